@@ -1,0 +1,212 @@
+"""Measurement: the single source of every number the labs show (accuracy, counts, FLOPs, size, latency)."""
+from __future__ import annotations
+
+import io
+import math
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .data import Split
+
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Layers whose weight matrices compression acts on (Linear and Conv), by dotted name, in forward order."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Logits of a model on inputs, in batches, without gradients."""
+    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, split: Split) -> float:
+    """Top-1 accuracy (a fraction in [0, 1]) on a split."""
+    return float((predict(model, split.x).argmax(1) == split.y).float().mean())
+
+
+def agreement(model: nn.Module, reference: nn.Module, x: torch.Tensor) -> float:
+    """Fraction of inputs on which a model's top-1 prediction equals the reference model's."""
+    return float((predict(model, x).argmax(1) == predict(reference, x).argmax(1)).float().mean())
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One weight layer: its shape, parameter counts and multiply-accumulates for one input example."""
+
+    name: str
+    kind: str
+    weight_shape: tuple[int, ...]
+    params: int     # weight + bias elements
+    nonzeros: int   # of those, how many are non-zero
+    macs: int       # multiply-accumulates per example (dense kernels compute all of them, zeros included)
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.nonzeros / self.params if self.params else 0.0
+
+
+def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
+    """Per-layer shapes, parameters, non-zeros and MACs, found by one forward pass on a single example."""
+    layers = weight_layers(model)
+    macs: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(mod: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+            w = mod.weight
+            per_output = w[0].numel() if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else w.shape[1]
+            macs[name] = int(out.numel() * per_output)
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
+    try:
+        with torch.inference_mode():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for h in handles:
+            h.remove()
+    rows = []
+    for name, m in layers.items():
+        tensors = [t for t in (m.weight, getattr(m, "bias", None)) if t is not None]
+        rows.append(LayerInfo(name, type(m).__name__, tuple(m.weight.shape), sum(t.numel() for t in tensors),
+                              sum(int(torch.count_nonzero(t)) for t in tensors), macs.get(name, 0)))
+    return rows
+
+
+def serialized_bytes(model: nn.Module) -> int:
+    """Measured size: bytes of the model's state dict as written by torch.save."""
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
+
+
+SPARSE_FORMATS = ("dense", "bitmask", "csr")
+
+
+@dataclass(frozen=True)
+class ModelledSize:
+    """A size computed from bit counts (modelled, not measured), with the storage format it assumes."""
+
+    bytes: float
+    format: str
+    value_bits: int
+    detail: str
+
+    label = "modelled"
+
+
+def _matrix_bits(shape: tuple[int, ...], nnz: int, bits: int, fmt: str) -> int:
+    """Bits to store one weight tensor, viewed as a (rows, columns) matrix, in a storage format."""
+    n = math.prod(shape)
+    rows, cols = shape[0], n // max(shape[0], 1)
+    if fmt == "dense":
+        return n * bits
+    if fmt == "bitmask":           # one presence bit per position + the non-zero values
+        return n + nnz * bits
+    if fmt == "csr":               # values + a column index each + 32-bit row pointers
+        return nnz * (bits + max(1, math.ceil(math.log2(max(cols, 2))))) + (rows + 1) * 32
+    raise ValueError(f"unknown storage format {fmt!r}; known: {', '.join(SPARSE_FORMATS)}")
+
+
+def modelled_size(model: nn.Module, bits: int = 32, fmt: str = "auto") -> ModelledSize:
+    """Modelled size of the weight tensors at `bits` per value in a format (or the smallest, 'auto'); biases and other
+    one-dimensional tensors are counted dense at 32 bits."""
+    if not 1 <= bits <= 32:
+        raise ValueError(f"bits must be in 1..32, got {bits}")
+    tensors = [(t.shape, int(torch.count_nonzero(t))) for t in model.state_dict().values() if t.is_floating_point()]
+    matrices = [(s, z) for s, z in tensors if len(s) >= 2]
+    other_bits = sum(math.prod(s) * 32 for s, _ in tensors if len(s) < 2)
+    formats = SPARSE_FORMATS if fmt == "auto" else (fmt,)
+    best = min(formats, key=lambda f: sum(_matrix_bits(tuple(s), z, bits, f) for s, z in matrices))
+    total = sum(_matrix_bits(tuple(s), z, bits, best) for s, z in matrices) + other_bits
+    detail = {"dense": f"every weight at {bits} bits",
+              "bitmask": f"1-bit presence mask + non-zero weights at {bits} bits",
+              "csr": f"CSR: non-zero weights at {bits} bits + column indices + 32-bit row pointers"}[best]
+    return ModelledSize(total / 8, best, bits, detail + "; biases fp32")
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Wall-clock forward latency of a real module: median and spread over timed repeats after warm-up."""
+
+    median_ms: float
+    iqr_ms: float   # interquartile range (p75 - p25)
+    p10_ms: float
+    p90_ms: float
+    batch: int
+    threads: int
+    warmup: int
+    repeats: int
+
+    @property
+    def per_example_us(self) -> float:
+        return self.median_ms * 1000 / self.batch
+
+    def describe(self) -> str:
+        return (f"{self.median_ms:.3f} ms median (IQR {self.iqr_ms:.3f} ms) at batch {self.batch}, "
+                f"{self.threads} thread(s), {self.repeats} repeats after {self.warmup} warm-up")
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def latency(model: nn.Module, example: torch.Tensor, batch: int = 1, threads: int | None = None, warmup: int = 5,
+            repeats: int = 30, max_seconds: float = 2.0) -> Latency:
+    """Time model(x) on a batch built by repeating real examples; stops early (>= 5 repeats) after max_seconds."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    reps = -(-batch // len(example))
+    x = example.repeat((reps,) + (1,) * (example.dim() - 1))[:batch].contiguous()
+    threads = threads or torch.get_num_threads()
+    times: list[float] = []
+    with _threads(threads), torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        deadline = time.perf_counter() + max_seconds
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - t0) * 1000)
+            if len(times) >= 5 and time.perf_counter() > deadline:
+                break
+    q = statistics.quantiles(times, n=20, method="inclusive")  # 5 % steps
+    return Latency(statistics.median(times), q[14] - q[4], q[1], q[17], batch, threads, warmup, len(times))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Baseline figures of a model on a test split: each measured, except `modelled` sizes."""
+
+    accuracy: float
+    params: int
+    nonzeros: int
+    macs: int
+    size_bytes: int            # measured: torch.save of the state dict
+    latency_b1: Latency
+    latency_b256: Latency
+    layers: tuple[LayerInfo, ...]
+
+
+def measure(model: nn.Module, test: Split, repeats: int = 30) -> Measurement:
+    """Accuracy, parameters, non-zeros, MACs, serialized size and latency (batch 1 and 256) of a model."""
+    layers = tuple(layer_table(model, tuple(test.x.shape[1:])))
+    params = sum(p.numel() for p in model.parameters())
+    nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())
+    example = test.x[:256]
+    return Measurement(accuracy(model, test), params, nonzeros, sum(r.macs for r in layers), serialized_bytes(model),
+                       latency(model, example, 1, repeats=repeats), latency(model, example, 256, repeats=repeats), layers)

@@ -1,0 +1,185 @@
+"""The model zoo: sample architectures, their registry, and loading of the shipped trained weights."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .data import Dataset, Split, load_dataset
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+RETRAIN_COMMAND = "python sample_models/train.py"
+
+
+class DigitsMLP(nn.Module):
+    """LeNet-300-100-style MLP for 8x8 digits: 64-300-100-10."""
+
+    def __init__(self, hidden: tuple[int, int] = (300, 100)) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(64, hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.fc3 = nn.Linear(hidden[1], 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(self.flatten(x)))
+        return self.fc3(torch.relu(self.fc2(x)))
+
+
+class DigitsCNN(nn.Module):
+    """LeNet-5-style CNN (the Caffe LeNet of the compression papers, 20-50-500-10) sized for 8x8 inputs."""
+
+    def __init__(self, channels: tuple[int, int] = (20, 50), hidden: int = 500) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, channels[0], 3, padding=1)   # 8x8 -> pool -> 4x4
+        self.conv2 = nn.Conv2d(channels[0], channels[1], 3, padding=1)  # 4x4 -> pool -> 2x2
+        self.pool = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(channels[1] * 4, hidden)
+        self.fc2 = nn.Linear(hidden, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        return self.fc2(torch.relu(self.fc1(self.flatten(x))))
+
+
+class Mnist1dMLP(nn.Module):
+    """The MNIST-1D paper's MLP baseline: 40-100-100-10."""
+
+    def __init__(self, hidden: int = 100) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(40, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(self.flatten(x)))
+        return self.fc3(torch.relu(self.fc2(x)))
+
+
+class Mnist1dCNN(nn.Module):
+    """The MNIST-1D paper's CNN baseline: three strided 1-D convolutions of 25 channels, then a linear classifier."""
+
+    def __init__(self, channels: int = 25) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, channels, 5, stride=2, padding=1)         # 40 -> 19
+        self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)  # 19 -> 10
+        self.conv3 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)  # 10 -> 5
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(channels * 5, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        x = torch.relu(self.conv3(x))
+        return self.fc(self.flatten(x))
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How to build and train one sample model."""
+
+    name: str
+    dataset: str
+    build: Callable[[], nn.Module]
+    summary: str
+    epochs: int          # training epochs over the train split
+    lr: float            # Adam learning rate
+    batch_size: int = 100
+    weight_decay: float = 0.0
+    seed: int = 0
+    reference: str = ""  # published figure to compare with, if any
+
+
+SAMPLES: dict[str, SampleSpec] = {
+    s.name: s
+    for s in (
+        SampleSpec("digits-mlp", "digits", DigitsMLP, "LeNet-300-100-style MLP, 64-300-100-10", epochs=60, lr=1e-3,
+                   batch_size=32, weight_decay=1e-4,
+                   reference="LeNet-300-100 on MNIST (28x28): 1.64 % error (Han et al. 2015); not the same data"),
+        SampleSpec("digits-cnn", "digits", DigitsCNN, "LeNet-5-style CNN (conv 20, conv 50, fc 500) for 8x8 inputs",
+                   epochs=60, lr=1e-3, batch_size=32, weight_decay=1e-4,
+                   reference="LeNet-5 on MNIST (28x28): 0.80 % error (Han et al. 2015); not the same data"),
+        SampleSpec("mnist1d-mlp", "mnist1d", Mnist1dMLP, "MNIST-1D paper's MLP baseline, 40-100-100-10", epochs=150, lr=1e-2,
+                   reference="MNIST-1D paper: MLP 68 % test accuracy (Greydanus 2020)"),
+        SampleSpec("mnist1d-cnn", "mnist1d", Mnist1dCNN, "MNIST-1D paper's CNN baseline, 3 x conv1d(25) + linear", epochs=150,
+                   lr=1e-2, batch_size=32, reference="MNIST-1D paper: CNN 94 % test accuracy (Greydanus 2020)"),
+    )
+}
+DEFAULT_SAMPLE = "digits-cnn"
+
+
+class SampleError(RuntimeError):
+    """A sample model that cannot be loaded, with a message fit to show a person."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A trained sample model with its data and card. Treat `model` as read-only: it may be shared."""
+
+    name: str
+    model: nn.Module
+    data: Dataset
+    card: dict = field(hash=False)
+
+    @property
+    def test(self) -> Split:
+        return self.data.test
+
+
+def list_samples() -> list[str]:
+    """Names of the shipped sample models."""
+    return list(SAMPLES)
+
+
+def spec(name: str) -> SampleSpec:
+    """The spec of a sample model; an unknown name raises KeyError listing the known ones."""
+    if name not in SAMPLES:
+        raise KeyError(f"unknown sample model {name!r}; known: {', '.join(SAMPLES)}")
+    return SAMPLES[name]
+
+
+def weights_path(name: str) -> Path:
+    return SAMPLE_DIR / f"{name}.pt"
+
+
+def card_path(name: str) -> Path:
+    return SAMPLE_DIR / f"{name}.json"
+
+
+def _first_line(e: Exception, limit: int = 160) -> str:
+    """A short description of an exception for a person: its type and the start of its first line."""
+    line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {line[:limit]}" if line else type(e).__name__
+
+
+def load_sample(name: str) -> Sample:
+    """Build a sample model, load its shipped weights safely (weights_only) and return it in eval mode with data and card."""
+    s = spec(name)
+    model = s.build()
+    wpath, cpath = weights_path(name), card_path(name)
+    hint = f"regenerate it with `{RETRAIN_COMMAND}`"
+    try:
+        state = torch.load(wpath, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise SampleError(f"weights file {wpath} is missing; {hint}") from None
+    except Exception as e:  # truncated, corrupt, or holding objects other than tensors
+        raise SampleError(f"weights file {wpath} is not a readable PyTorch state dict ({_first_line(e)}); {hint}") from None
+    try:
+        model.load_state_dict(state)
+    except Exception as e:  # another architecture's weights, or not a dict of tensors at all
+        raise SampleError(f"weights file {wpath} does not fit {name}'s architecture ({_first_line(e)}); {hint}") from None
+    try:
+        card = json.loads(cpath.read_text())
+    except (OSError, ValueError) as e:
+        raise SampleError(f"model card {cpath} could not be read ({type(e).__name__}); {hint}") from None
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Sample(name, model, load_dataset(s.dataset), card)
