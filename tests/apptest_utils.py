@@ -1,0 +1,34 @@
+"""Helpers for AppTest: run a page by absolute path and read the Plotly figures it drew."""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+def app(page: str = "app.py", timeout: float = 120) -> AppTest:
+    """An AppTest of a page given relative to the repository root (AppTest resolves relative paths oddly)."""
+    return AppTest.from_file(str(ROOT / page), default_timeout=timeout)
+
+
+def figures(at: AppTest) -> dict[str, dict]:
+    """Plotly figures drawn in the last run, as JSON dicts, by their widget key (ids end in "-<key>")."""
+    return {el.proto.id.split("-", 2)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def array(value) -> np.ndarray:
+    """A Plotly array from figure JSON: a plain list, or plotly's {"dtype", "bdata"} base64 encoding."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
+    return np.asarray(value)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    """Metric values by label."""
+    return {m.label: m.value for m in at.metric}
