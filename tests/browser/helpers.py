@@ -1,0 +1,27 @@
+"""Ways to read and drive a Streamlit page in a real browser."""
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+
+def wait_idle(page: Page) -> None:
+    """Wait until the app has finished running (no 'Running...' status widget)."""
+    page.wait_for_selector("[data-testid='stApp']")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def metric(page: Page, label: str) -> str:
+    """The value shown by the metric with this label."""
+    box = page.locator("[data-testid='stMetric']", has_text=label).first
+    return box.locator("[data-testid='stMetricValue']").inner_text()
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option in the selectbox with this label."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def expect_metric(page: Page, label: str, value: str) -> None:
+    expect(page.locator("[data-testid='stMetric']", has_text=label).first.locator(
+        "[data-testid='stMetricValue']")).to_have_text(value, timeout=60_000)
