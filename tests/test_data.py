@@ -56,3 +56,14 @@ def test_mnist1d_disk_cache_regenerates_when_damaged(tmp_path, monkeypatch):
 def test_unknown_dataset_lists_known():
     with pytest.raises(KeyError, match="digits.*mnist1d"):
         data.load_dataset("cifar")
+
+
+def test_digits_read_from_file_equal_sklearns_loader():
+    from sklearn.datasets import load_digits
+
+    from slimcore.data import _digits_arrays
+
+    images, target = _digits_arrays()
+    ref = load_digits()
+    np.testing.assert_array_equal(images, ref.images)
+    np.testing.assert_array_equal(target, ref.target)
