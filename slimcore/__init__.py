@@ -1,12 +1,12 @@
 """slimcore: the SlimLab backend (pure PyTorch, no UI). Compression techniques, measurement and plot builders."""
 from .data import Dataset, Split, load_dataset
 from .metrics import (LayerInfo, Latency, Measurement, ModelledSize, accuracy, agreement, latency, layer_table,
-                      measure, modelled_size, predict, serialized_bytes, weight_layers)
+                      latencies, measure, modelled_size, predict, serialized_bytes, weight_layers)
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
 __all__ = [
     "Dataset", "Split", "load_dataset",
-    "LayerInfo", "Latency", "Measurement", "ModelledSize", "accuracy", "agreement", "latency", "layer_table", "measure",
+    "LayerInfo", "Latency", "Measurement", "ModelledSize", "accuracy", "agreement", "latency", "layer_table", "latencies", "measure",
     "modelled_size", "predict", "serialized_bytes", "weight_layers",
     "DEFAULT_SAMPLE", "Sample", "SampleError", "list_samples", "load_sample",
 ]

@@ -197,16 +197,22 @@ class Measurement:
     nonzeros: int
     macs: int
     size_bytes: int            # measured: torch.save of the state dict
-    latency_b1: Latency
-    latency_b256: Latency
+    latency_b1: Latency | None    # None when measured with timing=False
+    latency_b256: Latency | None
     layers: tuple[LayerInfo, ...]
 
 
-def measure(model: nn.Module, test: Split, repeats: int = 30) -> Measurement:
-    """Accuracy, parameters, non-zeros, MACs, serialized size and latency (batch 1 and 256) of a model."""
+def latencies(model: nn.Module, test: Split, repeats: int = 30) -> tuple[Latency, Latency]:
+    """Latency at batch 1 and at batch 256 on real test inputs."""
+    example = test.x[:256]
+    return latency(model, example, 1, repeats=repeats), latency(model, example, 256, repeats=repeats)
+
+
+def measure(model: nn.Module, test: Split, repeats: int = 30, timing: bool = True) -> Measurement:
+    """Accuracy, parameters, non-zeros, MACs, serialized size and, unless timing is False, latency (batch 1 and 256)."""
     layers = tuple(layer_table(model, tuple(test.x.shape[1:])))
     params = sum(p.numel() for p in model.parameters())
     nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    example = test.x[:256]
+    b1, b256 = latencies(model, test, repeats) if timing else (None, None)
     return Measurement(accuracy(model, test), params, nonzeros, sum(r.macs for r in layers), serialized_bytes(model),
-                       latency(model, example, 1, repeats=repeats), latency(model, example, 256, repeats=repeats), layers)
+                       b1, b256, layers)

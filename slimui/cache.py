@@ -16,9 +16,16 @@ def sample(name: str) -> Sample:
 
 @st.cache_data(show_spinner="Measuring baseline…")
 def baseline(name: str) -> slimcore.Measurement:
-    """Baseline figures of a sample model (accuracy, counts, size, latency), measured once per process."""
+    """Baseline figures of a sample model (accuracy, counts, size), measured once per process; timing apart."""
     s = sample(name)
-    return slimcore.measure(s.model, s.test)
+    return slimcore.measure(s.model, s.test, timing=False)
+
+
+@st.cache_data(show_spinner=False)
+def baseline_latency(name: str) -> tuple[slimcore.Latency, slimcore.Latency]:
+    """Latency of a sample model at batch 1 and 256, timed once per process (pages time it after drawing the rest)."""
+    s = sample(name)
+    return slimcore.latencies(s.model, s.test)
 
 
 @st.cache_data(show_spinner=False)

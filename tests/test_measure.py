@@ -97,3 +97,9 @@ def test_measurement_does_not_change_the_model(digits_cnn):
     slimcore.measure(digits_cnn.model, digits_cnn.test, repeats=5)
     assert all(torch.equal(before[k], v) for k, v in digits_cnn.model.state_dict().items())
     assert not digits_cnn.model.training
+
+
+def test_measure_without_timing_leaves_latency_out(digits_cnn):
+    m = slimcore.measure(digits_cnn.model, digits_cnn.test, timing=False)
+    assert m.latency_b1 is None and m.latency_b256 is None
+    assert m.accuracy == slimcore.accuracy(digits_cnn.model, digits_cnn.test)
