@@ -1,0 +1,81 @@
+"""Foundation benchmark: accuracy evaluation and home-figure build time per sample model, the dashboard's cold start
+to first render and model switch in a real browser, and its resident memory.
+
+Usage: python benchmarks/bench_home.py
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from _util import CHROMIUM_ARGS, start_dashboard, timed
+
+import slimcore
+from slimcore import plots
+
+
+def home_figures(s: slimcore.Sample) -> None:
+    """What the home page computes for a model: its measurement and its three figures."""
+    m = slimcore.measure(s.model, s.test)  # with timing, which the page does last
+    w = slimcore.weight_layers(s.model)[m.layers[0].name].weight.numpy().ravel()
+    plots.weight_histogram(w)
+    plots.layer_bars([r.name for r in m.layers], [r.params for r in m.layers], "p", "p")
+    probs = slimcore.predict(s.model, s.test.x[:12]).softmax(1)
+    plots.example_gallery(s.test.x[:12].numpy(), s.test.y[:12].tolist(), probs.argmax(1).tolist(), probs.max(1).values.tolist())
+
+
+def server_side() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'model':<13} {'test n':>6} {'accuracy':>9} {'eval median':>12} {'eval p95':>9} {'home figures':>13}")
+    for name in slimcore.list_samples():
+        t0 = time.perf_counter()
+        s = slimcore.load_sample(name)
+        load_ms = (time.perf_counter() - t0) * 1000
+        ev = timed(lambda: slimcore.accuracy(s.model, s.test), repeats=30)
+        fig = timed(lambda: home_figures(s), repeats=3)
+        print(f"{name:<13} {len(s.test):>6} {slimcore.accuracy(s.model, s.test):>9.2%} {ev['median_ms']:>9.2f} ms "
+              f"{ev['p95_ms']:>6.2f} ms {fig['median_ms']:>10.0f} ms   (first load incl. data {load_ms:.0f} ms)")
+
+
+def browser_side() -> None:
+    import psutil
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)  # the browser is up first
+        page = b.new_page(viewport={"width": 1400, "height": 1800})
+        proc, url, t0 = start_dashboard()
+        try:
+            print(f"cold start: server healthy after {time.perf_counter() - t0:.2f} s")
+            page.goto(url)
+            page.locator("[data-testid='stMetric']").first.wait_for(timeout=60_000)
+            print(f"cold start -> first render (process start to the first figures painted): {time.perf_counter() - t0:.2f} s")
+            page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2).wait_for(timeout=60_000)
+            print(f"cold start -> all three home charts drawn: {time.perf_counter() - t0:.2f} s")
+            page.locator("[data-testid='stMetric']", has_text="Latency").locator(
+                "[data-testid='stMetricValue']").wait_for(timeout=60_000)
+            print(f"cold start -> latency timed and shown (the page's last figure): {time.perf_counter() - t0:.2f} s")
+            for name in ["digits-mlp", "mnist1d-mlp", "mnist1d-cnn", "digits-cnn", "digits-mlp", "mnist1d-cnn"]:
+                card = slimcore.load_sample(name).card
+                t1 = time.perf_counter()
+                page.get_by_role("combobox", name="Model", exact=True).click()
+                page.get_by_role("option", name=name, exact=True).click()
+                page.locator("[data-testid='stMetric']", has_text="Parameters").locator(
+                    "[data-testid='stMetricValue']").filter(has_text=f"{card['parameters']:,}").wait_for(timeout=60_000)
+                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+                print(f"switch to {name:<12} -> figures shown: {time.perf_counter() - t1:.2f} s")
+            rss = psutil.Process(proc.pid).memory_info().rss
+            print(f"dashboard resident memory after visiting all models: {rss / 2**20:.0f} MiB")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            b.close()
+
+
+if __name__ == "__main__":
+    server_side()
+    try:
+        browser_side()
+    except Exception as e:  # no chromium here: the server-side figures still stand
+        print(f"browser part skipped: {type(e).__name__}: {e}")
