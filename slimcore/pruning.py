@@ -1,0 +1,330 @@
+"""Pruning: score weights, choose what to remove (masks), and build the pruned model. Never mutates its input.
+
+Unstructured pruning zeroes single weights: the tensors keep their shape, so dense kernels do the same work.
+Structured pruning removes whole output channels (conv filters, neurons) and, with them, the matching inputs of the
+next layer: the model really gets smaller. Masks are boolean tensors shaped like the weights, True = kept.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from .data import Dataset, Split
+from .metrics import accuracy, weight_layers
+
+METHODS = {"l1": "L1 magnitude |w|", "random": "random (seeded)", "taylor": "first-order Taylor |w · ∂L/∂w|"}
+SCOPES = {"layer": "per layer", "global": "global"}
+
+Masks = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """What to prune and how. Plain data: it survives JSON, URLs and session state."""
+
+    amount: float = 0.5              # fraction removed: of weights (unstructured) or of output channels (structured)
+    method: str = "l1"               # how weights are scored: see METHODS
+    scope: str = "layer"             # "layer": each layer loses `amount`; "global": one ranking across all layers
+    structured: bool = False         # remove whole output channels / neurons instead of single weights
+    norm: int = 1                    # structured: a channel's score is the L1 or L2 norm of its weights' scores
+    skip: tuple[str, ...] = ()       # layers left untouched
+    overrides: tuple[tuple[str, float], ...] = ()  # (layer, amount) pairs pruned at their own ratio
+    seed: int = 0                    # for "random"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.amount < 1.0:
+            raise ValueError(f"prune ratio must be in [0, 1), got {self.amount}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown pruning method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.scope not in SCOPES:
+            raise ValueError(f"unknown scope {self.scope!r}; known: {', '.join(SCOPES)}")
+        if self.norm not in (1, 2):
+            raise ValueError(f"structured norm must be 1 or 2, got {self.norm}")
+        for layer, amount in self.overrides:
+            if not 0.0 <= amount < 1.0:
+                raise ValueError(f"prune ratio for {layer} must be in [0, 1), got {amount}")
+
+
+def weight_scores(model: nn.Module, method: str, calibration: Split | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Importance of every weight of every Linear/Conv layer (higher = more important), shaped like the weights."""
+    layers = weight_layers(model)
+    if method == "l1":
+        return {n: m.weight.detach().abs() for n, m in layers.items()}
+    if method == "random":
+        gen = torch.Generator().manual_seed(seed)
+        return {n: torch.rand(m.weight.shape, generator=gen) for n, m in layers.items()}
+    if method == "taylor":
+        if calibration is None or len(calibration) == 0:
+            raise ValueError("Taylor importance needs a calibration batch with labels")
+        params = {k: v.detach().requires_grad_(True) for k, v in model.named_parameters()}
+        buffers = dict(model.named_buffers())
+        loss = nn.functional.cross_entropy(functional_call(model, (params, buffers), (calibration.x,)), calibration.y)
+        names = [f"{n}.weight" for n in layers]
+        grads = torch.autograd.grad(loss, [params[k] for k in names])
+        return {n: (params[k].detach() * g).abs() for n, k, g in zip(layers, names, grads)}
+    raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
+
+
+def _lowest(scores: torch.Tensor, amount: float) -> torch.Tensor:
+    """Keep-mask removing the round(amount * n) lowest scores, chosen as torch.nn.utils.prune's L1Unstructured does."""
+    mask = torch.ones(scores.numel(), dtype=torch.bool)
+    k = round(amount * scores.numel())
+    if k:
+        mask[torch.topk(scores.reshape(-1), k=k, largest=False).indices] = False
+    return mask.view(scores.shape)
+
+
+def _channel_scores(scores: torch.Tensor, norm: int) -> torch.Tensor:
+    """One score per output channel: the L1 or L2 norm of its weights' scores."""
+    return scores.reshape(scores.shape[0], -1).norm(p=norm, dim=1)
+
+
+def _keep_channels(channel: torch.Tensor, amount: float) -> torch.Tensor:
+    """Keep-mask over channels keeping the n - round(amount * n) highest, as torch.nn.utils.prune's LnStructured does."""
+    n = channel.numel()
+    keep = torch.zeros(n, dtype=torch.bool)
+    keep[torch.topk(channel, k=n - round(amount * n), largest=True).indices] = True
+    return keep
+
+
+def output_layer(model: nn.Module) -> str:
+    """The last weight layer: its outputs are the model's outputs, so structured pruning never removes them."""
+    return list(weight_layers(model))[-1]
+
+
+def masks(model: nn.Module, cfg: PruneConfig, calibration: Split | None = None,
+          scores: dict[str, torch.Tensor] | None = None) -> Masks:
+    """Keep-masks (True = kept) for every weight layer under a configuration. Pass `scores` to reuse them."""
+    scores = scores if scores is not None else weight_scores(model, cfg.method, calibration, cfg.seed)
+    overrides = dict(cfg.overrides)
+    skip = set(cfg.skip) | ({output_layer(model)} if cfg.structured else set())
+    out = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
+    pooled = [n for n in scores if n not in skip and n not in overrides]
+    own = {n: a for n, a in overrides.items() if n in scores and n not in skip}
+    if cfg.scope == "layer":
+        own |= {n: cfg.amount for n in pooled}
+        pooled = []
+    for n, amount in own.items():
+        if cfg.structured:
+            keep = _keep_channels(_channel_scores(scores[n], cfg.norm), amount)
+            out[n] = keep.view(-1, *[1] * (scores[n].dim() - 1)).expand_as(scores[n]).clone()
+        else:
+            out[n] = _lowest(scores[n], amount)
+    if pooled and cfg.amount > 0:
+        if cfg.structured:  # channels of layers with different fan-in compare by their mean (L1) or RMS (L2) score
+            per = [_channel_scores(scores[n], cfg.norm) / scores[n][0].numel() ** (1 / cfg.norm) for n in pooled]
+            keep = _lowest(torch.cat(per), cfg.amount)
+            for n, k in zip(pooled, torch.split(keep, [p.numel() for p in per])):
+                out[n] = k.view(-1, *[1] * (scores[n].dim() - 1)).expand_as(scores[n]).clone()
+        else:
+            keep = _lowest(torch.cat([scores[n].reshape(-1) for n in pooled]), cfg.amount)
+            for n, k in zip(pooled, torch.split(keep, [scores[n].numel() for n in pooled])):
+                out[n] = k.view(scores[n].shape)
+    return out
+
+
+def channel_keep(mask: torch.Tensor) -> torch.Tensor:
+    """Which output channels a mask keeps (any weight of the channel kept)."""
+    return mask.reshape(mask.shape[0], -1).any(dim=1)
+
+
+def masked_parameters(model: nn.Module, keep: Masks, structured: bool = False) -> dict[str, torch.Tensor]:
+    """The model's parameters with pruned weights zeroed (and, structured, the biases of removed channels), as new
+    tensors: evaluate them with torch.func.functional_call, no copy of the module needed."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    for n, m in keep.items():
+        params[f"{n}.weight"] = params[f"{n}.weight"] * m
+        if structured and f"{n}.bias" in params:
+            params[f"{n}.bias"] = params[f"{n}.bias"] * channel_keep(m)
+    return params
+
+
+def apply_masks(model: nn.Module, keep: Masks, structured: bool = False) -> nn.Module:
+    """A new dense model (same shapes) with the pruned weights set to zero."""
+    new = copy.deepcopy(model)
+    with torch.no_grad():
+        for k, v in masked_parameters(model, keep, structured).items():
+            new.get_parameter(k).copy_(v)
+    return new.eval()
+
+
+def remove_channels(model: nn.Module, keep: Masks, example: torch.Tensor) -> nn.Module:
+    """A new, smaller dense model with the channels that channel masks drop physically removed, together with the
+    inputs of every layer that consumed them (found by torch-pruning's dependency graph)."""
+    import torch_pruning as tp
+
+    new = copy.deepcopy(model).eval()
+    frozen = {k for k, p in new.named_parameters() if not p.requires_grad}
+    new.requires_grad_(True)  # the dependency graph is traced through autograd
+    with torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(new, example_inputs=example[:1], verbose=False)
+    layers = weight_layers(new)
+    for n, m in keep.items():
+        drop = (~channel_keep(m)).nonzero().flatten().tolist()
+        if not drop:
+            continue
+        if len(drop) == m.shape[0]:
+            raise ValueError(f"cannot remove every channel of {n}")
+        fn = tp.prune_linear_out_channels if isinstance(layers[n], nn.Linear) else tp.prune_conv_out_channels
+        graph.get_pruning_group(layers[n], fn, idxs=drop).prune()
+    for k, p in new.named_parameters():
+        p.requires_grad_(k not in frozen)
+    return new
+
+
+def prune(model: nn.Module, amount: float, method: str = "l1", scope: str = "layer", *, structured: bool = False,
+          norm: int = 1, skip: tuple[str, ...] = (), overrides: dict[str, float] | None = None, seed: int = 0,
+          calibration: Split | None = None, example: torch.Tensor | None = None) -> nn.Module:
+    """A new pruned model. Unstructured: same shapes, pruned weights zero. Structured: channels removed for real
+    (needs `example`, one input batch, to trace the model). `calibration` (inputs + labels) is needed for "taylor"."""
+    cfg = PruneConfig(amount, method, scope, structured, norm, tuple(skip), tuple((overrides or {}).items()), seed)
+    keep = masks(model, cfg, calibration)
+    if not structured:
+        return apply_masks(model, keep)
+    if example is None:
+        raise ValueError("structured pruning needs an example input to trace the model")
+    return remove_channels(model, keep, example)
+
+
+def sparsity(keep: Masks) -> float:
+    """Fraction of weights removed over all masked layers."""
+    total = sum(m.numel() for m in keep.values())
+    return 1.0 - sum(int(m.sum()) for m in keep.values()) / total if total else 0.0
+
+
+def accuracy_curve(model: nn.Module, cfg: PruneConfig, split: Split, ratios: tuple[float, ...],
+                   calibration: Split | None = None) -> list[float]:
+    """Test accuracy at each prune ratio (one-shot, no fine-tuning). Scores are computed once for all ratios."""
+    scores = weight_scores(model, cfg.method, calibration, cfg.seed)
+    out = []
+    for r in ratios:
+        keep = masks(model, replace(cfg, amount=r), scores=scores)
+        params = masked_parameters(model, keep, cfg.structured)
+        with torch.inference_mode():
+            pred = functional_call(model, (params, dict(model.named_buffers())), (split.x,)).argmax(1)
+        out.append(float((pred == split.y).float().mean()))
+    return out
+
+
+# Gradual pruning with fine-tuning (Zhu & Gupta 2017) ------------------------------------------------------------------
+
+def cubic_schedule(final: float, steps: int, initial: float = 0.0) -> list[float]:
+    """Sparsity after each of `steps` steps: s_t = s_f + (s_i - s_f) * (1 - t / n)^3, ending exactly at s_f."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return [final + (initial - final) * (1 - t / steps) ** 3 for t in range(1, steps + 1)]
+
+
+@dataclass(frozen=True)
+class GradualConfig:
+    """Gradual pruning to `prune.amount` over `steps` steps, fine-tuning `epochs` epochs after each step."""
+
+    prune: PruneConfig
+    steps: int = 5
+    epochs: int = 2          # fine-tuning epochs after each pruning step
+    lr: float = 5e-4         # Adam
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.epochs < 0:
+            raise ValueError(f"need steps >= 1 and epochs >= 0, got {self.steps} and {self.epochs}")
+        if not self.lr > 0 or self.batch_size < 1:
+            raise ValueError(f"need lr > 0 and batch_size >= 1, got {self.lr} and {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class GradualStep:
+    """The state after one pruning step and its fine-tuning."""
+
+    step: int
+    amount: float            # the schedule's ratio for this step
+    sparsity: float          # weights actually zero over the pruned layers
+    oneshot_accuracy: float  # test accuracy right after pruning, before fine-tuning
+    accuracy: float          # test accuracy after fine-tuning
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GradualResult:
+    model: nn.Module         # dense, pruned weights zero (use remove_channels on it when structured)
+    masks: Masks
+    steps: tuple[GradualStep, ...]
+    cancelled: bool
+
+
+def gradual_prune(model: nn.Module, data: Dataset, cfg: GradualConfig,
+                  on_step: Callable[[GradualStep, float], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> GradualResult:
+    """Prune a copy along the cubic schedule, fine-tuning between steps with the pruned weights held at zero.
+    Deterministic for a seed. `on_step(step, fraction_done)` reports progress; `should_stop()` cancels (checked
+    every batch), returning what was done so far."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = copy.deepcopy(model).requires_grad_(True)  # our own copy: the given model may be shared and frozen
+    calib = data.train.head(256)
+    keep: Masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in weight_layers(net).items()}
+    done: list[GradualStep] = []
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    for t, amount in enumerate(cubic_schedule(cfg.prune.amount, cfg.steps), start=1):
+        t0 = time.perf_counter()
+        scores = weight_scores(net.eval(), cfg.prune.method, calib, cfg.prune.seed + t)
+        # What is pruned stays pruned: its score goes below every live one (scores are >= 0; a channel's is a norm).
+        floor = 0.0 if cfg.prune.structured else -1.0
+        scores = {n: torch.where(keep[n], s, torch.full_like(s, floor)) for n, s in scores.items()}
+        keep = masks(net, replace(cfg.prune, amount=amount), scores=scores)
+        _hold(net, keep, cfg.prune.structured)
+        oneshot = accuracy(net.eval(), data.test)
+        for _ in range(cfg.epochs):
+            net.train()
+            order = torch.randperm(len(data.train), generator=gen)
+            for i in range(0, len(order), cfg.batch_size):
+                if should_stop is not None and should_stop():
+                    return GradualResult(net.eval(), keep, tuple(done), True)
+                idx = order[i:i + cfg.batch_size]
+                loss = nn.functional.cross_entropy(net(data.train.x[idx]), data.train.y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                _hold(net, keep, cfg.prune.structured)
+        net.eval()
+        step = GradualStep(t, amount, sparsity(keep), oneshot, accuracy(net, data.test), accuracy(net, data.val),
+                           time.perf_counter() - t0)
+        done.append(step)
+        if on_step is not None:
+            on_step(step, t / cfg.steps)
+    return GradualResult(net.eval(), keep, tuple(done), False)
+
+
+def _hold(net: nn.Module, keep: Masks, structured: bool) -> None:
+    """Zero the pruned weights of a model being fine-tuned, in place (the model is our own copy)."""
+    layers = weight_layers(net)
+    with torch.no_grad():
+        for n, m in keep.items():
+            layers[n].weight.mul_(m)
+            if structured and layers[n].bias is not None:
+                layers[n].bias.mul_(channel_keep(m))
+
+
+def threshold(model: nn.Module, keep: Masks, layer: str) -> float | None:
+    """The largest |w| removed from a layer (the magnitude cut), or None if nothing was removed."""
+    w = weight_layers(model)[layer].weight.detach()
+    removed = w[~keep[layer]].abs()
+    return float(removed.max()) if removed.numel() else None
+
+
+def layer_sparsity(keep: Masks) -> dict[str, float]:
+    """Fraction of each layer's weights removed."""
+    return {n: 1.0 - float(m.float().mean()) for n, m in keep.items()}
+
+
+__all__ = ["METHODS", "SCOPES", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
+           "masks", "masked_parameters", "apply_masks", "remove_channels", "prune", "sparsity", "layer_sparsity",
+           "accuracy_curve", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]

@@ -1,0 +1,201 @@
+"""Pruning: masks agree with torch.nn.utils.prune, sparsity is exact, inputs stay untouched, structured pruning
+really removes channels, gradual pruning is deterministic, holds its zeros and can be cancelled."""
+import copy
+
+import pytest
+import torch
+from torch.nn.utils import prune as tprune
+
+import slimcore
+from slimcore import pruning as P
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same_state(model, before):
+    after = model.state_dict()
+    return after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def _torch_mask(module, fn, **kw):
+    """The weight mask torch.nn.utils.prune computes, on a copy of the module."""
+    m = copy.deepcopy(module)
+    fn(m, "weight", **kw)
+    return m.weight_mask.bool()
+
+
+@pytest.mark.parametrize("amount", [0.0, 0.1, 0.37, 0.5, 0.9, 0.99])
+def test_l1_layer_masks_equal_torch_l1_unstructured(sample, amount):
+    keep = P.masks(sample.model, P.PruneConfig(amount, "l1", "layer"))
+    for name, module in slimcore.weight_layers(sample.model).items():
+        assert torch.equal(keep[name], _torch_mask(module, tprune.l1_unstructured, amount=amount)), name
+
+
+@pytest.mark.parametrize("amount", [0.2, 0.6, 0.95])
+def test_l1_global_masks_equal_torch_global_unstructured(sample, amount):
+    net = copy.deepcopy(sample.model)
+    layers = slimcore.weight_layers(net)
+    tprune.global_unstructured([(m, "weight") for m in layers.values()], tprune.L1Unstructured, amount=amount)
+    keep = P.masks(sample.model, P.PruneConfig(amount, "l1", "global"))
+    for name, module in layers.items():
+        assert torch.equal(keep[name], module.weight_mask.bool()), name
+
+
+@pytest.mark.parametrize("norm", [1, 2])
+@pytest.mark.parametrize("amount", [0.25, 0.5, 0.8])
+def test_structured_masks_equal_torch_ln_structured(sample, amount, norm):
+    keep = P.masks(sample.model, P.PruneConfig(amount, "l1", "layer", structured=True, norm=norm))
+    out = P.output_layer(sample.model)
+    for name, module in slimcore.weight_layers(sample.model).items():
+        if name == out:
+            assert keep[name].all(), "the output layer keeps every class"
+            continue
+        assert torch.equal(keep[name], _torch_mask(module, tprune.ln_structured, amount=amount, n=norm, dim=0)), name
+
+
+@pytest.mark.parametrize("method", list(P.METHODS))
+@pytest.mark.parametrize("scope", list(P.SCOPES))
+def test_sparsity_is_exact(digits_cnn, method, scope):
+    amount = 0.73
+    keep = P.masks(digits_cnn.model, P.PruneConfig(amount, method, scope), calibration=digits_cnn.data.train.head(64))
+    removed = {n: int((~m).sum()) for n, m in keep.items()}
+    if scope == "layer":
+        assert removed == {n: round(amount * m.numel()) for n, m in keep.items()}
+    else:
+        assert sum(removed.values()) == round(amount * sum(m.numel() for m in keep.values()))
+
+
+def test_taylor_scores_are_weight_times_gradient(digits_cnn):
+    calib = digits_cnn.data.train.head(100)
+    net = copy.deepcopy(digits_cnn.model).requires_grad_(True)
+    torch.nn.functional.cross_entropy(net(calib.x), calib.y).backward()
+    scores = P.weight_scores(digits_cnn.model, "taylor", calib)
+    for name, module in slimcore.weight_layers(net).items():
+        torch.testing.assert_close(scores[name], (module.weight * module.weight.grad).abs().detach())
+
+
+def test_taylor_without_calibration_is_a_clear_error(digits_cnn):
+    with pytest.raises(ValueError, match="calibration"):
+        P.masks(digits_cnn.model, P.PruneConfig(0.5, "taylor"))
+
+
+def test_random_is_seeded(digits_cnn):
+    a, b, c = (P.masks(digits_cnn.model, P.PruneConfig(0.5, "random", seed=s)) for s in (1, 1, 2))
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert not all(torch.equal(a[n], c[n]) for n in a)
+
+
+@pytest.mark.parametrize("structured", [False, True])
+@pytest.mark.parametrize("method", list(P.METHODS))
+def test_input_model_is_untouched(digits_cnn, method, structured):
+    before = _state(digits_cnn.model)
+    pruned = P.prune(digits_cnn.model, 0.6, method, structured=structured, calibration=digits_cnn.data.train.head(64),
+                     example=digits_cnn.test.x[:1])
+    assert pruned is not digits_cnn.model
+    assert _same_state(digits_cnn.model, before)
+    assert all(not p.requires_grad for p in digits_cnn.model.parameters())
+
+
+def test_unstructured_prune_zeroes_exactly_the_masked_weights(digits_cnn):
+    keep = P.masks(digits_cnn.model, P.PruneConfig(0.8))
+    pruned = P.prune(digits_cnn.model, 0.8)
+    for name, module in slimcore.weight_layers(pruned).items():
+        original = slimcore.weight_layers(digits_cnn.model)[name].weight
+        assert torch.equal(module.weight == 0, ~keep[name] | (original == 0))
+        assert torch.equal(module.weight[keep[name]], original[keep[name]])
+
+
+@pytest.mark.parametrize("amount", [0.3, 0.7])
+def test_structured_model_is_smaller_and_computes_the_masked_model(sample, amount):
+    x = sample.test.x
+    small = P.prune(sample.model, amount, structured=True, example=x[:1])
+    dense = P.apply_masks(sample.model, P.masks(sample.model, P.PruneConfig(amount, structured=True)), structured=True)
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in sample.model.parameters())
+    assert slimcore.serialized_bytes(small) < slimcore.serialized_bytes(sample.model)
+    with torch.no_grad():
+        assert small(x).shape == sample.model(x).shape
+        torch.testing.assert_close(small(x), dense(x), atol=1e-4, rtol=1e-4)
+    for name, module in slimcore.weight_layers(small).items():
+        if name != P.output_layer(small):
+            full = slimcore.weight_layers(sample.model)[name].weight.shape[0]
+            assert module.weight.shape[0] == full - round(amount * full), name
+
+
+def test_skip_and_overrides(digits_cnn):
+    keep = P.masks(digits_cnn.model, P.PruneConfig(0.5, skip=("conv1",), overrides=(("fc1", 0.9),)))
+    assert keep["conv1"].all()
+    assert int((~keep["fc1"]).sum()) == round(0.9 * keep["fc1"].numel())
+    assert int((~keep["conv2"]).sum()) == round(0.5 * keep["conv2"].numel())
+    glob = P.masks(digits_cnn.model, P.PruneConfig(0.5, scope="global", skip=("fc1",)))
+    assert glob["fc1"].all()
+    others = [m for n, m in glob.items() if n != "fc1"]
+    assert sum(int((~m).sum()) for m in others) == round(0.5 * sum(m.numel() for m in others))
+
+
+@pytest.mark.parametrize("bad", [dict(amount=1.0), dict(amount=-0.1), dict(method="l3"), dict(scope="net"),
+                                 dict(norm=3), dict(overrides=(("fc1", 1.5),))])
+def test_bad_config_is_a_clear_error(bad):
+    with pytest.raises(ValueError):
+        P.PruneConfig(**bad)
+
+
+def test_accuracy_curve_matches_pruned_models(digits_cnn):
+    cfg = P.PruneConfig(method="l1", scope="global")
+    ratios = (0.0, 0.5, 0.9)
+    curve = P.accuracy_curve(digits_cnn.model, cfg, digits_cnn.test, ratios)
+    assert curve[0] == slimcore.accuracy(digits_cnn.model, digits_cnn.test)
+    for r, acc in zip(ratios, curve):
+        assert acc == slimcore.accuracy(P.prune(digits_cnn.model, r, "l1", "global"), digits_cnn.test)
+
+
+def test_cubic_schedule():
+    s = P.cubic_schedule(0.9, 4)
+    assert s[-1] == pytest.approx(0.9)
+    assert all(a < b for a, b in zip(s, s[1:]))
+    assert s[0] == pytest.approx(0.9 * (1 - 0.75 ** 3))
+    with pytest.raises(ValueError):
+        P.cubic_schedule(0.5, 0)
+
+
+def _gradual(sample, **kw):
+    cfg = P.GradualConfig(P.PruneConfig(0.9, "l1", "global"), steps=3, epochs=1, seed=0)
+    return P.gradual_prune(sample.model, sample.data, cfg, **kw)
+
+
+def test_gradual_pruning_recovers_accuracy_deterministically(digits_cnn):
+    before = _state(digits_cnn.model)
+    seen = []
+    a = _gradual(digits_cnn, on_step=lambda step, frac: seen.append(frac))
+    b = _gradual(digits_cnn)
+    assert _same_state(digits_cnn.model, before)
+    assert seen == pytest.approx([1 / 3, 2 / 3, 1.0]) and not a.cancelled
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert a.steps[-1].sparsity == pytest.approx(0.9, abs=1e-4)
+    for name, module in slimcore.weight_layers(a.model).items():
+        assert torch.all(module.weight[~a.masks[name]] == 0), name
+    last = a.steps[-1]
+    assert last.accuracy > last.oneshot_accuracy
+    oneshot = slimcore.accuracy(P.prune(digits_cnn.model, 0.9, "l1", "global"), digits_cnn.test)
+    assert last.accuracy > oneshot
+
+
+def test_gradual_pruning_can_be_cancelled(digits_cnn):
+    calls = []
+    res = _gradual(digits_cnn, should_stop=lambda: calls.append(1) or len(calls) > 20)
+    assert res.cancelled and len(res.steps) == 1
+
+
+def test_structured_gradual_pruning_removes_whole_channels_and_recovers(digits_cnn):
+    cfg = P.GradualConfig(P.PruneConfig(0.5, "l1", "layer", structured=True), steps=3, epochs=1)
+    res = P.gradual_prune(digits_cnn.model, digits_cnn.data, cfg)
+    for name, m in res.masks.items():
+        rows = m.reshape(m.shape[0], -1)
+        assert torch.equal(rows.all(1), rows.any(1)), f"{name}: channels are kept or removed whole"
+    oneshot = slimcore.accuracy(P.prune(digits_cnn.model, 0.5, structured=True, example=digits_cnn.test.x[:1]),
+                                digits_cnn.test)
+    assert res.steps[-1].accuracy > max(oneshot, 0.8)
+    small = P.remove_channels(res.model, res.masks, digits_cnn.test.x[:1])
+    with torch.no_grad():
+        torch.testing.assert_close(small(digits_cnn.test.x), res.model(digits_cnn.test.x), atol=1e-4, rtol=1e-4)
