@@ -58,9 +58,11 @@ def browser_side() -> None:
             print(f"cold start -> latency timed and shown (the page's last figure): {time.perf_counter() - t0:.2f} s")
             for name in ["digits-mlp", "mnist1d-mlp", "mnist1d-cnn", "digits-cnn", "digits-mlp", "mnist1d-cnn"]:
                 card = slimcore.load_sample(name).card
-                t1 = time.perf_counter()
                 page.get_by_role("combobox", name="Model", exact=True).click()
-                page.get_by_role("option", name=name, exact=True).click()
+                option = page.get_by_role("option", name=name, exact=True)
+                option.wait_for()
+                t1 = time.perf_counter()  # from the user's pick of a model in the open list
+                option.click()
                 page.locator("[data-testid='stMetric']", has_text="Parameters").locator(
                     "[data-testid='stMetricValue']").filter(has_text=f"{card['parameters']:,}").wait_for(timeout=60_000)
                 page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
