@@ -1,0 +1,140 @@
+"""Real int8: the deployable int8 model built by PyTorch's own quantization (torch.ao), with real int8 kernels.
+
+The only module that touches torch.ao.quantization, which PyTorch 2.13 marks deprecated (its successor is torchao):
+moving on later changes this file only. Two recipes:
+- dynamic (Linear-only models): int8 weights, activations quantized on the fly per batch (quantize_dynamic);
+- static (models with convolutions): int8 weights and activations with ranges calibrated on a batch of training
+  inputs, FX graph mode (prepare_fx / convert_fx) with the x86 engine's default qconfig.
+Its accuracy, latency and size are measured with slimcore.metrics like any other model.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KINDS = ("auto", "dynamic", "static")
+ENGINE = "x86"
+CONVS = (nn.Conv1d, nn.Conv2d)
+
+# The warnings torch.ao emits on every use in 2.13; silenced here, and only while this module calls into torch.ao.
+_SILENCED = (
+    (DeprecationWarning, r"torch\.ao\.quantization is deprecated"),
+    (UserWarning, r"Please use quant_min and quant_max"),
+    (UserWarning, r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other quantized tensor creation"),
+)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        for category, message in _SILENCED:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
+
+
+@dataclass(frozen=True)
+class Int8Model:
+    """A real int8 model (int8 weights in packed int8 kernels) and how it was made."""
+
+    model: nn.Module
+    kind: str                # "dynamic" or "static"
+    engine: str              # torch.backends.quantized.engine used for its kernels
+    notes: tuple[str, ...]   # what is int8, what stays fp32, what did not apply
+
+    def describe(self) -> str:
+        return f"{self.kind} int8 ({self.engine} engine): " + " ".join(self.notes)
+
+
+def _engine() -> str:
+    """Use the x86 engine when this build has it (the default on x86 machines); else keep the current one."""
+    engines = torch.backends.quantized.supported_engines
+    if ENGINE in engines and torch.backends.quantized.engine != ENGINE:
+        torch.backends.quantized.engine = ENGINE
+    return torch.backends.quantized.engine
+
+
+def _dynamic(model: nn.Module) -> nn.Module:
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8).eval()
+
+
+def _fusable_graph(model: nn.Module) -> torch.fx.GraphModule:
+    """An FX graph of a copy of model with torch.relu written as F.relu and nn.Flatten as torch.flatten: the same
+    computation, in the spelling torch.ao's fusion patterns know (conv/linear + F.relu fuse into one int8 kernel, and
+    torch.flatten keeps tensors quantized between the last conv and the first linear)."""
+    gm = torch.fx.symbolic_trace(copy.deepcopy(model))
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target is torch.relu:
+            node.target = F.relu
+        elif node.op == "call_module" and isinstance(gm.get_submodule(node.target), nn.Flatten):
+            flat = gm.get_submodule(node.target)
+            with gm.graph.inserting_after(node):
+                new = gm.graph.call_function(torch.flatten, (node.args[0], flat.start_dim, flat.end_dim))
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm
+
+
+@torch.inference_mode()
+def _calibrate(prepared: nn.Module, x: torch.Tensor, batch: int = 256) -> None:
+    for i in range(0, len(x), batch):
+        prepared(x[i:i + batch])
+
+
+def _static(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    prepared = prepare_fx(_fusable_graph(model), get_default_qconfig_mapping(ENGINE), (calibration[:1],))
+    _calibrate(prepared, calibration)
+    return convert_fx(prepared).eval()
+
+
+def int8_model(model: nn.Module, calibration: torch.Tensor | None = None, kind: str = "auto") -> Int8Model:
+    """The deployable int8 version of a model (never changes the given one). kind "auto": static when the model has
+    convolutions and a calibration batch (use training inputs, never test data) is given, else dynamic."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    has_conv = any(isinstance(m, CONVS) for m in model.modules())
+    has_linear = any(isinstance(m, nn.Linear) for m in model.modules())
+    if not (has_conv or has_linear):
+        raise ValueError("this model has no Linear or Conv layers: there is nothing for int8 kernels to run")
+    if calibration is not None and len(calibration) == 0:
+        raise ValueError("the calibration batch is empty")
+    if kind == "auto":
+        kind = "static" if has_conv and calibration is not None else "dynamic"
+    if kind == "static" and calibration is None:
+        raise ValueError("static int8 needs a calibration batch of training inputs")
+    notes: list[str] = []
+    with _quiet():
+        engine = _engine()
+        if kind == "static":
+            try:
+                q = _static(model, calibration)
+                notes.append(f"Conv and Linear weights int8 per channel, activations int8 per tensor with ranges "
+                             f"calibrated on {len(calibration):,} training inputs (histogram observer); "
+                             f"conv/linear + ReLU fused; biases fp32 inside the int8 kernels.")
+            except Exception as e:  # not FX-traceable, or an op without an int8 kernel
+                q, kind = _dynamic(model), "dynamic"
+                notes.append(f"static int8 did not apply ({type(e).__name__}: {str(e)[:120]}); fell back to dynamic.")
+        else:
+            q = _dynamic(model)
+        if kind == "dynamic":
+            notes.append("Linear weights int8 per tensor; activations quantized on the fly for each batch, so every "
+                         "call pays for finding their range.")
+            if has_conv:
+                notes.append("Convolutions stay fp32: dynamic quantization does not apply to them.")
+    if engine != ENGINE:
+        notes.append(f"The {ENGINE} engine is not in this PyTorch build; kernels of the {engine} engine used instead.")
+    return Int8Model(q, kind, engine, tuple(notes))
