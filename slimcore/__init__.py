@@ -1,13 +1,14 @@
 """slimcore: the SlimLab backend (pure PyTorch, no UI). Compression techniques, measurement and plot builders."""
 from .data import Dataset, Split, load_dataset
-from .metrics import (LayerInfo, Latency, Measurement, ModelledSize, accuracy, agreement, latency, layer_table,
+from .metrics import (LayerInfo, Latency, Measurement, ModelledSize, accuracy, agreement, compare_latencies,
+                      compare_latency, latency, layer_table,
                       latencies, measure, modelled_size, predict, serialized_bytes, weight_layers)
 from .pruning import GradualConfig, PruneConfig, gradual_prune, masks, prune, remove_channels
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
 __all__ = [
     "Dataset", "Split", "load_dataset",
-    "LayerInfo", "Latency", "Measurement", "ModelledSize", "accuracy", "agreement", "latency", "layer_table", "latencies", "measure",
+    "LayerInfo", "Latency", "Measurement", "ModelledSize", "accuracy", "agreement", "compare_latencies", "compare_latency", "latency", "layer_table", "latencies", "measure",
     "modelled_size", "predict", "serialized_bytes", "weight_layers",
     "GradualConfig", "PruneConfig", "gradual_prune", "masks", "prune", "remove_channels",
     "DEFAULT_SAMPLE", "Sample", "SampleError", "list_samples", "load_sample",

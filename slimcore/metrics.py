@@ -165,27 +165,39 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def latency(model: nn.Module, example: torch.Tensor, batch: int = 1, threads: int | None = None, warmup: int = 5,
-            repeats: int = 30, max_seconds: float = 2.0) -> Latency:
-    """Time model(x) on a batch built by repeating real examples; stops early (>= 5 repeats) after max_seconds."""
+def compare_latency(models: dict[str, nn.Module], example: torch.Tensor, batch: int = 1, threads: int | None = None,
+                    warmup: int = 5, repeats: int = 30, max_seconds: float = 2.0) -> dict[str, Latency]:
+    """Time model(x) for several models round-robin (A B C A B C ...), so that a change in the machine's load hits
+    them alike, on a batch built by repeating real examples; stops early (>= 5 repeats each) after max_seconds."""
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     reps = -(-batch // len(example))
     x = example.repeat((reps,) + (1,) * (example.dim() - 1))[:batch].contiguous()
     threads = threads or torch.get_num_threads()
-    times: list[float] = []
+    times: dict[str, list[float]] = {k: [] for k in models}
     with _threads(threads), torch.inference_mode():
-        for _ in range(warmup):
-            model(x)
+        for model in models.values():
+            for _ in range(warmup):
+                model(x)
         deadline = time.perf_counter() + max_seconds
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append((time.perf_counter() - t0) * 1000)
-            if len(times) >= 5 and time.perf_counter() > deadline:
+        for i in range(repeats):
+            for k, model in models.items():
+                t0 = time.perf_counter()
+                model(x)
+                times[k].append((time.perf_counter() - t0) * 1000)
+            if i >= 4 and time.perf_counter() > deadline:
                 break
-    q = statistics.quantiles(times, n=20, method="inclusive")  # 5 % steps
-    return Latency(statistics.median(times), q[14] - q[4], q[1], q[17], batch, threads, warmup, len(times))
+    out = {}
+    for k, ts in times.items():
+        q = statistics.quantiles(ts, n=20, method="inclusive")  # 5 % steps
+        out[k] = Latency(statistics.median(ts), q[14] - q[4], q[1], q[17], batch, threads, warmup, len(ts))
+    return out
+
+
+def latency(model: nn.Module, example: torch.Tensor, batch: int = 1, threads: int | None = None, warmup: int = 5,
+            repeats: int = 30, max_seconds: float = 2.0) -> Latency:
+    """Time model(x) on a batch built by repeating real examples: median and spread after warm-up."""
+    return compare_latency({"model": model}, example, batch, threads, warmup, repeats, max_seconds)["model"]
 
 
 @dataclass(frozen=True)
@@ -206,6 +218,13 @@ def latencies(model: nn.Module, test: Split, repeats: int = 30) -> tuple[Latency
     """Latency at batch 1 and at batch 256 on real test inputs."""
     example = test.x[:256]
     return latency(model, example, 1, repeats=repeats), latency(model, example, 256, repeats=repeats)
+
+
+def compare_latencies(models: dict[str, nn.Module], test: Split, repeats: int = 30) -> dict[str, tuple[Latency, Latency]]:
+    """Latency at batch 1 and at batch 256 of several models timed side by side (round-robin) on real test inputs."""
+    example = test.x[:256]
+    b1, b256 = (compare_latency(models, example, b, repeats=repeats) for b in (1, 256))
+    return {k: (b1[k], b256[k]) for k in models}
 
 
 def measure(model: nn.Module, test: Split, repeats: int = 30, timing: bool = True) -> Measurement:

@@ -103,3 +103,24 @@ def test_measure_without_timing_leaves_latency_out(digits_cnn):
     m = slimcore.measure(digits_cnn.model, digits_cnn.test, timing=False)
     assert m.latency_b1 is None and m.latency_b256 is None
     assert m.accuracy == slimcore.accuracy(digits_cnn.model, digits_cnn.test)
+
+
+class _Recorder(torch.nn.Module):
+    def __init__(self, name, log, pause=0.0):
+        super().__init__()
+        self.name, self.log, self.pause = name, log, pause
+
+    def forward(self, x):
+        import time
+        self.log.append(self.name)
+        time.sleep(self.pause)
+        return x
+
+
+def test_compare_latency_times_models_round_robin():
+    log = []
+    models = {"fast": _Recorder("fast", log), "slow": _Recorder("slow", log, pause=0.003)}
+    out = slimcore.compare_latency(models, torch.zeros(4, 3), batch=8, warmup=2, repeats=6)
+    assert log[4:] == ["fast", "slow"] * 6          # after 2 + 2 warm-up calls, alternating
+    assert out["slow"].median_ms > 3 > out["fast"].median_ms
+    assert out["fast"].repeats == out["slow"].repeats == 6 and out["fast"].batch == 8
