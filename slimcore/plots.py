@@ -13,10 +13,26 @@ KEPT = "#2563eb"
 REMOVED = "#dc2626"
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 320) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=dict(l=50, r=20, t=50, b=45),
-                      legend=dict(orientation="h", y=-0.25), bargap=0.02)
-    return fig
+def _hist(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centers and counts of a histogram over the values' own range."""
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    counts, edges = np.histogram(values, np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1))
+    return (edges[:-1] + edges[1:]) / 2, counts
+
+
+def _figure(traces: list, title: str, x: str, y: str, height: int = 320, shapes: Sequence[dict] = (),
+            annotations: Sequence[dict] = (), **layout) -> go.Figure:
+    """A figure with the house layout, built in one constructor call: Plotly's update_layout / add_vline
+    validate as they go and cost ~5 ms each, which a slider move would pay every time."""
+    return go.Figure(data=traces, layout=dict(
+        title=dict(text=title), height=height, margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.25),
+        bargap=0.02, shapes=list(shapes), annotations=list(annotations),
+        xaxis=dict(title=dict(text=x), **layout.pop("xaxis", {})), yaxis=dict(title=dict(text=y), **layout.pop("yaxis", {})),
+        **layout))
+
+
+def _vline(x: float, color: str = DARK, dash: str = "dash") -> dict:
+    return dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", line=dict(color=color, dash=dash, width=1.5))
 
 
 def weight_histogram(values: np.ndarray, title: str = "Weights", threshold: float | None = None,
@@ -25,28 +41,25 @@ def weight_histogram(values: np.ndarray, title: str = "Weights", threshold: floa
     values = np.asarray(values, dtype=np.float64).ravel()
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
     edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
-    fig = go.Figure()
-    counts, _ = np.histogram(values, edges)
     centers = (edges[:-1] + edges[1:]) / 2
-    fig.add_bar(x=centers, y=counts, name="before", marker_color=KEPT, opacity=0.55 if after is not None else 0.9)
+    traces = [dict(type="bar", x=centers, y=np.histogram(values, edges)[0], name="weights", marker=dict(color=KEPT),
+                   opacity=0.55 if after is not None else 0.9)]
     if after is not None:
         after = np.asarray(after, dtype=np.float64).ravel()
-        c2, _ = np.histogram(after, edges)
-        fig.add_bar(x=centers, y=c2, name="after", marker_color=REMOVED, opacity=0.6)
-        fig.update_layout(barmode="overlay")
+        traces.append(dict(type="bar", x=centers, y=np.histogram(after, edges)[0], name="kept",
+                           marker=dict(color=REMOVED), opacity=0.6))
+    shapes, notes = [], []
     if threshold is not None and threshold > 0:
-        for t in (-threshold, threshold):
-            fig.add_vline(x=t, line_dash="dash", line_color=DARK)
-        fig.add_annotation(x=threshold, y=1, yref="paper", text=f"|w| = {threshold:.3g}", showarrow=False,
-                           xanchor="left", yanchor="top")
-    return _layout(fig, title, "weight value", "count")
+        shapes = [_vline(-threshold), _vline(threshold)]
+        notes = [dict(x=threshold, y=1, yref="paper", text=f"|w| = {threshold:.3g}", showarrow=False, xanchor="left",
+                      yanchor="top")]
+    return _figure(traces, title, "weight value", "count", shapes=shapes, annotations=notes, barmode="overlay")
 
 
 def layer_bars(names: Sequence[str], values: Sequence[float], title: str, axis: str) -> go.Figure:
     """One bar per layer (parameters, MACs, sparsity, ...)."""
-    fig = go.Figure(go.Bar(x=list(names), y=list(values), marker_color=KEPT,
-                           hovertemplate="%{x}: %{y:,}<extra></extra>"))
-    return _layout(fig, title, "layer", axis, height=280)
+    return _figure([dict(type="bar", x=list(names), y=list(values), marker=dict(color=KEPT),
+                         hovertemplate="%{x}: %{y:,}<extra></extra>")], title, "layer", axis, height=280)
 
 
 def example_gallery(inputs: np.ndarray, labels: Sequence[int], preds: Sequence[int], confidences: Sequence[float],
@@ -70,3 +83,148 @@ def example_gallery(inputs: np.ndarray, labels: Sequence[int], preds: Sequence[i
     fig.update_annotations(font_size=11)
     fig.update_layout(height=170 * rows + 40, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig
+
+def mask_heatmap(mask: np.ndarray, title: str = "Sparsity mask") -> go.Figure:
+    """A weight mask (True = kept) as a picture, pruned weights dark: a Linear layer as its (out, in) matrix, a Conv1d
+    as (out, in x k), a Conv2d with its k x k filters tiled (out x kh, in x kw)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim == 4:
+        out, inp, kh, kw = mask.shape
+        image = mask.transpose(0, 2, 1, 3).reshape(out * kh, inp * kw)
+    else:
+        image = mask.reshape(mask.shape[0], -1)
+    kept = mask.mean() if mask.size else 1.0
+    heat = dict(type="heatmap", z=image.astype(np.uint8), colorscale=[[0, DARK], [1, "#bfdbfe"]], zmin=0, zmax=1,
+                showscale=False, hovertemplate="row %{y}, column %{x}: %{z}<extra>1 = kept</extra>")
+    return _figure([heat], f"{title} — {1 - kept:.1%} pruned (dark)",
+                   "input (x kernel width)" if mask.ndim > 2 else "input",
+                   "output channel (x kernel height)" if mask.ndim == 4 else "output channel",
+                   yaxis=dict(autorange="reversed"))
+
+
+def accuracy_curve(x: Sequence[float], y: Sequence[float], current: tuple[float, float] | None = None,
+                   title: str = "Accuracy", x_title: str = "prune ratio", reference: float | None = None,
+                   extra: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> go.Figure:
+    """Accuracy (as a fraction, drawn in %) against a setting, the current point marked, the baseline dotted, and
+    further named curves (for example after fine-tuning)."""
+    traces = [dict(type="scatter", x=list(x), y=[v * 100 for v in y], mode="lines+markers", name="one-shot",
+                   line=dict(color=KEPT), hovertemplate="%{x}: %{y:.2f} %<extra></extra>")]
+    for i, (name, (ex, ey)) in enumerate((extra or {}).items()):
+        traces.append(dict(type="scatter", x=list(ex), y=[v * 100 for v in ey], mode="lines+markers", name=name,
+                           line=dict(color=["#16a34a", "#9333ea", "#ea580c"][i % 3]),
+                           hovertemplate="%{x:.2f}: %{y:.2f} %<extra></extra>"))
+    if current is not None:
+        traces.append(dict(type="scatter", x=[current[0]], y=[current[1] * 100], mode="markers", name="current setting",
+                           marker=dict(color=REMOVED, size=13, symbol="diamond"),
+                           hovertemplate="%{x}: %{y:.2f} %<extra>current</extra>"))
+    shapes, notes = [], []
+    if reference is not None:
+        shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=reference * 100, y1=reference * 100,
+                       line=dict(color=DARK, dash="dot", width=1.5))]
+        notes = [dict(xref="paper", x=0, y=reference * 100, text="original", showarrow=False, xanchor="left",
+                      yanchor="top")]
+    return _figure(traces, title, x_title, "test accuracy", shapes=shapes, annotations=notes,
+                   yaxis=dict(range=[0, 101], ticksuffix=" %"))
+
+
+# --- Quantization lab ---------------------------------------------------------------------------------------------
+# These figures are redrawn on every move of a slider, so each is built in one go from plain dicts: Plotly's
+# add_vline / add_annotation / update_layout validate as they go and cost ~5 ms each.
+
+MAX_LEVEL_LINES = 128   # beyond this many grid levels, draw every n-th: the lines would merge into a block
+
+
+def levels_histogram(values: np.ndarray, levels: np.ndarray, title: str = "Weights and quantization levels",
+                     note: str = "", bins: int = 80) -> go.Figure:
+    """Histogram of fp32 weights with the quantization grid drawn over it as vertical lines (every n-th level when
+    there are more than MAX_LEVEL_LINES)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    levels = np.sort(np.asarray(levels, dtype=np.float64).ravel())
+    centers, counts = _hist(values, bins)
+    step = max(1, math.ceil(len(levels) / MAX_LEVEL_LINES))
+    top = float(counts.max()) * 1.08 if counts.size and counts.max() > 0 else 1.0
+    shown = levels[::step]
+    xs = np.repeat(shown, 3)   # a vertical segment per level: (v, 0) -> (v, top), then a NaN gap
+    xs[2::3] = np.nan
+    ys = np.tile([0.0, top, np.nan], len(shown))
+    label = f"{len(levels):,} quantization levels" + (f" (every {step}th drawn)" if step > 1 else "")
+    traces = [go.Bar(x=centers, y=counts, name="fp32 weights", marker_color=KEPT, opacity=0.75,
+                     hovertemplate="%{x:.4g}: %{y:,}<extra></extra>"),
+              go.Scatter(x=xs, y=ys, mode="lines", name=label, line=dict(color=REMOVED, width=1), hoverinfo="skip")]
+    notes = [dict(x=0, y=1, xref="paper", yref="paper", text=note, showarrow=False, xanchor="left", yanchor="bottom",
+                  font=dict(size=11))] if note else []
+    return _figure(traces, title, "weight value", "count", annotations=notes)
+
+
+def quantized_histogram(values: np.ndarray, title: str = "Quantized values", max_bars: int = 256) -> go.Figure:
+    """How many weights landed on each quantized value: one bar per distinct value (a histogram when there are more
+    than max_bars of them)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    distinct, counts = np.unique(values, return_counts=True)
+    if len(distinct) <= max_bars:
+        gaps = np.diff(distinct)
+        width = float(gaps.min()) * 0.8 if gaps.size else (max(abs(float(distinct[0])) * 0.1, 1e-3) if distinct.size else 1.0)
+        bar = go.Bar(x=distinct, y=counts, width=width, marker_color=REMOVED, name="quantized",
+                     hovertemplate="%{x:.4g}: %{y:,} weights<extra></extra>")
+    else:
+        centers, c = _hist(values, 80)
+        bar = go.Bar(x=centers, y=c, marker_color=REMOVED, name="quantized", hovertemplate="%{x:.4g}: %{y:,}<extra></extra>")
+    n = len(distinct)
+    return _figure([bar], f"{title}: {n:,} distinct value{'s' if n != 1 else ''}", "quantized weight value", "count")
+
+
+def error_histogram(errors: np.ndarray, half_step: float | None = None, title: str = "Quantization error",
+                    bins: int = 80) -> go.Figure:
+    """Histogram of quantized minus original weights, with the +-scale/2 bound of round-to-nearest when given."""
+    errors = np.asarray(errors, dtype=np.float64).ravel()
+    centers, counts = _hist(errors, bins)
+    bar = go.Bar(x=centers, y=counts, marker_color=DARK, opacity=0.8, name="error",
+                 hovertemplate="%{x:.3g}: %{y:,}<extra></extra>")
+    shapes, notes = [], []
+    if half_step:
+        shapes = [_vline(-half_step, REMOVED), _vline(half_step, REMOVED)]
+        notes = [dict(x=half_step, y=1, yref="paper", text="± scale / 2", showarrow=False, xanchor="left",
+                      yanchor="top", font=dict(color=REMOVED))]
+    return _figure([bar], title, "quantized − original weight", "count", shapes=shapes, annotations=notes)
+
+
+def sqnr_bars(names: Sequence[str], sqnr_db: Sequence[float], highlight: str | None = None,
+              title: str = "SQNR per layer") -> go.Figure:
+    """Signal-to-quantization-noise ratio per layer in dB; an exact layer (infinite SQNR) is drawn capped and
+    labelled, the inspected layer in red."""
+    vals = [float(v) for v in sqnr_db]
+    finite = [v for v in vals if math.isfinite(v)]
+    cap = (max(finite) if finite else 0.0) + 10.0
+    ys = [v if math.isfinite(v) else (cap if v > 0 else 0.0) for v in vals]
+    text = [f"{v:.1f} dB" if math.isfinite(v) else ("∞ (exact)" if v > 0 else "−∞") for v in vals]
+    bar = go.Bar(x=list(names), y=ys, text=text, textposition="outside", cliponaxis=False,
+                 marker_color=[REMOVED if n == highlight else KEPT for n in names],
+                 hovertemplate="%{x}: %{text}<extra></extra>")
+    low, high = min([0.0, *ys]), max([1.0, *ys])
+    return _figure([bar], title, "layer", "SQNR (dB)", yaxis=dict(range=[low * 1.18 - 1 if low < 0 else 0, high * 1.18 + 1]))
+
+
+def bits_curve(bits: Sequence[int], acc: Sequence[float], current: tuple[float, float] | None = None,
+               reference: float | None = None, points: dict[str, float] | None = None,
+               title: str = "Accuracy against bit width") -> go.Figure:
+    """Accuracy (a fraction, drawn in %) against weight bit width, the current setting marked, fp32 dotted, and
+    single named points (for example ternary, drawn at 1.58 bits = log2 3)."""
+    traces = [go.Scatter(x=list(bits), y=[a * 100 for a in acc], mode="lines+markers", name="k-bit weights",
+                         line=dict(color=KEPT), hovertemplate="%{x} bits: %{y:.2f} %<extra></extra>")]
+    for i, (name, a) in enumerate((points or {}).items()):
+        traces.append(go.Scatter(x=[math.log2(3)], y=[a * 100], mode="markers", name=name,
+                                 marker=dict(color=["#16a34a", "#9333ea"][i % 2], size=11, symbol="square"),
+                                 hovertemplate=f"{name}: %{{y:.2f}} %<extra></extra>"))
+    if current is not None:
+        traces.append(go.Scatter(x=[current[0]], y=[current[1] * 100], mode="markers", name="current setting",
+                                 marker=dict(color=REMOVED, size=14, symbol="diamond"),
+                                 hovertemplate="current: %{y:.2f} %<extra></extra>"))
+    shapes, notes = [], []
+    if reference is not None:
+        shapes = [dict(type="line", x0=0, x1=1, xref="paper", y0=reference * 100, y1=reference * 100,
+                       line=dict(color=DARK, dash="dot", width=1.5))]
+        notes = [dict(x=1, xref="paper", y=reference * 100, text=f"fp32 {reference:.2%}", showarrow=False,
+                      xanchor="right", yanchor="top")]
+    return _figure(traces, title, "weight bits", "test accuracy", shapes=shapes, annotations=notes,
+                   xaxis=dict(tickmode="array", tickvals=list(bits), ticktext=["1 (bin)" if b == 1 else str(b) for b in bits]),
+                   yaxis=dict(range=[0, 101], ticksuffix=" %"))
