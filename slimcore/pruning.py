@@ -11,12 +11,13 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from .data import Dataset, Split
-from .metrics import accuracy, weight_layers
+from .metrics import ModelledSize, accuracy, modelled_size, serialized_bytes, weight_layers
 
 METHODS = {"l1": "L1 magnitude |w|", "random": "random (seeded)", "taylor": "first-order Taylor |w · ∂L/∂w|"}
 SCOPES = {"layer": "per layer", "global": "global"}
@@ -72,12 +73,18 @@ def weight_scores(model: nn.Module, method: str, calibration: Split | None = Non
 
 
 def _lowest(scores: torch.Tensor, amount: float) -> torch.Tensor:
-    """Keep-mask removing the round(amount * n) lowest scores, chosen as torch.nn.utils.prune's L1Unstructured does."""
-    mask = torch.ones(scores.numel(), dtype=torch.bool)
-    k = round(amount * scores.numel())
-    if k:
-        mask[torch.topk(scores.reshape(-1), k=k, largest=False).indices] = False
-    return mask.view(scores.shape)
+    """Keep-mask removing the round(amount * n) lowest scores, as torch.nn.utils.prune's L1Unstructured counts them.
+    The cut is found by a linear-time partition (np.partition) instead of a top-k sort; ties at the cut go in index
+    order."""
+    flat = scores.detach().reshape(-1).numpy()
+    k = round(amount * flat.size)
+    if k == 0:
+        return torch.ones(scores.shape, dtype=torch.bool)
+    cut = np.partition(flat, k - 1)[k - 1]   # the k-th smallest score
+    keep = flat > cut
+    ties = np.flatnonzero(flat == cut)
+    keep[ties[k - int((flat < cut).sum()):]] = True  # prune only as many tied scores as needed to remove exactly k
+    return torch.from_numpy(keep).view(scores.shape)
 
 
 def _channel_scores(scores: torch.Tensor, norm: int) -> torch.Tensor:
@@ -212,6 +219,52 @@ def accuracy_curve(model: nn.Module, cfg: PruneConfig, split: Split, ratios: tup
     return out
 
 
+@dataclass(frozen=True)
+class PruneReport:
+    """The figures of one configuration: its masked dense model, and the model with channels removed at the same
+    ratio (structured, same method and scope). Sizes in bytes: `dense_bytes`, `small_bytes` measured (torch.save),
+    `sparse` modelled."""
+
+    accuracy: float
+    params: int
+    nonzeros: int
+    weights: int                  # Linear/Conv weights the masks cover
+    removed: int                  # of those, how many were removed
+    dense_bytes: int
+    sparse: ModelledSize
+    layer_sparsity: dict[str, float]
+    emptied: tuple[str, ...]      # layers that lost every weight
+    small_params: int | None      # None when no channel-pruned model exists (see small_note)
+    small_bytes: int | None
+    small_accuracy: float | None
+    small_shapes: dict[str, tuple[int, ...]]
+    small_note: str
+
+
+def evaluate(model: nn.Module, cfg: PruneConfig, test: Split, calibration: Split | None = None,
+             scores: dict[str, torch.Tensor] | None = None) -> tuple[PruneReport, nn.Module, nn.Module | None]:
+    """Prune a model both ways under a configuration and measure it: (report, masked dense model, channel-pruned model
+    or None). The one computation behind a slider move on the Pruning page and its benchmark."""
+    scores = scores if scores is not None else weight_scores(model, cfg.method, calibration, cfg.seed)
+    keep = masks(model, cfg, scores=scores)
+    dense = apply_masks(model, keep, cfg.structured)
+    channels = replace(cfg, structured=True)
+    try:
+        small, note = remove_channels(model, masks(model, channels, scores=scores), test.x[:1]), ""
+    except ValueError as e:
+        small, note = None, f"no channel-pruned model at this ratio: {e}"
+    weights = sum(m.numel() for m in keep.values())
+    report = PruneReport(
+        accuracy(dense, test), sum(p.numel() for p in dense.parameters()),
+        sum(int(torch.count_nonzero(p)) for p in dense.parameters()), weights,
+        weights - sum(int(m.sum()) for m in keep.values()), serialized_bytes(dense), modelled_size(dense),
+        layer_sparsity(keep), tuple(n for n, m in keep.items() if not m.any()),
+        None if small is None else sum(p.numel() for p in small.parameters()),
+        None if small is None else serialized_bytes(small), None if small is None else accuracy(small, test),
+        {} if small is None else {n: tuple(m.weight.shape) for n, m in weight_layers(small).items()}, note)
+    return report, dense, small
+
+
 # Gradual pruning with fine-tuning (Zhu & Gupta 2017) ------------------------------------------------------------------
 
 def cubic_schedule(final: float, steps: int, initial: float = 0.0) -> list[float]:
@@ -327,4 +380,4 @@ def layer_sparsity(keep: Masks) -> dict[str, float]:
 
 __all__ = ["METHODS", "SCOPES", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
            "masks", "masked_parameters", "apply_masks", "remove_channels", "prune", "sparsity", "layer_sparsity",
-           "accuracy_curve", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]
+           "accuracy_curve", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]
