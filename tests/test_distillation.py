@@ -1,0 +1,101 @@
+"""Distillation: the loss equals a hand computation, T^2 is switchable, a seed fixes the result, a short run beats an
+untrained student, and bad settings are clear errors."""
+import math
+
+import pytest
+import torch
+
+import slimcore
+from slimcore import distillation as D
+
+
+def test_loss_equals_a_hand_computation():
+    s = torch.tensor([[1.0, 2.0, 0.5]])
+    t = torch.tensor([[2.0, 0.0, 1.0]])
+    y = torch.tensor([1])
+    T, alpha = 2.0, 0.3
+
+    def softmax(z):
+        e = [math.exp(v / T) for v in z]
+        return [v / sum(e) for v in e]
+
+    ps, pt = softmax([1.0, 2.0, 0.5]), softmax([2.0, 0.0, 1.0])
+    kl = sum(q * math.log(q / p) for p, q in zip(ps, pt))
+    ce = -math.log(math.exp(2.0) / sum(math.exp(v) for v in (1.0, 2.0, 0.5)))
+    parts = D.distillation_loss(s, t, y, T, alpha)
+    assert float(parts.soft) == pytest.approx(kl, rel=1e-5)
+    assert float(parts.hard) == pytest.approx(ce, rel=1e-5)
+    assert float(parts.total) == pytest.approx(alpha * T * T * kl + (1 - alpha) * ce, rel=1e-5)
+    no_t2 = D.distillation_loss(s, t, y, T, alpha, t_squared=False)
+    assert float(no_t2.total) == pytest.approx(alpha * kl + (1 - alpha) * ce, rel=1e-5)
+
+
+def test_soften_and_entropy():
+    z = torch.tensor([3.0, 1.0, 0.0])
+    assert torch.allclose(D.soften(z, 1.0), torch.softmax(z, 0))
+    assert D.entropy_bits(D.soften(z, 20.0)) > D.entropy_bits(D.soften(z, 1.0))
+    assert float(D.entropy_bits(torch.full((4,), 0.25))) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        D.soften(z, 0.0)
+
+
+@pytest.fixture(scope="module")
+def digits_mlp():
+    return slimcore.load_sample("digits-mlp")
+
+
+def _run(sample, seed=0, **kw):
+    student = D.make_student(sample.name, 0.25, seed)
+    return D.distill(sample.model, student, sample.data, temperature=4.0, alpha=0.5, epochs=kw.pop("epochs", 3),
+                     seed=seed, lr=1e-2, **kw)
+
+
+def test_same_seed_same_weights_and_inputs_untouched(digits_mlp):
+    teacher = {k: v.clone() for k, v in digits_mlp.model.state_dict().items()}
+    student = D.make_student("digits-mlp", 0.25, 0)
+    initial = {k: v.clone() for k, v in student.state_dict().items()}
+    a = D.distill(digits_mlp.model, student, digits_mlp.data, epochs=2, seed=0)
+    b = D.distill(digits_mlp.model, D.make_student("digits-mlp", 0.25, 0), digits_mlp.data, epochs=2, seed=0)
+    c = D.distill(digits_mlp.model, D.make_student("digits-mlp", 0.25, 1), digits_mlp.data, epochs=2, seed=1)
+    assert all(torch.equal(v, b.student.state_dict()[k]) for k, v in a.student.state_dict().items())
+    assert not all(torch.equal(v, c.student.state_dict()[k]) for k, v in a.student.state_dict().items())
+    assert all(torch.equal(v, student.state_dict()[k]) for k, v in initial.items())
+    assert all(torch.equal(v, digits_mlp.model.state_dict()[k]) for k, v in teacher.items())
+
+
+def test_short_distillation_beats_an_untrained_student(digits_mlp):
+    seen = []
+    res = _run(digits_mlp, on_epoch=seen.append)
+    untrained = slimcore.accuracy(D.make_student("digits-mlp", 0.25, 0), digits_mlp.test)
+    trained = slimcore.accuracy(res.student, digits_mlp.test)
+    assert trained > 0.8 > untrained + 0.3
+    assert [e.epoch for e in seen] == [1, 2, 3] and seen == list(res.history)
+    assert seen[-1].loss < seen[0].loss and not res.cancelled
+
+
+def test_distillation_can_be_cancelled(digits_mlp):
+    calls = []
+    res = _run(digits_mlp, should_stop=lambda: calls.append(1) or len(calls) > 20)
+    assert res.cancelled and len(res.history) == 1
+
+
+def test_students_are_smaller_versions_of_the_teacher(sample):
+    x = sample.test.x[:3]
+    teacher = sum(p.numel() for p in sample.model.parameters())
+    sizes = [sum(p.numel() for p in D.student_architecture(sample.name, w).parameters()) for w in D.WIDTHS.values()]
+    assert teacher > sizes[0] > sizes[1] > sizes[2] > sizes[3]
+    assert D.student_architecture(sample.name, 0.5)(x).shape == sample.model(x).shape
+
+
+@pytest.mark.parametrize("bad", [dict(temperature=0), dict(temperature=-1), dict(temperature=float("nan")),
+                                 dict(alpha=1.5), dict(alpha=-0.1), dict(epochs=0)])
+def test_bad_settings_are_clear_errors(digits_mlp, bad):
+    kw = dict(temperature=4.0, alpha=0.5, epochs=1) | bad
+    with pytest.raises(ValueError):
+        D.distill(digits_mlp.model, D.make_student("digits-mlp", 0.25, 0), digits_mlp.data, **kw)
+
+
+def test_a_student_that_does_not_fit_the_data_is_a_clear_error(digits_mlp):
+    wrong = D.make_student("mnist1d-mlp", 0.5, 0)  # takes 40 features, digits have 64
+    with pytest.raises(ValueError, match="does not fit"):
+        D.distill(digits_mlp.model, wrong, digits_mlp.data, epochs=1)
