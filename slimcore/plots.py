@@ -127,11 +127,41 @@ def accuracy_curve(x: Sequence[float], y: Sequence[float], current: tuple[float,
                    yaxis=dict(range=[0, 101], ticksuffix=" %"))
 
 
+def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], title: str, x_title: str, y_title: str,
+               percent: bool = False, marker: float | None = None, height: int = 300) -> go.Figure:
+    """Named lines over a shared x (epochs, temperatures, ...); fractions drawn as % when `percent`; an optional
+    vertical marker at the current setting."""
+    colors = [KEPT, "#16a34a", REMOVED, "#9333ea", "#ea580c"]
+    scale = 100 if percent else 1
+    traces = [dict(type="scatter", x=list(x), y=[None if v is None else v * scale for v in ys], mode="lines+markers",
+                   name=name, line=dict(color=colors[i % len(colors)]),
+                   hovertemplate="%{x}: %{y:.3g}" + (" %" if percent else "") + f"<extra>{name}</extra>")
+              for i, (name, ys) in enumerate(series.items())]
+    return _figure(traces, title, x_title, y_title, height=height, shapes=[_vline(marker)] if marker is not None else [],
+                   yaxis=dict(ticksuffix=" %") if percent else {})
+
+
+def soft_targets(p1: Sequence[float], pt: Sequence[float], temperature: float, entropies: tuple[float, float],
+                 true_class: int) -> go.Figure:
+    """A teacher's class probabilities at T = 1 and at temperature T, side by side, the true class outlined."""
+    classes = [str(c) for c in range(len(p1))]
+    line = [2 if c == true_class else 0 for c in range(len(p1))]
+    traces = [dict(type="bar", x=classes, y=[v * 100 for v in p1], name=f"T = 1 (entropy {entropies[0]:.2f} bits)",
+                   marker=dict(color="#93c5fd", line=dict(color=DARK, width=line)),
+                   hovertemplate="class %{x}: %{y:.3g} %<extra>T = 1</extra>"),
+              dict(type="bar", x=classes, y=[v * 100 for v in pt],
+                   name=f"T = {temperature:g} (entropy {entropies[1]:.2f} bits)",
+                   marker=dict(color=KEPT, line=dict(color=DARK, width=line)),
+                   hovertemplate="class %{x}: %{y:.3g} %" + f"<extra>T = {temperature:g}</extra>")]
+    return _figure(traces, f"Teacher's probabilities, softened at T = {temperature:g} (true class outlined)", "class",
+                   "probability", barmode="group", yaxis=dict(ticksuffix=" %", range=[0, 101]))
+
+
 # --- Quantization lab ---------------------------------------------------------------------------------------------
 # These figures are redrawn on every move of a slider, so each is built in one go from plain dicts: Plotly's
 # add_vline / add_annotation / update_layout validate as they go and cost ~5 ms each.
 
-MAX_LEVEL_LINES = 128   # beyond this many grid levels, draw every n-th: the lines would merge into a block
+MAX_LEVEL_LINES = 64    # beyond this many grid levels, draw every n-th: the lines would merge into a block
 
 
 def levels_histogram(values: np.ndarray, levels: np.ndarray, title: str = "Weights and quantization levels",
@@ -147,10 +177,12 @@ def levels_histogram(values: np.ndarray, levels: np.ndarray, title: str = "Weigh
     xs = np.repeat(shown, 3)   # a vertical segment per level: (v, 0) -> (v, top), then a NaN gap
     xs[2::3] = np.nan
     ys = np.tile([0.0, top, np.nan], len(shown))
-    label = f"{len(levels):,} quantization levels" + (f" (every {step}th drawn)" if step > 1 else "")
+    nth = {2: "2nd", 3: "3rd"}.get(step, f"{step}th")
+    label = f"{len(levels):,} quantization levels" + (f" (every {nth} drawn)" if step > 1 else "")
     traces = [go.Bar(x=centers, y=counts, name="fp32 weights", marker_color=KEPT, opacity=0.75,
                      hovertemplate="%{x:.4g}: %{y:,}<extra></extra>"),
-              go.Scatter(x=xs, y=ys, mode="lines", name=label, line=dict(color=REMOVED, width=1), hoverinfo="skip")]
+              go.Scatter(x=xs, y=ys, mode="lines", name=label, line=dict(color=REMOVED, width=1), opacity=0.6,
+                         hoverinfo="skip")]
     notes = [dict(x=0, y=1, xref="paper", yref="paper", text=note, showarrow=False, xanchor="left", yanchor="bottom",
                   font=dict(size=11))] if note else []
     return _figure(traces, title, "weight value", "count", annotations=notes)

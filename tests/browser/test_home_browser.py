@@ -13,7 +13,7 @@ def test_home_renders_and_switches_model(server, page):
     default = slimcore.load_sample(slimcore.DEFAULT_SAMPLE)
     expect_metric(page, "Test accuracy", f"{default.card['test_accuracy']:.2%}")
     wait_idle(page)
-    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3)
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3, timeout=60_000)
     assert page.locator("text=Traceback").count() == 0
     gallery = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2)
     assert set(gallery.evaluate("e => e.data.map(t => t.type)")) == {"heatmap"}  # digit images
@@ -24,7 +24,7 @@ def test_home_renders_and_switches_model(server, page):
     expect_metric(page, "Parameters", f"{other.card['parameters']:,}")
     wait_idle(page)
     assert "mnist1d-mlp" in page.url
-    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3)
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3, timeout=60_000)
     expect(gallery).to_be_visible()
     page.wait_for_function("g => g.data.every(t => t.type === 'scatter')", arg=gallery.element_handle())  # 1-D signals
     assert metric(page, "Size (measured)").endswith("KiB")

@@ -24,7 +24,7 @@ def test_prune_ratio_slider_moves_figures_and_plots(server, page):
     at_half = P.evaluate(s.model, P.PruneConfig(0.5), s.test)[0]
     expect_metric(page, "Non-zero parameters", f"{at_half.nonzeros:,}")
     wait_idle(page)
-    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4)
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4, timeout=60_000)
     kept_before = _mask_mean(page)
     assert kept_before == pytest.approx(0.5, abs=0.01)
 

@@ -1,0 +1,75 @@
+"""AppTest of the Distillation page: the temperature softens the teacher live, training fills curves and a comparison,
+results are kept by setting, and sessions never see each other's settings."""
+import pytest
+import torch
+
+import slimcore
+from slimcore import distillation as D
+from tests.apptest_utils import app, array, figures
+
+PAGE = "pages/3_Distillation.py"
+
+
+@pytest.fixture
+def page():
+    at = app(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_temperature_softens_the_teachers_probabilities(page):
+    s = slimcore.load_sample(slimcore.DEFAULT_SAMPLE)
+    logits = slimcore.predict(s.model, s.test.x[:1])[0]
+    bars = figures(page)["distill_soft"]["data"]
+    assert array(bars[0]["y"]) == pytest.approx((torch.softmax(logits, 0) * 100).tolist(), rel=1e-4)
+    assert array(bars[1]["y"]) == pytest.approx((D.soften(logits, 4.0) * 100).tolist(), rel=1e-4)
+    page.slider(key="temperature").set_value(12.0).run()
+    soft = array(figures(page)["distill_soft"]["data"][1]["y"])
+    assert soft == pytest.approx((D.soften(logits, 12.0) * 100).tolist(), rel=1e-4)
+    assert soft.max() < array(bars[1]["y"]).max()  # flatter
+    assert "T = 12" in figures(page)["distill_soft"]["data"][1]["name"]
+    assert "Dark knowledge" in " ".join(m.value for m in page.markdown)
+
+
+def test_choosing_an_example_changes_the_view(page):
+    before = figures(page)["distill_soft"]["data"][0]["y"]
+    page.number_input(key="example").set_value(5).run()
+    assert figures(page)["distill_soft"]["data"][0]["y"] != before
+
+
+def test_training_fills_curves_and_comparison_then_is_kept(page):
+    page.number_input(key="epochs").set_value(2)
+    page.selectbox(key="student").set_value("1/8").run()
+    assert page.info and "distill_loss" not in figures(page)
+    page.button(key="train").click().run()
+    assert not page.exception and not page.error
+    figs = figures(page)
+    assert array(figs["distill_loss"]["data"][0]["x"]).tolist() == [1, 2]
+    table = page.dataframe[0].value.set_index("model")
+    assert list(table.index) == ["teacher", "distilled student", "student from scratch"]
+    assert table.loc["teacher", "test accuracy, %"] == pytest.approx(97.77, abs=0.01)
+    assert table.loc["distilled student", "parameters"] < table.loc["teacher", "parameters"]
+    assert (table["latency b=256, ms"] > 0).all()
+    again = app(PAGE)                      # another session asking for the same setting gets it at once
+    again.session_state["epochs"] = 2
+    again.session_state["student"] = "1/8"
+    again.run()
+    assert again.dataframe[0].value.equals(page.dataframe[0].value) and not again.info
+
+
+def test_grid_point_appears_and_marks_the_slider(page):
+    page.number_input(key="epochs").set_value(1)
+    page.selectbox(key="student").set_value("1/16").run()
+    page.button(key="grid").click().run()
+    assert not page.exception
+    grid = figures(page)["distill_grid"]
+    assert array(grid["data"][0]["x"]).tolist() == [1, 2, 4, 8, 12, 16, 20]
+    assert grid["layout"]["shapes"][0]["x0"] == 4.0
+    assert "7 of 7 ready" in " ".join(c.value for c in page.caption)
+
+
+def test_sessions_are_independent():
+    a, b = app(PAGE).run(), app(PAGE).run()
+    a.slider(key="temperature").set_value(15.0).run()
+    b.run()
+    assert "T = 4" in figures(b)["distill_soft"]["data"][1]["name"]
