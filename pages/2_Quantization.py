@@ -1,0 +1,166 @@
+"""Quantization lab: a bit-width slider with the grid over the weights, and simulated vs real int8 side by side."""
+import math
+
+import pandas as pd
+import streamlit as st
+
+from slimcore import plots
+from slimui import cache, state
+from slimui import quant as ui
+
+st.set_page_config(page_title="SlimLab · Quantization", page_icon="🎚️", layout="wide")
+s = state.sidebar()
+name = s.name
+st.title("Quantization lab")
+st.caption("Move the bit width and watch the grid the weights are rounded onto, what each bit costs in accuracy on "
+           "the held-out test split, and how the simulation compares with a real int8 model. Fake quantization is a "
+           "**simulation**: rounded weights are still stored and multiplied in fp32.")
+
+c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+bits = c1.slider("Bit width", 1, 16, 8, key="bit_width",
+                 help="Bits per weight: 2 to 16 is a uniform grid of 2^k − 1 (symmetric) or 2^k (asymmetric) levels; "
+                      "1 is binary, sign(w) × mean|w|.")
+ternary = c1.checkbox("Ternary weights {−a, 0, +a}", key="ternary",
+                      help="Zero out |w| ≤ 0.7 · mean|w|, the rest become ±a. Overrides the bit width for weights.")
+scheme = c2.radio("Scheme", list(ui.SCHEMES), key="scheme", horizontal=True,
+                  help="Symmetric: zero point 0, grid symmetric about 0. Asymmetric: the grid spans [min, max] with an "
+                       "integer zero point. Binary and ternary have no zero point: the scheme does not apply to them.")
+granularity = c2.radio("Granularity", list(ui.GRANULARITIES), key="granularity", horizontal=True,
+                       help="One scale for the whole tensor, or one per output channel.")
+target = c3.radio("Quantize", ui.TARGETS, key="quant_target")
+acts_on = target == ui.TARGETS[1]
+act_bits = c3.select_slider("Activation bits", list(range(2, 17)), 8, key="act_bits", disabled=not acts_on,
+                            help="Bits of every Linear/Conv input (per tensor, asymmetric).")
+calibration = c4.selectbox("Activation calibration", list(ui.CALIBRATION_METHODS), key="calibration",
+                           disabled=not acts_on,
+                           help=f"Input ranges observed on {ui.CALIBRATION_EXAMPLES} training inputs: the full range, "
+                                "or a percentile range that clips rare outliers.")
+rounding = c4.selectbox("Rounding", list(ui.ROUNDING), key="rounding",
+                        help="Stochastic rounding rounds up with probability equal to the fraction: unbiased on "
+                             "average, noisier per weight.")
+
+with state.friendly_errors():
+    cfg = ui.config(bits, ternary, scheme, granularity, target, act_bits, calibration, rounding)
+    base = cache.baseline(name)
+    now = ui.variant(name, ui.key(cfg))
+    errors = {e.name: e for e in now["errors"]}
+    layers = list(errors)
+    layer = st.session_state.get("quant_layer", layers[0])
+    if layer not in layers:  # another model's layer, kept from before a model switch
+        layer = st.session_state["quant_layer"] = layers[0]
+    detail = ui.layer_detail(name, ui.key(cfg), layer)
+    line = ui.curve(name, ui.curve_key(cfg))
+
+weights_label = ("ternary" if cfg.ternary else "binary" if cfg.bits == 1 else f"{cfg.bits}-bit")
+if (cfg.ternary or cfg.bits == 1) and not cfg.symmetric:
+    st.info("Binary and ternary weights are ±a (and 0): there is no zero point, so *asymmetric* does not apply to "
+            "them; granularity does (one a per tensor or per output channel).")
+if cfg.ternary and cfg.rounding == "stochastic":
+    st.info("Ternary and binary weights are set by thresholds, not rounding: the rounding choice does not apply.")
+err = errors[layer]
+sqnr = "∞ dB (exact)" if math.isinf(err.sqnr_db) and err.sqnr_db > 0 else f"{err.sqnr_db:.1f} dB"
+cols = st.columns(5)
+cols[0].metric("Accuracy (simulated)", f"{now['accuracy']:.2%}", f"{(now['accuracy'] - base.accuracy) * 100:+.2f} pt",
+               help=f"Measured on {len(s.test)} held-out test examples, of the fake-quantized model "
+                    f"({cfg.describe()}); change against fp32.")
+cols[1].metric("fp32 accuracy (measured)", f"{base.accuracy:.2%}", help="The original model on the same examples.")
+cols[2].metric(f"Size at {weights_label} (modelled)", f"{now['size'].bytes / 1024:,.1f} KiB",
+               help=f"Modelled from bit counts: {now['size'].detail}.")
+cols[3].metric(f"SQNR of {layer}", sqnr, help="10·log10(mean w² / mean (w − ŵ)²) over the layer's weights.")
+cols[4].metric(f"Distinct values in {layer}", f"{err.distinct:,}",
+               help=f"Among its {err.numel:,} quantized weights; MSE {err.mse:.3g}, largest error {err.max_abs:.3g}.")
+
+st.selectbox("Layer to inspect", layers, key="quant_layer")
+shape = " × ".join(map(str, detail["shape"]))
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(plots.levels_histogram(detail["w"], detail["levels"], f"{layer} ({shape}): fp32 weights and the "
+                                           f"{weights_label} grid", note=detail["note"]), key="q_levels")
+    bound = " (bound of the widest channel)" if cfg.per_channel and detail["half_step"] else ""
+    st.plotly_chart(plots.error_histogram(detail["q"] - detail["w"], detail["half_step"],
+                                          f"{layer}: quantization error{bound}"), key="q_error")
+with right:
+    st.plotly_chart(plots.quantized_histogram(detail["q"], f"{layer} after quantization"), key="q_values")
+    st.plotly_chart(plots.sqnr_bars(layers, [errors[n].sqnr_db for n in layers], layer,
+                                    f"SQNR per layer ({weights_label} weights)"), key="q_sqnr")
+
+left, right = st.columns(2)
+with left:
+    act_note = f", {cfg.activations.bits}-bit activations" if cfg.activations else ""
+    st.plotly_chart(plots.bits_curve(line["bits"], line["accuracy"],
+                                     (math.log2(3) if cfg.ternary else cfg.bits, now["accuracy"]), base.accuracy,
+                                     {"ternary": line["ternary"]},
+                                     f"Accuracy against weight bits ({scheme}, {granularity}{act_note})"), key="q_curve")
+    st.caption("The curve is computed once per scheme, granularity, activation and rounding setting (17 quantized "
+               "models evaluated on the test split), then cached: moving the slider only moves the red marker.")
+with right:
+    st.markdown("**Reading the figures.** SQNR (signal-to-quantization-noise ratio) rises by about 6 dB per bit: "
+                "each bit halves the grid step. Per channel, small-range channels get their own fine grid; per "
+                "tensor, the widest channel sets the step for all. Binary and ternary keep only the sign (and "
+                "zero), scaled per channel. Where the curve falls off a cliff, the model stops working: compare "
+                "2 and 3 bits across schemes.")
+
+st.subheader("Simulated vs real int8")
+table_slot, notes_slot = st.empty(), st.empty()
+if st.button("Time again", help="Timing shares the CPU with everything else on this machine: a wide spread means a "
+             "noisy measurement. This times fp32 and int8 afresh, side by side."):
+    ui.timings.clear(name)  # timed again at the end of this run
+
+
+def ms(lat, ref=None) -> str:
+    if lat is None:
+        return "timing…"
+    return f"{lat.median_ms:.3f} ms" + (f" ({ref.median_ms / lat.median_ms:.2f}× fp32 speed)" if ref else "")
+
+
+def table(int8: dict | None, lat: dict | None) -> pd.DataFrame:
+    f32, i8 = (lat["fp32"], lat["int8"]) if lat else ((None, None), (None, None))
+    rows = [("fp32 (original)", f"{base.accuracy:.2%}", f"{base.size_bytes / 1024:,.1f} KiB (measured file)",
+             ms(f32[0]), ms(f32[1])),
+            (f"simulated: {weights_label} fake quant", f"{now['accuracy']:.2%} (simulated model)",
+             f"{now['size'].bytes / 1024:,.1f} KiB (modelled)", "= fp32 (fp32 kernels)", "= fp32 (fp32 kernels)")]
+    if int8:
+        rows.append((f"real int8 ({int8['kind']}, torch.ao)", f"{int8['accuracy']:.2%}",
+                     f"{int8['size_bytes'] / 1024:,.1f} KiB (measured file)", ms(i8[0], f32[0]), ms(i8[1], f32[1])))
+    else:
+        rows.append(("real int8 (torch.ao)", "building…", "building…", "timing…", "timing…"))
+    return pd.DataFrame(rows, columns=["model", "test accuracy (measured)", "size",
+                                       "latency, batch 1 (measured)", "latency, batch 256 (measured)"])
+
+
+table_slot.dataframe(table(None, None), hide_index=True, width="stretch")
+
+st.subheader("How the grid is built")
+f1, f2 = st.columns(2)
+with f1:
+    st.markdown("**Uniform k-bit grid**: scale *s*, integer zero point *z*, integer codes *q* from q_min to q_max.")
+    st.latex(r"q = \operatorname{clamp}\big(\operatorname{round}(w / s) + z,\ q_{\min},\ q_{\max}\big)")
+    st.latex(r"\hat w = s\,(q - z)")
+    st.markdown(r"**Symmetric**: $z = 0$, codes $-(2^{k-1} - 1) \ldots 2^{k-1} - 1$: a grid symmetric about 0.")
+    st.latex(r"s = \frac{\max |w|}{2^{k-1} - 1}")
+    st.markdown(r"**Asymmetric**: codes $0 \ldots 2^k - 1$ over the range [min, max], widened to include 0.")
+    st.latex(r"s = \frac{\max(w, 0) - \min(w, 0)}{2^k - 1}")
+    st.latex(r"z = -\operatorname{round}\big(\min(w, 0) / s\big)")
+    st.markdown("Round to nearest (ties to even), or stochastic: up with probability equal to the fraction. Per "
+                "channel, each output channel gets its own s and z. Biases stay fp32.")
+with f2:
+    st.markdown("**Binary and ternary**, with *a* per output channel (or per tensor):")
+    st.latex(r"\text{binary: } \hat w = a\,\operatorname{sign}(w), \qquad a = \operatorname{mean}|w|")
+    st.latex(r"\text{ternary: } \hat w = a\,\operatorname{sign}(w)\,[\,|w| > \Delta\,]")
+    st.latex(r"\Delta = 0.7\,\operatorname{mean}|w|, \qquad a = \operatorname{mean}_{|w| > \Delta} |w|")
+    st.latex(r"\text{SQNR} = 10 \log_{10} \frac{\sum w^2}{\sum (w - \hat w)^2}\ \text{dB} \approx 6.02\,k + c")
+    st.markdown(f"**Activations** (when on): each Linear/Conv input is rounded onto a per-tensor asymmetric grid "
+                f"whose range was calibrated on {ui.CALIBRATION_EXAMPLES} training inputs. **Real int8** is another "
+                "model: PyTorch's own int8 kernels, dynamic for Linear-only models, static (calibrated on the same "
+                "training inputs, x86 engine) for models with convolutions. It does not follow the slider.")
+
+with state.friendly_errors(), st.spinner("Building and timing the real int8 model (once per model)…"):
+    int8 = ui.int8_figures(name)
+    table_slot.dataframe(table(int8, None), hide_index=True, width="stretch")
+    lat = ui.timings(name)
+table_slot.dataframe(table(int8, lat), hide_index=True, width="stretch")
+notes_slot.caption(f"Accuracy: top-1 on {len(s.test)} held-out test examples. Real int8: {int8['kind']} quantization, "
+                   f"{int8['engine']} engine. {int8['notes']} Fake-quantized "
+                   "weights are fp32 numbers run by the same dense fp32 kernels, so the simulated model is exactly as "
+                   "fast, and as large on disk, as fp32; its size at k bits is modelled. Latency: median of timed runs "
+                   "on this server's CPU, fp32 and int8 timed side by side, once per model.")
