@@ -41,11 +41,11 @@ def _check_bits(bits: int, low: int = BITS_RANGE[0], high: int = BITS_RANGE[1], 
         raise ValueError(f"{what} must be a whole number from {low} to {high}, got {bits!r}")
 
 
-def _check_finite(t: torch.Tensor, what: str = "tensor") -> None:
+def _check_finite(t: torch.Tensor, what: str = "the tensor") -> None:
     if not t.is_floating_point():
         raise ValueError(f"{what} must be a floating-point tensor, got {t.dtype}")
     if t.numel() and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{what} holds NaN or infinite values; quantization needs finite numbers")
+        raise ValueError(f"NaN or infinite values in {what}: quantization needs finite numbers")
 
 
 def _channel_view(t: torch.Tensor, axis: int | None) -> torch.Tensor:
@@ -313,7 +313,7 @@ def _targets(model: nn.Module, skip: Iterable[str]) -> dict[str, nn.Module]:
     if unknown:
         raise ValueError(f"cannot skip unknown layer(s) {', '.join(unknown)}; layers with weights: {', '.join(layers)}")
     for name, m in layers.items():
-        _check_finite(m.weight, f"layer {name!r}'s weights")
+        _check_finite(m.weight, f"the weights of layer {name!r}")
     return {n: m for n, m in layers.items() if n not in skip}
 
 
