@@ -56,6 +56,10 @@ st.plotly_chart(plots.example_gallery(ex["x"], ex["y"], ex["pred"], ex["conf"]),
 
 with latency_metric, st.spinner("Timing…"):
     b1, b256 = cache.baseline_latency(name)
+if b1.noisy or b256.noisy:
+    latency_caption.warning(f"This timing is noisy (batch 256: IQR {b256.iqr_ms:.2f} ms on a median of "
+                            f"{b256.median_ms:.2f} ms): the CPU was busy with something else — often the browser "
+                            "drawing this page on the same machine. Press **Time again**.")
 if st.button("Time again", help="Timing shares the CPU with everything else on this machine (your browser too, when "
              "it runs here): a wide IQR means a noisy measurement. This times the model afresh."):
     cache.baseline_latency.clear(name)

@@ -103,6 +103,12 @@ st.markdown(f"At batch 256 the masked model runs at **{speed[0]:.2f}x** the orig
                                if len(speed) > 1 else "") + f". Latency: median of up to {b256.repeats} timed runs after "
             f"{b256.warmup} warm-up each, the models timed in turn, {b256.threads} thread(s), on this server's CPU; "
             "differences of about 10 % are within timing noise.")
+if any(r[5].noisy or r[6].noisy for r in rows):
+    st.warning("Some of these timings are noisy (a spread above a quarter of the median): the CPU was busy with "
+               "something else — often the browser drawing this page on the same machine. Time them again.")
+if st.button("Time again", key="prune_retime"):
+    ui.latencies.clear(name, cfg)
+    st.rerun()
 
 st.subheader("Gradual pruning with fine-tuning")
 g1, g2, g3 = st.columns([1, 1, 2])

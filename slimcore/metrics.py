@@ -150,6 +150,12 @@ class Latency:
     def per_example_us(self) -> float:
         return self.median_ms * 1000 / self.batch
 
+    @property
+    def noisy(self) -> bool:
+        """True when the spread is large against the median (IQR above a quarter of it): the CPU was busy with
+        something else while timing, and the figure should be taken again before it is trusted."""
+        return self.iqr_ms > 0.25 * self.median_ms
+
     def describe(self) -> str:
         return (f"{self.median_ms:.3f} ms median (IQR {self.iqr_ms:.3f} ms) at batch {self.batch}, "
                 f"{self.threads} thread(s), {self.repeats} repeats after {self.warmup} warm-up")

@@ -124,3 +124,9 @@ def test_compare_latency_times_models_round_robin():
     assert log[4:] == ["fast", "slow"] * 6          # after 2 + 2 warm-up calls, alternating
     assert out["slow"].median_ms > 3 > out["fast"].median_ms
     assert out["fast"].repeats == out["slow"].repeats == 6 and out["fast"].batch == 8
+
+
+def test_noisy_flags_a_wide_spread():
+    steady = slimcore.Latency(1.0, 0.1, 0.9, 1.1, 1, 1, 5, 30)
+    busy = slimcore.Latency(1.0, 0.6, 0.5, 3.0, 1, 1, 5, 30)
+    assert not steady.noisy and busy.noisy

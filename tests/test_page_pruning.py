@@ -127,3 +127,10 @@ def test_sessions_do_not_share_settings_or_change_the_cached_model():
     b.run()
     assert metrics(b)["Non-zero parameters"] == f"{_expected(s.name, P.PruneConfig(0.5)).nonzeros:,}"
     assert all((before[k] == v).all() for k, v in s.model.state_dict().items())
+
+
+def test_time_again_retimes_the_models(page):
+    before = page.dataframe[0].value["latency b=256, ms"].tolist()
+    page.button(key="prune_retime").click().run()
+    assert not page.exception
+    assert page.dataframe[0].value["latency b=256, ms"].tolist() != before  # a cached table would be identical
