@@ -6,7 +6,9 @@ from tests.conftest import ROOT
 
 
 def test_slimcore_never_imports_streamlit():
-    code = "import sys, slimcore, slimcore.plots; print('streamlit' in sys.modules)"
+    code = ("import sys, pkgutil, importlib, slimcore\n"
+            "for m in pkgutil.iter_modules(slimcore.__path__): importlib.import_module('slimcore.' + m.name)\n"
+            "print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -15,3 +17,8 @@ def test_no_unsafe_torch_load_outside_tests():
     offenders = [p for p in ROOT.rglob("*.py") if "tests" not in p.parts and "venv" not in str(p)
                  and "weights_only=False" in p.read_text()]
     assert offenders == []
+
+
+def test_pages_are_thin():
+    for page in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+        assert len(page.read_text().splitlines()) <= 250, f"{page.name} is over 250 lines: move logic to slimcore/slimui"
