@@ -80,19 +80,21 @@ with left:
     st.plotly_chart(plots.error_histogram(detail["q"] - detail["w"], detail["half_step"],
                                           f"{layer}: quantization error{bound}"), key="q_error")
 with right:
-    st.plotly_chart(plots.quantized_histogram(detail["q"], f"{layer} after quantization"), key="q_values")
+    per = f" (one grid per channel, {len(detail['levels'])} levels each)" if cfg.per_channel else ""
+    st.plotly_chart(plots.quantized_histogram(detail["q"], f"{layer} after quantization{per}"), key="q_values")
     st.plotly_chart(plots.sqnr_bars(layers, [errors[n].sqnr_db for n in layers], layer,
                                     f"SQNR per layer ({weights_label} weights)"), key="q_sqnr")
 
 left, right = st.columns(2)
 with left:
-    act_note = f", {cfg.activations.bits}-bit activations" if cfg.activations else ""
+    act_note = f", A{cfg.activations.bits}" if cfg.activations else ""
     st.plotly_chart(plots.bits_curve(line["bits"], line["accuracy"],
                                      (math.log2(3) if cfg.ternary else cfg.bits, now["accuracy"]), base.accuracy,
                                      {"ternary": line["ternary"]},
-                                     f"Accuracy against weight bits ({scheme}, {granularity}{act_note})"), key="q_curve")
+                                     f"Accuracy vs weight bits ({scheme}, {granularity}{act_note})"), key="q_curve")
     st.caption("The curve is computed once per scheme, granularity, activation and rounding setting (17 quantized "
-               "models evaluated on the test split), then cached: moving the slider only moves the red marker.")
+               "models evaluated on the test split), then cached: moving the slider only moves the red marker."
+               + (f" A{cfg.activations.bits}: {cfg.activations.bits}-bit activations at every point." if cfg.activations else ""))
 with right:
     st.markdown("**Reading the figures.** SQNR (signal-to-quantization-noise ratio) rises by about 6 dB per bit: "
                 "each bit halves the grid step. Per channel, small-range channels get their own fine grid; per "

@@ -98,7 +98,7 @@ def test_activation_quantization_changes_the_result(page):
     page.select_slider(key="act_bits").set_value(2).run()
     assert not page.exception and not page.error
     assert metrics(page)["Accuracy (simulated)"] != weights_only
-    assert "2-bit activations" in figures(page)["q_curve"]["layout"]["title"]["text"]
+    assert "A2)" in figures(page)["q_curve"]["layout"]["title"]["text"]
 
 
 def test_layer_choice_drives_the_histograms_and_survives_a_model_switch(page):
