@@ -122,9 +122,10 @@ def int8_model(model: nn.Module, calibration: torch.Tensor | None = None, kind: 
         if kind == "static":
             try:
                 q = _static(model, calibration)
-                notes.append(f"Conv and Linear weights int8 per channel, activations int8 per tensor with ranges "
-                             f"calibrated on {len(calibration):,} training inputs (histogram observer); "
-                             f"conv/linear + ReLU fused; biases fp32 inside the int8 kernels.")
+                notes.append(f"Conv and Linear weights int8 per channel; activations uint8 per tensor with ranges "
+                             f"calibrated on {len(calibration):,} training inputs (histogram observer; the x86 default "
+                             f"uses 7 of the 8 bits, reduce_range, against overflow in 16-bit accumulation); "
+                             f"conv/linear + ReLU fused; biases handed to the int8 kernels in fp32.")
             except Exception as e:  # not FX-traceable, or an op without an int8 kernel
                 q, kind = _dynamic(model), "dynamic"
                 notes.append(f"static int8 did not apply ({type(e).__name__}: {str(e)[:120]}); fell back to dynamic.")
