@@ -267,6 +267,16 @@ def test_quantize_puts_the_quantized_weights_in_the_copy(digits_cnn):
     assert torch.unique(binary.fc1.weight).numel() == 2
 
 
+def test_quantized_weights_are_a_cheap_variant_for_functional_call(digits_cnn):
+    cfg = q.QuantConfig(bits=3, per_channel=True)
+    new = q.quantized_weights(digits_cnn.model, cfg)
+    x = digits_cnn.test.x[:64]
+    with torch.inference_mode():
+        via_dict = torch.func.functional_call(digits_cnn.model, new, (x,))
+        via_copy = q.quantize(digits_cnn.model, config=cfg)(x)
+    assert torch.equal(via_dict, via_copy)
+
+
 def test_skip_keeps_layers_fp32_and_unknown_layers_are_refused(digits_cnn):
     out = q.quantize(digits_cnn.model, bits=2, skip=("conv1",))
     assert torch.equal(out.conv1.weight, digits_cnn.model.conv1.weight)
