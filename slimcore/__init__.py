@@ -3,7 +3,11 @@ from .data import Dataset, Split, load_dataset
 from .metrics import (LayerInfo, Latency, Measurement, ModelledSize, accuracy, agreement, compare_latencies,
                       compare_latency, latency, layer_table,
                       latencies, measure, modelled_size, predict, serialized_bytes, weight_layers)
+from .int8 import Int8Model, int8_model
 from .pruning import GradualConfig, PruneConfig, gradual_prune, masks, prune, remove_channels
+from .quantization import (ActivationConfig, LayerError, QParams, QuantConfig, accuracy_by_bits, binarize, calibrate,
+                           fake_quantize, fixed_point, layer_errors, levels, qparams, quantize, quantized_weights,
+                           sqnr_db, ternarize)
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
 __all__ = [
@@ -11,5 +15,9 @@ __all__ = [
     "LayerInfo", "Latency", "Measurement", "ModelledSize", "accuracy", "agreement", "compare_latencies", "compare_latency", "latency", "layer_table", "latencies", "measure",
     "modelled_size", "predict", "serialized_bytes", "weight_layers",
     "GradualConfig", "PruneConfig", "gradual_prune", "masks", "prune", "remove_channels",
+    "Int8Model", "int8_model",
+    "ActivationConfig", "LayerError", "QParams", "QuantConfig", "accuracy_by_bits", "binarize", "calibrate",
+    "fake_quantize", "fixed_point", "layer_errors", "levels", "qparams", "quantize", "quantized_weights", "sqnr_db",
+    "ternarize",
     "DEFAULT_SAMPLE", "Sample", "SampleError", "list_samples", "load_sample",
 ]

@@ -32,7 +32,8 @@ def test_page_shows_the_default_configuration(page):
     table = page.dataframe[0].value
     assert list(table["model"].str.split(" ").str[0]) == ["original", "masked", "channels"]
     assert (table["latency b=256, ms"] > 0).all()
-    assert not page.error and not page.warning
+    assert not page.error
+    assert all("noisy" in w.value for w in page.warning), "only a busy CPU may raise a warning here"
 
 
 def test_moving_prune_ratio_changes_sparsity_accuracy_and_plots(page):
