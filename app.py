@@ -1,17 +1,70 @@
-"""SlimLab: the entry point. It lists the pages in pages/ (in file-name order, "0_Home.py" first) and runs the one
-asked for; every page draws the shared sidebar itself, so each also runs alone (as the tests run them)."""
-from pathlib import Path
-
+"""SlimLab home: pick a model, see its card, its layers and its measured baseline figures."""
+import pandas as pd
 import streamlit as st
 
-ICONS = {"Home": "🔬", "Pruning": "✂️", "Quantization": "🎚️", "Distillation": "🧪", "Trade-offs": "📈",
-         "Sensitivity": "🌡️"}
+from slimcore import plots
+from slimui import cache, state
 
+st.set_page_config(page_title="SlimLab", page_icon="🔬", layout="wide")
+s = state.sidebar()
+name = s.name
+card = s.card
 
-def _page(path: Path) -> st.Page:
-    title = path.stem.split("_", 1)[-1]
-    return st.Page(str(path.relative_to(Path(__file__).parent)), title=title, icon=ICONS.get(title),
-                   url_path=title, default=title == "Home")
+st.title("SlimLab — see what compression costs and buys")
+st.caption("Pick a model in the sidebar, then open a lab. Every figure here is computed live by `slimcore` on "
+           "held-out data and the real model.")
 
+st.subheader(f"{name}: {card['architecture']}")
+c1, c2 = st.columns([3, 2])
+with c1:
+    st.markdown(f"**Dataset:** {card['dataset']} — {card['splits']['train']} train / {card['splits']['val']} "
+                f"validation / {card['splits']['test']} test examples (split seed {card['splits']['split_seed']}).  \n"
+                f"**Trained** with {card['training']['optimizer']} (lr {card['training']['lr']}, batch "
+                f"{card['training']['batch_size']}, {card['training']['epochs']} epochs, seed {card['training']['seed']}) "
+                f"by `{card['command']}`.  \n**Published reference (other data, context only):** {card['reference']}")
+with c2:
+    with st.expander("Module"):
+        st.code(card["module"], language="text")
 
-st.navigation([_page(p) for p in sorted((Path(__file__).parent / "pages").glob("[0-9]*_*.py"))]).run()
+with state.friendly_errors():
+    m = cache.baseline(name)
+    ex = cache.examples(name)
+
+cols = st.columns(5)
+cols[0].metric("Test accuracy", f"{m.accuracy:.2%}", help=f"Measured: top-1 on {len(s.test)} held-out test examples.")
+cols[1].metric("Parameters", f"{m.params:,}", help=f"{m.nonzeros:,} non-zero.")
+cols[2].metric("MACs per example", f"{m.macs:,}", help="Multiply-accumulates of the Linear/Conv layers for one input.")
+cols[3].metric("Size (measured)", f"{m.size_bytes / 1024:,.1f} KiB", help="Measured: bytes of the state dict written by torch.save.")
+latency_metric, latency_caption = cols[4].empty(), st.empty()  # filled last: timing waits for the figures
+
+st.subheader("Layers")
+table = pd.DataFrame([{"layer": r.name, "type": r.kind, "weight shape": " x ".join(map(str, r.weight_shape)),
+                       "parameters": r.params, "non-zeros": r.nonzeros, "MACs / example": r.macs} for r in m.layers])
+st.dataframe(table, hide_index=True, width="stretch")
+
+left, right = st.columns(2)
+with left:
+    layer = st.selectbox("Layer to inspect", [r.name for r in m.layers], key="home_layer")
+    w = cache.layer_weights(name, layer)
+    st.plotly_chart(plots.weight_histogram(w, title=f"{layer}: {w.size:,} weights"), key="home_hist")
+with right:
+    st.plotly_chart(plots.layer_bars(table["layer"], table["parameters"], "Parameters per layer", "parameters"),
+                    key="home_params")
+
+st.subheader("Test examples and predictions")
+st.plotly_chart(plots.example_gallery(ex["x"], ex["y"], ex["pred"], ex["conf"]), key="home_examples")
+
+with latency_metric, st.spinner("Timing…"):
+    b1, b256 = cache.baseline_latency(name)
+if b1.noisy or b256.noisy:
+    latency_caption.warning(f"This timing is noisy (batch 256: IQR {b256.iqr_ms:.2f} ms on a median of "
+                            f"{b256.median_ms:.2f} ms): the CPU was busy with something else — often the browser "
+                            "drawing this page on the same machine. Press **Time again**.")
+if st.button("Time again", help="Timing shares the CPU with everything else on this machine (your browser too, when "
+             "it runs here): a wide IQR means a noisy measurement. This times the model afresh."):
+    cache.baseline_latency.clear(name)
+    st.rerun()
+latency_metric.metric("Latency (measured)", f"{b1.median_ms:.3f} ms", help=b1.describe())
+latency_caption.caption(f"Latency (measured on this server's CPU) at batch 256: {b256.median_ms:.2f} ms median "
+                        f"(IQR {b256.iqr_ms:.2f} ms), {b256.per_example_us:.2f} µs per example; batch 1: "
+                        f"{b1.describe()}.")
