@@ -1,4 +1,6 @@
 """Pruning lab: a prune-ratio slider with live histograms, masks and the real effect on size, speed and accuracy."""
+import os
+
 import pandas as pd
 import streamlit as st
 
@@ -42,7 +44,8 @@ cols[0].metric("Test accuracy", f"{now.accuracy:.2%}", f"{(now.accuracy - base.a
                help=f"Measured on {len(s.test)} held-out test examples; change against the unpruned model.")
 cols[1].metric("Non-zero parameters", f"{now.nonzeros:,}", f"{now.nonzeros - base.nonzeros:+,}",
                delta_color="inverse", help=f"Of {now.params:,} parameters; {now.removed:,} of {now.weights:,} "
-                                       "Linear/Conv weights removed (biases are kept).")
+                                       "Linear/Conv weights removed (biases are kept, except those of removed "
+                                       "channels).")
 cols[2].metric("Dense size (measured)", f"{now.dense_bytes / 1024:,.1f} KiB",
                f"{(now.dense_bytes - base.size_bytes) / 1024:+,.1f} KiB", delta_color="inverse",
                help="torch.save of the masked model: zeros cost as much as any other float.")
@@ -60,7 +63,7 @@ left, right = st.columns(2)
 with left:
     chosen = st.selectbox("Layer to inspect", layers, key="prune_layer")
     lay = ui.layer(name, cfg, chosen)
-    st.plotly_chart(plots.weight_histogram(lay["before"], f"{chosen}: all weights and those kept",
+    st.plotly_chart(plots.weight_histogram(cache.layer_weights(name, chosen), f"{chosen}: all weights and those kept",
                                            threshold=lay["threshold"] if method == "l1" and not structured else None,
                                            after=lay["after"]), key="prune_hist")
 with right:
@@ -102,10 +105,12 @@ st.markdown(f"At batch 256 the masked model runs at **{speed[0]:.2f}x** the orig
                                f" ({' / '.join(f'{n} {sh[0]}' for n, sh in now.small_shapes.items())} output channels)"
                                if len(speed) > 1 else "") + f". Latency: median of up to {b256.repeats} timed runs after "
             f"{b256.warmup} warm-up each, the models timed in turn, {b256.threads} thread(s), on this server's CPU; "
-            "differences of about 10 % are within timing noise.")
+            f"the original's spread (IQR) was {b256.iqr_ms / b256.median_ms:.0%} of its median, so smaller "
+            "differences are noise.")
 if any(r[5].noisy or r[6].noisy for r in rows):
-    st.warning("Some of these timings are noisy (a spread above a quarter of the median): the CPU was busy with "
-               "something else — often the browser drawing this page on the same machine. Time them again.")
+    st.warning("Some of these timings are noisy (a wide spread, or the machine was loaded while timing: "
+               f"load average {rows[0][6].load:.1f} on {os.cpu_count()} cores): the CPU was busy with something else "
+               "— often the browser drawing this page on the same machine. Time them again.")
 if st.button("Time again", key="prune_retime"):
     ui.latencies.clear(name, cfg)
     st.rerun()

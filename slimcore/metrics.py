@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import statistics
 import time
 from contextlib import contextmanager
@@ -145,6 +146,7 @@ class Latency:
     threads: int
     warmup: int
     repeats: int
+    load: float = 0.0   # the machine's 1-minute load average when timing ended
 
     @property
     def per_example_us(self) -> float:
@@ -152,9 +154,10 @@ class Latency:
 
     @property
     def noisy(self) -> bool:
-        """True when the spread is large against the median (IQR above a quarter of it): the CPU was busy with
-        something else while timing, and the figure should be taken again before it is trusted."""
-        return self.iqr_ms > 0.25 * self.median_ms
+        """True when the figure should be taken again before it is trusted: the spread is large against the median
+        (IQR above a quarter of it), or the machine was loaded beyond its cores (a steady load slows every run
+        alike and leaves the spread small)."""
+        return self.iqr_ms > 0.25 * self.median_ms or self.load > (os.cpu_count() or 1)
 
     def describe(self) -> str:
         return (f"{self.median_ms:.3f} ms median (IQR {self.iqr_ms:.3f} ms) at batch {self.batch}, "
@@ -193,10 +196,11 @@ def compare_latency(models: dict[str, nn.Module], example: torch.Tensor, batch: 
                 times[k].append((time.perf_counter() - t0) * 1000)
             if i >= 4 and time.perf_counter() > deadline:
                 break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     out = {}
     for k, ts in times.items():
         q = statistics.quantiles(ts, n=20, method="inclusive")  # 5 % steps
-        out[k] = Latency(statistics.median(ts), q[14] - q[4], q[1], q[17], batch, threads, warmup, len(ts))
+        out[k] = Latency(statistics.median(ts), q[14] - q[4], q[1], q[17], batch, threads, warmup, len(ts), load)
     return out
 
 
@@ -226,10 +230,11 @@ def latencies(model: nn.Module, test: Split, repeats: int = 30) -> tuple[Latency
     return latency(model, example, 1, repeats=repeats), latency(model, example, 256, repeats=repeats)
 
 
-def compare_latencies(models: dict[str, nn.Module], test: Split, repeats: int = 30) -> dict[str, tuple[Latency, Latency]]:
+def compare_latencies(models: dict[str, nn.Module], test: Split, repeats: int = 30,
+                      max_seconds: float = 2.0) -> dict[str, tuple[Latency, Latency]]:
     """Latency at batch 1 and at batch 256 of several models timed side by side (round-robin) on real test inputs."""
     example = test.x[:256]
-    b1, b256 = (compare_latency(models, example, b, repeats=repeats) for b in (1, 256))
+    b1, b256 = (compare_latency(models, example, b, repeats=repeats, max_seconds=max_seconds) for b in (1, 256))
     return {k: (b1[k], b256[k]) for k in models}
 
 

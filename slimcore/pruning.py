@@ -110,6 +110,9 @@ def masks(model: nn.Module, cfg: PruneConfig, calibration: Split | None = None,
     """Keep-masks (True = kept) for every weight layer under a configuration. Pass `scores` to reuse them."""
     scores = scores if scores is not None else weight_scores(model, cfg.method, calibration, cfg.seed)
     overrides = dict(cfg.overrides)
+    unknown = sorted((set(cfg.skip) | set(overrides)) - set(scores))
+    if unknown:
+        raise ValueError(f"unknown layer(s) {', '.join(unknown)}; layers with weights: {', '.join(scores)}")
     skip = set(cfg.skip) | ({output_layer(model)} if cfg.structured else set())
     out = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
     pooled = [n for n in scores if n not in skip and n not in overrides]
@@ -161,17 +164,24 @@ def apply_masks(model: nn.Module, keep: Masks, structured: bool = False) -> nn.M
     return new.eval()
 
 
-def remove_channels(model: nn.Module, keep: Masks, example: torch.Tensor) -> nn.Module:
-    """A new, smaller dense model with the channels that channel masks drop physically removed, together with the
-    inputs of every layer that consumed them (found by torch-pruning's dependency graph)."""
+def _dependency_graph(model: nn.Module, example: torch.Tensor):
+    """torch-pruning's dependency graph of a model (a copy of ours: tracing needs gradients switched on)."""
+    import torch_pruning as tp
+
+    model.requires_grad_(True)  # the graph is traced through autograd
+    with torch.enable_grad():
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example[:1], verbose=False)
+
+
+def _channel_groups(model: nn.Module, keep: Masks, example: torch.Tensor):
+    """A copy of the model, its weight layers, and for every layer losing channels the torch-pruning group that
+    removes them (the layer's output channels and every input that reads them)."""
     import torch_pruning as tp
 
     new = copy.deepcopy(model).eval()
-    frozen = {k for k, p in new.named_parameters() if not p.requires_grad}
-    new.requires_grad_(True)  # the dependency graph is traced through autograd
-    with torch.enable_grad():
-        graph = tp.DependencyGraph().build_dependency(new, example_inputs=example[:1], verbose=False)
+    graph = _dependency_graph(new, example)
     layers = weight_layers(new)
+    groups = []
     for n, m in keep.items():
         drop = (~channel_keep(m)).nonzero().flatten().tolist()
         if not drop:
@@ -179,7 +189,32 @@ def remove_channels(model: nn.Module, keep: Masks, example: torch.Tensor) -> nn.
         if len(drop) == m.shape[0]:
             raise ValueError(f"cannot remove every channel of {n}")
         fn = tp.prune_linear_out_channels if isinstance(layers[n], nn.Linear) else tp.prune_conv_out_channels
-        graph.get_pruning_group(layers[n], fn, idxs=drop).prune()
+        groups.append(graph.get_pruning_group(layers[n], fn, idxs=drop))
+    return new, layers, groups
+
+
+def effective_masks(model: nn.Module, keep: Masks, example: torch.Tensor) -> Masks:
+    """Channel masks extended to what removing those channels really takes away: also the input columns of every
+    layer that reads a removed channel (through flatten and element-wise ops). The dense model these masks give
+    holds exactly the weights of the channel-pruned model."""
+    _, layers, groups = _channel_groups(model, keep, example)
+    names = {id(m): n for n, m in layers.items()}
+    out = {n: m.clone() for n, m in keep.items()}
+    for group in groups:
+        for item in group:
+            target = item.dep.target.module
+            if id(target) in names and getattr(item.dep.handler, "__name__", "") == "prune_in_channels":
+                out[names[id(target)]][:, item.idxs] = False
+    return out
+
+
+def remove_channels(model: nn.Module, keep: Masks, example: torch.Tensor) -> nn.Module:
+    """A new, smaller dense model with the channels that channel masks drop physically removed, together with the
+    inputs of every layer that consumed them (found by torch-pruning's dependency graph)."""
+    frozen = {k for k, p in model.named_parameters() if not p.requires_grad}
+    new, _, groups = _channel_groups(model, keep, example)
+    for group in groups:
+        group.prune()
     for k, p in new.named_parameters():
         p.requires_grad_(k not in frozen)
     return new
@@ -247,12 +282,14 @@ def evaluate(model: nn.Module, cfg: PruneConfig, test: Split, calibration: Split
     or None). The one computation behind a slider move on the Pruning page and its benchmark."""
     scores = scores if scores is not None else weight_scores(model, cfg.method, calibration, cfg.seed)
     keep = masks(model, cfg, scores=scores)
-    dense = apply_masks(model, keep, cfg.structured)
-    channels = replace(cfg, structured=True)
+    channels = keep if cfg.structured else masks(model, replace(cfg, structured=True), scores=scores)
     try:
-        small, note = remove_channels(model, masks(model, channels, scores=scores), test.x[:1]), ""
+        small, note = remove_channels(model, channels, test.x[:1]), ""
     except ValueError as e:
         small, note = None, f"no channel-pruned model at this ratio: {e}"
+    if cfg.structured and small is not None:
+        keep = effective_masks(model, keep, test.x[:1])  # what removing the channels takes from the next layers too
+    dense = apply_masks(model, keep, cfg.structured)
     weights = sum(m.numel() for m in keep.values())
     report = PruneReport(
         accuracy(dense, test), sum(p.numel() for p in dense.parameters()),
@@ -379,5 +416,5 @@ def layer_sparsity(keep: Masks) -> dict[str, float]:
 
 
 __all__ = ["METHODS", "SCOPES", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
-           "masks", "masked_parameters", "apply_masks", "remove_channels", "prune", "sparsity", "layer_sparsity",
+           "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "prune", "sparsity", "layer_sparsity",
            "accuracy_curve", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]

@@ -34,19 +34,28 @@ def result(name: str, cfg: P.PruneConfig) -> tuple[P.PruneReport, nn.Module, nn.
     return P.evaluate(s.model, cfg, s.test, scores=scores(name, cfg.method, cfg.seed))
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
 def masks(name: str, cfg: P.PruneConfig) -> P.Masks:
+    """Keep-masks as the page shows them (read-only, shared): structured ones extended to the input columns that
+    removing the channels also takes away, when the channel-pruned model exists."""
     s = cache.sample(name)
-    return P.masks(s.model, cfg, scores=scores(name, cfg.method, cfg.seed))
+    keep = P.masks(s.model, cfg, scores=scores(name, cfg.method, cfg.seed))
+    if cfg.structured:
+        try:
+            return P.effective_masks(s.model, keep, s.test.x[:1])
+        except ValueError:  # every channel of a layer removed: the page says so; show the channel masks
+            return keep
+    return keep
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner=False, max_entries=128)
 def layer(name: str, cfg: P.PruneConfig, layer_name: str) -> dict:
-    """One layer's weights before, the kept weights after, its mask and the magnitude cut."""
+    """One layer's kept weights, its mask and the magnitude cut (its weights before: cache.layer_weights)."""
     model = cache.sample(name).model
     w = slimcore.weight_layers(model)[layer_name].weight.detach()
     keep = masks(name, cfg)
-    return {"before": w.numpy().ravel().copy(), "after": w[keep[layer_name]].numpy().copy(),
-            "mask": keep[layer_name].numpy().copy(), "threshold": P.threshold(model, keep, layer_name)}
+    return {"after": w[keep[layer_name]].numpy().copy(), "mask": keep[layer_name].numpy().copy(),
+            "threshold": P.threshold(model, keep, layer_name)}
 
 
 @st.cache_data(show_spinner="Computing the accuracy curve (once per model and method)…", max_entries=64)
@@ -63,7 +72,7 @@ def latencies(name: str, cfg: P.PruneConfig) -> dict[str, tuple[slimcore.Latency
     s = cache.sample(name)
     _, dense, small = result(name, cfg)
     models = {"original": s.model, "masked": dense} | ({"channels": small} if small is not None else {})
-    return slimcore.compare_latencies(models, s.test)
+    return slimcore.compare_latencies(models, s.test, max_seconds=0.5)  # on the slider's path: a short budget
 
 
 def tuned_key(name: str, cfg: P.PruneConfig) -> str:

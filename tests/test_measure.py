@@ -130,3 +130,14 @@ def test_noisy_flags_a_wide_spread():
     steady = slimcore.Latency(1.0, 0.1, 0.9, 1.1, 1, 1, 5, 30)
     busy = slimcore.Latency(1.0, 0.6, 0.5, 3.0, 1, 1, 5, 30)
     assert not steady.noisy and busy.noisy
+
+
+def test_noisy_at_its_boundaries():
+    import os
+
+    assert not slimcore.Latency(1.0, 0.25, 0.9, 1.1, 1, 1, 5, 30).noisy          # IQR exactly a quarter
+    assert slimcore.Latency(1.0, 0.26, 0.9, 1.1, 1, 1, 5, 30).noisy
+    cores = os.cpu_count() or 1
+    assert not slimcore.Latency(1.0, 0.1, 0.9, 1.1, 1, 1, 5, 30, load=cores - 0.1).noisy
+    assert slimcore.Latency(1.0, 0.1, 0.9, 1.1, 1, 1, 5, 30, load=cores + 0.5).noisy  # steady contention
+    assert slimcore.latency(torch.nn.Identity(), torch.zeros(2, 3), repeats=5).load >= 0

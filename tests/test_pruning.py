@@ -211,3 +211,23 @@ def test_cut_removes_exactly_the_lowest_even_with_ties(values, amount):
     assert int((~keep).sum()) == round(amount * len(values))
     if keep.any() and (~keep).any():
         assert scores[~keep].max() <= scores[keep].min()
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_structured_figures_count_what_removing_channels_takes(sample, scope):
+    cfg = P.PruneConfig(0.5, "l1", scope, structured=True)
+    report, dense, small = P.evaluate(sample.model, cfg, sample.test)
+    assert small is not None
+    assert report.nonzeros == sum(int(torch.count_nonzero(p)) for p in small.parameters())
+    for name, module in slimcore.weight_layers(small).items():
+        full = slimcore.weight_layers(sample.model)[name].weight.numel()
+        assert report.layer_sparsity[name] == pytest.approx(1 - module.weight.numel() / full), name
+    with torch.no_grad():
+        torch.testing.assert_close(dense(sample.test.x), small(sample.test.x), atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_layer_names_are_a_clear_error(digits_cnn):
+    with pytest.raises(ValueError, match="fc_1"):
+        P.masks(digits_cnn.model, P.PruneConfig(0.5, skip=("fc_1",)))
+    with pytest.raises(ValueError, match="conv_2"):
+        P.masks(digits_cnn.model, P.PruneConfig(0.5, overrides=(("conv_2", 0.9),)))
