@@ -17,8 +17,8 @@ import slimcore
 from slimcore import distillation as D
 from slimcore import plots
 
-GRID = (1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0)  # the page's grid (slimui.distill.GRID)
-LR = 1e-2                                        # the page's learning rate
+GRID = D.GRID                    # the page's grid
+LR = D.DistillConfig().lr        # the page's learning rate (the default)
 
 
 def slider() -> None:

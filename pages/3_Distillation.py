@@ -24,7 +24,7 @@ width = c3.selectbox("Student size", list(D.WIDTHS), key="student",
 epochs = c4.number_input("Epochs", 1, 100, 10, key="epochs")
 seed = c5.number_input("Seed", 0, 10_000, 0, key="seed")
 with state.friendly_errors():
-    key = ui.RunKey(name, width, D.DistillConfig(float(temperature), float(alpha), int(epochs), int(seed), lr=1e-2))
+    key = ui.run_key(name, width, D.DistillConfig(float(temperature), float(alpha), int(epochs), int(seed)))
 
 st.subheader("What the temperature does to the teacher's output")
 logits = ui.teacher_logits(name)
@@ -40,7 +40,8 @@ with right:
     st.plotly_chart(plots.soft_targets(p1.tolist(), pt.tolist(), temperature, h, y), key="distill_soft")
 wrong = [c for c in np.argsort(-pt.numpy()) if c != y]
 st.markdown(f"**Dark knowledge** — the wrong classes as the teacher ranks them for this **{y}**: "
-            + ", ".join(f"{c} ({float(pt[c]):.1%} at T = {temperature:g}, {float(p1[c]):.2g} at T = 1)" for c in wrong[:4])
+            + ", ".join(f"{c} ({float(pt[c]):.2%} at T = {temperature:g}, {float(p1[c]) * 100:.2g} % at T = 1)"
+                        for c in wrong[:4])
             + f". Entropy rises from {h[0]:.2f} to {h[1]:.2f} bits (at most {np.log2(len(p1)):.2f}): at T = 1 these "
             "similarities are nearly invisible; softened, the student can learn them.")
 
@@ -81,29 +82,37 @@ else:
                                          "scratch: validation": [e.val_accuracy for e in scratch.history],
                                          "distilled: train": [e.train_accuracy for e in run.history]},
                                     "Accuracy per epoch", "epoch", "accuracy", percent=True), key="distill_acc")
-    with st.spinner("Timing teacher and students side by side…"):
-        table = ui.compare(key)
+    with st.spinner("Timing teacher and students side by side…"), state.friendly_errors():
+        table, noisy = ui.compare(key)
     st.dataframe(pd.DataFrame([{"model": k} | v for k, v in table.items()]), hide_index=True, width="stretch")
     gain = table["distilled student"]["test accuracy, %"] - table["student from scratch"]["test accuracy, %"]
     st.markdown(f"On the {len(s.test)} held-out test examples the distilled student is **{gain:+.2f} points** against "
                 "the one trained on labels alone — for this seed; seeds differ by about a point on these small sets, "
                 "so compare several before concluding. Sizes are measured (torch.save); latency is measured side by "
-                "side on this server's CPU.")
+                "side on this server's CPU (median of timed runs after warm-up, batch 1 and 256).")
+    if noisy:
+        st.warning("Some of these timings are noisy (a wide spread, or the machine was loaded while timing): time "
+                   "them again.")
+    if st.button("Time again", key="distill_retime"):
+        ui.compare.clear(key)
+        st.rerun()
 
 st.subheader("Student accuracy against temperature")
 points = {t: ui.store().get(ui.at_temperature(key, t)) for t in ui.GRID}
 ready = {t: r for t, r in points.items() if r is not None}
 base = ui.store().get(ui.scratch_key(key))
 if ready:
-    st.plotly_chart(plots.line_chart(list(ready), {"distilled": [r.test_accuracy for r in ready.values()]}
-                                     | ({"from scratch": [base.test_accuracy] * len(ready)} if base else {}),
-                                     f"Test accuracy of the {width} student by temperature (alpha {alpha:g}, "
-                                     f"{epochs} epochs, seed {seed})", "temperature", "test accuracy", percent=True,
+    st.plotly_chart(plots.line_chart(list(ready), {"distilled": [r.history[-1].val_accuracy for r in ready.values()]}
+                                     | ({"from scratch": [base.history[-1].val_accuracy] * len(ready)} if base else {}),
+                                     f"Validation accuracy of the {width} student by temperature (alpha {alpha:g}, "
+                                     f"{epochs} epochs, seed {seed})", "temperature", "validation accuracy", percent=True,
                                      marker=temperature), key="distill_grid")
 st.caption(f"A grid of {len(ui.GRID)} temperatures ({', '.join(f'{t:g}' for t in ui.GRID)}), each a full training "
-           f"run computed once per setting and kept: {len(ready)} of {len(ui.GRID)} ready. The dashed line is the "
-           "slider's temperature.")
-if len(ready) < len(ui.GRID) and st.button(f"Compute the {len(ui.GRID) - len(ready)} missing grid points",
+           f"run computed once per setting and kept: {len(ready)} of {len(ui.GRID)} ready. Validation accuracy, so "
+           "that choosing T does not peek at the test split. The dashed line is the slider's temperature.")
+if alpha == 0:
+    st.info("With alpha = 0 the student learns from the labels alone: the temperature plays no part.")
+elif len(ready) < len(ui.GRID) and st.button(f"Compute the {len(ui.GRID) - len(ready)} missing grid points",
                                            key="grid"):
     bar = st.progress(0.0, "Training the grid…")
     with state.friendly_errors():

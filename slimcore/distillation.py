@@ -17,10 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from .data import Dataset, Split
-from .metrics import accuracy, predict
+from .metrics import accuracy, predict, weight_layers
 from .zoo import DigitsCNN, DigitsMLP, Mnist1dCNN, Mnist1dMLP, spec
 
 WIDTHS = {"1/2": 0.5, "1/4": 0.25, "1/8": 0.125, "1/16": 0.0625}  # student widths, relative to the teacher
+GRID = (1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0)   # temperatures of the accuracy-against-temperature grid
 
 
 def _w(n: int, width: float) -> int:
@@ -29,7 +30,7 @@ def _w(n: int, width: float) -> int:
 
 def student_architecture(teacher: str, width: float) -> nn.Module:
     """A freshly initialised student of the same kind as a sample model, every hidden width scaled by `width`.
-    Seed torch before calling it for a reproducible initialisation."""
+    Its initial weights come from torch's global generator: use make_student for reproducible ones."""
     if not 0 < width <= 1:
         raise ValueError(f"student width must be in (0, 1], got {width}")
     kind = spec(teacher).build
@@ -45,9 +46,18 @@ def student_architecture(teacher: str, width: float) -> nn.Module:
 
 
 def make_student(teacher: str, width: float, seed: int) -> nn.Module:
-    """The student a (teacher, width, seed) triple always gives: same weights for the same seed."""
-    torch.manual_seed(seed)
-    return student_architecture(teacher, width)
+    """The student a (teacher, width, seed) triple always gives: same weights for the same seed, whatever other
+    threads (other dashboard sessions) do meanwhile. Weights are drawn from a private generator with PyTorch's
+    default Linear/Conv initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases alike."""
+    net = student_architecture(teacher, width)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in weight_layers(net).values():
+            bound = 1.0 / math.sqrt(m.weight[0].numel())  # fan_in
+            m.weight.uniform_(-bound, bound, generator=gen)
+            if m.bias is not None:
+                m.bias.uniform_(-bound, bound, generator=gen)
+    return net
 
 
 def soften(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -85,10 +95,10 @@ class DistillConfig:
     """How to distil. Plain data: the key under which a result is kept."""
 
     temperature: float = 4.0
-    alpha: float = 0.9        # weight of the soft-target term; 0 = training on labels alone ("scratch")
+    alpha: float = 0.5        # weight of the soft-target term; 0 = training on labels alone ("scratch")
     epochs: int = 10
     seed: int = 0             # shuffling order (the student's initialisation is the caller's)
-    lr: float = 3e-3          # Adam
+    lr: float = 1e-2          # Adam
     batch_size: int = 64
     t_squared: bool = True
 
@@ -137,7 +147,7 @@ def _check_fits(teacher: nn.Module, student: nn.Module, split: Split) -> torch.T
     return predict(teacher, split.x)
 
 
-def distill(teacher: nn.Module, student: nn.Module, data: Dataset, temperature: float = 4.0, alpha: float = 0.9,
+def distill(teacher: nn.Module, student: nn.Module, data: Dataset, temperature: float = 4.0, alpha: float = 0.5,
             epochs: int = 10, seed: int = 0, on_epoch: Callable[[Epoch], None] | None = None,
             should_stop: Callable[[], bool] | None = None, **options) -> DistillResult:
     """Train a copy of `student` on the train split against the teacher's softened outputs (teacher and student are
@@ -146,7 +156,6 @@ def distill(teacher: nn.Module, student: nn.Module, data: Dataset, temperature: 
     cfg = DistillConfig(temperature, alpha, epochs, seed, **options)
     targets = _check_fits(teacher, student, data.train)  # the teacher runs once, not once per batch
     net = copy.deepcopy(student).requires_grad_(True)
-    torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     history: list[Epoch] = []

@@ -356,8 +356,7 @@ def gradual_prune(model: nn.Module, data: Dataset, cfg: GradualConfig,
     """Prune a copy along the cubic schedule, fine-tuning between steps with the pruned weights held at zero.
     Deterministic for a seed. `on_step(step, fraction_done)` reports progress; `should_stop()` cancels (checked
     every batch), returning what was done so far."""
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # a private generator: sessions run in threads of one process
     net = copy.deepcopy(model).requires_grad_(True)  # our own copy: the given model may be shared and frozen
     calib = data.train.head(256)
     keep: Masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in weight_layers(net).items()}

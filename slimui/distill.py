@@ -15,7 +15,7 @@ from slimcore import distillation as D
 
 from . import cache
 
-GRID = (1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0)   # temperatures of the accuracy-against-temperature grid
+GRID = D.GRID
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,11 @@ class RunKey:
     cfg: D.DistillConfig
 
 
+def run_key(teacher: str, width: str, cfg: D.DistillConfig) -> RunKey:
+    """The key of a setting; with alpha = 0 the temperature plays no part, so it is set to 1 (the scratch run)."""
+    return RunKey(teacher, width, replace(cfg, temperature=1.0) if cfg.alpha == 0 else cfg)
+
+
 def scratch_key(key: RunKey) -> RunKey:
     """The same-budget student trained on labels alone (alpha = 0: the temperature plays no part)."""
     return replace(key, cfg=replace(key.cfg, alpha=0.0, temperature=1.0))
@@ -34,7 +39,7 @@ def scratch_key(key: RunKey) -> RunKey:
 
 def at_temperature(key: RunKey, temperature: float) -> RunKey:
     """The same setting at another temperature (a point of the grid)."""
-    return replace(key, cfg=replace(key.cfg, temperature=temperature))
+    return run_key(key.teacher, key.width, replace(key.cfg, temperature=temperature))
 
 
 @dataclass(frozen=True)
@@ -100,14 +105,19 @@ def student_params(name: str, width: str) -> int:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def compare(key: RunKey) -> dict[str, dict]:
-    """Teacher, distilled and scratch student side by side: accuracy, parameters, measured size and latency."""
+def compare(key: RunKey) -> tuple[dict[str, dict], bool]:
+    """Teacher, distilled and scratch student side by side: accuracy, parameters, measured size and latency; and
+    whether any timing was noisy."""
     s = cache.sample(key.teacher)
     runs = {"distilled student": store().get(key), "student from scratch": store().get(scratch_key(key))}
+    if any(r is None for r in runs.values()):
+        raise ValueError("these students are no longer kept (the store holds the most recent runs): press Train")
     models = {"teacher": s.model} | {k: r.student for k, r in runs.items()}
-    lat = slimcore.compare_latencies(models, s.test)
+    lat = slimcore.compare_latencies(models, s.test, max_seconds=0.5)
     acc = {"teacher": slimcore.accuracy(s.model, s.test)} | {k: r.test_accuracy for k, r in runs.items()}
-    return {k: {"test accuracy, %": round(acc[k] * 100, 2), "parameters": sum(p.numel() for p in m.parameters()),
+    rows = {k: {"test accuracy, %": round(acc[k] * 100, 2), "parameters": sum(p.numel() for p in m.parameters()),
                 "size, KiB (measured)": round(slimcore.serialized_bytes(m) / 1024, 1),
-                "latency b=1, ms": round(lat[k][0].median_ms, 3), "latency b=256, ms": round(lat[k][1].median_ms, 3)}
+                "latency b=1, ms": round(lat[k][0].median_ms, 3), "latency b=256, ms": round(lat[k][1].median_ms, 3),
+                "b=256 spread (IQR), ms": round(lat[k][1].iqr_ms, 3)}
             for k, m in models.items()}
+    return rows, any(b1.noisy or b256.noisy for b1, b256 in lat.values())

@@ -99,3 +99,31 @@ def test_a_student_that_does_not_fit_the_data_is_a_clear_error(digits_mlp):
     wrong = D.make_student("mnist1d-mlp", 0.5, 0)  # takes 40 features, digits have 64
     with pytest.raises(ValueError, match="does not fit"):
         D.distill(digits_mlp.model, wrong, digits_mlp.data, epochs=1)
+
+
+def test_students_are_reproducible_while_other_threads_draw_random_numbers():
+    import threading
+
+    reference = {seed: D.make_student("digits-cnn", 0.5, seed).state_dict() for seed in (0, 1)}
+    stop, wrong = threading.Event(), []
+
+    def noise():
+        while not stop.is_set():
+            torch.rand(1000)
+            torch.nn.Linear(50, 50)
+
+    def build(seed):
+        for _ in range(40):
+            got = D.make_student("digits-cnn", 0.5, seed).state_dict()
+            wrong.extend(k for k, v in got.items() if not torch.equal(v, reference[seed][k]))
+
+    noisy = threading.Thread(target=noise)
+    noisy.start()
+    workers = [threading.Thread(target=build, args=(s,)) for s in (0, 1)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop.set()
+    noisy.join()
+    assert wrong == []

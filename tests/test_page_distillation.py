@@ -64,6 +64,10 @@ def test_grid_point_appears_and_marks_the_slider(page):
     assert not page.exception
     grid = figures(page)["distill_grid"]
     assert array(grid["data"][0]["x"]).tolist() == [1, 2, 4, 8, 12, 16, 20]
+    from slimui import distill as ui
+
+    point = ui.store().get(ui.run_key("digits-cnn", "1/16", D.DistillConfig(8.0, 0.5, 1, 0)))
+    assert array(grid["data"][0]["y"])[3] == pytest.approx(point.history[-1].val_accuracy * 100)  # validation, not test
     assert grid["layout"]["shapes"][0]["x0"] == 4.0
     assert "7 of 7 ready" in " ".join(c.value for c in page.caption)
 
@@ -73,3 +77,16 @@ def test_sessions_are_independent():
     a.slider(key="temperature").set_value(15.0).run()
     b.run()
     assert "T = 4" in figures(b)["distill_soft"]["data"][1]["name"]
+
+
+def test_alpha_zero_is_the_scratch_run_whatever_the_temperature(page):
+    from slimui import distill as ui
+
+    page.number_input(key="epochs").set_value(1)
+    page.slider(key="alpha").set_value(0.0)
+    page.slider(key="temperature").set_value(9.0).run()
+    page.button(key="train").click().run()
+    assert not page.exception
+    key = ui.run_key("digits-cnn", "1/2", D.DistillConfig(9.0, 0.0, 1, 0))
+    assert key == ui.scratch_key(key)
+    assert "plays no part" in " ".join(i.value for i in page.info)
