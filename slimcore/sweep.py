@@ -1,0 +1,608 @@
+"""Sweeps over compression settings: a grid of prune ratio x bit width x method (x structured) with accuracy, size,
+latency and MACs per row; the Pareto frontier of any two columns; per-layer sensitivity; and a per-layer allocation
+that meets an accuracy budget, measured against a uniform setting of the same overall size. Never mutates a model.
+
+Variants are dicts of new tensors evaluated with torch.func.functional_call (no deep copies): scores are computed once
+per method, masks once per ratio, and every configuration is evaluated on the whole split in one batch. A real model
+is built only where one is needed: channel-pruned models (their shapes change) and, when latency is asked for, the
+fp32 models that get timed.
+
+Honesty of the numbers, per row: accuracy is always measured (top-1 on the split given). Size is *measured*
+(torch.save of a real model) where such a model stands for the configuration: the original, and channel-pruned
+models at fp32. Otherwise it is *modelled* from bit counts (slimcore.metrics.modelled_size, the smallest of dense,
+bitmask and CSR storage, plus one fp32 scale per quantization grid): fake-quantized weights are fp32 in memory, and a
+masked model saved by torch.save is as large as the original. Latency is measured only for real fp32 models; k-bit
+rows are NaN with the reason (fake quantization runs fp32 kernels). MACs are what dense kernels compute: all of them
+for masked models, fewer for channel-pruned ones.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from .data import Dataset, Split
+from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
+from .pruning import METHODS, PruneConfig, apply_masks, masked_parameters, masks, remove_channels, weight_scores
+from .quantization import QuantConfig, quantize_tensor
+
+FP32 = 32                                              # "bits" of an unquantized row
+PRUNE_RATIOS = tuple(round(0.05 * i, 2) for i in range(20))   # 0.00 .. 0.95: the 20 ratios of the standard grid
+BITS = (32, 16, 8, 6, 4, 3, 2)                         # the 7 bit widths of the standard grid
+SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+SENSITIVITY_BITS = (8, 7, 6, 5, 4, 3, 2)
+CALIBRATION = 256                                      # training examples that Taylor scores are computed on
+EVAL_BATCH = 2048      # examples per forward pass: the batches of slimcore.metrics.predict, so the sums are the same
+FAKE = "not timed: fake-quantized weights run the same fp32 kernels (no real k-bit model)"
+COLUMNS = ["config", "method", "structured", "scope", "prune_ratio", "bits", "accuracy", "size_bytes", "size_label",
+           "size_detail", "params", "nonzeros", "macs", "latency_ms", "latency_label", "note"]
+
+Params = dict[str, torch.Tensor]
+
+
+class SweepError(ValueError):
+    """A sweep, scan or allocation that cannot run as asked, with a message fit to show a person."""
+
+
+# Helpers -------------------------------------------------------------------------------------------------------------
+
+def _splits(data: Dataset | Split, calibration: Split | None) -> tuple[Split, Split | None]:
+    """The split to evaluate on and the calibration batch (Taylor scores) from a Dataset or a bare Split."""
+    if isinstance(data, Dataset):
+        return data.test, calibration if calibration is not None else data.train.head(CALIBRATION)
+    return data, calibration
+
+
+class _State:
+    """A read-only stand-in with the one method slimcore.metrics.modelled_size reads: a model's state dict."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        self._state = state
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._state
+
+
+def _state(model: nn.Module, params: Params) -> dict[str, torch.Tensor]:
+    """The model's state dict with the given parameters in place of its own."""
+    return {k: params.get(k, v) for k, v in model.state_dict().items()}
+
+
+class _Evaluator:
+    """Top-1 accuracy of parameter dicts on a split, run on private copies of the architecture, one per worker
+    thread: torch.func.functional_call swaps the tensors into the module for the duration of the call, so calling it
+    on the given (possibly shared) model from several threads would let them see each other's weights."""
+
+    def __init__(self, split: Split, workers: int = 1, batch: int | None = None) -> None:
+        self.split, self.batch = split, batch or EVAL_BATCH
+        self.slots: queue.SimpleQueue[list[nn.Module | None]] = queue.SimpleQueue()
+        for _ in range(workers):
+            self.slots.put([None, None])   # [the model a copy was made of, the copy]
+
+    def __call__(self, model: nn.Module, params: Params) -> float:
+        slot = self.slots.get()
+        try:
+            if slot[0] is not model:   # a new architecture (a channel-pruned model): copy it once for this worker
+                slot[:] = [model, copy.deepcopy(model)]
+            return self._accuracy(slot[1], params)
+        finally:
+            self.slots.put(slot)
+
+    @torch.inference_mode()
+    def _accuracy(self, net: nn.Module, params: Params) -> float:
+        state = (params, dict(net.named_buffers()))
+        x, y = self.split.x, self.split.y
+        right = sum(int((functional_call(net, state, (x[i:i + self.batch],)).argmax(1) == y[i:i + self.batch]).sum())
+                    for i in range(0, len(x), self.batch))
+        return float(torch.tensor(float(right)) / len(x)) if len(x) else math.nan  # rounded as metrics.accuracy
+
+
+_THREADS = threading.Lock()
+_single: list[int] = [0, 0]     # sweeps running with one intra-op thread, and the thread count to restore after them
+
+
+@contextmanager
+def _parallel(workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    """A pool of worker threads with one intra-op thread each (several small forward passes side by side use two
+    cores better than one pass split over two). torch's thread count is process-wide: the first of concurrent sweeps
+    (for example two dashboard sessions) sets it to 1, the last restores it."""
+    if workers <= 1:
+        yield None
+        return
+    with _THREADS:
+        if _single[0] == 0:
+            _single[1] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _single[0] += 1
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            yield pool
+    finally:
+        with _THREADS:
+            _single[0] -= 1
+            if _single[0] == 0:
+                torch.set_num_threads(_single[1])
+
+
+def _grid_bytes(model: nn.Module, cfg: QuantConfig, layers: Iterable[str]) -> int:
+    """Bytes of the quantization grids: one fp32 scale (and an int32 zero point when asymmetric) per tensor or per
+    output channel, as slimcore.quantization.modelled_bytes counts them."""
+    mods = weight_layers(model)
+    grids = sum(mods[n].weight.shape[0] if cfg.per_channel else 1 for n in layers)
+    return grids * (4 if cfg.symmetric or cfg.bits == 1 else 8)
+
+
+def _quantized(params: Params, layers: Iterable[str], keep: dict[str, torch.Tensor] | None, cfg: QuantConfig) -> Params:
+    """Parameters with the named layers' weights quantized under cfg (layers in forward order, as
+    slimcore.quantization.quantized_weights draws stochastic rounding); pruned weights stay zero."""
+    gen = torch.Generator().manual_seed(cfg.seed) if cfg.rounding == "stochastic" else None
+    out = dict(params)
+    for n in layers:
+        q = quantize_tensor(params[f"{n}.weight"], cfg, gen)
+        out[f"{n}.weight"] = q * keep[n] if keep is not None and cfg.bits == 1 else q  # binary would give zeros +-a
+    return out
+
+
+def _size(model: nn.Module, params: Params, bits: int, cfg: QuantConfig, layers: Iterable[str]) -> tuple[float, str]:
+    """Modelled bytes (and how) of a variant: weights at `bits` in the smallest storage format, biases fp32, plus
+    the quantization grids."""
+    m = modelled_size(_State(_state(model, params)), bits)
+    if bits == FP32:
+        return m.bytes, f"modelled: {m.detail}"
+    extra = _grid_bytes(model, cfg, layers)
+    return m.bytes + extra, f"modelled: {m.detail}; + {extra:,} B of scales"
+
+
+def _label(method: str, ratio: float, structured: bool, bits: int) -> str:
+    """A short name of a configuration, e.g. 'L1 50 % weights · 4-bit'."""
+    prune = "unpruned" if ratio == 0 else f"{method.upper() if method == 'l1' else method} {ratio:.0%} " \
+                                          f"{'channels' if structured else 'weights'}"
+    return f"{prune} · {'fp32' if bits == FP32 else f'{bits}-bit'}"
+
+
+def _check_grid(prune_ratios: Sequence[float], bits: Sequence[int], methods: Sequence[str],
+                structured: Sequence[bool], quant: QuantConfig) -> None:
+    for what, values in (("prune ratios", prune_ratios), ("bit widths", bits), ("methods", methods),
+                         ("structured choices", structured)):
+        if len(values) == 0:
+            raise SweepError(f"the grid is empty: give at least one of the {what}")
+    for r in prune_ratios:
+        if not 0.0 <= r < 1.0:
+            raise SweepError(f"prune ratios must be in [0, 1), got {r}")
+    for b in bits:
+        if b != FP32 and not 1 <= b <= 16:
+            raise SweepError(f"bit widths must be 1..16, or {FP32} for no quantization; got {b}")
+    for m in methods:
+        if m not in METHODS:
+            raise SweepError(f"unknown pruning method {m!r}; known: {', '.join(METHODS)}")
+    if quant.skip or quant.activations is not None or quant.ternary:
+        raise SweepError("sweeps quantize every layer's weights on a k-bit grid: leave skip, activations and ternary "
+                         "out of the quantization template")
+
+
+# The sweep ---------------------------------------------------------------------------------------------------------
+
+def _figures(evaluate: _Evaluator, net: nn.Module, params: Params, bits: int, quant: QuantConfig, layers: list[str],
+             measured: bool, same_as: Future | dict | None = None) -> dict:
+    """The measured and modelled figures of one configuration: parameters `params` of `net`, at `bits`. `same_as`
+    is the (future) figures of a configuration with exactly the same parameters, whose accuracy is reused."""
+    if measured:
+        size, label, detail = float(serialized_bytes(net)), "measured", "measured: torch.save of the model"
+    else:
+        (size, detail), label = _size(net, params, bits, quant, layers), "modelled"
+    if same_as is None:
+        acc = evaluate(net, params)
+    else:
+        acc = (same_as.result() if isinstance(same_as, Future) else same_as)["accuracy"]
+    return dict(accuracy=acc, size_bytes=float(size), size_label=label, size_detail=detail,
+                params=sum(t.numel() for t in params.values()),
+                nonzeros=sum(int(torch.count_nonzero(params[f"{n}.weight"])) for n in layers))
+
+
+def _same(a: Params, b: Params) -> bool:
+    """Whether two parameter dicts hold exactly the same values."""
+    return all(torch.equal(a[k], v) for k, v in b.items())
+
+
+def sweep(model: nn.Module, data: Dataset | Split, prune_ratios: Sequence[float] = PRUNE_RATIOS,
+          bits: Sequence[int] = BITS, methods: Sequence[str] = ("l1",), structured: Sequence[bool] = (False,),
+          scope: str = "layer", quant: QuantConfig | None = None, latency: bool = False, latency_batch: int = 256,
+          latency_repeats: int = 10, calibration: Split | None = None,
+          scores: dict[str, dict[str, torch.Tensor]] | None = None, workers: int | None = None,
+          on_progress: Callable[[int, int], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
+    """One row per configuration of the grid (prune ratio x bits x method x structured; ratio 0, the unpruned
+    model, once, under the first method and kind): its accuracy on the test split (or the Split given), size in
+    bytes with a `size_label` of "measured" or "modelled", MACs per example, and, with latency=True, the measured
+    latency of real fp32 models (NaN elsewhere, the reason in `latency_label`). `bits` 32 means no quantization;
+    `quant` sets the grid (symmetric, per channel, rounding) for the others.
+    Prune first, then quantize the kept weights. `scores` reuses weight scores by method; `workers` threads (default:
+    torch's thread count) evaluate configurations side by side. `on_progress(done, total)` reports progress;
+    `should_stop()` cancels between prune settings, returning the rows done so far with frame.attrs["cancelled"]."""
+    quant = quant or QuantConfig()
+    _check_grid(prune_ratios, bits, methods, structured, quant)
+    split, calib = _splits(data, calibration)
+    layers = list(weight_layers(model))
+    input_shape = tuple(split.x.shape[1:])
+    dense_macs = sum(r.macs for r in layer_table(model, input_shape))
+    workers = workers or min(_single[1] if _single[0] else torch.get_num_threads(), 4)
+    evaluate = _Evaluator(split, workers)
+    unpruned = 0.0 in prune_ratios    # the same model for every method and kind: one set of rows
+    total = len(bits) * ((len(prune_ratios) - unpruned) * len(methods) * len(structured) + unpruned)
+    rows: list[dict] = []
+    timed: dict[int, nn.Module] = {}           # row index -> the real fp32 model to time
+    cancelled = False
+
+    def collect(common: dict, figures: list[dict | Future], real: nn.Module | None) -> None:
+        for b, fig in zip(bits, figures):
+            fig = fig.result() if isinstance(fig, Future) else fig
+            if latency and b == FP32 and real is not None:
+                timed[len(rows)] = real
+            why = FAKE if b != FP32 else "" if latency or math.isnan(fig["accuracy"]) else "not timed (latency off)"
+            rows.append(common | dict(config=_label(common["method"], common["prune_ratio"], common["structured"], b),
+                                      bits=b) | fig | dict(latency_ms=math.nan, latency_label=why))
+            if on_progress is not None:
+                on_progress(len(rows), total)
+
+    settings = [(m, st, r) for m in methods for st in structured for r in prune_ratios
+                if r or (m, st) == (methods[0], structured[0])]
+    scored: dict[str, dict[str, torch.Tensor]] = dict(scores or {})
+    last: dict[tuple, tuple[Params, Future | dict]] = {}   # the previous ratio's parameters and figures, per bits
+    with _parallel(workers) as pool:
+        pending: deque = deque()   # settings whose bit widths are being evaluated: one runs ahead of collection
+        for method, struct, ratio in settings:
+            if should_stop is not None and should_stop():
+                cancelled = True
+                break
+            if method not in scored:
+                if method == "taylor" and calib is None:
+                    raise SweepError("Taylor importance needs a calibration batch with labels: pass a Dataset or "
+                                     "`calibration`")
+                scored[method] = weight_scores(model, method, calib)
+            keep = masks(model, PruneConfig(ratio, method, scope, struct), scores=scored[method])
+            common = dict(method=method, structured=struct, scope=scope, prune_ratio=ratio)
+            if struct:
+                try:
+                    net = remove_channels(model, keep, split.x[:1])
+                except ValueError as e:
+                    blank = dict(accuracy=math.nan, size_bytes=math.nan, size_label="", size_detail="", params=0,
+                                 nonzeros=0, macs=math.nan, note=f"no channel-pruned model at this ratio: {e}")
+                    pending.append((common, [blank] * len(bits), None))
+                    continue
+                own = {k: v.detach() for k, v in net.named_parameters()}
+                macs, mask, real = sum(r.macs for r in layer_table(net, input_shape)), None, net
+            else:
+                net, own, macs, mask = model, masked_parameters(model, keep), dense_macs, keep
+                real = (model if ratio == 0 else apply_masks(model, keep)) if latency else None
+            figures = []
+            for b in bits:
+                qcfg = replace(quant, bits=b) if b != FP32 else quant
+                params = own if b == FP32 else _quantized(own, layers, mask, qcfg)
+                # pruning below what quantization rounds to zero anyway changes nothing: reuse that accuracy
+                twin = last.get((method, struct, b))
+                same = twin[1] if twin is not None and not struct and _same(twin[0], params) else None
+                job = (evaluate, net, params, b, qcfg, layers, b == FP32 and (struct or ratio == 0), same)
+                figures.append(pool.submit(_figures, *job) if pool else _figures(*job))
+                last[(method, struct, b)] = (params, figures[-1])
+            pending.append((common | dict(macs=float(macs), note=""), figures, real))
+            while len(pending) > 1:
+                collect(*pending.popleft())
+        while pending:
+            collect(*pending.popleft())
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if timed and not cancelled:
+        frame = _time(frame, timed, split, latency_batch, latency_repeats)
+    frame.attrs["cancelled"] = cancelled
+    frame.attrs["split_size"] = len(split)
+    return frame
+
+
+def _time(frame: pd.DataFrame, models: dict[int, nn.Module], split: Split, batch: int, repeats: int) -> pd.DataFrame:
+    """Fill latency_ms for the given rows by timing their models round-robin (A B C A B C ...) on real inputs."""
+    frame = frame.copy()
+    lat = compare_latency({str(i): m for i, m in models.items()}, split.x[:batch], batch, repeats=repeats,
+                          max_seconds=max(2.0, 0.1 * len(models)))
+    for i, m in lat.items():
+        frame.loc[int(i), "latency_ms"] = m.median_ms
+        frame.loc[int(i), "latency_label"] = (f"measured: median of {m.repeats} runs at batch {m.batch}, "
+                                              f"{m.threads} thread(s)" + (" (noisy)" if m.noisy else ""))
+    return frame
+
+
+def fp32_model(model: nn.Module, row: pd.Series | dict, example: torch.Tensor,
+               scores: dict[str, torch.Tensor] | None = None, calibration: Split | None = None) -> nn.Module:
+    """The real fp32 model of a sweep row's pruning: channel-pruned (structured) or masked dense (unstructured)."""
+    cfg = PruneConfig(float(row["prune_ratio"]), row["method"], row["scope"], bool(row["structured"]))
+    keep = masks(model, cfg, calibration, scores)
+    return remove_channels(model, keep, example) if cfg.structured else apply_masks(model, keep)
+
+
+def time_rows(model: nn.Module, data: Dataset | Split, frame: pd.DataFrame, batch: int = 256, repeats: int = 10,
+              scores: dict[str, dict[str, torch.Tensor]] | None = None) -> pd.DataFrame:
+    """A copy of a sweep frame with the latency of every fp32 row measured (its real model rebuilt and timed
+    round-robin with the others) and every k-bit row labelled as not timed."""
+    split, calib = _splits(data, None)
+    frame = frame.copy()
+    models = {}
+    for i, row in frame.iterrows():
+        if row["bits"] == FP32 and not math.isnan(row["accuracy"]):
+            sc = (scores or {}).get(row["method"])
+            models[i] = fp32_model(model, row, split.x[:1], sc, calib)
+        elif row["bits"] != FP32:
+            frame.loc[i, "latency_label"] = FAKE
+    return _time(frame, models, split, batch, repeats) if models else frame
+
+
+# The Pareto frontier ------------------------------------------------------------------------------------------------
+
+def pareto(frame: pd.DataFrame, x: str, y: str, minimize_x: bool = True, maximize_y: bool = True) -> pd.DataFrame:
+    """The non-dominated rows of a frame for columns x and y, sorted by x (index kept). A row is dominated when
+    another is at least as good in both and better in one; equal rows do not dominate each other, so they are all
+    kept. Rows with NaN in x or y are left out."""
+    for c in (x, y):
+        if c not in frame.columns:
+            raise SweepError(f"no column {c!r}; columns: {', '.join(map(str, frame.columns))}")
+    valid = frame[[x, y]].dropna()
+    a = valid[x].to_numpy(float) * (1 if minimize_x else -1)   # both objectives as "smaller is better"
+    b = valid[y].to_numpy(float) * (-1 if maximize_y else 1)
+    order = np.lexsort((b, a))
+    keep, best, i = [], math.inf, 0
+    while i < len(order):
+        j = i
+        while j < len(order) and a[order[j]] == a[order[i]]:
+            j += 1
+        group = order[i:j]
+        low = b[group].min()
+        if low < best:
+            keep.extend(int(k) for k in group if b[k] == low)
+            best = low
+        i = j
+    out = frame.loc[valid.index[keep]]
+    return out.sort_values(x, ascending=minimize_x, kind="stable")
+
+
+# Per-layer sensitivity ----------------------------------------------------------------------------------------------
+
+KINDS = {"prune": "pruned alone (per-layer, unstructured)", "quantize": "quantized alone (weights)"}
+
+
+def sensitivity(model: nn.Module, split: Split, kind: str = "prune", settings: Sequence[float] | None = None,
+                method: str = "l1", quant: QuantConfig | None = None, calibration: Split | None = None,
+                scores: dict[str, torch.Tensor] | None = None, layers: Sequence[str] | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Accuracy on a split with each Linear/Conv layer (or each of `layers`) alone pruned at each ratio (kind
+    "prune", unstructured, by `method`) or alone quantized at each bit width (kind "quantize", grid as in `quant`),
+    the others untouched. A tidy frame: layer, kind, setting, accuracy, drop_points (below the original), weights
+    (of the layer); frame.attrs["base_accuracy"] holds the original's accuracy."""
+    if kind not in KINDS:
+        raise SweepError(f"unknown sensitivity kind {kind!r}; known: {', '.join(KINDS)}")
+    if settings is None:
+        settings = SENSITIVITY_RATIOS if kind == "prune" else SENSITIVITY_BITS
+    settings = tuple(settings)
+    if not settings:
+        raise SweepError("no settings to scan: give at least one prune ratio or bit width")
+    quant = quant or QuantConfig()
+    if kind == "prune":
+        _check_grid(settings, (FP32,), (method,), (False,), quant)
+        if scores is None:
+            scores = weight_scores(model, method, calibration)
+    else:
+        _check_grid((0.0,), settings, ("l1",), (False,), quant)
+    every = weight_layers(model)
+    unknown = [n for n in (layers or ()) if n not in every]
+    if unknown:
+        raise SweepError(f"no weight layer named {', '.join(unknown)}; layers: {', '.join(every)}")
+    layers = {n: every[n] for n in layers} if layers is not None else every
+    base = {k: v.detach() for k, v in model.named_parameters()}
+    evaluate = _Evaluator(split)
+    base_acc = evaluate(model, base)
+    rows, total = [], len(layers) * len(settings)
+    for n, m in layers.items():
+        for s in settings:
+            if kind == "prune":
+                keep = masks(model, PruneConfig(0.0, method, "layer", overrides=((n, float(s)),)), scores=scores)
+                params = dict(base) | {f"{n}.weight": base[f"{n}.weight"] * keep[n]}
+            else:
+                params = _quantized(base, [n], None, replace(quant, bits=int(s)))
+            acc = evaluate(model, params)
+            rows.append(dict(layer=n, kind=kind, setting=s, accuracy=acc, drop_points=(base_acc - acc) * 100,
+                             weights=m.weight.numel()))
+            if on_progress is not None:
+                on_progress(len(rows), total)
+    frame = pd.DataFrame(rows, columns=["layer", "kind", "setting", "accuracy", "drop_points", "weights"])
+    frame.attrs["base_accuracy"] = base_acc
+    frame.attrs["split_size"] = len(split)
+    return frame
+
+
+# Allocation under an accuracy budget ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """A measured per-layer setting: accuracy measured on the split it was chosen on (and on test when given), size
+    modelled from bit counts."""
+
+    name: str
+    settings: dict[str, float]       # layer -> prune ratio, or bits (32 = left fp32)
+    accuracy: float                  # on the selection split
+    test_accuracy: float | None      # on the held-out test split, when given
+    size_bytes: float                # modelled
+    size_detail: str
+    weights_kept: int                # Linear/Conv weights kept (prune) or all of them (quantize)
+    weight_bits: int                 # bits spent on Linear/Conv weights
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A per-layer allocation that meets an accuracy budget, its measured result, and uniform settings of the same
+    overall size measured the same way."""
+
+    kind: str
+    budget: float                    # largest accepted accuracy drop, in points, on the selection split
+    base_accuracy: float             # the original's accuracy on the selection split
+    base_test_accuracy: float | None
+    base_bytes: float                # the original's modelled size (fp32 weights, same storage model)
+    predicted_drop: float            # points: the per-layer drops summed (the plan's assumption)
+    result: Outcome
+    uniform: tuple[Outcome, ...]
+    tries: int                       # plans measured until one met the budget
+    message: str = ""                # set when nothing could be compressed within the budget
+    history: tuple[tuple[float, float], ...] = field(default=())  # (predicted, measured) drop per try, points
+
+    @property
+    def drop(self) -> float:
+        """Measured accuracy drop of the allocated model on the selection split, in points."""
+        return (self.base_accuracy - self.result.accuracy) * 100
+
+    def table(self) -> pd.DataFrame:
+        """The allocated model beside the uniform ones: one row each, every number labelled."""
+        rows = []
+        for o in (self.result, *self.uniform):
+            rows.append({"model": o.name, "accuracy (selection split)": o.accuracy,
+                         "drop, points": (self.base_accuracy - o.accuracy) * 100,
+                         "test accuracy": o.test_accuracy, "size_bytes (modelled)": o.size_bytes,
+                         "compression (modelled)": self.base_bytes / o.size_bytes, "weights kept": o.weights_kept,
+                         "weight bits": o.weight_bits, "size detail": o.size_detail})
+        return pd.DataFrame(rows)
+
+
+def _plan(options: dict[str, list[tuple[float, int, float]]], capacity: int) -> dict[str, float]:
+    """Multiple-choice knapsack by dynamic programming: one option (setting, cost, gain) per layer, total cost at
+    most `capacity`, largest total gain (ties: lower cost). Costs are whole test examples, so this is exact."""
+    best: dict[int, tuple[float, dict[str, float]]] = {0: (0.0, {})}
+    for layer, opts in options.items():
+        nxt: dict[int, tuple[float, dict[str, float]]] = {}
+        for used, (gain, chosen) in best.items():
+            for setting, cost, g in opts:
+                c = used + cost
+                if c > capacity:
+                    continue
+                if c not in nxt or gain + g > nxt[c][0]:
+                    nxt[c] = (gain + g, chosen | {layer: setting})
+        best = nxt
+    top = max(v[0] for v in best.values())
+    return best[min(c for c, v in best.items() if v[0] == top)][1]
+
+
+def allocate(model: nn.Module, sens: pd.DataFrame, split: Split, budget: float, test: Split | None = None,
+             method: str = "l1", quant: QuantConfig | None = None, calibration: Split | None = None,
+             scores: dict[str, torch.Tensor] | None = None, max_tries: int = 50) -> Allocation:
+    """Per-layer prune ratios (or bit widths) from a sensitivity frame, as much compression as an accuracy budget
+    allows: `budget` is the largest drop in points on `split`, the split the sensitivity was measured on. The plan
+    assumes per-layer drops add up; the allocated model is then built and measured, and while its measured drop
+    exceeds the budget the plan is made again with less room. So the result always meets the budget on `split`
+    (leaving every layer as it was meets any budget >= 0). Compared with uniform settings of the same overall size:
+    the same total of kept weights (prune), or the bit widths just below and above the same total of weight bits
+    (quantize). `test`, when given, is measured too and never used to choose."""
+    if not budget >= 0:
+        raise SweepError(f"the accuracy budget is the largest drop you accept, in points: it must be >= 0, "
+                         f"got {budget}")
+    if sens.empty:
+        raise SweepError("the sensitivity frame is empty: scan some settings first")
+    kind = str(sens["kind"].iloc[0])
+    quant = quant or QuantConfig()
+    layers = weight_layers(model)
+    unknown = sorted(set(sens["layer"]) - set(layers))
+    if unknown:
+        raise SweepError(f"the sensitivity frame names layers this model does not have: {', '.join(unknown)}")
+    if kind == "prune" and scores is None:
+        scores = weight_scores(model, method, calibration)
+    base = {k: v.detach() for k, v in model.named_parameters()}
+    n = len(split)
+    on_split, on_test = _Evaluator(split), (_Evaluator(test) if test is not None else None)
+    base_acc, base_test = on_split(model, base), (on_test(model, base) if on_test is not None else None)
+    sizes = {l: m.weight.numel() for l, m in layers.items()}
+    full = FP32 if kind == "quantize" else 0.0
+
+    def build(settings: dict[str, float]) -> tuple[Params, int, int, float, str]:
+        if kind == "prune":
+            cfg = PruneConfig(0.0, method, "layer", overrides=tuple((l, float(r)) for l, r in settings.items() if r))
+            keep = masks(model, cfg, scores=scores)
+            params = masked_parameters(model, keep)
+            kept = sum(int(k.sum()) for k in keep.values())
+            m = modelled_size(_State(_state(model, params)), FP32)
+            return params, kept, kept * FP32, m.bytes, f"modelled: {m.detail}"
+        params = dict(base)
+        for l, b in settings.items():
+            if b != FP32:
+                params = _quantized(params, [l], None, replace(quant, bits=int(b)))
+        wbits = sum(sizes[l] * int(settings.get(l, FP32)) for l in layers)
+        other = sum(v.numel() * 4 for k, v in model.state_dict().items() if k not in {f"{l}.weight" for l in layers})
+        q = [l for l in layers if settings.get(l, FP32) != FP32]
+        grids = _grid_bytes(model, quant, q) if q else 0
+        return (params, sum(sizes.values()), wbits, wbits / 8 + other + grids,
+                f"modelled: each layer's weights densely at its bit width, biases fp32, {grids:,} B of scales")
+
+    def outcome(name: str, settings: dict[str, float]) -> Outcome:
+        params, kept, wbits, size, detail = build(settings)
+        return Outcome(name, dict(settings), on_split(model, params), on_test(model, params) if on_test else None,
+                       size, detail, kept, wbits)
+
+    options: dict[str, list[tuple[float, int, float]]] = {l: [(full, 0, 0.0)] for l in layers}
+    for row in sens.itertuples():
+        cost = max(0, round((base_acc - row.accuracy) * n))    # whole examples lost on the split
+        if kind == "prune":   # weights removed
+            gain = round(float(row.setting) * sizes[row.layer])
+        else:                 # weight bits saved
+            gain = sizes[row.layer] * (FP32 - int(row.setting))
+        options[row.layer].append((row.setting, cost, float(gain)))
+    drop_of = {(l, s): c for l, opts in options.items() for s, c, _ in opts}
+    capacity = math.floor(budget / 100 * n + 1e-9)
+    history, tries = [], 0
+    while True:
+        plan = _plan(options, capacity)
+        settings = {l: plan.get(l, full) for l in layers}
+        result = outcome("allocated per layer", settings)
+        predicted = sum(drop_of[(l, s)] for l, s in settings.items()) / n * 100
+        measured = (base_acc - result.accuracy) * 100
+        history.append((predicted, measured))
+        tries += 1
+        if measured <= budget + 1e-9 or capacity <= 0 or tries >= max_tries:
+            break
+        capacity -= max(1, round((measured - budget) / 100 * n))   # less room, by at least the measured excess
+    if measured > budget + 1e-9:   # the loop gave up: leave every layer as it was, which meets any budget
+        settings = {l: full for l in layers}
+        result = outcome("allocated per layer", settings)
+    message = ""
+    if all(v == full for v in settings.values()):
+        message = (f"No layer can be {'pruned' if kind == 'prune' else 'quantized'} at any scanned setting within a "
+                   f"drop of {budget:g} points on {n} examples: every layer is left as it was. Allow a larger drop, "
+                   "or scan gentler settings.")
+    uniform = _uniform(kind, settings, sizes, outcome)
+    base_bytes = build({l: full for l in layers})[3]
+    return Allocation(kind, budget, base_acc, base_test, base_bytes, predicted, result, uniform, tries, message,
+                      tuple(history))
+
+
+def _uniform(kind: str, settings: dict[str, float], sizes: dict[str, int],
+             outcome: Callable[[str, dict[str, float]], Outcome]) -> tuple[Outcome, ...]:
+    """Uniform settings of the same overall size as an allocation: one ratio removing the same number of weights
+    (prune), or the whole bit widths just below and above the same total of weight bits (quantize)."""
+    total = sum(sizes.values())
+    if kind == "prune":
+        removed = sum(round(float(r) * sizes[l]) for l, r in settings.items())
+        ratio = min(removed / total, 0.999)
+        return (outcome(f"uniform {ratio:.3f} per layer", {l: ratio for l in sizes}),)
+    mean = sum(sizes[l] * int(settings[l]) for l in sizes) / total
+    widths = sorted({math.floor(mean + 1e-9), math.ceil(mean - 1e-9)})
+    widths = [b if b <= 16 else FP32 for b in widths]   # no 17..31-bit grids: above 16 bits compare with fp32
+    widths = sorted(set(b if b >= 2 else 2 for b in widths))
+    return tuple(outcome(f"uniform {b if b != FP32 else 'fp32'}{'-bit' if b != FP32 else ''} "
+                         f"({'same' if b == mean else 'fewer' if b < mean else 'more'} bits)", {l: b for l in sizes})
+                 for b in widths)
+
+
+__all__ = ["FP32", "PRUNE_RATIOS", "BITS", "SENSITIVITY_RATIOS", "SENSITIVITY_BITS", "KINDS", "COLUMNS", "SweepError",
+           "sweep", "time_rows", "fp32_model", "pareto", "sensitivity", "Outcome", "Allocation", "allocate"]
