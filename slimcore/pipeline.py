@@ -16,6 +16,7 @@ import heapq
 import io
 import struct
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,9 +46,10 @@ class Stage:
 
 @dataclass(frozen=True)
 class PipelineResult:
-    stages: tuple[Stage, ...]
-    model: nn.Module          # the final model, decoded from the Huffman-coded stream
+    stages: tuple[Stage, ...]  # the stages finished (all four unless cancelled)
+    model: nn.Module           # the last finished stage's model, decoded from its stream
     streams: dict[str, bytes]  # stage name -> its bytes
+    cancelled: bool = False
 
 
 # Bit packing -------------------------------------------------------------------------------------------------------
@@ -143,6 +145,8 @@ def decode_positions(symbols: np.ndarray, bits: int, size: int) -> np.ndarray:
             pos += skip
         else:
             pos += int(s)
+            if pos >= size:
+                raise ValueError("a position in the stream lies outside its layer: the stream is damaged")
             mask[pos] = True
             pos += 1
     return mask
@@ -189,7 +193,8 @@ def encode(model: nn.Module, layers: list[Layer], position_bits: int, huffman: b
             buf.write(struct.pack("<BI", L.bits, len(w)) + L.codebook.astype("<f4").tobytes() + w)
     for t in _other_tensors(model):
         buf.write(t.astype("<f4").tobytes())
-    return buf.getvalue()
+    body = buf.getvalue()
+    return body + struct.pack("<I", zlib.crc32(body))  # a checksum, so damage is found rather than decoded
 
 
 class _Reader:
@@ -209,9 +214,13 @@ class _Reader:
 
 def decode(data: bytes, architecture: nn.Module) -> nn.Module:
     """The model a stream holds, on a copy of its architecture (whose own values are not used)."""
-    r = _Reader(data)
-    if r.take(len(MAGIC)) != MAGIC:
+    if len(data) < len(MAGIC) + 4 or not data.startswith(MAGIC):
         raise ValueError("not a SlimLab Deep Compression stream")
+    data, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
+    if zlib.crc32(data) != crc:
+        raise ValueError("the stream is damaged (checksum mismatch)")
+    r = _Reader(data)
+    r.take(len(MAGIC))
     n, position_bits, shared, huffman = r.unpack("<BB??")
     if huffman:
         (idx_bits,) = r.unpack("<B")
@@ -302,8 +311,10 @@ def deep_compression(model: nn.Module, data: Dataset, prune_amount: float = 0.92
     that of the model decoded from its own bytes. `on_stage` is called after each stage."""
     if not 0 < prune_amount < 1:
         raise ValueError(f"prune amount must be in (0, 1), got {prune_amount}")
-    if not (1 <= bits <= 8 and 1 <= conv_bits <= 8 and 2 <= position_bits <= 8) or min(steps, cluster_epochs) < 0:
+    if not (1 <= bits <= 8 and 1 <= conv_bits <= 8 and 2 <= position_bits <= 8):
         raise ValueError("index widths must be 1..8 bits and gaps 2..8 bits")
+    if steps < 1 or min(finetune_epochs, cluster_epochs) < 0:
+        raise ValueError("need at least one pruning step and no negative epoch counts")
     stages: list[Stage] = []
     streams: dict[str, bytes] = {}
     original = serialized_bytes(model)
@@ -319,18 +330,21 @@ def deep_compression(model: nn.Module, data: Dataset, prune_amount: float = 0.92
             on_stage(stage)
 
     t0 = time.perf_counter()
-    done("original (fp32)", None, model, "torch.save of the state dict", t0)
+    raw = sum(v.numel() * 4 for v in model.state_dict().values())
+    done("original (fp32)", None, model, f"torch.save of the state dict (the fp32 tensors alone: {raw:,} B)", t0)
 
     t0 = time.perf_counter()
     run = gradual_prune(model, data, GradualConfig(PruneConfig(prune_amount, "l1", "global"), steps, finetune_epochs,
                                                    lr=lr, seed=seed), should_stop=should_stop)
+    if run.cancelled:
+        return PipelineResult(tuple(stages), model, streams, True)
     net, masks = run.model, {n: m for n, m in run.masks.items()}
     layers = weight_layers(net)
     pruned = [Layer(masks[n].numpy().ravel(), layers[n].weight.detach().numpy().ravel()[masks[n].numpy().ravel()],
                     None, None, 32) for n in layers]
     stream = encode(net, pruned, position_bits)
     done("pruned + fine-tuned", stream, decode(stream, net),
-         f"{prune_amount:.0%} of weights removed (global L1, {steps} steps, {finetune_epochs} epochs each); "
+         f"{run.steps[-1].sparsity:.1%} of weights removed (global L1, {steps} steps, {finetune_epochs} epochs each); "
          f"kept weights fp32 with {position_bits}-bit gaps", t0)
 
     t0 = time.perf_counter()
@@ -346,6 +360,8 @@ def deep_compression(model: nn.Module, data: Dataset, prune_amount: float = 0.92
     books = _finetune_codebooks(net, {n: masks[n].float() for n in layers}, books, assign, data, cluster_epochs, lr,
                                 seed, should_stop)
     net.requires_grad_(False)
+    if should_stop is not None and should_stop():
+        return PipelineResult(tuple(stages), decode(streams["pruned + fine-tuned"], net), streams, True)
     shared = [Layer(masks[n].numpy().ravel(), None, books[n].numpy(), assign[n].numpy().ravel()[masks[n].numpy().ravel()],
                     widths[n]) for n in layers]
     stream = encode(net, shared, position_bits)
@@ -356,4 +372,4 @@ def deep_compression(model: nn.Module, data: Dataset, prune_amount: float = 0.92
     stream = encode(net, shared, position_bits, huffman=True)
     final = decode(stream, net)
     done("Huffman coded", stream, final, "canonical Huffman codes for the gaps and the indices", t0)
-    return PipelineResult(tuple(stages), final, streams)
+    return PipelineResult(tuple(stages), final, streams, False)

@@ -92,3 +92,22 @@ def test_damaged_streams_are_clear_errors(result):
             PL.decode(bad, s.model)
     with pytest.raises(ValueError):
         PL.decode(stream, slimcore.load_sample("digits-cnn").model)  # another architecture
+
+
+def test_single_byte_damage_is_always_found(result):
+    s, res, _ = result
+    stream = bytearray(res.streams["Huffman coded"])
+    rng = np.random.default_rng(0)
+    for i in rng.integers(len(PL.MAGIC), len(stream), size=40):
+        bad = bytearray(stream)
+        bad[i] ^= 0xFF
+        with pytest.raises(ValueError):
+            PL.decode(bytes(bad), s.model)
+
+
+def test_a_stopped_pipeline_reports_only_what_it_finished():
+    s = slimcore.load_sample("digits-mlp")
+    calls = []
+    res = PL.deep_compression(s.model, s.data, should_stop=lambda: calls.append(1) or len(calls) > 5)
+    assert res.cancelled
+    assert [st.name for st in res.stages] == ["original (fp32)"]
