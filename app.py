@@ -33,7 +33,7 @@ with state.friendly_errors():
 cols = st.columns(5)
 cols[0].metric("Test accuracy", f"{m.accuracy:.2%}", help=f"Measured: top-1 on {len(s.test)} held-out test examples.")
 cols[1].metric("Parameters", f"{m.params:,}", help=f"{m.nonzeros:,} non-zero.")
-cols[2].metric("MACs per example", f"{m.macs:,}", help="Multiply-accumulates of the Linear/Conv layers for one input.")
+cols[2].metric("MACs per example", f"{m.macs:,}", help="Counted from the layer shapes: multiply-accumulates of the Linear/Conv layers for one input, as dense kernels compute them.")
 cols[3].metric("Size (measured)", f"{m.size_bytes / 1024:,.1f} KiB", help="Measured: bytes of the state dict written by torch.save.")
 latency_metric, latency_caption = cols[4].empty(), st.empty()  # filled last: timing waits for the figures
 

@@ -166,3 +166,6 @@ notes_slot.caption(f"Accuracy: top-1 on {len(s.test)} held-out test examples. Re
                    "weights are fp32 numbers run by the same dense fp32 kernels, so the simulated model is exactly as "
                    "fast, and as large on disk, as fp32; its size at k bits is modelled. Latency: median of timed runs "
                    "on this server's CPU, fp32 and int8 timed side by side, once per model.")
+if any(b.noisy for pair in lat.values() for b in pair):
+    st.warning("These timings are noisy (a wide spread, or the machine was loaded while timing): the CPU was "
+               "busy with something else. Press **Time again** above.")
