@@ -31,7 +31,7 @@ def test_temperature_and_training(server, page):
     epochs.press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Train").click()
-    expect(page.get_by_text("distilled student")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("against the one trained on labels alone")).to_be_visible(timeout=120_000)
     wait_idle(page)
     expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4, timeout=60_000)
     assert page.locator("text=Traceback").count() == 0
