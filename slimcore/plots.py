@@ -157,6 +157,105 @@ def soft_targets(p1: Sequence[float], pt: Sequence[float], temperature: float, e
                    "probability", barmode="group", yaxis=dict(ticksuffix=" %", range=[0, 101]))
 
 
+# --- Trade-offs and sensitivity ----------------------------------------------------------------------------------
+
+SERIES = [KEPT, "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#ca8a04", "#db2777", "#64748b"]
+FRONTIER = "#111827"
+
+
+def tradeoff_scatter(x: Sequence[float], accuracy: Sequence[float], names: Sequence[str], groups: Sequence[str],
+                     labels: Sequence[str], frontier: Sequence[int], chosen: int | None = None,
+                     title: str = "Accuracy against size", x_title: str = "size", x_unit: str = "",
+                     log_x: bool = True, reference: float | None = None, notes: Sequence[str] | None = None,
+                     height: int = 460) -> go.Figure:
+    """Accuracy (fractions, drawn in %) of many configurations against a cost, one colour per group (for example
+    the bit width), open markers where the cost is labelled "modelled" and filled ones otherwise (measured, or
+    counted); the Pareto frontier (indices into the points) as a step line, the chosen point ringed, the original's
+    accuracy dotted. Hovering a point shows its configuration, its cost and how that cost was obtained."""
+    x = np.asarray(x, dtype=np.float64)
+    acc = np.asarray(accuracy, dtype=np.float64) * 100
+    notes = list(notes) if notes is not None else [""] * len(x)
+    order = list(dict.fromkeys(groups))
+    traces = []
+    for i, g in enumerate(order):
+        idx = [k for k, gk in enumerate(groups) if gk == g]
+        traces.append(dict(
+            type="scatter", x=x[idx], y=acc[idx], mode="markers", name=g,
+            marker=dict(color=SERIES[i % len(SERIES)], size=9, line=dict(width=1.5, color=SERIES[i % len(SERIES)]),
+                        symbol=["circle-open" if labels[k] == "modelled" else "circle" for k in idx]),
+            customdata=[[names[k], labels[k], notes[k]] for k in idx],
+            hovertemplate="<b>%{customdata[0]}</b><br>test accuracy %{y:.2f} %<br>" + x_title
+                          + " %{x:,.4g}" + x_unit + " (%{customdata[1]})<br>%{customdata[2]}<extra></extra>"))
+    front = sorted(frontier, key=lambda k: x[k])
+    if front:
+        traces.append(dict(type="scatter", x=x[front], y=acc[front], mode="lines", name="Pareto frontier",
+                           line=dict(color=FRONTIER, width=2, shape="hv"), hoverinfo="skip"))
+    if chosen is not None:
+        traces.append(dict(type="scatter", x=[x[chosen]], y=[acc[chosen]], mode="markers", name="chosen",
+                           marker=dict(color="rgba(0,0,0,0)", size=20, line=dict(color=REMOVED, width=3)),
+                           hovertemplate=f"chosen: {names[chosen]}<extra></extra>"))
+    shapes, annotations = [], []
+    if reference is not None:
+        shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=reference * 100, y1=reference * 100,
+                       line=dict(color=DARK, dash="dot", width=1.5))]
+        annotations = [dict(xref="paper", x=0, y=reference * 100, text=f"original {reference:.2%}", showarrow=False,
+                            xanchor="left", yanchor="bottom", font=dict(size=11))]
+    unit = f" ({x_unit.strip()})" if x_unit.strip() else ""
+    return _figure(traces, title, f"{x_title}{unit}" + (", log scale" if log_x else ""), "test accuracy",
+                   height=height, shapes=shapes, annotations=annotations,
+                   xaxis=dict(type="log" if log_x else "linear"), yaxis=dict(range=[0, 102], ticksuffix=" %"))
+
+
+def pipeline_waterfall(names: Sequence[str], sizes: Sequence[float], accuracy: Sequence[float],
+                       labels: Sequence[str], title: str = "Size after each stage") -> go.Figure:
+    """A waterfall of bytes, stage by stage: the first bar is the original's size, each next one what a stage
+    removed (red); under each stage its size (and whether measured), its ratio to the original and its accuracy."""
+    sizes = [float(v) for v in sizes]
+    steps = [sizes[0]] + [b - a for a, b in zip(sizes, sizes[1:])]
+    same = len(set(labels)) == 1
+    ticks = [f"{n}<br>{b / 1024:,.1f} KiB{'' if same else f' ({lab})'}<br>{sizes[0] / b:.1f}x · {a:.2%}"
+             for n, b, a, lab in zip(names, sizes, accuracy, labels)]
+    bar = dict(type="waterfall", x=list(names), y=steps, measure=["absolute"] + ["relative"] * (len(sizes) - 1),
+               textposition="none", customdata=[t.replace("<br>", " · ") for t in ticks],
+               decreasing=dict(marker=dict(color=REMOVED)), totals=dict(marker=dict(color=KEPT)),
+               increasing=dict(marker=dict(color=KEPT)), connector=dict(line=dict(color="#9ca3af", dash="dot")),
+               hovertemplate="%{customdata}<extra></extra>")
+    return _figure([bar], title, "", f"bytes ({labels[0]})" if same and labels else "bytes", height=400,
+                   showlegend=False, xaxis=dict(tickmode="array", tickvals=list(names), ticktext=ticks, tickangle=0,
+                                                tickfont=dict(size=10), automargin=True),
+                   yaxis=dict(range=[0, sizes[0] * 1.08] if sizes else None))
+
+
+def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], title: str, x_title: str,
+                 y_title: str, log_y: bool = False, text_format: str = "{:.3g}", height: int = 340,
+                 hover: str = "%{x}: %{y:.4g}", colors: Sequence[str] | None = None) -> go.Figure:
+    """Bars side by side per category, one colour per named series (for example ours against a published
+    reference, or an allocation against a uniform setting), each bar labelled with its value; the legend is shown
+    even for a single series, so its name is never lost."""
+    colors = list(colors) if colors is not None else SERIES
+    traces = [dict(type="bar", x=list(categories), y=[None if v is None else float(v) for v in ys], name=name,
+                   marker=dict(color=colors[i % len(colors)]), showlegend=True,
+                   text=["" if v is None else text_format.format(v) for v in ys], textposition="outside",
+                   cliponaxis=False, hovertemplate=hover + f"<extra>{name}</extra>")
+              for i, (name, ys) in enumerate(series.items())]
+    values = [float(v) for ys in series.values() for v in ys if v is not None and v > 0]
+    yaxis = dict(type="log") if log_y else dict(range=[0, max(values, default=1) * 1.2])
+    return _figure(traces, title, x_title, y_title, height=height, barmode="group", yaxis=yaxis)
+
+
+def sensitivity_heatmap(layers: Sequence[str], settings: Sequence[str], accuracy: np.ndarray, reference: float,
+                        title: str = "Accuracy with one layer compressed", x_title: str = "prune ratio") -> go.Figure:
+    """Layers (rows) x settings (columns) -> accuracy (fractions, drawn in % and written in each cell), red where a
+    layer breaks the model and green where it is left at the original's accuracy."""
+    z = np.asarray(accuracy, dtype=np.float64) * 100
+    heat = dict(type="heatmap", z=z, x=[str(s) for s in settings], y=list(layers), zmin=0, zmax=reference * 100,
+                colorscale="RdYlGn", text=[[f"{v:.1f}" for v in row] for row in z], texttemplate="%{text}",
+                textfont=dict(size=11), colorbar=dict(title=dict(text="accuracy, %"), ticksuffix=" %"),
+                hovertemplate="%{y} at %{x}: %{z:.2f} %<extra></extra>", xgap=1, ygap=1)
+    return _figure([heat], title, x_title, "layer (alone)", height=max(260, 60 * len(layers) + 120),
+                   xaxis=dict(type="category"), yaxis=dict(autorange="reversed", type="category"))
+
+
 # --- Quantization lab ---------------------------------------------------------------------------------------------
 # These figures are redrawn on every move of a slider, so each is built in one go from plain dicts: Plotly's
 # add_vline / add_annotation / update_layout validate as they go and cost ~5 ms each.
