@@ -18,7 +18,7 @@ from torch.nn.utils import prune as tprune
 from _util import timed  # (importing _util puts the repository on sys.path)
 
 import slimcore
-from slimcore import sweep as S
+from slimcore.sweep import BITS, FP32, PRUNE_RATIOS, allocate, pareto, sensitivity, sweep
 
 
 def naive(s: slimcore.Sample, ratios, bits, row: bool = True) -> pd.DataFrame:
@@ -33,7 +33,7 @@ def naive(s: slimcore.Sample, ratios, bits, row: bool = True) -> pd.DataFrame:
             for m in slimcore.weight_layers(net).values():
                 tprune.l1_unstructured(m, "weight", amount=r)
                 tprune.remove(m, "weight")
-            if b != S.FP32:
+            if b != FP32:
                 net = slimcore.quantize(net, b)
             size = slimcore.modelled_size(net, b).bytes
             if row:
@@ -54,9 +54,9 @@ def clock(fn) -> tuple[float, object]:
 def main(name: str = "digits-cnn") -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {name}")
     s = slimcore.load_sample(name)
-    ratios, bits = S.PRUNE_RATIOS, S.BITS
+    ratios, bits = PRUNE_RATIOS, BITS
     grid = f"{len(ratios)} x {len(bits)} = {len(ratios) * len(bits)} configurations"
-    S.sweep(s.model, s.data, ratios[:2], bits[:2])  # warm-up (first calls load kernels)
+    sweep(s.model, s.data, ratios[:2], bits[:2])  # warm-up (first calls load kernels)
 
     print(f"\n## Sweep, {grid} (ratios {ratios[0]}..{ratios[-1]}, bits {bits}), accuracy on {len(s.test)} test "
           "examples, size, counts and MACs per row; no latency. Runs alternate; medians of 3 after a warm-up of each.")
@@ -64,50 +64,51 @@ def main(name: str = "digits-cnn") -> None:
     naive(s, ratios[:2], bits, row=False)
     times: dict[str, list[float]] = {"sweep": [], "naive": [], "naive, accuracy only": []}
     for _ in range(3):
-        t, frame = clock(lambda: S.sweep(s.model, s.data, ratios, bits))
+        t, frame = clock(lambda: sweep(s.model, s.data, ratios, bits))
         times["sweep"].append(t)
         t, ref = clock(lambda: naive(s, ratios, bits))
         times["naive"].append(t)
         times["naive, accuracy only"].append(clock(lambda: naive(s, ratios, bits, row=False))[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     same = (frame["accuracy"].to_numpy() == ref["accuracy"].to_numpy()).mean()
-    print(f"slimcore.sweep         {med['sweep']:6.2f} s  ({med['sweep'] / len(frame) * 1000:.1f} ms per configuration; "
+    fast, slow, lean = med["sweep"], med["naive"], med["naive, accuracy only"]
+    print(f"slimcore.sweep         {fast:6.2f} s  ({fast / len(frame) * 1000:.1f} ms per configuration; "
           f"runs {', '.join(f'{t:.2f}' for t in times['sweep'])} s)")
-    print(f"naive loop             {med['naive']:6.2f} s  (deep copy + torch.nn.utils.prune + quantize + slimcore.measure "
-          f"+ modelled size: the same columns)   speed-up {med['naive'] / med['sweep']:.1f}x")
-    print(f"naive, accuracy only   {med['naive, accuracy only']:6.2f} s  (deep copy + torch.nn.utils.prune + quantize + "
-          f"slimcore.accuracy + modelled size)   speed-up {med['naive, accuracy only'] / med['sweep']:.1f}x")
+    print(f"naive loop             {slow:6.2f} s  (deep copy + torch.nn.utils.prune + quantize + slimcore.measure "
+          f"+ modelled size: the same columns)   speed-up {slow / fast:.1f}x")
+    print(f"naive, accuracy only   {lean:6.2f} s  (deep copy + torch.nn.utils.prune + quantize + "
+          f"slimcore.accuracy + modelled size)   speed-up {lean / fast:.1f}x")
     print(f"rows with equal accuracy, sweep vs naive: {same:.0%}")
     one = timed(lambda: slimcore.accuracy(s.model, s.test), repeats=30)["median_ms"]
     print(f"for scale: one evaluation of the model on the test split (slimcore.accuracy) {one:.1f} ms; "
           f"{len(frame)} of them back to back {one * len(frame) / 1000:.2f} s")
 
     print("\n## Variants of the same grid")
-    t, f = clock(lambda: S.sweep(s.model, s.data, ratios, bits, structured=(True,)))
+    t, f = clock(lambda: sweep(s.model, s.data, ratios, bits, structured=(True,)))
     print(f"structured (channels removed, torch-pruning) {t:6.2f} s  "
           f"({int(f['accuracy'].isna().sum())} rows with no channel-pruned model)")
-    t, f = clock(lambda: S.sweep(s.model, s.data, ratios, bits, methods=("l1", "taylor"), structured=(False, True)))
+    t, f = clock(lambda: sweep(s.model, s.data, ratios, bits, methods=("l1", "taylor"), structured=(False, True)))
     print(f"2 methods x (unstructured, structured), {len(f)} rows   {t:6.2f} s")
-    t, f = clock(lambda: S.sweep(s.model, s.data, ratios, bits, structured=(False, True), latency=True))
+    t, f = clock(lambda: sweep(s.model, s.data, ratios, bits, structured=(False, True), latency=True))
     n_timed = int(f["latency_ms"].notna().sum())
     print(f"with latency (2 x {len(ratios)} real fp32 models timed round-robin at batch 256, 10 repeats), "
           f"{len(f)} rows   {t:6.2f} s ({n_timed} rows timed)")
-    t, _ = clock(lambda: S.pareto(f, "size_bytes", "accuracy"))
+    t, _ = clock(lambda: pareto(f, "size_bytes", "accuracy"))
     print(f"pareto(size_bytes, accuracy) over {len(f)} rows   {t * 1000:6.2f} ms")
 
     print(f"\n## Sensitivity scans (each layer alone; validation split, {len(s.data.val)} examples)")
     for kind in ("prune", "quantize"):
-        t, sens = clock(lambda: S.sensitivity(s.model, s.data.val, kind))
+        t, sens = clock(lambda: sensitivity(s.model, s.data.val, kind))
         print(f"{kind:<9} {len(sens):>3} evaluations   {t:6.2f} s")
 
     print("\n## Allocation under a budget (chosen on validation, measured on validation and test)")
     for kind in ("prune", "quantize"):
-        sens = S.sensitivity(s.model, s.data.val, kind)
+        sens = sensitivity(s.model, s.data.val, kind)
         for budget in (0.5, 1.0, 2.0):
-            t, a = clock(lambda: S.allocate(s.model, sens, s.data.val, budget, s.test))
+            t, a = clock(lambda: allocate(s.model, sens, s.data.val, budget, s.test))
             settings = ", ".join(f"{k} {v:g}" for k, v in a.result.settings.items())
-            print(f"{kind:<9} budget {budget:.1f} pt: {t * 1000:6.0f} ms, {a.tries} tr{'y' if a.tries == 1 else 'ies'}; "
-                  f"{settings}")
+            tries = f"{a.tries} tr{'y' if a.tries == 1 else 'ies'}"
+            print(f"{kind:<9} budget {budget:.1f} pt: {t * 1000:6.0f} ms, {tries}; {settings}")
             for o in (a.result, *a.uniform):
                 print(f"    {o.name:<28} drop {(a.base_accuracy - o.accuracy) * 100:5.2f} pt (val), test "
                       f"{o.test_accuracy:.2%}, {o.size_bytes / 1024:7.1f} KiB modelled "

@@ -1,10 +1,11 @@
 """Trade-offs lab: accuracy against size, latency and MACs over a grid of prune ratios x bit widths, the Pareto
 frontier, any configuration sent to its lab, and Deep Compression stage by stage beside the published stages."""
+import math
+
 import streamlit as st
 
 from slimcore import plots
 from slimcore import pruning as P
-from slimcore import sweep as S
 from slimui import cache, state
 from slimui import tradeoffs as ui
 
@@ -79,7 +80,7 @@ with right:
     d[0].metric("MACs (counted)", f"{row.macs:,.0f}", f"{row.macs / base.macs:.0%} of the original",
                 delta_color="off", delta_arrow="off", help="Multiply-accumulates per example, as dense kernels "
                 "compute them: every MAC of a masked layer, fewer when channels are removed.")
-    lat = "not timed" if row.latency_ms != row.latency_ms else f"{row.latency_ms:.3f} ms"
+    lat = "not timed" if math.isnan(row.latency_ms) else f"{row.latency_ms:.3f} ms"
     d[1].metric("Latency b=256 (measured)", lat, help=row.latency_label or "Choose the latency axis to time "
                 "the real fp32 models.")
     st.caption(f"Non-zero weights: {row.nonzeros:,} · {row.size_detail}.")
@@ -90,8 +91,8 @@ with right:
                                 prune_structured=bool(row.structured))
         ui.open_page("pages/1_Pruning.py")
     if b2.button("Open in Quantization", key="tradeoff_to_quant", width="stretch",
-                 disabled=row.bits == S.FP32, help="Sets the Quantization lab's bit width and grid (it quantizes "
-                                                    "the unpruned model)." if row.bits != S.FP32 else
+                 disabled=row.bits == ui.FP32, help="Sets the Quantization lab's bit width and grid (it quantizes "
+                                                    "the unpruned model)." if row.bits != ui.FP32 else
                  "This configuration keeps fp32 weights: there is no bit width to send."):
         st.session_state.update(bit_width=int(row.bits), ternary=False, scheme="symmetric", granularity=granularity)
         ui.open_page("pages/2_Quantization.py")
@@ -101,7 +102,7 @@ with left:
     notes = shown.size_detail if axis == "size" else shown.latency_label if axis == "latency" else shown.note
     fig = plots.tradeoff_scatter(
         shown[column] * scale, shown.accuracy, list(shown.config),
-        ["fp32" if b == S.FP32 else f"{b}-bit" for b in shown.bits], list(labels), [idx[c] for c in front.config],
+        ["fp32" if b == ui.FP32 else f"{b}-bit" for b in shown.bits], list(labels), [idx[c] for c in front.config],
         idx.get(pick), f"Test accuracy against {x_title} ({', '.join(methods)}, {P.SCOPES[scope]}, {granularity})",
         x_title, unit, log_x, base.accuracy, list(notes))
     st.plotly_chart(fig, key="tradeoff_chart")

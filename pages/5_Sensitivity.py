@@ -4,7 +4,6 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore import pruning as P
-from slimcore import sweep as S
 from slimui import state
 from slimui import tradeoffs as ui
 

@@ -11,13 +11,17 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 import slimcore
-from slimcore import sweep as S
+# Names come from the module itself: the package exports the function `sweep` under the module's name, so
+# `from slimcore import sweep` may give the function.
+from slimcore.sweep import (BITS as SWEEP_BITS, FP32, PRUNE_RATIOS, Allocation, allocate, pareto, sensitivity,
+                            time_rows)
+from slimcore.sweep import sweep as sweep_grid
 
 from . import cache
 from . import pruning as prune_ui
 
-RATIOS = S.PRUNE_RATIOS            # 20 prune ratios, 0 .. 0.95
-BITS = S.BITS                      # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2
+RATIOS = PRUNE_RATIOS              # 20 prune ratios, 0 .. 0.95
+BITS = SWEEP_BITS                      # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2
 GRANULARITIES = {"per tensor": False, "per channel": True}
 AXES = {  # x axis choice -> (column, axis title, unit, scale to the unit, log axis)
     "size": ("size_bytes", "size", " KiB", 1 / 1024, True),
@@ -46,7 +50,7 @@ def pieces(methods: tuple[str, ...], structured: tuple[bool, ...]) -> list[tuple
 def piece(name: str, method: str, structured: bool, ratio: float, scope: str, per_channel: bool) -> pd.DataFrame:
     """One prune setting at every bit width of BITS: accuracy on the test split, size, counts, MACs."""
     s = cache.sample(name)
-    return S.sweep(s.model, s.data, (ratio,), BITS, (method,), (structured,), scope, _quant(per_channel),
+    return sweep_grid(s.model, s.data, (ratio,), BITS, (method,), (structured,), scope, _quant(per_channel),
                    scores={method: prune_ui.scores(name, method)})
 
 
@@ -71,8 +75,8 @@ def latencies(name: str, methods: tuple[str, ...], structured: tuple[bool, ...],
     {configuration name: (median ms, label)}."""
     s = cache.sample(name)
     frame = sweep(name, methods, structured, scope, per_channel)  # cached pieces: only the fp32 rows are used
-    fp32 = frame[(frame.bits == S.FP32) & frame.accuracy.notna()].reset_index(drop=True)
-    timed = S.time_rows(s.model, s.data, fp32, scores={m: prune_ui.scores(name, m) for m in methods})
+    fp32 = frame[(frame.bits == FP32) & frame.accuracy.notna()].reset_index(drop=True)
+    timed = time_rows(s.model, s.data, fp32, scores={m: prune_ui.scores(name, m) for m in methods})
     return {r.config: (r.latency_ms, r.latency_label) for r in timed.itertuples()}
 
 
@@ -98,7 +102,7 @@ def open_page(page: str) -> None:
 
 def frontier(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Pareto frontier of accuracy against a cost column (smaller cost, higher accuracy)."""
-    return S.pareto(frame, column, "accuracy")
+    return pareto(frame, column, "accuracy")
 
 
 def best_within(frame: pd.DataFrame, base: float, points: float = 1.0) -> pd.Series | None:
@@ -112,7 +116,7 @@ def table(frame: pd.DataFrame, front: set[str]) -> pd.DataFrame:
     return pd.DataFrame({
         "configuration": frame.config, "Pareto (size)": frame.config.isin(front), "method": frame.method,
         "structured": frame.structured, "prune ratio": frame.prune_ratio,
-        "bits": frame.bits.map(lambda b: "fp32" if b == S.FP32 else str(b)),
+        "bits": frame.bits.map(lambda b: "fp32" if b == FP32 else str(b)),
         "test accuracy, % (measured)": (frame.accuracy * 100).round(2),
         "size, KiB": (frame.size_bytes / 1024).round(2), "size is": frame.size_label,
         "non-zero weights": frame.nonzeros, "MACs per example": frame.macs,
@@ -161,7 +165,7 @@ def scan_layer(name: str, kind: str, method: str, per_channel: bool, layer: str)
     """One layer alone pruned at every SENSITIVITY_RATIOS ratio or quantized at every SENSITIVITY_BITS width, on the
     validation split (the allocation is chosen there, so the test split stays held out)."""
     s = cache.sample(name)
-    return S.sensitivity(s.model, s.data.val, kind, method=method, quant=_quant(per_channel),
+    return sensitivity(s.model, s.data.val, kind, method=method, quant=_quant(per_channel),
                          scores=prune_ui.scores(name, method) if kind == "prune" else None, layers=[layer])
 
 
@@ -179,21 +183,21 @@ def scan(name: str, kind: str, method: str, per_channel: bool,
 
 
 @st.cache_data(show_spinner="Allocating and measuring the allocated model…", max_entries=256)
-def allocation(name: str, kind: str, method: str, per_channel: bool, budget: float) -> S.Allocation:
+def allocation(name: str, kind: str, method: str, per_channel: bool, budget: float) -> Allocation:
     """The allocation under a budget (points on the validation split), measured on validation and test."""
     s = cache.sample(name)
     sens = scan(name, kind, method, per_channel)
-    return S.allocate(s.model, sens, s.data.val, budget, s.test, method=method, quant=_quant(per_channel),
+    return allocate(s.model, sens, s.data.val, budget, s.test, method=method, quant=_quant(per_channel),
                       scores=prune_ui.scores(name, method) if kind == "prune" else None)
 
 
 def setting_name(kind: str, value: float) -> str:
     if kind == "prune":
         return f"{value:.0%}" if value else "kept"
-    return "fp32" if value == S.FP32 else f"{int(value)}-bit"
+    return "fp32" if value == FP32 else f"{int(value)}-bit"
 
 
-def allocation_table(a: S.Allocation) -> pd.DataFrame:
+def allocation_table(a: Allocation) -> pd.DataFrame:
     """The allocated model beside the uniform ones: accuracy measured (validation chooses, test is held out), size
     modelled."""
     rows = []

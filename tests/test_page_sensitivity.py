@@ -1,11 +1,13 @@
 """AppTest of the Sensitivity page: the heatmap and curves are slimcore's per-layer scan, the allocation shown is
 slimcore's and meets the budget the slider sets, and a budget nothing can meet is a message, not an error."""
+import importlib
 import numpy as np
 import pytest
 
 import slimcore
-from slimcore import sweep as S
 from tests.apptest_utils import app, array, figures, metrics
+
+S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
 PAGE = "pages/5_Sensitivity.py"
 

@@ -1,6 +1,7 @@
 """AppTest of the Trade-offs page: the points and the frontier are slimcore's sweep and pareto, the x axis follows
 its control, a chosen configuration is sent to its lab, the table downloads, and the pipeline waterfall is drawn from
 the pipeline's stages beside the published ones, labelled as reference."""
+import importlib
 from collections import namedtuple
 
 import numpy as np
@@ -8,8 +9,9 @@ import pandas as pd
 import pytest
 
 import slimcore
-from slimcore import sweep as S
 from tests.apptest_utils import app, array, figures, metrics
+
+S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
 PAGE = "pages/4_Trade-offs.py"
 

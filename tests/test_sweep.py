@@ -1,7 +1,10 @@
 """Sweeps: the Pareto frontier is exactly the non-dominated set; a sweep row equals the same configuration built alone
 with slimcore.pruning / slimcore.quantization; sensitivity rows equal single-layer compressions; an allocation meets
 its budget on the model actually built from it; bad input gives clear errors and keeps what was done."""
+import importlib
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import slimcore
-from slimcore import sweep as S
+from tests.conftest import ROOT
+
+S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
 # Pareto ---------------------------------------------------------------------------------------------------------------
 
@@ -266,3 +271,15 @@ def test_the_plan_is_the_best_one_under_the_capacity():
     assert S._plan(options, 6) == {"a": 2, "b": 1}   # 30 + 8 at cost 6
     assert S._plan(options, 3) == {"a": 1, "b": 1}   # 10 + 8 at cost 3
     assert S._plan(options, 0) == {"a": 0, "b": 0}
+
+
+def test_everything_works_when_the_package_exports_the_function_sweep_under_the_modules_name():
+    """`from .sweep import sweep` in slimcore/__init__.py makes `slimcore.sweep` the function, hiding the module:
+    the pages' glue and the benchmark take their names from the module itself, so they do not care."""
+    code = ("import sys, slimcore\nfrom slimcore.sweep import sweep\nslimcore.sweep = sweep\n"
+            "import slimui.tradeoffs as ui\nsys.path.insert(0, 'benchmarks')\nimport bench_sweep\n"
+            "assert callable(slimcore.sweep) and ui.FP32 == 32 and len(ui.RATIOS) == 20\n"
+            "assert bench_sweep.sweep is sweep\n"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
