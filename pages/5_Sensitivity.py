@@ -50,9 +50,10 @@ left, right = st.columns([3, 2])
 left.plotly_chart(plots.sensitivity_heatmap(layers, labels, grid.to_numpy(), base,
                                             f"Validation accuracy (%) with one layer {done} alone", unit),
                   key="sens_heatmap")
-right.plotly_chart(plots.line_chart(settings, {n: list(grid.loc[n]) for n in layers}, "The same, one line per layer",
-                                    unit, "validation accuracy", percent=True, height=max(300, 60 * len(layers) + 120)),
-                   key="sens_curves")
+xs, x_title = (settings, unit) if kind == "quantize" else ([v * 100 for v in settings], "% of its weights removed")
+right.plotly_chart(plots.line_chart(xs, {n: list(grid.loc[n]) for n in layers}, "The same, one line per layer",
+                                    x_title, "validation accuracy", percent=True,
+                                    height=max(300, 60 * len(layers) + 120)), key="sens_curves")
 st.caption(f"{how.capitalize()}. Original model: {base:.2%} on the validation split. Each cell is one real evaluation "
            "of the model with only that layer changed; the most fragile layers turn red first. Computed once per "
            "model and setting (one cached scan per layer).")
