@@ -8,6 +8,7 @@ from .pruning import GradualConfig, PruneConfig, gradual_prune, masks, prune, re
 from .quantization import (ActivationConfig, LayerError, QParams, QuantConfig, accuracy_by_bits, binarize, calibrate,
                            fake_quantize, fixed_point, layer_errors, levels, qparams, quantize, quantized_weights,
                            sqnr_db, ternarize)
+from .sweep import Allocation, Outcome, SweepError, allocate, pareto, sensitivity, sweep
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "ActivationConfig", "LayerError", "QParams", "QuantConfig", "accuracy_by_bits", "binarize", "calibrate",
     "fake_quantize", "fixed_point", "layer_errors", "levels", "qparams", "quantize", "quantized_weights", "sqnr_db",
     "ternarize",
+    "Allocation", "Outcome", "SweepError", "allocate", "pareto", "sensitivity", "sweep",
     "DEFAULT_SAMPLE", "Sample", "SampleError", "list_samples", "load_sample",
 ]

@@ -63,9 +63,10 @@ def weight_scores(model: nn.Module, method: str, calibration: Split | None = Non
     if method == "taylor":
         if calibration is None or len(calibration) == 0:
             raise ValueError("Taylor importance needs a calibration batch with labels")
-        params = {k: v.detach().requires_grad_(True) for k, v in model.named_parameters()}
-        buffers = dict(model.named_buffers())
-        loss = nn.functional.cross_entropy(functional_call(model, (params, buffers), (calibration.x,)), calibration.y)
+        net = copy.deepcopy(model)  # functional_call swaps tensors into the module it runs: never the shared one
+        params = {k: v.detach().requires_grad_(True) for k, v in net.named_parameters()}
+        buffers = dict(net.named_buffers())
+        loss = nn.functional.cross_entropy(functional_call(net, (params, buffers), (calibration.x,)), calibration.y)
         names = [f"{n}.weight" for n in layers]
         grads = torch.autograd.grad(loss, [params[k] for k in names])
         return {n: (params[k].detach() * g).abs() for n, k, g in zip(layers, names, grads)}
@@ -146,7 +147,7 @@ def channel_keep(mask: torch.Tensor) -> torch.Tensor:
 
 def masked_parameters(model: nn.Module, keep: Masks, structured: bool = False) -> dict[str, torch.Tensor]:
     """The model's parameters with pruned weights zeroed (and, structured, the biases of removed channels), as new
-    tensors: evaluate them with torch.func.functional_call, no copy of the module needed."""
+    tensors: evaluate them with torch.func.functional_call on a private copy of the module (it swaps them in)."""
     params = {k: v.detach() for k, v in model.named_parameters()}
     for n, m in keep.items():
         params[f"{n}.weight"] = params[f"{n}.weight"] * m
@@ -244,12 +245,13 @@ def accuracy_curve(model: nn.Module, cfg: PruneConfig, split: Split, ratios: tup
                    calibration: Split | None = None) -> list[float]:
     """Test accuracy at each prune ratio (one-shot, no fine-tuning). Scores are computed once for all ratios."""
     scores = weight_scores(model, cfg.method, calibration, cfg.seed)
+    net = copy.deepcopy(model)  # functional_call swaps tensors into the module it runs: never the shared one
     out = []
     for r in ratios:
         keep = masks(model, replace(cfg, amount=r), scores=scores)
         params = masked_parameters(model, keep, cfg.structured)
         with torch.inference_mode():
-            pred = functional_call(model, (params, dict(model.named_buffers())), (split.x,)).argmax(1)
+            pred = functional_call(net, (params, dict(net.named_buffers())), (split.x,)).argmax(1)
         out.append(float((pred == split.y).float().mean()))
     return out
 

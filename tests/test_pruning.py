@@ -231,3 +231,23 @@ def test_unknown_layer_names_are_a_clear_error(digits_cnn):
         P.masks(digits_cnn.model, P.PruneConfig(0.5, skip=("fc_1",)))
     with pytest.raises(ValueError, match="conv_2"):
         P.masks(digits_cnn.model, P.PruneConfig(0.5, overrides=(("conv_2", 0.9),)))
+
+
+def test_curves_and_scores_never_touch_the_shared_model_while_others_use_it(digits_cnn):
+    import threading
+
+    expected = slimcore.accuracy(digits_cnn.model, digits_cnn.test)
+    seen, done = [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            seen.append(slimcore.accuracy(digits_cnn.model, digits_cnn.test))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for method in ("l1", "taylor"):
+        P.accuracy_curve(digits_cnn.model, P.PruneConfig(0, method), digits_cnn.test, (0.5, 0.9, 0.99),
+                         digits_cnn.data.train.head(64))
+    done.set()
+    t.join()
+    assert seen and set(seen) == {expected}
