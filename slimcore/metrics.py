@@ -224,10 +224,11 @@ class Measurement:
     layers: tuple[LayerInfo, ...]
 
 
-def latencies(model: nn.Module, test: Split, repeats: int = 30) -> tuple[Latency, Latency]:
+def latencies(model: nn.Module, test: Split, repeats: int = 30, max_seconds: float = 2.0) -> tuple[Latency, Latency]:
     """Latency at batch 1 and at batch 256 on real test inputs."""
     example = test.x[:256]
-    return latency(model, example, 1, repeats=repeats), latency(model, example, 256, repeats=repeats)
+    return (latency(model, example, 1, repeats=repeats, max_seconds=max_seconds),
+            latency(model, example, 256, repeats=repeats, max_seconds=max_seconds))
 
 
 def compare_latencies(models: dict[str, nn.Module], test: Split, repeats: int = 30,

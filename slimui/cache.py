@@ -25,7 +25,7 @@ def baseline(name: str) -> slimcore.Measurement:
 def baseline_latency(name: str) -> tuple[slimcore.Latency, slimcore.Latency]:
     """Latency of a sample model at batch 1 and 256, timed once per process (pages time it after drawing the rest)."""
     s = sample(name)
-    return slimcore.latencies(s.model, s.test)
+    return slimcore.latencies(s.model, s.test, max_seconds=0.5)  # a short budget: the browser needs the CPU too
 
 
 @st.cache_data(show_spinner=False)
