@@ -52,9 +52,9 @@ cols[2].metric("Dense size (measured)", f"{now.dense_bytes / 1024:,.1f} KiB",
 cols[3].metric("Sparse size (modelled)", f"{now.sparse.bytes / 1024:,.1f} KiB",
                help=f"Modelled from bit counts, storage format {now.sparse.format}: {now.sparse.detail}.")
 if now.small_bytes is not None:
-    cols[4].metric("Channel-pruned (measured)", f"{now.small_bytes / 1024:,.1f} KiB",
+    cols[4].metric("Thin model (measured)", f"{now.small_bytes / 1024:,.1f} KiB",
                    f"{(now.small_bytes - base.size_bytes) / 1024:+,.1f} KiB", delta_color="inverse",
-                   help=f"torch.save of the model with channels removed at ratio {ratio:.2f}: {now.small_params:,} "
+                   help=f"The channel-pruned model: torch.save of the model with channels removed at ratio {ratio:.2f}: {now.small_params:,} "
                         f"parameters, test accuracy {now.small_accuracy:.2%}.")
 st.caption(f"Sparse size is **modelled** as `{now.sparse.format}` storage ({now.sparse.detail}); the other "
            "sizes are **measured** bytes of real files.")

@@ -27,7 +27,7 @@ def test_page_shows_the_default_configuration(page):
     assert shown["Non-zero parameters"] == f"{want.nonzeros:,}"
     assert shown["Dense size (measured)"] == f"{want.dense_bytes / 1024:,.1f} KiB"
     assert shown["Sparse size (modelled)"] == f"{want.sparse.bytes / 1024:,.1f} KiB"
-    assert shown["Channel-pruned (measured)"] == f"{want.small_bytes / 1024:,.1f} KiB"
+    assert shown["Thin model (measured)"] == f"{want.small_bytes / 1024:,.1f} KiB"
     assert set(figures(page)) == {"prune_hist", "prune_mask", "prune_layers", "prune_curve"}
     table = page.dataframe[0].value
     assert list(table["model"].str.split(" ").str[0]) == ["original", "masked", "channels"]
