@@ -32,3 +32,12 @@ def array(value) -> np.ndarray:
 def metrics(at: AppTest) -> dict[str, str]:
     """Metric values by label."""
     return {m.label: m.value for m in at.metric}
+
+
+def run_for_model(page: str, name: str) -> AppTest:
+    """A page run once with a sample model chosen (as the sidebar would), checked to have drawn without errors."""
+    at = app(page)
+    at.session_state["model_name"] = name
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    return at

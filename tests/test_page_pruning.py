@@ -3,7 +3,7 @@ import pytest
 
 import slimcore
 from slimcore import pruning as P
-from tests.apptest_utils import app, array, figures, metrics
+from tests.apptest_utils import app, array, figures, metrics, run_for_model
 
 PAGE = "pages/1_Pruning.py"
 
@@ -109,10 +109,7 @@ def test_fine_tuning_adds_a_curve_and_a_step_table(page):
 
 @pytest.mark.parametrize("name", slimcore.list_samples())
 def test_every_sample_model_renders(name):
-    at = app(PAGE)
-    at.session_state["model_name"] = name
-    at.run()
-    assert not at.exception and not at.error
+    at = run_for_model(PAGE, name)
     want = _expected(name, P.PruneConfig(0.5))
     assert metrics(at)["Test accuracy"] == f"{want.accuracy:.2%}"
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import slimcore
-from tests.apptest_utils import app, array, figures, metrics
+from tests.apptest_utils import app, array, figures, metrics, run_for_model
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
@@ -80,9 +80,6 @@ def test_a_budget_nothing_can_meet_leaves_the_model_and_says_so():
 
 @pytest.mark.parametrize("name", slimcore.list_samples())
 def test_every_sample_model_renders(name):
-    at = app(PAGE)
-    at.session_state["model_name"] = name
-    at.run()
-    assert not at.exception and not at.error
+    at = run_for_model(PAGE, name)
     assert set(figures(at)) == {"sens_heatmap", "sens_curves", "sens_alloc"}
     assert np.isfinite(array(figures(at)["sens_heatmap"]["data"][0]["z"])).all()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import slimcore
-from tests.apptest_utils import app, array, figures, metrics
+from tests.apptest_utils import app, array, figures, metrics, run_for_model
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
@@ -188,8 +188,5 @@ def test_the_waterfall_is_drawn_from_the_stages_beside_the_published_ones(fake_p
 
 @pytest.mark.parametrize("name", slimcore.list_samples())
 def test_every_sample_model_renders(name):
-    at = app(PAGE)
-    at.session_state["model_name"] = name
-    at.run()
-    assert not at.exception and not at.error
+    at = run_for_model(PAGE, name)
     assert {"tradeoff_chart", "tradeoff_reference"} <= set(figures(at))
