@@ -1,4 +1,6 @@
 """Distillation lab: a temperature slider that softens the teacher live, and students trained while you watch."""
+import time
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -51,7 +53,8 @@ st.markdown(f"Trains a **{width}-width** student ({ui.student_params(name, width
             "same student from the same initialisation on labels alone (the same budget), for comparison.")
 run, scratch = ui.store().get(key), ui.store().get(ui.scratch_key(key))
 if st.button("Train", key="train", type="primary", disabled=run is not None and scratch is not None):
-    bar = st.progress(0.0, "Training…")
+    bar = st.progress(0.0, "Preparing… (the first training in a server process also loads PyTorch's optimizer "
+                           "machinery: about 2 s, once)")
     live = st.empty()
     for label, k in (("distilled", key), ("from scratch", ui.scratch_key(key))):
         seen: list[D.Epoch] = []
@@ -64,8 +67,14 @@ if st.button("Train", key="train", type="primary", disabled=run is not None and 
                                                                          "validation": [r.val_accuracy for r in seen]},
                                                f"Student {label}: accuracy while training", "epoch", "accuracy",
                                                percent=True))
+        last = [time.monotonic()]
+
+        def tick(frac: float, label=label, last=last) -> None:  # after every batch: a live bar, four times a second
+            if time.monotonic() - last[0] > 0.25:
+                last[0] = time.monotonic()
+                bar.progress(frac / 2 + (0.5 if label == "from scratch" else 0.0), f"Student {label}: training…")
         with state.friendly_errors():
-            ui.train(k, on_epoch=show)
+            ui.train(k, on_epoch=show, on_batch=tick)
     st.rerun()
 
 if run is None or scratch is None:

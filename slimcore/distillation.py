@@ -149,9 +149,10 @@ def _check_fits(teacher: nn.Module, student: nn.Module, split: Split) -> torch.T
 
 def distill(teacher: nn.Module, student: nn.Module, data: Dataset, temperature: float = 4.0, alpha: float = 0.5,
             epochs: int = 10, seed: int = 0, on_epoch: Callable[[Epoch], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, **options) -> DistillResult:
+            should_stop: Callable[[], bool] | None = None, on_batch: Callable[[float], None] | None = None,
+            **options) -> DistillResult:
     """Train a copy of `student` on the train split against the teacher's softened outputs (teacher and student are
-    left untouched). Deterministic for a seed. `on_epoch` is called after every epoch; `should_stop()` (checked every
+    left untouched). Deterministic for a seed. `on_epoch` is called after every epoch and `on_batch(fraction_done)` after every batch; `should_stop()` (checked every
     batch) cancels and returns what was done. Options: lr, batch_size, t_squared."""
     cfg = DistillConfig(temperature, alpha, epochs, seed, **options)
     targets = _check_fits(teacher, student, data.train)  # the teacher runs once, not once per batch
@@ -176,6 +177,8 @@ def distill(teacher: nn.Module, student: nn.Module, data: Dataset, temperature: 
             for k, v in enumerate((parts.soft, parts.hard, parts.total)):
                 sums[k] += float(v.detach())
             batches += 1
+            if on_batch is not None:
+                on_batch((epoch - 1 + min(i + cfg.batch_size, len(order)) / len(order)) / cfg.epochs)
         net.eval()
         record = Epoch(epoch, sums[0] / batches, sums[1] / batches, sums[2] / batches, accuracy(net, data.train),
                        accuracy(net, data.val), time.perf_counter() - t0)

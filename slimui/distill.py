@@ -77,7 +77,7 @@ def store() -> RunStore:
     return RunStore()
 
 
-def train(key: RunKey, on_epoch=None) -> Run:
+def train(key: RunKey, on_epoch=None, on_batch=None) -> Run:
     """The run for a key: from the store, or trained now (reporting each epoch) and then stored."""
     run = store().get(key)
     if run is not None:
@@ -86,7 +86,7 @@ def train(key: RunKey, on_epoch=None) -> Run:
     c = key.cfg
     student = D.make_student(key.teacher, D.WIDTHS[key.width], c.seed)
     res = D.distill(s.model, student, s.data, c.temperature, c.alpha, c.epochs, c.seed, on_epoch=on_epoch, lr=c.lr,
-                    batch_size=c.batch_size, t_squared=c.t_squared)
+                    batch_size=c.batch_size, t_squared=c.t_squared, on_batch=on_batch)
     run = Run(res.student, res.history, slimcore.accuracy(res.student, s.test))
     store().put(key, run)
     return run

@@ -127,3 +127,13 @@ def test_students_are_reproducible_while_other_threads_draw_random_numbers():
     stop.set()
     noisy.join()
     assert wrong == []
+
+
+def test_progress_is_reported_after_every_batch(digits_mlp):
+    fractions = []
+    D.distill(digits_mlp.model, D.make_student("digits-mlp", 0.25, 0), digits_mlp.data, epochs=2,
+              batch_size=256, on_batch=fractions.append)
+    per_epoch = -(-len(digits_mlp.data.train) // 256)
+    assert len(fractions) == 2 * per_epoch
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert fractions[per_epoch - 1] == pytest.approx(0.5)
