@@ -194,31 +194,35 @@ def _channel_groups(model: nn.Module, keep: Masks, example: torch.Tensor):
     return new, layers, groups
 
 
-def effective_masks(model: nn.Module, keep: Masks, example: torch.Tensor) -> Masks:
-    """Channel masks extended to what removing those channels really takes away: also the input columns of every
-    layer that reads a removed channel (through flatten and element-wise ops). The dense model these masks give
-    holds exactly the weights of the channel-pruned model."""
-    _, layers, groups = _channel_groups(model, keep, example)
+def split_channels(model: nn.Module, keep: Masks, example: torch.Tensor) -> tuple[nn.Module, Masks]:
+    """Remove the channels that channel masks drop, from one dependency graph: (the new, smaller model; the masks
+    extended to everything that removal takes away, i.e. also the input columns of every layer that read a removed
+    channel, through flatten and element-wise ops). The dense model those masks give holds exactly the weights of
+    the smaller model."""
+    frozen = {k for k, p in model.named_parameters() if not p.requires_grad}
+    new, layers, groups = _channel_groups(model, keep, example)
     names = {id(m): n for n, m in layers.items()}
-    out = {n: m.clone() for n, m in keep.items()}
+    effective = {n: m.clone() for n, m in keep.items()}
     for group in groups:
         for item in group:
             target = item.dep.target.module
             if id(target) in names and getattr(item.dep.handler, "__name__", "") == "prune_in_channels":
-                out[names[id(target)]][:, item.idxs] = False
-    return out
+                effective[names[id(target)]][:, item.idxs] = False
+        group.prune()
+    for k, p in new.named_parameters():
+        p.requires_grad_(k not in frozen)
+    return new, effective
+
+
+def effective_masks(model: nn.Module, keep: Masks, example: torch.Tensor) -> Masks:
+    """Channel masks extended to what removing those channels really takes away (see split_channels)."""
+    return split_channels(model, keep, example)[1]
 
 
 def remove_channels(model: nn.Module, keep: Masks, example: torch.Tensor) -> nn.Module:
     """A new, smaller dense model with the channels that channel masks drop physically removed, together with the
     inputs of every layer that consumed them (found by torch-pruning's dependency graph)."""
-    frozen = {k for k, p in model.named_parameters() if not p.requires_grad}
-    new, _, groups = _channel_groups(model, keep, example)
-    for group in groups:
-        group.prune()
-    for k, p in new.named_parameters():
-        p.requires_grad_(k not in frozen)
-    return new
+    return split_channels(model, keep, example)[0]
 
 
 def prune(model: nn.Module, amount: float, method: str = "l1", scope: str = "layer", *, structured: bool = False,
@@ -286,11 +290,12 @@ def evaluate(model: nn.Module, cfg: PruneConfig, test: Split, calibration: Split
     keep = masks(model, cfg, scores=scores)
     channels = keep if cfg.structured else masks(model, replace(cfg, structured=True), scores=scores)
     try:
-        small, note = remove_channels(model, channels, test.x[:1]), ""
+        small, effective = split_channels(model, channels, test.x[:1])
+        note = ""
+        if cfg.structured:
+            keep = effective  # what removing the channels takes from the next layers too
     except ValueError as e:
         small, note = None, f"no channel-pruned model at this ratio: {e}"
-    if cfg.structured and small is not None:
-        keep = effective_masks(model, keep, test.x[:1])  # what removing the channels takes from the next layers too
     dense = apply_masks(model, keep, cfg.structured)
     weights = sum(m.numel() for m in keep.values())
     report = PruneReport(
@@ -417,5 +422,5 @@ def layer_sparsity(keep: Masks) -> dict[str, float]:
 
 
 __all__ = ["METHODS", "SCOPES", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
-           "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "prune", "sparsity", "layer_sparsity",
+           "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "split_channels", "prune", "sparsity", "layer_sparsity",
            "accuracy_curve", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]
