@@ -47,5 +47,4 @@ def start_dashboard(page: str = "app.py") -> tuple[subprocess.Popen, str, float]
             time.sleep(0.05)
 
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402  (the flags the browser tests use)

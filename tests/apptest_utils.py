@@ -34,6 +34,13 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def run_page(page: str) -> AppTest:
+    """A page run once, checked to have raised nothing."""
+    at = app(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def run_for_model(page: str, name: str) -> AppTest:
     """A page run once with a sample model chosen (as the sidebar would), checked to have drawn without errors."""
     at = app(page)

@@ -5,16 +5,14 @@ import torch
 
 import slimcore
 from slimcore import distillation as D
-from tests.apptest_utils import app, array, figures
+from tests.apptest_utils import app, array, figures, run_page
 
 PAGE = "pages/3_Distillation.py"
 
 
 @pytest.fixture
 def page():
-    at = app(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE)
 
 
 def test_temperature_softens_the_teachers_probabilities(page):

@@ -3,16 +3,14 @@ import pytest
 
 import slimcore
 from slimcore import pruning as P
-from tests.apptest_utils import app, array, figures, metrics, run_for_model
+from tests.apptest_utils import app, array, figures, metrics, run_for_model, run_page
 
 PAGE = "pages/1_Pruning.py"
 
 
 @pytest.fixture
 def page():
-    at = app(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE)
 
 
 def _expected(name, cfg):

@@ -10,16 +10,14 @@ import torch
 import slimcore
 from slimcore import plots
 from slimcore import quantization as q
-from tests.apptest_utils import app, array, figures, metrics
+from tests.apptest_utils import app, array, figures, metrics, run_page
 
 PAGE = "pages/2_Quantization.py"
 
 
 @pytest.fixture
 def page():
-    at = app(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE)
 
 
 def levels_drawn(at) -> np.ndarray:

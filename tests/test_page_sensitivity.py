@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import slimcore
-from tests.apptest_utils import app, array, figures, metrics, run_for_model
+from tests.apptest_utils import app, array, figures, metrics, run_for_model, run_page
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
@@ -14,9 +14,7 @@ PAGE = "pages/5_Sensitivity.py"
 
 @pytest.fixture
 def page():
-    at = app(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import slimcore
-from tests.apptest_utils import app, array, figures, metrics, run_for_model
+from tests.apptest_utils import app, array, figures, metrics, run_for_model, run_page
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
@@ -25,9 +25,7 @@ def expected():
 
 @pytest.fixture
 def page():
-    at = app(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return run_page(PAGE)
 
 
 def points(fig) -> tuple[np.ndarray, np.ndarray, list[str]]:
