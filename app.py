@@ -4,6 +4,7 @@ import streamlit as st
 
 from slimcore import plots
 from slimui import cache, state
+from slimui import upload as up
 
 st.set_page_config(page_title="SlimLab", page_icon="🔬", layout="wide")
 s = state.sidebar()
@@ -14,17 +15,24 @@ st.title("SlimLab — see what compression costs and buys")
 st.caption("Pick a model in the sidebar, then open a lab. Every figure here is computed live by `slimcore` on "
            "held-out data and the real model.")
 
-st.subheader(f"{name}: {card['architecture']}")
-c1, c2 = st.columns([3, 2])
-with c1:
-    st.markdown(f"**Dataset:** {card['dataset']} — {card['splits']['train']} train / {card['splits']['val']} "
-                f"validation / {card['splits']['test']} test examples (split seed {card['splits']['split_seed']}).  \n"
-                f"**Trained** with {card['training']['optimizer']} (lr {card['training']['lr']}, batch "
-                f"{card['training']['batch_size']}, {card['training']['epochs']} epochs, seed {card['training']['seed']}) "
-                f"by `{card['command']}`.  \n**Published reference (other data, context only):** {card['reference']}")
-with c2:
-    with st.expander("Module"):
-        st.code(card["module"], language="text")
+with st.expander("Upload your own model", expanded=not state.my_uploads()):
+    up.upload_form()
+
+if card.get("source") == "upload":
+    up.upload_card(s)
+else:
+    st.subheader(f"{name}: {card['architecture']}")
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.markdown(f"**Dataset:** {card['dataset']} — {card['splits']['train']} train / {card['splits']['val']} "
+                    f"validation / {card['splits']['test']} test examples (split seed {card['splits']['split_seed']}).  \n"
+                    f"**Trained** with {card['training']['optimizer']} (lr {card['training']['lr']}, batch "
+                    f"{card['training']['batch_size']}, {card['training']['epochs']} epochs, seed "
+                    f"{card['training']['seed']}) by `{card['command']}`.  \n**Published reference (other data, context "
+                    f"only):** {card['reference']}")
+    with c2:
+        with st.expander("Module"):
+            st.code(card["module"], language="text")
 
 with state.friendly_errors():
     m = cache.baseline(name)
@@ -60,7 +68,7 @@ if b1.noisy or b256.noisy:
     latency_caption.warning(f"This timing is noisy (batch 256: IQR {b256.iqr_ms:.2f} ms on a median of "
                             f"{b256.median_ms:.2f} ms): the CPU was busy with something else — often the browser "
                             "drawing this page on the same machine. Press **Time again**.")
-if st.button("Time again", help="Timing shares the CPU with everything else on this machine (your browser too, when "
+if st.button("Time again", key="home_retime", help="Timing shares the CPU with everything else on this machine (your browser too, when "
              "it runs here): a wide IQR means a noisy measurement. This times the model afresh."):
     cache.baseline_latency.clear(name)
     st.rerun()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,12 +29,13 @@ def _w(n: int, width: float) -> int:
     return max(1, round(n * width))
 
 
-def student_architecture(teacher: str, width: float) -> nn.Module:
-    """A freshly initialised student of the same kind as a sample model, every hidden width scaled by `width`.
+def student_architecture(teacher: str | nn.Module, width: float) -> nn.Module:
+    """A freshly initialised student of the same kind as a teacher (a sample model's name, or the model itself: a
+    sample architecture or a plain nn.Sequential), every hidden width scaled by `width`; the outputs stay.
     Its initial weights come from torch's global generator: use make_student for reproducible ones."""
     if not 0 < width <= 1:
         raise ValueError(f"student width must be in (0, 1], got {width}")
-    kind = spec(teacher).build
+    kind = spec(teacher).build if isinstance(teacher, str) else type(teacher)
     if kind is DigitsMLP:
         return DigitsMLP(hidden=(_w(300, width), _w(100, width)))
     if kind is DigitsCNN:
@@ -42,10 +44,38 @@ def student_architecture(teacher: str, width: float) -> nn.Module:
         return Mnist1dMLP(hidden=_w(100, width))
     if kind is Mnist1dCNN:
         return Mnist1dCNN(channels=_w(25, width))
-    raise ValueError(f"no student family for {teacher}")
+    if isinstance(teacher, nn.Sequential):
+        return _thin_sequential(teacher, width)
+    raise ValueError(f"no student family for {teacher if isinstance(teacher, str) else type(teacher).__name__}")
 
 
-def make_student(teacher: str, width: float, seed: int) -> nn.Module:
+def _thin_sequential(teacher: nn.Sequential, width: float) -> nn.Sequential:
+    """A Sequential like the teacher with every hidden Linear/Conv (and the BatchNorms after them) `width` as wide."""
+    weights = [n for n, m in teacher.named_children() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    layers, old, new = {}, None, None  # channels of the running activation: teacher's, student's
+    for name, m in teacher.named_children():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            size = m.in_features if isinstance(m, nn.Linear) else m.in_channels
+            if old is not None and old != new:
+                if size % old:
+                    raise ValueError(f"cannot thin {name}: its {size} inputs are not a multiple of {old} channels")
+                size = size // old * new
+            out = m.out_features if isinstance(m, nn.Linear) else m.out_channels
+            thin = out if name == weights[-1] else _w(out, width)
+            if isinstance(m, nn.Linear):
+                layers[name] = nn.Linear(size, thin, bias=m.bias is not None)
+            else:
+                layers[name] = type(m)(size, thin, m.kernel_size, stride=m.stride, padding=m.padding,
+                                       dilation=m.dilation, bias=m.bias is not None)
+            old, new = out, thin
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            layers[name] = type(m)(new if new is not None else m.num_features, eps=m.eps)
+        else:
+            layers[name] = copy.deepcopy(m)
+    return nn.Sequential(OrderedDict(layers))
+
+
+def make_student(teacher: str | nn.Module, width: float, seed: int) -> nn.Module:
     """The student a (teacher, width, seed) triple always gives: same weights for the same seed, whatever other
     threads (other dashboard sessions) do meanwhile. Weights are drawn from a private generator with PyTorch's
     default Linear/Conv initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases alike."""

@@ -1,17 +1,70 @@
 """Cached loaders shared by all sessions. Cached models are read-only: compress copies, never these."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 import streamlit as st
 
 import slimcore
-from slimcore import Sample
+from slimcore import Sample, SampleError
+from slimcore import upload as U
+
+UPLOADS_KEPT = 8  # uploaded models kept in memory (the oldest go first); each is named by a hash of its bytes
 
 
 @st.cache_resource(show_spinner="Loading model…")
-def sample(name: str) -> Sample:
-    """A sample model with its data and card, loaded once per process and shared (read-only) by every session."""
+def _sample(name: str) -> Sample:
     return slimcore.load_sample(name)
+
+
+class UploadStore:
+    """Uploaded models by content name, shared by sessions (read-only): a name is a hash of the bytes, so one
+    session can only reach another's upload by holding the same file. Keeps the most recent UPLOADS_KEPT."""
+
+    def __init__(self) -> None:
+        self._lock, self._items = threading.Lock(), OrderedDict()
+
+    def get(self, name: str) -> Sample | None:
+        with self._lock:
+            if name in self._items:
+                self._items.move_to_end(name)
+            return self._items.get(name)
+
+    def put(self, s: Sample) -> None:
+        with self._lock:
+            self._items[s.name] = s
+            self._items.move_to_end(s.name)
+            while len(self._items) > UPLOADS_KEPT:
+                self._items.popitem(last=False)
+
+
+@st.cache_resource
+def uploads() -> UploadStore:
+    return UploadStore()
+
+
+def add_upload(model: bytes, filename: str | None, data: bytes | None = None, data_filename: str | None = None) -> Sample:
+    """Read an upload (slimcore.load_upload: never unpickles code) and keep it; raises slimcore.upload.UploadError."""
+    name = U.upload_name(model, data)
+    s = uploads().get(name)
+    if s is None:
+        s = U.load_upload(model, filename, data, data_filename)
+        uploads().put(s)
+    return s
+
+
+def sample(name: str) -> Sample:
+    """A model with its data and card, shared (read-only) by every session: a shipped sample (loaded once per
+    process), or an upload still kept in memory."""
+    if U.is_upload(name):
+        s = uploads().get(name)
+        if s is None:
+            raise SampleError("this uploaded model is no longer on the server (it restarted, or newer uploads took "
+                              "its place): upload it again on the home page")
+        return s
+    return _sample(name)
 
 
 @st.cache_data(show_spinner="Measuring baseline…")

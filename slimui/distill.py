@@ -84,7 +84,7 @@ def train(key: RunKey, on_epoch=None, on_batch=None) -> Run:
         return run
     s = cache.sample(key.teacher)
     c = key.cfg
-    student = D.make_student(key.teacher, D.WIDTHS[key.width], c.seed)
+    student = D.make_student(s.model, D.WIDTHS[key.width], c.seed)
     res = D.distill(s.model, student, s.data, c.temperature, c.alpha, c.epochs, c.seed, on_epoch=on_epoch, lr=c.lr,
                     batch_size=c.batch_size, t_squared=c.t_squared, on_batch=on_batch)
     run = Run(res.student, res.history, slimcore.accuracy(res.student, s.test))
@@ -101,7 +101,7 @@ def teacher_logits(name: str) -> torch.Tensor:
 
 @st.cache_data(show_spinner=False)
 def student_params(name: str, width: str) -> int:
-    return sum(p.numel() for p in D.student_architecture(name, D.WIDTHS[width]).parameters())
+    return sum(p.numel() for p in D.student_architecture(cache.sample(name).model, D.WIDTHS[width]).parameters())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -8,37 +8,62 @@ import streamlit as st
 
 import slimcore
 from slimcore import Sample, SampleError
+from slimcore import upload as U
 
 from . import cache
 
 MODEL = "model_name"            # the chosen model; a plain key, so it survives page switches
 MODEL_WIDGET = "model_select"   # the sidebar selectbox that edits it
+UPLOADS = "my_uploads"          # this session's uploads: {content name: file name shown}
 
 
 def current_model() -> str:
-    """The chosen model name: session state, else a valid ?model= in the URL, else the default."""
+    """The chosen model name: session state, else a valid ?model= in the URL (a sample, or an upload still on the
+    server), else the default."""
     if MODEL not in st.session_state:
         wanted = st.query_params.get("model")
-        st.session_state[MODEL] = wanted if wanted in slimcore.list_samples() else slimcore.DEFAULT_SAMPLE
+        kept = U.is_upload(wanted) and cache.uploads().get(wanted) is not None
+        if kept:
+            my_uploads()[wanted] = cache.uploads().get(wanted).card["name"]
+        st.session_state[MODEL] = wanted if wanted in slimcore.list_samples() or kept else slimcore.DEFAULT_SAMPLE
     return st.session_state[MODEL]
 
 
+def my_uploads() -> dict[str, str]:
+    """This session's uploaded models, by content name, with the file name to show."""
+    return st.session_state.setdefault(UPLOADS, {})
+
+
+def choose(name: str) -> None:
+    """Make a model the current one (in this session and in the URL)."""
+    st.session_state[MODEL] = name
+    st.query_params["model"] = name
+
+
 def _on_pick() -> None:
-    st.session_state[MODEL] = st.session_state[MODEL_WIDGET]
-    st.query_params["model"] = st.session_state[MODEL]
+    choose(st.session_state[MODEL_WIDGET])
+
+
+def md(text: str) -> str:
+    """Text from a user (a file name) made safe to put inside markdown: no formatting, links or HTML."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~$" else ch for ch in text)
 
 
 def sidebar() -> Sample:
     """Draw the model picker and the model's headline in the sidebar; return the loaded (read-only) sample."""
     name = current_model()
     st.session_state[MODEL_WIDGET] = name  # re-seed the widget on every page so the choice persists
-    names = slimcore.list_samples()
+    names = slimcore.list_samples() + [n for n in my_uploads() if n not in slimcore.list_samples()]
+    if name not in names:  # an upload reached by a link: offer it too
+        names.append(name)
     st.sidebar.selectbox("Model", names, key=MODEL_WIDGET, on_change=_on_pick,
-                         help="The model every lab works on. Your choice is kept while you move between pages.")
+                         format_func=lambda n: f"{my_uploads().get(n, 'uploaded model')} (upload)" if U.is_upload(n) else n,
+                         help="The model every lab works on. Your choice is kept while you move between pages. "
+                              "Upload your own on the home page.")
     st.query_params["model"] = name
     with friendly_errors():
         s = cache.sample(name)
-        st.sidebar.caption(f"**{name}** · {s.card['architecture']} · {s.card['parameters']:,} parameters · "
+        st.sidebar.caption(f"**{md(s.card.get('name', name))}** · {s.card['architecture']} · {s.card['parameters']:,} parameters · "
                            f"test accuracy {s.card['test_accuracy']:.2%} on {len(s.test)} held-out examples")
         return s
     st.stop()

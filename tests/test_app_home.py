@@ -29,7 +29,7 @@ def test_time_again_measures_latency_afresh(home):
     from slimui import cache
 
     first = cache.baseline_latency(slimcore.DEFAULT_SAMPLE)
-    home.button[0].click().run()
+    home.button(key="home_retime").click().run()
     assert not home.exception and not home.error
     again = cache.baseline_latency(slimcore.DEFAULT_SAMPLE)
     assert again != first and again[0].batch == 1  # cached copies compare equal: a new timing does not and again[1].batch == 256
@@ -88,11 +88,11 @@ def test_corrupt_weights_show_a_message_not_a_traceback(tmp_path, monkeypatch):
             shutil.copy(f, tmp_path)
     (tmp_path / "digits-cnn.pt").write_bytes(b"garbage")
     monkeypatch.setattr(zoo, "SAMPLE_DIR", tmp_path)
-    cache.sample.clear()
+    cache._sample.clear()
     try:
         at = app().run()
         assert not at.exception
         assert "digits-cnn.pt" in at.error[0].value and "sample_models/train.py" in at.error[0].value
     finally:
-        cache.sample.clear()
+        cache._sample.clear()
         cache.baseline.clear()

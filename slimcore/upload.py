@@ -1,0 +1,648 @@
+"""Your own model in: read an uploaded model file and evaluation data safely, without ever running Python code from them.
+
+Accepted model files:
+- a state dict of one of the sample architectures, saved by torch.save (read with weights_only=True) or as safetensors;
+- a TorchScript archive (torch.jit.save): TorchScript code runs in PyTorch's own interpreter, never as Python;
+- a torch.export program (.pt2, torch.export.save). torch.export.load unpickles parts of the archive with
+  weights_only=False, so every such part is checked first and an archive holding anything but plain tensors is refused.
+
+A TorchScript or exported model is rebuilt as a plain nn.Sequential of standard layers from its graph (Linear, Conv,
+BatchNorm, activations, pooling, flatten), and the rebuilt model must give the same outputs as the file's own program:
+every lab then works on it as on a sample model. Graphs with other operations (branches, attention, recurrence) are
+refused with the name of the operation.
+Evaluation data is a NumPy .npz holding `x` (inputs) and `y` (integer labels), read with allow_pickle=False.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+import struct
+import unicodedata
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Dataset, Split, _split, load_dataset
+from .metrics import accuracy, weight_layers
+from .zoo import SAMPLES, Sample
+
+MAX_MODEL_BYTES = 200 * 2**20   # a model file above this is refused before it is read (.streamlit: maxUploadSize)
+MAX_DATA_BYTES = 200 * 2**20    # the same for evaluation data
+DATA_FRACTIONS = (0.1, 0.3)     # uploaded data is split train 60 % / validation 10 % / test 30 % (seed 0)
+MIN_EXAMPLES = 20
+TOLERANCE = 1e-4                # largest output difference allowed between the file's program and its rebuild
+SUPPORTED = ("Linear", "Conv1d", "Conv2d", "BatchNorm1d/2d", "ReLU", "LeakyReLU", "GELU", "SiLU", "Tanh", "Sigmoid",
+             "MaxPool1d/2d", "AvgPool1d/2d", "AdaptiveAvgPool1d/2d", "Flatten", "Dropout", "LogSoftmax")
+
+
+class UploadError(ValueError):
+    """An uploaded file that cannot be used, with a message fit to show a person."""
+
+
+def display_name(filename: str | None, limit: int = 60) -> str:
+    """A file name safe to show and to use as a label: no folders, no control characters, at most `limit` characters."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C").strip()
+    name = name or "unnamed file"
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def _check_size(data: bytes, limit: int, what: str) -> None:
+    if len(data) == 0:
+        raise UploadError(f"the {what} file is empty (0 bytes)")
+    if len(data) > limit:
+        raise UploadError(f"the {what} file is {_mib(len(data))}; the limit is {_mib(limit)}")
+
+
+def _short(e: BaseException, limit: int = 160) -> str:
+    line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return (line[:limit] + ("…" if len(line) > limit else "")) or type(e).__name__
+
+
+# ---------------------------------------------------------------- reading files: which format, and only safe readers
+
+def sniff(data: bytes) -> str:
+    """The format of a model file, from its content (never from its name)."""
+    if data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06":
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except (zipfile.BadZipFile, ValueError, OSError):
+            raise UploadError("the file is truncated or corrupt: it starts like a zip archive (as PyTorch files do) "
+                              "but cannot be opened as one") from None
+        if any(n.endswith("/archive_format") for n in names) and any("/models/" in n for n in names):
+            return "pt2"
+        if any("/code/" in n for n in names) or any(n.endswith("/constants.pkl") for n in names):
+            return "torchscript"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch.save"
+        if names and all(n.endswith(".npy") for n in names):
+            raise UploadError("this is a NumPy .npz data file, not a model: upload it as evaluation data")
+        raise UploadError("this zip archive is not a PyTorch model (no TorchScript code, torch.export program or "
+                          "torch.save data in it)")
+    if data[:1] == b"\x80" and len(data) > 1 and data[1] in range(2, 6):
+        return "torch.save"  # the legacy (pre-1.6) torch.save format: a pickle stream
+    if len(data) >= 8:
+        header = struct.unpack("<Q", data[:8])[0]
+        if 2 <= header <= min(len(data) - 8, 100 * 2**20) and data[8:9] == b"{":
+            return "safetensors"
+    if data[:4] == b"\x89HDF":
+        raise UploadError("this is an HDF5 file (Keras?), not a PyTorch model")
+    if data[:6] == b"\x93NUMPY":
+        raise UploadError("this is a NumPy array, not a model: upload it as evaluation data (.npz with x and y)")
+    raise UploadError("this is not a PyTorch model file: expected a TorchScript archive (torch.jit.save), a "
+                      "torch.export program (.pt2) or a state dict (torch.save, or safetensors)")
+
+
+def _tensor_dict(obj: Any) -> dict[str, torch.Tensor]:
+    """A loaded object as a flat {name: tensor} state dict, accepting one common wrapping ({"state_dict": ...})."""
+    if isinstance(obj, dict) and len(obj) >= 1:
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                       for k, v in obj.items()):
+        raise UploadError("the file holds no state dict (a dict of named tensors)")
+    return dict(obj)
+
+
+def _read_torch_save(data: bytes) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle_errors() as e:
+        msg = _short(e)
+        if "weights_only" in msg or "Unsupported global" in msg or "Weights only load failed" in msg:
+            raise UploadError("the file holds Python objects, not only tensors (a whole pickled model?). SlimLab never "
+                              "unpickles code: save the state dict (torch.save(model.state_dict(), f)), a TorchScript "
+                              "archive or a torch.export program instead") from None
+        raise UploadError(f"the file is truncated or corrupt: PyTorch could not read it ({msg})") from None
+    return _tensor_dict(obj)
+
+
+def pickle_errors() -> tuple[type[BaseException], ...]:
+    import pickle
+
+    return (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError,
+            OSError, zipfile.BadZipFile, IndexError, struct.error, UnicodeDecodeError, ImportError)
+
+
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                       "BOOL": torch.bool}
+
+
+def _read_safetensors(data: bytes) -> dict[str, torch.Tensor]:
+    """A safetensors file: an 8-byte header length, a JSON header, then raw little-endian tensor bytes."""
+    n = struct.unpack("<Q", data[:8])[0]
+    try:
+        header = json.loads(data[8:8 + n])
+    except ValueError:
+        raise UploadError("the safetensors header is not valid JSON: the file is truncated or corrupt") from None
+    body, out = memoryview(data)[8 + n:], {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (lo, hi) = _SAFETENSORS_DTYPES[meta["dtype"]], tuple(meta["shape"]), meta["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise UploadError(f"the safetensors entry {name!r} has an unsupported dtype or a malformed header") from None
+        count = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if not 0 <= lo <= hi <= len(body) or hi - lo != count:
+            raise UploadError(f"the safetensors file is truncated or corrupt (entry {name!r} lies outside the file)")
+        out[name] = torch.frombuffer(bytearray(body[lo:hi]), dtype=dtype).reshape(shape) if count else \
+            torch.empty(shape, dtype=dtype)
+    return _tensor_dict(out)
+
+
+def _check_pt2(data: bytes) -> None:
+    """Refuse a .pt2 archive that torch.export.load would unpickle anything but plain tensors from."""
+    z = zipfile.ZipFile(io.BytesIO(data))
+    for n in z.namelist():
+        if n.endswith((".so", ".cpp", ".dll", ".dylib", ".py")) or "/aotinductor/" in n:
+            raise UploadError(f"the .pt2 archive carries compiled or source code ({display_name(n)}); only exported "
+                              "programs with plain tensors are accepted")
+        if n.endswith(".pt") and "/data/sample_inputs/" not in n:
+            raise UploadError("the .pt2 archive uses the legacy pickled weights format; save it again with a current "
+                              "torch.export.save")
+        if "/data/sample_inputs/" in n:
+            try:
+                torch.load(io.BytesIO(z.read(n)), map_location="cpu", weights_only=True)
+            except pickle_errors():
+                raise UploadError("the .pt2 archive's sample inputs hold Python objects, not only tensors: refused "
+                                  "(SlimLab never unpickles code)") from None
+        if n.endswith("_config.json") and "/data/" in n:
+            try:
+                config = json.loads(z.read(n)).get("config", {})
+                entries = list(config.values())
+            except (ValueError, AttributeError):
+                raise UploadError("the .pt2 archive's weight table is not valid JSON: the file is corrupt") from None
+            for e in entries:
+                if not isinstance(e, dict) or e.get("use_pickle") or not str(e.get("path_name", "")).startswith(
+                        ("weight_", "tensor_")):
+                    raise UploadError("the .pt2 archive stores pickled objects or custom classes among its weights; "
+                                      "only plain tensors are accepted (SlimLab never unpickles code)")
+
+
+def _check_torchscript(data: bytes) -> None:
+    """Refuse a TorchScript archive whose code would run on loading (a scripted __setstate__)."""
+    z = zipfile.ZipFile(io.BytesIO(data))
+    for n in z.namelist():
+        if "/code/" in n and n.endswith(".py") and b"def __setstate__" in z.read(n):
+            raise UploadError("the TorchScript archive defines __setstate__, code that would run while loading it: "
+                              "refused")
+
+
+# ---------------------------------------------------------------- graphs: one op list, whatever the file's format
+
+@dataclass
+class _Op:
+    """One operation of a straight-line graph: its name, its weight tensors, and its other (constant) arguments."""
+
+    kind: str
+    tensors: list[torch.Tensor | None]
+    args: list[Any]
+    label: str = ""          # a readable name for the layer, from its weight's name
+    out_ndim: int | None = None
+
+
+_IDENTITY = {"dropout", "feature_dropout", "contiguous", "clone", "alias", "detach", "dropout_"}
+
+
+def _normalize(kind: str) -> str:
+    kind = kind.split("::")[-1] if "::" in kind else kind.split(".")[1] if kind.startswith("aten.") else kind
+    return kind.rstrip("_") if kind.endswith("_") and kind != "_" else kind
+
+
+_GUARDS = {"aten::dim", "aten::len", "aten::gt", "aten::lt", "aten::ge", "aten::le", "aten::eq", "aten::ne",
+           "aten::format", "aten::__not__", "prim::RaiseException", "prim::If", "aten::Int", "prim::NumToTensor",
+           "aten::__getitem__", "prim::Uninitialized"}
+
+
+def _is_guard(node: Any) -> bool:
+    """A TorchScript node that computes no tensor (only checks shapes and raises): safe to skip."""
+    if node.kind() not in _GUARDS or any(o.type().kind() == "TensorType" for o in node.outputs()):
+        return False
+    return all(_is_guard(n) or n.kind() == "prim::Constant" for b in node.blocks() for n in b.nodes())
+
+
+def _torchscript_ops(module: torch.jit.ScriptModule) -> list[_Op]:
+    """The ops of a frozen TorchScript module's forward, in order; raises UploadError on anything not a straight line."""
+    try:
+        frozen = torch.jit.freeze(module.eval())
+    except Exception as e:  # freezing checks the module is a plain forward over attributes
+        raise UploadError(f"this TorchScript model cannot be frozen for analysis ({_short(e)})") from None
+    graph = frozen.graph
+    inputs = list(graph.inputs())[1:]
+    if len(inputs) != 1:
+        raise UploadError(f"the model's forward takes {len(inputs)} inputs; SlimLab supports models with one input")
+    values: dict[Any, Any] = {}
+    current, ops = inputs[0], []
+    for node in graph.nodes():
+        kind = node.kind()
+        outs = list(node.outputs())
+        if kind == "prim::Constant":
+            values[outs[0]] = outs[0].toIValue() if outs[0].type().kind() != "NoneType" else None
+            continue
+        if kind == "prim::ListConstruct":
+            values[outs[0]] = [values.get(v, ("size", v)) for v in node.inputs()]
+            continue
+        if kind == "aten::size":
+            values[outs[0]] = ("size", list(node.inputs())[0])
+            continue
+        if _is_guard(node):
+            continue  # a shape check that raises on bad input (scripted BatchNorm, pooling): no effect on the values
+        if not kind.startswith("aten::"):
+            raise UploadError(f"the model's graph uses {kind} (control flow or a Python construct), which SlimLab "
+                              "does not support; supported layers: " + ", ".join(SUPPORTED))
+        args = list(node.inputs())
+        name = _normalize(kind)
+        if not args or args[0] is not current:
+            raise UploadError(f"the model's graph is not a single chain of layers: {name} does not take the previous "
+                              "layer's output (skip connections and branches are not supported)")
+        tensors, rest, label = [], [], ""
+        for a in args[1:]:
+            v = values.get(a, a)
+            if isinstance(v, torch.Tensor):
+                tensors.append(v)
+                label = label or re.sub(r"^self\.|\.(weight|bias|running_mean|running_var)[^.]*$", "", a.debugName())
+            elif isinstance(v, torch._C.Value):
+                raise UploadError(f"the model's graph feeds a computed value into {name}: not a single chain of "
+                                  "layers")
+            else:
+                rest.append(v)
+        if name == "_convolution":  # what torch.jit.trace records for a convolution
+            if rest[3]:
+                raise UploadError(f"layer {label} is a transposed convolution, which SlimLab does not support")
+            name, rest = f"conv{tensors[0].ndim - 2}d", [rest[0], rest[1], rest[2], rest[5]]
+        if name in ("view", "reshape"):
+            shape = rest[0]
+            if not (isinstance(shape, list) and len(shape) == 2 and shape[1] == -1 and shape[0] == ("size", current)):
+                raise UploadError(f"the model reshapes activations with {name}({shape}); only flattening to "
+                                  "(batch, -1) is supported")
+            name, rest = "flatten", [1, -1]
+        ops.append(_Op(name, tensors, rest, label))
+        current = outs[0]
+    returned = list(graph.outputs())
+    if len(returned) != 1 or returned[0] is not current:
+        raise UploadError("the model's forward does not return the output of its last layer as one tensor")
+    return ops
+
+
+def _exported_ops(ep: torch.export.ExportedProgram) -> tuple[list[_Op], tuple[int, ...]]:
+    """The ops of an exported program's graph in order, and the shape of its example input."""
+    sig = ep.graph_signature
+    named = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **sig.inputs_to_lifted_tensor_constants}
+    state = {**ep.state_dict, **ep.constants}
+    values: dict[Any, Any] = {}
+    ops, current, shape = [], None, None
+    for node in ep.graph.nodes:
+        if node.op == "placeholder":
+            if node.name in named:
+                values[node] = (state[named[node.name]], named[node.name])
+            elif current is None:
+                current, shape = node, tuple(node.meta["val"].shape)
+            else:
+                raise UploadError("the exported program takes more than one input; SlimLab supports models with one")
+            continue
+        if node.op == "output":
+            outs = node.args[0]
+            if len(outs) != 1 or outs[0] is not current:
+                raise UploadError("the model's forward does not return the output of its last layer as one tensor")
+            break
+        name = _normalize(str(node.target)) if node.op == "call_function" else node.op
+        if name == "getitem" and node.args[0] is current and node.args[1] == 0:
+            current = node
+            continue
+        if node.op != "call_function" or not str(node.target).startswith("aten."):
+            raise UploadError(f"the exported graph calls {node.target}, which SlimLab does not support; supported "
+                              "layers: " + ", ".join(SUPPORTED))
+        if not node.args or node.args[0] is not current:
+            raise UploadError(f"the model's graph is not a single chain of layers: {name} does not take the previous "
+                              "layer's output (skip connections and branches are not supported)")
+        tensors, rest, label = [], [], ""
+        for a in node.args[1:]:
+            if isinstance(a, torch.fx.Node):
+                if a not in values:
+                    raise UploadError(f"the model's graph feeds a computed value into {name}: not a single chain")
+                t, full = values[a]
+                tensors.append(t)
+                label = label or re.sub(r"\.(weight|bias|running_mean|running_var)$", "", full)
+            else:
+                rest.append(a)
+        out = node.meta.get("val")
+        if name in ("view", "reshape", "_unsafe_view"):
+            size = getattr(out, "shape", None)
+            if size is None or len(size) != 2:
+                raise UploadError(f"the model reshapes activations with {name}; only flattening to (batch, -1) is "
+                                  "supported")
+            name, rest = "flatten", [1, -1]
+        ops.append(_Op(name, tensors, rest, label, getattr(out, "ndim", None)))
+        current = node
+    if current is None:
+        raise UploadError("the exported program takes no input")
+    return ops, shape
+
+
+def _arg(args: list, i: int, default: Any) -> Any:
+    return args[i] if len(args) > i and args[i] is not None else default
+
+
+def _pair(v: Any) -> Any:
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _module(op: _Op, spatial: int) -> nn.Module:
+    """One standard layer equal to an op, holding copies of its weights."""
+    k, t, a = op.kind, op.tensors, op.args
+    if k == "linear":
+        w, b = t[0], t[1] if len(t) > 1 else None
+        m = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    elif k in ("conv1d", "conv2d"):
+        w, b = t[0], t[1] if len(t) > 1 else None
+        groups = _arg(a, 3, 1)
+        if groups != 1:
+            raise UploadError(f"layer {op.label or k} is a grouped convolution (groups={groups}), which SlimLab does "
+                              "not support")
+        cls = nn.Conv1d if k == "conv1d" else nn.Conv2d
+        m = cls(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=_pair(_arg(a, 0, 1)), padding=_pair(_arg(a, 1, 0)),
+                dilation=_pair(_arg(a, 2, 1)), bias=b is not None)
+    elif k in ("batch_norm", "_native_batch_norm_legit_no_training"):
+        w, b, mean, var = t[:4]
+        eps = a[-2] if k == "batch_norm" else a[-1]
+        m = (nn.BatchNorm2d if spatial == 2 else nn.BatchNorm1d)(mean.shape[0], eps=float(eps))
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+        if w is None or b is None:
+            raise UploadError(f"batch norm {op.label} has no affine weights, which SlimLab does not support")
+    elif k in ("relu", "tanh", "sigmoid", "silu"):
+        return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}[k]()
+    elif k == "gelu":
+        return nn.GELU(approximate=_arg(a, 0, "none"))
+    elif k == "leaky_relu":
+        return nn.LeakyReLU(float(_arg(a, 0, 0.01)))
+    elif k in ("max_pool1d", "max_pool2d"):
+        kernel = _pair(a[0])
+        cls = nn.MaxPool1d if k == "max_pool1d" else nn.MaxPool2d
+        return cls(kernel, stride=_pair(_arg(a, 1, None) or kernel), padding=_pair(_arg(a, 2, 0)),
+                   dilation=_pair(_arg(a, 3, 1)), ceil_mode=bool(_arg(a, 4, False)))
+    elif k in ("avg_pool1d", "avg_pool2d"):
+        kernel = _pair(a[0])
+        cls = nn.AvgPool1d if k == "avg_pool1d" else nn.AvgPool2d
+        return cls(kernel, stride=_pair(_arg(a, 1, None) or kernel), padding=_pair(_arg(a, 2, 0)),
+                   ceil_mode=bool(_arg(a, 3, False)), count_include_pad=bool(_arg(a, 4, True)))
+    elif k in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
+        return (nn.AdaptiveAvgPool1d if k.endswith("1d") else nn.AdaptiveAvgPool2d)(_pair(a[0]))
+    elif k == "flatten":
+        return nn.Flatten(int(_arg(a, 0, 0)), int(_arg(a, 1, -1)))
+    elif k in ("log_softmax", "_log_softmax"):
+        return nn.LogSoftmax(int(a[0]))
+    elif k in _IDENTITY:
+        return nn.Identity()
+    else:
+        raise UploadError(f"the model uses the operation {k!r}, which SlimLab does not support; supported layers: "
+                          + ", ".join(SUPPORTED))
+    with torch.no_grad():
+        m.weight.copy_(t[0])
+        if getattr(m, "bias", None) is not None:
+            m.bias.copy_(t[1])
+    return m
+
+
+def _sequential(ops: list[_Op]) -> nn.Sequential:
+    """A plain nn.Sequential equal to a chain of ops; weight layers are named after the file's own weights."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    spatial = 0
+    for i, op in enumerate(ops):
+        spatial = {"conv1d": 1, "conv2d": 2, "linear": 0, "flatten": 0}.get(op.kind, spatial)
+        if op.kind in ("batch_norm", "_native_batch_norm_legit_no_training") and op.out_ndim:
+            spatial = op.out_ndim - 2
+        m = _module(op, spatial)
+        if isinstance(m, nn.Identity):
+            continue
+        base = re.sub(r"[^0-9A-Za-z_]", "_", op.label) if op.label else f"{op.kind}{i}"
+        name = base if base not in layers else f"{base}_{i}"
+        layers[name] = m
+    if not any(isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) for m in layers.values()):
+        raise UploadError("the model has no Linear or Conv layer: there is nothing to compress")
+    return nn.Sequential(layers).eval()
+
+
+# ---------------------------------------------------------------- models and data
+
+@dataclass(frozen=True)
+class ReadModel:
+    """A model read from a file: the plain module the labs use, and how it was read."""
+
+    model: nn.Module
+    format: str                  # "state dict", "safetensors", "TorchScript", "torch.export"
+    architecture: str            # a sample architecture's name, or "rebuilt from the graph"
+    original: Callable[[torch.Tensor], torch.Tensor] | None  # the file's own program, to check the rebuild against
+    input_shape: tuple[int, ...] | None  # one example's shape, when the file says
+    batch: int | None = None     # the batch size an exported program was specialised to, if it was
+
+
+def _fit_sample(state: dict[str, torch.Tensor]) -> tuple[str, nn.Module]:
+    """The sample architecture a state dict fits exactly, loaded with it; else an error naming the closest one."""
+    best, best_msg = -1, ""
+    for name, spec in SAMPLES.items():
+        model = spec.build()
+        want = model.state_dict()
+        common = [k for k in want if k in state]
+        wrong = [k for k in common if tuple(want[k].shape) != tuple(state[k].shape)]
+        if len(common) == len(want) == len(state) and not wrong:
+            model.load_state_dict({k: v.float() for k, v in state.items()})
+            return name, model
+        score = len(common) - len(wrong)
+        if score > best:
+            missing = [k for k in want if k not in state]
+            extra = [k for k in state if k not in want]
+            parts = ([f"{k} is {'x'.join(map(str, state[k].shape))} here, "
+                      f"{'x'.join(map(str, want[k].shape))} there" for k in wrong[:2]]
+                     + ([f"missing {', '.join(missing[:3])}"] if missing else [])
+                     + ([f"unexpected {', '.join(extra[:3])}"] if extra else []))
+            best, best_msg = score, f"closest is {name}: " + "; ".join(parts)
+    raise UploadError("this state dict fits none of the sample architectures (" + ", ".join(SAMPLES) + "); "
+                      + best_msg + ". For another architecture, upload TorchScript or a torch.export program")
+
+
+def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
+    """Read a model file safely; raises UploadError with a clear message for anything that cannot be used."""
+    _check_size(data, limit, "model")
+    kind = sniff(data)
+    if kind in ("torch.save", "safetensors"):
+        state = _read_torch_save(data) if kind == "torch.save" else _read_safetensors(data)
+        arch, model = _fit_sample(state)
+        return ReadModel(model.eval(), "state dict" if kind == "torch.save" else "safetensors", arch, None, None)
+    if kind == "torchscript":
+        _check_torchscript(data)
+        try:
+            program = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        except Exception as e:  # truncated archive, unknown ops, newer format
+            raise UploadError(f"the TorchScript archive could not be loaded: it is truncated, corrupt or from an "
+                              f"incompatible PyTorch ({_short(e)})") from None
+        model = _sequential(_torchscript_ops(program))
+        return ReadModel(model, "TorchScript", "rebuilt from the graph", program.eval(), None)
+    _check_pt2(data)
+    try:
+        ep = torch.export.load(io.BytesIO(data))
+    except UploadError:
+        raise
+    except Exception as e:
+        raise UploadError(f"the torch.export program could not be loaded: it is truncated, corrupt or from an "
+                          f"incompatible PyTorch ({_short(e)})") from None
+    ops, shape = _exported_ops(ep)
+    return ReadModel(_sequential(ops), "torch.export", "rebuilt from the graph", ep.module(), tuple(shape[1:]),
+                     int(shape[0]) if isinstance(shape[0], int) else None)
+
+
+def read_data(data: bytes, limit: int = MAX_DATA_BYTES) -> Split:
+    """Evaluation data from a .npz holding x (inputs) and y (integer labels); never unpickles."""
+    _check_size(data, limit, "data")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise UploadError("the data file is a single NumPy array; expected a .npz with arrays x and y")
+            missing = [k for k in ("x", "y") if k not in z.files]
+            if missing:
+                raise UploadError(f"the data file has no array {' or '.join(missing)} (it holds: "
+                                  f"{', '.join(z.files[:8]) or 'nothing'}); expected x (inputs) and y (labels)")
+            x, y = z["x"], z["y"]
+    except UploadError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise UploadError("the data file holds Python objects (object arrays); SlimLab never unpickles: save "
+                              "numeric arrays") from None
+        raise UploadError(f"the data file is not a readable .npz ({_short(e)})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise UploadError(f"the data file is truncated or not a .npz archive ({_short(e)})") from None
+    if x.dtype.kind not in "fiub" or y.dtype.kind not in "iub":
+        raise UploadError(f"x must be numeric and y integer labels; got x {x.dtype}, y {y.dtype}")
+    if y.ndim != 1 or x.ndim < 2 or len(x) != len(y):
+        raise UploadError(f"x must hold one example per row and y one label per example; got x {x.shape}, "
+                          f"y {y.shape}")
+    if len(y) < MIN_EXAMPLES:
+        raise UploadError(f"the data holds {len(y)} examples; at least {MIN_EXAMPLES} are needed for a held-out "
+                          "test split")
+    if not np.isfinite(x).all():
+        raise UploadError(f"x holds {int((~np.isfinite(x)).sum()):,} NaN or infinite values")
+    if y.min() < 0:
+        raise UploadError("labels in y must be class indices 0, 1, 2, …; found negative ones")
+    return Split(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long))
+
+
+def _check_finite_weights(model: nn.Module) -> None:
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise UploadError(f"{name} holds {bad:,} NaN or infinite values: the model cannot be evaluated")
+
+
+def _outputs(model: Callable, x: torch.Tensor) -> torch.Tensor | None:
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception:  # wrong shape or dtype for this model
+        return None
+    return out if isinstance(out, torch.Tensor) and out.ndim == 2 else None
+
+
+def _check_rebuild(read: ReadModel, x: torch.Tensor) -> None:
+    """The rebuilt model must give the file's own program's outputs."""
+    if read.original is None:
+        return
+    if read.batch is not None:  # an exported program may only take the batch size it was exported with
+        x = x.repeat((math.ceil(read.batch / len(x)),) + (1,) * (x.ndim - 1))[:read.batch]
+    theirs, ours = _outputs(read.original, x), _outputs(read.model, x)
+    if theirs is None or ours is None or theirs.shape != ours.shape:
+        raise UploadError("the model could not be rebuilt faithfully from its graph (the outputs differ in shape)")
+    gap = float((theirs - ours).abs().max())
+    scale = float(theirs.abs().max()) or 1.0
+    if not gap <= TOLERANCE * max(1.0, scale):
+        raise UploadError(f"the model could not be rebuilt faithfully from its graph (outputs differ by {gap:.3g})")
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return " x ".join(map(str, shape))
+
+
+def _choose_data(read: ReadModel, split: Split | None, data_label: str) -> tuple[Dataset, str]:
+    """The dataset an uploaded model is evaluated on: the uploaded data, else a shipped dataset whose inputs fit."""
+    if split is not None:
+        out = _outputs(read.model, split.x[:2])
+        if out is None:
+            want = f" (the file says it takes {_shape_text(read.input_shape)})" if read.input_shape else ""
+            raise UploadError(f"the data does not fit the model: its inputs are {_shape_text(tuple(split.x.shape[1:]))}"
+                              f" per example, which the model cannot take{want}")
+        classes = out.shape[1]
+        if int(split.y.max()) >= classes:
+            raise UploadError(f"the labels go up to {int(split.y.max())} but the model has {classes} outputs")
+        _check_rebuild(read, split.x[:8])
+        x, y = split.x.numpy(), split.y.numpy()
+        train, val, test = _split(x, y, DATA_FRACTIONS, 0)
+        return Dataset("upload", f"your data ({data_label}, {len(y):,} examples)", tuple(x.shape[1:]), classes,
+                       train, val, test), "uploaded"
+    tried = []
+    for name in ("digits", "mnist1d"):
+        ds = load_dataset(name)
+        tried.append(f"{_shape_text(ds.input_shape)} ({name})")
+        if read.input_shape is not None and tuple(read.input_shape) != tuple(ds.input_shape):
+            continue
+        out = _outputs(read.model, ds.test.x[:2])
+        if out is not None and out.shape[1] == ds.classes:
+            _check_rebuild(read, ds.test.x[:8])
+            return ds, "shipped"
+    want = f"takes {_shape_text(read.input_shape)} inputs, and " if read.input_shape else ""
+    raise UploadError(f"the model {want}fits none of the shipped datasets (inputs {', '.join(tried)} with 10 "
+                      "classes): add evaluation data, a .npz with x (inputs) and y (labels)")
+
+
+def upload_name(model_bytes: bytes, data_bytes: bytes | None = None) -> str:
+    """A stable name for an upload, from its content: the same files give the same name in every session."""
+    h = hashlib.sha256(model_bytes)
+    if data_bytes is not None:
+        h.update(b"\0data\0" + data_bytes)
+    return "upload-" + h.hexdigest()[:16]
+
+
+def is_upload(name: str) -> bool:
+    return bool(re.fullmatch(r"upload-[0-9a-f]{16}", name or ""))
+
+
+def load_upload(model_bytes: bytes, filename: str | None = None, data_bytes: bytes | None = None,
+                data_filename: str | None = None, limit: int = MAX_MODEL_BYTES) -> Sample:
+    """An uploaded model (and optional .npz data) as a Sample every lab can use; UploadError says what is wrong."""
+    read = read_model(model_bytes, limit)
+    _check_finite_weights(read.model)
+    for p in read.model.parameters():
+        p.requires_grad_(False)
+    split = read_data(data_bytes, limit) if data_bytes is not None else None
+    data, source = _choose_data(read, split, display_name(data_filename))
+    shown = display_name(filename)
+    params = sum(p.numel() for p in read.model.parameters())
+    layers = weight_layers(read.model)
+    kinds = sorted({type(m).__name__ for m in layers.values()})
+    arch = (f"{read.architecture} architecture" if read.architecture in SAMPLES
+            else f"{len(layers)} weight layers ({', '.join(kinds)}), rebuilt from the graph")
+    card = {
+        "name": shown, "source": "upload", "format": read.format, "file_bytes": len(model_bytes),
+        "sha256": hashlib.sha256(model_bytes).hexdigest(), "architecture": f"{read.format}, {arch}",
+        "module": str(read.model), "dataset": data.description, "data_source": source,
+        "splits": {"train": len(data.train), "val": len(data.val), "test": len(data.test),
+                   "split_seed": 0 if source == "uploaded" else None},
+        "parameters": params, "test_accuracy": accuracy(read.model, data.test),
+        "sample_architecture": read.architecture if read.architecture in SAMPLES else None,
+    }
+    return Sample(upload_name(model_bytes, data_bytes), read.model, data, card)

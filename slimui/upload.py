@@ -1,0 +1,62 @@
+"""The home page's upload form and an uploaded model's card. Reading the files is slimcore.upload's job."""
+from __future__ import annotations
+
+import streamlit as st
+
+from slimcore import Sample
+from slimcore import upload as U
+
+from . import cache, state
+
+FORMATS = ("**Model:** a TorchScript archive (`torch.jit.save`), a `torch.export` program (`.pt2`), or a state dict "
+           "of one of the sample architectures (`torch.save(model.state_dict(), f)` or safetensors). "
+           f"Up to {U.MAX_MODEL_BYTES // 2**20} MiB. Nothing in the file is ever run as Python: state dicts are read "
+           "with `weights_only=True`, and TorchScript and exported graphs are rebuilt from standard layers "
+           f"({', '.join(U.SUPPORTED)}).  \n**Evaluation data (optional):** a NumPy `.npz` with `x` (inputs, one "
+           "example per row) and `y` (integer labels); it is split 60 / 10 / 30 % into train / validation / test "
+           "(seed 0). Without it, a model that takes 8x8 digits or MNIST-1D signals is evaluated on those.")
+
+
+def upload_form() -> None:
+    """Two file pickers and a button; a good upload becomes this session's model, a bad one leaves all as it was."""
+    st.markdown(FORMATS)
+    c1, c2 = st.columns(2)
+    model = c1.file_uploader("Model file", key="upload_model", help="TorchScript, torch.export (.pt2), state dict.")
+    data = c2.file_uploader("Evaluation data (.npz, optional)", key="upload_data",
+                            help="Arrays x (inputs) and y (integer labels).")
+    if st.button("Analyse this model", key="upload_go", type="primary", disabled=model is None):
+        shown = U.display_name(model.name)
+        try:
+            with st.spinner(f"Reading {shown} and measuring it…"):
+                s = cache.add_upload(model.getvalue(), model.name, data.getvalue() if data else None,
+                                     data.name if data else None)
+        except U.UploadError as e:
+            st.error(f"**{state.md(shown)}** cannot be used: {state.md(str(e))}. Nothing else changed.")
+        except Exception as e:  # anything the checks did not foresee: still a message, never a traceback
+            st.error(f"**{state.md(shown)}** could not be read ({type(e).__name__}). Nothing else changed.")
+        else:
+            state.my_uploads()[s.name] = s.card["name"]
+            state.choose(s.name)
+            st.rerun()
+
+
+def upload_card(s: Sample) -> None:
+    """What an uploaded model is: its file, format, how it was read and what it is evaluated on."""
+    card = s.card
+    st.subheader(f"{state.md(card['name'])} (your upload)")
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        sp = card["splits"]
+        split = (f"{sp['train']:,} train / {sp['val']:,} validation / {sp['test']:,} test examples"
+                 + (f" (split seed {sp['split_seed']})" if sp["split_seed"] is not None else ""))
+        source = ("your data" if card["data_source"] == "uploaded" else
+                  "a shipped dataset whose inputs the model takes (add a .npz to use your own)")
+        st.markdown(f"**File:** {card['file_bytes'] / 2**20:,.2f} MiB, {card['format']}, sha256 "
+                    f"`{card['sha256'][:16]}…`; read as {card['architecture']}.  \n"
+                    f"**Evaluated on** {source}: {card['dataset']} — {split}.")
+        if card["sample_architecture"] is None:
+            st.caption("Rebuilt from the file's graph as standard layers; the rebuilt model was checked to give the "
+                       f"file's own outputs (within {U.TOLERANCE:g}).")
+    with c2:
+        with st.expander("Module"):
+            st.code(card["module"], language="text")
