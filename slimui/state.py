@@ -56,8 +56,9 @@ def sidebar() -> Sample:
     names = slimcore.list_samples() + [n for n in my_uploads() if n not in slimcore.list_samples()]
     if name not in names:  # an upload reached by a link: offer it too
         names.append(name)
+    shown = dict(my_uploads())  # the labels as they are now (format_func may be called later, elsewhere)
     st.sidebar.selectbox("Model", names, key=MODEL_WIDGET, on_change=_on_pick,
-                         format_func=lambda n: f"{my_uploads().get(n, 'uploaded model')} (upload)" if U.is_upload(n) else n,
+                         format_func=lambda n: f"{shown.get(n, 'uploaded model')} (upload)" if U.is_upload(n) else n,
                          help="The model every lab works on. Your choice is kept while you move between pages. "
                               "Upload your own on the home page.")
     st.query_params["model"] = name

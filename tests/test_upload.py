@@ -1,0 +1,243 @@
+"""Uploads: every accepted format gives the sample model's own figures; every bad input a clear message and no code run."""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import slimcore
+from slimcore import upload as U
+from slimcore.distillation import make_student
+
+
+def _bytes(save, obj) -> bytes:
+    buf = io.BytesIO()
+    save(obj, buf)
+    return buf.getvalue()
+
+
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+class Payload:
+    """A pickle that, when unpickled, creates a directory: proof that code ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+@pytest.fixture(scope="module")
+def cnn() -> slimcore.Sample:
+    return slimcore.load_sample("digits-cnn")
+
+
+@pytest.fixture(scope="module")
+def files(cnn) -> dict[str, bytes]:
+    x = cnn.test.x[:4]
+    return {"script": _bytes(torch.jit.save, torch.jit.script(cnn.model)),
+            "trace": _bytes(torch.jit.save, torch.jit.trace(cnn.model, x)),
+            "export": _bytes(torch.export.save, torch.export.export(cnn.model, (x,))),
+            "state": _bytes(torch.save, cnn.model.state_dict())}
+
+
+@pytest.mark.parametrize("kind", ["script", "trace", "export", "state"])
+def test_every_format_gives_the_models_own_outputs_and_accuracy(cnn, files, kind):
+    up = U.load_upload(files[kind], "model.pt")
+    assert U.is_upload(up.name)
+    assert up.data.name == "digits"  # 1x8x8 inputs, 10 outputs: evaluated on the shipped digits test split
+    torch.testing.assert_close(up.model(cnn.test.x), cnn.model(cnn.test.x), rtol=0, atol=1e-5)
+    assert up.card["test_accuracy"] == slimcore.accuracy(cnn.model, cnn.test)
+    assert [tuple(m.weight.shape) for m in slimcore.weight_layers(up.model).values()] == \
+        [tuple(m.weight.shape) for m in slimcore.weight_layers(cnn.model).values()]
+
+
+def test_rebuilt_model_prunes_exactly_like_the_original(cnn, files):
+    up = U.load_upload(files["script"], "model.pt")
+    ours = slimcore.accuracy(slimcore.prune(up.model, 0.7, "l1", "global"), up.test)
+    assert ours == slimcore.accuracy(slimcore.prune(cnn.model, 0.7, "l1", "global"), cnn.test)
+    assert ours < up.card["test_accuracy"]
+
+
+def test_mnist1d_models_are_matched_to_mnist1d_and_safetensors_state_dicts_load():
+    s = slimcore.load_sample("mnist1d-cnn")
+    up = U.load_upload(_bytes(torch.jit.save, torch.jit.script(s.model)), "m.pt")
+    assert up.data.name == "mnist1d" and up.card["test_accuracy"] == s.card["test_accuracy"] or \
+        abs(up.card["test_accuracy"] - s.card["test_accuracy"]) < 1e-6
+    # safetensors: an 8-byte header length, a JSON header, raw little-endian bytes (written by hand here)
+    import json
+    state = {k: v.contiguous() for k, v in s.model.state_dict().items()}
+    header, offset, body = {}, 0, b""
+    for k, v in state.items():
+        raw = v.numpy().tobytes()
+        header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [offset, offset + len(raw)]}
+        offset, body = offset + len(raw), body + raw
+    head = json.dumps(header).encode()
+    up = U.load_upload(len(head).to_bytes(8, "little") + head + body, "m.safetensors")
+    assert up.card["format"] == "safetensors" and up.card["sample_architecture"] == "mnist1d-cnn"
+
+
+def test_batchnorm_dropout_and_pooling_are_rebuilt_and_uploaded_data_is_split():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.2),
+                        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 16), nn.BatchNorm1d(16), nn.GELU(),
+                        nn.Linear(16, 5)).eval()
+    for m in net.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2)
+    x = np.random.default_rng(0).normal(size=(200, 3, 6, 6)).astype(np.float32)
+    y = net(torch.from_numpy(x)).argmax(1).numpy()  # labels the model gets right: accuracy must be 100 %
+    data = _npz(x=x, y=y)
+    for blob in (_bytes(torch.jit.save, torch.jit.script(net)),
+                 _bytes(torch.export.save, torch.export.export(net, (torch.from_numpy(x[:2]),)))):
+        up = U.load_upload(blob, "net.pt", data, "mine.npz")
+        assert (len(up.data.train), len(up.data.val), len(up.data.test)) == (120, 20, 60)
+        assert up.card["test_accuracy"] == 1.0 and up.data.classes == 5
+        student = make_student(up.model, 0.5, 0)  # distillation has a student family for any rebuilt model
+        assert student(up.test.x[:3]).shape == (3, 5)
+        assert sum(p.numel() for p in student.parameters()) < sum(p.numel() for p in up.model.parameters())
+
+
+# ------------------------------------------------------------------ bad input: a clear message each, and no code run
+
+def _refused(blob: bytes, *words: str, data: bytes | None = None, **kw) -> str:
+    with pytest.raises(U.UploadError) as e:
+        U.load_upload(blob, "file.pt", data, "data.npz", **kw)
+    msg = str(e.value)
+    assert "Traceback" not in msg and len(msg) < 600
+    for w in words:
+        assert w in msg, msg
+    return msg
+
+
+def test_a_pickle_with_a_code_payload_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    _refused(_bytes(torch.save, {"fc.weight": torch.zeros(2), "x": Payload(str(marker))}), "never unpickles code")
+    _refused(pickle.dumps(Payload(str(marker)), protocol=2), "never unpickles code")
+    assert not marker.exists()
+
+
+def test_a_pt2_whose_pickled_parts_carry_code_is_refused_before_torch_export_load(tmp_path, files):
+    marker = tmp_path / "pwned"
+    src = zipfile.ZipFile(io.BytesIO(files["export"]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for n in src.namelist():
+            z.writestr(n, _bytes(torch.save, Payload(str(marker))) if "/sample_inputs/" in n else src.read(n))
+    evil = out.getvalue()
+    _refused(evil, "never unpickles code")
+    assert not marker.exists()
+    with pytest.raises(Exception):  # why the check exists: torch.export.load itself runs the payload (then fails)
+        torch.export.load(io.BytesIO(evil))
+    assert marker.exists()
+
+
+def test_a_torchscript_archive_that_runs_code_on_load_is_refused(files):
+    src = zipfile.ZipFile(io.BytesIO(files["script"]))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for n in src.namelist():
+            body = src.read(n)
+            z.writestr(n, body + b"\n  def __setstate__(self, state):\n    pass\n" if n.endswith("zoo.py") else body)
+    _refused(out.getvalue(), "__setstate__")
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.98])
+def test_a_truncated_file_is_refused(files, cut):
+    for kind in ("script", "export", "state"):
+        blob = files[kind]
+        _refused(blob[:int(len(blob) * cut)], "truncated or corrupt")
+
+
+def test_an_empty_file_is_refused():
+    _refused(b"", "empty")
+    _refused(_bytes(torch.jit.save, torch.jit.script(nn.Linear(2, 2))), data=b"", *("empty",))
+
+
+def test_files_of_the_wrong_format_are_refused():
+    _refused(b"\x89PNG\r\n\x1a\n" + bytes(100), "not a PyTorch model")
+    _refused(b"name,value\n1,2\n", "not a PyTorch model")
+    _refused(b"\x89HDF\r\n\x1a\n" + bytes(100), "HDF5")
+    _refused(_npz(x=np.zeros((30, 64)), y=np.zeros(30, dtype=int)), "evaluation data")
+    _refused(_bytes(torch.save, [1, 2, 3]), "no state dict")
+
+
+def test_a_state_dict_for_another_architecture_names_the_closest_fit(cnn):
+    other = _bytes(torch.save, slimcore.zoo.DigitsCNN(channels=(16, 32)).state_dict())
+    msg = _refused(other, "fits none of the sample architectures", "closest is digits-cnn", "conv1.weight")
+    assert "16x1x3x3 here" in msg
+    _refused(_bytes(torch.save, {"encoder.layer.0.weight": torch.zeros(3, 3)}), "fits none")
+
+
+def test_models_with_layers_we_do_not_support_are_refused_naming_the_layer():
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 10)
+
+        def forward(self, x):
+            x = x.flatten(1)
+            return self.b(x + self.a(x))
+
+    x = torch.zeros(2, 1, 8, 8)
+    _refused(_bytes(torch.jit.save, torch.jit.script(Residual())), "single chain", "add")
+    _refused(_bytes(torch.export.save, torch.export.export(Residual(), (x,))), "single chain", "add")
+    lstm = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Softplus(), nn.Linear(8, 10))
+    _refused(_bytes(torch.jit.save, torch.jit.script(lstm)), "softplus", "does not support")
+    _refused(_bytes(torch.jit.save, torch.jit.script(nn.Sequential(nn.ReLU()))), "no Linear or Conv layer")
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(files):
+    _refused(files["state"], "limit is", limit=1000)
+    _refused(files["state"], "data file", "limit is", data=bytes(len(files["state"]) + 2), limit=len(files["state"]) + 1)
+
+
+def test_nan_weights_are_refused_naming_the_tensor(cnn):
+    state = cnn.model.state_dict()
+    state["fc1.weight"] = state["fc1.weight"].clone()
+    state["fc1.weight"][0, :3] = float("nan")
+    _refused(_bytes(torch.save, state), "fc1.weight", "3 NaN")
+
+
+def test_data_that_does_not_fit_the_model_is_refused(files):
+    rng = np.random.default_rng(0)
+    blob = files["script"]
+    _refused(blob, "does not fit the model", "3 x 32 x 32",
+             data=_npz(x=rng.normal(size=(40, 3, 32, 32)).astype(np.float32), y=np.zeros(40, dtype=np.int64)))
+    _refused(blob, "labels go up to 12", data=_npz(x=np.zeros((40, 1, 8, 8), np.float32), y=np.full(40, 12)))
+    _refused(blob, "no array y", data=_npz(x=np.zeros((40, 1, 8, 8), np.float32)))
+    _refused(blob, "NaN", data=_npz(x=np.full((40, 1, 8, 8), np.nan, np.float32), y=np.zeros(40, dtype=np.int64)))
+    _refused(blob, "at least 20", data=_npz(x=np.zeros((5, 1, 8, 8), np.float32), y=np.zeros(5, dtype=np.int64)))
+    _refused(blob, "one label per example", data=_npz(x=np.zeros((40, 1, 8, 8), np.float32), y=np.zeros(39, int)))
+    obj = io.BytesIO()
+    np.savez(obj, x=np.array([{"a": 1}] * 30, dtype=object), y=np.zeros(30, dtype=int))
+    _refused(blob, "never unpickles", data=obj.getvalue())
+    _refused(blob, "truncated", data=_npz(x=np.zeros((40, 64)), y=np.zeros(40, dtype=int))[:300])
+
+
+def test_a_model_that_fits_no_shipped_dataset_asks_for_data():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(17, 3))
+    _refused(_bytes(torch.jit.save, torch.jit.script(net)), "fits none of the shipped datasets", ".npz")
+
+
+@pytest.mark.parametrize("name,shown", [
+    ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\model.pt", "model.pt"), ("", "unnamed file"),
+    ("mo\x00del\x1b[31m.pt", "model[31m.pt"), ("\u202egnp.pt", "gnp.pt"), ("x" * 500 + ".pt", "x" * 59 + "…"),
+    ("**bold** [link](javascript:alert(1)).pt", "**bold** [link](javascript:alert(1)).pt"),
+])
+def test_odd_file_names_are_shown_safely_and_change_nothing(files, name, shown):
+    assert U.display_name(name) == shown
+    up = U.load_upload(files["state"], name)
+    assert up.card["name"] == shown and up.name == U.upload_name(files["state"])  # named by content, not by file name
