@@ -1,0 +1,200 @@
+"""Recipes: YAML and JSON round trips, strict loading with one-line messages that name the field, and `apply`, whose
+figures are the ones the labs compute for the same configuration (the page glue is called here, outside a page)."""
+import copy
+import importlib
+
+import pytest
+import torch
+import yaml
+
+import slimcore
+from slimcore import ActivationConfig, PruneConfig, QuantConfig
+from slimcore import recipe as R
+from slimcore.recipe import Int8Config, Recipe
+
+S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
+
+RECIPES = [
+    Recipe("digits-cnn"),
+    Recipe("digits-cnn", prune=PruneConfig(0.5)),
+    Recipe("digits-mlp", prune=PruneConfig(0.3, "taylor", "global", structured=True, norm=2, skip=("fc1",),
+                                           overrides=(("fc2", 0.1),), seed=3)),
+    Recipe("digits-cnn", quant=QuantConfig(4, symmetric=False, per_channel=True, rounding="stochastic", seed=2,
+                                           skip=("fc2",), activations=ActivationConfig(6, "percentile", 99.9))),
+    Recipe("mnist1d-cnn", prune=PruneConfig(0.7, "random"), quant=QuantConfig(1)),
+    Recipe("mnist1d-mlp", prune=PruneConfig(0.25, structured=True), int8=Int8Config("dynamic", 64)),
+]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: "+".join(r.steps) or "none")
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".json"])
+def test_round_trip_through_a_file(recipe, suffix, tmp_path):
+    path = R.dump(recipe, tmp_path / f"r{suffix}")
+    assert R.load(path) == recipe
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    assert Recipe.from_json(recipe.to_json()) == recipe
+
+
+def test_yaml_is_plain_data_a_person_can_read(tmp_path):
+    path = R.dump(RECIPES[2], tmp_path / "r.yaml")
+    data = yaml.safe_load(path.read_text())
+    assert data["version"] == R.FORMAT and data["model"] == "digits-mlp"
+    assert data["prune"]["overrides"] == {"fc2": 0.1} and data["prune"]["skip"] == ["fc1"]
+    assert data["quant"] is None and data["int8"] is None
+    assert "!!" not in path.read_text()   # no Python tags: safe_load reads it
+
+
+def test_sections_left_out_take_their_defaults():
+    r = R.loads("version: 1\nmodel: digits-cnn\nprune: {amount: 0.4}\nint8: {}\n")
+    assert r == Recipe("digits-cnn", prune=PruneConfig(0.4), int8=Int8Config())
+
+
+BAD = [  # recipe text -> the start of the message after the file name
+    ("version: 1\nmodel: digits-cnn\nprune: {amount: 1.5}\n", "prune.amount: prune ratio must be in [0, 1), got 1.5"),
+    ("version: 1\nmodel: digits-cnn\nquant: {bits: 0}\n", "quant.bits: bits must be a whole number from 1 to 16"),
+    ("version: 1\nmodel: digits-cnn\nquant: {bits: 4.0}\n", "quant.bits: expected a whole number, got 4.0"),
+    ("version: 1\nmodel: digits-cnn\nquant: {bits: true}\n", "quant.bits: expected a whole number, got true"),
+    ("version: 1\nmodel: digits-cnn\nprune: {amount: half}\n", "prune.amount: expected a number, got 'half' (text)"),
+    ("version: 1\nmodel: digits-cnn\nprune: {amount: .nan}\n", "prune.amount: expected a finite number"),
+    ("version: 1\nmodel: digits-cnn\nprune: {structured: 1}\n", "prune.structured: expected true or false, got 1"),
+    ("version: 1\nmodel: digits-cnn\nprune: {method: l3}\n", "prune.method: unknown pruning method 'l3'"),
+    ("version: 1\nmodel: digits-cnn\nprune: {amout: 0.5}\n", "prune.amout: unknown setting; prune has amount,"),
+    ("version: 1\nmodel: digits-cnn\nprun: {amount: 0.5}\n", "prun: unknown setting; a recipe has model,"),
+    ("version: 1\nmodel: digits-cnn\nprune: 0.5\n", "prune: expected a mapping of settings (or null), got 0.5"),
+    ("version: 1\nmodel: digits-cnn\nprune: {skip: fc1}\n", "prune.skip: expected a list of layer names"),
+    ("version: 1\nmodel: digits-cnn\nprune: {overrides: {fc1: 1.2}}\n", "prune.overrides: prune ratio for fc1"),
+    ("version: 1\nmodel: digits-cnn\nprune: {overrides: [fc1]}\n", "prune.overrides: expected a mapping of layer"),
+    ("version: 1\nmodel: digits-cnn\nquant: {activations: {bits: 40}}\n", "quant.activations.bits: activation bits"),
+    ("version: 1\nmodel: digits-cnn\nquant: {activations: {bitz: 4}}\n", "quant.activations.bitz: unknown setting"),
+    ("version: 1\nmodel: digits-cnn\nint8: {kind: fast}\n", "int8.kind: int8 kind must be one of auto, dynamic"),
+    ("version: 1\nmodel: digits-cnn\nint8: {calibration: 0}\n", "int8.calibration: calibration must be a whole"),
+    ("version: 1\nmodel: digits-cnn\nquant: {bits: 4}\nint8: {}\n", "quant, int8: choose one"),
+    ("model: digits-cnn\n", "version: missing"),
+    ("version: 2\nmodel: digits-cnn\n", "version: this is recipe format 2; this slimcore reads format 1"),
+    ("version: 1\n", "model: missing"),
+    ("version: 1\nmodel: 7\n", "model: expected text, got 7"),
+    ("- prune\n- quant\n", "a recipe is a mapping of settings"),
+    ("version: 1\nmodel: [digits-cnn\n", "not valid YAML (line"),
+    ("!!python/object/apply:os.system ['echo hacked']\n", "not valid YAML"),   # safe_load: no Python objects
+]
+
+
+@pytest.mark.parametrize("text, message", BAD, ids=[m.split(":")[0] + f"-{i}" for i, (_, m) in enumerate(BAD)])
+def test_bad_recipes_are_rejected_with_one_line_naming_the_field(text, message, tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as e:
+        R.load(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: {message}"), msg
+    assert "\n" not in msg
+
+
+def test_bad_json_files_and_suffixes(tmp_path):
+    (tmp_path / "r.json").write_text('{"version": 1, "model": "digits-cnn",}')
+    with pytest.raises(ValueError, match=r"r\.json: not valid JSON \(line 1"):
+        R.load(tmp_path / "r.json")
+    (tmp_path / "r.json").write_text('{"version": 1, "model": "digits-cnn", "quant": {"bits": 17}}')
+    with pytest.raises(ValueError, match=r"quant\.bits: bits must be a whole number from 1 to 16, got 17"):
+        R.load(tmp_path / "r.json")
+    with pytest.raises(ValueError, match=r"a recipe file ends in \.yaml, \.yml, \.json; got '\.txt'"):
+        R.dump(Recipe("digits-cnn"), tmp_path / "r.txt")
+    with pytest.raises(ValueError, match="no such recipe file"):
+        R.load(tmp_path / "missing.yaml")
+
+
+def test_a_recipe_built_in_code_is_checked_too():
+    with pytest.raises(ValueError, match="quant, int8: choose one"):
+        Recipe("digits-cnn", quant=QuantConfig(8), int8=Int8Config())
+    with pytest.raises(ValueError, match="prune: expected a PruneConfig"):
+        Recipe("digits-cnn", prune={"amount": 0.5})
+    assert hash(RECIPES[3]) == hash(copy.deepcopy(RECIPES[3]))   # plain, hashable data: a cache key
+
+
+# apply ---------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cnn():
+    return slimcore.load_sample("digits-cnn")
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("recipe", [Recipe("digits-cnn"), Recipe("digits-cnn", PruneConfig(0.5)),
+                                    Recipe("digits-cnn", PruneConfig(0.5, structured=True), QuantConfig(4)),
+                                    Recipe("digits-cnn", int8=Int8Config())], ids=lambda r: "+".join(r.steps) or "none")
+def test_apply_never_changes_the_model_it_is_given(cnn, recipe):
+    before = _state(cnn.model)
+    applied = R.apply(cnn.model, recipe, cnn.data, timing=False)
+    assert applied.model is not cnn.model
+    after = cnn.model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+    assert applied.figures.base_accuracy == slimcore.accuracy(cnn.model, cnn.test)
+
+
+@pytest.mark.parametrize("cfg", [PruneConfig(0.5), PruneConfig(0.7, "taylor", "global"),
+                                 PruneConfig(0.5, structured=True), PruneConfig(0.3, "l1", "global", True, norm=2)],
+                         ids=str)
+def test_pruned_figures_are_the_pruning_labs(cnn, cfg):
+    from slimui import pruning as page
+
+    report, dense, small = page.result("digits-cnn", cfg)       # what the Pruning page shows
+    f = R.apply(cnn.model, Recipe("digits-cnn", prune=cfg), cnn.data, timing=False).figures
+    assert f.accuracy == report.accuracy
+    if cfg.structured:
+        assert (f.kind, f.size_bytes, f.params, f.modelled_bytes) == ("channel-pruned", report.small_bytes,
+                                                                      report.small_params, None)
+        assert f.accuracy == report.small_accuracy
+    else:
+        assert (f.kind, f.size_bytes, f.nonzeros) == ("masked", report.dense_bytes, report.nonzeros)
+        assert f.modelled_bytes == report.sparse.bytes and f.modelled_detail == report.sparse.detail
+
+
+@pytest.mark.parametrize("cfg", [QuantConfig(8), QuantConfig(3, symmetric=False, per_channel=True),
+                                 QuantConfig(1), QuantConfig(4, ternary=True),
+                                 QuantConfig(4, activations=ActivationConfig(6, "percentile", 99.9))], ids=str)
+def test_quantized_figures_are_the_quantization_labs(cnn, cfg):
+    from slimui import quant as page
+
+    shown = page.variant("digits-cnn", page.key(cfg))           # what the Quantization page shows
+    f = R.apply(cnn.model, Recipe("digits-cnn", quant=cfg), cnn.data, timing=False).figures
+    assert f.kind == "fake-quantized"
+    assert f.accuracy == shown["accuracy"]
+    assert f.modelled_bytes == shown["size"].bytes
+    assert f.size_bytes == slimcore.serialized_bytes(cnn.model)   # measured: fp32 numbers, an fp32-sized file
+
+
+def test_int8_figures_are_the_quantization_labs(cnn):
+    from slimui import quant as page
+
+    shown = page.int8_figures("digits-cnn")
+    f = R.apply(cnn.model, Recipe("digits-cnn", int8=Int8Config()), cnn.data, timing=False).figures
+    assert (f.kind, f.accuracy, f.size_bytes) == ("int8", shown["accuracy"], shown["size_bytes"])
+    assert any(shown["notes"] in n for n in f.notes)
+
+
+@pytest.mark.parametrize("structured", [False, True])
+@pytest.mark.parametrize("bits", [8, 3])
+def test_pruned_and_quantized_figures_are_the_sweeps(cnn, structured, bits):
+    row = S.sweep(cnn.model, cnn.data, (0.5,), (bits,), ("l1",), (structured,)).iloc[0]
+    f = R.apply(cnn.model, Recipe("digits-cnn", PruneConfig(0.5, structured=structured), QuantConfig(bits)),
+                cnn.data, timing=False).figures
+    assert f.accuracy == row.accuracy
+    assert f.modelled_bytes == row.size_bytes and row.size_label == "modelled"
+
+
+def test_timing_measures_both_models_side_by_side(cnn):
+    f = R.apply(cnn.model, Recipe("digits-cnn", PruneConfig(0.5, structured=True)), cnn.data,
+                max_seconds=0.2).figures
+    assert (f.latency_b1.batch, f.latency_b256.batch, f.base_latency_b256.batch) == (1, 256, 256)
+    assert f.latency_b256.median_ms > 0 and f.latency_b256.threads == torch.get_num_threads()
+    d = f.to_dict()
+    assert d["latency_b256"]["median_ms"] == f.latency_b256.median_ms and d["labels"]["size_bytes"].startswith("meas")
+
+
+def test_a_channel_prune_that_empties_a_layer_says_so(cnn):
+    with pytest.raises(ValueError, match="prune: no channel-pruned model"):
+        R.apply(cnn.model, Recipe("digits-cnn", PruneConfig(0.9, scope="global", structured=True,
+                                                            overrides=(("conv1", 0.999),))), cnn.data, timing=False)
