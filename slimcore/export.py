@@ -1,0 +1,289 @@
+"""Export: write a compressed model (a recipe applied) in forms that load elsewhere, check that each one loads back and
+computes what the model computes, and write the recipe and the measured figures beside them.
+
+Formats, by kind of model (slimcore.recipe.KINDS):
+- state dict (`state_dict.pt`): plain tensors, masks folded in (pruned weights are zeros), loadable with
+  torch.load(weights_only=True) into the same architecture. A channel-pruned model's layers are smaller: `shapes.json`
+  lists each weight layer's shape, and `thin(architecture, shapes)` resizes a fresh copy of the architecture to fit.
+  Not for int8: its weights are torch.ao packed parameters, not plain tensors.
+- TorchScript (`model.torchscript.pt`): the compressed model traced with torch.jit.trace; loads with torch.jit.load,
+  no Python class needed. Every kind, int8 included (TorchScript is deprecated in PyTorch 2.13 but still works).
+- ONNX (`model.onnx`): exported with torch.onnx (the torch.export-based exporter), batch size left free, checked with
+  onnxruntime. Every fp32 kind (original, masked, channel-pruned, fake-quantized); not int8.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import warnings
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from .data import Dataset, Split
+from .metrics import predict, weight_layers
+from .recipe import Applied, Recipe, apply, dump
+
+FORMATS = ("state_dict", "torchscript", "onnx")
+ONNX_TOLERANCE = 1e-4          # largest |onnxruntime - torch| accepted on the test split's logits
+STATE, SHAPES, SCRIPT, ONNX = "state_dict.pt", "shapes.json", "model.torchscript.pt", "model.onnx"
+RECIPE, FIGURES = "recipe.yaml", "figures.json"
+NO_INT8_STATE = ("the int8 weights are torch.ao packed parameters inside quantized modules, not plain tensors: no "
+                 "state dict of the original architecture can hold them; use the TorchScript file")
+NO_INT8_ONNX = ("ONNX export of torch.ao quantized modules is not supported: torch.onnx's exporter (torch.export) "
+                "cannot trace their packed int8 parameters; use the TorchScript file, or export the fp32 or pruned "
+                "model to ONNX and quantize it with onnxruntime's own tools")
+_SHAPES_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file written: its name in the output directory, its measured size, what it is and how it was checked."""
+
+    name: str
+    bytes: int
+    what: str
+    check: str = ""     # the check that it loads back and computes the same, with its figure
+    ok: bool = True     # False: written, but the check found a difference (see `check`)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote and what it could not write (format -> why)."""
+
+    directory: Path
+    kind: str
+    files: tuple[Artifact, ...]
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    def lines(self) -> list[str]:
+        """The files and the missing formats, one line each, for a person."""
+        out = [f"{f.name:22s} {f.bytes:>10,} B  {f.what}" + (f" — {f.check}" if f.check else "") for f in self.files]
+        return out + [f"{fmt}: not available — {why}" for fmt, why in self.unavailable.items()]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence what torch.jit and torch.onnx print while exporting: deprecation notices and the ONNX exporter's log
+    lines about optional packages (torchvision) that these models do not use."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.*")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _diff(a: torch.Tensor, b: torch.Tensor) -> str:
+    agree = float((a.argmax(1) == b.argmax(1)).float().mean())
+    return f"max |difference| {float((a - b).abs().max()):.2e}, top-1 agreement {agree:.2%}"
+
+
+# State dicts, and the thin architecture of a channel-pruned model --------------------------------------------------
+
+def layer_shapes(model: nn.Module) -> dict[str, dict]:
+    """Each weight layer's type, weight shape and whether it has a bias: what `thin` needs to rebuild it."""
+    return {n: {"type": type(m).__name__, "weight": list(m.weight.shape), "bias": m.bias is not None}
+            for n, m in weight_layers(model).items()}
+
+
+def _resized(m: nn.Module, shape: Sequence[int], bias: bool) -> nn.Module:
+    """A fresh layer like m with another weight shape (out, in, *kernel)."""
+    if isinstance(m, nn.Linear):
+        return nn.Linear(shape[1], shape[0], bias=bias)
+    if m.groups != 1:
+        raise ValueError(f"cannot resize a grouped convolution ({m.groups} groups)")
+    return type(m)(shape[1], shape[0], m.kernel_size, m.stride, m.padding, m.dilation, 1, bias, m.padding_mode)
+
+
+def thin(architecture: nn.Module, shapes: dict[str, dict]) -> nn.Module:
+    """A copy of an architecture with its weight layers resized to `shapes` (from shapes.json, or layer_shapes of a
+    channel-pruned model), ready for load_state_dict; the architecture given is not changed. Other layers are kept as
+    they are: layers that hold per-channel state (such as BatchNorm) are not resized."""
+    net = copy.deepcopy(architecture)
+    layers = weight_layers(net)
+    unknown = sorted(set(shapes) - set(layers))
+    if unknown:
+        raise ValueError(f"shapes name layers the architecture does not have: {', '.join(unknown)}")
+    for name, spec in shapes.items():
+        m = layers[name]
+        if type(m).__name__ != spec["type"]:
+            raise ValueError(f"layer {name} is a {type(m).__name__}, the shapes say {spec['type']}")
+        parent, _, child = name.rpartition(".")
+        setattr(net.get_submodule(parent) if parent else net, child, _resized(m, spec["weight"], spec["bias"]))
+    return net.eval()
+
+
+def load_state(architecture: nn.Module, directory: str | Path) -> nn.Module:
+    """The exported model rebuilt from an export directory's state dict (and shapes.json, when channels were
+    removed) on a copy of its architecture, loaded with torch.load(weights_only=True)."""
+    directory = Path(directory)
+    net = copy.deepcopy(architecture)
+    if (directory / SHAPES).exists():
+        net = thin(architecture, json.loads((directory / SHAPES).read_text())["layers"])
+    net.load_state_dict(torch.load(directory / STATE, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def _state_dict(applied: Applied, architecture: nn.Module, x: torch.Tensor, out: Path) -> list[Artifact]:
+    net = applied.model
+    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    torch.save(state, out / STATE)
+    files = []
+    what = "state dict: plain tensors, load with torch.load(weights_only=True)"
+    if applied.kind == "channel-pruned":
+        (out / SHAPES).write_text(json.dumps({"format": _SHAPES_FORMAT, "model": applied.recipe.model,
+                                              "layers": layer_shapes(net)}, indent=2) + "\n")
+        what += " into the architecture resized to shapes.json (slimcore.export.thin)"
+    elif applied.kind == "masked":
+        what += " into the same architecture; pruned weights are zeros"
+    elif applied.kind == "fake-quantized":
+        what += " into the same architecture; weights lie on the k-bit grid, stored as fp32"
+    back = load_state(architecture, out)
+    got, want = predict(back, x), predict(net, x)
+    hooks = applied.recipe.quant is not None and applied.recipe.quant.activations is not None
+    if hooks:   # activation fake quantization runs in forward hooks, which a state dict does not hold
+        same = all(torch.equal(back.state_dict()[k], v) for k, v in state.items())
+        check = (f"reloaded: {'identical' if same else 'DIFFERENT'} weights; the activation grid is not part of a "
+                 f"state dict (forward hooks), so the plain architecture's outputs differ ({_diff(got, want)}); "
+                 "TorchScript and ONNX carry it")
+    else:
+        same = torch.equal(got, want)
+        check = (f"reloaded with weights_only=True: outputs {'identical' if same else 'DIFFERENT'} on "
+                 f"{len(x)} test inputs" + ("" if same else f" ({_diff(got, want)})"))
+    files.append(Artifact(STATE, (out / STATE).stat().st_size, what, check, same))
+    if applied.kind == "channel-pruned":
+        files.append(Artifact(SHAPES, (out / SHAPES).stat().st_size, "layer shapes of the channel-pruned model"))
+    return files
+
+
+# TorchScript and ONNX ------------------------------------------------------------------------------------------------
+
+def _torchscript(net: nn.Module, x: torch.Tensor, out: Path) -> Artifact:
+    with _quiet(), torch.no_grad():
+        traced = torch.jit.trace(net, x[:2], check_trace=False)
+        traced.save(str(out / SCRIPT))
+        back = torch.jit.load(str(out / SCRIPT), map_location="cpu")
+        got = predict(back, x)
+    want = predict(net, x)
+    same = torch.equal(got, want)
+    check = (f"reloaded with torch.jit.load: outputs {'identical' if same else 'DIFFERENT'} on {len(x)} test inputs"
+             + ("" if same else f" ({_diff(got, want)})"))
+    return Artifact(SCRIPT, (out / SCRIPT).stat().st_size, "TorchScript (traced): load with torch.jit.load", check,
+                    same)
+
+
+def onnx_outputs(path: str | Path, x: torch.Tensor) -> torch.Tensor:
+    """Logits of an ONNX model run by onnxruntime (CPU) on inputs x."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0])
+
+
+def _onnx(net: nn.Module, x: torch.Tensor, out: Path) -> Artifact:
+    batch = torch.export.Dim("batch")
+    with _quiet():
+        # an example batch of 2: with 1, torch.export would fix the batch size at 1
+        torch.onnx.export(net, (x[:2],), str(out / ONNX), dynamo=True, external_data=False, verbose=False,
+                          input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},))
+    got, want = onnx_outputs(out / ONNX, x), predict(net, x)
+    gap = float((got - want).abs().max())
+    ok = gap <= ONNX_TOLERANCE
+    check = (f"onnxruntime on {len(x)} test inputs: {_diff(got, want)}"
+             + ("" if ok else f" — above the {ONNX_TOLERANCE:g} tolerance"))
+    return Artifact(ONNX, (out / ONNX).stat().st_size, "ONNX (batch size free): run with onnxruntime", check, ok)
+
+
+def _missing_onnx() -> str | None:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        return f"the ONNX packages are not installed ({e.name}): pip install onnx onnxscript onnxruntime"
+    return None
+
+
+# The export ----------------------------------------------------------------------------------------------------------
+
+def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out: str | Path,
+           formats: Sequence[str] = FORMATS) -> Exported:
+    """Write an applied recipe's model into `out` (created if needed) in each of `formats` it can take, check each
+    file against the model on the test split, and write recipe.yaml and figures.json beside them. `architecture` is
+    the original model (only copied): state dicts are loaded back into it. Formats a kind of model cannot take are
+    listed in `unavailable` with the reason."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown export format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x = (data.test if isinstance(data, Dataset) else data).x
+    files: list[Artifact] = []
+    unavailable: dict[str, str] = {}
+    int8 = applied.kind == "int8"
+    if "state_dict" in formats:
+        if int8:
+            unavailable["state_dict"] = NO_INT8_STATE
+        else:
+            files += _state_dict(applied, architecture, x, out)
+    if "torchscript" in formats:
+        files.append(_torchscript(applied.model, x, out))
+    if "onnx" in formats:
+        missing = _missing_onnx()
+        if int8:
+            unavailable["onnx"] = NO_INT8_ONNX
+        elif missing:
+            unavailable["onnx"] = missing
+        else:
+            try:
+                files.append(_onnx(applied.model, x, out))
+            except Exception as e:  # an operator the exporter does not know: say so, keep the other formats
+                line = (str(e).strip().splitlines() or [""])[0][:200]
+                unavailable["onnx"] = f"torch.onnx could not export this model ({type(e).__name__}: {line})"
+    dump(applied.recipe, out / RECIPE)
+    files.append(Artifact(RECIPE, (out / RECIPE).stat().st_size,
+                          "the recipe: python -m slimcore apply --recipe recipe.yaml rebuilds the model"))
+    figures = {"recipe": applied.recipe.describe(), "kind": applied.kind, "figures": applied.figures.to_dict(),
+               "files": {f.name: {"bytes": f.bytes, "what": f.what, "check": f.check, "ok": f.ok} for f in files},
+               "not_available": unavailable}
+    (out / FIGURES).write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    files.append(Artifact(FIGURES, (out / FIGURES).stat().st_size, "the measured figures and this list of files"))
+    return Exported(out, applied.kind, tuple(files), unavailable)
+
+
+def export_recipe(model: nn.Module, recipe: Recipe, data: Dataset, out: str | Path, timing: bool = True,
+                  formats: Sequence[str] = FORMATS) -> tuple[Applied, Exported]:
+    """Apply a recipe to a model (never changed) and export the result: (applied, exported)."""
+    applied = apply(model, recipe, data, timing=timing)
+    return applied, export(applied, model, data, out, formats)
+
+
+def archive(exported: Exported) -> bytes:
+    """The exported files as a zip archive, in memory."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in exported.files:
+            z.write(exported.directory / f.name, f.name)
+    return buf.getvalue()
+
+
+__all__ = ["FORMATS", "ONNX_TOLERANCE", "Artifact", "Exported", "export", "export_recipe", "archive", "thin",
+           "load_state", "layer_shapes", "onnx_outputs"]
