@@ -1,0 +1,106 @@
+"""Upload benchmark: a ~25 M-parameter model from file to first figures, in slimcore and in the real dashboard.
+
+The model is an MLP for 8x8 digits, 64-4096-4096-2048-10 (25.4 M parameters, 102 MB as TorchScript), with seeded
+random weights: what is timed is reading, rebuilding, checking and measuring it, which does not depend on training.
+
+Usage: python benchmarks/bench_upload.py [--no-browser]
+"""
+from __future__ import annotations
+
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from _util import CHROMIUM_ARGS, start_dashboard
+
+import slimcore
+from slimcore import plots
+from slimcore import upload as U
+
+
+def big_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
+                         nn.Linear(4096, 2048), nn.ReLU(), nn.Linear(2048, 10)).eval()
+
+
+def files(model: nn.Module) -> dict[str, bytes]:
+    out = {}
+    for label, save in [("TorchScript", lambda b: torch.jit.save(torch.jit.script(model), b)),
+                        ("torch.export", lambda b: torch.export.save(torch.export.export(model, (torch.zeros(2, 1, 8, 8),)), b))]:
+        buf = io.BytesIO()
+        save(buf)
+        out[label] = buf.getvalue()
+    return out
+
+
+def server_side(blobs: dict[str, bytes], params: int) -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {params / 1e6:.1f} M parameters")
+    for label, blob in blobs.items():
+        t0 = time.perf_counter()
+        s = U.load_upload(blob, f"big.{'pt2' if 'export' in label else 'pt'}")
+        t1 = time.perf_counter()
+        m = slimcore.measure(s.model, s.test, timing=False)  # the home page's baseline figures
+        t2 = time.perf_counter()
+        layer = max(m.layers, key=lambda r: r.params).name
+        plots.weight_histogram(slimcore.weight_layers(s.model)[layer].weight.detach().numpy().ravel())
+        t3 = time.perf_counter()
+        print(f"{label:<13} {len(blob) / 2**20:6.1f} MiB: read + rebuild + check + test accuracy {t1 - t0:5.2f} s, "
+              f"baseline figures (accuracy, layer table, serialized size) {t2 - t1:5.2f} s, histogram of the "
+              f"largest layer ({m.layers[[r.name for r in m.layers].index(layer)].params:,} weights) {t3 - t2:5.2f} s"
+              f"; total {t3 - t0:5.2f} s")
+
+
+def browser_side(blob: bytes) -> None:
+    """From choosing the file in the browser to the histogram, layer table and metrics painted."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        path = Path(tmp) / "big-mlp.pt"
+        path.write_bytes(blob)
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = b.new_page(viewport={"width": 1400, "height": 1800})
+        proc, url, _ = start_dashboard()
+        try:
+            page.goto(url)
+            page.locator("[data-testid='stMetric']").first.wait_for(timeout=60_000)
+            page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2).wait_for(timeout=60_000)
+            for run in range(2):
+                t0 = time.perf_counter()
+                page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(path))
+                page.locator("[data-testid='stFileChip']").first.wait_for(timeout=120_000)
+                button = page.get_by_role("button", name="Analyse this model")
+                button.wait_for()
+                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+                t1 = time.perf_counter()
+                button.click()
+                page.get_by_text("(your upload)").first.wait_for(timeout=120_000)
+                page.locator("[data-testid='stMetric']", has_text="Parameters").filter(
+                    has_text=f"{sum(p.numel() for p in big_model().parameters()):,}").wait_for(timeout=120_000)
+                page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2).wait_for(timeout=120_000)
+                page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120_000)
+                t2 = time.perf_counter()
+                print(f"browser, {'first' if run == 0 else 'same file again'}: file chosen -> sent to the server "
+                      f"{t1 - t0:.2f} s; Analyse -> card, metrics, layer table and histogram painted {t2 - t1:.2f} s; "
+                      f"total {t2 - t0:.2f} s")
+                page.goto(url)  # a fresh page for the second run (the upload stays on the server: a cache hit)
+                page.locator("[data-testid='stMetric']").first.wait_for(timeout=60_000)
+            errors = page.locator("[data-testid='stException']").count()
+            print(f"tracebacks shown: {errors}")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            b.close()
+
+
+if __name__ == "__main__":
+    model = big_model()
+    blobs = files(model)
+    server_side(blobs, sum(p.numel() for p in model.parameters()))
+    if "--no-browser" not in sys.argv:
+        browser_side(blobs["TorchScript"])
