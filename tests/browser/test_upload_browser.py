@@ -1,0 +1,57 @@
+"""Uploads in real headless Chromium: a bad file gets a message and changes nothing; a good one becomes the model of
+this browser session only, and a lab works on it."""
+import io
+
+import pytest
+import torch
+from playwright.sync_api import expect
+
+import slimcore
+from slimcore import pruning as P
+from tests.browser.helpers import expect_metric, wait_idle
+
+pytestmark = pytest.mark.browser
+
+
+def _pick(page, path) -> None:
+    page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(path))
+    expect(page.locator("[data-testid='stFileChip']")).to_have_count(1, timeout=60_000)
+    wait_idle(page)
+    page.get_by_role("button", name="Analyse this model").click()
+
+
+def test_upload_a_bad_file_then_a_good_one(server, browser, page, tmp_path):
+    s = slimcore.load_sample("mnist1d-mlp")
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(s.model), buf)
+    good, bad = tmp_path / "my model.pt", tmp_path / "notes.txt"
+    good.write_bytes(buf.getvalue())
+    bad.write_bytes(b"these are not weights\n" * 20)
+
+    page.goto(server)
+    default = slimcore.load_sample(slimcore.DEFAULT_SAMPLE)
+    expect_metric(page, "Test accuracy", f"{default.card['test_accuracy']:.2%}")
+    _pick(page, bad)
+    expect(page.get_by_text("cannot be used: this is not a PyTorch model file")).to_be_visible(timeout=60_000)
+    expect_metric(page, "Test accuracy", f"{default.card['test_accuracy']:.2%}")  # nothing changed
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    page.locator("[data-testid='stFileChipDeleteBtn']").first.click()
+    wait_idle(page)
+    _pick(page, good)
+    expect(page.get_by_text("my model.pt (your upload)")).to_be_visible(timeout=60_000)
+    expect_metric(page, "Test accuracy", f"{s.card['test_accuracy']:.2%}")
+    expect_metric(page, "Parameters", f"{s.card['parameters']:,}")
+    wait_idle(page)
+    assert "model=upload-" in page.url
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3, timeout=60_000)
+
+    page.get_by_role("link", name="Pruning").first.click()  # the upload stays this session's model on a lab
+    want = P.evaluate(s.model, P.PruneConfig(0.5), s.test)[0]
+    expect_metric(page, "Non-zero parameters", f"{want.nonzeros:,}")
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    other = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()  # another user: untouched
+    other.goto(server)
+    expect_metric(other, "Test accuracy", f"{default.card['test_accuracy']:.2%}")
+    other.context.close()
