@@ -64,7 +64,8 @@ def layer_bars(names: Sequence[str], values: Sequence[float], title: str, axis: 
 
 def example_gallery(inputs: np.ndarray, labels: Sequence[int], preds: Sequence[int], confidences: Sequence[float],
                     cols: int = 6) -> go.Figure:
-    """Test inputs with true label and the model's prediction: 2-D inputs as images, 1-D inputs as signals."""
+    """Test inputs with true label and the model's prediction: 2-D inputs as images (channels averaged), 1-D inputs as
+    signals."""
     inputs = np.asarray(inputs)
     n = len(inputs)
     rows = max(1, math.ceil(n / cols))
@@ -73,6 +74,10 @@ def example_gallery(inputs: np.ndarray, labels: Sequence[int], preds: Sequence[i
     for i, x in enumerate(inputs):
         r, c = divmod(i, cols)
         x = np.squeeze(x)
+        if x.ndim == 3:  # channels first (an uploaded colour image): shown as the mean over channels
+            x = x.mean(axis=0)
+        elif x.ndim > 3:
+            x = x.ravel()
         if x.ndim == 2:
             fig.add_trace(go.Heatmap(z=x[::-1], colorscale="Greys", showscale=False, hoverinfo="skip"), r + 1, c + 1)
         else:

@@ -158,3 +158,16 @@ def test_sessions_moving_sliders_at_once_see_only_their_own_settings(mlp_file):
             assert (nonzeros, acc) == (f"{want.nonzeros:,}", f"{want.accuracy:.2%}"), (name, r)
     for n, s in models.items():
         assert all((before[n][k] == v).all() for k, v in s.model.state_dict().items())
+
+
+def test_a_colour_image_model_with_its_own_data_draws_every_home_figure():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    x = np.random.default_rng(0).normal(size=(60, 3, 6, 6)).astype(np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, x=x, y=np.arange(60) % 3)
+    at = _upload(app().run(), _script(net.eval()), "colour.pt", buf.getvalue())
+    assert not at.error, at.error
+    assert metrics(at)["Parameters"] == f"{sum(p.numel() for p in net.parameters()):,}"
+    gallery = figures(at)["home_examples"]["data"]
+    assert len(gallery) == 12 and {t["type"] for t in gallery} == {"heatmap"}  # 18 test images; 12 shown
