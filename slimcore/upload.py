@@ -66,6 +66,18 @@ def _check_size(data: bytes, limit: int, what: str) -> None:
         raise UploadError(f"the {what} file is {_mib(len(data))}; the limit is {_mib(limit)}")
 
 
+def _check_expansion(data: bytes, limit: int, what: str) -> None:
+    """Refuse a zip archive that would expand far beyond its upload limit (a decompression bomb)."""
+    if data[:2] != b"PK":
+        return
+    try:
+        total = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return  # the reader says what is wrong with it
+    if total > 2 * limit:
+        raise UploadError(f"the {what} file would expand to {_mib(total)}; the limit is {_mib(2 * limit)}")
+
+
 def _short(e: BaseException, limit: int = 160) -> str:
     line = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return (line[:limit] + ("…" if len(line) > limit else "")) or type(e).__name__
@@ -480,6 +492,7 @@ def _fit_sample(state: dict[str, torch.Tensor]) -> tuple[str, nn.Module]:
 def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
     """Read a model file safely; raises UploadError with a clear message for anything that cannot be used."""
     _check_size(data, limit, "model")
+    _check_expansion(data, limit, "model")
     kind = sniff(data)
     if kind in ("torch.save", "safetensors"):
         state = _read_torch_save(data) if kind == "torch.save" else _read_safetensors(data)
@@ -510,6 +523,7 @@ def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
 def read_data(data: bytes, limit: int = MAX_DATA_BYTES) -> Split:
     """Evaluation data from a .npz holding x (inputs) and y (integer labels); never unpickles."""
     _check_size(data, limit, "data")
+    _check_expansion(data, limit, "data")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             if not hasattr(z, "files"):

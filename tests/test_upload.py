@@ -204,6 +204,16 @@ def test_an_oversized_file_is_refused_before_it_is_read(files):
     _refused(files["state"], "data file", "limit is", data=bytes(len(files["state"]) + 2), limit=len(files["state"]) + 1)
 
 
+def test_a_zip_that_would_expand_far_beyond_the_limit_is_refused(files):
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", bytes(50_000_000))  # 50 MB of zeros: about 50 kB compressed
+    blob = bomb.getvalue()
+    assert len(blob) < 100_000
+    _refused(blob, "would expand to", limit=1_000_000)
+    _refused(files["state"], "data file would expand to", data=blob, limit=len(files["state"]) * 10)
+
+
 def test_nan_weights_are_refused_naming_the_tensor(cnn):
     state = cnn.model.state_dict()
     state["fc1.weight"] = state["fc1.weight"].clone()
