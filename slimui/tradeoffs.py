@@ -11,11 +11,10 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 import slimcore
+from slimcore import tradeoffs as core   # the grid, its latencies and its CSV: shared with the CLI and benchmarks
 # Names come from the module itself: the package exports the function `sweep` under the module's name, so
 # `from slimcore import sweep` may give the function.
-from slimcore.sweep import (BITS as SWEEP_BITS, FP32, PRUNE_RATIOS, Allocation, allocate, pareto, sensitivity,
-                            time_rows)
-from slimcore.sweep import sweep as sweep_grid
+from slimcore.sweep import BITS as SWEEP_BITS, FP32, PRUNE_RATIOS, Allocation, allocate, pareto, sensitivity
 
 from . import cache
 from . import pruning as prune_ui
@@ -35,23 +34,22 @@ PUBLISHED = {"source": "LeNet-300-100 on MNIST, Han et al. 2016", "detail": "107
 
 
 def _quant(per_channel: bool) -> slimcore.QuantConfig:
-    return slimcore.QuantConfig(per_channel=per_channel)
+    return core.quant(per_channel)
 
 
-# The sweep ---------------------------------------------------------------------------------------------------------
+# The sweep (computed by slimcore.tradeoffs, which `python -m slimcore sweep` calls too) ----------------------------
 
 def pieces(methods: tuple[str, ...], structured: tuple[bool, ...]) -> list[tuple[str, bool, float]]:
     """The prune settings of a sweep, one cached piece each: (method, structured, ratio); ratio 0 once."""
-    return [(m, s, r) for m in methods for s in structured for r in RATIOS
-            if r or (m, s) == (methods[0], structured[0])]
+    return core.pieces(methods, structured, RATIOS)
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
 def piece(name: str, method: str, structured: bool, ratio: float, scope: str, per_channel: bool) -> pd.DataFrame:
     """One prune setting at every bit width of BITS: accuracy on the test split, size, counts, MACs."""
     s = cache.sample(name)
-    return sweep_grid(s.model, s.data, (ratio,), BITS, (method,), (structured,), scope, _quant(per_channel),
-                   scores={method: prune_ui.scores(name, method)})
+    return core.piece(s.model, s.data, method, structured, ratio, scope, per_channel, BITS,
+                      prune_ui.scores(name, method))
 
 
 def sweep(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], scope: str, per_channel: bool,
@@ -63,9 +61,7 @@ def sweep(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], sco
         frames.append(piece(name, m, s, r, scope, per_channel))
         if on_progress is not None:
             on_progress(i + 1, len(todo))
-    frame = pd.concat(frames, ignore_index=True)
-    frame.attrs["split_size"] = frames[0].attrs.get("split_size") if frames else 0
-    return frame
+    return core.combine(frames)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -75,20 +71,12 @@ def latencies(name: str, methods: tuple[str, ...], structured: tuple[bool, ...],
     {configuration name: (median ms, label)}."""
     s = cache.sample(name)
     frame = sweep(name, methods, structured, scope, per_channel)  # cached pieces: only the fp32 rows are used
-    fp32 = frame[(frame.bits == FP32) & frame.accuracy.notna()].reset_index(drop=True)
-    timed = time_rows(s.model, s.data, fp32, scores={m: prune_ui.scores(name, m) for m in methods})
-    return {r.config: (r.latency_ms, r.latency_label) for r in timed.itertuples()}
+    return core.latencies(s.model, s.data, frame, {m: prune_ui.scores(name, m) for m in methods})
 
 
 def with_latency(frame: pd.DataFrame, timed: dict[str, tuple] | None) -> pd.DataFrame:
     """The frame with the measured latencies filled in (k-bit rows keep their reason for having none)."""
-    if not timed:
-        return frame
-    out = frame.copy()
-    hit = out.config.isin(timed)
-    out.loc[hit, "latency_ms"] = [timed[c][0] for c in out.config[hit]]
-    out.loc[hit, "latency_label"] = [timed[c][1] for c in out.config[hit]]
-    return out
+    return core.with_latency(frame, timed)
 
 
 def open_page(page: str) -> None:
@@ -127,7 +115,7 @@ def table(frame: pd.DataFrame, front: set[str]) -> pd.DataFrame:
 
 def csv(frame: pd.DataFrame) -> bytes:
     """The raw sweep rows as CSV (sizes in bytes, accuracy as a fraction, labels beside the numbers)."""
-    return frame.to_csv(index=False).encode()
+    return core.csv(frame)
 
 
 # The Deep Compression pipeline --------------------------------------------------------------------------------
