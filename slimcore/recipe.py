@@ -350,7 +350,7 @@ def apply(model: nn.Module, recipe: Recipe, data: Dataset, timing: bool = True, 
             if small is None:
                 raise ValueError(f"prune: {report.small_note}")
             net, kind, shapes = small, "channel-pruned", dict(report.small_shapes)
-            notes.append(f"{report.small_params:,} parameters left of {sum(p.numel() for p in model.parameters()):,}")
+            notes.append("weight shapes now " + ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in shapes.items()))
         else:
             net, kind, modelled = dense, "masked", report.sparse
             notes.append(f"{report.removed:,} of {report.weights:,} Linear/Conv weights removed; torch.save stores "

@@ -1,0 +1,232 @@
+"""The command line, `python -m slimcore`: `apply` rebuilds a compressed model from a recipe, prints its figures and
+exports it; `sweep` writes the Trade-offs table as CSV. The numbers are the dashboard's: both commands call the
+slimcore functions the pages call. Bad arguments give one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence, TextIO
+
+import torch
+
+from . import recipe as R
+from . import tradeoffs
+from .pruning import METHODS, SCOPES
+from .sweep import SweepError
+from .zoo import Sample, SampleError, list_samples, load_sample
+
+PROG = "python -m slimcore"
+FORMATS = ("state_dict", "torchscript", "onnx")
+
+
+class UsageError(ValueError):
+    """A command line that cannot run as given, with a message fit for one line."""
+
+
+def resolve_model(spec: str, data: str | None = None) -> Sample:
+    """The model a --model argument names, with its data. Today: a sample model's name (slimcore.list_samples());
+    its data come with it, so --data is refused. (A path to a model file, with --data, is the next step.)"""
+    if spec in list_samples():
+        if data is not None:
+            raise UsageError(f"--data is for a model file; the sample model {spec!r} brings its own data (leave "
+                             "--data out)")
+        return load_sample(spec)
+    raise UsageError(f"unknown model {spec!r}; give a sample model: {', '.join(list_samples())}")
+
+
+# Output --------------------------------------------------------------------------------------------------------------
+
+class Progress:
+    """A one-line progress bar on a terminal (stderr); silent when the stream is not a terminal (a pipe, a log)."""
+
+    def __init__(self, what: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.what, self.stream, self.width = what, stream or sys.stderr, width
+        self.on = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.t0 = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.on:
+            return
+        full = round(self.width * done / max(total, 1))
+        self.stream.write(f"\r{self.what} [{'#' * full}{'.' * (self.width - full)}] {done}/{total} "
+                          f"{time.perf_counter() - self.t0:.1f} s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _ms(lat) -> str:
+    return f"{lat.median_ms:.3f} ms" if lat is not None else "not timed"
+
+
+def figure_lines(f: R.Figures) -> list[str]:
+    """The figures of an applied recipe, one labelled line each (accuracy as the labs format it)."""
+    lines = [f"model       {f.kind}: {R.KINDS[f.kind]}",
+             f"accuracy    {f.accuracy:.2%} measured on {f.examples:,} test examples (original {f.base_accuracy:.2%})",
+             f"size        {f.size_bytes:,} B measured (torch.save of the state dict; original {f.base_size_bytes:,} B)"]
+    if f.modelled_bytes is not None:
+        lines.append(f"            {f.modelled_bytes:,.0f} B modelled ({f.modelled_detail})")
+    lines.append(f"parameters  {f.params:,} ({f.nonzeros:,} non-zero)")
+    if f.latency_b1 is not None:
+        lines.append(f"latency     {_ms(f.latency_b1)} median at batch 1, {_ms(f.latency_b256)} at batch 256, "
+                     f"{f.latency_b256.threads} thread(s), measured (original {_ms(f.base_latency_b1)} and "
+                     f"{_ms(f.base_latency_b256)})" + (" — noisy" if f.latency_b256.noisy else ""))
+    lines += [f"note        {n}" for n in f.notes]
+    return lines
+
+
+# Commands ------------------------------------------------------------------------------------------------------------
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    recipe = R.load(args.recipe)
+    spec = args.model or recipe.model
+    sample = resolve_model(spec, args.data)
+    if spec != recipe.model:
+        print(f"note: the recipe was written for {recipe.model}; applying it to {spec}", file=sys.stderr)
+        recipe = replace(recipe, model=spec)
+    formats = tuple(args.formats.split(","))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise UsageError(f"--formats: unknown format {bad[0]!r}; choose from {','.join(FORMATS)}")
+    applied = R.apply(sample.model, recipe, sample.data, timing=not args.no_latency)
+    exported = None
+    if args.out is not None:
+        from .export import export   # torch.onnx is imported only when exporting
+        exported = export(applied, sample.model, sample.data, args.out, formats)
+    if args.json:
+        out = {"recipe": recipe.to_dict(), "figures": applied.figures.to_dict()}
+        if exported is not None:
+            out["files"] = {a.name: a.bytes for a in exported.files}
+            out["not_available"] = exported.unavailable
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(f"recipe      {recipe.describe()}")
+    print("\n".join(figure_lines(applied.figures)))
+    if exported is not None:
+        print(f"exported to {exported.directory} ({exported.total_bytes:,} B):")
+        print("\n".join("  " + line for line in exported.lines()))
+    return 0
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    sample = resolve_model(args.model, args.data)
+    methods = tuple(dict.fromkeys(args.methods))
+    kinds = (False, True) if args.structured else (False,)
+    out = None if args.out == "-" else Path(args.out)
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"--out: the folder {out.parent} does not exist")
+    todo = tradeoffs.pieces(methods, kinds, args.ratios)
+    t0 = time.perf_counter()
+    frame = tradeoffs.grid(sample.model, sample.data, methods, kinds, args.scope, args.per_channel, args.ratios,
+                           args.bits, on_progress=Progress(f"sweep {args.model}: {len(todo)} prune settings x "
+                                                           f"{len(args.bits)} bit widths"))
+    if args.latency:
+        scores = {m: tradeoffs.scores(sample.model, sample.data, m) for m in methods}
+        frame = tradeoffs.with_latency(frame, tradeoffs.latencies(sample.model, sample.data, frame, scores))
+    seconds = time.perf_counter() - t0
+    data = tradeoffs.csv(frame)
+    if out is None:
+        sys.stdout.write(data.decode())
+    else:
+        out.write_bytes(data)
+    report = sys.stderr if out is None else sys.stdout
+    print(f"{len(frame)} rows ({len(todo)} prune settings x {len(args.bits)} bit widths; test accuracy on "
+          f"{len(sample.test):,} examples) in {seconds:.1f} s" + (f" -> {out}" if out is not None else ""), file=report)
+    return 0
+
+
+# The parser ----------------------------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument raises UsageError (one line, exit 2) instead of printing the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message)
+
+
+def parser() -> argparse.ArgumentParser:
+    samples = ", ".join(list_samples())
+    p = _Parser(prog=PROG, description="SlimLab from the command line: the dashboard's numbers, computed by the same "
+                "slimcore functions.", epilog=f"Sample models: {samples}. See `{PROG} COMMAND --help`.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    a = sub.add_parser("apply", help="build the model a recipe describes, print its figures, export it",
+                       description="Apply a recipe (YAML or JSON: prune, then fake-quantize or real int8) to a model, "
+                       "print its measured figures (test accuracy, size in bytes, latency) and, with --out, export it "
+                       "(state dict, TorchScript, ONNX) with the recipe and figures.json.")
+    a.add_argument("--recipe", required=True, metavar="FILE", help="recipe file: .yaml, .yml or .json")
+    a.add_argument("--model", metavar="M", help=f"the model to compress (default: the recipe's); one of {samples}")
+    a.add_argument("--data", metavar="FILE", help="data for a model file (not for sample models, which bring theirs)")
+    a.add_argument("--out", metavar="DIR", help="export the compressed model into this folder (created if needed)")
+    a.add_argument("--formats", default=",".join(FORMATS), metavar="LIST",
+                   help=f"export formats, comma-separated (default: {','.join(FORMATS)})")
+    a.add_argument("--no-latency", action="store_true", help="skip timing (faster)")
+    a.add_argument("--threads", type=int, metavar="N", help="torch threads for timing (default: torch's)")
+    a.add_argument("--json", action="store_true", help="print the recipe and figures as JSON")
+    a.set_defaults(run=cmd_apply)
+
+    s = sub.add_parser("sweep", help="write the Trade-offs table (prune ratio x bit width) as CSV",
+                       description="Sweep prune ratios x bit widths as the Trade-offs page does (same function, same "
+                       "numbers) and write one row per configuration as CSV. Defaults are the page's: L1, per layer, "
+                       "with channel pruning, per-tensor grid, 20 ratios x 7 bit widths.")
+    s.add_argument("--model", required=True, metavar="M", help=f"one of {samples}")
+    s.add_argument("--data", metavar="FILE", help="data for a model file (not for sample models, which bring theirs)")
+    s.add_argument("--out", required=True, metavar="FILE", help="CSV file to write ('-' for standard output)")
+    s.add_argument("--methods", nargs="+", default=["l1"], choices=list(METHODS), metavar="METHOD",
+                   help=f"pruning methods: {', '.join(METHODS)} (default: l1)")
+    s.add_argument("--structured", action=argparse.BooleanOptionalAction, default=True,
+                   help="add channel-pruned models to the grid (default: yes)")
+    s.add_argument("--scope", choices=list(SCOPES), default="layer", help="per layer or global (default: layer)")
+    s.add_argument("--per-channel", action="store_true", help="one quantization scale per output channel")
+    s.add_argument("--ratios", type=_floats, default=tradeoffs.RATIOS, metavar="LIST",
+                   help="prune ratios, comma-separated (default: 0,0.05,...,0.95)")
+    s.add_argument("--bits", type=_ints, default=tradeoffs.BITS, metavar="LIST",
+                   help="bit widths, comma-separated; 32 = fp32 (default: 32,16,8,6,4,3,2)")
+    s.add_argument("--latency", action="store_true", help="also time every real fp32 model at batch 256 (slower)")
+    s.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's)")
+    s.set_defaults(run=cmd_sweep)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("choose a command: apply or sweep")
+        if args.threads is not None:
+            if args.threads < 1:
+                raise UsageError(f"--threads must be at least 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
+        return args.run(args)
+    except (UsageError, SweepError, ValueError) as e:   # bad arguments, recipes or settings
+        print(f"{PROG}: error: {e} (see {PROG} --help)" if isinstance(e, UsageError) else f"{PROG}: error: {e}",
+              file=sys.stderr)
+        return 2
+    except (SampleError, OSError) as e:   # a model or file that cannot be read or written
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "parser", "resolve_model", "UsageError", "Progress", "figure_lines"]

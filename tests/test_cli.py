@@ -1,0 +1,199 @@
+"""The command line, run as a user runs it (`python -m slimcore ...` in a subprocess from the repository root): its
+figures are the labs' figures, its sweep CSV is the Trade-offs page's table byte for byte, and bad arguments give one
+line on stderr and exit code 2."""
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import slimcore
+from slimcore import PruneConfig, QuantConfig
+from slimcore import cli
+from slimcore import recipe as R
+from slimcore.recipe import Int8Config, Recipe
+from tests.conftest import ROOT
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "slimcore", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_documents_both_commands():
+    out = run("--help")
+    assert out.returncode == 0 and out.stderr == ""
+    assert "apply" in out.stdout and "sweep" in out.stdout and "digits-cnn" in out.stdout
+    for command, flags in (("apply", ("--recipe", "--model", "--out", "--data")),
+                           ("sweep", ("--model", "--out", "--methods", "--no-structured", "--per-channel"))):
+        sub = run(command, "--help")
+        assert sub.returncode == 0 and all(f in sub.stdout for f in flags)
+
+
+@pytest.fixture(scope="module")
+def recipes(tmp_path_factory):
+    d = tmp_path_factory.mktemp("recipes")
+    R.dump(Recipe("digits-cnn", prune=PruneConfig(0.5, "taylor")), d / "taylor.yaml")
+    R.dump(Recipe("digits-cnn", prune=PruneConfig(0.5, structured=True)), d / "channels.json")
+    R.dump(Recipe("digits-cnn", quant=QuantConfig(4, per_channel=True)), d / "q4.yml")
+    R.dump(Recipe("digits-cnn", int8=Int8Config()), d / "int8.yaml")
+    (d / "bad.yaml").write_text("version: 1\nmodel: digits-cnn\nprune: {amount: 1.5}\n")
+    return d
+
+
+BAD = [  # arguments -> a piece of the one-line message
+    ((), "choose a command: apply or sweep"),
+    (("frob",), "invalid choice: 'frob'"),
+    (("sweep", "--out", "t.csv"), "the following arguments are required: --model"),
+    (("sweep", "--model", "resnet-9000", "--out", "t.csv"), "unknown model 'resnet-9000'; give a sample model"),
+    (("sweep", "--model", "digits-cnn", "--data", "x.npz", "--out", "t.csv"), "--data is for a model file"),
+    (("sweep", "--model", "digits-cnn", "--out", "t.csv", "--methods", "l7"), "invalid choice: 'l7'"),
+    (("sweep", "--model", "digits-cnn", "--out", "t.csv", "--ratios", "0,half"), "expected numbers separated"),
+    (("sweep", "--model", "digits-cnn", "--out", "t.csv", "--ratios", "0,1.5"), "prune ratios must be in [0, 1)"),
+    (("sweep", "--model", "digits-cnn", "--out", "t.csv", "--bits", "32,0"), "bit widths must be 1..16"),
+    (("sweep", "--model", "digits-cnn", "--out", "no/such/dir/t.csv"), "the folder no/such/dir does not exist"),
+    (("sweep", "--model", "digits-cnn", "--out", "t.csv", "--threads", "0"), "--threads must be at least 1"),
+    (("apply",), "the following arguments are required: --recipe"),
+    (("apply", "--recipe", "{d}/missing.yaml"), "missing.yaml: no such recipe file"),
+    (("apply", "--recipe", "{d}/bad.yaml"), "bad.yaml: prune.amount: prune ratio must be in [0, 1), got 1.5"),
+    (("apply", "--recipe", "{d}/taylor.yaml", "--data", "x.npz"), "--data is for a model file"),
+    (("apply", "--recipe", "{d}/taylor.yaml", "--formats", "tflite"), "--formats: unknown format 'tflite'"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
+def test_bad_arguments_give_one_line_and_exit_code_2(args, message, recipes, capsys):
+    """Run in this process (cli.main is what `python -m slimcore` runs): a subprocess each costs 2 s of imports."""
+    code = cli.main([a.format(d=recipes) for a in args])
+    out = capsys.readouterr()
+    assert code == 2, out.err
+    assert out.out == ""
+    assert out.err.startswith("python -m slimcore: error: ") and message in out.err, out.err
+    assert out.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("index", [0, 3, 13])
+def test_bad_arguments_from_the_shell(index, recipes):
+    args, message = BAD[index]
+    out = run(*(a.format(d=recipes) for a in args))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("python -m slimcore: error: ") and message in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_resolve_model_takes_sample_names_only_for_now():
+    assert cli.resolve_model("digits-mlp").name == "digits-mlp"
+    with pytest.raises(cli.UsageError, match="unknown model 'x.pt'"):
+        cli.resolve_model("x.pt")
+    with pytest.raises(cli.UsageError, match="--data is for a model file"):
+        cli.resolve_model("digits-mlp", "digits.npz")
+
+
+# apply -------------------------------------------------------------------------------------------------------------
+
+def test_apply_prints_the_pruning_labs_figures(recipes):
+    from slimui import pruning as page
+
+    for file, cfg in (("taylor.yaml", PruneConfig(0.5, "taylor")), ("channels.json", PruneConfig(0.5, structured=True))):
+        report, _, _ = page.result("digits-cnn", cfg)       # what the Pruning page shows for this setting
+        out = run("apply", "--recipe", str(recipes / file), "--no-latency")
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+        lines = {line[:12].strip(): line[12:] for line in out.stdout.splitlines()}
+        assert lines["accuracy"].startswith(f"{report.accuracy:.2%} measured on 359 test examples")
+        size = report.small_bytes if cfg.structured else report.dense_bytes
+        assert lines["size"].startswith(f"{size:,} B measured")
+        figures = json.loads(run("apply", "--recipe", str(recipes / file), "--no-latency", "--json").stdout)["figures"]
+        assert figures["accuracy"] == report.accuracy and figures["size_bytes"] == size
+        if not cfg.structured:
+            assert figures["modelled_bytes"] == report.sparse.bytes
+
+
+def test_apply_prints_the_quantization_labs_figures(recipes):
+    from slimui import quant as page
+
+    cfg = QuantConfig(4, per_channel=True)
+    shown = page.variant("digits-cnn", page.key(cfg))
+    figures = json.loads(run("apply", "--recipe", str(recipes / "q4.yml"), "--no-latency", "--json").stdout)["figures"]
+    assert figures["accuracy"] == shown["accuracy"] and figures["modelled_bytes"] == shown["size"].bytes
+    real = page.int8_figures("digits-cnn")
+    figures = json.loads(run("apply", "--recipe", str(recipes / "int8.yaml"), "--no-latency",
+                             "--json").stdout)["figures"]
+    assert (figures["accuracy"], figures["size_bytes"]) == (real["accuracy"], real["size_bytes"])
+
+
+def test_apply_times_and_exports(recipes, tmp_path):
+    out = run("apply", "--recipe", str(recipes / "channels.json"), "--out", str(tmp_path / "x"), "--threads", "1")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    latency = next(line for line in out.stdout.splitlines() if line.startswith("latency"))
+    assert "median at batch 1" in latency and "at batch 256, 1 thread(s), measured" in latency
+    written = {p.name: p.stat().st_size for p in (tmp_path / "x").iterdir()}
+    assert set(written) == {"state_dict.pt", "shapes.json", "model.torchscript.pt", "model.onnx", "recipe.yaml",
+                            "figures.json"}
+    for name, size in written.items():
+        assert f"{name}" in out.stdout and f"{size:,} B" in out.stdout
+    assert R.load(tmp_path / "x" / "recipe.yaml") == R.load(recipes / "channels.json")
+    saved = json.loads((tmp_path / "x" / "figures.json").read_text())["figures"]
+    assert saved["latency_b256"]["threads"] == 1
+    assert f"{saved['accuracy']:.2%} measured" in out.stdout
+
+
+def test_apply_of_an_exported_recipe_gives_the_same_figures(recipes, tmp_path):
+    first = run("apply", "--recipe", str(recipes / "taylor.yaml"), "--out", str(tmp_path), "--no-latency",
+                "--formats", "state_dict", "--json")
+    again = run("apply", "--recipe", str(tmp_path / "recipe.yaml"), "--no-latency", "--json")
+    a, b = json.loads(first.stdout)["figures"], json.loads(again.stdout)["figures"]
+    assert (a["accuracy"], a["size_bytes"], a["modelled_bytes"]) == (b["accuracy"], b["size_bytes"],
+                                                                     b["modelled_bytes"])
+
+
+# sweep -------------------------------------------------------------------------------------------------------------
+
+GRIDS = {  # CLI options -> the page's sweep arguments (methods, structured, scope, per channel)
+    "page defaults": ((), (("l1",), (False, True), "layer", False)),
+    "taylor+random, global, per channel, no channels": (
+        ("--methods", "taylor", "random", "--scope", "global", "--per-channel", "--no-structured"),
+        (("taylor", "random"), (False,), "global", True)),
+}
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+def test_sweep_csv_is_the_trade_offs_pages_table(grid, tmp_path):
+    from slimui import tradeoffs as page
+
+    options, (methods, structured, scope, per_channel) = GRIDS[grid]
+    name = "digits-cnn" if grid == "page defaults" else "mnist1d-mlp"
+    out = run("sweep", "--model", name, "--out", str(tmp_path / "t.csv"), *options)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""   # no progress bar when stderr is not a terminal
+    frame = page.sweep(name, methods, structured, scope, per_channel)   # what the page draws and downloads
+    assert (tmp_path / "t.csv").read_bytes() == page.csv(frame)
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert len(table) == len(frame) and f"{len(frame)} rows" in out.stdout
+    assert set(table.method) == set(methods) and set(table.scope) == {scope}
+
+
+def test_sweep_to_standard_output_with_latency():
+    out = run("sweep", "--model", "mnist1d-cnn", "--out", "-", "--ratios", "0,0.5", "--bits", "32,4", "--latency")
+    assert out.returncode == 0, out.stderr
+    table = pd.read_csv(io.StringIO(out.stdout))
+    assert len(table) == 2 + 2 * 2   # unpruned once; 0.5 unstructured and channel-pruned; each at fp32 and 4-bit
+    fp32 = table[table.bits == 32]
+    assert fp32.latency_ms.notna().all() and fp32.latency_label.str.startswith("measured").all()
+    assert table[table.bits == 4].latency_ms.isna().all()
+    assert "6 rows" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_progress_bar_only_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet, tty = io.StringIO(), Terminal()
+    for stream in (quiet, tty):
+        bar = cli.Progress("sweep", stream, width=10)
+        for i in range(1, 5):
+            bar(i, 4)
+    assert quiet.getvalue() == ""
+    assert "\rsweep [##########] 4/4" in tty.getvalue() and tty.getvalue().endswith("\n")
