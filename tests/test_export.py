@@ -155,3 +155,46 @@ def test_thin_refuses_shapes_of_another_architecture(samples):
         E.thin(samples["digits-cnn"].model, {"fc1": {"type": "Conv2d", "weight": [4, 1, 3, 3], "bias": True}})
     with pytest.raises(ValueError, match="unknown export format"):
         E.export(None, samples["digits-cnn"].model, samples["digits-cnn"].data, "unused", formats=("tflite",))
+
+
+# The Export panel (slimui.export) --------------------------------------------------------------------------------
+
+def _panel_script():
+    import slimcore
+    from slimcore.recipe import Int8Config, Recipe
+    from slimui.export import export_panel
+
+    export_panel("digits-cnn", Recipe("digits-cnn", prune=slimcore.PruneConfig(0.5, structured=True)))
+    export_panel("mnist1d-mlp", Recipe("digits-cnn", int8=Int8Config()))   # the panel's model name wins
+
+
+def test_export_panel_offers_a_zip_and_says_what_is_missing():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_panel_script, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert [h.value for h in at.subheader] == ["Export", "Export"]
+    buttons = at.get("download_button")
+    assert len(buttons) == 2 and all(b.proto.label == "Download model (zip)" for b in buttons)
+    assert all(b.proto.id.split("-")[-1].startswith("export_zip_") for b in buttons)
+    assert all(b.proto.deferred_file_id for b in buttons)   # the zip is built when the button is pressed
+    captions = " ".join(c.value for c in at.caption)
+    assert "state dict, TorchScript, ONNX" in captions and "mnist1d-mlp: real int8" in captions
+    assert "No ONNX file: ONNX export of torch.ao quantized modules is not supported" in captions
+    assert "model: mnist1d-mlp" in at.code[-1].value   # the recipe shown is the one the zip holds
+
+
+def test_export_panel_zip_holds_the_exported_files():
+    from slimui import export as panel
+
+    recipe = Recipe("digits-mlp", prune=PruneConfig(0.5))
+    data = panel.bundle("digits-mlp", recipe.to_json())
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.namelist() == ["state_dict.pt", "model.torchscript.pt", "model.onnx", "recipe.yaml", "figures.json"]
+        assert R.loads(z.read("recipe.yaml").decode()) == recipe
+        state = torch.load(io.BytesIO(z.read("state_dict.pt")), weights_only=True)
+    s = slimcore.load_sample("digits-mlp")
+    net = copy.deepcopy(s.model)
+    net.load_state_dict(state)
+    assert slimcore.accuracy(net, s.test) == R.apply(s.model, recipe, s.data, timing=False).figures.accuracy
+    assert panel.bundle("digits-mlp", recipe.to_json()) == data   # cached: a new build would time the model anew

@@ -1,0 +1,54 @@
+"""The Export section of a lab: download the compressed model a page shows (state dict, TorchScript, ONNX) with its
+recipe and measured figures, as one zip. The zip is built by slimcore.export in a temporary folder only when the
+button is pressed, and kept per (model, recipe) for every session."""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import replace
+
+import streamlit as st
+
+from slimcore import export as E
+from slimcore import recipe as R
+from slimcore.recipe import Recipe
+
+from . import cache
+
+NAMES = {"state_dict": "state dict", "torchscript": "TorchScript", "onnx": "ONNX"}
+
+
+def plan(recipe: Recipe) -> tuple[list[str], dict[str, str]]:
+    """The formats a recipe's model will be exported in, and those it cannot be, with why."""
+    if recipe.int8 is not None:
+        return ["torchscript"], {"state_dict": E.NO_INT8_STATE, "onnx": E.NO_INT8_ONNX}
+    return list(E.FORMATS), {}
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def bundle(name: str, recipe_json: str) -> bytes:
+    """The zip of an applied recipe: every exported file, recipe.yaml and figures.json (figures measured anew)."""
+    s = cache.sample(name)
+    with tempfile.TemporaryDirectory(prefix="slimlab-export-") as out:
+        _, exported = E.export_recipe(s.model, Recipe.from_json(recipe_json), s.data, out)
+        return E.archive(exported)
+
+
+def export_panel(name: str, recipe: Recipe) -> None:
+    """Draw the Export section for a recipe applied to the sample model `name`."""
+    recipe = recipe if recipe.model == name else replace(recipe, model=name)
+    text = recipe.to_json()
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    formats, missing = plan(recipe)
+    st.subheader("Export")
+    st.caption(f"{recipe.describe()}. The zip holds the model as {', '.join(NAMES[f] for f in formats)}, each loaded "
+               "back and checked against the model, with `recipe.yaml` and the measured figures (`figures.json`); "
+               "it is built when you press the button (a few seconds).")
+    left, right = st.columns([1, 2])
+    left.download_button("Download model (zip)", lambda: bundle(name, text), file_name=f"slimlab-{name}-{digest}.zip",
+                         mime="application/zip", key=f"export_zip_{digest}", on_click="ignore", icon=":material/download:")
+    right.code(f"python -m slimcore apply --recipe recipe.yaml --out {name}-export", language="bash")
+    for fmt, why in missing.items():
+        st.caption(f"No {NAMES[fmt]} file: {why}.")
+    with st.expander("Recipe (YAML)"):
+        st.code(R.dumps(recipe), language="yaml")
