@@ -9,6 +9,7 @@ from .quantization import (ActivationConfig, LayerError, QParams, QuantConfig, a
                            fake_quantize, fixed_point, layer_errors, levels, qparams, quantize, quantized_weights,
                            sqnr_db, ternarize)
 from .sweep import Allocation, Outcome, SweepError, allocate, pareto, sensitivity, sweep
+from .recipe import Int8Config, Recipe
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "fake_quantize", "fixed_point", "layer_errors", "levels", "qparams", "quantize", "quantized_weights", "sqnr_db",
     "ternarize",
     "Allocation", "Outcome", "SweepError", "allocate", "pareto", "sensitivity", "sweep",
+    "Int8Config", "Recipe",
     "DEFAULT_SAMPLE", "Sample", "SampleError", "list_samples", "load_sample",
 ]

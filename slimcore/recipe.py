@@ -72,6 +72,14 @@ class Recipe:
             raise ValueError("quant, int8: choose one — fake quantization simulates a k-bit grid in fp32, int8 builds "
                              "a real int8 model from fp32 weights; both at once would quantize twice")
 
+    @classmethod
+    def from_sweep_row(cls, model: str, row: Any, per_channel: bool = False) -> "Recipe":
+        """The recipe of one row of a sweep (slimcore.sweep, the Trade-offs page): its pruning (none at ratio 0),
+        then its bit width on the sweep's symmetric grid (none at 32, fp32). `row` is a mapping or pandas row."""
+        ratio, bits = float(row["prune_ratio"]), int(row["bits"])
+        prune = PruneConfig(ratio, str(row["method"]), str(row["scope"]), bool(row["structured"])) if ratio else None
+        return cls(model, prune, QuantConfig(bits, per_channel=per_channel) if bits != 32 else None)
+
     @property
     def steps(self) -> tuple[str, ...]:
         return tuple(n for n in ("prune", "quant", "int8") if getattr(self, n) is not None)

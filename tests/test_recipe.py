@@ -198,3 +198,20 @@ def test_a_channel_prune_that_empties_a_layer_says_so(cnn):
     with pytest.raises(ValueError, match="prune: no channel-pruned model"):
         R.apply(cnn.model, Recipe("digits-cnn", PruneConfig(0.9, scope="global", structured=True,
                                                             overrides=(("conv1", 0.999),))), cnn.data, timing=False)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_a_sweep_rows_recipe_gives_the_rows_figures(per_channel):
+    s = slimcore.load_sample("mnist1d-cnn")
+    frame = S.sweep(s.model, s.data, (0.0, 0.3, 0.6), (32, 8, 3), ("l1", "taylor"), (False, True), "global",
+                    QuantConfig(per_channel=per_channel))
+    for row in frame.dropna(subset=["accuracy"]).itertuples():
+        recipe = Recipe.from_sweep_row("mnist1d-cnn", row._asdict(), per_channel)
+        f = R.apply(s.model, recipe, s.data, timing=False).figures
+        assert f.accuracy == row.accuracy, row.config
+        if row.size_label == "measured":
+            assert f.size_bytes == row.size_bytes, row.config
+        elif row.prune_ratio > 0:
+            assert f.modelled_bytes == row.size_bytes, row.config
+        else:   # unpruned k-bit: the Quantization lab's dense figure (the sweep takes the smallest storage format)
+            assert f.modelled_bytes == slimcore.quantization.modelled_bytes(s.model, recipe.quant).bytes
