@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -227,6 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:   # a failure of ours: one line, and the traceback when asked for
+        if os.environ.get("SLIMLAB_DEBUG"):
+            raise
+        line = (str(e).strip().splitlines() or [""])[0][:300]
+        print(f"{PROG}: error: {type(e).__name__}: {line} (set SLIMLAB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 __all__ = ["main", "parser", "resolve_model", "UsageError", "Progress", "figure_lines"]

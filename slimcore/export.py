@@ -35,6 +35,7 @@ FORMATS = ("state_dict", "torchscript", "onnx")
 ONNX_TOLERANCE = 1e-4          # largest |onnxruntime - torch| accepted on the test split's logits
 STATE, SHAPES, SCRIPT, ONNX = "state_dict.pt", "shapes.json", "model.torchscript.pt", "model.onnx"
 RECIPE, FIGURES = "recipe.yaml", "figures.json"
+OURS = (STATE, SHAPES, SCRIPT, ONNX, RECIPE, FIGURES)   # the files an export writes, and replaces; nothing else
 NO_INT8_STATE = ("the int8 weights are torch.ao packed parameters inside quantized modules, not plain tensors: no "
                  "state dict of the original architecture can hold them; use the TorchScript file")
 NO_INT8_ONNX = ("ONNX export of torch.ao quantized modules is not supported: torch.onnx's exporter (torch.export) "
@@ -226,8 +227,9 @@ def _missing_onnx() -> str | None:
 
 def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out: str | Path,
            formats: Sequence[str] = FORMATS) -> Exported:
-    """Write an applied recipe's model into `out` (created if needed) in each of `formats` it can take, check each
-    file against the model on the test split, and write recipe.yaml and figures.json beside them. `architecture` is
+    """Write an applied recipe's model into `out` (created if needed; an earlier export's files there are replaced,
+    other files left alone) in each of `formats` it can take, check each file against the model on the test split,
+    and write recipe.yaml and figures.json beside them. `architecture` is
     the original model (only copied): state dicts are loaded back into it. Formats a kind of model cannot take are
     listed in `unavailable` with the reason."""
     unknown = [f for f in formats if f not in FORMATS]
@@ -235,6 +237,8 @@ def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out
         raise ValueError(f"unknown export format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for name in OURS:   # a previous export's files (say, a shapes.json) must not pass for this one's
+        (out / name).unlink(missing_ok=True)
     x = (data.test if isinstance(data, Dataset) else data).x
     files: list[Artifact] = []
     unavailable: dict[str, str] = {}

@@ -83,6 +83,20 @@ def test_bad_arguments_from_the_shell(index, recipes):
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
 
 
+def test_a_failure_inside_is_one_line_and_exit_code_1(recipes, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("size mismatch for conv1.weight\n\tmore detail")
+
+    monkeypatch.setattr(R, "apply", broken)
+    assert cli.main(["apply", "--recipe", str(recipes / "taylor.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("python -m slimcore: error: RuntimeError: size mismatch for conv1.weight (set SLIMLAB_DEBUG=1 for "
+                   "the traceback)\n")
+    monkeypatch.setenv("SLIMLAB_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        cli.main(["apply", "--recipe", str(recipes / "taylor.yaml")])
+
+
 def test_resolve_model_takes_sample_names_only_for_now():
     assert cli.resolve_model("digits-mlp").name == "digits-mlp"
     with pytest.raises(cli.UsageError, match="unknown model 'x.pt'"):

@@ -148,6 +148,18 @@ def test_load_state_rebuilds_the_model_from_a_directory(samples, tmp_path):
                                                           "state_dict.pt"]
 
 
+def test_exporting_again_into_the_same_folder_replaces_the_earlier_files(samples, tmp_path):
+    s = samples["digits-cnn"]
+    (tmp_path / "notes.txt").write_text("mine")
+    E.export_recipe(s.model, Recipe("digits-cnn", PruneConfig(0.5, structured=True)), s.data, tmp_path,
+                    timing=False, formats=("state_dict", "torchscript"))
+    applied, exported = E.export_recipe(s.model, Recipe("digits-cnn", PruneConfig(0.5)), s.data, tmp_path,
+                                        timing=False, formats=("state_dict",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figures.json", "notes.txt", "recipe.yaml", "state_dict.pt"]
+    assert all(f.ok for f in exported.files)
+    assert torch.equal(E.load_state(s.model, tmp_path)(s.test.x), applied.model(s.test.x))
+
+
 def test_thin_refuses_shapes_of_another_architecture(samples):
     with pytest.raises(ValueError, match="layers the architecture does not have: conv9"):
         E.thin(samples["digits-cnn"].model, {"conv9": {"type": "Conv2d", "weight": [4, 1, 3, 3], "bias": True}})
