@@ -11,6 +11,7 @@ import slimcore
 from slimcore import ActivationConfig, PruneConfig, QuantConfig
 from slimcore import recipe as R
 from slimcore.recipe import Int8Config, Recipe
+from tests.conftest import ROOT
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
@@ -215,3 +216,12 @@ def test_a_sweep_rows_recipe_gives_the_rows_figures(per_channel):
             assert f.modelled_bytes == row.size_bytes, row.config
         else:   # unpruned k-bit: the Quantization lab's dense figure (the sweep takes the smallest storage format)
             assert f.modelled_bytes == slimcore.quantization.modelled_bytes(s.model, recipe.quant).bytes
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_example_recipes_load_and_apply(path):
+    r = R.load(path)
+    assert r.model in slimcore.list_samples() and r.steps
+    s = slimcore.load_sample(r.model)
+    f = R.apply(s.model, r, s.data, timing=False).figures
+    assert f.accuracy > f.base_accuracy - 0.05   # examples worth copying: within 5 points of the original
