@@ -99,14 +99,24 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> str:
 
 # State dicts, and the thin architecture of a channel-pruned model --------------------------------------------------
 
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)   # layers whose size follows the channels before them
+
+
 def layer_shapes(model: nn.Module) -> dict[str, dict]:
-    """Each weight layer's type, weight shape and whether it has a bias: what `thin` needs to rebuild it."""
-    return {n: {"type": type(m).__name__, "weight": list(m.weight.shape), "bias": m.bias is not None}
-            for n, m in weight_layers(model).items()}
+    """What `thin` needs to rebuild a channel-pruned model: each weight layer's type, weight shape and whether it has
+    a bias, and each BatchNorm's number of features (it loses the channels of the layer before it)."""
+    shapes = {n: {"type": type(m).__name__, "weight": list(m.weight.shape), "bias": m.bias is not None}
+              for n, m in weight_layers(model).items()}
+    shapes |= {n: {"type": type(m).__name__, "features": m.num_features}
+               for n, m in model.named_modules() if isinstance(m, _NORMS)}
+    return shapes
 
 
-def _resized(m: nn.Module, shape: Sequence[int], bias: bool) -> nn.Module:
-    """A fresh layer like m with another weight shape (out, in, *kernel)."""
+def _resized(m: nn.Module, spec: dict) -> nn.Module:
+    """A fresh layer like m with another size: weight shape (out, in, *kernel), or BatchNorm features."""
+    if isinstance(m, _NORMS):
+        return type(m)(spec["features"], m.eps, m.momentum, m.affine, m.track_running_stats)
+    shape, bias = spec["weight"], spec["bias"]
     if isinstance(m, nn.Linear):
         return nn.Linear(shape[1], shape[0], bias=bias)
     if m.groups != 1:
@@ -115,11 +125,11 @@ def _resized(m: nn.Module, shape: Sequence[int], bias: bool) -> nn.Module:
 
 
 def thin(architecture: nn.Module, shapes: dict[str, dict]) -> nn.Module:
-    """A copy of an architecture with its weight layers resized to `shapes` (from shapes.json, or layer_shapes of a
-    channel-pruned model), ready for load_state_dict; the architecture given is not changed. Other layers are kept as
-    they are: layers that hold per-channel state (such as BatchNorm) are not resized."""
+    """A copy of an architecture with its weight layers (and BatchNorm layers) resized to `shapes` (from shapes.json,
+    or layer_shapes of a channel-pruned model), ready for load_state_dict; the architecture given is not changed.
+    Other layers that hold per-channel state are not resized."""
     net = copy.deepcopy(architecture)
-    layers = weight_layers(net)
+    layers = weight_layers(net) | {n: m for n, m in net.named_modules() if isinstance(m, _NORMS)}
     unknown = sorted(set(shapes) - set(layers))
     if unknown:
         raise ValueError(f"shapes name layers the architecture does not have: {', '.join(unknown)}")
@@ -128,7 +138,7 @@ def thin(architecture: nn.Module, shapes: dict[str, dict]) -> nn.Module:
         if type(m).__name__ != spec["type"]:
             raise ValueError(f"layer {name} is a {type(m).__name__}, the shapes say {spec['type']}")
         parent, _, child = name.rpartition(".")
-        setattr(net.get_submodule(parent) if parent else net, child, _resized(m, spec["weight"], spec["bias"]))
+        setattr(net.get_submodule(parent) if parent else net, child, _resized(m, spec))
     return net.eval()
 
 
@@ -157,7 +167,15 @@ def _state_dict(applied: Applied, architecture: nn.Module, x: torch.Tensor, out:
         what += " into the same architecture; pruned weights are zeros"
     elif applied.kind == "fake-quantized":
         what += " into the same architecture; weights lie on the k-bit grid, stored as fp32"
-    back = load_state(architecture, out)
+    try:
+        back = load_state(architecture, out)
+    except (RuntimeError, ValueError) as e:   # a layer `thin` cannot resize: say so, keep the file and the others
+        line = (str(e).strip().splitlines() or [""])[0][:200]
+        files.append(Artifact(STATE, (out / STATE).stat().st_size, what, f"NOT loaded back into the architecture "
+                              f"({type(e).__name__}: {line})", False))
+        if applied.kind == "channel-pruned":
+            files.append(Artifact(SHAPES, (out / SHAPES).stat().st_size, "layer shapes of the channel-pruned model"))
+        return files
     got, want = predict(back, x), predict(net, x)
     hooks = applied.recipe.quant is not None and applied.recipe.quant.activations is not None
     if hooks:   # activation fake quantization runs in forward hooks, which a state dict does not hold

@@ -160,6 +160,36 @@ def test_exporting_again_into_the_same_folder_replaces_the_earlier_files(samples
     assert torch.equal(E.load_state(s.model, tmp_path)(s.test.x), applied.model(s.test.x))
 
 
+def _chain(norm) -> torch.nn.Module:
+    """A plain chain like the ones uploads are rebuilt as, with a normalisation after the hidden Linear."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(8 * 64, 32), norm(32), nn.ReLU(), nn.Linear(32, 10)).eval()
+
+
+def test_channel_pruned_chains_with_batchnorm_reload(samples, tmp_path):
+    s = samples["digits-cnn"]
+    net = _chain(torch.nn.BatchNorm1d)
+    applied, exported = E.export_recipe(net, Recipe("chain", PruneConfig(0.5, structured=True)), s.data, tmp_path,
+                                        timing=False)
+    assert all(f.ok for f in exported.files)
+    shapes = json.loads((tmp_path / "shapes.json").read_text())["layers"]
+    assert shapes["1"] == {"type": "BatchNorm2d", "features": 4} and shapes["5"]["features"] == 16
+    assert torch.equal(E.load_state(net, tmp_path)(s.test.x), applied.model(s.test.x))
+
+
+def test_a_state_dict_that_cannot_be_loaded_back_is_flagged_not_hidden(samples, tmp_path):
+    s = samples["digits-cnn"]
+    _, exported = E.export_recipe(_chain(torch.nn.LayerNorm), Recipe("chain", PruneConfig(0.5, structured=True)),
+                                  s.data, tmp_path, timing=False)
+    state = next(f for f in exported.files if f.name == "state_dict.pt")
+    assert not state.ok and state.check.startswith("NOT loaded back into the architecture (RuntimeError")
+    assert all(f.ok for f in exported.files if f.name != "state_dict.pt")   # the other formats still stand
+    assert json.loads((tmp_path / "figures.json").read_text())["files"]["state_dict.pt"]["ok"] is False
+
+
 def test_thin_refuses_shapes_of_another_architecture(samples):
     with pytest.raises(ValueError, match="layers the architecture does not have: conv9"):
         E.thin(samples["digits-cnn"].model, {"conv9": {"type": "Conv2d", "weight": [4, 1, 3, 3], "bias": True}})
