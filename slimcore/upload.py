@@ -660,3 +660,19 @@ def load_upload(model_bytes: bytes, filename: str | None = None, data_bytes: byt
         "sample_architecture": read.architecture if read.architecture in SAMPLES else None,
     }
     return Sample(upload_name(model_bytes, data_bytes), read.model, data, card)
+
+
+def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_MODEL_BYTES) -> Sample:
+    """load_upload for files on disk (the command line): the same checks, and sizes checked before reading."""
+    from pathlib import Path
+
+    paths = [(Path(model_path), "model")] + ([(Path(data_path), "data")] if data_path else [])
+    blobs = []
+    for path, what in paths:
+        if not path.is_file():
+            raise UploadError(f"the {what} file {display_name(str(path))!r} does not exist")
+        if path.stat().st_size > limit:
+            raise UploadError(f"the {what} file is {_mib(path.stat().st_size)}; the limit is {_mib(limit)}")
+        blobs.append(path.read_bytes())
+    return load_upload(blobs[0], paths[0][0].name, blobs[1] if data_path else None,
+                       paths[1][0].name if data_path else None, limit)
