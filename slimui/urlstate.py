@@ -1,0 +1,333 @@
+"""Shareable state: a lab's settings mirrored in the URL query string, so a link reproduces the view; and teacher
+mode (?teacher=1), which hides the advanced controls and uses their defaults.
+
+A page declares its URL-backed widget keys once, with their type, allowed values and default:
+
+    URL = urlstate.Spec(urlstate.Float("prune_ratio", 0.5, 0.0, 0.99, 0.01),
+                        urlstate.Choice("prune_method", list(P.METHODS)),
+                        urlstate.Int("prune_steps", 5, 1, 20, advanced=True))
+    URL.load()   # before the widgets: seed session state from valid URL values (or the defaults), say what was ignored
+    ...          # the widgets: key=..., and no value=/default= (their value is already in session state)
+    URL.save()   # after them: the current values back into st.query_params
+
+Session state wins over the URL once a key is set (a value sent by another page, or the widget's own state), except
+when the browser's back/forward buttons changed the URL: then the URL is the view to restore. Values equal to their
+default are left out of the URL; floats are written rounded to the widget's step, booleans as 1/0, choices as short
+tokens ("per channel" -> per-channel).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Sequence
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+TEACHER = "teacher"              # plain session key (survives page switches, like state.MODEL) and URL key
+TEACHER_WIDGET = "teacher_mode"  # the sidebar toggle that edits it
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class Invalid(ValueError):
+    """A URL value that cannot be used; the message says why, in a few words."""
+
+
+def token(option: Any) -> str:
+    """The URL form of a choice: lower case, runs of other characters as one '-' ('per channel' -> 'per-channel')."""
+    return re.sub(r"[^a-z0-9.]+", "-", str(option).lower()).strip("-")
+
+
+def _bool(raw: str) -> bool:
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise Invalid("not 1 or 0")
+
+
+class _Param:
+    """Shared behaviour: `read` parses a URL value (or raises Invalid), `valid` checks a session value, `write`
+    formats one for the URL. Subclasses are frozen dataclasses with `key`, `default` and `advanced`."""
+
+    multi = False  # True: the key may repeat in the URL (?k=a&k=b), read as a list
+
+    def read(self, raw: Any) -> tuple[Any, str | None]:
+        """The value for a URL value, and a remark when it was adjusted (None when taken as written)."""
+        raise NotImplementedError
+
+    def valid(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def write(self, value: Any) -> str | list[str]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Float(_Param):
+    """A slider of floats in [lo, hi] on a grid of `step`; written rounded to the step."""
+
+    key: str
+    default: float
+    lo: float
+    hi: float
+    step: float
+    advanced: bool = False   # hidden in teacher mode, its default used
+
+    def __post_init__(self) -> None:
+        if not (self.lo <= self.default <= self.hi and self.step > 0):
+            raise ValueError(f"{self.key}: default {self.default} outside [{self.lo}, {self.hi}] or step <= 0")
+
+    @property
+    def _places(self) -> int:
+        return max(0, -Decimal(str(self.step)).as_tuple().exponent)
+
+    def read(self, raw: str) -> tuple[float, str | None]:
+        try:
+            v = float(raw)
+        except ValueError:
+            raise Invalid("not a number") from None
+        if not math.isfinite(v) or not self.lo - 1e-9 <= v <= self.hi + 1e-9:
+            raise Invalid(f"outside {self.write(self.lo)} to {self.write(self.hi)}")
+        snapped = min(max(round(self.lo + round((v - self.lo) / self.step) * self.step, self._places), self.lo),
+                      self.hi)
+        return snapped, (f"rounded to {self.write(snapped)}, the slider's step" if abs(snapped - v) > 1e-9 else None)
+
+    def valid(self, value: Any) -> bool:
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                and self.lo - 1e-9 <= value <= self.hi + 1e-9)
+
+    def write(self, value: float) -> str:
+        text = f"{round(float(value), self._places) + 0.0:.{self._places}f}"   # + 0.0: no "-0"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclass(frozen=True)
+class Int(_Param):
+    """A whole number in [lo, hi] (number input, integer slider)."""
+
+    key: str
+    default: int
+    lo: int
+    hi: int
+    advanced: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.lo <= self.default <= self.hi:
+            raise ValueError(f"{self.key}: default {self.default} outside [{self.lo}, {self.hi}]")
+
+    def read(self, raw: str) -> tuple[int, str | None]:
+        try:
+            v = int(raw.strip())
+        except ValueError:
+            raise Invalid("not a whole number") from None
+        if not self.lo <= v <= self.hi:
+            raise Invalid(f"outside {self.lo} to {self.hi}")
+        return v, None
+
+    def valid(self, value: Any) -> bool:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and self.lo <= value <= self.hi
+
+    def write(self, value: int) -> str:
+        return str(int(value))
+
+
+@dataclass(frozen=True)
+class Bool(_Param):
+    """A checkbox or toggle; written as 1 or 0 (true/false, yes/no, on/off are read too)."""
+
+    key: str
+    default: bool = False
+    advanced: bool = False
+
+    def read(self, raw: str) -> tuple[bool, str | None]:
+        return _bool(raw), None
+
+    def valid(self, value: Any) -> bool:
+        return isinstance(value, bool)
+
+    def write(self, value: bool) -> str:
+        return "1" if value else "0"
+
+
+@dataclass(frozen=True)
+class Choice(_Param):
+    """One of `options` (selectbox, radio, select slider); the default is the first option unless given. In the URL
+    an option is its token ('per-channel'); the option's own text is read too."""
+
+    key: str
+    options: Sequence[Any]
+    default: Any = None
+    advanced: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", tuple(self.options))
+        if not self.options:
+            raise ValueError(f"{self.key}: no options")
+        if self.default is None:
+            object.__setattr__(self, "default", self.options[0])
+        if self.default not in self.options:
+            raise ValueError(f"{self.key}: default {self.default!r} is not an option")
+        if len({token(o) for o in self.options}) < len(self.options):
+            raise ValueError(f"{self.key}: two options have the same URL token")
+
+    def _find(self, raw: str) -> Any:
+        for o in self.options:
+            if raw == str(o) or raw.strip().lower() == token(o):
+                return o
+        shown = ", ".join(token(o) for o in self.options[:8]) + (", …" if len(self.options) > 8 else "")
+        raise Invalid(f"not one of {shown}")
+
+    def read(self, raw: str) -> tuple[Any, str | None]:
+        return self._find(raw), None
+
+    def valid(self, value: Any) -> bool:
+        try:
+            return value in self.options
+        except (TypeError, ValueError):  # e.g. an array compared element-wise
+            return False
+
+    def write(self, value: Any) -> str:
+        return token(value)
+
+
+@dataclass(frozen=True)
+class Choices(Choice):
+    """Any of `options`, in the order chosen (multiselect); repeated in the URL (?k=a&k=b), empty as ?k=."""
+
+    default: Any = ()
+    multi = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "default", list(self.default))
+        object.__setattr__(self, "options", tuple(self.options))
+        if not all(d in self.options for d in self.default):
+            raise ValueError(f"{self.key}: default {self.default!r} is not a subset of the options")
+        if len({token(o) for o in self.options}) < len(self.options):
+            raise ValueError(f"{self.key}: two options have the same URL token")
+
+    def read(self, raw: list[str]) -> tuple[list, str | None]:
+        chosen = [self._find(r) for r in raw if r != ""]
+        unique = list(dict.fromkeys(chosen))
+        return unique, ("repeated choices dropped" if len(unique) < len(chosen) else None)
+
+    def valid(self, value: Any) -> bool:
+        return isinstance(value, (list, tuple)) and all(Choice.valid(self, v) for v in value)
+
+    def write(self, value: Sequence) -> list[str]:
+        return [token(v) for v in value] or [""]
+
+
+Param = Float | Int | Bool | Choice | Choices
+
+
+def _history_navigation() -> bool:
+    """True when this run follows the browser's back/forward buttons (the URL is then the state to restore)."""
+    return bool(getattr(get_script_run_ctx(), "is_history_navigation", False))
+
+
+def _raw(key: str, multi: bool) -> Any:
+    values = st.query_params.get_all(key)
+    return values if multi else values[-1]
+
+
+def _update(want: dict[str, list[str]], owned: Sequence[str]) -> None:
+    """Set the URL's `owned` keys to `want` (absent = removed), keeping every other key (?model=, other pages');
+    owned keys follow the others in declaration order, so one view has one link. Sends nothing (and so adds no
+    browser history entry) unless a value changes."""
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    new = {k: v for k, v in current.items() if k not in owned} | {k: want[k] for k in owned if k in want}
+    if new != current:   # dict equality ignores order: a reordered URL is the same view
+        st.query_params.from_dict({k: v[0] if len(v) == 1 else v for k, v in new.items()})
+
+
+class Spec:
+    """The URL-backed widget keys of one page (rebuilt on every run: options may depend on the model)."""
+
+    def __init__(self, *params: Param) -> None:
+        self.params: dict[str, Param] = {p.key: p for p in params}
+
+    def default(self, key: str) -> Any:
+        """The declared default of a key: what a hidden (teacher mode) control stands for."""
+        return self.params[key].default
+
+    def load(self) -> None:
+        """Seed session state for this page's keys before its widgets are drawn; then say which URL settings were
+        ignored, and whether teacher mode is on."""
+        self._seed(list(self.params.values()))
+        if teacher():
+            st.caption("🎓 **Teacher mode**: the advanced controls are hidden and their defaults are used. To see "
+                       "them, switch off *Teacher mode* in the sidebar (or remove `teacher=1` from the link).")
+
+    def add(self, param: Param) -> None:
+        """Declare (and seed) a key whose options are known only later in the run, e.g. a point of a computed grid."""
+        self.params[param.key] = param
+        self._seed([param])
+
+    def save(self) -> None:
+        """Write this page's current values into the URL: valid, non-default values only; hidden ones left out."""
+        want = {}
+        for p in self.params.values():
+            value = st.session_state.get(p.key)
+            if (p.advanced and teacher()) or not p.valid(value) or p.write(value) == p.write(p.default):
+                continue
+            text = p.write(value)
+            want[p.key] = text if isinstance(text, list) else [text]
+        _update(want, list(self.params))
+
+    def _seed(self, params: list[Param]) -> None:
+        history, ignored = _history_navigation(), []
+        for p in params:
+            fresh = p.key not in st.session_state
+            if p.advanced and teacher():
+                if fresh and p.key in st.query_params:
+                    ignored.append(f"`{p.key}={st.query_params[p.key]}`: hidden in teacher mode, its default is used")
+                continue
+            if not fresh and not history and p.valid(st.session_state[p.key]):
+                continue   # the widget's own state, or a value another page sent: it wins over the URL
+            value = p.default
+            if (fresh or history) and p.key in st.query_params:
+                raw = _raw(p.key, p.multi)
+                try:
+                    value, remark = p.read(raw)
+                    if remark and fresh:
+                        ignored.append(f"`{p.key}={st.query_params[p.key]}`: {remark}")
+                except Invalid as e:
+                    ignored.append(f"`{p.key}={st.query_params[p.key]}`: {e}, so the default is used")
+            st.session_state[p.key] = value
+        if ignored:
+            st.info("Some settings in the link were not taken as written: " + "; ".join(ignored) + ".")
+
+
+def teacher() -> bool:
+    """Whether teacher mode is on in this session."""
+    return bool(st.session_state.get(TEACHER, False))
+
+
+def _on_teacher() -> None:
+    st.session_state[TEACHER] = st.session_state[TEACHER_WIDGET]
+
+
+def teacher_toggle() -> bool:
+    """Draw the sidebar's Teacher mode toggle (seeded from ?teacher=1) and keep the flag in the URL; return it.
+    Pages call it right after state.sidebar()."""
+    note = None
+    if TEACHER not in st.session_state or _history_navigation():
+        on = False
+        if "teacher" in st.query_params:
+            try:
+                on = _bool(st.query_params["teacher"])
+            except Invalid as e:
+                note = f"Ignored `teacher={st.query_params['teacher']}` in the link: {e}."
+        st.session_state[TEACHER] = on
+    st.session_state[TEACHER_WIDGET] = st.session_state[TEACHER]  # re-seeded on every page, as the model picker is
+    st.sidebar.toggle("Teacher mode", key=TEACHER_WIDGET, on_change=_on_teacher,
+                      help="Hide the advanced controls and use their defaults: the main sliders stay. Kept in the "
+                           "link as teacher=1, so a class can open the same simple view.")
+    if note:
+        st.sidebar.caption(note)
+    _update({"teacher": ["1"]} if teacher() else {}, ["teacher"])
+    return teacher()
