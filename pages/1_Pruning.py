@@ -4,28 +4,37 @@ import os
 import pandas as pd
 import streamlit as st
 
-from slimcore import plots
+from slimcore import plots, weight_layers
 from slimcore import pruning as P
-from slimui import cache, state
+from slimui import cache, state, urlstate
 from slimui import pruning as ui
+from slimui.urlstate import Bool, Choice, Float, Int
 
 st.set_page_config(page_title="SlimLab · Pruning", page_icon="✂️", layout="wide")
 s = state.sidebar()
+teacher = urlstate.teacher_toggle()
 name = s.name
 st.title("Pruning lab")
 st.caption("Move the prune ratio and watch which weights go, what accuracy it costs on the held-out test split, and "
            "what it really buys: masked weights keep dense tensors; removed channels make the model smaller.")
+URL = urlstate.Spec(  # the settings kept in the link (?prune_ratio=0.8...); advanced ones are hidden in teacher mode
+    Float("prune_ratio", 0.5, 0.0, 0.99, 0.01), Choice("prune_method", list(P.METHODS)),
+    Choice("prune_scope", list(P.SCOPES)), Bool("prune_structured"), Choice("prune_norm", [1, 2], advanced=True),
+    Choice("prune_layer", list(weight_layers(s.model))), Int("prune_steps", 5, 1, 20, advanced=True),
+    Int("prune_epochs", 2, 0, 10, advanced=True))
+URL.load()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-ratio = c1.slider("Prune ratio", 0.0, 0.99, 0.5, 0.01, key="prune_ratio",
+ratio = c1.slider("Prune ratio", 0.0, 0.99, step=0.01, key="prune_ratio",
                   help="Fraction of weights removed (unstructured), or of each layer's output channels (structured).")
 method = c2.selectbox("Method", list(P.METHODS), format_func=P.METHODS.get, key="prune_method")
 scope = c3.radio("Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="prune_scope", horizontal=True,
                  help="Per layer: every layer loses the same fraction. Global: one ranking over all layers.")
 structured = c4.toggle("Structured", key="prune_structured",
                        help="Remove whole output channels (conv filters, neurons) instead of single weights.")
-norm = c4.radio("Channel norm", [1, 2], format_func=lambda n: f"L{n}", key="prune_norm", horizontal=True,
-                disabled=not structured)
+norm = URL.default("prune_norm") if teacher else c4.radio("Channel norm", [1, 2], format_func=lambda n: f"L{n}",
+                                                          key="prune_norm", horizontal=True, disabled=not structured)
+URL.save()
 
 with state.friendly_errors():
     cfg = P.PruneConfig(ratio, method, scope, structured, norm)
@@ -111,14 +120,16 @@ if any(r[5].noisy or r[6].noisy for r in rows):
     st.warning("Some of these timings are noisy (a wide spread, or the machine was loaded while timing: "
                f"load average {rows[0][6].load:.1f} on {os.cpu_count()} cores): the CPU was busy with something else "
                "— often the browser drawing this page on the same machine. Time them again.")
-if st.button("Time again", key="prune_retime"):
+if not teacher and st.button("Time again", key="prune_retime"):
     ui.latencies.clear(name, cfg)
     st.rerun()
 
 st.subheader("Gradual pruning with fine-tuning")
 g1, g2, g3 = st.columns([1, 1, 2])
-steps = g1.number_input("Steps", 1, 20, 5, key="prune_steps", help="Pruning steps along the cubic schedule.")
-epochs = g2.number_input("Fine-tuning epochs per step", 0, 10, 2, key="prune_epochs")
+steps = URL.default("prune_steps") if teacher else g1.number_input("Steps", 1, 20, key="prune_steps",
+                                                                    help="Pruning steps along the cubic schedule.")
+epochs = URL.default("prune_epochs") if teacher else g2.number_input("Fine-tuning epochs per step", 0, 10,
+                                                                     key="prune_epochs")
 g3.markdown(f"Prunes a copy of **{name}** to ratio **{ratio:.2f}** in {steps} steps (sparsity "
             f"s_t = s_f (1 - (1 - t/n)^3)), fine-tuning {epochs} epoch(s) on the training split after each step with "
             "the pruned weights held at zero. Moving any control stops a run.")

@@ -4,20 +4,29 @@ import math
 import pandas as pd
 import streamlit as st
 
-from slimcore import plots
-from slimui import cache, state
+from slimcore import plots, weight_layers
+from slimui import cache, state, urlstate
 from slimui import quant as ui
+from slimui.urlstate import Bool, Choice, Int
 
 st.set_page_config(page_title="SlimLab · Quantization", page_icon="🎚️", layout="wide")
 s = state.sidebar()
+teacher = urlstate.teacher_toggle()
 name = s.name
 st.title("Quantization lab")
 st.caption("Move the bit width and watch the grid the weights are rounded onto, what each bit costs in accuracy on "
            "the held-out test split, and how the simulation compares with a real int8 model. Fake quantization is a "
            "**simulation**: rounded weights are still stored and multiplied in fp32.")
+URL = urlstate.Spec(  # the settings kept in the link (?bit_width=4...); advanced ones are hidden in teacher mode
+    Int("bit_width", 8, 1, 16), Bool("ternary"), Choice("scheme", list(ui.SCHEMES)),
+    Choice("granularity", list(ui.GRANULARITIES)), Choice("quant_target", ui.TARGETS, advanced=True),
+    Choice("act_bits", list(range(2, 17)), 8, advanced=True),
+    Choice("calibration", list(ui.CALIBRATION_METHODS), advanced=True),
+    Choice("rounding", list(ui.ROUNDING), advanced=True), Choice("quant_layer", list(weight_layers(s.model))))
+URL.load()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-bits = c1.slider("Bit width", 1, 16, 8, key="bit_width",
+bits = c1.slider("Bit width", 1, 16, key="bit_width",
                  help="Bits per weight: 2 to 16 is a uniform grid of 2^k − 1 (symmetric) or 2^k (asymmetric) levels; "
                       "1 is binary, sign(w) × mean|w|.")
 ternary = c1.checkbox("Ternary weights {−a, 0, +a}", key="ternary",
@@ -27,17 +36,22 @@ scheme = c2.radio("Scheme", list(ui.SCHEMES), key="scheme", horizontal=True,
                        "integer zero point. Binary and ternary have no zero point: the scheme does not apply to them.")
 granularity = c2.radio("Granularity", list(ui.GRANULARITIES), key="granularity", horizontal=True,
                        help="One scale for the whole tensor, or one per output channel.")
-target = c3.radio("Quantize", ui.TARGETS, key="quant_target")
-acts_on = target == ui.TARGETS[1]
-act_bits = c3.select_slider("Activation bits", list(range(2, 17)), 8, key="act_bits", disabled=not acts_on,
-                            help="Bits of every Linear/Conv input (per tensor, asymmetric).")
-calibration = c4.selectbox("Activation calibration", list(ui.CALIBRATION_METHODS), key="calibration",
-                           disabled=not acts_on,
-                           help=f"Input ranges observed on {ui.CALIBRATION_EXAMPLES} training inputs: the full range, "
-                                "or a percentile range that clips rare outliers.")
-rounding = c4.selectbox("Rounding", list(ui.ROUNDING), key="rounding",
-                        help="Stochastic rounding rounds up with probability equal to the fraction: unbiased on "
-                             "average, noisier per weight.")
+if teacher:  # activations, calibration and rounding at their defaults
+    target, act_bits, calibration, rounding = (URL.default(k) for k in ("quant_target", "act_bits", "calibration",
+                                                                         "rounding"))
+else:
+    target = c3.radio("Quantize", ui.TARGETS, key="quant_target")
+    act_bits = c3.select_slider("Activation bits", list(range(2, 17)), key="act_bits",
+                                disabled=target != ui.TARGETS[1],
+                                help="Bits of every Linear/Conv input (per tensor, asymmetric).")
+    calibration = c4.selectbox("Activation calibration", list(ui.CALIBRATION_METHODS), key="calibration",
+                               disabled=target != ui.TARGETS[1],
+                               help=f"Input ranges observed on {ui.CALIBRATION_EXAMPLES} training inputs: the full "
+                                    "range, or a percentile range that clips rare outliers.")
+    rounding = c4.selectbox("Rounding", list(ui.ROUNDING), key="rounding",
+                            help="Stochastic rounding rounds up with probability equal to the fraction: unbiased on "
+                                 "average, noisier per weight.")
+URL.save()
 
 with state.friendly_errors():
     cfg = ui.config(bits, ternary, scheme, granularity, target, act_bits, calibration, rounding)
@@ -104,8 +118,9 @@ with right:
 
 st.subheader("Simulated vs real int8")
 table_slot, notes_slot = st.empty(), st.empty()
-if st.button("Time again", help="Timing shares the CPU with everything else on this machine: a wide spread means a "
-             "noisy measurement. This times fp32 and int8 afresh, side by side."):
+if not teacher and st.button("Time again", key="quant_retime", help="Timing shares the CPU with everything else on "
+                             "this machine: a wide spread means a noisy measurement. This times fp32 and int8 afresh, "
+                             "side by side."):
     ui.timings.clear(name)  # timed again at the end of this run
 
 
@@ -168,4 +183,4 @@ notes_slot.caption(f"Accuracy: top-1 on {len(s.test)} held-out test examples. Re
                    "on this server's CPU, fp32 and int8 timed side by side, once per model.")
 if any(b.noisy for pair in lat.values() for b in pair):
     st.warning("These timings are noisy (a wide spread, or the machine was loaded while timing): the CPU was "
-               "busy with something else. Press **Time again** above.")
+               "busy with something else." + ("" if teacher else " Press **Time again** above."))

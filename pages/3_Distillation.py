@@ -7,24 +7,33 @@ import streamlit as st
 
 from slimcore import distillation as D
 from slimcore import plots
-from slimui import cache, state
+from slimui import cache, state, urlstate
 from slimui import distill as ui
+from slimui.urlstate import Choice, Float, Int
 
 st.set_page_config(page_title="SlimLab · Distillation", page_icon="🧪", layout="wide")
 s = state.sidebar()
+teacher = urlstate.teacher_toggle()
 name = s.name
 st.title("Distillation lab")
 st.caption(f"A small student learns from **{name}**'s outputs softened by a temperature. The probabilities below follow "
            "the slider instantly; students are trained on demand and kept, so a setting trained once comes back at once.")
+URL = urlstate.Spec(  # the settings kept in the link (?temperature=8...); advanced ones are hidden in teacher mode
+    Float("temperature", 4.0, 1.0, 20.0, 0.5), Float("alpha", 0.5, 0.0, 1.0, 0.05, advanced=True),
+    Choice("student", list(D.WIDTHS)), Int("epochs", 10, 1, 100, advanced=True),
+    Int("seed", 0, 0, 10_000, advanced=True), Int("example", 0, 0, len(s.test) - 1))
+URL.load()
 
 c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1])
-temperature = c1.slider("Temperature", 1.0, 20.0, 4.0, 0.5, key="temperature",
+temperature = c1.slider("Temperature", 1.0, 20.0, step=0.5, key="temperature",
                         help="T in softmax(z / T): 1 is the teacher's ordinary output; higher is softer.")
-alpha = c2.slider("Alpha (weight of the soft targets)", 0.0, 1.0, 0.5, 0.05, key="alpha")
+alpha = URL.default("alpha") if teacher else c2.slider("Alpha (weight of the soft targets)", 0.0, 1.0, step=0.05,
+                                                         key="alpha")
 width = c3.selectbox("Student size", list(D.WIDTHS), key="student",
                      format_func=lambda w: f"{w} width · {ui.student_params(name, w):,} parameters")
-epochs = c4.number_input("Epochs", 1, 100, 10, key="epochs")
-seed = c5.number_input("Seed", 0, 10_000, 0, key="seed")
+epochs = URL.default("epochs") if teacher else c4.number_input("Epochs", 1, 100, key="epochs")
+seed = URL.default("seed") if teacher else c5.number_input("Seed", 0, 10_000, key="seed")
+URL.save()
 with state.friendly_errors():
     key = ui.run_key(name, width, D.DistillConfig(float(temperature), float(alpha), int(epochs), int(seed)))
 
@@ -32,7 +41,7 @@ st.subheader("What the temperature does to the teacher's output")
 logits = ui.teacher_logits(name)
 left, right = st.columns([1, 3])
 with left:
-    i = st.number_input("Test example", 0, len(s.test) - 1, 0, key="example")
+    i = st.number_input("Test example", 0, len(s.test) - 1, key="example")
     y = int(s.test.y[i])
     st.plotly_chart(plots.example_gallery(s.test.x[i:i + 1].numpy(), [y], [int(logits[i].argmax())],
                                           [float(D.soften(logits[i], 1.0).max())], cols=1), key="distill_input")
@@ -102,7 +111,7 @@ else:
     if noisy:
         st.warning("Some of these timings are noisy (a wide spread, or the machine was loaded while timing): time "
                    "them again.")
-    if st.button("Time again", key="distill_retime"):
+    if not teacher and st.button("Time again", key="distill_retime"):
         ui.compare.clear(key)
         st.rerun()
 

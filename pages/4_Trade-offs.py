@@ -6,28 +6,39 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore import pruning as P
-from slimui import cache, state
+from slimui import cache, state, urlstate
 from slimui import tradeoffs as ui
+from slimui.urlstate import Bool, Choice, Choices
 
 st.set_page_config(page_title="SlimLab · Trade-offs", page_icon="⚖️", layout="wide")
 s = state.sidebar()
+teacher = urlstate.teacher_toggle()
 name = s.name
 st.title("Trade-offs")
 st.caption(f"How small and how fast can **{name}** get before it stops being good enough? Every point is one "
            f"configuration — a prune ratio ({len(ui.RATIOS)} from 0 to {max(ui.RATIOS):.2f}) followed by a bit width "
            f"(fp32 and {len(ui.BITS) - 1} fake-quantized widths) — evaluated on the {len(s.test)} held-out test "
            "examples. The frontier joins the configurations that nothing else beats on both axes.")
+URL = urlstate.Spec(  # the settings kept in the link (?tradeoff_x=macs...); advanced ones are hidden in teacher mode
+    Choices("tradeoff_methods", list(P.METHODS), ["l1"], advanced=True), Bool("tradeoff_structured", True),
+    Choice("tradeoff_scope", list(P.SCOPES), advanced=True),
+    Choice("tradeoff_granularity", list(ui.GRANULARITIES), advanced=True), Choice("tradeoff_x", list(ui.AXES)),
+    Choice("tradeoff_pipe_prune", [0.8, 0.9, 0.92, 0.95], 0.92), Choice("tradeoff_pipe_bits", [3, 4, 5, 6], 4))
+URL.load()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-methods = c1.multiselect("Pruning methods", list(P.METHODS), default=["l1"], format_func=P.METHODS.get,
-                         key="tradeoff_methods")
-structured = c2.toggle("Add channel pruning", value=True, key="tradeoff_structured",
+methods = URL.default("tradeoff_methods") if teacher else c1.multiselect(
+    "Pruning methods", list(P.METHODS), format_func=P.METHODS.get, key="tradeoff_methods")
+structured = c2.toggle("Add channel pruning", key="tradeoff_structured",
                        help="Add channel-pruned models (structured: the tensors really shrink) to the grid.")
-scope = c3.radio("Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="tradeoff_scope", horizontal=True)
-granularity = c4.radio("Quantization grid", list(ui.GRANULARITIES), key="tradeoff_granularity", horizontal=True,
-                       help="Symmetric k-bit grid, one scale per tensor or per output channel.")
+scope = URL.default("tradeoff_scope") if teacher else c3.radio(
+    "Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="tradeoff_scope", horizontal=True)
+granularity = URL.default("tradeoff_granularity") if teacher else c4.radio(
+    "Quantization grid", list(ui.GRANULARITIES), key="tradeoff_granularity", horizontal=True,
+    help="Symmetric k-bit grid, one scale per tensor or per output channel.")
 axis = st.radio("Accuracy against", list(ui.AXES), key="tradeoff_x", horizontal=True,
                 format_func={"size": "size", "latency": "latency (real fp32 models)", "MACs": "MACs"}.get)
+URL.save()
 if not methods:
     st.info("Choose at least one pruning method to sweep.")
     st.stop()
@@ -65,12 +76,12 @@ if best is not None:
                 help=f"{best.config}: test accuracy {best.accuracy:.2%} (original {base.accuracy:.2%}).")
 
 options = list(valid.config)
-if st.session_state.get("tradeoff_point") not in options:
-    st.session_state["tradeoff_point"] = best.config if best is not None else options[0]
+URL.add(Choice("tradeoff_point", options, best.config if best is not None else options[0]))  # known only now
 left, right = st.columns([3, 2])
 with right:
     pick = st.selectbox("Configuration (★ = on the size frontier)", options, key="tradeoff_point",
                         format_func=lambda c: ("★ " if c in on_size_front else "") + c)
+    URL.save()
     row = valid.set_index("config").loc[pick]
     d = st.columns(2)
     d[0].metric("Test accuracy (measured)", f"{row.accuracy:.2%}", f"{(row.accuracy - base.accuracy) * 100:+.2f} pt")
@@ -129,8 +140,8 @@ st.caption("Prune with fine-tuning → share weights by k-means → Huffman-code
            "is that of the model decoded from it. The published stages are **reference** only: another model, on "
            "28×28 MNIST, on other hardware.")
 p1, p2, p3 = st.columns([2, 2, 3])
-amount = p1.select_slider("Prune amount", [0.8, 0.9, 0.92, 0.95], 0.92, key="tradeoff_pipe_prune")
-bits = p2.select_slider("Weight-sharing bits", [3, 4, 5, 6], 4, key="tradeoff_pipe_bits")
+amount = p1.select_slider("Prune amount", [0.8, 0.9, 0.92, 0.95], key="tradeoff_pipe_prune")
+bits = p2.select_slider("Weight-sharing bits", [3, 4, 5, 6], key="tradeoff_pipe_bits")
 p3.caption("Fine-tuning is seeded: each setting is run once (a few seconds) and then kept for every visitor.")
 stages = ui.pipeline_runs().get((amount, bits))
 if stages is None:

@@ -4,30 +4,39 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore import pruning as P
-from slimui import state
+from slimui import state, urlstate
 from slimui import tradeoffs as ui
+from slimui.urlstate import Choice, Float
 
 KINDS = {"prune": "pruning", "quantize": "quantization"}
 
 st.set_page_config(page_title="SlimLab · Sensitivity", page_icon="🎯", layout="wide")
 s = state.sidebar()
+teacher = urlstate.teacher_toggle()
 name = s.name
 st.title("Sensitivity lab")
 st.caption("Which layers can be compressed hard, and which break the model? Each layer is compressed **alone**, the "
            f"others left as they are, and the model is evaluated on the {len(s.data.val)} validation examples. From "
            "that scan, an allocation gives every layer its own setting — as much compression as your accuracy budget "
            "allows — and the allocated model is then built and **measured**.")
+URL = urlstate.Spec(  # the settings kept in the link (?sens_budget=2...); advanced ones are hidden in teacher mode
+    Choice("sens_kind", list(KINDS)), Choice("sens_method", list(P.METHODS), advanced=True),
+    Choice("sens_granularity", list(ui.GRANULARITIES), advanced=True), Float("sens_budget", 1.0, 0.0, 5.0, 0.1))
+URL.load()
 
 c1, c2, c3 = st.columns([2, 2, 3])
 kind = c1.radio("Compress one layer at a time by", list(KINDS), format_func=KINDS.get, key="sens_kind",
                 horizontal=True)
-method = c2.selectbox("Pruning method", list(P.METHODS), format_func=P.METHODS.get, key="sens_method",
-                      disabled=kind != "prune", help="Unstructured, within the layer: its lowest-scored weights go.")
-granularity = c2.radio("Quantization grid", list(ui.GRANULARITIES), key="sens_granularity", horizontal=True,
-                       disabled=kind != "quantize", help="Symmetric k-bit grid, one scale per tensor or per channel.")
-budget = c3.slider("Accuracy budget: the largest drop you accept (points)", 0.0, 5.0, 1.0, 0.1, key="sens_budget",
+method = URL.default("sens_method") if teacher else c2.selectbox(
+    "Pruning method", list(P.METHODS), format_func=P.METHODS.get, key="sens_method", disabled=kind != "prune",
+    help="Unstructured, within the layer: its lowest-scored weights go.")
+granularity = URL.default("sens_granularity") if teacher else c2.radio(
+    "Quantization grid", list(ui.GRANULARITIES), key="sens_granularity", horizontal=True, disabled=kind != "quantize",
+    help="Symmetric k-bit grid, one scale per tensor or per channel.")
+budget = c3.slider("Accuracy budget: the largest drop you accept (points)", 0.0, 5.0, step=0.1, key="sens_budget",
                    help="Measured on the validation split, the one the allocation is chosen on; the test split is "
                         "kept out of the choice and reported beside it.")
+URL.save()
 per_channel = ui.GRANULARITIES[granularity]
 unit = "prune ratio" if kind == "prune" else "weight bits"
 
