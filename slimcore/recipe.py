@@ -27,7 +27,7 @@ from .int8 import KINDS as INT8_KINDS
 from .int8 import int8_model
 from .metrics import Latency, ModelledSize, accuracy, compare_latencies, modelled_size, serialized_bytes, weight_layers
 from .pruning import PruneConfig, evaluate
-from .quantization import ActivationConfig, QuantConfig, modelled_bytes, quantize
+from .quantization import QuantConfig, modelled_bytes, quantize
 
 FORMAT = 1                 # the recipe file format this code reads and writes
 PRUNE_CALIBRATION = 256    # training examples Taylor scores are computed on (as the Pruning lab and sweeps do)
