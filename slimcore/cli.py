@@ -19,6 +19,7 @@ from . import recipe as R
 from . import tradeoffs
 from .pruning import METHODS, SCOPES
 from .sweep import SweepError
+from .upload import UploadError, is_upload, load_files
 from .zoo import Sample, SampleError, list_samples, load_sample
 
 PROG = "python -m slimcore"
@@ -30,14 +31,20 @@ class UsageError(ValueError):
 
 
 def resolve_model(spec: str, data: str | None = None) -> Sample:
-    """The model a --model argument names, with its data. Today: a sample model's name (slimcore.list_samples());
-    its data come with it, so --data is refused. (A path to a model file, with --data, is the next step.)"""
+    """The model a --model argument names, with its data: a sample model's name (slimcore.list_samples()), which
+    brings its own data, or the path of a model file (read as the dashboard reads an upload) with an optional --data
+    .npz. Raises UploadError (exit code 1) for a file that cannot be used."""
     if spec in list_samples():
         if data is not None:
             raise UsageError(f"--data is for a model file; the sample model {spec!r} brings its own data (leave "
                              "--data out)")
         return load_sample(spec)
-    raise UsageError(f"unknown model {spec!r}; give a sample model: {', '.join(list_samples())}")
+    if Path(spec).is_file():
+        return load_files(spec, data)
+    if is_upload(spec):
+        raise UsageError(f"{spec!r} names a model uploaded to the dashboard; give the path of its file instead")
+    raise UsageError(f"unknown model {spec!r}: give a sample model ({', '.join(list_samples())}) or the path of a "
+                     "model file (TorchScript, .pt2, or a state dict)")
 
 
 # Output --------------------------------------------------------------------------------------------------------------
@@ -218,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"--threads must be at least 1, got {args.threads}")
             torch.set_num_threads(args.threads)
         return args.run(args)
+    except UploadError as e:   # a model or data file that cannot be used: the dashboard's message
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
     except (UsageError, SweepError, ValueError) as e:   # bad arguments, recipes or settings
         print(f"{PROG}: error: {e} (see {PROG} --help)" if isinstance(e, UsageError) else f"{PROG}: error: {e}",
               file=sys.stderr)

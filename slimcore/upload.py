@@ -4,7 +4,7 @@ Accepted model files:
 - a state dict of one of the sample architectures, saved by torch.save (read with weights_only=True) or as safetensors;
 - a TorchScript archive (torch.jit.save): TorchScript code runs in PyTorch's own interpreter, never as Python;
 - a torch.export program (.pt2, torch.export.save). torch.export.load unpickles parts of the archive with
-  weights_only=False, so every such part is checked first and an archive holding anything but plain tensors is refused.
+  weights_only switched off (full pickle), so every such part is checked first and an archive holding anything but plain tensors is refused.
 
 A TorchScript or exported model is rebuilt as a plain nn.Sequential of standard layers from its graph (Linear, Conv,
 BatchNorm, activations, pooling, flatten), and the rebuilt model must give the same outputs as the file's own program:

@@ -97,12 +97,40 @@ def test_a_failure_inside_is_one_line_and_exit_code_1(recipes, capsys, monkeypat
         cli.main(["apply", "--recipe", str(recipes / "taylor.yaml")])
 
 
-def test_resolve_model_takes_sample_names_only_for_now():
+def test_resolve_model_takes_sample_names_and_model_files(tmp_path):
     assert cli.resolve_model("digits-mlp").name == "digits-mlp"
     with pytest.raises(cli.UsageError, match="unknown model 'x.pt'"):
         cli.resolve_model("x.pt")
     with pytest.raises(cli.UsageError, match="--data is for a model file"):
         cli.resolve_model("digits-mlp", "digits.npz")
+    with pytest.raises(cli.UsageError, match="uploaded to the dashboard"):
+        cli.resolve_model("upload-0123456789abcdef")
+    from_file = cli.resolve_model(str(ROOT / "sample_models" / "digits-cnn.pt"))  # a state dict file, as uploaded
+    assert from_file.card["sample_architecture"] == "digits-cnn" and from_file.data.name == "digits"
+
+
+def test_apply_and_sweep_on_a_model_file_with_data(tmp_path):
+    import numpy as np
+    import torch
+
+    s = slimcore.load_sample("mnist1d-mlp")
+    model, data = tmp_path / "my model.pt", tmp_path / "d.npz"
+    torch.jit.save(torch.jit.script(s.model), str(model))
+    np.savez(data, x=s.test.x.numpy(), y=s.test.y.numpy())
+    up = slimcore.upload.load_files(str(model), str(data))
+    want = slimcore.pruning.evaluate(up.model, PruneConfig(0.5), up.test)[0]
+    recipe = tmp_path / "r.yaml"
+    R.dump(Recipe(up.name, prune=PruneConfig(0.5)), recipe)
+    out = run("apply", "--recipe", str(recipe), "--model", str(model), "--data", str(data), "--no-latency", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["figures"]["accuracy"] == want.accuracy
+    out = run("sweep", "--model", str(model), "--data", str(data), "--out", "-", "--methods", "l1", "--ratios", "0,0.5",
+              "--bits", "32,8")
+    assert out.returncode == 0 and len(pd.read_csv(io.StringIO(out.stdout))) > 0, out.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model at all")
+    out = run("apply", "--recipe", str(recipe), "--model", str(bad), "--no-latency")
+    assert out.returncode == 1 and "not a PyTorch model file" in out.stderr and "Traceback" not in out.stderr
 
 
 # apply -------------------------------------------------------------------------------------------------------------
