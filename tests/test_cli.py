@@ -47,7 +47,7 @@ BAD = [  # arguments -> a piece of the one-line message
     ((), "choose a command: apply or sweep"),
     (("frob",), "invalid choice: 'frob'"),
     (("sweep", "--out", "t.csv"), "the following arguments are required: --model"),
-    (("sweep", "--model", "resnet-9000", "--out", "t.csv"), "unknown model 'resnet-9000'; give a sample model"),
+    (("sweep", "--model", "resnet-9000", "--out", "t.csv"), "unknown model 'resnet-9000': give a sample model"),
     (("sweep", "--model", "digits-cnn", "--data", "x.npz", "--out", "t.csv"), "--data is for a model file"),
     (("sweep", "--model", "digits-cnn", "--out", "t.csv", "--methods", "l7"), "invalid choice: 'l7'"),
     (("sweep", "--model", "digits-cnn", "--out", "t.csv", "--ratios", "0,half"), "expected numbers separated"),
