@@ -24,7 +24,7 @@ def current_model() -> str:
         wanted = st.query_params.get("model")
         kept = U.is_upload(wanted) and cache.uploads().get(wanted) is not None
         if kept:
-            my_uploads()[wanted] = cache.uploads().get(wanted).card["name"]
+            my_uploads()[wanted] = "uploaded model (shared link)"  # not the uploader's file name: that is theirs
         st.session_state[MODEL] = wanted if wanted in slimcore.list_samples() or kept else slimcore.DEFAULT_SAMPLE
     return st.session_state[MODEL]
 
@@ -64,7 +64,7 @@ def sidebar() -> Sample:
     st.query_params["model"] = name
     with friendly_errors():
         s = cache.sample(name)
-        st.sidebar.caption(f"**{md(s.card.get('name', name))}** · {s.card['architecture']} · {s.card['parameters']:,} parameters · "
+        st.sidebar.caption(f"**{md(my_uploads().get(name, name))}** · {s.card['architecture']} · {s.card['parameters']:,} parameters · "
                            f"test accuracy {s.card['test_accuracy']:.2%} on {len(s.test)} held-out examples")
         return s
     st.stop()

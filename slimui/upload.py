@@ -35,7 +35,7 @@ def upload_form() -> None:
         except Exception as e:  # anything the checks did not foresee: still a message, never a traceback
             st.error(f"**{state.md(shown)}** could not be read ({type(e).__name__}). Nothing else changed.")
         else:
-            state.my_uploads()[s.name] = s.card["name"]
+            state.my_uploads()[s.name] = shown  # this session's own name for it: the shared card may hold another's
             state.choose(s.name)
             st.rerun()
 
@@ -43,7 +43,7 @@ def upload_form() -> None:
 def upload_card(s: Sample) -> None:
     """What an uploaded model is: its file, format, how it was read and what it is evaluated on."""
     card = s.card
-    st.subheader(f"{state.md(card['name'])} (your upload)")
+    st.subheader(f"{state.md(state.my_uploads().get(s.name, 'uploaded model'))} (your upload)")
     c1, c2 = st.columns([3, 2])
     with c1:
         sp = card["splits"]

@@ -166,7 +166,7 @@ def test_nan_weights_give_a_message_not_a_traceback(tmp_path, monkeypatch):
     state["conv2.weight"][0, 0, 0, 0] = math.nan
     torch.save(state, tmp_path / "digits-cnn.pt")
     monkeypatch.setattr(zoo, "SAMPLE_DIR", tmp_path)
-    caches = (cache.sample, cache.baseline, cache.baseline_latency, ui.ranges, ui.variant, ui.layer_detail, ui.curve,
+    caches = (cache._sample, cache.baseline, cache.baseline_latency, ui.ranges, ui.variant, ui.layer_detail, ui.curve,
               ui.int8_model, ui.int8_figures, ui.timings)
     for c in caches:
         c.clear()
