@@ -171,3 +171,13 @@ def test_a_colour_image_model_with_its_own_data_draws_every_home_figure():
     assert metrics(at)["Parameters"] == f"{sum(p.numel() for p in net.parameters()):,}"
     gallery = figures(at)["home_examples"]["data"]
     assert len(gallery) == 12 and {t["type"] for t in gallery} == {"heatmap"}  # 18 test images; 12 shown
+
+
+def test_two_sessions_uploading_the_same_bytes_each_see_only_their_own_file_name(mlp_file):
+    a = _upload(app().run(), mlp_file, "alice-secret-project.pt")
+    b = _upload(app().run(), mlp_file, "bob.pt")
+    assert a.session_state["model_name"] == b.session_state["model_name"]  # one shared, read-only model
+    shown_b = " ".join(e.value for e in [*b.subheader, *b.markdown, *b.caption]).replace("\\", "")
+    assert "bob.pt" in shown_b and "alice" not in shown_b
+    shown_a = " ".join(e.value for e in [*a.run().subheader, *a.markdown, *a.caption]).replace("\\", "")
+    assert "alice-secret-project.pt" in shown_a and "bob" not in shown_a

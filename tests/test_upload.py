@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -251,3 +252,125 @@ def test_odd_file_names_are_shown_safely_and_change_nothing(files, name, shown):
     assert U.display_name(name) == shown
     up = U.load_upload(files["state"], name)
     assert up.card["name"] == shown and up.name == U.upload_name(files["state"])  # named by content, not by file name
+
+
+# ------------------------------------------------------------------ regressions from a hostile review of this code
+
+def _rezip(blob: bytes, edit) -> bytes:
+    """A copy of a zip archive with each entry passed through edit(name, bytes) -> list of (name, bytes)."""
+    src, out = zipfile.ZipFile(io.BytesIO(blob)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            for name, body in edit(info.filename, src.read(info.filename)):
+                z.writestr(name, body)
+    return out.getvalue()
+
+
+def test_a_pt2_with_a_duplicate_entry_cannot_show_the_check_one_copy_and_the_loader_another(tmp_path, files):
+    marker = tmp_path / "pwned"
+    evil = _bytes(torch.save, Payload(str(marker)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name while writing it
+        blob = _rezip(files["export"], lambda n, b: [(n, evil), (n, b)] if "/sample_inputs/" in n else [(n, b)])
+    _refused(blob, "two entries of the same name")
+    assert not marker.exists()
+
+
+def test_torchscript_code_that_would_write_files_while_loading_is_refused_however_it_is_spelled(tmp_path):
+    from typing import Tuple
+
+    target = tmp_path / "written"
+    target.write_bytes(bytes(16))
+
+    class Tag(nn.Module):
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
+
+        def forward(self, x):
+            return x
+
+        @torch.jit.export
+        def __getstate__(self) -> Tuple[str, bool]:
+            return (self.path, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state: Tuple[str, bool]) -> None:
+            self.path, self.training = state
+            torch.from_file(self.path, True, 16, dtype=torch.uint8).fill_(65)
+
+    class Carrier(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.tag = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), Tag(str(target))
+
+        def forward(self, x):
+            return self.body(x)
+
+    blob = _bytes(torch.jit.save, torch.jit.script(Carrier()))
+    for spelling in (b"def __setstate__", b"def\t__setstate__", b"def  __setstate__"):
+        _refused(_rezip(blob, lambda n, b: [(n, b.replace(b"def __setstate__", spelling))]), "refused")
+    assert target.read_bytes() == bytes(16)  # nothing was written
+
+
+def test_torchscript_that_would_allocate_gigabytes_while_freezing_is_refused_unrun():
+    class Bomb(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1)) + torch.ones(20000, 20000).sum() * 0.0
+
+    _refused(_bytes(torch.jit.save, torch.jit.script(Bomb())), "without running it")
+
+
+def test_a_rebuild_that_differs_in_one_output_is_refused_even_beside_huge_outputs():
+    good = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
+    with torch.no_grad():
+        good[1].bias[2] = -1e8  # a huge column used to widen a max-based tolerance
+    bad = nn.Sequential(nn.Flatten(), nn.Linear(64, 3)).eval()
+    bad.load_state_dict(good.state_dict())
+    with torch.no_grad():
+        bad[1].bias[0] += 5.0
+    read = U.ReadModel(bad, "TorchScript", "rebuilt from the graph", good, None)
+    with pytest.raises(U.UploadError, match="differ"):
+        U._check_rebuild(read, torch.randn(8, 1, 8, 8))
+    U._check_rebuild(U.ReadModel(good, "TorchScript", "rebuilt from the graph", good, None), torch.randn(8, 1, 8, 8))
+
+
+def test_settings_that_change_what_a_layer_computes_are_refused_and_a_conv_without_bias_is_accepted():
+    class SumPool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(torch.nn.functional.avg_pool2d(x, 2, divisor_override=1).flatten(1))
+
+    _refused(_bytes(torch.jit.save, torch.jit.script(SumPool())), "divisor_override")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10)).eval()
+    for blob in (_bytes(torch.jit.save, torch.jit.script(net)),
+                 _bytes(torch.export.save, torch.export.export(net, (torch.zeros(2, 1, 8, 8),)))):
+        up = U.load_upload(blob, "nobias.pt")
+        assert slimcore.weight_layers(up.model)["0"].bias is None
+
+
+def test_impossible_headers_and_dtypes_get_messages_not_exceptions():
+    import json
+
+    for shape in ([0, -5], [2.0], [2**62, 2**62, 0]):
+        head = json.dumps({"a": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}).encode()
+        _refused(len(head).to_bytes(8, "little") + head, "impossible shape")
+    blob = _bytes(torch.jit.save, torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(64, 10))))
+    _refused(blob, "at most 64-bit", data=_npz(x=np.zeros((40, 1, 8, 8), np.longdouble), y=np.zeros(40, int)))
+    _refused(blob, "beyond 2**62", data=_npz(x=np.zeros((40, 1, 8, 8), np.float32), y=np.full(40, 2**63, np.uint64)))
+    buf = io.BytesIO()  # an .npy header that declares 4 TB for an array of a few bytes
+    with zipfile.ZipFile(buf, "w") as z:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                      "shape": (10**6, 1, 10**6)})
+        z.writestr("x.npy", b"\x93NUMPY\x01\x00"[:0] + header.getvalue() + bytes(64))
+        z.writestr("y.npy", _npz(y=np.zeros(3))[:0] + header.getvalue())
+    _refused(blob, "declares shape", data=buf.getvalue())
