@@ -3,11 +3,12 @@ import pandas as pd
 import streamlit as st
 
 from slimcore import plots
-from slimui import cache, state
+from slimui import cache, state, urlstate
 from slimui import upload as up
 
 st.set_page_config(page_title="SlimLab", page_icon="🔬", layout="wide")
 s = state.sidebar()
+urlstate.teacher_toggle()
 name = s.name
 card = s.card
 

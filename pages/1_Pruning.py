@@ -6,8 +6,10 @@ import streamlit as st
 
 from slimcore import plots, weight_layers
 from slimcore import pruning as P
+from slimcore.recipe import Recipe
 from slimui import cache, state, urlstate
 from slimui import pruning as ui
+from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Float, Int
 
 st.set_page_config(page_title="SlimLab · Pruning", page_icon="✂️", layout="wide")
@@ -165,3 +167,6 @@ with st.expander("How the methods choose what to prune", expanded=False):
     st.markdown("and removes whole channels — together with the inputs of the next layer that read them — so the "
                 "tensors really shrink and dense kernels do less work. The output layer keeps every class. A channel "
                 "ratio $p$ on two consecutive layers removes about $1 - (1 - p)^2$ of the weights between them.")
+
+if not teacher:  # a lecture needs the figures, not the files
+    export_panel(name, Recipe(name, prune=cfg))

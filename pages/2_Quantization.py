@@ -5,8 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from slimcore import plots, weight_layers
+from slimcore.recipe import Int8Config, Recipe
 from slimui import cache, state, urlstate
 from slimui import quant as ui
+from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
 
 st.set_page_config(page_title="SlimLab · Quantization", page_icon="🎚️", layout="wide")
@@ -184,3 +186,7 @@ notes_slot.caption(f"Accuracy: top-1 on {len(s.test)} held-out test examples. Re
 if any(b.noisy for pair in lat.values() for b in pair):
     st.warning("These timings are noisy (a wide spread, or the machine was loaded while timing): the CPU was "
                "busy with something else." + ("" if teacher else " Press **Time again** above."))
+
+if not teacher:  # a lecture needs the figures, not the files
+    export_panel(name, Recipe(name, quant=cfg), {f"simulated {cfg.bits}-bit (fake quantization)": Recipe(name, quant=cfg),
+                                                 "real int8 (torch.ao)": Recipe(name, int8=Int8Config())})

@@ -6,8 +6,10 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore import pruning as P
+from slimcore.recipe import Recipe
 from slimui import cache, state, urlstate
 from slimui import tradeoffs as ui
+from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Choices
 
 st.set_page_config(page_title="SlimLab · Trade-offs", page_icon="⚖️", layout="wide")
@@ -107,6 +109,8 @@ with right:
                  "This configuration keeps fp32 weights: there is no bit width to send."):
         st.session_state.update(bit_width=int(row.bits), ternary=False, scheme="symmetric", granularity=granularity)
         ui.open_page("pages/2_Quantization.py")
+    if not teacher:
+        export_panel(name, Recipe.from_sweep_row(name, row, ui.GRANULARITIES[granularity]))
 with left:
     idx = {c: i for i, c in enumerate(shown.config)}
     labels = shown.size_label if axis == "size" else ["measured" if axis == "latency" else "counted"] * len(shown)

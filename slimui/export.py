@@ -11,6 +11,7 @@ import streamlit as st
 
 from slimcore import export as E
 from slimcore import recipe as R
+from slimcore import upload as U
 from slimcore.recipe import Recipe
 
 from . import cache
@@ -34,20 +35,26 @@ def bundle(name: str, recipe_json: str) -> bytes:
         return E.archive(exported)
 
 
-def export_panel(name: str, recipe: Recipe) -> None:
-    """Draw the Export section for a recipe applied to the sample model `name`."""
+def export_panel(name: str, recipe: Recipe, choices: dict[str, Recipe] | None = None) -> None:
+    """Draw the Export section for a recipe applied to the model `name`; with `choices` ({label: recipe}), the user
+    picks which of them to export."""
+    st.subheader("Export")
+    if choices:
+        label = st.radio("What to export", list(choices), key="export_choice", horizontal=True)
+        recipe = choices.get(label, recipe)
     recipe = recipe if recipe.model == name else replace(recipe, model=name)
     text = recipe.to_json()
     digest = hashlib.sha1(text.encode()).hexdigest()[:10]
     formats, missing = plan(recipe)
-    st.subheader("Export")
     st.caption(f"{recipe.describe()}. The zip holds the model as {', '.join(NAMES[f] for f in formats)}, each loaded "
                "back and checked against the model, with `recipe.yaml` and the measured figures (`figures.json`); "
                "it is built when you press the button (a few seconds).")
     left, right = st.columns([1, 2])
     left.download_button("Download model (zip)", lambda: bundle(name, text), file_name=f"slimlab-{name}-{digest}.zip",
                          mime="application/zip", key=f"export_zip_{digest}", on_click="ignore", icon=":material/download:")
-    right.code(f"python -m slimcore apply --recipe recipe.yaml --out {name}-export", language="bash")
+    model = " --model YOUR_MODEL_FILE" + (" --data YOUR_DATA.npz" if cache.sample(name).data.name == "upload" else "") \
+        if U.is_upload(name) else ""  # the CLI reads the file itself: an upload's name means nothing outside this server
+    right.code(f"python -m slimcore apply --recipe recipe.yaml{model} --out export", language="bash")
     for fmt, why in missing.items():
         st.caption(f"No {NAMES[fmt]} file: {why}.")
     with st.expander("Recipe (YAML)"):
