@@ -55,3 +55,32 @@ def test_upload_a_bad_file_then_a_good_one(server, browser, page, tmp_path):
     other.goto(server)
     expect_metric(other, "Test accuracy", f"{default.card['test_accuracy']:.2%}")
     other.context.close()
+
+
+def test_export_from_a_lab_gives_a_zip_that_loads_elsewhere_with_the_pages_figures(server, page, tmp_path):
+    import json
+    import zipfile
+
+    import onnxruntime as ort
+
+    page.goto(f"{server}/Pruning?model=digits-mlp&prune_ratio=0.7&prune_structured=1")
+    shown = page.locator("[data-testid='stMetric']", has_text="Test accuracy").locator(
+        "[data-testid='stMetricValue']").inner_text()
+    wait_idle(page)
+    button = page.get_by_role("button", name="Download model (zip)")
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=120_000) as dl:
+        button.click()
+    path = tmp_path / "export.zip"
+    dl.value.save_as(path)
+    z = zipfile.ZipFile(path)
+    names = set(z.namelist())
+    assert {"recipe.yaml", "figures.json"} <= names and any(n.endswith(".onnx") for n in names)
+    figures = json.loads(z.read("figures.json"))
+    assert f"{figures['figures']['accuracy']:.2%}" == shown  # the zip's measured figure is the page's
+    s = slimcore.load_sample("digits-mlp")
+    onnx = next(n for n in names if n.endswith(".onnx"))
+    session = ort.InferenceSession(z.read(onnx), providers=["CPUExecutionProvider"])
+    x = s.test.x.numpy()
+    logits = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert f"{(logits.argmax(1) == s.test.y.numpy()).mean():.2%}" == shown  # and a runtime elsewhere agrees
