@@ -71,23 +71,23 @@ def browser_side(blob: bytes) -> None:
             page.locator("[data-testid='stMetric']").first.wait_for(timeout=60_000)
             page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2).wait_for(timeout=60_000)
             for run in range(2):
-                t0 = time.perf_counter()
+                t0 = time.perf_counter()  # from the file chosen in the browser: it is sent, then read at once
                 page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(path))
-                page.locator("[data-testid='stFileChip']").first.wait_for(timeout=120_000)
-                button = page.get_by_role("button", name="Analyse this model")
-                button.wait_for()
-                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
-                t1 = time.perf_counter()
-                button.click()
                 page.get_by_text("(your upload)").first.wait_for(timeout=120_000)
+                t1 = time.perf_counter()
                 page.locator("[data-testid='stMetric']", has_text="Parameters").filter(
                     has_text=f"{sum(p.numel() for p in big_model().parameters()):,}").wait_for(timeout=120_000)
-                page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2).wait_for(timeout=120_000)
+                first = slimcore.weight_layers(big_model())  # the histogram shows the first layer: its title names it
+                n = next(iter(first.values())).weight.numel()
+                page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot", has_text=f"{n:,} weights").wait_for(
+                    timeout=120_000)
                 page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120_000)
                 t2 = time.perf_counter()
-                print(f"browser, {'first' if run == 0 else 'same file again'}: file chosen -> sent to the server "
-                      f"{t1 - t0:.2f} s; Analyse -> card, metrics, layer table and histogram painted {t2 - t1:.2f} s; "
-                      f"total {t2 - t0:.2f} s")
+                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+                t3 = time.perf_counter()
+                print(f"browser, {'first' if run == 0 else 'same file again'}: file chosen -> its card shown "
+                      f"{t1 - t0:.2f} s -> metrics, layer table and the three charts painted {t2 - t0:.2f} s; page "
+                      f"finished (latency timed too) {t3 - t0:.2f} s")
                 page.goto(url)  # a fresh page for the second run (the upload stays on the server: a cache hit)
                 page.locator("[data-testid='stMetric']").first.wait_for(timeout=60_000)
             errors = page.locator("[data-testid='stException']").count()

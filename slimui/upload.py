@@ -8,6 +8,8 @@ from slimcore import upload as U
 
 from . import cache, state
 
+DONE, ERROR = "upload_done", "upload_error"  # the files last read (their ids), and what was wrong with them
+
 FORMATS = ("**Model:** a TorchScript archive (`torch.jit.save`), a `torch.export` program (`.pt2`), or a state dict "
            "of one of the sample architectures (`torch.save(model.state_dict(), f)` or safetensors). "
            f"Up to {U.MAX_MODEL_BYTES // 2**20} MiB. Nothing in the file is ever run as Python: state dicts are read "
@@ -18,26 +20,34 @@ FORMATS = ("**Model:** a TorchScript archive (`torch.jit.save`), a `torch.export
 
 
 def upload_form() -> None:
-    """Two file pickers and a button; a good upload becomes this session's model, a bad one leaves all as it was."""
+    """Two file pickers. A model file is read as soon as it is chosen (again when the data file changes): a good one
+    becomes this session's model, a bad one gets a message and leaves all as it was."""
     st.markdown(FORMATS)
     c1, c2 = st.columns(2)
     model = c1.file_uploader("Model file", key="upload_model", help="TorchScript, torch.export (.pt2), state dict.")
     data = c2.file_uploader("Evaluation data (.npz, optional)", key="upload_data",
                             help="Arrays x (inputs) and y (integer labels).")
-    if st.button("Analyse this model", key="upload_go", type="primary", disabled=model is None):
+    if model is None:
+        return
+    key = f"{model.file_id}|{data.file_id if data else ''}"
+    if st.session_state.get(DONE) != key:  # not read yet: read it now (once per choice of files)
         shown = U.display_name(model.name)
         try:
             with st.spinner(f"Reading {shown} and measuring it…"):
                 s = cache.add_upload(model.getvalue(), model.name, data.getvalue() if data else None,
                                      data.name if data else None)
         except U.UploadError as e:
-            st.error(f"**{state.md(shown)}** cannot be used: {state.md(str(e))}. Nothing else changed.")
+            message = f"**{state.md(shown)}** cannot be used: {state.md(str(e))}. Nothing else changed."
         except Exception as e:  # anything the checks did not foresee: still a message, never a traceback
-            st.error(f"**{state.md(shown)}** could not be read ({type(e).__name__}). Nothing else changed.")
+            message = f"**{state.md(shown)}** could not be read ({type(e).__name__}). Nothing else changed."
         else:
+            st.session_state[DONE], st.session_state[ERROR] = key, None
             state.my_uploads()[s.name] = shown  # this session's own name for it: the shared card may hold another's
             state.choose(s.name)
             st.rerun()
+        st.session_state[DONE], st.session_state[ERROR] = key, message
+    if st.session_state.get(ERROR):
+        st.error(st.session_state[ERROR])
 
 
 def upload_card(s: Sample) -> None:
