@@ -42,8 +42,9 @@ def test_a_teacher_link_hides_the_advanced_controls(server, page):
     page.goto(f"{server}/Pruning?model=digits-mlp&teacher=1&prune_ratio=0.6")
     expect(page.get_by_text("Teacher mode", exact=False).first).to_be_visible(timeout=60_000)
     wait_idle(page)
-    expect(page.locator(THUMB_VALUE).first).to_have_text("0.60")
+    expect(page.locator(THUMB_VALUE).first).to_have_text("0.60", timeout=60_000)
+    # drawn first, so that the absence checks below cannot pass on a page still being drawn
+    expect(page.get_by_role("button", name="Prune gradually and fine-tune")).to_be_visible(timeout=60_000)
     expect(page.locator("[data-testid='stRadio']", has_text="Channel norm")).to_have_count(0)
     expect(page.locator("[data-testid='stNumberInput']")).to_have_count(0)   # gradual pruning's steps and epochs
-    expect(page.get_by_role("button", name="Prune gradually and fine-tune")).to_be_visible()
     assert "teacher=1" in page.url
