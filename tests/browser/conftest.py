@@ -65,8 +65,9 @@ def server():
 @pytest.fixture(scope="session")
 def browser():
     _need_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # a 2-core CI machine draws slowly: no assertion gives up after 5 s
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
