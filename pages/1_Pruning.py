@@ -132,7 +132,7 @@ steps = URL.default("prune_steps") if teacher else g1.number_input("Steps", 1, 2
                                                                     help="Pruning steps along the cubic schedule.")
 epochs = URL.default("prune_epochs") if teacher else g2.number_input("Fine-tuning epochs per step", 0, 10,
                                                                      key="prune_epochs")
-g3.markdown(f"Prunes a copy of **{name}** to ratio **{ratio:.2f}** in {steps} steps (sparsity "
+g3.markdown(f"Prunes a copy of **{state.label(name)}** to ratio **{ratio:.2f}** in {steps} steps (sparsity "
             f"s_t = s_f (1 - (1 - t/n)^3)), fine-tuning {epochs} epoch(s) on the training split after each step with "
             "the pruned weights held at zero. Moving any control stops a run.")
 if st.button("Prune gradually and fine-tune", key="prune_finetune", type="primary"):

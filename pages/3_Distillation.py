@@ -16,7 +16,7 @@ s = state.sidebar()
 teacher = urlstate.teacher_toggle()
 name = s.name
 st.title("Distillation lab")
-st.caption(f"A small student learns from **{name}**'s outputs softened by a temperature. The probabilities below follow "
+st.caption(f"A small student learns from **{state.label(name)}**'s outputs softened by a temperature. The probabilities below follow "
            "the slider instantly; students are trained on demand and kept, so a setting trained once comes back at once.")
 URL = urlstate.Spec(  # the settings kept in the link (?temperature=8...); advanced ones are hidden in teacher mode
     Float("temperature", 4.0, 1.0, 20.0, 0.5), Float("alpha", 0.5, 0.0, 1.0, 0.05, advanced=True),

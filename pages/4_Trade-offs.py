@@ -17,7 +17,7 @@ s = state.sidebar()
 teacher = urlstate.teacher_toggle()
 name = s.name
 st.title("Trade-offs")
-st.caption(f"How small and how fast can **{name}** get before it stops being good enough? Every point is one "
+st.caption(f"How small and how fast can **{state.label(name)}** get before it stops being good enough? Every point is one "
            f"configuration — a prune ratio ({len(ui.RATIOS)} from 0 to {max(ui.RATIOS):.2f}) followed by a bit width "
            f"(fp32 and {len(ui.BITS) - 1} fake-quantized widths) — evaluated on the {len(s.test)} held-out test "
            "examples. The frontier joins the configurations that nothing else beats on both axes.")

@@ -84,8 +84,9 @@ class Recipe:
     def steps(self) -> tuple[str, ...]:
         return tuple(n for n in ("prune", "quant", "int8") if getattr(self, n) is not None)
 
-    def describe(self) -> str:
-        """One line for a person, e.g. 'L1 50 % of weights per layer, then 4-bit symmetric weights, per tensor'."""
+    def describe(self, model: str | None = None) -> str:
+        """One line for a person, e.g. 'digits-cnn: prune l1 50% of weights per layer, then fake-quantize ...'; `model`
+        names the model in it instead of the recipe's own model field."""
         parts = []
         if self.prune is not None:
             p = self.prune
@@ -95,7 +96,7 @@ class Recipe:
             parts.append(f"fake-quantize {self.quant.describe()} (simulated)")
         if self.int8 is not None:
             parts.append(f"real int8 ({self.int8.kind})")
-        return f"{self.model}: " + (", then ".join(parts) if parts else "unchanged (fp32)")
+        return f"{model or self.model}: " + (", then ".join(parts) if parts else "unchanged (fp32)")
 
     # Plain data ------------------------------------------------------------------------------------------------------
 

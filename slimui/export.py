@@ -14,7 +14,7 @@ from slimcore import recipe as R
 from slimcore import upload as U
 from slimcore.recipe import Recipe
 
-from . import cache
+from . import cache, state
 
 NAMES = {"state_dict": "state dict", "torchscript": "TorchScript", "onnx": "ONNX"}
 
@@ -46,7 +46,7 @@ def export_panel(name: str, recipe: Recipe, choices: dict[str, Recipe] | None = 
     text = recipe.to_json()
     digest = hashlib.sha1(text.encode()).hexdigest()[:10]
     formats, missing = plan(recipe)
-    st.caption(f"{recipe.describe()}. The zip holds the model as {', '.join(NAMES[f] for f in formats)}, each loaded "
+    st.caption(f"{recipe.describe(state.label(name))}. The zip holds the model as {', '.join(NAMES[f] for f in formats)}, each loaded "
                "back and checked against the model, with `recipe.yaml` and the measured figures (`figures.json`); "
                "it is built when you press the button (a few seconds).")
     left, right = st.columns([1, 2])

@@ -34,6 +34,11 @@ def my_uploads() -> dict[str, str]:
     return st.session_state.setdefault(UPLOADS, {})
 
 
+def label(name: str) -> str:
+    """How to name a model in text: a sample's name, or this session's file name for an upload (markdown-safe)."""
+    return md(my_uploads().get(name, "uploaded model")) if U.is_upload(name) else name
+
+
 def choose(name: str) -> None:
     """Make a model the current one (in this session and in the URL)."""
     st.session_state[MODEL] = name

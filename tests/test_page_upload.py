@@ -58,8 +58,11 @@ def test_every_lab_works_on_an_uploaded_model(mlp_file, page):
     up = cache.add_upload(mlp_file, "my mlp.pt")
     at = app(page)
     at.session_state["model_name"] = up.name
+    at.session_state["my_uploads"] = {up.name: "my_mlp.pt"}
     at.run()
     assert not at.exception and not at.error, (at.exception, at.error)
+    text = " ".join(e.value for e in [*at.markdown, *at.caption, *at.title, *at.subheader]).replace("\\", "")
+    assert "my_mlp.pt" in text and up.name not in text.replace(f"slimlab-{up.name}", "")  # its file name, not its hash
     if page.endswith("Pruning.py"):  # the same figures as for the sample architecture it was exported from
         s = slimcore.load_sample("digits-mlp")
         want = P.evaluate(s.model, P.PruneConfig(0.5), s.test)[0]
