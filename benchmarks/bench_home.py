@@ -28,7 +28,7 @@ def home_figures(s: slimcore.Sample) -> None:
 def server_side() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'model':<13} {'test n':>6} {'accuracy':>9} {'eval median':>12} {'eval p95':>9} {'home figures':>13}")
-    for name in slimcore.list_samples():
+    for name in slimcore.list_samples("classifier"):
         t0 = time.perf_counter()
         s = slimcore.load_sample(name)
         load_ms = (time.perf_counter() - t0) * 1000

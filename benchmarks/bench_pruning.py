@@ -42,7 +42,7 @@ def percentile(xs: list[float], q: float) -> float:
 def slider_figures() -> None:
     print("slider -> all figures ready (server side; excludes the latency table, which the page times afterwards)")
     print(f"{'model':<12} {'method':<7} {'scope':<7} {'p50':>8} {'p95':>8}   over {len(RATIOS)} ratios x 3 repeats")
-    for name in slimcore.list_samples():
+    for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
         layer = list(slimcore.weight_layers(s.model))[1]
         for method, scope in [("l1", "layer"), ("l1", "global"), ("taylor", "global")]:
@@ -60,7 +60,7 @@ def slider_figures() -> None:
 def masks_vs_torch() -> None:
     print("\nmask computation, ours vs torch.nn.utils.prune (same model, same run; median of 30)")
     print(f"{'model':<12} {'kind':<22} {'ours':>9} {'torch':>9} {'speed-up':>9}")
-    for name in slimcore.list_samples():
+    for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
         net = copy.deepcopy(s.model)
         layers = slimcore.weight_layers(net)
@@ -86,7 +86,7 @@ def masks_vs_torch() -> None:
 
 def curve_and_speed() -> None:
     print("\naccuracy curve (22 ratios, one-shot) and measured speed at batch 256 (median ms, IQR)")
-    for name in slimcore.list_samples():
+    for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
         for method in ("l1", "taylor"):
             cfg = P.PruneConfig(0, method, "global")

@@ -49,7 +49,7 @@ def percentile(ts: list[float], p: float) -> float:
 def slider_to_figures() -> None:
     print("\n## Slider move -> all figures ready (uncached: quantize + evaluate + errors + 5 figures), over bits 1..16")
     print(f"{'model':<13} {'setting':<26} {'p50':>8} {'p95':>8} {'max':>8}")
-    for name in slimcore.list_samples():
+    for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
         layer = next(iter(slimcore.weight_layers(s.model)))
         for label, cfg in (("symmetric per tensor", q.QuantConfig()),
@@ -90,7 +90,7 @@ def fake_quant_vs_torch() -> None:
     print("\n## Fake quantization, 8-bit symmetric per channel: ours vs torch.fake_quantize_per_channel_affine "
           "(same scale and zero point; median of 50)")
     cases = {name: [m.weight for m in slimcore.weight_layers(slimcore.load_sample(name).model).values()]
-             for name in slimcore.list_samples()}
+             for name in slimcore.list_samples("classifier")}
     cases["one 1024 x 1024 tensor"] = [torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0))]
     print(f"{'tensors':<24} {'weights':>10} {'ours (grid + round)':>20} {'ours (round only)':>18} {'torch kernel':>13}")
     for label, ws in cases.items():
@@ -110,7 +110,7 @@ def curves_and_breakdown() -> None:
     settings = {"sym/tensor": q.QuantConfig(), "sym/channel": q.QuantConfig(per_channel=True),
                 "asym/tensor": q.QuantConfig(symmetric=False), "asym/channel": q.QuantConfig(symmetric=False, per_channel=True)}
     shown = (1, 2, 3, 4, 5, 6, 8, 16)
-    for name in slimcore.list_samples():
+    for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
         fp32 = slimcore.accuracy(s.model, s.test)
         print(f"\n{name}: fp32 {fp32:.2%}")
@@ -135,7 +135,7 @@ def real_int8() -> None:
           "side by side (median, IQR)")
     print(f"{'model':<13} {'kind':<8} {'build':>7} {'acc fp32':>9} {'acc int8':>9} {'size fp32':>10} {'size int8':>10} "
           f"{'b1 fp32':>16} {'b1 int8':>16} {'b256 fp32':>17} {'b256 int8':>17}")
-    for name in slimcore.list_samples():
+    for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
         t0 = time.perf_counter()
         r = int8.int8_model(s.model, s.data.train.x[:CALIBRATION])

@@ -66,7 +66,7 @@ def train(spec: zoo.SampleSpec) -> tuple[nn.Module, dict]:
 def main(names: list[str]) -> None:
     torch.set_num_threads(THREADS)
     torch.use_deterministic_algorithms(True)
-    for name in names or zoo.list_samples():
+    for name in names or zoo.list_samples("classifier"):
         spec = zoo.spec(name)
         model, card = train(spec)
         torch.save(model.state_dict(), zoo.weights_path(name))

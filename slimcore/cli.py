@@ -34,6 +34,9 @@ def resolve_model(spec: str, data: str | None = None) -> Sample:
     """The model a --model argument names, with its data: a sample model's name (slimcore.list_samples()), which
     brings its own data, or the path of a model file (read as the dashboard reads an upload) with an optional --data
     .npz. Raises UploadError (exit code 1) for a file that cannot be used."""
+    if spec in list_samples("text"):
+        raise UsageError(f"the text model {spec!r} is compressed in the dashboard's labs; the command line takes the "
+                         f"classifier models ({', '.join(list_samples('classifier'))}) and model files")
     if spec in list_samples():
         if data is not None:
             raise UsageError(f"--data is for a model file; the sample model {spec!r} brings its own data (leave "
@@ -43,7 +46,7 @@ def resolve_model(spec: str, data: str | None = None) -> Sample:
         return load_files(spec, data)
     if is_upload(spec):
         raise UsageError(f"{spec!r} names a model uploaded to the dashboard; give the path of its file instead")
-    raise UsageError(f"unknown model {spec!r}: give a sample model ({', '.join(list_samples())}) or the path of a "
+    raise UsageError(f"unknown model {spec!r}: give a sample model ({', '.join(list_samples('classifier'))}) or the path of a "
                      "model file (TorchScript, .pt2, or a state dict)")
 
 
@@ -172,7 +175,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    samples = ", ".join(list_samples())
+    samples = ", ".join(list_samples("classifier"))
     p = _Parser(prog=PROG, description="SlimLab from the command line: the dashboard's numbers, computed by the same "
                 "slimcore functions.", epilog=f"Sample models: {samples}. See `{PROG} COMMAND --help`.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

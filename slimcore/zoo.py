@@ -4,11 +4,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
 
+from . import text
 from .data import Dataset, Split, load_dataset
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
@@ -127,15 +128,22 @@ class Sample:
     model: nn.Module
     data: Dataset
     card: dict = field(hash=False)
+    kind: ClassVar[str] = "classifier"
 
     @property
     def test(self) -> Split:
         return self.data.test
 
 
-def list_samples() -> list[str]:
-    """Names of the shipped sample models."""
-    return list(SAMPLES)
+TEXT_SAMPLES = (text.NAME,)  # pretrained text encoders from installed packages (slimcore.text), not trained here
+KINDS = ("classifier", "text")
+
+
+def list_samples(kind: str | None = None) -> list[str]:
+    """Names of the sample models: the classifiers trained here, then the text encoder; or those of one kind."""
+    if kind not in (None, *KINDS):
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return (list(SAMPLES) if kind != "text" else []) + (list(TEXT_SAMPLES) if kind != "classifier" else [])
 
 
 def spec(name: str) -> SampleSpec:
@@ -159,8 +167,14 @@ def _first_line(e: Exception, limit: int = 160) -> str:
     return f"{type(e).__name__}: {line[:limit]}" if line else type(e).__name__
 
 
-def load_sample(name: str) -> Sample:
-    """Build a sample model, load its shipped weights safely (weights_only) and return it in eval mode with data and card."""
+def load_sample(name: str) -> "Sample | text.TextSample":
+    """Build a sample model, load its shipped weights safely (weights_only) and return it in eval mode with data and
+    card. The text sample (`minilm`) comes from its installed package as a slimcore.text.TextSample."""
+    if name in TEXT_SAMPLES:
+        try:
+            return text.load_sample()
+        except text.TextModelError as e:
+            raise SampleError(str(e)) from None
     s = spec(name)
     model = s.build()
     wpath, cpath = weights_path(name), card_path(name)

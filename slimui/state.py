@@ -69,8 +69,12 @@ def sidebar() -> Sample:
     st.query_params["model"] = name
     with friendly_errors():
         s = cache.sample(name)
-        st.sidebar.caption(f"**{md(my_uploads().get(name, name))}** · {s.card['architecture']} · {s.card['parameters']:,} parameters · "
-                           f"test accuracy {s.card['test_accuracy']:.2%} on {len(s.test)} held-out examples")
+        if getattr(s, "kind", "") == "text":
+            st.sidebar.caption(f"**{name}** · pretrained sentence encoder · {s.card['architecture']} · "
+                               f"{s.card['parameters']:,} parameters · evaluated on {len(s.test)} held-out sentences")
+        else:
+            st.sidebar.caption(f"**{md(my_uploads().get(name, name))}** · {s.card['architecture']} · {s.card['parameters']:,} parameters · "
+                               f"test accuracy {s.card['test_accuracy']:.2%} on {len(s.test)} held-out examples")
         return s
     st.stop()
 

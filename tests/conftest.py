@@ -10,7 +10,7 @@ import slimcore
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session", params=slimcore.list_samples())
+@pytest.fixture(scope="session", params=slimcore.list_samples("classifier"))
 def sample(request) -> slimcore.Sample:
     """Each shipped sample model in turn (tests must not change it)."""
     return slimcore.load_sample(request.param)

@@ -105,7 +105,7 @@ def test_fine_tuning_adds_a_curve_and_a_step_table(page):
     assert "gradual + fine-tuned" in [t["name"] for t in figures(page)["prune_curve"]["data"]]
 
 
-@pytest.mark.parametrize("name", slimcore.list_samples())
+@pytest.mark.parametrize("name", slimcore.list_samples("classifier"))
 def test_every_sample_model_renders(name):
     at = run_for_model(PAGE, name)
     want = _expected(name, P.PruneConfig(0.5))

@@ -76,7 +76,7 @@ def test_a_budget_nothing_can_meet_leaves_the_model_and_says_so():
     assert metrics(at)["Drop, validation (measured)"] == "0.00 pt"
 
 
-@pytest.mark.parametrize("name", slimcore.list_samples())
+@pytest.mark.parametrize("name", slimcore.list_samples("classifier"))
 def test_every_sample_model_renders(name):
     at = run_for_model(PAGE, name)
     assert set(figures(at)) == {"sens_heatmap", "sens_curves", "sens_alloc"}

@@ -185,7 +185,7 @@ def test_the_waterfall_is_drawn_from_the_stages_beside_the_published_ones(fake_p
     assert list(table["published ratio (reference)"]) == ["1x", "12x", "32x", "40x"]
 
 
-@pytest.mark.parametrize("name", slimcore.list_samples())
+@pytest.mark.parametrize("name", slimcore.list_samples("classifier"))
 def test_every_sample_model_renders(name):
     at = run_for_model(PAGE, name)
     assert {"tradeoff_chart", "tradeoff_reference"} <= set(figures(at))
