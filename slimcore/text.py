@@ -348,7 +348,7 @@ def load_sentences(path: str | None = None) -> TextData:
 # -------------------------------------------------------------------------------------------------------- metrics
 
 @torch.inference_mode()
-def embed(model: nn.Module, split: TextSplit, batch_size: int = 64) -> torch.Tensor:
+def embed(model: nn.Module, split: TextSplit, batch_size: int = 32) -> torch.Tensor:
     """Embeddings of every sentence of a split, batched by length (little padding), in the split's order."""
     order = sorted(range(len(split)), key=lambda i: len(split.ids[i]))
     out = torch.empty(len(split), 384)
