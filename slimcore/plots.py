@@ -364,3 +364,14 @@ def bits_curve(bits: Sequence[int], acc: Sequence[float], current: tuple[float, 
     return _figure(traces, title, "weight bits", "test accuracy", shapes=shapes, annotations=notes,
                    xaxis=dict(tickmode="array", tickvals=list(bits), ticktext=["1 (bin)" if b == 1 else str(b) for b in bits]),
                    yaxis=dict(range=[0, 101], ticksuffix=" %"))
+
+
+def similarity_heatmap(sim: np.ndarray, labels: Sequence[str], title: str = "Cosine similarity") -> go.Figure:
+    """A square matrix of cosine similarities between sentences (shortened labels on both axes), -1 to 1."""
+    short = [t if len(t) <= 38 else t[:36] + "…" for t in labels]
+    heat = dict(type="heatmap", z=np.asarray(sim, dtype=float).round(3), x=list(range(len(short))), y=short,
+                zmin=-1, zmax=1, colorscale="RdBu", reversescale=True, colorbar=dict(title="cosine"),
+                customdata=[[b for b in short] for _ in short],
+                hovertemplate="%{y}<br>%{customdata}<br>cosine %{z:.3f}<extra></extra>")
+    return _figure([heat], title, "sentence (same order as the rows)", "", height=460,
+                   yaxis=dict(autorange="reversed"))
