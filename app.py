@@ -3,7 +3,8 @@ import pandas as pd
 import streamlit as st
 
 from slimcore import plots
-from slimui import cache, state, urlstate
+from slimui import cache, state, text_home, urlstate
+from slimui import text as text_ui
 from slimui import upload as up
 
 st.set_page_config(page_title="SlimLab", page_icon="🔬", layout="wide")
@@ -19,6 +20,9 @@ st.caption("Pick a model in the sidebar, then open a lab. Every figure here is c
 with st.expander("Upload your own model", expanded=not state.my_uploads()):
     up.upload_form()
 
+if text_ui.is_text(s):
+    text_home.page(s)
+    st.stop()
 if card.get("source") == "upload":
     up.upload_card(s)
 else:
