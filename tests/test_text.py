@@ -160,3 +160,10 @@ def test_missing_package_or_bad_sentence_file_gives_a_message(monkeypatch, tmp_p
     bad.write_text("{not json")
     with pytest.raises(T._Error, match="cannot be read"):
         T.load_sentences.__wrapped__(str(bad))
+
+
+def test_command_line_says_the_text_model_is_for_the_labs(capsys):
+    from slimcore import cli
+    assert cli.main(["sweep", "--model", "minilm", "--out", "never.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "text model 'minilm'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
