@@ -8,12 +8,17 @@ from slimcore import plots, weight_layers
 from slimcore.recipe import Int8Config, Recipe
 from slimui import cache, state, urlstate
 from slimui import quant as ui
+from slimui import text as text_ui
+from slimui import text_quant
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
 
 st.set_page_config(page_title="SlimLab · Quantization", page_icon="🎚️", layout="wide")
 s = state.sidebar()
 teacher = urlstate.teacher_toggle()
+if text_ui.is_text(s):
+    text_quant.page(s, teacher)
+    st.stop()
 name = s.name
 st.title("Quantization lab")
 st.caption("Move the bit width and watch the grid the weights are rounded onto, what each bit costs in accuracy on "

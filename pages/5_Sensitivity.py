@@ -4,7 +4,8 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore import pruning as P
-from slimui import state, urlstate
+from slimui import state, text_sensitivity, urlstate
+from slimui import text as text_ui
 from slimui import tradeoffs as ui
 from slimui.urlstate import Choice, Float
 
@@ -13,6 +14,9 @@ KINDS = {"prune": "pruning", "quantize": "quantization"}
 st.set_page_config(page_title="SlimLab · Sensitivity", page_icon="🎯", layout="wide")
 s = state.sidebar()
 teacher = urlstate.teacher_toggle()
+if text_ui.is_text(s):
+    text_sensitivity.page(s, teacher)
+    st.stop()
 name = s.name
 st.title("Sensitivity lab")
 st.caption("Which layers can be compressed hard, and which break the model? Each layer is compressed **alone**, the "

@@ -139,3 +139,39 @@ def int8_model(model: nn.Module, calibration: torch.Tensor | None = None, kind: 
     if engine != ENGINE:
         notes.append(f"The {ENGINE} engine is not in this PyTorch build; kernels of the {engine} engine used instead.")
     return Int8Model(q, kind, engine, tuple(notes))
+
+
+def dynamic_int8(model: nn.Module, per_channel: bool = False, only: set[str] | None = None) -> Int8Model:
+    """Dynamic int8 of a model's Linear layers (all of them, or only those named by dotted path), with one weight
+    grid per tensor (torch.ao's default_dynamic_qconfig) or per output channel (per_channel_dynamic_qconfig).
+    Never changes the given model; Linear layers not named stay fp32 nn.Linear."""
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("this model has no Linear layers: there is nothing for dynamic int8 kernels to run")
+    if only is not None:
+        unknown = sorted(set(only) - set(linears))
+        if unknown:
+            raise ValueError(f"not Linear layers of this model: {', '.join(unknown[:3])}")
+        if not only:
+            raise ValueError("no Linear layer chosen for int8")
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    spec = {nn.Linear: qconfig} if only is None else {n: qconfig for n in only}
+    with _quiet():
+        engine = _engine()
+        q = quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8).eval()
+    chosen = len(linears) if only is None else len(only)
+    notes = (f"{chosen} of {len(linears)} Linear layers int8 with weights quantized "
+             f"{'per output channel' if per_channel else 'per tensor'} (symmetric, codes -128..127); activations "
+             f"quantized on the fly for each batch, per tensor, to 7 of 8 bits (torch.ao's reduce_range on the "
+             f"{engine} engine, against overflow in its 16-bit intermediate sums); biases and everything that is "
+             "not a Linear layer stay fp32.",)
+    return Int8Model(q, "dynamic", engine, notes)
+
+
+def is_dynamic_int8(module: nn.Module) -> bool:
+    """True for a Linear layer replaced by torch.ao's dynamic int8 Linear (packed int8 weights, int8 kernel)."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    return isinstance(module, DynamicLinear)

@@ -375,3 +375,19 @@ def similarity_heatmap(sim: np.ndarray, labels: Sequence[str], title: str = "Cos
                 hovertemplate="%{y}<br>%{customdata}<br>cosine %{z:.3f}<extra></extra>")
     return _figure([heat], title, "sentence (same order as the rows)", "", height=460,
                    yaxis=dict(autorange="reversed"))
+
+
+def drop_heatmap(z: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str, x_title: str, y_title: str,
+                 colorbar: str = "drop", text_format: str = "{:.4f}") -> go.Figure:
+    """A grid of drops (for example 1 − mean cosine with one cell compressed alone): white at no drop, darkest red
+    at the largest, each cell's value written in it; a missing cell (NaN) is left blank."""
+    z = np.asarray(z, dtype=np.float64)
+    finite = z[np.isfinite(z)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    text = [["" if not np.isfinite(v) else text_format.format(v) for v in row] for row in z]
+    heat = dict(type="heatmap", z=np.where(np.isfinite(z), z, None).tolist(), x=list(cols), y=list(rows), zmin=0,
+                zmax=top, colorscale="Reds", text=text, texttemplate="%{text}", textfont=dict(size=12),
+                colorbar=dict(title=dict(text=colorbar)), xgap=2, ygap=2,
+                hovertemplate="%{y}, %{x}: %{text}<extra></extra>")
+    return _figure([heat], title, x_title, y_title, height=max(300, 48 * len(rows) + 140),
+                   xaxis=dict(type="category"), yaxis=dict(autorange="reversed", type="category"))

@@ -1,0 +1,132 @@
+"""AppTest of the Quantization lab on the text sample (minilm): the figures are slimcore's, follow the Weight bits
+slider and the per-channel toggle, real int8 is measured beside fp32, the group scan and the whole-split figures come
+behind their buttons, and bad link values give a message, never a traceback."""
+import numpy as np
+import pytest
+
+import slimcore
+from slimcore import serialized_bytes
+from slimcore import text as T
+from slimcore import text_quant as TQ
+from tests.apptest_utils import app, array, figures, metrics
+
+PAGE = "pages/2_Quantization.py"
+COSINE = "Mean cosine to original"
+
+
+@pytest.fixture(scope="module")
+def s():
+    return slimcore.load_sample("minilm")
+
+
+@pytest.fixture(scope="module")
+def ref(s):
+    return T.embed(s.model, s.data.quick_set)
+
+
+def open_page(**query) -> object:
+    at = app(PAGE, timeout=900)
+    at.query_params["model"] = "minilm"
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    return at
+
+
+@pytest.fixture(scope="module")
+def page():
+    """The page on minilm, run once (its first run measures the curve, builds int8 and times it)."""
+    return open_page()
+
+
+def expected_cosine(s, ref, bits, per_channel) -> str:
+    q = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(bits, per_channel)), s.data.quick_set, ref)
+    return f"{q.mean_cosine:.4f}"
+
+
+def marker(at) -> float:
+    return figures(at)["tq_curve"]["layout"]["shapes"][0]["x0"]
+
+
+def levels_name(at) -> str:
+    return figures(at)["tq_levels"]["data"][1]["name"]
+
+
+def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(page, s, ref):
+    shown = metrics(page)
+    assert shown[COSINE] == expected_cosine(s, ref, 8, False)
+    assert set(figures(page)) == {"tq_levels", "tq_curve"}
+    assert levels_name(page).startswith("255 quantization levels") and marker(page) == 8
+    assert shown["Size at 8 bits (modelled)"] == f"{TQ.modelled_size(s.model, TQ.TextQuantConfig(8, False)).bytes / 2**20:,.1f} MiB"
+    assert any("Fake quantization: simulated" in m.value for m in page.markdown)
+    table = page.dataframe[0].value.set_index("model")
+    assert list(table.index) == ["fp32 (original)", "real int8 per tensor", "real int8 per channel"]
+    b1, b32 = "latency batch 1 (measured)", "latency batch 32 (measured)"
+    assert all(table.loc[k, c].endswith("× fp32") for k in ("real int8 per tensor", "real int8 per channel")
+               for c in (b1, b32))
+    size = serialized_bytes(TQ.int8_text(s.model, True).model)
+    assert table.loc["real int8 per channel", "size (measured file)"].startswith(f"{size / 2**20:,.1f} MiB")
+    pc, pt = (float(table.loc[f"real int8 {k}", COSINE]) for k in ("per channel", "per tensor"))
+    assert pc > pt
+    notes = [c.value for c in page.caption] + [w.value for w in page.warning]
+    assert any("as fast as fp32 at batch 1" in n and "at batch 32" in n for n in notes)
+
+
+def test_the_curve_holds_every_bit_width_and_matches_the_slider(page):
+    curve = figures(page)["tq_curve"]["data"]
+    xs, cos = array(curve[0]["x"]), array(curve[0]["y"]).astype(float)
+    assert list(xs) == list(range(2, 17))
+    assert cos[-1] > 0.9999 and cos[0] < cos[6]             # 16 bits ~ the original; 2 bits far from it
+    assert f"{cos[list(xs).index(8)]:.4f}" == metrics(page)[COSINE]
+
+
+def test_moving_bits_and_per_channel_follow_slimcore(page, s, ref):
+    page.slider(key="text_bits").set_value(4).run()
+    assert not page.exception
+    assert metrics(page)[COSINE] == expected_cosine(s, ref, 4, False)
+    assert levels_name(page).startswith("15 quantization levels") and marker(page) == 4
+    assert "Size at 4 bits (modelled)" in metrics(page)
+    page.toggle(key="text_per_channel").set_value(True).run()
+    assert not page.exception
+    assert metrics(page)[COSINE] == expected_cosine(s, ref, 4, True)
+    assert float(metrics(page)[COSINE]) > float(expected_cosine(s, ref, 4, False))
+    assert "widest" in figures(page)["tq_levels"]["layout"]["annotations"][0]["text"]
+    page.selectbox(key="text_quant_layer").set_value("encoder.layer.0.attention.self.query").run()
+    assert "encoder.layer.0.attention.self.query (384 × 384)" in figures(page)["tq_levels"]["layout"]["title"]["text"]
+
+
+def test_group_scan_measures_each_group_alone(page, s, ref):
+    page.slider(key="text_bits").set_value(4).run()
+    page.toggle(key="text_per_channel").set_value(False).run()
+    assert "tq_groups" not in figures(page)
+    page.button(key="text_quant_groups").click().run()
+    assert not page.exception
+    bars = figures(page)["tq_groups"]["data"]
+    assert [b["name"] for b in bars] == ["real int8 per tensor", "real int8 per channel",
+                                         "fake 4-bit per tensor (simulated)"]
+    model = TQ.group_variant(s.model, "ffn_out", "int8 per tensor", TQ.TextQuantConfig(4, False))
+    drop = 1 - T.evaluate(model, s.data.quick_set, ref).mean_cosine
+    assert array(bars[0]["y"]).astype(float)[list(T.GROUPS).index("ffn_out")] == pytest.approx(drop, abs=1e-6)
+    assert any("Measured most sensitive group" in c.value for c in page.caption)
+    page.slider(key="text_bits").set_value(5).run()   # the last scan stays, labelled with its bit width
+    assert "(bits 4)" in figures(page)["tq_groups"]["layout"]["title"]["text"]
+
+
+def test_whole_test_split_comes_behind_a_button(page, s):
+    page.button(key="text_quant_full").click().run()
+    assert not page.exception
+    full = page.dataframe[-1].value
+    assert len(full) == 3 and full["model"].iloc[0].startswith("fake ")
+    test_ref = T.embed(s.model, s.test)
+    q = T.evaluate(TQ.int8_text(s.model, True).model, s.test, test_ref)
+    assert full.set_index("model").loc["real int8 per channel", COSINE] == f"{q.mean_cosine:.4f}"
+    assert any("496 held-out sentences (the whole test split" in c.value for c in page.caption)
+
+
+def test_bad_link_values_give_a_message_and_teacher_mode_hides_retiming():
+    at = open_page(text_bits="99", teacher="1")
+    assert at.slider(key="text_bits").value == 8
+    assert any("text_bits=99" in i.value for i in at.info)
+    assert "text_quant_retime" not in [b.key for b in at.button]
+    assert not np.isnan(float(metrics(at)[COSINE]))

@@ -1,0 +1,68 @@
+"""AppTest of the Sensitivity lab on the text sample (minilm): the 6 x 4 scan comes behind a button, each heatmap cell
+is the drop in mean cosine that slimcore measures with only that cell compressed, the table is sorted, and bad link
+values give a message, never a traceback."""
+import numpy as np
+import pytest
+
+import slimcore
+from slimcore import text as T
+from slimcore import text_quant as TQ
+from tests.apptest_utils import app, array, figures
+
+PAGE = "pages/5_Sensitivity.py"
+
+
+def open_page(**query):
+    at = app(PAGE, timeout=900)
+    at.query_params["model"] = "minilm"
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    return at
+
+
+def heat(at) -> np.ndarray:
+    return array(figures(at)["text_sens_heat"]["data"][0]["z"]).astype(float)
+
+
+def test_scan_behind_a_button_and_each_cell_is_slimcores_measurement():
+    at = open_page(text_sens_ratio="0.6")
+    assert "text_sens_heat" not in figures(at)
+    assert any("24 evaluations" in i.value for i in at.info)
+    at.button(key="text_sens_scan").click().run()
+    assert not at.exception and not at.error
+    z = heat(at)
+    assert z.shape == (6, 4) and (z > 0).all()
+    s = slimcore.load_sample("minilm")
+    quick = s.data.quick_set
+    ref = T.embed(s.model, quick)
+    cfg = TQ.CellConfig("prune", 0.6)
+    model = TQ.cell_variant(s.model, cfg, TQ.select(s.model, ["ffn_out"], [2]))
+    assert z[2, list(T.GROUPS).index("ffn_out")] == pytest.approx(1 - T.evaluate(model, quick, ref).mean_cosine, abs=1e-6)
+    table = at.dataframe[0].value
+    drops = list(table["drop in mean cosine"])
+    assert len(table) == 24 and drops == sorted(drops, reverse=True)
+    assert drops[0] == pytest.approx(z.max())
+    worst = table.iloc[0]
+    assert any(f"{worst['group']} of layer {worst['transformer layer']}" in c.value for c in at.caption)
+
+    at.run()   # a rerun shows the scan again without a click (cached pieces)
+    assert "text_sens_heat" in figures(at)
+    at.radio(key="text_sens_kind").set_value("quantize").run()   # another setting: asked for again, not computed
+    assert not at.exception and "text_sens_heat" not in figures(at)
+    assert at.slider(key="text_sens_bits").value == 4
+
+
+def test_bad_link_values_give_a_message():
+    at = open_page(text_sens_ratio="3", text_sens_kind="distill")
+    assert at.slider(key="text_sens_ratio").value == 0.5
+    info = " ".join(i.value for i in at.info)
+    assert "text_sens_ratio=3" in info and "text_sens_kind=distill" in info
+
+
+def test_teacher_mode_hides_the_per_channel_toggle():
+    at = open_page(text_sens_kind="quantize", teacher="1")
+    assert "text_sens_per_channel" not in [t.key for t in at.toggle]
+    at = open_page(text_sens_kind="quantize")
+    assert "text_sens_per_channel" in [t.key for t in at.toggle]

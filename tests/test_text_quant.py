@@ -1,0 +1,209 @@
+"""Quantization of the text encoder (slimcore.text_quant): our fake quantization agrees with PyTorch's, real int8
+stays close to fp32 (per channel closer than per tensor), per-group int8 really leaves the other groups fp32, the
+shared model is never changed, and bad settings are refused with a message."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+import slimcore
+from slimcore import int8 as I
+from slimcore import serialized_bytes
+from slimcore import text as T
+from slimcore import text_quant as TQ
+from slimcore.quantization import qparams
+
+
+@pytest.fixture(scope="module")
+def s():
+    return slimcore.load_sample("minilm")
+
+
+@pytest.fixture(scope="module")
+def quick(s):
+    return s.data.quick_set
+
+
+@pytest.fixture(scope="module")
+def ref(s, quick):
+    return T.embed(s.model, quick)
+
+
+@pytest.fixture(scope="module")
+def tiny(s):
+    """A few held-out sentences: enough to run the scans end to end quickly."""
+    return s.data.quick_set.subset(12)
+
+
+@pytest.fixture(scope="module")
+def int8_quality(s, quick, ref):
+    return {pc: T.evaluate(TQ.int8_text(s.model, pc).model, quick, ref) for pc in (False, True)}
+
+
+LAYER = "encoder.layer.3.intermediate.dense"
+
+
+@pytest.mark.parametrize("bits,symmetric", [(8, True), (4, True), (8, False), (3, False)])
+def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_tensor(s, bits, symmetric):
+    w = T.linear_layers(s.model)[LAYER].weight.detach()
+    ours = TQ.quantized_weights(s.model, TQ.TextQuantConfig(bits, False, symmetric), [LAYER])[f"{LAYER}.weight"]
+    qp = qparams(w, bits, symmetric)
+    if symmetric:  # the grid itself, written out: max|w| over 2^(k-1) - 1 codes, zero point 0
+        assert float(qp.scale) == pytest.approx(float(w.abs().max()) / (2 ** (bits - 1) - 1), rel=1e-6)
+    theirs = torch.fake_quantize_per_tensor_affine(w, float(qp.scale), int(qp.zero_point), qp.qmin, qp.qmax)
+    assert torch.equal(ours, theirs)
+    assert torch.unique(ours).numel() <= qp.qmax - qp.qmin + 1
+
+
+@pytest.mark.parametrize("bits,symmetric", [(8, True), (4, True), (6, False)])
+def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_channel(s, bits, symmetric):
+    w = T.linear_layers(s.model)[LAYER].weight.detach()
+    ours = TQ.quantized_weights(s.model, TQ.TextQuantConfig(bits, True, symmetric), [LAYER])[f"{LAYER}.weight"]
+    qp = qparams(w, bits, symmetric, axis=0)
+    assert qp.scale.shape == (w.shape[0],)
+    theirs = torch.fake_quantize_per_channel_affine(w, qp.scale, qp.zero_point, 0, qp.qmin, qp.qmax)
+    assert torch.equal(ours, theirs)
+
+
+def test_fake_quant_changes_exactly_the_chosen_linears_and_keeps_embeddings_fp32(s):
+    only = TQ.select(s.model, ["ffn_out"], [5])
+    assert only == ["encoder.layer.5.output.dense"]
+    v = TQ.fake_quant_text(s.model, TQ.TextQuantConfig(4, False), only)
+    new, old = v.state_dict(), s.model.state_dict()
+    changed = {k for k in old if not torch.equal(new[k], old[k])}
+    assert changed == {"encoder.layer.5.output.dense.weight"}
+    everything = TQ.fake_quant_text(s.model, TQ.TextQuantConfig(4, True)).state_dict()
+    changed = {k for k in old if not torch.equal(everything[k], old[k])}
+    assert changed == {f"{n}.weight" for n in T.linear_layers(s.model)} and len(changed) == 36  # no embedding, bias, LN
+
+
+def test_sixteen_bits_is_indistinguishable_and_fewer_bits_move_the_embeddings(s, quick, ref):
+    q16 = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(16, False)), quick, ref)
+    assert q16.mean_cosine > 0.9999 and q16.top1_agreement == 1.0
+    q8pc = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(8, True)), quick, ref)
+    q3 = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(3, False)), quick, ref)
+    assert q16.mean_cosine > q8pc.mean_cosine > q3.mean_cosine
+
+
+def test_int8_embeddings_stay_close_and_per_channel_is_closer(int8_quality):
+    per_tensor, per_channel = int8_quality[False], int8_quality[True]
+    assert per_channel.mean_cosine > per_tensor.mean_cosine > 0.9
+    assert per_channel.mean_cosine >= 0.97            # the issue's bar for per channel, on the quick set
+    assert per_channel.spearman > 0.98
+
+
+def test_int8_is_measured_smaller_and_the_modelled_8_bit_size_agrees(s):
+    r = TQ.int8_text(s.model, True)
+    assert r.kind == "dynamic" and all(I.is_dynamic_int8(m) for m in T.linear_layers(r.model).values())
+    measured = serialized_bytes(r.model)
+    assert measured < 0.7 * serialized_bytes(s.model)
+    modelled = TQ.modelled_size(s.model, TQ.TextQuantConfig(8, True)).bytes
+    assert modelled == pytest.approx(measured, rel=0.02)   # the rule (weights at 8 bits, the rest fp32) is the file
+
+
+@pytest.mark.parametrize("group", list(T.GROUPS))
+def test_per_group_int8_leaves_the_other_groups_fp32(s, group):
+    q = TQ.int8_text(s.model, False, [group]).model
+    original = T.linear_layers(s.model)
+    for name, m in T.linear_layers(q).items():
+        if T.group_of(name) == group:
+            assert I.is_dynamic_int8(m), name
+        else:
+            assert type(m) is nn.Linear and torch.equal(m.weight, original[name].weight), name
+    assert sum(I.is_dynamic_int8(m) for m in q.modules()) == 6 * len(T.GROUPS[group])
+
+
+def test_the_shared_model_is_never_changed(s, tiny):
+    before = {k: v.clone() for k, v in s.model.state_dict().items()}
+    cfg = TQ.TextQuantConfig(3, True)
+    TQ.fake_quant_text(s.model, cfg)
+    TQ.int8_text(s.model, True)
+    TQ.int8_text(s.model, False, ["qkv"])
+    TQ.group_variant(s.model, "ffn_in", "fake", cfg)
+    TQ.cell_variant(s.model, TQ.CellConfig("prune", 0.9), TQ.select(s.model, ["qkv"], [0]))
+    after = s.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(type(m) is nn.Linear for m in T.linear_layers(s.model).values())
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.75])
+def test_cell_pruning_equals_pytorchs_l1_unstructured(s, ratio):
+    name = "encoder.layer.2.attention.output.dense"
+    ours = TQ.pruned_weights(s.model, ratio, [name])[f"{name}.weight"]
+    lin = copy.deepcopy(T.linear_layers(s.model)[name])
+    torch_prune.l1_unstructured(lin, "weight", amount=ratio)
+    assert torch.equal(ours, lin.weight.detach())
+    assert int((ours == 0).sum()) == round(ratio * ours.numel())
+
+
+def test_group_scan_has_every_group_and_method(s, tiny):
+    ref = T.embed(s.model, tiny)
+    rows = TQ.group_sensitivity(s.model, tiny, ref, TQ.TextQuantConfig(4, False))
+    assert [(r.group, r.method) for r in rows] == [(g, m) for g in T.GROUPS for m in TQ.GROUP_METHODS]
+    assert {r.layers for r in rows} == {6, 18}    # q/k/v has three Linear layers per transformer layer
+    assert all(0.0 <= r.drop < 1.0 for r in rows)
+    assert rows[2].label == "fake 4-bit per tensor (simulated)" and rows[1].label == "real int8 per channel"
+
+
+def test_cell_scan_fills_a_layer_by_group_grid(s, tiny):
+    ref = T.embed(s.model, tiny)
+    seen = []
+    rows = TQ.cell_sensitivity(s.model, tiny, ref, TQ.CellConfig("quantize", bits=3),
+                               on_progress=lambda done, total: seen.append((done, total)))
+    grid = TQ.drop_grid(rows)
+    assert grid.shape == (6, 4) and np.isfinite(grid).all() and (grid > 0).all()
+    assert seen[-1] == (24, 24)
+    one = T.evaluate(TQ.cell_variant(s.model, TQ.CellConfig("quantize", bits=3),
+                                     ["encoder.layer.4.intermediate.dense"]), tiny, ref)
+    assert grid[4, list(T.GROUPS).index("ffn_in")] == pytest.approx(1 - one.mean_cosine)
+
+
+def test_modelled_size_counts_bits_and_grids(s):
+    linears = T.linear_layers(s.model)
+    weights = sum(m.weight.numel() for m in linears.values())
+    total = sum(t.numel() for t in s.model.state_dict().values())
+    a = TQ.modelled_size(s.model, TQ.TextQuantConfig(4, False)).bytes
+    b = TQ.modelled_size(s.model, TQ.TextQuantConfig(4, True, False)).bytes
+    assert a == weights / 2 + 36 * 4 + (total - weights) * 4
+    assert b - a == sum(m.weight.shape[0] for m in linears.values()) * 8 - 36 * 4
+
+
+def test_kernel_times_cover_the_three_shapes(s):
+    ks = TQ.kernel_times(s.model, [4], repeats=5, max_seconds=0.05)
+    assert [k.shape for k in ks] == ["384x384", "384x1536", "1536x384"]
+    assert all(k.tokens == 4 and k.fp32.median_ms > 0 and k.int8.median_ms > 0 for k in ks)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(bits=1), "from 2 to 16"), (dict(bits=17), "from 2 to 16"), (dict(bits=8.0), "whole number"),
+    (dict(bits=True), "whole number"), (dict(per_channel="yes"), "True or False"),
+    (dict(symmetric=1), "True or False")])
+def test_bad_quant_configs_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TQ.TextQuantConfig(**{"bits": 8, "per_channel": False, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(kind="distill"), "kind must be"), (dict(ratio=1.5), "fraction from 0 to 1"),
+    (dict(ratio=-0.1), "fraction"), (dict(bits=0), "from 2 to 16")])
+def test_bad_cell_configs_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TQ.CellConfig(**kwargs)
+
+
+def test_unknown_layers_and_groups_are_refused(s):
+    with pytest.raises(ValueError, match="unknown layer group"):
+        TQ.select(s.model, ["ffn"])
+    with pytest.raises(ValueError, match="numbered 0 to 5"):
+        TQ.select(s.model, None, [6])
+    with pytest.raises(ValueError, match="not encoder Linear layers"):
+        TQ.fake_quant_text(s.model, TQ.TextQuantConfig(8, False), ["embeddings.word_embeddings"])
+    with pytest.raises(ValueError, match="not Linear layers"):
+        I.dynamic_int8(s.model, True, {"encoder.layer.0.nope"})
+    with pytest.raises(ValueError, match="method must be"):
+        TQ.group_variant(s.model, "qkv", "int4", TQ.TextQuantConfig(8, False))
+    with pytest.raises(ValueError, match="not an encoder Linear"):
+        TQ.layer_grid(s.model, "embeddings.LayerNorm", TQ.TextQuantConfig(8, False))
