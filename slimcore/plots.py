@@ -172,13 +172,16 @@ def tradeoff_scatter(x: Sequence[float], accuracy: Sequence[float], names: Seque
                      labels: Sequence[str], frontier: Sequence[int], chosen: int | None = None,
                      title: str = "Accuracy against size", x_title: str = "size", x_unit: str = "",
                      log_x: bool = True, reference: float | None = None, notes: Sequence[str] | None = None,
-                     height: int = 460) -> go.Figure:
+                     height: int = 460, y_title: str = "test accuracy", percent: bool = True) -> go.Figure:
     """Accuracy (fractions, drawn in %) of many configurations against a cost, one colour per group (for example
     the bit width), open markers where the cost is labelled "modelled" and filled ones otherwise (measured, or
     counted); the Pareto frontier (indices into the points) as a step line, the chosen point ringed, the original's
-    accuracy dotted. Hovering a point shows its configuration, its cost and how that cost was obtained."""
+    accuracy dotted. Hovering a point shows its configuration, its cost and how that cost was obtained. Another
+    quality than accuracy (say mean cosine) is drawn as given with `percent=False` and named by `y_title`."""
     x = np.asarray(x, dtype=np.float64)
-    acc = np.asarray(accuracy, dtype=np.float64) * 100
+    scale = 100 if percent else 1
+    acc = np.asarray(accuracy, dtype=np.float64) * scale
+    y_fmt = "%{y:.2f} %" if percent else "%{y:.4f}"
     notes = list(notes) if notes is not None else [""] * len(x)
     order = list(dict.fromkeys(groups))
     traces = []
@@ -189,7 +192,7 @@ def tradeoff_scatter(x: Sequence[float], accuracy: Sequence[float], names: Seque
             marker=dict(color=SERIES[i % len(SERIES)], size=9, line=dict(width=1.5, color=SERIES[i % len(SERIES)]),
                         symbol=["circle-open" if labels[k] == "modelled" else "circle" for k in idx]),
             customdata=[[names[k], labels[k], notes[k]] for k in idx],
-            hovertemplate="<b>%{customdata[0]}</b><br>test accuracy %{y:.2f} %<br>" + x_title
+            hovertemplate="<b>%{customdata[0]}</b><br>" + y_title + " " + y_fmt + "<br>" + x_title
                           + " %{x:,.4g}" + x_unit + " (%{customdata[1]})<br>%{customdata[2]}<extra></extra>"))
     front = sorted(frontier, key=lambda k: x[k])
     if front:
@@ -201,14 +204,15 @@ def tradeoff_scatter(x: Sequence[float], accuracy: Sequence[float], names: Seque
                            hovertemplate=f"chosen: {names[chosen]}<extra></extra>"))
     shapes, annotations = [], []
     if reference is not None:
-        shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=reference * 100, y1=reference * 100,
+        shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=reference * scale, y1=reference * scale,
                        line=dict(color=DARK, dash="dot", width=1.5))]
-        annotations = [dict(xref="paper", x=0, y=reference * 100, text=f"original {reference:.2%}", showarrow=False,
-                            xanchor="left", yanchor="bottom", font=dict(size=11))]
+        annotations = [dict(xref="paper", x=0, y=reference * scale, showarrow=False, xanchor="left", yanchor="bottom",
+                            text=f"original {reference:.2%}" if percent else f"original {reference:.4g}",
+                            font=dict(size=11))]
     unit = f" ({x_unit.strip()})" if x_unit.strip() else ""
-    return _figure(traces, title, f"{x_title}{unit}" + (", log scale" if log_x else ""), "test accuracy",
-                   height=height, shapes=shapes, annotations=annotations,
-                   xaxis=dict(type="log" if log_x else "linear"), yaxis=dict(range=[0, 102], ticksuffix=" %"))
+    return _figure(traces, title, f"{x_title}{unit}" + (", log scale" if log_x else ""), y_title,
+                   height=height, shapes=shapes, annotations=annotations, xaxis=dict(type="log" if log_x else "linear"),
+                   yaxis=dict(range=[0, 102], ticksuffix=" %") if percent else dict(autorange=True))
 
 
 def pipeline_waterfall(names: Sequence[str], sizes: Sequence[float], accuracy: Sequence[float],
