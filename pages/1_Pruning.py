@@ -9,12 +9,17 @@ from slimcore import pruning as P
 from slimcore.recipe import Recipe
 from slimui import cache, state, urlstate
 from slimui import pruning as ui
+from slimui import text as text_ui
+from slimui import text_pruning
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Float, Int
 
 st.set_page_config(page_title="SlimLab · Pruning", page_icon="✂️", layout="wide")
 s = state.sidebar()
 teacher = urlstate.teacher_toggle()
+if text_ui.is_text(s):
+    text_pruning.page(s, teacher)
+    st.stop()
 name = s.name
 st.title("Pruning lab")
 st.caption("Move the prune ratio and watch which weights go, what accuracy it costs on the held-out test split, and "
