@@ -7,7 +7,8 @@ import streamlit as st
 from slimcore import plots
 from slimcore import pruning as P
 from slimcore.recipe import Recipe
-from slimui import cache, state, urlstate
+from slimui import cache, state, text_tradeoffs, urlstate
+from slimui import text as text_ui
 from slimui import tradeoffs as ui
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Choices
@@ -15,6 +16,9 @@ from slimui.urlstate import Bool, Choice, Choices
 st.set_page_config(page_title="SlimLab · Trade-offs", page_icon="⚖️", layout="wide")
 s = state.sidebar()
 teacher = urlstate.teacher_toggle()
+if text_ui.is_text(s):
+    text_tradeoffs.page(s, teacher)
+    st.stop()
 name = s.name
 st.title("Trade-offs")
 st.caption(f"How small and how fast can **{state.label(name)}** get before it stops being good enough? Every point is one "
