@@ -9,11 +9,16 @@ from slimcore import distillation as D
 from slimcore import plots
 from slimui import cache, state, urlstate
 from slimui import distill as ui
+from slimui import text as text_ui
+from slimui import text_distill
 from slimui.urlstate import Choice, Float, Int
 
 st.set_page_config(page_title="SlimLab · Distillation", page_icon="🧪", layout="wide")
 s = state.sidebar()
 teacher = urlstate.teacher_toggle()
+if text_ui.is_text(s):
+    text_distill.page(s, teacher)
+    st.stop()
 name = s.name
 st.title("Distillation lab")
 st.caption(f"A small student learns from **{state.label(name)}**'s outputs softened by a temperature. The probabilities below follow "

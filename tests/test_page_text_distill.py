@@ -1,0 +1,127 @@
+"""AppTest of the Distillation lab on the text sample (minilm): the untrained student's figures at once, a temperature
+picture that follows the slider, a Distill button that trains and compares, runs kept per setting, teacher mode."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import slimcore
+from slimcore import serialized_bytes
+from slimcore import text as T
+from slimcore import text_distill as TD
+from tests.apptest_utils import app, array, figures, metrics, run_for_model
+
+PAGE = "pages/3_Distillation.py"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return slimcore.load_sample("minilm")
+
+
+@pytest.fixture(scope="module")
+def at():
+    return run_for_model(PAGE, "minilm")
+
+
+def table(at, column: str):
+    """The first dataframe with this column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def quality_rows(at) -> list[str]:
+    return [m.value for m in at.metric if m.label == "Mean cosine to original"]
+
+
+def test_untrained_student_is_shown_at_once(at, sample):
+    student = TD.student_from_teacher(sample.model, 3)
+    quick = sample.data.quick_set
+    q = T.evaluate(student, quick, T.embed(sample.model, quick))
+    m = metrics(at)
+    assert m["Layers"] == "3 of 6"
+    assert m["Parameters"] == f"{TD.parameters(student):,}"
+    assert m["Size (measured)"] == f"{serialized_bytes(student) / 2**20:,.1f} MiB"
+    assert m["Mean cosine to original"] == f"{q.mean_cosine:.4f}"
+    assert m["Paraphrase found (top-1)"] == f"{q.paraphrase_top1:.1%}"
+    assert any("0, 3, 5" in c.value for c in at.caption)
+    assert any("press **Distill**" in i.value for i in at.info) and "text_distill_loss" not in figures(at)
+
+
+def test_temperature_reshapes_the_similarity_distribution(at, sample):
+    pool = TD.training_pool(sample.data.train, 0)
+    batch = TD.batches(pool, 32, 0, 0)[0]
+    rows = TD.similarity_logits(TD.embed_ids(sample.model, tuple(pool.ids[i] for i in batch)))
+    def expected(t: float) -> np.ndarray:
+        return np.sort(torch.softmax(rows[0] / t, 0).numpy() * 100)[::-1]
+    fig = figures(at)["text_distill_softmax"]
+    assert fig["layout"]["xaxis"]["type"] == "category" and len(fig["data"][0]["x"]) == 31
+    sharp = array(fig["data"][0]["y"])
+    assert sharp == pytest.approx(expected(0.2), abs=1e-3) and sharp.sum() == pytest.approx(100, abs=1e-3)
+    top = table(at, "sentence")
+    assert top["teacher, %"].tolist() == pytest.approx(expected(0.2)[:8], abs=0.006)
+    assert top["is"].iloc[0] != "another group"   # the nearest sentence is a variant of the anchor or its paraphrase
+    h_sharp = float(metrics(at)["Teacher's entropy"].split()[0])
+    at.select_slider(key="text_temperature").set_value(1.0).run()
+    assert not at.exception
+    fig = figures(at)["text_distill_softmax"]
+    flat = array(fig["data"][0]["y"])
+    assert flat == pytest.approx(expected(1.0), abs=1e-3) and flat.max() < sharp.max()
+    assert float(metrics(at)["Teacher's entropy"].split()[0]) > h_sharp + 1
+    assert "T = 1:" in fig["layout"]["title"]["text"] and at.query_params["text_temperature"] == "1.0"
+    at.select_slider(key="text_temperature").set_value(0.2).run()
+
+
+def test_fewer_layers_change_the_student_at_once(at):
+    at.slider(key="text_layers").set_value(1).run()
+    m = metrics(at)
+    assert m["Layers"] == "1 of 6" and m["Speed-up (modelled)"] == "~6.0x"
+    assert int(m["Parameters"].replace(",", "")) < 17_000_000
+    at.slider(key="text_layers").set_value(3).run()
+
+
+def test_distill_trains_compares_and_keeps_the_run(at, sample):
+    at.slider(key="text_layers").set_value(1)
+    at.number_input(key="text_epochs").set_value(1).run()
+    at.button(key="text_distill").click().run(timeout=600)
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    figs = figures(at)
+    assert array(figs["text_distill_quick"]["data"][0]["x"]).tolist() == [0, 1]
+    cos = array(figs["text_distill_quick"]["data"][0]["y"])
+    assert cos[1] > cos[0] + 0.05    # training raised the quick-set mean cosine over the untrained student
+    untrained_quick, trained, untrained = (float(v) for v in quality_rows(at))
+    assert trained > untrained + 0.05
+    compared = table(at, "model").set_index("model")
+    assert list(compared["layers"]) == [6, 1]
+    assert compared.iloc[0]["mean cosine to teacher"] == 1.0
+    assert compared.iloc[1]["mean cosine to teacher"] == pytest.approx(trained, abs=1e-4)
+    assert (compared[["latency b=1, ms", "latency b=32, ms"]] > 0).all().all()
+    assert compared.iloc[1]["size, MiB (measured)"] < compared.iloc[0]["size, MiB (measured)"]
+    assert at.button(key="text_distill").disabled
+    # another setting has no run yet; coming back shows the kept one without training again
+    at.select_slider(key="text_temperature").set_value(0.5).run()
+    assert "text_distill_quick" not in figures(at) and not at.button(key="text_distill").disabled
+    at.select_slider(key="text_temperature").set_value(0.2).run(timeout=30)
+    assert array(figures(at)["text_distill_quick"]["data"][0]["y"]) == pytest.approx(cos)
+    assert table(at, "model").equals(compared.reset_index())   # latency kept too: not timed again
+
+
+def test_teacher_mode_hides_alpha_lr_and_seed():
+    at = app(PAGE)
+    at.query_params.update({"model": "minilm", "teacher": "1", "text_alpha": "0.2"})
+    at.run()
+    assert not at.exception and not at.error
+    keys = {w.key for w in [*at.slider, *at.select_slider, *at.number_input]}
+    assert {"text_layers", "text_temperature", "text_epochs"} <= keys
+    assert not keys & {"text_alpha", "text_lr", "text_seed", "text_batch"}
+    assert any("hidden in teacher mode" in i.value for i in at.info)
+
+
+def test_a_bad_link_value_gets_a_message_not_a_traceback():
+    at = app(PAGE)
+    at.query_params.update({"model": "minilm", "text_layers": "9", "text_temperature": "hot"})
+    at.run()
+    assert not at.exception and not at.error
+    note = " ".join(i.value for i in at.info)
+    assert "`text_layers=9`" in note and "`text_temperature=hot`" in note
+    assert metrics(at)["Layers"] == "3 of 6"
