@@ -24,7 +24,7 @@ BATCHES = (8, 16, 32, 64)
 DEFAULT = TD.TextDistillConfig()
 RUNS = "text_distill_runs"   # session key: this session's finished runs, by (model, config)
 KEEP = 3                     # runs kept per session (a 3-layer student is ~66 MiB)
-SECONDS_FIXED, SECONDS_PER_LAYER_EPOCH = 6.0, 2.0   # rough run time on 2 idle cores (see estimate)
+SECONDS_FIXED, SECONDS_PER_LAYER_EPOCH = 7.0, 2.2   # rough run time on 2 idle cores (see estimate)
 RELATION = {"variant": "a variant of it", "paraphrase": "its paraphrase (or a variant)", "other": "another group"}
 
 
@@ -72,6 +72,11 @@ def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     z = logits / temperature
     z = np.exp(z - z.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
+
+
+def kl_div(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) in nats."""
+    return float((p * (np.log(np.clip(p, 1e-30, None)) - np.log(np.clip(q, 1e-30, None)))).sum())
 
 
 def runs() -> OrderedDict:
@@ -160,10 +165,16 @@ def temperature_section(name: str, cfg: TD.TextDistillConfig) -> None:
            "paraphrase" if b["group"][j] == b["group"][anchor] else "other" for j in others]
     p_t = softmax(b["teacher"][anchor], cfg.temperature)
     p_s = softmax(student_rows(name, cfg.layers, cfg.seed, cfg.batch_size)[anchor], cfg.temperature)
+    run = runs().get((name, cfg))
+    if run is not None and "rows" not in run:   # this setting's trained student on the same batch (kept with the run)
+        run["rows"] = TD.similarity_logits(TD.embed_ids(run["result"].student, b["ids"])).numpy()
+    p_tr = softmax(run["rows"][anchor], cfg.temperature) if run is not None else None
     order = np.argsort(-b["teacher"][anchor], kind="stable")
     labels = [f"#{n + 1}{' ★' if rel[k] != 'other' else ''}" for n, k in enumerate(order)]
-    fig = plots.grouped_bars(labels, {"teacher": (p_t[order] * 100).tolist(),
-                                      f"untrained {cfg.layers}-layer student": (p_s[order] * 100).tolist()},
+    series = {"teacher": (p_t[order] * 100).tolist(), f"untrained {cfg.layers}-layer student": (p_s[order] * 100).tolist()}
+    if p_tr is not None:
+        series["trained student (this setting)"] = (p_tr[order] * 100).tolist()
+    fig = plots.grouped_bars(labels, series,
                              f"softmax(S / T) at T = {cfg.temperature:g}: the anchor against the {len(others)} other "
                              "sentences of its batch", "other sentences, most similar under the teacher first "
                              "(★ its own variants and its paraphrase)", "probability, %",
@@ -171,7 +182,7 @@ def temperature_section(name: str, cfg: TD.TextDistillConfig) -> None:
     fig.layout.xaxis.type = "category"   # plotly would read "#1" as the number 1 and drop "#1 ★"
     left.plotly_chart(fig, key="text_distill_softmax")
     h = float(-(p_t * np.log2(np.clip(p_t, 1e-30, None))).sum())
-    kl = float((p_t * (np.log(np.clip(p_t, 1e-30, None)) - np.log(np.clip(p_s, 1e-30, None)))).sum())
+    kl = kl_div(p_t, p_s)
     related = float(sum(p_t[k] for k in range(len(others)) if rel[k] != "other"))
     right.metric("Teacher's entropy", f"{h:.2f} bits", help=f"At most log2({len(others)}) = {np.log2(len(others)):.2f} "
                  "bits (uniform). 2^entropy is the number of sentences the distribution effectively spreads over.")
@@ -180,13 +191,19 @@ def temperature_section(name: str, cfg: TD.TextDistillConfig) -> None:
                       "anchor or its paraphrase; the rest come from other paraphrase groups.")
     right.metric("T² · KL(teacher ‖ untrained student)", f"{cfg.temperature ** 2 * kl:.4f}",
                  help="This anchor's term of the similarity loss before training (KL in nats, times T²).")
+    if p_tr is not None:
+        right.metric("T² · KL(teacher ‖ trained student)", f"{cfg.temperature ** 2 * kl_div(p_t, p_tr):.4f}",
+                     help="The same term for the student trained at this setting (on the train split, which this "
+                          "batch comes from).")
     left.dataframe(pd.DataFrame([{"#": n + 1, "sentence": b["texts"][others[k]], "is": RELATION[rel[k]],
                                   "cosine (teacher)": round(float(b["teacher"][anchor][k]), 3),
-                                  "teacher, %": round(float(p_t[k]) * 100, 2), "student, %": round(float(p_s[k]) * 100, 2)}
+                                  "teacher, %": round(float(p_t[k]) * 100, 2),
+                                  "untrained student, %": round(float(p_s[k]) * 100, 2)}
+                                 | ({"trained student, %": round(float(p_tr[k]) * 100, 2)} if p_tr is not None else {})
                                  for n, k in enumerate(order[:8])]), hide_index=True, width="stretch", height=320)
     st.caption(f"Measured: the teacher's cosines among the {len(b['texts'])} sentences of the first training batch "
                f"(train split: sentences, word-dropped variants and fragments, seed {cfg.seed}), divided by T and "
-               "softmaxed; the untrained student's likewise. Low T puts the mass on the nearest sentences — the "
+               "softmaxed; the students' likewise. Low T puts the mass on the nearest sentences — the "
                "student is taught which neighbours come first; high T flattens the row towards uniform, and T² · KL "
                "approaches half the variance of the cosine differences: a squared error on the whole row.")
 
@@ -253,8 +270,8 @@ def result_section(name: str, run: dict):
     ep = [0] + [e.epoch for e in h]
     a, b = st.columns(2)
     a.plotly_chart(plots.line_chart([e.epoch for e in h], {
-        "total": [e.loss for e in h], f"embedding MSE (x {cfg.alpha:g})": [e.embedding_loss for e in h],
-        f"similarity part: T² x KL (x {1 - cfg.alpha:g})": [cfg.temperature ** 2 * e.kl for e in h]},
+        "total": [e.loss for e in h], f"embedding MSE (weight {cfg.alpha:g})": [e.embedding_loss for e in h],
+        f"similarity part: T² x KL (weight {1 - cfg.alpha:g})": [cfg.temperature ** 2 * e.kl for e in h]},
         "Loss parts per epoch (mean over the epoch's batches)", "epoch", "loss"), key="text_distill_loss")
     b.plotly_chart(plots.line_chart(ep, {
         "mean cosine to teacher": [r.untrained_quick.mean_cosine] + [e.quick.mean_cosine for e in h],

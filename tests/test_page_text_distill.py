@@ -98,6 +98,10 @@ def test_distill_trains_compares_and_keeps_the_run(at, sample):
     assert (compared[["latency b=1, ms", "latency b=32, ms"]] > 0).all().all()
     assert compared.iloc[1]["size, MiB (measured)"] < compared.iloc[0]["size, MiB (measured)"]
     assert at.button(key="text_distill").disabled
+    # the trained student joins the temperature picture, closer to the teacher's distribution than before training
+    assert [t["name"] for t in figs["text_distill_softmax"]["data"]][2] == "trained student (this setting)"
+    m = metrics(at)
+    assert float(m["T² · KL(teacher ‖ trained student)"]) < float(m["T² · KL(teacher ‖ untrained student)"])
     # another setting has no run yet; coming back shows the kept one without training again
     at.select_slider(key="text_temperature").set_value(0.5).run()
     assert "text_distill_quick" not in figures(at) and not at.button(key="text_distill").disabled
