@@ -218,9 +218,10 @@ def _why(slot, name: str, lat: dict, teacher: bool) -> None:
     text += ("Why: at batch 1 each Linear multiplies a few token rows by its whole weight matrix, so reading the "
              "weights dominates, and int8 weights are a quarter of the bytes (the 36 layers' int8 weights, 10 MiB, "
              "fit in this CPU's 32 MiB L3 cache; their fp32 weights, 40 MiB, do not). At batch 32 the matrix "
-             "products are large and compute-bound: fp32 kernels already run near the CPU's arithmetic peak, this "
-             "CPU's int8 kernels (AVX2, no VNNI) do only about twice the work per cycle, each input is quantized "
-             "first, and attention, GELU and LayerNorm stay fp32. The expander below times each Linear shape alone.")
+             "products are large and bound by arithmetic, where fp32 kernels are efficient and this CPU's int8 "
+             "kernels (AVX2, no VNNI: no single int8 dot-product instruction) measure only about 1.6–2× faster per "
+             "Linear; each input is quantized first, and attention, GELU and LayerNorm stay fp32 and cost the same. "
+             "The expander below times each Linear shape alone.")
     if any(b.noisy for pair in lat.values() for b in pair):
         slot.warning(text + " These timings are noisy (a wide spread, or the machine was busy)"
                      + ("." if teacher else ": press **Time again**."))

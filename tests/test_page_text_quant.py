@@ -40,9 +40,16 @@ def page():
     return open_page()
 
 
+_seen: dict = {}
+
+
 def expected_cosine(s, ref, bits, per_channel) -> str:
+    """The mean cosine slimcore measures for this setting on the quick set (each setting computed once)."""
+    if (bits, per_channel) in _seen:
+        return _seen[bits, per_channel]
     q = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(bits, per_channel)), s.data.quick_set, ref)
-    return f"{q.mean_cosine:.4f}"
+    _seen[bits, per_channel] = f"{q.mean_cosine:.4f}"
+    return _seen[bits, per_channel]
 
 
 def marker(at) -> float:
