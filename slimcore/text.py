@@ -8,6 +8,7 @@ The model takes one tensor, token ids padded with 0, so timing, tracing and int8
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -179,14 +180,19 @@ def layer_index(name: str) -> int:
 
 
 def variant(model: MiniLM, weights: dict[str, torch.Tensor]) -> MiniLM:
-    """A copy of the encoder with some parameters replaced (by state-dict name); the given model is not touched."""
-    state = {k: weights.get(k, v) for k, v in model.state_dict().items()}
-    unknown = set(weights) - set(state)
+    """A copy of the encoder with some parameters replaced (by state-dict name, same shapes); the given model is not
+    touched. A deep copy, then the new tensors: no fresh random initialisation of 22 M parameters to throw away."""
+    own = dict(model.state_dict())
+    unknown = set(weights) - set(own)
     if unknown:
         raise KeyError(f"not parameters of this encoder: {', '.join(sorted(unknown)[:3])}")
-    out = MiniLM(model.embeddings.word_embeddings.num_embeddings, model.embeddings.word_embeddings.embedding_dim,
-                 **model.shape(), positions=model.embeddings.position_embeddings.num_embeddings)
-    out.load_state_dict(state)
+    for k, v in weights.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"{k}: shape {tuple(v.shape)} given, the encoder's is {tuple(own[k].shape)}")
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for k, v in weights.items():
+            out.get_parameter(k).data = v.detach().to(own[k].dtype).clone()
     out.eval()
     for p in out.parameters():
         p.requires_grad_(False)
