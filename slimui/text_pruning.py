@@ -94,7 +94,7 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.2f} MiB"
 
 
-def _controls(s: TextSample, teacher: bool) -> TP.TextPruneConfig | None:
+def _controls(s: TextSample, teacher: bool) -> TP.TextPruneConfig:
     layers = list(T.linear_layers(s.model))
     url = urlstate.Spec(Float("text_prune_ratio", 0.3, 0.0, 0.95, 0.05), Choice("text_prune_kind", list(TP.KINDS)),
                         Choice("text_prune_layer", layers, default=DEFAULT_LAYER, advanced=True))
