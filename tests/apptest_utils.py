@@ -48,3 +48,13 @@ def run_for_model(page: str, name: str) -> AppTest:
     at.run()
     assert not at.exception and not at.error, (at.exception, at.error)
     return at
+
+
+def run_link(page: str, timeout: float = 900, **query: str) -> AppTest:
+    """A page run once as a link would open it (?key=value...), checked to have drawn without errors."""
+    at = app(page, timeout=timeout)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    return at

@@ -8,7 +8,7 @@ import slimcore
 from slimcore import serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from tests.apptest_utils import app, array, figures, metrics
+from tests.apptest_utils import run_link, array, figures, metrics
 
 PAGE = "pages/2_Quantization.py"
 COSINE = "Mean cosine to original"
@@ -24,14 +24,8 @@ def ref(s):
     return T.embed(s.model, s.data.quick_set)
 
 
-def open_page(**query) -> object:
-    at = app(PAGE, timeout=900)
-    at.query_params["model"] = "minilm"
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception and not at.error, (at.exception, at.error)
-    return at
+def open_page(**query: str):
+    return run_link(PAGE, model="minilm", **query)
 
 
 @pytest.fixture(scope="module")

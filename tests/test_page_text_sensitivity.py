@@ -7,19 +7,13 @@ import pytest
 import slimcore
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from tests.apptest_utils import app, array, figures
+from tests.apptest_utils import run_link, array, figures
 
 PAGE = "pages/5_Sensitivity.py"
 
 
-def open_page(**query):
-    at = app(PAGE, timeout=900)
-    at.query_params["model"] = "minilm"
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception and not at.error, (at.exception, at.error)
-    return at
+def open_page(**query: str):
+    return run_link(PAGE, model="minilm", **query)
 
 
 def heat(at) -> np.ndarray:

@@ -123,10 +123,23 @@ def test_a_link_to_a_kept_upload_opens_it(mlp_file):
     assert not at.exception and not at.error and at.session_state["model_name"] == up.name
 
 
-def test_sessions_moving_sliders_at_once_see_only_their_own_settings(mlp_file):
+def test_sessions_moving_sliders_at_once_see_only_their_own_settings(mlp_file, monkeypatch):
     """Four sessions, two models (one uploaded), each moving the prune ratio at the same time: every session's
     figures are those of its own model and ratio, and the shared models are untouched."""
+    from streamlit.runtime.scriptrunner import magic
+
     from slimui import cache
+
+    # Each AppTest compiles the page in a script cache of its own, and CPython 3.11's ast.parse is not safe in
+    # threads at once ("SystemError: AST constructor recursion depth mismatch"; this failed a CI run). A real server
+    # compiles a page once, under its script cache's lock; the same lock here keeps the sessions themselves concurrent.
+    parse_lock, add_magic = threading.Lock(), magic.add_magic
+
+    def locked_add_magic(*args, **kwargs):
+        with parse_lock:
+            return add_magic(*args, **kwargs)
+
+    monkeypatch.setattr(magic, "add_magic", locked_add_magic)
 
     up = cache.add_upload(mlp_file, "mine.pt")
     models = {up.name: up, "digits-cnn": cache.sample("digits-cnn")}
