@@ -1,7 +1,7 @@
 """The dashboard with the text model: time from opening each lab on minilm to its figures, and the server's memory.
 
 Starts `streamlit run app.py` as a user would, opens every page with ?model=minilm in headless Chromium, waits until
-the page has finished running, and reads the server process's resident memory (psutil, with its children) after each.
+the page has finished running (Trade-offs and Sensitivity wait for a button press before their grids; not pressed), and reads the server process's resident memory (psutil, with its children) after each.
 Target: the dashboard's memory with the text model loaded <= 2.5 GB.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main() -> None:
                 for name in PAGES:
                     t = time.perf_counter()
                     page.goto(f"{url}/{name}?model=minilm")
-                    page.wait_for_selector("[data-testid='stMetric']", timeout=120_000)
+                    page.wait_for_selector("h1", timeout=120_000)  # the lab's title: the page has started drawing
                     first = time.perf_counter() - t
                     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                            timeout=300_000)
@@ -41,7 +41,7 @@ def main() -> None:
                     mem = rss_mib(ps)
                     peak = max(peak, mem)
                     errors = page.locator("text=Traceback").count()
-                    print(f"{visit:5s} {name or 'home':13s} first metric {first:5.1f} s, page finished {done:5.1f} s, "
+                    print(f"{visit:5s} {name or 'home':13s} title {first:5.1f} s, page finished {done:5.1f} s, "
                           f"server memory {mem:,.0f} MiB{'  TRACEBACK SHOWN' if errors else ''}")
             browser.close()
     finally:
