@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import threading
+import traceback
 
 import numpy as np
 import pytest
@@ -123,56 +124,84 @@ def test_a_link_to_a_kept_upload_opens_it(mlp_file):
     assert not at.exception and not at.error and at.session_state["model_name"] == up.name
 
 
-def test_sessions_moving_sliders_at_once_see_only_their_own_settings(mlp_file, monkeypatch):
-    """Four sessions, two models (one uploaded), each moving the prune ratio at the same time: every session's
-    figures are those of its own model and ratio, and the shared models are untouched."""
-    from streamlit.runtime.scriptrunner import magic
+PLANS = [("upload", [0.3, 0.8, 0.5]), ("digits-cnn", [0.9, 0.2, 0.6]), ("upload", [0.95, 0.1]),
+         ("digits-cnn", [0.4, 0.7])]
 
+
+def _models(mlp_file):
     from slimui import cache
-
-    # Each AppTest compiles the page in a script cache of its own, and CPython 3.11's ast.parse is not safe in
-    # threads at once ("SystemError: AST constructor recursion depth mismatch"; this failed a CI run). A real server
-    # compiles a page once, under its script cache's lock; the same lock here keeps the sessions themselves concurrent.
-    parse_lock, add_magic = threading.Lock(), magic.add_magic
-
-    def locked_add_magic(*args, **kwargs):
-        with parse_lock:
-            return add_magic(*args, **kwargs)
-
-    monkeypatch.setattr(magic, "add_magic", locked_add_magic)
 
     up = cache.add_upload(mlp_file, "mine.pt")
     models = {up.name: up, "digits-cnn": cache.sample("digits-cnn")}
+    plans = [(up.name if n == "upload" else n, rs) for n, rs in PLANS]
     before = {n: {k: v.clone() for k, v in s.model.state_dict().items()} for n, s in models.items()}
-    plans = [(up.name, [0.3, 0.8, 0.5]), ("digits-cnn", [0.9, 0.2, 0.6]), (up.name, [0.95, 0.1]),
-             ("digits-cnn", [0.4, 0.7])]
-    seen, errors = {}, []
+    return models, plans, before
+
+
+def _untouched(models, before) -> bool:
+    return all((before[n][k] == v).all() for n, s in models.items() for k, v in s.model.state_dict().items())
+
+
+def test_sessions_side_by_side_see_only_their_own_settings(mlp_file):
+    """Four sessions, two models (one uploaded), taking turns at the prune ratio: every session's figures are those
+    of its own model and ratio, and the shared models are untouched.
+
+    The sessions take turns because AppTest is not safe in threads: each run patches Streamlit's global
+    `config.get_option` and `Runtime._instance`, so two runs at once can lose a widget's value (this failed a CI run
+    with KeyError('$$ID-...-prune_method')). Work done at once is tested below, on the function the page calls, and in
+    a real browser with a real server (tests/browser/test_sessions_browser.py)."""
+    models, plans, before = _models(mlp_file)
+    sessions = []
+    for name, _ in plans:
+        at = app(LABS[0])
+        at.session_state["model_name"] = name
+        sessions.append(at.run())
+    for step in range(max(len(rs) for _, rs in plans)):
+        for i, (name, ratios) in enumerate(plans):
+            if step >= len(ratios):
+                continue
+            at = sessions[i].slider(key="prune_ratio").set_value(ratios[step]).run()
+            assert not at.exception and not at.error, (at.exception, at.error)
+            want = P.evaluate(models[name].model, P.PruneConfig(ratios[step]), models[name].test)[0]
+            got = metrics(at)
+            assert (got["Non-zero parameters"], got["Test accuracy"]) == (
+                f"{want.nonzeros:,}", f"{want.accuracy:.2%}"), (name, ratios[step])
+    for at, (name, ratios) in zip(sessions, plans):  # nobody else's move reached a session
+        assert at.session_state["model_name"] == name and at.slider(key="prune_ratio").value == ratios[-1]
+    assert _untouched(models, before)
+
+
+def test_sessions_computing_at_once_each_get_their_own_results(mlp_file):
+    """The page's own cached function, called from four threads at once with different models and ratios (as a
+    server does for four sessions): each gets the report of its own model and ratio, equal to a serial run, and the
+    shared models are untouched."""
+    from slimui import pruning as ui
+
+    models, plans, before = _models(mlp_file)
+    ui.result.clear()
+    ui.scores.clear()
+    got, errors, start = {}, [], threading.Barrier(len(plans))
 
     def session(i: int, name: str, ratios: list[float]) -> None:
         try:
-            at = app(LABS[0])
-            at.session_state["model_name"] = name
-            at.run()
+            start.wait()
             for r in ratios:
-                at.slider(key="prune_ratio").set_value(r).run()
-                assert not at.exception and not at.error, (at.exception, at.error)
-                seen.setdefault(i, []).append((r, metrics(at)["Non-zero parameters"], metrics(at)["Test accuracy"]))
-        except BaseException as e:  # report in the main thread
-            errors.append(e)
+                got[i, r] = ui.result(name, P.PruneConfig(r))[0]
+        except BaseException:  # report in the main thread, with where it happened
+            errors.append(traceback.format_exc())
 
     threads = [threading.Thread(target=session, args=(i, n, rs)) for i, (n, rs) in enumerate(plans)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors, errors
+    assert not errors, errors[0]
     for i, (name, ratios) in enumerate(plans):
-        s = models[name]
-        for r, nonzeros, acc in seen[i]:
-            want = P.evaluate(s.model, P.PruneConfig(r), s.test)[0]
-            assert (nonzeros, acc) == (f"{want.nonzeros:,}", f"{want.accuracy:.2%}"), (name, r)
-    for n, s in models.items():
-        assert all((before[n][k] == v).all() for k, v in s.model.state_dict().items())
+        for r in ratios:
+            want = P.evaluate(models[name].model, P.PruneConfig(r), models[name].test)[0]
+            assert (got[i, r].nonzeros, got[i, r].accuracy, got[i, r].removed) == (
+                want.nonzeros, want.accuracy, want.removed), (name, r)
+    assert _untouched(models, before)
 
 
 def test_a_colour_image_model_with_its_own_data_draws_every_home_figure():
