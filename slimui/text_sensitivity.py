@@ -72,9 +72,13 @@ def page(s: TextSample, teacher: bool) -> None:
         cfg = TQ.CellConfig(kind, round(float(ratio), 2), int(bits), bool(per_channel))
     done = st.session_state.setdefault(DONE, [])
     if cfg not in done:
-        st.info(f"24 evaluations on the quick set, about 10–20 s: {cfg.describe()}.")
-        if not st.button("Scan the 24 cells", key="text_sens_scan", type="primary"):
+        offer = st.empty()  # the offer goes away once taken: the scan's progress replaces it
+        with offer.container():
+            st.info(f"24 evaluations on the quick set, about 10–20 s: {cfg.describe()}.")
+            go = st.button("Scan the 24 cells", key="text_sens_scan", type="primary")
+        if not go:
             return
+        offer.empty()
         done.append(cfg)
     with state.friendly_errors():
         rows = scan(name, cfg)

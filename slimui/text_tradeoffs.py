@@ -55,9 +55,14 @@ def page(s: TextSample, teacher: bool) -> None:
     key = (name, cfg)
     results = st.session_state.setdefault(RESULTS, {})
     if key not in results:
-        st.info(f"{n} points to build and measure on {ui.where(name)}: about 3 s each on 2 cores (21 points took 57 s here, first visit).")
-        if not st.button(f"Build the {n} points", key="text_grid_run", type="primary"):
+        offer = st.empty()  # the offer goes away once taken: the build's progress bar replaces it
+        with offer.container():
+            st.info(f"{n} points to build and measure on {ui.where(name)}: about 3 s each on 2 cores (21 points "
+                    "took 57 s here, first visit).")
+            go = st.button(f"Build the {n} points", key="text_grid_run", type="primary")
+        if not go:
             st.stop()
+        offer.empty()
         bar = st.progress(0.0, "Building the grid…")
         results[key] = _grid(name, cfg, lambda i, total, label: bar.progress(i / total, f"{i}/{total}: {label}"))
         bar.empty()

@@ -77,6 +77,9 @@ def test_page_builds_a_grid_and_inspects_a_point():
     at.multiselect(key="text_grid_precisions").set_value(["fp32", "int8"]).run()
     at.button(key="text_grid_run").click().run()
     assert not at.exception and not at.error, (at.exception, at.error)
+    assert not any("points to build" in i.value for i in at.info)  # the offer is gone once taken, in the same run
+    with pytest.raises(KeyError):
+        at.button(key="text_grid_run")
     fig = figures(at)["text_grid_scatter"]
     points = [t for t in fig["data"] if t.get("mode") == "markers" and t.get("name") != "chosen"]
     assert sum(len(array(t["x"])) for t in points) == 4  # unpruned and heads -50 %, each fp32 and int8
