@@ -4,12 +4,15 @@ one group or one cell of Linear layers alone and measure how far the embeddings 
 
 What is quantized: the weight matrices of the encoder's Linear layers (attention q/k/v and output, FFN in and out).
 The embedding tables (11.9 M of the 22.7 M parameters), the LayerNorms and all biases stay fp32, in the simulation
-and in the int8 model alike. The given (shared) model is never changed: every variant is a new MiniLM.
+and in the int8 model alike, except when the int8 model is asked to store its word-embedding table (11.7 M
+parameters, half the fp32 file) in 8 bits too: one byte per weight with a float scale and offset per row, looked up
+and dequantized row by row (weight-only: no int8 arithmetic there). The given (shared) model is never changed: every
+variant is a new MiniLM.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Collection, Iterable
 
 import numpy as np
@@ -144,11 +147,27 @@ def cosine_by_bits(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor,
 
 # -------------------------------------------------------------------------------------------------- real int8
 
-def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None = None) -> int8_backend.Int8Model:
+WORD_TABLE = "embeddings.word_embeddings"
+
+
+def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None = None,
+              embeddings: bool = False) -> int8_backend.Int8Model:
     """The deployable dynamic int8 encoder: the Linear layers of the given groups (all 36 by default) run int8
-    kernels (torch.ao, weights per tensor or per channel), everything else stays fp32. The given model is not changed."""
+    kernels (torch.ao, weights per tensor or per channel); with `embeddings`, the word-embedding table is stored in 8
+    bits too (per row, weight-only); everything else stays fp32. The given model is not changed."""
     only = None if groups is None else set(select(model, groups))
-    return int8_backend.dynamic_int8(model, per_channel, only)
+    r = int8_backend.dynamic_int8(model, per_channel, only)
+    if not embeddings:
+        return r
+    from torch.ao.quantization import float_qparams_weight_only_qconfig, quantize_dynamic
+
+    rows, width = r.model.get_submodule(WORD_TABLE).weight.shape
+    with int8_backend._quiet():  # r.model is our own fresh copy: quantized in place
+        quantize_dynamic(r.model, {WORD_TABLE: float_qparams_weight_only_qconfig}, inplace=True)
+    note = (f"The word-embedding table ({rows:,} x {width}) is stored in 8 bits too: one byte per weight, with a "
+            "float scale and offset for each row (quint8, weight-only); a lookup dequantizes the rows it needs. The "
+            "position and token-type tables stay fp32.")
+    return replace(r, notes=(*r.notes, note))
 
 
 # -------------------------------------------------------------------------------------------- sensitivity scans

@@ -4,7 +4,7 @@ fake quantization), every point's embedding quality measured on held-out sentenc
 The points are built by the labs' own functions (slimcore.text_prune, slimcore.text_quant), so a point here is the
 model the Pruning or Quantization lab shows at the same setting. Sizes are measured (torch.save bytes) where a real
 artifact stores the weights as counted, and modelled otherwise, with the rule written beside each figure:
-- fp32 after structured pruning, and real int8: measured;
+- fp32 after structured pruning, and real int8 (with or without its word-embedding table in 8 bits): measured;
 - fp32 after unstructured pruning: modelled sparse storage (the smaller of bitmask and CSR; dense zeros cost as much
   as any weight, so the measured dense file would not change);
 - k-bit fake quantization: modelled, k bits per Linear weight plus one fp32 scale per channel, the rest fp32.
@@ -25,7 +25,7 @@ from . import text_quant as TQ
 from .metrics import modelled_size, serialized_bytes
 from .sweep import pareto
 
-PRECISIONS = ("fp32", "int8", "int6", "int4", "int3")
+PRECISIONS = ("fp32", "int8", "int8+emb", "int6", "int4", "int3")  # int8+emb: real int8, word embeddings 8-bit too
 
 
 def precision_label(p: str) -> str:
@@ -33,6 +33,8 @@ def precision_label(p: str) -> str:
         return "fp32"
     if p == "int8":
         return "real int8 (dynamic, per channel)"
+    if p == "int8+emb":
+        return "real int8 (per channel), word embeddings 8-bit too"
     return f"{p[3:]}-bit fake quant (per channel, simulated)"
 
 
@@ -52,7 +54,8 @@ class TextGridConfig:
             TP.TextPruneConfig(r, "unstructured")  # the same range check as the Pruning lab
         for p in self.precisions:
             if p not in PRECISIONS and not re.fullmatch(r"int([2-9]|1[0-6])", p):
-                raise ValueError(f"unknown precision {p!r}; known: fp32, int8 (real) and int2..int16 (fake)")
+                raise ValueError(f"unknown precision {p!r}; known: fp32, int8 and int8+emb (real) and int2..int16 "
+                                 "(fake)")
         if not (self.kinds and self.ratios and self.precisions):
             raise ValueError("the grid needs at least one pruning kind, one ratio and one precision")
 
@@ -81,9 +84,11 @@ def build(model: T.MiniLM, kind: str, ratio: float, precision: str) -> tuple[nn.
             m = modelled_size(pruned)
             return pruned, m.bytes, "modelled", f"sparse storage ({m.format}): {m.detail}"
         return pruned, float(serialized_bytes(pruned)), "measured", "torch.save of the fp32 model"
-    if precision == "int8":
-        q = TQ.int8_text(pruned, per_channel=True).model
-        return q, float(serialized_bytes(q)), "measured", "torch.save of the int8 model (zeros stored like any weight)"
+    if precision in ("int8", "int8+emb"):
+        q = TQ.int8_text(pruned, per_channel=True, embeddings=precision == "int8+emb").model
+        table = ", word embeddings 8-bit per row" if precision == "int8+emb" else ""
+        return q, float(serialized_bytes(q)), "measured", f"torch.save of the int8 model{table} (zeros stored like " \
+                                                          "any weight)"
     cfg = TQ.TextQuantConfig(int(precision[3:]), per_channel=True)
     m = TQ.modelled_size(pruned, cfg)
     return TQ.fake_quant_text(pruned, cfg), m.bytes, "modelled", m.detail

@@ -104,6 +104,34 @@ def test_int8_is_measured_smaller_and_the_modelled_8_bit_size_agrees(s):
     assert modelled == pytest.approx(measured, rel=0.02)   # the rule (weights at 8 bits, the rest fp32) is the file
 
 
+def test_int8_word_embeddings_are_8_bit_rows_and_change_nothing_else(s, quick, ref):
+    """The word-embedding table in 8 bits: each row on its own 256-level grid over [min, max] (our rule, checked
+    against the stored codes), a lookup returns the dequantized rows, every other weight is the plain int8 model's,
+    the file loses most of the table's bytes, and the embeddings stay close."""
+    from torch.ao.nn.quantized import Embedding as QuantizedEmbedding
+
+    plain, both = TQ.int8_text(s.model, True), TQ.int8_text(s.model, True, embeddings=True)
+    table = both.model.embeddings.word_embeddings
+    assert isinstance(table, QuantizedEmbedding) and any("word-embedding table" in n for n in both.notes)
+    w = s.model.embeddings.word_embeddings.weight.detach()
+    qw = table.weight()
+    assert qw.dtype == torch.quint8 and qw.qscheme() == torch.per_channel_affine_float_qparams
+    lo, hi = w.min(1).values, w.max(1).values
+    step = (hi - lo) / 255
+    assert torch.allclose(qw.q_per_channel_scales().float(), step, rtol=1e-5)
+    dequantized = qw.dequantize()
+    assert ((dequantized - w).abs() <= step[:, None] / 2 + 1e-6).all()   # rounding to the nearest level
+    ids = torch.tensor([list(quick.ids[0]) + [T.PAD_ID] * 2, list(quick.ids[1][:len(quick.ids[0]) + 2])])
+    assert torch.allclose(table(ids), dequantized[ids], atol=1e-6)   # (the kernel computes q * scale + offset)
+    twin = copy.deepcopy(plain.model)   # the plain int8 model with the dequantized table: the same encoder
+    twin.embeddings.word_embeddings.weight.data = dequantized
+    assert torch.allclose(twin(ids), both.model(ids), atol=1e-6)
+    table_fp32 = w.numel() * 4
+    assert serialized_bytes(both.model) < serialized_bytes(plain.model) - 0.7 * table_fp32
+    q = T.evaluate(both.model, quick, ref)
+    assert q.mean_cosine >= 0.97 and q.spearman > 0.98
+
+
 @pytest.mark.parametrize("group", list(T.GROUPS))
 def test_per_group_int8_leaves_the_other_groups_fp32(s, group):
     q = TQ.int8_text(s.model, False, [group]).model
@@ -121,7 +149,7 @@ def test_the_shared_model_is_never_changed(s, tiny):
     cfg = TQ.TextQuantConfig(3, True)
     TQ.fake_quant_text(s.model, cfg)
     TQ.int8_text(s.model, True)
-    TQ.int8_text(s.model, False, ["qkv"])
+    TQ.int8_text(s.model, False, ["qkv"], embeddings=True)
     TQ.group_variant(s.model, "ffn_in", "fake", cfg)
     TQ.cell_variant(s.model, TQ.CellConfig("prune", 0.9), TQ.select(s.model, ["qkv"], [0]))
     after = s.model.state_dict()

@@ -58,6 +58,16 @@ def test_a_point_is_the_labs_model(setup, frame):
     assert frame.loc[1, "mean cosine"] == pytest.approx(T.evaluate(q, sp, ref).mean_cosine, abs=1e-6)
 
 
+def test_int8_with_the_word_table_in_8_bits_is_a_measured_point_below_the_fp32_table(setup):
+    s, sp, ref = setup
+    net, size, how, rule = TT.build(s.model, "ffn", 0.5, "int8+emb")
+    assert how == "measured" and size == serialized_bytes(net) and "word embeddings 8-bit" in rule
+    assert size < s.model.embeddings.word_embeddings.weight.numel() * 4   # smaller than the fp32 table alone
+    plain = TQ.int8_text(TP.prune_text(s.model, TP.TextPruneConfig(0.5, "ffn")), True, embeddings=True).model
+    assert T.evaluate(net, sp, ref) == T.evaluate(plain, sp, ref)       # the Quantization lab's model, pruned
+    assert TT.TextGridConfig(precisions=("int8+emb",)).points()[0] == ("none", 0.0, "int8+emb")
+
+
 def test_fake_quant_and_sparse_points_are_modelled(setup):
     s, _, _ = setup
     net, size, how, rule = TT.build(s.model, "unstructured", 0.5, "fp32")
@@ -85,6 +95,8 @@ def test_page_builds_a_grid_and_inspects_a_point():
     assert sum(len(array(t["x"])) for t in points) == 4  # unpruned and heads -50 %, each fp32 and int8
     assert {t["name"] for t in points} == {"fp32", "real int8 (dynamic, per channel)"}
     assert fig["layout"]["yaxis"]["title"]["text"] == "mean cosine"
+    assert any("choose the precision *real int8 (per channel), word embeddings 8-bit too*" in c.value
+               for c in at.caption)   # the way below the fp32 word table's 45 MiB, when the grid lacks it
     at.selectbox(key="text_grid_point").set_value("unpruned, fp32").run()
     assert metrics(at)["Mean cosine to original"] == "1.0000"
     at.selectbox(key="text_grid_point").set_value("attention heads -50%, int8").run()
