@@ -1,8 +1,8 @@
-"""Text quantization benchmark (minilm): fp32 against real dynamic int8 per tensor and per channel (latency at batch
-1 and 32 with median, IQR and speed-ups; measured size; quality on the WHOLE test split), the per-Linear-shape kernel
-breakdown that explains the batch-32 speed-up, two attempts to make int8 faster (q/k/v fused into one Linear for fp32
-and int8 alike; the onednn engine), the per-group sensitivity, and the time from a Weight bits slider move to every
-figure (p50/p95).
+"""Text quantization benchmark (minilm): fp32 against real dynamic int8 per tensor, per channel, and per channel with
+the word-embedding table in 8 bits too (latency at batch 1 and 32 with median, IQR and speed-ups; measured size;
+quality on the WHOLE test split), the per-Linear-shape kernel breakdown that explains the batch-32 speed-up, two
+attempts to make int8 faster (q/k/v fused into one Linear for fp32 and int8 alike; the onednn engine), the per-group
+sensitivity, and the time from a Weight bits slider move to every figure (p50/p95).
 
 Usage: python benchmarks/bench_text_quant.py [--no-page] [--no-groups]
 """
@@ -26,9 +26,9 @@ from slimcore import int8 as I
 from slimcore import plots, serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
+from slimui.text_quant import INT8   # the Quantization lab's int8 encoders: label -> (per channel, embeddings)
 
 warnings.filterwarnings("ignore")   # torch.ao deprecation notices (the library code silences them itself)
-INT8 = {"int8 per tensor": False, "int8 per channel": True}
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -54,17 +54,17 @@ def latency_table(s: T.TextSample, models: dict[str, nn.Module], threads: int, m
     x = T.timing_batches(s.test, 32)
     print(f"\n{threads} thread(s); batch 1 = one sentence of {x[1].shape[1]} tokens, batch 32 = 32 sentences padded to "
           f"{x[32].shape[1]} tokens; round-robin, median (IQR) in ms; {load()}")
-    print(f"{'model':<24} {'batch 1':>17} {'speed-up':>9} {'batch 32':>17} {'speed-up':>9} {'repeats':>8}")
+    print(f"{'model':<34} {'batch 1':>17} {'speed-up':>9} {'batch 32':>17} {'speed-up':>9} {'repeats':>8}")
     base = lat[next(iter(models))]
     for k, (b1, b32) in lat.items():
-        print(f"{k:<24} {fmt(b1):>17} {base[0].median_ms / b1.median_ms:>8.2f}x {fmt(b32):>17} "
+        print(f"{k:<34} {fmt(b1):>17} {base[0].median_ms / b1.median_ms:>8.2f}x {fmt(b32):>17} "
               f"{base[1].median_ms / b32.median_ms:>8.2f}x {b1.repeats:>3}/{b32.repeats:<3}")
     return lat
 
 
 def real_int8(s: T.TextSample, built: dict) -> None:
     print("\n## Real dynamic int8 (torch.ao, x86 engine) against fp32")
-    print(f"{'model':<18} {'size':>10} {'':<8} {'smaller':>6}   quality on the WHOLE test split ({len(s.test)} sentences)")
+    print(f"{'model':<34} {'size':>10} {'':<8} {'smaller':>6}   quality on the WHOLE test split ({len(s.test)} sentences)")
     ref = T.embed(s.model, s.test)
     rows = {"fp32": s.model, **{k: r.model for k, r in built.items()},
             "fake 8-bit/tensor": TQ.fake_quant_text(s.model, TQ.TextQuantConfig(8, False)),
@@ -75,7 +75,7 @@ def real_int8(s: T.TextSample, built: dict) -> None:
         size = serialized_bytes(m) if not k.startswith("fake") else TQ.modelled_size(
             s.model, TQ.TextQuantConfig(8, k.endswith("channel"))).bytes
         label = "modelled" if k.startswith("fake") else "measured"
-        print(f"{k:<18} {size / 1e6:>7.2f} MB {label:<8} {base / size:>5.2f}x   mean cos {q.mean_cosine:.4f}, worst "
+        print(f"{k:<34} {size / 1e6:>7.2f} MB {label:<8} {base / size:>5.2f}x   mean cos {q.mean_cosine:.4f}, worst "
               f"{q.worst_cosine:.4f}, top-1 agree {q.top1_agreement:.1%}, Spearman {q.spearman:.4f}, paraphrase "
               f"top-1 {q.paraphrase_top1:.1%}")
     print("(fake rows: weights only, activations fp32 — the simulation; int8 rows also quantize every Linear's input "
@@ -257,7 +257,7 @@ if __name__ == "__main__":
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, quantized engine "
           f"{torch.backends.quantized.engine}; {load()}")
     s = slimcore.load_sample("minilm")
-    built = {k: TQ.int8_text(s.model, pc) for k, pc in INT8.items()}
+    built = {k: TQ.int8_text(s.model, pc, embeddings=emb) for k, (pc, emb) in INT8.items()}  # the page's three
     print("\n## Latency: fp32 against int8 (T.latencies, the page's timing)")
     models = {"fp32": s.model, **{k: r.model for k, r in built.items()}}
     for threads in (torch.get_num_threads(), 1):

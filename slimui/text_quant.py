@@ -1,6 +1,6 @@
 """The Quantization lab on the text sample (minilm): fake k-bit quantization of the encoder's Linear weights
-(simulated, on the quick set), real dynamic int8 per tensor and per channel (measured quality, size and latency),
-and which layer group is the most sensitive.
+(simulated, on the quick set), real dynamic int8 per tensor and per channel, and per channel with the word-embedding
+table in 8 bits too (measured quality, size and latency), and which layer group is the most sensitive.
 
 Cached pieces are plain records keyed by plain values; the int8 encoders are cached resources shared by every
 session and only ever evaluated. Timing runs last, after everything else is drawn.
@@ -20,7 +20,8 @@ from . import text as ui
 from .urlstate import Bool, Choice, Int
 
 DEFAULT_LAYER = "encoder.layer.5.output.dense"   # FFN out of the last layer: a wide weight range, a telling grid
-INT8 = {"int8 per tensor": False, "int8 per channel": True}
+INT8 = {"int8 per tensor": (False, False), "int8 per channel": (True, False),  # label: (per channel, embeddings)
+        "int8 per channel, embeddings too": (True, True)}
 METRICS = ("Mean cosine to original", "Worst cosine", "Top-1 neighbour agreement", "Spearman of pair similarities",
            "Paraphrase found (top-1)")
 
@@ -45,23 +46,24 @@ def layer_grid(name: str, layer: str, bits: int, per_channel: bool) -> dict:
 
 
 @st.cache_resource(show_spinner="Building the int8 encoder (torch.ao dynamic quantization)…")
-def int8_model(name: str, per_channel: bool):
-    """The real int8 encoder (all 36 Linear layers), built once per process and shared read-only."""
-    return TQ.int8_text(cache.sample(name).model, per_channel)
+def int8_model(name: str, per_channel: bool, embeddings: bool = False):
+    """The real int8 encoder (all 36 Linear layers, and the word-embedding table with `embeddings`), built once per
+    process and shared read-only."""
+    return TQ.int8_text(cache.sample(name).model, per_channel, embeddings=embeddings)
 
 
 @st.cache_data(show_spinner=False)
-def int8_figures(name: str, per_channel: bool, quick: bool = True) -> dict:
+def int8_figures(name: str, per_channel: bool, embeddings: bool = False, quick: bool = True) -> dict:
     """Measured quality and serialized size of a real int8 encoder."""
-    r = int8_model(name, per_channel)
+    r = int8_model(name, per_channel, embeddings)
     return {"quality": T.evaluate(r.model, ui.split(name, quick), ui.reference(name, quick)),
             "size_bytes": serialized_bytes(r.model), "notes": " ".join(r.notes), "engine": r.engine}
 
 
 @st.cache_data(show_spinner=False)
 def timings(name: str) -> dict[str, tuple[Latency, Latency]]:
-    """fp32 and both int8 encoders at batch 1 and 32 on real test sentences, timed side by side (round-robin)."""
-    models = {"fp32": cache.sample(name).model, **{k: int8_model(name, pc).model for k, pc in INT8.items()}}
+    """fp32 and the int8 encoders at batch 1 and 32 on real test sentences, timed side by side (round-robin)."""
+    models = {"fp32": cache.sample(name).model, **{k: int8_model(name, *v).model for k, v in INT8.items()}}
     return T.latencies(models, ui.split(name, False), max_seconds=1.0)
 
 
@@ -124,7 +126,8 @@ def page(s: TextSample, teacher: bool) -> None:
     st.caption("The sentence encoder's 36 Linear weight matrices (attention q/k/v and output, FFN in and out) rounded "
                "onto a k-bit grid. **Fake quantization is a simulation**: the rounded weights are stored and "
                "multiplied in fp32. The embedding tables (11.9 M of the 22.7 M parameters), LayerNorms and biases "
-               "stay fp32. Below, the real int8 encoder runs PyTorch's int8 kernels and is measured.")
+               "stay fp32. Below, the real int8 encoders run PyTorch's int8 kernels and are measured; one of them "
+               "also stores the word-embedding table in 8 bits.")
     url = urlstate.Spec(Int("text_bits", 8, 2, 16), Bool("text_per_channel"),
                         Choice("text_quant_layer", layers, DEFAULT_LAYER))
     url.load()
@@ -172,20 +175,21 @@ def page(s: TextSample, teacher: bool) -> None:
 
     st.subheader("Real int8 (dynamic, torch.ao)")
     with state.friendly_errors(), st.spinner("Building and evaluating the int8 encoders (once per process)…"):
-        figs = {k: int8_figures(name, pc) for k, pc in INT8.items()}
+        figs = {k: int8_figures(name, *v) for k, v in INT8.items()}
     table_slot, caption_slot = st.empty(), st.empty()
     _int8_table(table_slot, figs, base, fp32_bytes, None)
     if not teacher and st.button("Time again", key="text_quant_retime",
                                  help="Timing shares the CPU with everything else on this machine: this times fp32 "
-                                      "and both int8 encoders afresh, side by side."):
+                                      "and the int8 encoders afresh, side by side."):
         timings.clear(name)
     st.caption(f"Quality on {ui.where(name)}. Size: torch.save of each state dict (measured). "
-               f"{figs['int8 per channel']['notes']} Engine: {figs['int8 per channel']['engine']}.")
+               f"{figs['int8 per channel, embeddings too']['notes']} Engine: {figs['int8 per channel']['engine']}. "
+               "The per-tensor and plain per-channel rows keep the word-embedding table in fp32.")
 
     _groups_section(name, cfg)
     _full_split_section(name, cfg)
 
-    with caption_slot, st.spinner("Timing fp32 and both int8 encoders, side by side (once per process)…"):
+    with caption_slot, st.spinner("Timing fp32 and the int8 encoders, side by side (once per process)…"):
         lat = timings(name)
     _int8_table(table_slot, figs, base, fp32_bytes, lat)
     _why(caption_slot, name, lat, teacher)
@@ -273,13 +277,15 @@ def _full_split_section(name: str, cfg: TQ.TextQuantConfig) -> None:
         done = st.session_state["tq_full"] = (cfg.bits, cfg.per_channel)
     if done is None:
         st.caption("The figures above are on the quick set, so that the slider stays fast. This measures the current "
-                   "fake-quantized encoder and both int8 encoders on every held-out sentence (a few seconds).")
+                   "fake-quantized encoder and the three int8 encoders on every held-out sentence (a few seconds).")
         return
     bar, tick = _progress("Embedding the whole test split:")
     fake = fake_quality(name, *done, quick=False)
-    tick(1, 3)
-    real = {k: int8_figures(name, pc, quick=False)["quality"] for k, pc in INT8.items()}
-    tick(3, 3)
+    tick(1, 1 + len(INT8))
+    real = {}
+    for i, (k, v) in enumerate(INT8.items()):
+        real[k] = int8_figures(name, *v, quick=False)["quality"]
+        tick(2 + i, 1 + len(INT8))
     bar.empty()
     full = TQ.TextQuantConfig(*done)
     rows = [[f"fake {full.describe()} (simulated)", *_row(fake)]] + [[f"real {k}", *_row(q)] for k, q in real.items()]

@@ -76,9 +76,12 @@ def page(s: TextSample, teacher: bool) -> None:
         frame["size is"], list(frame.index[frame["frontier"]]), chosen=i, reference=1.0, notes=frame["size rule"],
         title="Mean cosine to the original against size", x_title="size", x_unit=" MiB", log_x=False,
         y_title="mean cosine", percent=False), key="text_grid_scatter")
+    table = ("the points of precision *" + TT.precision_label("int8+emb") + "* store it in 8 bits as well, and only "
+             "they go below that" if (frame["precision"] == "int8+emb").any() else "choose the precision *"
+             + TT.precision_label("int8+emb") + "* to store it in 8 bits as well")
     st.caption(f"Measured on {ui.where(name)}. About half of the original's {ui.size_bytes(name) / 2**20:.1f} MiB is "
                "the word-embedding table (30,522 x 384), which neither pruning nor quantizing the Linear layers "
-               "touches: that is why sizes bunch up above 45 MiB.")
+               f"touches: that is why their sizes bunch up above 45 MiB; {table}.")
 
     row = frame.loc[i]
     st.subheader(f"Chosen: {chosen}")

@@ -62,12 +62,16 @@ def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(p
     assert shown["Size at 8 bits (modelled)"] == f"{TQ.modelled_size(s.model, TQ.TextQuantConfig(8, False)).bytes / 2**20:,.1f} MiB"
     assert any("Fake quantization: simulated" in m.value for m in page.markdown)
     table = page.dataframe[0].value.set_index("model")
-    assert list(table.index) == ["fp32 (original)", "real int8 per tensor", "real int8 per channel"]
+    both = "real int8 per channel, embeddings too"
+    assert list(table.index) == ["fp32 (original)", "real int8 per tensor", "real int8 per channel", both]
     b1, b32 = "latency batch 1 (measured)", "latency batch 32 (measured)"
-    assert all(table.loc[k, c].endswith("× fp32") for k in ("real int8 per tensor", "real int8 per channel")
+    assert all(table.loc[k, c].endswith("× fp32") for k in ("real int8 per tensor", "real int8 per channel", both)
                for c in (b1, b32))
     size = serialized_bytes(TQ.int8_text(s.model, True).model)
     assert table.loc["real int8 per channel", "size (measured file)"].startswith(f"{size / 2**20:,.1f} MiB")
+    small = serialized_bytes(TQ.int8_text(s.model, True, embeddings=True).model)
+    assert table.loc[both, "size (measured file)"].startswith(f"{small / 2**20:,.1f} MiB") and small < size / 2
+    assert any("word-embedding table (30,522 x 384) is stored in 8 bits" in c.value for c in page.caption)
     pc, pt = (float(table.loc[f"real int8 {k}", COSINE]) for k in ("per channel", "per tensor"))
     assert pc > pt
     notes = [c.value for c in page.caption] + [w.value for w in page.warning]
@@ -118,7 +122,7 @@ def test_whole_test_split_comes_behind_a_button(page, s):
     page.button(key="text_quant_full").click().run()
     assert not page.exception
     full = page.dataframe[-1].value
-    assert len(full) == 3 and full["model"].iloc[0].startswith("fake ")
+    assert len(full) == 4 and full["model"].iloc[0].startswith("fake ")
     test_ref = T.embed(s.model, s.test)
     q = T.evaluate(TQ.int8_text(s.model, True).model, s.test, test_ref)
     assert full.set_index("model").loc["real int8 per channel", COSINE] == f"{q.mean_cosine:.4f}"
