@@ -25,3 +25,15 @@ def choose(page: Page, label: str, option: str) -> None:
 def expect_metric(page: Page, label: str, value: str) -> None:
     expect(page.locator("[data-testid='stMetric']", has_text=label).first.locator(
         "[data-testid='stMetricValue']")).to_have_text(value, timeout=60_000)
+
+
+CHARTS = "[data-testid='stPlotlyChart'] .js-plotly-plot"
+
+
+def wait_for_chart(page: Page, n: int, predicate: str, timeout: float = 60_000) -> None:
+    """Wait until the n-th plotly chart on the page satisfies `predicate`, a JS function of the chart node (g =>
+    ...). The chart is looked up afresh on every poll: a rerun can replace the node, and a handle taken once would
+    then wait on a detached chart forever."""
+    page.wait_for_function(f"([n]) => {{ const g = document.querySelectorAll({CHARTS!r})[n];"
+                           f" try {{ return !!g && !!g.data && ({predicate})(g); }} catch (e) {{ return false; }} }}",
+                           arg=[n], timeout=timeout)

@@ -3,7 +3,7 @@ import pytest
 from playwright.sync_api import expect
 
 import slimcore
-from tests.browser.helpers import choose, expect_metric, metric, wait_idle
+from tests.browser.helpers import choose, expect_metric, metric, wait_for_chart, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -26,5 +26,5 @@ def test_home_renders_and_switches_model(server, page):
     assert "mnist1d-mlp" in page.url
     expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3, timeout=60_000)
     expect(gallery).to_be_visible()
-    page.wait_for_function("g => g.data.every(t => t.type === 'scatter')", arg=gallery.element_handle())  # 1-D signals
+    wait_for_chart(page, 2, "g => g.data.every(t => t.type === 'scatter')")  # the gallery: 1-D signals
     assert metric(page, "Size (measured)").endswith("KiB")

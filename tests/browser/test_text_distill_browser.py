@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 import slimcore
 from slimcore import text_distill as TD
-from tests.browser.helpers import expect_metric, wait_idle
+from tests.browser.helpers import expect_metric, wait_for_chart, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def test_temperature_slider_reshapes_the_similarity_distribution(server, page):
     expect_metric(page, "Teacher's entropy", _entropy(rows, 0.2))
     chart = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").first
     expect(chart).to_be_visible()
-    page.wait_for_function("g => g.layout.title.text.includes('T = 0.2:')", arg=chart.element_handle())
+    wait_for_chart(page, 0, "g => g.layout.title.text.includes('T = 0.2:')")
     top = chart.evaluate("g => Math.max(...Array.from(g.data[0].y))")
     # all 31 other sentences drawn as categories (plotly would read '#1' as a number and drop '#1 ★')
     assert chart.evaluate("g => g._fullLayout.xaxis.type") == "category"

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 import slimcore
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from tests.browser.helpers import expect_metric, wait_idle
+from tests.browser.helpers import expect_metric, wait_for_chart, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -36,8 +36,8 @@ def test_text_grid_builds_and_a_point_opens(server, page):
     expect(chart).to_be_visible(timeout=180_000)
     wait_idle(page)
     # plotly keeps the decoded arrays in _fullData (data may still hold the base64 form)
-    page.wait_for_function("g => g._fullData.filter(t => t.mode === 'markers' && t.name !== 'chosen')"
-                           ".reduce((n, t) => n + t.x.length, 0) === 4", arg=chart.element_handle())
+    wait_for_chart(page, 0, "g => g._fullData.filter(t => t.mode === 'markers' && t.name !== 'chosen')"
+                            ".reduce((n, t) => n + t.x.length, 0) === 4")
     page.get_by_role("combobox", name="Point to inspect").click()
     page.get_by_role("option", name="unpruned, int8", exact=True).click()
     expect_metric(page, "Mean cosine to original", f"{int8.mean_cosine:.4f}")
