@@ -26,9 +26,9 @@ from slimcore import int8 as I
 from slimcore import plots, serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from slimui.text_quant import INT8   # the Quantization lab's int8 encoders: label -> (per channel, embeddings)
 
 warnings.filterwarnings("ignore")   # torch.ao deprecation notices (the library code silences them itself)
+INT8 = TQ.INT8_VARIANTS             # the Quantization lab's real int8 encoders
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -148,6 +148,9 @@ def cosine_by_bits(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor,
 # -------------------------------------------------------------------------------------------------- real int8
 
 WORD_TABLE = "embeddings.word_embeddings"
+# The real int8 encoders the Quantization lab shows: label -> (weights per channel, word table in 8 bits)
+INT8_VARIANTS = {"int8 per tensor": (False, False), "int8 per channel": (True, False),
+                 "int8 per channel, embeddings too": (True, True)}
 
 
 def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None = None,

@@ -20,8 +20,7 @@ from . import text as ui
 from .urlstate import Bool, Choice, Int
 
 DEFAULT_LAYER = "encoder.layer.5.output.dense"   # FFN out of the last layer: a wide weight range, a telling grid
-INT8 = {"int8 per tensor": (False, False), "int8 per channel": (True, False),  # label: (per channel, embeddings)
-        "int8 per channel, embeddings too": (True, True)}
+INT8 = TQ.INT8_VARIANTS   # the real int8 encoders shown: label -> (per channel, word table in 8 bits)
 METRICS = ("Mean cosine to original", "Worst cosine", "Top-1 neighbour agreement", "Spearman of pair similarities",
            "Paraphrase found (top-1)")
 
