@@ -195,14 +195,20 @@ def page(s: TextSample, teacher: bool) -> None:
 
 
 def _int8_table(slot, figs: dict, base: T.TextQuality, fp32_bytes: int, lat: dict | None) -> None:
-    cols = ["model", *METRICS, "size (measured file)", "latency batch 1 (measured)", "latency batch 32 (measured)"]
+    """Quality, size and speed first (what fits on screen), then the other quality figures."""
+    cols = ["model", METRICS[0], "size (measured file)", "latency batch 1 (measured)", "latency batch 32 (measured)",
+            *METRICS[1:]]
     f32 = lat["fp32"] if lat else None
-    rows = [["fp32 (original)", *_row(base), f"{fp32_bytes / 2**20:,.1f} MiB",
-             *(f"{b.median_ms:.1f} ms (IQR {b.iqr_ms:.1f})" if lat else "timing…" for b in (f32 or (None, None)))]]
+
+    def row(label: str, q: T.TextQuality, size: str, timing: list[str]) -> list[str]:
+        return [label, _row(q)[0], size, *(timing if lat else ["timing…"] * 2), *_row(q)[1:]]
+
+    rows = [row("fp32 (original)", base, f"{fp32_bytes / 2**20:,.1f} MiB",
+                [f"{b.median_ms:.1f} ms (IQR {b.iqr_ms:.1f})" for b in f32 or ()])]
     for k, f in figs.items():
-        timing = [_speed(lat[k][i], f32[i]) for i in (0, 1)] if lat else ["timing…", "timing…"]
-        rows.append([f"real {k}", *_row(f["quality"]), f"{f['size_bytes'] / 2**20:,.1f} MiB "
-                     f"({fp32_bytes / f['size_bytes']:.2f}× smaller)", *timing])
+        rows.append(row(f"real {k}", f["quality"], f"{f['size_bytes'] / 2**20:,.1f} MiB "
+                        f"({fp32_bytes / f['size_bytes']:.2f}× smaller)", [_speed(lat[k][i], f32[i]) for i in (0, 1)]
+                        if lat else []))
     slot.dataframe(pd.DataFrame(rows, columns=cols), hide_index=True, width="stretch")
 
 
