@@ -17,7 +17,7 @@ from slimcore import plots
 
 def home_figures(s: slimcore.Sample) -> None:
     """What the home page computes for a model: its measurement and its three figures."""
-    m = slimcore.measure(s.model, s.test)  # with timing, which the page does last
+    m = slimcore.measure(s)  # with timing, which the page does last
     w = slimcore.weight_layers(s.model)[m.layers[0].name].weight.numpy().ravel()
     plots.weight_histogram(w)
     plots.layer_bars([r.name for r in m.layers], [r.params for r in m.layers], "p", "p")

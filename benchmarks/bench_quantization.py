@@ -72,7 +72,7 @@ def page_reruns() -> None:
     print("\n## Quantization page rerun per Bit width move (AppTest, server side; curve and int8 already cached)")
     print(f"{'model':<13} {'first visit of a bit width':>28} {'revisit (cached)':>18}")
     for name in ("digits-cnn", "digits-mlp"):
-        at = app("pages/2_Quantization.py")
+        at = app("views/2_Quantization.py")
         at.query_params["model"] = name
         at.run()
         first, again = [], []
@@ -118,14 +118,14 @@ def curves_and_breakdown() -> None:
               + f" {'ternary':>8} {'curve time':>11}")
         for label, cfg in settings.items():
             t0 = time.perf_counter()
-            curve = {p.bits: p.accuracy for p in q.accuracy_by_bits(s.model, s.test, cfg, range(1, 17))}
+            curve = {p.bits: p.value for p in q.quality_by_bits(s.model, slimcore.families.family_of(s).scorer(s), cfg, range(1, 17))}
             tern = slimcore.accuracy(q.quantize(s.model, config=replace(cfg, ternary=True)), s.test)
             dt = (time.perf_counter() - t0) * 1000
             print(f"{label:<13} " + " ".join(f"{curve[b]:>8.2%}" for b in shown) + f" {tern:>8.2%} {dt:>8.0f} ms")
         acts = q.QuantConfig(per_channel=True, activations=q.ActivationConfig(8))
         calib = q.calibrate(s.model, s.data.train.x[:CALIBRATION])
         t0 = time.perf_counter()
-        curve = {p.bits: p.accuracy for p in q.accuracy_by_bits(s.model, s.test, acts, range(1, 17), calib)}
+        curve = {p.bits: p.value for p in q.quality_by_bits(s.model, slimcore.families.family_of(s).scorer(s), acts, range(1, 17), calib)}
         dt = (time.perf_counter() - t0) * 1000
         print(f"{'W k, A8 chan':<13} " + " ".join(f"{curve[b]:>8.2%}" for b in shown) + f" {'':>8} {dt:>8.0f} ms")
 

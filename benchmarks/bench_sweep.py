@@ -18,6 +18,7 @@ from torch.nn.utils import prune as tprune
 from _util import timed  # (importing _util puts the repository on sys.path)
 
 import slimcore
+from slimcore import quantization as Q
 from slimcore.sweep import BITS, FP32, PRUNE_RATIOS, allocate, pareto, sensitivity, sweep
 
 
@@ -34,10 +35,10 @@ def naive(s: slimcore.Sample, ratios, bits, row: bool = True) -> pd.DataFrame:
                 tprune.l1_unstructured(m, "weight", amount=r)
                 tprune.remove(m, "weight")
             if b != FP32:
-                net = slimcore.quantize(net, b)
+                net = Q.quantize(net, b)
             size = slimcore.modelled_size(net, b).bytes
             if row:
-                m = slimcore.measure(net, s.test, timing=False)
+                m = slimcore.measure(s, net, timing=False)
                 rows.append(dict(prune_ratio=r, bits=b, accuracy=m.accuracy, size_bytes=size, macs=m.macs,
                                  nonzeros=m.nonzeros))
             else:

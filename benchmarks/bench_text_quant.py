@@ -26,6 +26,8 @@ from slimcore import int8 as I
 from slimcore import plots, serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
+from slimcore import quantization as Q
+from slimcore.quantization import QuantConfig
 
 warnings.filterwarnings("ignore")   # torch.ao deprecation notices (the library code silences them itself)
 INT8 = TQ.INT8_VARIANTS             # the Quantization lab's real int8 encoders
@@ -67,13 +69,13 @@ def real_int8(s: T.TextSample, built: dict) -> None:
     print(f"{'model':<34} {'size':>10} {'':<8} {'smaller':>6}   quality on the WHOLE test split ({len(s.test)} sentences)")
     ref = T.embed(s.model, s.test)
     rows = {"fp32": s.model, **{k: r.model for k, r in built.items()},
-            "fake 8-bit/tensor": TQ.fake_quant_text(s.model, TQ.TextQuantConfig(8, False)),
-            "fake 8-bit/channel": TQ.fake_quant_text(s.model, TQ.TextQuantConfig(8, True))}
+            "fake 8-bit/tensor": TQ.fake_quantized(s.model, QuantConfig(8, per_channel=False)),
+            "fake 8-bit/channel": TQ.fake_quantized(s.model, QuantConfig(8, per_channel=True))}
     base = serialized_bytes(s.model)
     for k, m in rows.items():
         q = T.evaluate(m, s.test, ref)
-        size = serialized_bytes(m) if not k.startswith("fake") else TQ.modelled_size(
-            s.model, TQ.TextQuantConfig(8, k.endswith("channel"))).bytes
+        size = serialized_bytes(m) if not k.startswith("fake") else Q.modelled_bytes(
+            s.model, QuantConfig(8, per_channel=k.endswith("channel")), TQ.layers(s.model)).bytes
         label = "modelled" if k.startswith("fake") else "measured"
         print(f"{k:<34} {size / 1e6:>7.2f} MB {label:<8} {base / size:>5.2f}x   mean cos {q.mean_cosine:.4f}, worst "
               f"{q.worst_cosine:.4f}, top-1 agree {q.top1_agreement:.1%}, Spearman {q.spearman:.4f}, paraphrase "
@@ -197,9 +199,9 @@ def groups(s: T.TextSample) -> None:
     for name, split in (("quick set", s.data.quick_set), ("whole test split", s.test)):
         ref = T.embed(s.model, split)
         t0 = time.perf_counter()
-        rows = TQ.group_sensitivity(s.model, split, ref, TQ.TextQuantConfig(4, True))
+        rows = TQ.group_sensitivity(s.model, split, ref, QuantConfig(4, per_channel=True))
         print(f"\n{name} ({time.perf_counter() - t0:.1f} s for 12 evaluations)")
-        print(f"{'group':<18} " + " ".join(f"{TQ.method_label(m, TQ.TextQuantConfig(4, True)):>36}" for m in TQ.GROUP_METHODS))
+        print(f"{'group':<18} " + " ".join(f"{TQ.method_label(m, QuantConfig(4, per_channel=True)):>36}" for m in TQ.GROUP_METHODS))
         for g in T.GROUPS:
             cells = [r for r in rows if r.group == g]
             print(f"{T.GROUP_LABELS[g]:<18} " + " ".join(f"{r.drop:>18.4f} (rho {r.quality.spearman:.4f})" for r in cells))
@@ -214,10 +216,10 @@ def slider(s: T.TextSample) -> None:
     for per_channel in (False, True):
         ts = []
         for bits in TQ.CURVE_BITS:
-            cfg = TQ.TextQuantConfig(bits, per_channel)
+            cfg = QuantConfig(bits, per_channel=per_channel)
             t0 = time.perf_counter()
-            q = T.evaluate(TQ.fake_quant_text(s.model, cfg), quick, ref)
-            TQ.modelled_size(s.model, cfg)
+            q = T.evaluate(TQ.fake_quantized(s.model, cfg), quick, ref)
+            Q.modelled_bytes(s.model, cfg, TQ.layers(s.model))
             g = TQ.layer_grid(s.model, layer, cfg)
             plots.levels_histogram(g["w"], g["levels"], "grid", note=g["note"])
             plots.line_chart(list(TQ.CURVE_BITS), {"mean cosine": [q.mean_cosine] * 15, "worst cosine": [0.9] * 15,
@@ -225,10 +227,10 @@ def slider(s: T.TextSample) -> None:
             ts.append((time.perf_counter() - t0) * 1000)
         print(f"{'per channel' if per_channel else 'per tensor':<12} p50 {statistics.median(ts):6.0f} ms  p95 "
               f"{pct(ts, 0.95):6.0f} ms  max {max(ts):6.0f} ms   ({load()})")
-    parts = {"fake-quantize 36 weights": lambda: TQ.quantized_weights(s.model, TQ.TextQuantConfig(4, True)),
-             "new encoder (with_weights)": lambda: TQ.with_weights(s.model, TQ.quantized_weights(
-                 s.model, TQ.TextQuantConfig(4, True))),
-             "new encoder (T.variant)": lambda: T.variant(s.model, TQ.quantized_weights(s.model, TQ.TextQuantConfig(4, True))),
+    four = QuantConfig(4, per_channel=True)
+    parts = {"fake-quantize 36 weights": lambda: Q.quantized_weights(s.model, four, TQ.layers(s.model)),
+             "new encoder (copy_with)": lambda: Q.copy_with(s.model, Q.quantized_weights(s.model, four, TQ.layers(s.model))),
+             "new encoder (T.variant)": lambda: T.variant(s.model, Q.quantized_weights(s.model, four, TQ.layers(s.model))),
              "embed the quick set": lambda: T.embed(s.model, quick)}
     print("parts (median of 7): " + "; ".join(f"{k} {timed(f, repeats=7)['median_ms']:.0f} ms" for k, f in parts.items()))
 
@@ -237,7 +239,7 @@ def page_reruns() -> None:
     from tests.apptest_utils import app
 
     print("\n## The page itself, server side (AppTest): first visit, then Weight bits moves with the curve cached")
-    at = app("pages/2_Quantization.py", timeout=1200)
+    at = app("views/2_Quantization.py", timeout=1200)
     at.query_params["model"] = "minilm"
     t0 = time.perf_counter()
     at.run()
@@ -246,7 +248,7 @@ def page_reruns() -> None:
     ts = []
     for bits in (7, 6, 5, 4, 3, 2, 9, 10, 12, 16, 8):
         t0 = time.perf_counter()
-        at.slider(key="text_bits").set_value(bits).run()
+        at.slider(key="bit_width").set_value(bits).run()
         ts.append((time.perf_counter() - t0) * 1000)
         assert not at.exception, at.exception
     print(f"slider move, whole page rerun: p50 {statistics.median(ts):.0f} ms, p95 {pct(ts, 0.95):.0f} ms, "

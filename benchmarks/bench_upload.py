@@ -45,7 +45,7 @@ def server_side(blobs: dict[str, bytes], params: int) -> None:
         t0 = time.perf_counter()
         s = U.load_upload(blob, f"big.{'pt2' if 'export' in label else 'pt'}")
         t1 = time.perf_counter()
-        m = slimcore.measure(s.model, s.test, timing=False)  # the home page's baseline figures
+        m = slimcore.measure(s, timing=False)  # the home page's baseline figures
         t2 = time.perf_counter()
         layer = max(m.layers, key=lambda r: r.params).name
         plots.weight_histogram(slimcore.weight_layers(s.model)[layer].weight.detach().numpy().ravel())

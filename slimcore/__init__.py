@@ -1,27 +1,36 @@
 """slimcore: the SlimLab backend (pure PyTorch, no UI). Compression techniques, measurement and plot builders."""
+from . import families
 from .data import Dataset, Split, load_dataset
-from .metrics import (LayerInfo, Latency, Measurement, ModelledSize, accuracy, agreement, compare_latencies,
+from .families import Family, Metric, Score, family_of
+from .metrics import (LayerInfo, Latency, ModelledSize, accuracy, agreement, compare_latencies,
                       compare_latency, latency, layer_table,
-                      latencies, measure, modelled_size, predict, serialized_bytes, weight_layers)
+                      latencies, modelled_size, predict, serialized_bytes, weight_layers)
 from .int8 import Int8Model, int8_model
-from .pruning import GradualConfig, PruneConfig, gradual_prune, masks, prune, remove_channels
-from .quantization import (ActivationConfig, LayerError, QParams, QuantConfig, accuracy_by_bits, binarize, calibrate,
-                           fake_quantize, fixed_point, layer_errors, levels, qparams, quantize, quantized_weights,
+from .pruning import GradualConfig, PruneConfig, gradual_prune, masks, remove_channels
+from .quantization import (ActivationConfig, LayerError, QParams, QuantConfig, quality_by_bits, binarize, calibrate,
+                           fake_quantize, fixed_point, layer_errors, levels, qparams, quantized_weights,
                            sqnr_db, ternarize)
 from .sweep import Allocation, Outcome, SweepError, allocate, pareto, sensitivity, sweep
 from .recipe import Int8Config, Recipe
+from .api import Measurement, distill, measure, prune, quantize, score, time_models
+from .distillation import DistillConfig
+from .text_distill import TextDistillConfig
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
 __all__ = [
+    "families", "Family", "Metric", "Score", "family_of",
     "Dataset", "Split", "load_dataset",
-    "LayerInfo", "Latency", "Measurement", "ModelledSize", "accuracy", "agreement", "compare_latencies", "compare_latency", "latency", "layer_table", "latencies", "measure",
+    "LayerInfo", "Latency", "ModelledSize", "accuracy", "agreement", "compare_latencies", "compare_latency", "latency",
+    "layer_table", "latencies",
     "modelled_size", "predict", "serialized_bytes", "weight_layers",
-    "GradualConfig", "PruneConfig", "gradual_prune", "masks", "prune", "remove_channels",
+    "GradualConfig", "PruneConfig", "gradual_prune", "masks", "remove_channels",
     "Int8Model", "int8_model",
-    "ActivationConfig", "LayerError", "QParams", "QuantConfig", "accuracy_by_bits", "binarize", "calibrate",
-    "fake_quantize", "fixed_point", "layer_errors", "levels", "qparams", "quantize", "quantized_weights", "sqnr_db",
+    "ActivationConfig", "LayerError", "QParams", "QuantConfig", "quality_by_bits", "binarize", "calibrate",
+    "fake_quantize", "fixed_point", "layer_errors", "levels", "qparams", "quantized_weights", "sqnr_db",
     "ternarize",
     "Allocation", "Outcome", "SweepError", "allocate", "pareto", "sensitivity", "sweep",
     "Int8Config", "Recipe",
+    "Measurement", "distill", "measure", "prune", "quantize", "score", "time_models", "DistillConfig",
+    "TextDistillConfig",
     "DEFAULT_SAMPLE", "Sample", "SampleError", "list_samples", "load_sample",
 ]

@@ -43,7 +43,7 @@ class Dataset:
     test: Split
 
 
-def _split(x: np.ndarray, y: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[Split, Split, Split]:
+def split_arrays(x: np.ndarray, y: np.ndarray, fractions: tuple[float, float], seed: int) -> tuple[Split, Split, Split]:
     """Shuffle with a seed, then cut into train / val / test by the given val and test fractions."""
     order = np.random.default_rng(seed).permutation(len(y))
     n_val, n_test = (int(round(f * len(y))) for f in fractions)
@@ -75,7 +75,7 @@ def digits() -> Dataset:
     """UCI handwritten digits shipped in scikit-learn: 1,797 8x8 images, pixels scaled to [0, 1]; 60/20/20 split."""
     images, target = _digits_arrays()
     x = (images / 16.0).astype(np.float32)[:, None, :, :]
-    train, val, test = _split(x, target, (0.2, 0.2), SPLIT_SEED)
+    train, val, test = split_arrays(x, target, (0.2, 0.2), SPLIT_SEED)
     return Dataset("digits", "UCI handwritten digits (8x8, scikit-learn)", (1, 8, 8), 10, train, val, test)
 
 

@@ -32,7 +32,8 @@ _SILENCED = (
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
+    """Silence torch.ao's deprecation notice and its notes on quantized tensor creation while building int8 models."""
     with warnings.catch_warnings():
         for category, message in _SILENCED:
             warnings.filterwarnings("ignore", message=message, category=category)
@@ -117,7 +118,7 @@ def int8_model(model: nn.Module, calibration: torch.Tensor | None = None, kind: 
     if kind == "static" and calibration is None:
         raise ValueError("static int8 needs a calibration batch of training inputs")
     notes: list[str] = []
-    with _quiet():
+    with quiet():
         engine = _engine()
         if kind == "static":
             try:
@@ -158,7 +159,7 @@ def dynamic_int8(model: nn.Module, per_channel: bool = False, only: set[str] | N
             raise ValueError("no Linear layer chosen for int8")
     qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
     spec = {nn.Linear: qconfig} if only is None else {n: qconfig for n in only}
-    with _quiet():
+    with quiet():
         engine = _engine()
         q = quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8).eval()
     chosen = len(linears) if only is None else len(only)

@@ -55,8 +55,9 @@ class LayerInfo:
         return 1.0 - self.nonzeros / self.params if self.params else 0.0
 
 
-def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
-    """Per-layer shapes, parameters, non-zeros and MACs, found by one forward pass on a single example."""
+def layer_table(model: nn.Module, example: tuple[int, ...] | torch.Tensor) -> list[LayerInfo]:
+    """Per-layer shapes, parameters, non-zeros and MACs, found by one forward pass on a single example: a real one
+    (a batch of one, e.g. a sentence's token ids), or zeros of an input shape."""
     layers = weight_layers(model)
     macs: dict[str, int] = {}
 
@@ -70,7 +71,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerInf
     handles = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
     try:
         with torch.inference_mode():
-            model(torch.zeros((1, *input_shape)))
+            model(example[:1] if isinstance(example, torch.Tensor) else torch.zeros((1, *example)))
     finally:
         for h in handles:
             h.remove()
@@ -210,20 +211,6 @@ def latency(model: nn.Module, example: torch.Tensor, batch: int = 1, threads: in
     return compare_latency({"model": model}, example, batch, threads, warmup, repeats, max_seconds)["model"]
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """Baseline figures of a model on a test split: each measured, except `modelled` sizes."""
-
-    accuracy: float
-    params: int
-    nonzeros: int
-    macs: int
-    size_bytes: int            # measured: torch.save of the state dict
-    latency_b1: Latency | None    # None when measured with timing=False
-    latency_b256: Latency | None
-    layers: tuple[LayerInfo, ...]
-
-
 def latencies(model: nn.Module, test: Split, repeats: int = 30, max_seconds: float = 2.0) -> tuple[Latency, Latency]:
     """Latency at batch 1 and at batch 256 on real test inputs."""
     example = test.x[:256]
@@ -237,13 +224,3 @@ def compare_latencies(models: dict[str, nn.Module], test: Split, repeats: int = 
     example = test.x[:256]
     b1, b256 = (compare_latency(models, example, b, repeats=repeats, max_seconds=max_seconds) for b in (1, 256))
     return {k: (b1[k], b256[k]) for k in models}
-
-
-def measure(model: nn.Module, test: Split, repeats: int = 30, timing: bool = True) -> Measurement:
-    """Accuracy, parameters, non-zeros, MACs, serialized size and, unless timing is False, latency (batch 1 and 256)."""
-    layers = tuple(layer_table(model, tuple(test.x.shape[1:])))
-    params = sum(p.numel() for p in model.parameters())
-    nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())
-    b1, b256 = latencies(model, test, repeats) if timing else (None, None)
-    return Measurement(accuracy(model, test), params, nonzeros, sum(r.macs for r in layers), serialized_bytes(model),
-                       b1, b256, layers)

@@ -21,6 +21,7 @@ from .metrics import ModelledSize, accuracy, modelled_size, serialized_bytes, we
 
 METHODS = {"l1": "L1 magnitude |w|", "random": "random (seeded)", "taylor": "first-order Taylor |w · ∂L/∂w|"}
 SCOPES = {"layer": "per layer", "global": "global"}
+CALIBRATION = 256   # training examples that Taylor importance is computed on (the labs, sweeps and recipes alike)
 
 Masks = dict[str, torch.Tensor]
 
@@ -37,6 +38,7 @@ class PruneConfig:
     skip: tuple[str, ...] = ()       # layers left untouched
     overrides: tuple[tuple[str, float], ...] = ()  # (layer, amount) pairs pruned at their own ratio
     seed: int = 0                    # for "random"
+    unit: str = "channels"           # structured: the kind of unit removed (a family's unit_kinds: channels; heads, ffn)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.amount < 1.0:
@@ -73,7 +75,7 @@ def weight_scores(model: nn.Module, method: str, calibration: Split | None = Non
     raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
 
 
-def _lowest(scores: torch.Tensor, amount: float) -> torch.Tensor:
+def lowest(scores: torch.Tensor, amount: float) -> torch.Tensor:
     """Keep-mask removing the round(amount * n) lowest scores, as torch.nn.utils.prune's L1Unstructured counts them.
     The cut is found by a linear-time partition (np.partition) instead of a top-k sort; ties at the cut go in index
     order."""
@@ -126,15 +128,15 @@ def masks(model: nn.Module, cfg: PruneConfig, calibration: Split | None = None,
             keep = _keep_channels(_channel_scores(scores[n], cfg.norm), amount)
             out[n] = keep.view(-1, *[1] * (scores[n].dim() - 1)).expand_as(scores[n]).clone()
         else:
-            out[n] = _lowest(scores[n], amount)
+            out[n] = lowest(scores[n], amount)
     if pooled and cfg.amount > 0:
         if cfg.structured:  # channels of layers with different fan-in compare by their mean (L1) or RMS (L2) score
             per = [_channel_scores(scores[n], cfg.norm) / scores[n][0].numel() ** (1 / cfg.norm) for n in pooled]
-            keep = _lowest(torch.cat(per), cfg.amount)
+            keep = lowest(torch.cat(per), cfg.amount)
             for n, k in zip(pooled, torch.split(keep, [p.numel() for p in per])):
                 out[n] = k.view(-1, *[1] * (scores[n].dim() - 1)).expand_as(scores[n]).clone()
         else:
-            keep = _lowest(torch.cat([scores[n].reshape(-1) for n in pooled]), cfg.amount)
+            keep = lowest(torch.cat([scores[n].reshape(-1) for n in pooled]), cfg.amount)
             for n, k in zip(pooled, torch.split(keep, [scores[n].numel() for n in pooled])):
                 out[n] = k.view(scores[n].shape)
     return out

@@ -20,23 +20,25 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from .data import Split
+from .families.base import Score, Scorer
 from .metrics import ModelledSize, accuracy, modelled_size, weight_layers
 
 BITS_RANGE = (2, 16)          # uniform affine grids; 1 bit is binary (quantize() only)
 ROUNDINGS = ("nearest", "stochastic")
 CALIBRATIONS = ("minmax", "percentile")
+CALIBRATION = 512             # training inputs that calibrate activation ranges (the labs and recipes alike)
 TERNARY_THRESHOLD = 0.7       # ternary: zero out |w| <= 0.7 * mean|w| (Li & Liu 2016, "Ternary weight networks")
 _TINY = torch.finfo(torch.float32).tiny  # a scale floor that keeps 1 / scale finite
 
 
-def _check_bits(bits: int, low: int = BITS_RANGE[0], high: int = BITS_RANGE[1], what: str = "bits") -> None:
+def check_bits(bits: int, low: int = BITS_RANGE[0], high: int = BITS_RANGE[1], what: str = "bits") -> None:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not low <= bits <= high:
         raise ValueError(f"{what} must be a whole number from {low} to {high}, got {bits!r}")
 
@@ -70,7 +72,7 @@ def _broadcast(v: torch.Tensor, t: torch.Tensor, axis: int | None) -> torch.Tens
 
 def qrange(bits: int, symmetric: bool = True) -> tuple[int, int]:
     """Integer codes of a k-bit grid: (-(2^(k-1) - 1), 2^(k-1) - 1) symmetric, (0, 2^k - 1) asymmetric."""
-    _check_bits(bits)
+    check_bits(bits)
     return (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1) if symmetric else (0, 2 ** bits - 1)
 
 
@@ -119,7 +121,7 @@ def qparams_from_range(lo: torch.Tensor, hi: torch.Tensor, bits: int, symmetric:
 
 def qparams(tensor: torch.Tensor, bits: int, symmetric: bool = True, axis: int | None = None) -> QParams:
     """The min/max grid of a tensor: one scale and zero point per tensor (axis None) or per channel along axis."""
-    _check_bits(bits)
+    check_bits(bits)
     _check_finite(tensor)
     v = _channel_view(tensor.detach().float(), axis)
     if tensor.numel() == 0:  # nothing to fit: the unit grid
@@ -188,8 +190,8 @@ def ternarize(tensor: torch.Tensor, axis: int | None = 0, threshold: float = TER
 def fixed_point(tensor: torch.Tensor, int_bits: int, frac_bits: int) -> torch.Tensor:
     """Signed fixed point Qm.n (1 sign + m integer + n fraction bits): round to a multiple of 2^-n, saturate at
     -2^m .. 2^m - 2^-n."""
-    _check_bits(int_bits, 0, 31, "int_bits")
-    _check_bits(frac_bits, 0, 31, "frac_bits")
+    check_bits(int_bits, 0, 31, "int_bits")
+    check_bits(frac_bits, 0, 31, "frac_bits")
     if int_bits + frac_bits > 31:
         raise ValueError(f"Q{int_bits}.{frac_bits} needs {int_bits + frac_bits + 1} bits; at most 32 are supported")
     _check_finite(tensor)
@@ -225,7 +227,7 @@ class ActivationConfig:
     symmetric: bool = False       # activations after ReLU are >= 0: an asymmetric grid does not waste half its codes
 
     def __post_init__(self) -> None:
-        _check_bits(self.bits, what="activation bits")
+        check_bits(self.bits, what="activation bits")
         if self.method not in CALIBRATIONS:
             raise ValueError(f"calibration method must be one of {', '.join(CALIBRATIONS)}, got {self.method!r}")
         if not 50.0 < self.percentile <= 100.0:
@@ -246,7 +248,10 @@ class QuantConfig:
     activations: ActivationConfig | None = None  # None: weights only
 
     def __post_init__(self) -> None:
-        _check_bits(self.bits, 1, BITS_RANGE[1])
+        check_bits(self.bits, 1, BITS_RANGE[1])
+        for name in ("symmetric", "per_channel", "ternary"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {self.rounding!r}")
         if isinstance(self.skip, str) or not all(isinstance(s, str) for s in self.skip):
@@ -305,8 +310,8 @@ def weight_qparams(w: torch.Tensor, cfg: QuantConfig) -> QParams | None:
     return qparams(w, cfg.bits, cfg.symmetric, _axis(cfg))
 
 
-def _targets(model: nn.Module, skip: Iterable[str]) -> dict[str, nn.Module]:
-    layers = weight_layers(model)
+def _targets(model: nn.Module, skip: Iterable[str], layers: Mapping[str, nn.Module] | None = None) -> dict[str, nn.Module]:
+    layers = weight_layers(model) if layers is None else dict(layers)
     if not layers:
         raise ValueError("this model has no Linear or Conv layers: there are no weights to quantize")
     unknown = [s for s in skip if s not in layers]
@@ -317,13 +322,16 @@ def _targets(model: nn.Module, skip: Iterable[str]) -> dict[str, nn.Module]:
     return {n: m for n, m in layers.items() if n not in skip}
 
 
-def quantized_weights(model: nn.Module, cfg: QuantConfig) -> dict[str, torch.Tensor]:
-    """New quantized weight tensors by parameter name ("fc1.weight"), for every quantized layer. The model is only read."""
+def quantized_weights(model: nn.Module, cfg: QuantConfig,
+                      layers: Mapping[str, nn.Module] | None = None) -> dict[str, torch.Tensor]:
+    """New quantized weight tensors by parameter name ("fc1.weight"), for every quantized layer: the given `layers`
+    (a model family's compressible layers, or a chosen few of them; default every Linear/Conv), less cfg.skip.
+    The model is only read."""
     gen = torch.Generator().manual_seed(cfg.seed) if cfg.rounding == "stochastic" else None
-    return {f"{n}.weight": quantize_tensor(m.weight, cfg, gen) for n, m in _targets(model, cfg.skip).items()}
+    return {f"{n}.weight": quantize_tensor(m.weight, cfg, gen) for n, m in _targets(model, cfg.skip, layers).items()}
 
 
-def _copy_with(model: nn.Module, new: dict[str, torch.Tensor]) -> nn.Module:
+def copy_with(model: nn.Module, new: dict[str, torch.Tensor]) -> nn.Module:
     """A deep copy of model whose named parameters are replaced by new tensors (the old ones are never copied)."""
     params = dict(model.named_parameters())
     memo = {id(params[n]): nn.Parameter(t, requires_grad=params[n].requires_grad) for n, t in new.items()}
@@ -377,12 +385,14 @@ def activation_qparams(ranges: Ranges, act: ActivationConfig) -> dict[str, QPara
 def quantize(model: nn.Module, bits: int = 8, symmetric: bool = True, per_channel: bool = False,
              rounding: str = "nearest", ternary: bool = False, skip: Sequence[str] = (),
              activations: ActivationConfig | None = None, calibration: torch.Tensor | Ranges | None = None,
-             seed: int = 0, config: QuantConfig | None = None) -> nn.Module:
-    """A new model whose Linear/Conv weights are fake-quantized (bits=1: binary; ternary=True: ternary); biases stay
-    fp32. With `activations`, each quantized layer's input is fake-quantized too, on ranges from `calibration` (a
-    batch of inputs, or ranges from `calibrate`). The given model is never changed. `config` overrides the keywords."""
+             seed: int = 0, config: QuantConfig | None = None,
+             layers: Mapping[str, nn.Module] | None = None) -> nn.Module:
+    """A new model whose Linear/Conv weights (or those of the given `layers`: a model family's compressible layers,
+    or a few of them) are fake-quantized (bits=1: binary; ternary=True: ternary); biases stay fp32. With
+    `activations`, each quantized layer's input is fake-quantized too, on ranges from `calibration` (a batch of
+    inputs, or ranges from `calibrate`). The given model is never changed. `config` overrides the keywords."""
     cfg = config or QuantConfig(bits, symmetric, per_channel, rounding, ternary, seed, tuple(skip), activations)
-    out = _copy_with(model, quantized_weights(model, cfg))
+    out = copy_with(model, quantized_weights(model, cfg, layers))
     if cfg.activations is not None:
         if calibration is None:
             raise ValueError("activation quantization needs a calibration batch (or ranges from calibrate())")
@@ -434,34 +444,56 @@ def layer_errors(model: nn.Module, quantized: nn.Module | dict[str, torch.Tensor
 
 @dataclass(frozen=True)
 class BitsPoint:
-    """Accuracy of the model quantized at one bit width (measured on a split, of a simulated model)."""
+    """The quality of the model quantized at one bit width (measured on held-out data, of a simulated model)."""
 
     bits: int
-    accuracy: float
+    score: Score
     config: QuantConfig = field(compare=False)
 
+    @property
+    def value(self) -> float:
+        return self.score.value
 
-def accuracy_by_bits(model: nn.Module, split: Split, cfg: QuantConfig, bits: Iterable[int] = range(1, 17),
-                     calibration: torch.Tensor | Ranges | None = None) -> list[BitsPoint]:
-    """Accuracy against weight bit width, other settings as in cfg (ternary is ignored: it has no bit width).
+
+def quality_by_bits(model: nn.Module, score: Scorer, cfg: QuantConfig, bits: Iterable[int] = range(1, 17),
+                    calibration: torch.Tensor | Ranges | None = None, layers: Mapping[str, nn.Module] | None = None,
+                    on_progress: Callable[[int, int], None] | None = None) -> list[BitsPoint]:
+    """The headline quality (a family's scorer: accuracy, mean cosine) against weight bit width, other settings as in
+    cfg (ternary is ignored: it has no bit width), quantizing the given `layers` (default every Linear/Conv).
     Activation ranges are calibrated once and reused for every bit width."""
     base = replace(cfg, ternary=False)
     if base.activations is not None and isinstance(calibration, torch.Tensor):
         calibration = calibrate(model, calibration, base.activations.method, base.activations.percentile)
-    return [BitsPoint(b, accuracy(quantize(model, config=replace(base, bits=b), calibration=calibration), split),
-                      replace(base, bits=b)) for b in bits]
+    bits, out = list(bits), []
+    for b in bits:
+        c = replace(base, bits=b)
+        out.append(BitsPoint(b, score(quantize(model, config=c, calibration=calibration, layers=layers)), c))
+        if on_progress:
+            on_progress(len(out), len(bits))
+    return out
 
 
-def modelled_bytes(model: nn.Module, cfg: QuantConfig) -> ModelledSize:
-    """Modelled size of the quantized model stored densely: weight codes at their bit width, skipped layers and
-    biases at 32 bits, plus one fp32 scale (and an int32 zero point when asymmetric) per tensor or channel."""
-    base = modelled_size(model, cfg.weight_bits, "dense")
-    layers = weight_layers(model)
-    skipped = sum(layers[n].weight.numel() for n in cfg.skip) * (32 - cfg.weight_bits) / 8
-    grids = sum(m.weight.shape[0] if cfg.per_channel else 1 for n, m in layers.items() if n not in cfg.skip)
+def _others(model: nn.Module, cfg: QuantConfig, targets: Mapping[str, nn.Module]) -> str:
+    """What the values that stay at 32 bits are, in words."""
+    kinds = [("biases", any(getattr(m, "bias", None) is not None for m in targets.values())),
+             ("layers left out", bool(cfg.skip)),
+             ("embedding tables", any(isinstance(m, nn.Embedding) for m in model.modules())),
+             ("norm layers", any(isinstance(m, (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules()))]
+    return ", ".join(k for k, present in kinds if present) or "none"
+
+
+def modelled_bytes(model: nn.Module, cfg: QuantConfig, layers: Mapping[str, nn.Module] | None = None) -> ModelledSize:
+    """Modelled size of the quantized model stored densely: the weights of the quantized layers (`layers`, default
+    every Linear/Conv, less cfg.skip) at their bit width, plus one fp32 scale (and an int32 zero point when
+    asymmetric) per tensor or output channel; every other value (biases, layers left out, embedding tables, norms)
+    at 32 bits."""
+    targets = _targets(model, cfg.skip, layers)
+    weights = sum(m.weight.numel() for m in targets.values())
+    rest = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point()) - weights
+    grids = sum(m.weight.shape[0] if cfg.per_channel else 1 for m in targets.values())
     per_grid = 4 if (cfg.symmetric or cfg.ternary or cfg.bits == 1) else 8
-    extra = grids * per_grid
-    detail = (f"every weight at {cfg.weight_bits} bits" + (" (ternary: 3 levels in 2 bits)" if cfg.ternary else "")
-              + f"; {grids} scale{'s' if grids != 1 else ''}" + (" + zero points" if per_grid == 8 else "")
-              + f" ({extra:,} B); biases{' and skipped layers' if cfg.skip else ''} fp32")
-    return ModelledSize(base.bytes + skipped + extra, "dense", cfg.weight_bits, detail)
+    wb = cfg.weight_bits
+    detail = (f"{weights:,} weights at {wb} bits" + (" (ternary: 3 levels in 2 bits)" if cfg.ternary else "")
+              + f" + {grids:,} scale{'s' if grids != 1 else ''}" + (" and zero points" if per_grid == 8 else "")
+              + f" ({grids * per_grid:,} B); the other {rest:,} values fp32 ({_others(model, cfg, targets)})")
+    return ModelledSize(weights * wb / 8 + grids * per_grid + rest * 4, "dense", wb, detail)

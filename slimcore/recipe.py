@@ -26,12 +26,14 @@ from .data import Dataset
 from .int8 import KINDS as INT8_KINDS
 from .int8 import int8_model
 from .metrics import Latency, ModelledSize, accuracy, compare_latencies, modelled_size, serialized_bytes, weight_layers
+from . import pruning as P
+from . import quantization as Q
 from .pruning import PruneConfig, evaluate
 from .quantization import QuantConfig, modelled_bytes, quantize
 
 FORMAT = 1                 # the recipe file format this code reads and writes
-PRUNE_CALIBRATION = 256    # training examples Taylor scores are computed on (as the Pruning lab and sweeps do)
-QUANT_CALIBRATION = 512    # training inputs that calibrate activation ranges (as the Quantization lab does)
+PRUNE_CALIBRATION = P.CALIBRATION   # training examples Taylor scores are computed on (as the Pruning lab and sweeps do)
+QUANT_CALIBRATION = Q.CALIBRATION   # training inputs that calibrate activation ranges (as the Quantization lab does)
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 

@@ -35,6 +35,7 @@ from torch.func import functional_call
 
 from .data import Dataset, Split
 from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
+from . import pruning as P
 from .pruning import METHODS, PruneConfig, apply_masks, masked_parameters, masks, remove_channels, weight_scores
 from .quantization import QuantConfig, quantize_tensor
 
@@ -43,7 +44,7 @@ PRUNE_RATIOS = tuple(round(0.05 * i, 2) for i in range(20))   # 0.00 .. 0.95: th
 BITS = (32, 16, 8, 6, 4, 3, 2)                         # the 7 bit widths of the standard grid
 SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 SENSITIVITY_BITS = (8, 7, 6, 5, 4, 3, 2)
-CALIBRATION = 256                                      # training examples that Taylor scores are computed on
+CALIBRATION = P.CALIBRATION                            # training examples that Taylor scores are computed on
 EVAL_BATCH = 2048      # examples per forward pass: the batches of slimcore.metrics.predict, so the sums are the same
 FAKE = "not timed: fake-quantized weights run the same fp32 kernels (no real k-bit model)"
 COLUMNS = ["config", "method", "structured", "scope", "prune_ratio", "bits", "accuracy", "size_bytes", "size_label",

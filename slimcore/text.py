@@ -357,28 +357,19 @@ def load_sentences(path: str | None = None) -> TextData:
 def embed(model: nn.Module, split: TextSplit, batch_size: int = 32) -> torch.Tensor:
     """Embeddings of every sentence of a split, batched by length (little padding), in the split's order."""
     order = sorted(range(len(split)), key=lambda i: len(split.ids[i]))
-    out = torch.empty(len(split), 384)
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        out[idx] = model(pad([list(split.ids[i]) for i in idx])).float()
+    parts = [(idx, model(pad([list(split.ids[i]) for i in idx])).float())
+             for idx in (order[s:s + batch_size] for s in range(0, len(order), batch_size))]
+    out = torch.empty(len(split), parts[0][1].shape[1] if parts else 0)   # the width the model gives
+    for idx, e in parts:
+        out[idx] = e
     return out
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank."""
-    order = np.argsort(x, kind="stable")
-    r = np.empty(len(x))
-    r[order] = np.arange(1, len(x) + 1)
-    values, inverse = np.unique(x, return_inverse=True)
-    return (np.bincount(inverse, r) / np.bincount(inverse))[inverse]
-
-
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation of two equally long vectors."""
-    ra, rb = _ranks(np.asarray(a, float)), _ranks(np.asarray(b, float))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float((ra ** 2).sum() * (rb ** 2).sum()))
-    return float((ra * rb).sum() / den) if den else float("nan")
+    """Spearman's rank correlation of two equally long vectors (scipy.stats; ties get their average rank)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(np.asarray(a, float), np.asarray(b, float)).statistic)
 
 
 def nearest(emb: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import text as T
 from .metrics import ModelledSize, modelled_size, serialized_bytes
-from .pruning import _lowest
+from .pruning import lowest
 
 KINDS = {"unstructured": "unstructured L1 (single weights)", "ffn": "FFN neurons (structured)",
          "heads": "attention heads (structured)"}
@@ -87,7 +87,7 @@ def sorted_magnitudes(model: T.MiniLM) -> dict[str, np.ndarray]:
 
 
 def _magnitude_mask(w: torch.Tensor, ratio: float, order: np.ndarray | None) -> tuple[torch.Tensor, float]:
-    """Keep-mask removing the round(ratio x n) smallest |w| of a layer (pruning._lowest's rule, as
+    """Keep-mask removing the round(ratio x n) smallest |w| of a layer (pruning.lowest's rule, as
     torch.nn.utils.prune.l1_unstructured counts them), and the cut: the largest |w| removed (0 if none). The sorted
     magnitudes give both without a partition."""
     a = w.detach().abs()
@@ -99,8 +99,8 @@ def _magnitude_mask(w: torch.Tensor, ratio: float, order: np.ndarray | None) -> 
         keep = a > cut
         if a.numel() - int(keep.sum()) == k:   # no tie at the cut: exactly the k smallest go
             return keep, cut
-        return _lowest(a, ratio), cut            # ties at the cut: as many as needed go, in index order
-    keep = _lowest(a, ratio)
+        return lowest(a, ratio), cut            # ties at the cut: as many as needed go, in index order
+    keep = lowest(a, ratio)
     return keep, float(a[~keep].max())
 
 

@@ -22,8 +22,8 @@ from torch import nn
 from . import int8 as int8_backend
 from . import text as T
 from .metrics import Latency, ModelledSize, compare_latency
-from .pruning import _lowest
-from .quantization import BITS_RANGE, _check_bits, _copy_with, fake_quantize, levels, qparams
+from .pruning import lowest
+from .quantization import BITS_RANGE, QuantConfig, check_bits, copy_with, fake_quantize, levels, qparams, quantize
 
 CURVE_BITS = tuple(range(BITS_RANGE[0], BITS_RANGE[1] + 1))   # the bit widths of the cosine-vs-bits curve
 KINDS = {"prune": "pruned (L1, unstructured)", "quantize": "fake-quantized"}
@@ -51,98 +51,40 @@ def select(model: nn.Module, groups: Iterable[str] | None = None, layers: Iterab
     return names
 
 
-@dataclass(frozen=True)
-class TextQuantConfig:
-    """k-bit fake quantization of the encoder's Linear weights (embeddings, LayerNorms and biases stay fp32)."""
-
-    bits: int = 8               # 2..16: a uniform grid of 2^k - 1 (symmetric) or 2^k (asymmetric) levels
-    per_channel: bool = False   # one grid per output row of each weight matrix, else one per matrix
-    symmetric: bool = True      # zero point 0 and codes -(2^(k-1) - 1)..2^(k-1) - 1, else min/max + zero point
-
-    def __post_init__(self) -> None:
-        _check_bits(self.bits, *BITS_RANGE)
-        for field_ in ("per_channel", "symmetric"):
-            if not isinstance(getattr(self, field_), bool):
-                raise ValueError(f"{field_} must be True or False, got {getattr(self, field_)!r}")
-
-    @property
-    def axis(self) -> int | None:
-        return 0 if self.per_channel else None
-
-    def describe(self) -> str:
-        return (f"{self.bits}-bit {'symmetric' if self.symmetric else 'asymmetric'} weights, "
-                f"{'per channel' if self.per_channel else 'per tensor'}")
-
-
-def quantized_weights(model: nn.Module, cfg: TextQuantConfig, only: Collection[str] | None = None) -> dict[str, torch.Tensor]:
-    """New fake-quantized weight tensors by state-dict name, for the chosen Linear layers (all 36 by default)."""
+def layers(model: nn.Module, names: Collection[str] | None = None) -> dict[str, nn.Module]:
+    """The encoder Linear layers to quantize by dotted name: all 36 by default, or the named ones."""
     linears = T.linear_layers(model)
-    names = list(linears) if only is None else list(only)
+    if names is None:
+        return linears
     unknown = [n for n in names if n not in linears]
     if unknown:
         raise ValueError(f"not encoder Linear layers: {', '.join(unknown[:3])}")
-    return {f"{n}.weight": fake_quantize(linears[n].weight, cfg.bits, cfg.symmetric, cfg.axis) for n in names}
+    return {n: linears[n] for n in names}
 
 
-def with_weights(model: T.MiniLM, weights: dict[str, torch.Tensor]) -> T.MiniLM:
-    """A new encoder with some weights replaced by state-dict name; the given model is not touched. The same result
-    as T.variant, by a deep copy that takes the new tensors instead of copying the old ones (~0.06 s here against
-    ~0.5 s for building a fresh MiniLM and loading a state dict), which a slider and a 24-cell scan feel."""
-    params = dict(model.named_parameters())
-    unknown = set(weights) - set(params)
-    if unknown:
-        raise KeyError(f"not parameters of this encoder: {', '.join(sorted(unknown)[:3])}")
-    return _copy_with(model, weights).eval()
-
-
-def fake_quant_text(model: T.MiniLM, cfg: TextQuantConfig, only: Collection[str] | None = None) -> T.MiniLM:
+def fake_quantized(model: T.MiniLM, cfg: QuantConfig, only: Collection[str] | None = None) -> T.MiniLM:
     """A new encoder whose Linear weights (all, or only the named layers) are rounded onto the k-bit grid and stored
-    back in fp32: a simulation of the grid's error, run by the same fp32 kernels."""
-    return with_weights(model, quantized_weights(model, cfg, only))
+    back in fp32 (slimcore.quantization.quantize on the encoder's layers): a simulation of the grid's error, run by
+    the same fp32 kernels."""
+    return quantize(model, config=cfg, layers=layers(model, only)).eval()
 
 
-def modelled_size(model: nn.Module, cfg: TextQuantConfig) -> ModelledSize:
-    """Modelled size with every encoder Linear weight stored at cfg.bits plus its grids (an fp32 scale, and an int32
-    zero point when asymmetric, per tensor or per channel); embeddings, LayerNorms and biases at 32 bits."""
-    linears = T.linear_layers(model)
-    weights = sum(m.weight.numel() for m in linears.values())
-    grids = sum(m.weight.shape[0] if cfg.per_channel else 1 for m in linears.values())
-    per_grid = 4 if cfg.symmetric else 8
-    rest = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point()) - weights
-    total = weights * cfg.bits / 8 + grids * per_grid + rest * 4
-    detail = (f"{weights:,} Linear weights at {cfg.bits} bits + {grids:,} scale{'s' if grids != 1 else ''}"
-              f"{' and zero points' if not cfg.symmetric else ''} ({grids * per_grid:,} B); the other {rest:,} values "
-              "(embedding tables, LayerNorms, biases) fp32")
-    return ModelledSize(total, "dense", cfg.bits, detail)
-
-
-def layer_grid(model: nn.Module, layer: str, cfg: TextQuantConfig) -> dict:
+def layer_grid(model: nn.Module, layer: str, cfg: QuantConfig) -> dict:
     """One Linear layer's fp32 weights, quantized weights and the grid levels (per channel: the widest channel's)."""
     linears = T.linear_layers(model)
     if layer not in linears:
         raise ValueError(f"{layer!r} is not an encoder Linear layer; known: {', '.join(list(linears)[:3])}, …")
     w = linears[layer].weight.detach()
-    grid = levels(w, cfg.bits, cfg.symmetric, cfg.axis)
+    axis = 0 if cfg.per_channel else None
+    grid = levels(w, cfg.bits, cfg.symmetric, axis)
     note = ""
     if grid.dim() == 2:
         widest = int((grid.amax(1) - grid.amin(1)).argmax())
         grid = grid[widest]
         note = f"levels of output channel {widest}, the widest of {w.shape[0]}; each channel has its own grid"
-    return {"w": w.numpy().ravel().copy(), "q": fake_quantize(w, cfg.bits, cfg.symmetric, cfg.axis).numpy().ravel(),
+    return {"w": w.numpy().ravel().copy(), "q": fake_quantize(w, cfg.bits, cfg.symmetric, axis).numpy().ravel(),
             "levels": grid.numpy().copy(), "note": note, "shape": tuple(w.shape),
-            "half_step": float(qparams(w, cfg.bits, cfg.symmetric, cfg.axis).scale.max()) / 2}
-
-
-def cosine_by_bits(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor, cfg: TextQuantConfig,
-                   bits: Iterable[int] = CURVE_BITS, on_progress: Progress = None) -> dict[int, T.TextQuality]:
-    """Quality of the fake-quantized encoder at each bit width, other settings as in cfg (measured on the split)."""
-    bits = list(bits)
-    out = {}
-    for i, b in enumerate(bits):
-        out[b] = T.evaluate(fake_quant_text(model, TextQuantConfig(b, cfg.per_channel, cfg.symmetric)), split, reference)
-        if on_progress:
-            on_progress(i + 1, len(bits))
-    return out
+            "half_step": float(qparams(w, cfg.bits, cfg.symmetric, axis).scale.max()) / 2}
 
 
 # -------------------------------------------------------------------------------------------------- real int8
@@ -165,7 +107,7 @@ def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None
     from torch.ao.quantization import float_qparams_weight_only_qconfig, quantize_dynamic
 
     rows, width = r.model.get_submodule(WORD_TABLE).weight.shape
-    with int8_backend._quiet():  # r.model is our own fresh copy: quantized in place
+    with int8_backend.quiet():  # r.model is our own fresh copy: quantized in place
         quantize_dynamic(r.model, {WORD_TABLE: float_qparams_weight_only_qconfig}, inplace=True)
     note = (f"The word-embedding table ({rows:,} x {width}) is stored in 8 bits too: one byte per weight, with a "
             "float scale and offset for each row (quint8, weight-only); a lookup dequantizes the rows it needs. The "
@@ -194,7 +136,7 @@ class GroupRow:
 GROUP_METHODS = ("int8 per tensor", "int8 per channel", "fake")   # how a group is quantized alone
 
 
-def method_label(method: str, cfg: TextQuantConfig) -> str:
+def method_label(method: str, cfg: QuantConfig) -> str:
     """A group method in words ("fake" names cfg's bit width and granularity, and says it is simulated)."""
     if method not in GROUP_METHODS:
         raise ValueError(f"method must be one of {', '.join(GROUP_METHODS)}, got {method!r}")
@@ -203,17 +145,17 @@ def method_label(method: str, cfg: TextQuantConfig) -> str:
     return f"real {method}"
 
 
-def group_variant(model: T.MiniLM, group: str, method: str, cfg: TextQuantConfig) -> nn.Module:
+def group_variant(model: T.MiniLM, group: str, method: str, cfg: QuantConfig) -> nn.Module:
     """A new encoder with ONLY one group's Linear layers (in all six transformer layers) quantized: real dynamic
     int8 per tensor or per channel, or fake-quantized as cfg says; every other Linear stays fp32."""
     if method not in GROUP_METHODS:
         raise ValueError(f"method must be one of {', '.join(GROUP_METHODS)}, got {method!r}")
     if method == "fake":
-        return fake_quant_text(model, cfg, select(model, [group]))
+        return fake_quantized(model, cfg, select(model, [group]))
     return int8_text(model, method == "int8 per channel", [group]).model
 
 
-def group_sensitivity(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor, cfg: TextQuantConfig,
+def group_sensitivity(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor, cfg: QuantConfig,
                       on_progress: Progress = None) -> list[GroupRow]:
     """Each layer group quantized ALONE (the others fp32) by each of GROUP_METHODS: 12 evaluations of the split."""
     rows, total = [], len(T.GROUPS) * len(GROUP_METHODS)
@@ -240,7 +182,7 @@ class CellConfig:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0.0 <= self.ratio <= 1.0:
             raise ValueError(f"the prune ratio must be a fraction from 0 to 1, got {self.ratio!r}")
-        _check_bits(self.bits, *BITS_RANGE)
+        check_bits(self.bits, *BITS_RANGE)
 
     def describe(self) -> str:
         if self.kind == "prune":
@@ -252,14 +194,14 @@ def pruned_weights(model: nn.Module, ratio: float, only: Collection[str]) -> dic
     """The named Linear weights with the round(ratio * n) smallest |w| of each set to zero (a simulation: the zeros
     are still stored and multiplied)."""
     linears = T.linear_layers(model)
-    return {f"{n}.weight": linears[n].weight.detach() * _lowest(linears[n].weight.detach().abs(), ratio) for n in only}
+    return {f"{n}.weight": linears[n].weight.detach() * lowest(linears[n].weight.detach().abs(), ratio) for n in only}
 
 
 def cell_variant(model: T.MiniLM, cfg: CellConfig, only: Collection[str]) -> T.MiniLM:
     """A new encoder with only the named Linear layers compressed as cfg says."""
     if cfg.kind == "prune":
-        return with_weights(model, pruned_weights(model, cfg.ratio, only))
-    return fake_quant_text(model, TextQuantConfig(cfg.bits, cfg.per_channel), only)
+        return copy_with(model, pruned_weights(model, cfg.ratio, only)).eval()
+    return fake_quantized(model, QuantConfig(cfg.bits, per_channel=cfg.per_channel), only)
 
 
 @dataclass(frozen=True)

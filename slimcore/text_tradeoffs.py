@@ -23,6 +23,7 @@ from . import text as T
 from . import text_prune as TP
 from . import text_quant as TQ
 from .metrics import modelled_size, serialized_bytes
+from .quantization import QuantConfig, modelled_bytes
 from .sweep import pareto
 
 PRECISIONS = ("fp32", "int8", "int8+emb", "int6", "int4", "int3")  # int8+emb: real int8, word embeddings 8-bit too
@@ -89,9 +90,9 @@ def build(model: T.MiniLM, kind: str, ratio: float, precision: str) -> tuple[nn.
         table = ", word embeddings 8-bit per row" if precision == "int8+emb" else ""
         return q, float(serialized_bytes(q)), "measured", f"torch.save of the int8 model{table} (zeros stored like " \
                                                           "any weight)"
-    cfg = TQ.TextQuantConfig(int(precision[3:]), per_channel=True)
-    m = TQ.modelled_size(pruned, cfg)
-    return TQ.fake_quant_text(pruned, cfg), m.bytes, "modelled", m.detail
+    cfg = QuantConfig(int(precision[3:]), per_channel=True)
+    m = modelled_bytes(pruned, cfg, TQ.layers(pruned))
+    return TQ.fake_quantized(pruned, cfg), m.bytes, "modelled", m.detail
 
 
 def grid(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor, cfg: TextGridConfig = TextGridConfig(),

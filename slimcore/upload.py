@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import Dataset, Split, _split, load_dataset
+from .data import Dataset, Split, load_dataset, split_arrays
 from .metrics import accuracy, weight_layers
-from .zoo import SAMPLES, Sample
+from .zoo import SAMPLES, Sample, first_line
 
 MAX_MODEL_BYTES = 200 * 2**20   # a model file above this is refused before it is read (.streamlit: maxUploadSize)
 MAX_DATA_BYTES = 200 * 2**20    # the same for evaluation data
@@ -153,34 +153,18 @@ def pickle_errors() -> tuple[type[BaseException], ...]:
             OSError, zipfile.BadZipFile, IndexError, struct.error, UnicodeDecodeError, ImportError)
 
 
-_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
-                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-                       "BOOL": torch.bool}
-
-
 def _read_safetensors(data: bytes) -> dict[str, torch.Tensor]:
-    """A safetensors file: an 8-byte header length, a JSON header, then raw little-endian tensor bytes."""
-    n = struct.unpack("<Q", data[:8])[0]
+    """A safetensors file, parsed by the safetensors package (plain tensors, no code): it checks the header, the
+    dtypes and that every tensor's bytes lie inside the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
     try:
-        header = json.loads(data[8:8 + n])
-    except ValueError:
-        raise UploadError("the safetensors header is not valid JSON: the file is truncated or corrupt") from None
-    body, out = memoryview(data)[8 + n:], {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (lo, hi) = _SAFETENSORS_DTYPES[meta["dtype"]], tuple(meta["shape"]), meta["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise UploadError(f"the safetensors entry {name!r} has an unsupported dtype or a malformed header") from None
-        if not all(type(d) is int and 0 <= d <= len(data) for d in shape) or len(shape) > 8 or \
-                not all(type(o) is int for o in (lo, hi)):
-            raise UploadError(f"the safetensors entry {name!r} declares an impossible shape {list(shape)[:8]}")
-        count = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-        if not 0 <= lo <= hi <= len(body) or hi - lo != count:
-            raise UploadError(f"the safetensors file is truncated or corrupt (entry {name!r} lies outside the file)")
-        out[name] = torch.frombuffer(bytearray(body[lo:hi]), dtype=dtype).reshape(shape) if count else \
-            torch.empty(shape, dtype=dtype)
+        out = load(bytes(data))
+    except SafetensorError as e:
+        raise UploadError(f"the safetensors file is truncated or corrupt ({first_line(e)})") from None
+    except (ValueError, TypeError, RuntimeError, OverflowError) as e:
+        raise UploadError(f"the safetensors file cannot be read ({first_line(e)})") from None
     return _tensor_dict(out)
 
 
@@ -753,7 +737,7 @@ def _choose_data(read: ReadModel, split: Split | None) -> tuple[Dataset, str]:
             raise UploadError(f"the labels go up to {int(split.y.max())} but the model has {classes} outputs")
         _check_rebuild(read, split.x[:8])
         x, y = split.x.numpy(), split.y.numpy()
-        train, val, test = _split(x, y, DATA_FRACTIONS, 0)
+        train, val, test = split_arrays(x, y, DATA_FRACTIONS, 0)
         return Dataset("upload", f"your data ({len(y):,} examples)", tuple(x.shape[1:]), classes,
                        train, val, test), "uploaded"
     tried = []

@@ -161,7 +161,7 @@ def card_path(name: str) -> Path:
     return SAMPLE_DIR / f"{name}.json"
 
 
-def _first_line(e: Exception, limit: int = 160) -> str:
+def first_line(e: Exception, limit: int = 160) -> str:
     """A short description of an exception for a person: its type and the start of its first line."""
     line = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"{type(e).__name__}: {line[:limit]}" if line else type(e).__name__
@@ -184,11 +184,11 @@ def load_sample(name: str) -> "Sample | text.TextSample":
     except FileNotFoundError:
         raise SampleError(f"weights file {wpath} is missing; {hint}") from None
     except Exception as e:  # truncated, corrupt, or holding objects other than tensors
-        raise SampleError(f"weights file {wpath} is not a readable PyTorch state dict ({_first_line(e)}); {hint}") from None
+        raise SampleError(f"weights file {wpath} is not a readable PyTorch state dict ({first_line(e)}); {hint}") from None
     try:
         model.load_state_dict(state)
     except Exception as e:  # another architecture's weights, or not a dict of tensors at all
-        raise SampleError(f"weights file {wpath} does not fit {name}'s architecture ({_first_line(e)}); {hint}") from None
+        raise SampleError(f"weights file {wpath} does not fit {name}'s architecture ({first_line(e)}); {hint}") from None
     try:
         card = json.loads(cpath.read_text())
     except (OSError, ValueError) as e:

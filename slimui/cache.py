@@ -71,7 +71,7 @@ def sample(name: str) -> Sample:
 def baseline(name: str) -> slimcore.Measurement:
     """Baseline figures of a sample model (accuracy, counts, size), measured once per process; timing apart."""
     s = sample(name)
-    return slimcore.measure(s.model, s.test, timing=False)
+    return slimcore.measure(s, timing=False)
 
 
 @st.cache_data(show_spinner=False)

@@ -12,7 +12,7 @@ from slimcore import pruning as P
 
 from . import cache
 
-CALIBRATION = 256                      # training examples that Taylor importance is computed on
+CALIBRATION = P.CALIBRATION            # training examples that Taylor importance is computed on
 CURVE = tuple(round(r / 20, 2) for r in range(20)) + (0.97, 0.99)  # ratios of the accuracy curve
 
 

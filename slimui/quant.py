@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 
 import slimcore
+from slimcore import families
 from slimcore import int8 as int8_backend
 from slimcore import quantization as q
 
@@ -103,9 +104,9 @@ def curve(name: str, cfg_key: str) -> dict:
     cfg = replace(_cfg(cfg_key), bits=8, ternary=False)
     s = cache.sample(name)
     calib = ranges(name, cfg.activations.method, cfg.activations.percentile) if cfg.activations else None
-    points = q.accuracy_by_bits(s.model, s.test, cfg, range(1, 17), calib)
+    points = q.quality_by_bits(s.model, families.family_of(s).scorer(s), cfg, range(1, 17), calib)
     tern = slimcore.accuracy(q.quantize(s.model, config=replace(cfg, ternary=True), calibration=calib), s.test)
-    return {"bits": [p.bits for p in points], "accuracy": [p.accuracy for p in points], "ternary": tern}
+    return {"bits": [p.bits for p in points], "accuracy": [p.value for p in points], "ternary": tern}
 
 
 def curve_key(cfg: q.QuantConfig) -> str:

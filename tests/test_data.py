@@ -37,9 +37,9 @@ def test_built_once_per_process(name):
 def test_split_is_a_function_of_the_seed():
     x = np.arange(100, dtype=np.float32)[:, None]
     y = np.arange(100) % 10
-    a = data._split(x, y, (0.2, 0.2), seed=3)
-    b = data._split(x, y, (0.2, 0.2), seed=3)
-    c = data._split(x, y, (0.2, 0.2), seed=4)
+    a = data.split_arrays(x, y, (0.2, 0.2), seed=3)
+    b = data.split_arrays(x, y, (0.2, 0.2), seed=3)
+    c = data.split_arrays(x, y, (0.2, 0.2), seed=4)
     assert all(torch.equal(p.x, q.x) for p, q in zip(a, b))
     assert not torch.equal(a[2].x, c[2].x)
 

@@ -85,8 +85,9 @@ def test_latency_restores_thread_count(digits_cnn):
 
 
 def test_measure_is_consistent(sample):
-    m = slimcore.measure(sample.model, sample.test, repeats=5)
-    assert m.accuracy == slimcore.accuracy(sample.model, sample.test)
+    m = slimcore.measure(sample, repeats=5)
+    assert m.accuracy == m.score.value == slimcore.accuracy(sample.model, sample.test)
+    assert m.score.metric.short == "accuracy" and m.score.examples == len(sample.test)
     assert m.params == sum(r.params for r in m.layers) == m.nonzeros
     assert m.macs == sum(r.macs for r in m.layers) > 0
     assert m.latency_b1.batch == 1 and m.latency_b256.batch == 256
@@ -94,13 +95,13 @@ def test_measure_is_consistent(sample):
 
 def test_measurement_does_not_change_the_model(digits_cnn):
     before = {k: v.clone() for k, v in digits_cnn.model.state_dict().items()}
-    slimcore.measure(digits_cnn.model, digits_cnn.test, repeats=5)
+    slimcore.measure(digits_cnn, repeats=5)
     assert all(torch.equal(before[k], v) for k, v in digits_cnn.model.state_dict().items())
     assert not digits_cnn.model.training
 
 
 def test_measure_without_timing_leaves_latency_out(digits_cnn):
-    m = slimcore.measure(digits_cnn.model, digits_cnn.test, timing=False)
+    m = slimcore.measure(digits_cnn, timing=False)
     assert m.latency_b1 is None and m.latency_b256 is None
     assert m.accuracy == slimcore.accuracy(digits_cnn.model, digits_cnn.test)
 

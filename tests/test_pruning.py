@@ -207,7 +207,7 @@ def test_structured_gradual_pruning_removes_whole_channels_and_recovers(digits_c
 @given(st.lists(st.integers(0, 5), min_size=1, max_size=200), st.floats(0, 0.999))
 def test_cut_removes_exactly_the_lowest_even_with_ties(values, amount):
     scores = torch.tensor(values, dtype=torch.float32)
-    keep = P._lowest(scores, amount)
+    keep = P.lowest(scores, amount)
     assert int((~keep).sum()) == round(amount * len(values))
     if keep.any() and (~keep).any():
         assert scores[~keep].max() <= scores[keep].min()

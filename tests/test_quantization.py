@@ -337,12 +337,13 @@ def test_eight_bit_per_channel_is_within_half_a_point_of_fp32(sample):
     assert abs(acc - fp32) <= 0.005
 
 
-def test_accuracy_by_bits_is_one_quantized_model_per_bit_width(digits_cnn):
+def test_quality_by_bits_is_one_quantized_model_per_bit_width(digits_cnn):
     cfg = q.QuantConfig(per_channel=True)
-    curve = q.accuracy_by_bits(digits_cnn.model, digits_cnn.test, cfg, [2, 4, 16])
+    curve = q.quality_by_bits(digits_cnn.model, slimcore.families.family_of(digits_cnn).scorer(digits_cnn), cfg, [2, 4, 16])
     assert [p.bits for p in curve] == [2, 4, 16]
-    assert curve[1].accuracy == slimcore.accuracy(q.quantize(digits_cnn.model, 4, per_channel=True), digits_cnn.test)
-    assert curve[2].accuracy == pytest.approx(slimcore.accuracy(digits_cnn.model, digits_cnn.test), abs=0.003)
+    assert curve[1].value == slimcore.accuracy(q.quantize(digits_cnn.model, 4, per_channel=True), digits_cnn.test)
+    assert curve[2].value == pytest.approx(slimcore.accuracy(digits_cnn.model, digits_cnn.test), abs=0.003)
+    assert curve[1].score.metric.short == "accuracy" and curve[1].score.examples == len(digits_cnn.test)
 
 
 def test_config_is_validated_plain_data():

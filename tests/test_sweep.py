@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import slimcore
+from slimcore import pruning as P
+from slimcore import quantization as Q
 from tests.conftest import ROOT
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
@@ -92,13 +94,13 @@ def test_the_grid_has_one_row_per_configuration(grid):
 @pytest.mark.parametrize("ratio,bits", [(0.0, 32), (0.3, 32), (0.8, 32), (0.0, 8), (0.3, 8), (0.8, 3)])
 def test_an_unstructured_row_equals_the_configuration_built_alone(cnn, grid, method, ratio, bits):
     r = row(grid, method, False, ratio, bits)
-    alone = slimcore.prune(cnn.model, ratio, method, "layer", calibration=cnn.data.train.head(256))
+    alone = P.prune(cnn.model, ratio, method, "layer", calibration=cnn.data.train.head(256))
     if bits != 32:
-        alone = slimcore.quantize(alone, bits)
+        alone = Q.quantize(alone, bits)
     assert r.accuracy == slimcore.accuracy(alone, cnn.test)
     weights = [m.weight for m in slimcore.weight_layers(alone).values()]
     assert r.nonzeros == sum(int(torch.count_nonzero(w)) for w in weights)
-    assert r.macs == slimcore.measure(alone, cnn.test, timing=False).macs  # dense kernels: every MAC, zeros too
+    assert r.macs == slimcore.measure(cnn, alone, timing=False).macs  # dense kernels: every MAC, zeros too
     if ratio == 0 and bits == 32:
         assert (r.size_label, r.size_bytes) == ("measured", slimcore.serialized_bytes(cnn.model))
     else:
@@ -111,10 +113,10 @@ def test_an_unstructured_row_equals_the_configuration_built_alone(cnn, grid, met
 @pytest.mark.parametrize("ratio,bits", [(0.3, 32), (0.8, 32), (0.3, 8), (0.8, 3)])
 def test_a_structured_row_equals_the_channel_pruned_model_built_alone(cnn, grid, ratio, bits):
     r = row(grid, "l1", True, ratio, bits)
-    thin = slimcore.prune(cnn.model, ratio, "l1", "layer", structured=True, example=cnn.test.x[:1])
-    q = slimcore.quantize(thin, bits) if bits != 32 else thin
+    thin = P.prune(cnn.model, ratio, "l1", "layer", structured=True, example=cnn.test.x[:1])
+    q = Q.quantize(thin, bits) if bits != 32 else thin
     assert r.accuracy == slimcore.accuracy(q, cnn.test)
-    assert r.macs == slimcore.measure(thin, cnn.test, timing=False).macs < row(grid, "l1", True, 0.0, 32).macs
+    assert r.macs == slimcore.measure(cnn, thin, timing=False).macs < row(grid, "l1", True, 0.0, 32).macs
     assert r.params == sum(p.numel() for p in thin.parameters())
     if bits == 32:
         assert (r.size_label, r.size_bytes) == ("measured", slimcore.serialized_bytes(thin))
@@ -126,7 +128,7 @@ def test_a_structured_row_equals_the_channel_pruned_model_built_alone(cnn, grid,
 def test_per_channel_asymmetric_rows_equal_the_quantized_model_alone(cnn):
     cfg = slimcore.QuantConfig(symmetric=False, per_channel=True)
     frame = S.sweep(cnn.model, cnn.test, (0.5,), (4,), quant=cfg)
-    alone = slimcore.quantize(slimcore.prune(cnn.model, 0.5), 4, symmetric=False, per_channel=True)
+    alone = Q.quantize(P.prune(cnn.model, 0.5), 4, symmetric=False, per_channel=True)
     assert frame.accuracy.iloc[0] == slimcore.accuracy(alone, cnn.test)
     grids = sum(m.weight.shape[0] for m in slimcore.weight_layers(alone).values())
     assert frame.size_bytes.iloc[0] == slimcore.modelled_size(alone, 4).bytes + 8 * grids  # scale + zero point each
@@ -196,13 +198,13 @@ def test_sensitivity_rows_equal_one_layer_compressed_alone(cnn):
     prune = S.sensitivity(cnn.model, val, "prune", (0.5, 0.9))
     assert list(prune.layer.unique()) == list(slimcore.weight_layers(cnn.model))
     r = prune[(prune.layer == "conv2") & (prune.setting == 0.9)].iloc[0]
-    alone = slimcore.prune(cnn.model, 0.0, overrides={"conv2": 0.9})
+    alone = P.prune(cnn.model, 0.0, overrides={"conv2": 0.9})
     assert r.accuracy == slimcore.accuracy(alone, val)
     assert r.drop_points == pytest.approx((prune.attrs["base_accuracy"] - r.accuracy) * 100)
     quant = S.sensitivity(cnn.model, val, "quantize", (4, 2))
     r = quant[(quant.layer == "fc1") & (quant.setting == 2)].iloc[0]
     others = [n for n in slimcore.weight_layers(cnn.model) if n != "fc1"]
-    assert r.accuracy == slimcore.accuracy(slimcore.quantize(cnn.model, 2, skip=others), val)
+    assert r.accuracy == slimcore.accuracy(Q.quantize(cnn.model, 2, skip=others), val)
     assert r.weights == cnn.model.fc1.weight.numel()
     assert set(S.sensitivity(cnn.model, val, "prune", (0.5,), layers=["fc2"]).layer) == {"fc2"}
 
@@ -219,12 +221,12 @@ def test_sensitivity_rejects_unknown_kinds_layers_and_empty_settings(cnn):
 def build(model, alloc):
     """The allocated model, built with the public API alone."""
     if alloc.kind == "prune":
-        return slimcore.prune(model, 0.0, overrides={n: r for n, r in alloc.result.settings.items() if r})
+        return P.prune(model, 0.0, overrides={n: r for n, r in alloc.result.settings.items() if r})
     layers = list(slimcore.weight_layers(model))
     out = model
     for n, b in alloc.result.settings.items():
         if b != 32:
-            out = slimcore.quantize(out, int(b), skip=[m for m in layers if m != n])
+            out = Q.quantize(out, int(b), skip=[m for m in layers if m != n])
     return out
 
 

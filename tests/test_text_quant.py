@@ -14,6 +14,8 @@ from slimcore import int8 as I
 from slimcore import serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
+from slimcore import quantization as Q
+from slimcore.quantization import QuantConfig
 from slimcore.quantization import qparams
 
 
@@ -49,7 +51,7 @@ LAYER = "encoder.layer.3.intermediate.dense"
 @pytest.mark.parametrize("bits,symmetric", [(8, True), (4, True), (8, False), (3, False)])
 def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_tensor(s, bits, symmetric):
     w = T.linear_layers(s.model)[LAYER].weight.detach()
-    ours = TQ.quantized_weights(s.model, TQ.TextQuantConfig(bits, False, symmetric), [LAYER])[f"{LAYER}.weight"]
+    ours = Q.quantized_weights(s.model, QuantConfig(bits, per_channel=False, symmetric=symmetric), TQ.layers(s.model, [LAYER]))[f"{LAYER}.weight"]
     qp = qparams(w, bits, symmetric)
     if symmetric:  # the grid itself, written out: max|w| over 2^(k-1) - 1 codes, zero point 0
         assert float(qp.scale) == pytest.approx(float(w.abs().max()) / (2 ** (bits - 1) - 1), rel=1e-6)
@@ -61,7 +63,7 @@ def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_tensor(s, bits, 
 @pytest.mark.parametrize("bits,symmetric", [(8, True), (4, True), (6, False)])
 def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_channel(s, bits, symmetric):
     w = T.linear_layers(s.model)[LAYER].weight.detach()
-    ours = TQ.quantized_weights(s.model, TQ.TextQuantConfig(bits, True, symmetric), [LAYER])[f"{LAYER}.weight"]
+    ours = Q.quantized_weights(s.model, QuantConfig(bits, per_channel=True, symmetric=symmetric), TQ.layers(s.model, [LAYER]))[f"{LAYER}.weight"]
     qp = qparams(w, bits, symmetric, axis=0)
     assert qp.scale.shape == (w.shape[0],)
     theirs = torch.fake_quantize_per_channel_affine(w, qp.scale, qp.zero_point, 0, qp.qmin, qp.qmax)
@@ -71,20 +73,20 @@ def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_channel(s, bits,
 def test_fake_quant_changes_exactly_the_chosen_linears_and_keeps_embeddings_fp32(s):
     only = TQ.select(s.model, ["ffn_out"], [5])
     assert only == ["encoder.layer.5.output.dense"]
-    v = TQ.fake_quant_text(s.model, TQ.TextQuantConfig(4, False), only)
+    v = TQ.fake_quantized(s.model, QuantConfig(4, per_channel=False), only)
     new, old = v.state_dict(), s.model.state_dict()
     changed = {k for k in old if not torch.equal(new[k], old[k])}
     assert changed == {"encoder.layer.5.output.dense.weight"}
-    everything = TQ.fake_quant_text(s.model, TQ.TextQuantConfig(4, True)).state_dict()
+    everything = TQ.fake_quantized(s.model, QuantConfig(4, per_channel=True)).state_dict()
     changed = {k for k in old if not torch.equal(everything[k], old[k])}
     assert changed == {f"{n}.weight" for n in T.linear_layers(s.model)} and len(changed) == 36  # no embedding, bias, LN
 
 
 def test_sixteen_bits_is_indistinguishable_and_fewer_bits_move_the_embeddings(s, quick, ref):
-    q16 = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(16, False)), quick, ref)
+    q16 = T.evaluate(TQ.fake_quantized(s.model, QuantConfig(16, per_channel=False)), quick, ref)
     assert q16.mean_cosine > 0.9999 and q16.top1_agreement == 1.0
-    q8pc = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(8, True)), quick, ref)
-    q3 = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(3, False)), quick, ref)
+    q8pc = T.evaluate(TQ.fake_quantized(s.model, QuantConfig(8, per_channel=True)), quick, ref)
+    q3 = T.evaluate(TQ.fake_quantized(s.model, QuantConfig(3, per_channel=False)), quick, ref)
     assert q16.mean_cosine > q8pc.mean_cosine > q3.mean_cosine
 
 
@@ -100,7 +102,7 @@ def test_int8_is_measured_smaller_and_the_modelled_8_bit_size_agrees(s):
     assert r.kind == "dynamic" and all(I.is_dynamic_int8(m) for m in T.linear_layers(r.model).values())
     measured = serialized_bytes(r.model)
     assert measured < 0.7 * serialized_bytes(s.model)
-    modelled = TQ.modelled_size(s.model, TQ.TextQuantConfig(8, True)).bytes
+    modelled = Q.modelled_bytes(s.model, QuantConfig(8, per_channel=True), TQ.layers(s.model)).bytes
     assert modelled == pytest.approx(measured, rel=0.02)   # the rule (weights at 8 bits, the rest fp32) is the file
 
 
@@ -146,8 +148,8 @@ def test_per_group_int8_leaves_the_other_groups_fp32(s, group):
 
 def test_the_shared_model_is_never_changed(s, tiny):
     before = {k: v.clone() for k, v in s.model.state_dict().items()}
-    cfg = TQ.TextQuantConfig(3, True)
-    TQ.fake_quant_text(s.model, cfg)
+    cfg = QuantConfig(3, per_channel=True)
+    TQ.fake_quantized(s.model, cfg)
     TQ.int8_text(s.model, True)
     TQ.int8_text(s.model, False, ["qkv"], embeddings=True)
     TQ.group_variant(s.model, "ffn_in", "fake", cfg)
@@ -169,7 +171,7 @@ def test_cell_pruning_equals_pytorchs_l1_unstructured(s, ratio):
 
 def test_group_scan_has_every_group_and_method(s, tiny):
     ref = T.embed(s.model, tiny)
-    rows = TQ.group_sensitivity(s.model, tiny, ref, TQ.TextQuantConfig(4, False))
+    rows = TQ.group_sensitivity(s.model, tiny, ref, QuantConfig(4, per_channel=False))
     assert [(r.group, r.method) for r in rows] == [(g, m) for g in T.GROUPS for m in TQ.GROUP_METHODS]
     assert {r.layers for r in rows} == {6, 18}    # q/k/v has three Linear layers per transformer layer
     assert all(0.0 <= r.drop < 1.0 for r in rows)
@@ -193,8 +195,8 @@ def test_modelled_size_counts_bits_and_grids(s):
     linears = T.linear_layers(s.model)
     weights = sum(m.weight.numel() for m in linears.values())
     total = sum(t.numel() for t in s.model.state_dict().values())
-    a = TQ.modelled_size(s.model, TQ.TextQuantConfig(4, False)).bytes
-    b = TQ.modelled_size(s.model, TQ.TextQuantConfig(4, True, False)).bytes
+    a = Q.modelled_bytes(s.model, QuantConfig(4, per_channel=False), TQ.layers(s.model)).bytes
+    b = Q.modelled_bytes(s.model, QuantConfig(4, per_channel=True, symmetric=False), TQ.layers(s.model)).bytes
     assert a == weights / 2 + 36 * 4 + (total - weights) * 4
     assert b - a == sum(m.weight.shape[0] for m in linears.values()) * 8 - 36 * 4
 
@@ -206,12 +208,12 @@ def test_kernel_times_cover_the_three_shapes(s):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(bits=1), "from 2 to 16"), (dict(bits=17), "from 2 to 16"), (dict(bits=8.0), "whole number"),
+    (dict(bits=0), "from 1 to 16"), (dict(bits=17), "from 1 to 16"), (dict(bits=8.0), "whole number"),
     (dict(bits=True), "whole number"), (dict(per_channel="yes"), "True or False"),
     (dict(symmetric=1), "True or False")])
 def test_bad_quant_configs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        TQ.TextQuantConfig(**{"bits": 8, "per_channel": False, **kwargs})
+        QuantConfig(**{"bits": 8, "per_channel": False, **kwargs})
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -228,10 +230,10 @@ def test_unknown_layers_and_groups_are_refused(s):
     with pytest.raises(ValueError, match="numbered 0 to 5"):
         TQ.select(s.model, None, [6])
     with pytest.raises(ValueError, match="not encoder Linear layers"):
-        TQ.fake_quant_text(s.model, TQ.TextQuantConfig(8, False), ["embeddings.word_embeddings"])
+        TQ.fake_quantized(s.model, QuantConfig(8, per_channel=False), ["embeddings.word_embeddings"])
     with pytest.raises(ValueError, match="not Linear layers"):
         I.dynamic_int8(s.model, True, {"encoder.layer.0.nope"})
     with pytest.raises(ValueError, match="method must be"):
-        TQ.group_variant(s.model, "qkv", "int4", TQ.TextQuantConfig(8, False))
+        TQ.group_variant(s.model, "qkv", "int4", QuantConfig(8, per_channel=False))
     with pytest.raises(ValueError, match="not an encoder Linear"):
-        TQ.layer_grid(s.model, "embeddings.LayerNorm", TQ.TextQuantConfig(8, False))
+        TQ.layer_grid(s.model, "embeddings.LayerNorm", QuantConfig(8, per_channel=False))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import slimcore
+from slimcore import pruning as P
 from slimcore import upload as U
 from slimcore.distillation import make_student
 
@@ -66,8 +67,8 @@ def test_every_format_gives_the_models_own_outputs_and_accuracy(cnn, files, kind
 
 def test_rebuilt_model_prunes_exactly_like_the_original(cnn, files):
     up = U.load_upload(files["script"], "model.pt")
-    ours = slimcore.accuracy(slimcore.prune(up.model, 0.7, "l1", "global"), up.test)
-    assert ours == slimcore.accuracy(slimcore.prune(cnn.model, 0.7, "l1", "global"), cnn.test)
+    ours = slimcore.accuracy(P.prune(up.model, 0.7, "l1", "global"), up.test)
+    assert ours == slimcore.accuracy(P.prune(cnn.model, 0.7, "l1", "global"), cnn.test)
     assert ours < up.card["test_accuracy"]
 
 

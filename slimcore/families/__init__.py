@@ -1,0 +1,13 @@
+"""Model families: what differs between kinds of model, behind one protocol (see base.py), and their registry.
+
+Adding a family is one module implementing `Family` plus one `register(...)` line here.
+"""
+from .base import SPLITS, Family, Metric, Score, Scorer, UnitGroup, family_of, get, register, unsupported, REGISTRY
+from .classifier import ACCURACY, Classifier
+from .encoder import COSINE, SentenceEncoder
+
+register(SentenceEncoder())
+register(Classifier())
+
+__all__ = ["SPLITS", "Family", "Metric", "Score", "Scorer", "UnitGroup", "family_of", "get", "register", "unsupported",
+           "REGISTRY", "ACCURACY", "COSINE", "Classifier", "SentenceEncoder"]

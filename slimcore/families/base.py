@@ -1,0 +1,131 @@
+"""The model-family protocol: what differs between kinds of model, and nothing more.
+
+A family says where a sample's data comes from (train / calibration / test / quick splits), how a model is scored
+(a headline quality with its direction and units, plus detail figures), what to time and trace it on, which layers
+compression acts on, which structural units can be removed whole, and how a student learns from a teacher. Every
+technique (pruning, quantization, distillation, measurement, sweeps) is written once against this protocol; a new
+kind of model is one module that implements it and one `register` call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+SPLITS = ("train", "calibration", "test", "quick")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A family's headline quality: what it is called, which way is better, and how it is written."""
+
+    name: str                     # "test accuracy", "mean cosine to the original"
+    short: str                    # "accuracy", "mean cosine": for axis titles and table columns
+    percent: bool                 # shown as a percentage (accuracy) or as a plain number (cosine)
+    higher_is_better: bool = True
+    help: str = ""                # one sentence: how it is measured
+
+    def format(self, value: float) -> str:
+        """The value as the labs write it: 87.50 % or 0.9772."""
+        return f"{value:.2%}" if self.percent else f"{value:.4f}"
+
+    def delta(self, value: float, reference: float) -> str:
+        """A change as the labs write it: +1.25 pt or -0.0123."""
+        return f"{(value - reference) * 100:+.2f} pt" if self.percent else f"{value - reference:+.4f}"
+
+
+@dataclass(frozen=True)
+class Score:
+    """How good a (compressed) model is on held-out data: the headline value and the family's detail figures."""
+
+    value: float
+    metric: Metric
+    examples: int                                  # held-out examples (or sentences) it was measured on
+    detail: Any = field(default=None, compare=False)   # the family's detail record (encoders: text.TextQuality)
+
+    def __str__(self) -> str:
+        return f"{self.metric.short} {self.metric.format(self.value)} on {self.examples:,} held-out examples"
+
+
+@dataclass(frozen=True)
+class UnitGroup:
+    """Units that structured pruning removes whole, within one place of a model: `count` units of one kind."""
+
+    kind: str        # "channels", "heads", "ffn"
+    where: str       # the dotted name of the layer (or block) they belong to
+    count: int       # how many the model has there now (read from its weights)
+
+
+Scorer = Callable[[nn.Module], Score]
+
+
+@runtime_checkable
+class Family(Protocol):
+    """What a kind of model provides to the techniques. Sizes come from the model, never from literals."""
+
+    name: str                      # registry key: "classifier", "encoder"
+    label: str                     # in words, for messages
+    metric: Metric                 # the headline quality
+    unit_kinds: Mapping[str, str]  # structural unit kinds this family can remove: {"channels": "output channels"}
+    timing_batches: tuple[int, ...]  # the batch sizes latency is measured at (small first)
+
+    def owns(self, sample: Any) -> bool:
+        """True when a loaded sample (or upload) belongs to this family."""
+        ...
+
+    def split(self, sample: Any, which: str) -> Any:
+        """One of SPLITS of the sample's data, in the family's own split type."""
+        ...
+
+    def scorer(self, sample: Any, which: str = "test") -> Scorer:
+        """A function scoring any variant of the sample's model on a held-out split (references computed once)."""
+        ...
+
+    def timing_inputs(self, sample: Any) -> dict[int, torch.Tensor]:
+        """Real inputs to time the model on, by batch size (timing_batches)."""
+        ...
+
+    def example(self, sample: Any) -> torch.Tensor:
+        """One small real input batch, for tracing and export."""
+        ...
+
+    def layers(self, model: nn.Module) -> dict[str, nn.Module]:
+        """The layers whose weight matrices compression acts on, by dotted name, in forward order."""
+        ...
+
+    def units(self, model: nn.Module, kind: str) -> list[UnitGroup]:
+        """Where a model has removable units of a kind, and how many of them (read from its weights)."""
+        ...
+
+
+REGISTRY: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family to the registry (by its name); every technique then works on its samples."""
+    if not isinstance(family, Family):
+        raise TypeError(f"{type(family).__name__} does not implement the Family protocol")
+    REGISTRY[family.name] = family
+    return family
+
+
+def get(name: str) -> Family:
+    """A registered family by name; an unknown name raises a ValueError listing the known ones."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model family {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def family_of(sample: Any) -> Family:
+    """The family a loaded sample (or upload) belongs to."""
+    for f in REGISTRY.values():
+        if f.owns(sample):
+            return f
+    raise ValueError(f"no model family takes a {type(sample).__name__}; families: {', '.join(REGISTRY)}")
+
+
+def unsupported(what: str, family: Family, supported: list[str] | tuple[str, ...]) -> ValueError:
+    """The one-line error for a technique setting a family does not have."""
+    return ValueError(f"{what} is not available for {family.label}; supported: {', '.join(supported) or 'none yet'}")

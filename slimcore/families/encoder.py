@@ -1,0 +1,67 @@
+"""The sentence-encoder family: all-MiniLM-L6-v2 (`minilm`) as slimcore.text writes it.
+
+Data are the project's sentence set (slimcore.text.TextData); a compressed encoder is scored by the mean cosine of its
+embeddings to the original's on held-out sentences, with nearest-neighbour agreement, Spearman of pair similarities
+and paraphrase top-1 as detail figures; compression acts on the encoder's Linear layers (not the embedding tables);
+structured pruning removes attention heads or FFN neurons; a student keeps some of the teacher's layers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import text as T
+from .base import Metric, Score, Scorer, UnitGroup, unsupported
+
+COSINE = Metric("mean cosine to the original", "mean cosine", percent=False,
+                help="Measured: cosine of each held-out sentence's embedding to the original encoder's, averaged.")
+
+
+class SentenceEncoder:
+    """Sentence set, mean cosine to the original, encoder Linears, heads and FFN neurons."""
+
+    name = "encoder"
+    label = "sentence encoders"
+    metric = COSINE
+    unit_kinds = {"heads": "attention heads", "ffn": "FFN neurons"}
+    timing_batches = (1, 32)
+
+    def owns(self, sample: Any) -> bool:
+        return isinstance(getattr(sample, "data", None), T.TextData)
+
+    def split(self, sample: Any, which: str) -> T.TextSplit:
+        data = sample.data
+        if which in ("train", "calibration"):
+            return data.train
+        if which == "test":
+            return data.test
+        if which == "quick":
+            return data.quick_set
+        raise ValueError(f"unknown split {which!r}; known: train, calibration, test, quick")
+
+    def scorer(self, sample: Any, which: str = "test") -> Scorer:
+        split = self.split(sample, which)
+        reference = T.embed(sample.model, split)   # the original's embeddings, once
+
+        def score(model: nn.Module) -> Score:
+            q = T.evaluate(model, split, reference)
+            return Score(q.mean_cosine, COSINE, len(split), q)
+        return score
+
+    def timing_inputs(self, sample: Any) -> dict[int, torch.Tensor]:
+        return T.timing_batches(sample.data.test, self.timing_batches[-1])
+
+    def example(self, sample: Any) -> torch.Tensor:
+        return T.timing_batches(sample.data.test, self.timing_batches[-1])[1]
+
+    def layers(self, model: nn.Module) -> dict[str, nn.Module]:
+        return T.linear_layers(model)
+
+    def units(self, model: nn.Module, kind: str) -> list[UnitGroup]:
+        if kind not in self.unit_kinds:
+            raise unsupported(f"removing {kind}", self, list(self.unit_kinds))
+        shape = model.shape()
+        where = "attention" if kind == "heads" else "intermediate"
+        return [UnitGroup(kind, f"encoder.layer.{i}.{where}", n) for i, n in enumerate(shape[kind])]
