@@ -85,8 +85,8 @@ def slider(s) -> None:
     r = timed(move, repeats=50)
     print(f"\ntemperature slider -> softmax + figure: {r['median_ms']:.2f} ms median, {r['p95_ms']:.2f} ms p95")
 
-    from streamlit.testing.v1 import AppTest
-    at = AppTest.from_file(str(ROOT / "pages" / "3_Distillation.py"), default_timeout=300)
+    from tests.apptest_utils import app
+    at = app("views/3_Distillation.py", timeout=300)
     at.session_state["model_name"] = "minilm"
     t0 = time.perf_counter()
     at.run()

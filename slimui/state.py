@@ -1,8 +1,9 @@
-"""Session state: the chosen model (kept across pages), the shared sidebar, and error display without tracebacks."""
+"""Session state: the chosen model (kept across pages), the shared sidebar, what a page reads from the frame, and
+error display without tracebacks."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import streamlit as st
 
@@ -10,7 +11,7 @@ import slimcore
 from slimcore import Sample, SampleError
 from slimcore import upload as U
 
-from . import cache
+from . import cache, urlstate
 
 MODEL = "model_name"            # the chosen model; a plain key, so it survives page switches
 MODEL_WIDGET = "model_select"   # the sidebar selectbox that edits it
@@ -77,6 +78,19 @@ def sidebar() -> Sample:
                                f"test accuracy {s.card['test_accuracy']:.2%} on {len(s.test)} held-out examples")
         return s
     st.stop()
+
+
+class Frame(NamedTuple):
+    """What a page reads from the frame app.py draws around it: the chosen model and whether teacher mode is on."""
+
+    sample: Sample   # loaded, shared and read-only
+    teacher: bool
+
+
+def current() -> Frame:
+    """The model the sidebar chose in this run (already loaded by it) and the teacher flag: `s, teacher = current()`."""
+    with friendly_errors():
+        return Frame(cache.sample(current_model()), urlstate.teacher())
 
 
 @contextmanager

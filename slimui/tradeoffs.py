@@ -8,7 +8,6 @@ from typing import Callable
 
 import pandas as pd
 import streamlit as st
-from streamlit.errors import StreamlitPageNotFoundError
 
 import slimcore
 from slimcore import tradeoffs as core   # the grid, its latencies and its CSV: shared with the CLI and benchmarks
@@ -77,15 +76,6 @@ def latencies(name: str, methods: tuple[str, ...], structured: tuple[bool, ...],
 def with_latency(frame: pd.DataFrame, timed: dict[str, tuple] | None) -> pd.DataFrame:
     """The frame with the measured latencies filled in (k-bit rows keep their reason for having none)."""
     return core.with_latency(frame, timed)
-
-
-def open_page(page: str) -> None:
-    """Switch to another lab (its settings already in session state); when this page runs on its own, without the
-    app's entry point, say where the settings went instead of failing."""
-    try:
-        st.switch_page(page)
-    except StreamlitPageNotFoundError:
-        st.info(f"Settings sent: open {page} to see them (this page was started on its own, without app.py).")
 
 
 def frontier(frame: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -11,8 +11,13 @@ from tests.conftest import ROOT
 
 
 def app(page: str = "app.py", timeout: float = 120) -> AppTest:
-    """An AppTest of a page given relative to the repository root (AppTest resolves relative paths oddly)."""
-    return AppTest.from_file(str(ROOT / page), default_timeout=timeout)
+    """An AppTest of the app opened on a page ("views/1_Pruning.py"; app.py: the home), as a link to it would open
+    it: app.py draws the frame (sidebar, teacher mode) and runs the page. Paths are relative to the repository root
+    (AppTest resolves a relative path against the test file)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    if page != "app.py":
+        at.switch_page(page)   # before the first run, by its file name: /Pruning for views/1_Pruning.py
+    return at
 
 
 def figures(at: AppTest) -> dict[str, dict]:

@@ -7,7 +7,7 @@ import slimcore
 from slimcore import distillation as D
 from tests.apptest_utils import app, array, figures, run_page
 
-PAGE = "pages/3_Distillation.py"
+PAGE = "views/3_Distillation.py"
 
 
 @pytest.fixture

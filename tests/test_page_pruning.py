@@ -5,7 +5,7 @@ import slimcore
 from slimcore import pruning as P
 from tests.apptest_utils import app, array, figures, metrics, run_for_model, run_page
 
-PAGE = "pages/1_Pruning.py"
+PAGE = "views/1_Pruning.py"
 
 
 @pytest.fixture

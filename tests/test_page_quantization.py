@@ -12,7 +12,7 @@ from slimcore import plots
 from slimcore import quantization as q
 from tests.apptest_utils import app, array, figures, metrics, run_page
 
-PAGE = "pages/2_Quantization.py"
+PAGE = "views/2_Quantization.py"
 
 
 @pytest.fixture

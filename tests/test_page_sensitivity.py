@@ -9,7 +9,7 @@ from tests.apptest_utils import app, array, figures, metrics, run_for_model, run
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
-PAGE = "pages/5_Sensitivity.py"
+PAGE = "views/5_Sensitivity.py"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from slimcore import text as T
 from slimcore import text_distill as TD
 from tests.apptest_utils import app, array, figures, metrics, run_for_model
 
-PAGE = "pages/3_Distillation.py"
+PAGE = "views/3_Distillation.py"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from slimcore import text as T
 from slimcore import text_prune as TP
 from tests.apptest_utils import app, array, figures, metrics, run_for_model
 
-PAGE = "pages/1_Pruning.py"
+PAGE = "views/1_Pruning.py"
 
 
 @pytest.fixture(scope="module")

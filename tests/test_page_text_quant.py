@@ -10,7 +10,7 @@ from slimcore import text as T
 from slimcore import text_quant as TQ
 from tests.apptest_utils import run_link, array, figures, metrics
 
-PAGE = "pages/2_Quantization.py"
+PAGE = "views/2_Quantization.py"
 COSINE = "Mean cosine to original"
 
 

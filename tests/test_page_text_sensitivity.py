@@ -9,7 +9,7 @@ from slimcore import text as T
 from slimcore import text_quant as TQ
 from tests.apptest_utils import run_link, array, figures
 
-PAGE = "pages/5_Sensitivity.py"
+PAGE = "views/5_Sensitivity.py"
 
 
 def open_page(**query: str):

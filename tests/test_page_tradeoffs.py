@@ -13,7 +13,7 @@ from tests.apptest_utils import app, array, figures, metrics, run_for_model, run
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
 
-PAGE = "pages/4_Trade-offs.py"
+PAGE = "views/4_Trade-offs.py"
 
 
 @pytest.fixture(scope="module")

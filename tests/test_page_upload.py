@@ -14,8 +14,8 @@ from slimcore import pruning as P
 from slimcore import upload as U
 from tests.apptest_utils import app, figures, metrics
 
-LABS = ["pages/1_Pruning.py", "pages/2_Quantization.py", "pages/3_Distillation.py", "pages/4_Trade-offs.py",
-        "pages/5_Sensitivity.py"]
+LABS = ["views/1_Pruning.py", "views/2_Quantization.py", "views/3_Distillation.py", "views/4_Trade-offs.py",
+        "views/5_Sensitivity.py"]
 
 
 def _script(model) -> bytes:

@@ -78,7 +78,7 @@ def test_fake_quant_and_sparse_points_are_modelled(setup):
 
 
 def test_page_builds_a_grid_and_inspects_a_point():
-    at = app("pages/4_Trade-offs.py", timeout=300)
+    at = app("views/4_Trade-offs.py", timeout=300)
     at.session_state["model_name"] = "minilm"
     at.run()
     assert not at.exception and at.button(key="text_grid_run")

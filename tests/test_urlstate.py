@@ -16,13 +16,13 @@ WIDGETS = ("slider", "select_slider", "selectbox", "radio", "toggle", "checkbox"
 # Per lab: a link setting every URL key to a non-default value (in the canonical form the page writes back), the
 # widget values it must produce, and where the view must differ from the default view.
 LINKS = {
-    "pages/1_Pruning.py": (
+    "views/1_Pruning.py": (
         {"prune_ratio": "0.9", "prune_method": "random", "prune_scope": "global", "prune_structured": "1",
          "prune_norm": "2", "prune_layer": "fc2", "prune_steps": "3", "prune_epochs": "1"},
         {"prune_ratio": 0.9, "prune_method": "random", "prune_scope": "global", "prune_structured": True,
          "prune_norm": 2, "prune_layer": "fc2", "prune_steps": 3, "prune_epochs": 1},
         ["Non-zero parameters", "Test accuracy"]),
-    "pages/2_Quantization.py": (
+    "views/2_Quantization.py": (
         {"bit_width": "3", "ternary": "1", "scheme": "asymmetric", "granularity": "per-channel",
          "quant_target": "weights-and-activations", "act_bits": "6", "calibration": "99.9th-percentile",
          "rounding": "stochastic-seed-0", "quant_layer": "fc2"},
@@ -30,11 +30,11 @@ LINKS = {
          "quant_target": "weights and activations", "act_bits": 6, "calibration": "99.9th percentile",
          "rounding": "stochastic (seed 0)", "quant_layer": "fc2"},
         ["Accuracy (simulated)", "q_values", "q_sqnr"]),
-    "pages/3_Distillation.py": (
+    "views/3_Distillation.py": (
         {"temperature": "10.5", "alpha": "0.3", "student": "1-4", "epochs": "3", "seed": "7", "example": "5"},
         {"temperature": 10.5, "alpha": 0.3, "student": "1/4", "epochs": 3, "seed": 7, "example": 5},
         ["distill_soft", "distill_input"]),
-    "pages/4_Trade-offs.py": (
+    "views/4_Trade-offs.py": (
         {"tradeoff_methods": ["l1", "random"], "tradeoff_structured": "0", "tradeoff_scope": "global",
          "tradeoff_granularity": "per-channel", "tradeoff_x": "macs", "tradeoff_pipe_prune": "0.9",
          "tradeoff_pipe_bits": "5", "tradeoff_point": "random-50-weights-4-bit"},
@@ -42,29 +42,29 @@ LINKS = {
          "tradeoff_granularity": "per channel", "tradeoff_x": "MACs", "tradeoff_pipe_prune": 0.9,
          "tradeoff_pipe_bits": 5, "tradeoff_point": "random 50% weights · 4-bit"},
         ["Configurations", "tradeoff_chart", "tradeoff_waterfall"]),
-    "pages/5_Sensitivity.py": (
+    "views/5_Sensitivity.py": (
         {"sens_kind": "quantize", "sens_method": "taylor", "sens_granularity": "per-channel", "sens_budget": "2.5"},
         {"sens_kind": "quantize", "sens_method": "taylor", "sens_granularity": "per channel", "sens_budget": 2.5},
         ["sens_heatmap", "Drop, validation (measured)"]),
 }
 # Per lab: a widget to move, its new value and how the URL must then read.
-MOVES = {"pages/1_Pruning.py": ("slider", "prune_ratio", 0.8, "0.8"),
-         "pages/2_Quantization.py": ("radio", "granularity", "per channel", "per-channel"),
-         "pages/3_Distillation.py": ("slider", "temperature", 8.5, "8.5"),
-         "pages/4_Trade-offs.py": ("radio", "tradeoff_x", "MACs", "macs"),
-         "pages/5_Sensitivity.py": ("slider", "sens_budget", 2.0, "2")}
+MOVES = {"views/1_Pruning.py": ("slider", "prune_ratio", 0.8, "0.8"),
+         "views/2_Quantization.py": ("radio", "granularity", "per channel", "per-channel"),
+         "views/3_Distillation.py": ("slider", "temperature", 8.5, "8.5"),
+         "views/4_Trade-offs.py": ("radio", "tradeoff_x", "MACs", "macs"),
+         "views/5_Sensitivity.py": ("slider", "sens_budget", 2.0, "2")}
 # Per lab: what teacher mode hides, and the main controls it keeps.
-TEACHER = {"pages/1_Pruning.py": ({"prune_norm", "prune_steps", "prune_epochs", "prune_retime"},
+TEACHER = {"views/1_Pruning.py": ({"prune_norm", "prune_steps", "prune_epochs", "prune_retime"},
                                   {"prune_ratio", "prune_method", "prune_scope", "prune_structured", "prune_layer",
                                    "prune_finetune"}),
-           "pages/2_Quantization.py": ({"quant_target", "act_bits", "calibration", "rounding", "quant_retime"},
+           "views/2_Quantization.py": ({"quant_target", "act_bits", "calibration", "rounding", "quant_retime"},
                                        {"bit_width", "ternary", "scheme", "granularity", "quant_layer"}),
-           "pages/3_Distillation.py": ({"alpha", "epochs", "seed"},   # and "Time again", drawn after a training
+           "views/3_Distillation.py": ({"alpha", "epochs", "seed"},   # and "Time again", drawn after a training
                                        {"temperature", "student", "example", "train"}),
-           "pages/4_Trade-offs.py": ({"tradeoff_methods", "tradeoff_scope", "tradeoff_granularity"},
+           "views/4_Trade-offs.py": ({"tradeoff_methods", "tradeoff_scope", "tradeoff_granularity"},
                                      {"tradeoff_structured", "tradeoff_x", "tradeoff_point", "tradeoff_pipe_prune",
                                       "tradeoff_pipe_bits"}),
-           "pages/5_Sensitivity.py": ({"sens_method", "sens_granularity"}, {"sens_kind", "sens_budget"})}
+           "views/5_Sensitivity.py": ({"sens_method", "sens_granularity"}, {"sens_kind", "sens_budget"})}
 
 
 def widgets(at) -> dict:
@@ -169,10 +169,10 @@ def test_a_link_reproduces_the_view(page, default_views, warnings):
 
 
 def test_pruning_link_from_the_issue_sets_the_ratio_and_thins_the_model(default_views):
-    at = open_link("pages/1_Pruning.py", {"prune_ratio": "0.9"})
+    at = open_link("views/1_Pruning.py", {"prune_ratio": "0.9"})
     assert at.slider(key="prune_ratio").value == 0.9
     nonzero = int(metrics(at)["Non-zero parameters"].replace(",", ""))
-    assert nonzero < int(default_views["pages/1_Pruning.py"]["Non-zero parameters"].replace(",", ""))
+    assert nonzero < int(default_views["views/1_Pruning.py"]["Non-zero parameters"].replace(",", ""))
     assert dict(at.query_params) == {"model": MODEL, "prune_ratio": "0.9"}
 
 
@@ -192,15 +192,15 @@ def test_moving_a_widget_updates_the_url_and_the_default_leaves_it(page):
 # --- bad links --------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("page, key, raw, default", [
-    ("pages/1_Pruning.py", "prune_ratio", "abc", 0.5),
-    ("pages/1_Pruning.py", "prune_ratio", "5", 0.5),
-    ("pages/1_Pruning.py", "prune_method", "evil", "l1"),
-    ("pages/1_Pruning.py", "prune_layer", "conv9", "fc1"),
-    ("pages/2_Quantization.py", "bit_width", "99", 8),
-    ("pages/3_Distillation.py", "temperature", "nan", 4.0),
-    ("pages/3_Distillation.py", "example", "100000", 0),
-    ("pages/4_Trade-offs.py", "tradeoff_x", "<script>", "size"),
-    ("pages/5_Sensitivity.py", "sens_budget", "-1", 1.0),
+    ("views/1_Pruning.py", "prune_ratio", "abc", 0.5),
+    ("views/1_Pruning.py", "prune_ratio", "5", 0.5),
+    ("views/1_Pruning.py", "prune_method", "evil", "l1"),
+    ("views/1_Pruning.py", "prune_layer", "conv9", "fc1"),
+    ("views/2_Quantization.py", "bit_width", "99", 8),
+    ("views/3_Distillation.py", "temperature", "nan", 4.0),
+    ("views/3_Distillation.py", "example", "100000", 0),
+    ("views/4_Trade-offs.py", "tradeoff_x", "<script>", "size"),
+    ("views/5_Sensitivity.py", "sens_budget", "-1", 1.0),
 ])
 def test_an_invalid_value_is_ignored_with_a_message(page, key, raw, default):
     at = open_link(page, {key: raw})
@@ -212,7 +212,7 @@ def test_an_invalid_value_is_ignored_with_a_message(page, key, raw, default):
 
 
 def test_several_bad_values_at_once_keep_the_good_ones():
-    at = open_link("pages/1_Pruning.py", {"prune_ratio": "5", "prune_method": "evil", "prune_scope": "global",
+    at = open_link("views/1_Pruning.py", {"prune_ratio": "5", "prune_method": "evil", "prune_scope": "global",
                                           "prune_structured": "maybe"})
     said = notes(at)
     assert all(f"`{k}=" in said for k in ("prune_ratio", "prune_method", "prune_structured"))
@@ -221,13 +221,13 @@ def test_several_bad_values_at_once_keep_the_good_ones():
 
 
 def test_an_off_grid_value_is_rounded_to_the_step_and_said_so():
-    at = open_link("pages/1_Pruning.py", {"prune_ratio": "0.555"})
+    at = open_link("views/1_Pruning.py", {"prune_ratio": "0.555"})
     assert at.slider(key="prune_ratio").value == 0.56 and "rounded to 0.56" in notes(at)
     assert at.query_params["prune_ratio"] == "0.56"
 
 
 def test_a_trade_off_point_not_in_the_grid_is_ignored():
-    at = open_link("pages/4_Trade-offs.py", {"tradeoff_point": "taylor-99-weights-1-bit"})
+    at = open_link("views/4_Trade-offs.py", {"tradeoff_point": "taylor-99-weights-1-bit"})
     assert "`tradeoff_point=taylor-99-weights-1-bit`" in notes(at)
     assert "tradeoff_point" not in at.query_params   # the best point, the default, is shown
 
@@ -235,7 +235,7 @@ def test_a_trade_off_point_not_in_the_grid_is_ignored():
 # --- the URL and session state from elsewhere ----------------------------------------------------------------
 
 def test_a_value_sent_by_another_page_wins_over_the_url():
-    at = app("pages/1_Pruning.py")   # as Trade-offs' "Open in Pruning" does: session state set, then the page opens
+    at = app("views/1_Pruning.py")   # as Trade-offs' "Open in Pruning" does: session state set, then the page opens
     at.query_params.update(model=MODEL, prune_ratio="0.9")
     at.session_state["prune_ratio"] = 0.30000000000000004
     at.session_state["prune_structured"] = True
@@ -249,19 +249,19 @@ def test_switching_labs_keeps_each_labs_keys_apart():
     at = app("app.py")
     at.query_params["model"] = MODEL
     at.run()
-    at.switch_page("pages/2_Quantization.py").run()
+    at.switch_page("views/2_Quantization.py").run()
     at.slider(key="bit_width").set_value(4).run()
-    at.switch_page("pages/1_Pruning.py").run()   # the Quantization widgets' state is still in the session
+    at.switch_page("views/1_Pruning.py").run()   # the Quantization widgets' state is still in the session
     assert not at.exception and not at.error
     assert at.slider(key="prune_ratio").value == 0.5 and "link" not in notes(at)
     at.slider(key="prune_ratio").set_value(0.7).run()
     assert at.query_params["prune_ratio"] == "0.7"
-    at.switch_page("pages/2_Quantization.py").run()   # the URL still carries bit_width: it comes back
+    at.switch_page("views/2_Quantization.py").run()   # the URL still carries bit_width: it comes back
     assert not at.exception and at.slider(key="bit_width").value == 4
 
 
 def test_a_layer_of_another_model_falls_back_quietly():
-    at = open_link("pages/2_Quantization.py", {"quant_layer": "fc3"})
+    at = open_link("views/2_Quantization.py", {"quant_layer": "fc3"})
     assert at.selectbox(key="quant_layer").value == "fc3"
     at.selectbox(key="model_select").set_value("digits-cnn").run()   # no fc3 in the CNN
     assert not at.exception and not at.error and "link" not in notes(at)
@@ -286,7 +286,7 @@ def test_teacher_link_hides_the_advanced_controls(page):
 
 def test_teacher_mode_uses_the_defaults_and_ignores_advanced_values_in_the_link():
     link = {"prune_ratio": "0.8", "prune_norm": "2", "prune_steps": "9"}
-    at = open_link("pages/1_Pruning.py", link, teacher=True)
+    at = open_link("views/1_Pruning.py", link, teacher=True)
     assert at.slider(key="prune_ratio").value == 0.8
     assert "`prune_norm=2`: hidden in teacher mode" in notes(at) and "`prune_steps=9`" in notes(at)
     assert dict(at.query_params) == {"model": MODEL, "teacher": "1", "prune_ratio": "0.8"}
@@ -294,7 +294,7 @@ def test_teacher_mode_uses_the_defaults_and_ignores_advanced_values_in_the_link(
 
 
 def test_the_sidebar_toggle_switches_teacher_mode_and_the_link():
-    at = open_link("pages/3_Distillation.py")
+    at = open_link("views/3_Distillation.py")
     at.slider(key="alpha").set_value(0.25).run()
     at.toggle(key="teacher_mode").set_value(True).run()
     assert "alpha" not in widgets(at) and at.query_params["teacher"] == "1" and "alpha" not in at.query_params
@@ -306,15 +306,15 @@ def test_teacher_mode_follows_the_session_to_another_lab():
     at = app("app.py")
     at.query_params.update(model=MODEL, teacher="1")
     at.run()
-    at.switch_page("pages/1_Pruning.py").run()
+    at.switch_page("views/1_Pruning.py").run()
     assert "prune_norm" not in widgets(at)
     at.query_params.pop("teacher")   # a link without it, or a switch that drops it: the session remembers
-    at.switch_page("pages/5_Sensitivity.py").run()
+    at.switch_page("views/5_Sensitivity.py").run()
     assert not at.exception and "sens_method" not in widgets(at) and at.query_params["teacher"] == "1"
 
 
 def test_a_bad_teacher_value_is_ignored_with_a_message():
-    at = open_link("pages/5_Sensitivity.py", {"teacher": "please"})
+    at = open_link("views/5_Sensitivity.py", {"teacher": "please"})
     assert at.toggle(key="teacher_mode").value is False and "sens_method" in widgets(at)
     assert any("teacher=please" in c.value for c in at.sidebar.caption)
     assert "teacher" not in at.query_params

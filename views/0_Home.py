@@ -1,15 +1,14 @@
-"""SlimLab home: pick a model, see its card, its layers and its measured baseline figures."""
+"""SlimLab home: upload a model or take the one picked in the sidebar, and see its card, its layers and its
+measured baseline figures."""
 import pandas as pd
 import streamlit as st
 
 from slimcore import plots
-from slimui import cache, state, text_home, urlstate
+from slimui import cache, state, text_home
 from slimui import text as text_ui
 from slimui import upload as up
 
-st.set_page_config(page_title="SlimLab", page_icon="🔬", layout="wide")
-s = state.sidebar()
-urlstate.teacher_toggle()
+s = state.current().sample
 name = s.name
 card = s.card
 

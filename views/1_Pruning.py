@@ -14,9 +14,7 @@ from slimui import text_pruning
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Float, Int
 
-st.set_page_config(page_title="SlimLab · Pruning", page_icon="✂️", layout="wide")
-s = state.sidebar()
-teacher = urlstate.teacher_toggle()
+s, teacher = state.current()
 if text_ui.is_text(s):
     text_pruning.page(s, teacher)
     st.stop()

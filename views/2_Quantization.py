@@ -13,9 +13,7 @@ from slimui import text_quant
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
 
-st.set_page_config(page_title="SlimLab · Quantization", page_icon="🎚️", layout="wide")
-s = state.sidebar()
-teacher = urlstate.teacher_toggle()
+s, teacher = state.current()
 if text_ui.is_text(s):
     text_quant.page(s, teacher)
     st.stop()

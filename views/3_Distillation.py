@@ -13,9 +13,7 @@ from slimui import text as text_ui
 from slimui import text_distill
 from slimui.urlstate import Choice, Float, Int
 
-st.set_page_config(page_title="SlimLab · Distillation", page_icon="🧪", layout="wide")
-s = state.sidebar()
-teacher = urlstate.teacher_toggle()
+s, teacher = state.current()
 if text_ui.is_text(s):
     text_distill.page(s, teacher)
     st.stop()

@@ -13,9 +13,7 @@ from slimui import tradeoffs as ui
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Choices
 
-st.set_page_config(page_title="SlimLab · Trade-offs", page_icon="⚖️", layout="wide")
-s = state.sidebar()
-teacher = urlstate.teacher_toggle()
+s, teacher = state.current()
 if text_ui.is_text(s):
     text_tradeoffs.page(s, teacher)
     st.stop()
@@ -106,13 +104,13 @@ with right:
                  help="Sets the Pruning lab's ratio, method, scope and structured switch to this configuration."):
         st.session_state.update(prune_ratio=float(row.prune_ratio), prune_method=row.method, prune_scope=scope,
                                 prune_structured=bool(row.structured))
-        ui.open_page("pages/1_Pruning.py")
+        st.switch_page("views/1_Pruning.py")
     if b2.button("Open in Quantization", key="tradeoff_to_quant", width="stretch",
                  disabled=row.bits == ui.FP32, help="Sets the Quantization lab's bit width and grid (it quantizes "
                                                     "the unpruned model)." if row.bits != ui.FP32 else
                  "This configuration keeps fp32 weights: there is no bit width to send."):
         st.session_state.update(bit_width=int(row.bits), ternary=False, scheme="symmetric", granularity=granularity)
-        ui.open_page("pages/2_Quantization.py")
+        st.switch_page("views/2_Quantization.py")
     if not teacher:
         export_panel(name, Recipe.from_sweep_row(name, row, ui.GRANULARITIES[granularity]))
 with left:

@@ -11,9 +11,7 @@ from slimui.urlstate import Choice, Float
 
 KINDS = {"prune": "pruning", "quantize": "quantization"}
 
-st.set_page_config(page_title="SlimLab · Sensitivity", page_icon="🎯", layout="wide")
-s = state.sidebar()
-teacher = urlstate.teacher_toggle()
+s, teacher = state.current()
 if text_ui.is_text(s):
     text_sensitivity.page(s, teacher)
     st.stop()

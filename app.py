@@ -1,0 +1,19 @@
+"""SlimLab's entry point: the frame every page is drawn in, once — page config, navigation, the sidebar's model
+picker and teacher mode — then the page chosen. Pages read the model and the teacher flag with state.current()."""
+import streamlit as st
+
+from slimui import state, urlstate
+
+# file, title, icon. The title is the URL path too: /Pruning, /Trade-offs... as Streamlit derived them from the file
+# names before the app had a navigation of its own, so old links still open the same page. Home is at /.
+PAGES = [("views/0_Home.py", "Home", "🔬"), ("views/1_Pruning.py", "Pruning", "✂️"),
+         ("views/2_Quantization.py", "Quantization", "🎚️"), ("views/3_Distillation.py", "Distillation", "🧪"),
+         ("views/4_Trade-offs.py", "Trade-offs", "⚖️"), ("views/5_Sensitivity.py", "Sensitivity", "🎯")]
+
+page = st.navigation([st.Page(path, title=title, icon=icon, url_path=title, default=title == "Home")
+                      for path, title, icon in PAGES])
+st.set_page_config(page_title="SlimLab" if page.title == "Home" else f"SlimLab · {page.title}", page_icon=page.icon,
+                   layout="wide")
+state.sidebar()
+urlstate.teacher_toggle()
+page.run()
