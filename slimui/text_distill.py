@@ -16,6 +16,7 @@ from slimcore.text import TextSample
 
 from . import cache, state, urlstate
 from . import text as ui
+from .components import Timed
 from .urlstate import Choice, Float, Int
 
 TEMPERATURES = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)  # log-spaced
@@ -226,7 +227,7 @@ def _live(bar, live, cfg: TD.TextDistillConfig, base: float):
     return progress, on_epoch
 
 
-def train_section(name: str, s: TextSample, cfg: TD.TextDistillConfig):
+def train_section(name: str, s: TextSample, cfg: TD.TextDistillConfig, teacher: bool):
     """The Distill button and, once this setting has a kept run, its results; returns the timing step that the page
     runs last (None without a run)."""
     st.subheader("Distill")
@@ -253,7 +254,7 @@ def train_section(name: str, s: TextSample, cfg: TD.TextDistillConfig):
                 f"{estimate(cfg):.0f} s at this setting on 2 idle cores; longer when the machine is busy). Runs are "
                 "kept for this session, so moving a slider back brings a finished one back.")
         return None
-    return result_section(name, run)
+    return result_section(name, run, teacher)
 
 
 def estimate(cfg: TD.TextDistillConfig) -> float:
@@ -262,7 +263,7 @@ def estimate(cfg: TD.TextDistillConfig) -> float:
     return SECONDS_FIXED + cfg.epochs * SECONDS_PER_LAYER_EPOCH * (cfg.layers + 0.5)
 
 
-def result_section(name: str, run: dict):
+def result_section(name: str, run: dict, teacher: bool):
     """Curves and quality rows of a finished run; returns the step that times teacher and student and fills the
     comparison table, for the page to call after drawing everything else."""
     r: TD.TextDistillResult = run["result"]
@@ -290,19 +291,18 @@ def result_section(name: str, run: dict):
     st.markdown(f"Training moved the mean cosine to the teacher from **{r.untrained_test.mean_cosine:.4f}** to "
                 f"**{r.test.mean_cosine:.4f}**, and the Spearman of pair similarities from "
                 f"{r.untrained_test.spearman:.4f} to {r.test.spearman:.4f}, on held-out sentences.")
-    table, note, retime = st.empty(), st.empty(), st.empty()
-    table.caption("Teacher and student side by side: timed once the rest of the page is drawn…")
-    return lambda: compare(name, run, table, note, retime)
+    timed = Timed("text_distill_retime", lambda: run.update(latency=None), teacher)
+    timed.table.caption("Teacher and student side by side: timed once the rest of the page is drawn…")
+    return lambda: compare(name, run, timed)
 
 
-def compare(name: str, run: dict, table, note, retime) -> None:
+def compare(name: str, run: dict, timed: Timed) -> None:
     """Time teacher and student (once per run, kept with it) and fill the comparison table in its placeholders."""
     r: TD.TextDistillResult = run["result"]
     cfg, base, tc = r.config, ui.original_quality(name, False), teacher_card(name)
     if run["latency"] is None:
-        with table, st.spinner("Timing teacher and student side by side…"):
-            run["latency"] = T.latencies({"teacher": cache.sample(name).model, "student": r.student},
-                                         ui.split(name, False))
+        run["latency"] = timed.measure("Timing teacher and student side by side…", lambda: T.latencies(
+            {"teacher": cache.sample(name).model, "student": r.student}, ui.split(name, False)))
     lat = run["latency"]
     rows = [{"model": "teacher", "layers": tc["layers"], "parameters": tc["parameters"],
              "size, MiB (measured)": round(tc["bytes"] / 2**20, 1), "mean cosine to teacher": 1.0,
@@ -316,19 +316,13 @@ def compare(name: str, run: dict, table, note, retime) -> None:
         b1, b32 = lat[k]
         row |= {"latency b=1, ms": round(b1.median_ms, 2), "b=1 IQR, ms": round(b1.iqr_ms, 2),
                 "latency b=32, ms": round(b32.median_ms, 1), "b=32 IQR, ms": round(b32.iqr_ms, 1)}
-    table.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    timed.show(pd.DataFrame(rows))
     (b1t, b32t), (b1s, b32s) = lat["teacher"], lat["student"]
     text = (f"Quality on {ui.where(name, False)}. Size measured (torch.save of the state dict). Latency measured "
             f"side by side (round-robin, median and IQR) on this server's CPU, {b32t.threads} thread(s), on real test "
             f"sentences: batch 1 is one median-length sentence, batch 32 spans the lengths. Student speed-up: "
             f"{b1t.median_ms / b1s.median_ms:.2f}x at batch 1, {b32t.median_ms / b32s.median_ms:.2f}x at batch 32.")
-    if any(x.noisy for x in (b1t, b32t, b1s, b32s)):
-        note.warning(text + " Some timings are noisy (wide spread, or a busy machine): press **Time again**.")
-    else:
-        note.caption(text)
-    if retime.button("Time again", key="text_distill_retime"):
-        run["latency"] = None
-        st.rerun()
+    timed.explain(text, (b1t, b32t, b1s, b32s))
 
 
 def session_runs(name: str) -> None:
@@ -355,7 +349,7 @@ def page(s: TextSample, teacher: bool) -> None:
         return
     student_section(name, cfg)
     temperature_section(name, cfg)
-    timing = train_section(name, s, cfg)
+    timing = train_section(name, s, cfg, teacher)
     session_runs(name)
     with st.expander("The loss, the temperature, and why T²"):
         st.latex(r"\mathcal{L} = \alpha\,\mathrm{MSE}(e_s, e_t) + (1 - \alpha)\, T^2\, "

@@ -11,6 +11,7 @@ from slimcore.text import TextSample
 
 from . import cache
 from . import text as ui
+from .components import Timed
 
 SHOWN = 12  # sentences in the similarity picture: the first six paraphrase pairs of the test split
 
@@ -47,7 +48,7 @@ def neighbours(name: str) -> dict:
     return {"sim": sim, "labels": list(sp.texts[:SHOWN]), "rows": rows}
 
 
-def page(s: TextSample) -> None:
+def page(s: TextSample, teacher: bool) -> None:
     name, card = s.name, s.card
     sent = card["sentences"]
     st.subheader(f"{name}: {card['model']} — {card['architecture']}")
@@ -71,7 +72,8 @@ def page(s: TextSample) -> None:
     cols[2].metric("Paraphrase found (top-1)", f"{full.paraphrase_top1:.1%}",
                    help=f"Measured on {ui.where(name, False)}: how often a sentence's nearest neighbour is its own "
                         "paraphrase. The compression labs compare every compressed encoder with this original.")
-    lat_cols, lat_caption = (cols[3].empty(), cols[4].empty()), st.empty()  # filled last: timing waits for the figures
+    lat_cols = cols[3].empty(), cols[4].empty()  # filled last: timing waits for the figures
+    timed = Timed("text_home_retime", lambda: ui.original_latency.clear(name), teacher, table=False)
 
     st.subheader("Layers")
     rows = layer_rows(name)
@@ -94,18 +96,9 @@ def page(s: TextSample) -> None:
                                                "test sentences (six paraphrase pairs)"), key="text_home_sim")
     right.dataframe(pd.DataFrame(nb["rows"]), hide_index=True, height=460)
 
-    with lat_caption, st.spinner("Timing…"):
-        b1, b32 = ui.original_latency(name)
+    b1, b32 = timed.measure("Timing…", lambda: ui.original_latency(name))
     lat_cols[0].metric("Latency b=1 (measured)", f"{b1.median_ms:.1f} ms", help=b1.describe())
     lat_cols[1].metric("Latency b=32 (measured)", f"{b32.median_ms:.1f} ms", help=b32.describe())
-    note = (f"Latency measured on this server's CPU on real test sentences: batch 1 is one median-length sentence "
-            f"({b1.describe()}); batch 32 is 32 sentences spread over the lengths, padded to the longest "
-            f"({b32.describe()}).")
-    if b1.noisy or b32.noisy:
-        lat_caption.warning(note + " These timings are noisy: the CPU was busy with something else — often the "
-                            "browser drawing this page on the same machine. Press **Time again**.")
-    else:
-        lat_caption.caption(note)
-    if st.button("Time again", key="text_home_retime"):
-        ui.original_latency.clear(name)
-        st.rerun()
+    timed.explain(f"Latency measured on this server's CPU on real test sentences: batch 1 is one median-length "
+                  f"sentence ({b1.describe()}); batch 32 is 32 sentences spread over the lengths, padded to the "
+                  f"longest ({b32.describe()}).", (b1, b32))

@@ -2,8 +2,6 @@
 and see what it costs in embedding quality (measured against the original encoder) and what it buys (measured)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -15,6 +13,7 @@ from slimcore.text import TextSample
 
 from . import cache, state, urlstate
 from . import text as ui
+from .components import Timed, delta
 from .urlstate import Choice, Float
 
 CURVE = (0.0, 0.25, 0.5, 0.75, 0.9)             # ratios of the quality curve (computed once per kind)
@@ -115,19 +114,18 @@ def _controls(s: TextSample, teacher: bool) -> TP.TextPruneConfig:
 
 def _sizes(rep: TP.TextPruneReport, orig: TP.TextPruneReport) -> None:
     cols = st.columns(4)
-    cols[0].metric("Parameters", f"{rep.params:,}", f"{rep.params - orig.params:+,}", delta_color="inverse",
+    cols[0].metric("Parameters", f"{rep.params:,}", **delta(rep.params - orig.params, "{:+,}", True),
                    help="Counted in the pruned model: masking keeps every parameter; removing neurons or heads "
                         "removes theirs.")
-    cols[1].metric("Non-zero parameters", f"{rep.nonzeros:,}", f"{rep.nonzeros - orig.nonzeros:+,}",
-                   delta_color="inverse", help="Counted: parameters that are not exactly zero (biases are kept).")
+    cols[1].metric("Non-zero parameters", f"{rep.nonzeros:,}", **delta(rep.nonzeros - orig.nonzeros, "{:+,}", True),
+                   help="Counted: parameters that are not exactly zero (biases are kept).")
     label = "Thin model (measured)" if rep.thin else "Dense size (measured)"
-    cols[2].metric(label, _mib(rep.size_bytes), f"{(rep.size_bytes - orig.size_bytes) / 2**20:+,.2f} MiB",
-                   delta_color="inverse",
+    cols[2].metric(label, _mib(rep.size_bytes), **delta((rep.size_bytes - orig.size_bytes) / 2**20, "{:+,.2f} MiB", True),
                    help="Measured: bytes of the pruned model's state dict written by torch.save" +
                         (" (smaller Linear layers)." if rep.thin else " — zeros cost as much as any other float."))
     if rep.sparse is not None:
         cols[3].metric("Sparse size (modelled)", _mib(rep.sparse.bytes),
-                       f"{(rep.sparse.bytes - orig.size_bytes) / 2**20:+,.2f} MiB", delta_color="inverse",
+                       **delta((rep.sparse.bytes - orig.size_bytes) / 2**20, "{:+,.2f} MiB", True),
                        help=f"Modelled from bit counts, not a file: {rep.sparse.format} storage, {rep.sparse.detail} "
                             "(the embedding tables too).")
     else:
@@ -180,35 +178,28 @@ def _full_split(name: str, cfg: TP.TextPruneConfig) -> None:
 def _buys(name: str, cfg: TP.TextPruneConfig, rep: TP.TextPruneReport, orig: TP.TextPruneReport,
           teacher: bool) -> None:
     st.subheader("What it buys: the original and the pruned encoder, timed")
-    table = st.empty()
-    with table, st.spinner("Timing the two encoders side by side…"):
-        lat = latencies(name, cfg)
+    timed = Timed("text_prune_retime", lambda: latencies.clear(name, cfg), teacher)
+    lat = timed.measure("Timing the two encoders side by side…", lambda: latencies(name, cfg))
     rows = [("original", orig, lat["original"]),
             (f"{SHORT_KIND[cfg.kind]} at {cfg.ratio:.2f}", rep, lat["pruned"])]
-    table.dataframe(pd.DataFrame([{
+    timed.show(pd.DataFrame([{
         "model": label, "parameters": r.params, "non-zeros": r.nonzeros, "size, MiB (measured)": round(r.size_bytes / 2**20, 2),
         "mean cosine (quick set)": round(r.quality.mean_cosine, 4),
         "latency b=1, ms": round(b1.median_ms, 2), "b=1 IQR, ms": round(b1.iqr_ms, 2),
         "latency b=32, ms": round(b32.median_ms, 1), "b=32 IQR, ms": round(b32.iqr_ms, 1),
-        "speed-up b=32": round(lat["original"][1].median_ms / b32.median_ms, 2)} for label, r, (b1, b32) in rows]),
-        hide_index=True, width="stretch")
+        "speed-up b=32": round(lat["original"][1].median_ms / b32.median_ms, 2)} for label, r, (b1, b32) in rows]))
     o32, p32 = lat["original"][1], lat["pruned"][1]
     speed = o32.median_ms / p32.median_ms
     why = ("the masked encoder keeps every dense tensor, so dense kernels multiply the zeros too: no real speed-up "
            "is expected" if not rep.thin else
            f"its Linear layers are really smaller ({rep.shape['heads'][0]} heads and {rep.shape['ffn'][0]} FFN neurons "
            "per layer), so there is less to compute")
-    st.markdown(f"At batch 32 the pruned encoder runs at **{speed:.2f}x** the original's speed — {why}. Latency: "
-                f"median of up to {o32.repeats} timed runs after {o32.warmup} warm-up, the two encoders timed in turn "
-                f"on real test sentences (one of median length at batch 1; 32 spread over the lengths, padded, at "
-                f"batch 32), {o32.threads} thread(s), on this server's CPU; the original's spread (IQR) was "
-                f"{o32.iqr_ms / o32.median_ms:.0%} of its median, so smaller differences are noise.")
-    if any(b.noisy for pair in lat.values() for b in pair):
-        st.warning("Some of these timings are noisy (a wide spread, or the machine was loaded while timing: load "
-                   f"average {o32.load:.1f} on {os.cpu_count()} cores). Time them again.")
-    if not teacher and st.button("Time again", key="text_prune_retime"):
-        latencies.clear(name, cfg)
-        st.rerun()
+    timed.explain(f"At batch 32 the pruned encoder runs at **{speed:.2f}x** the original's speed — {why}. Latency: "
+                  f"median of up to {o32.repeats} timed runs after {o32.warmup} warm-up, the two encoders timed in "
+                  f"turn on real test sentences (one of median length at batch 1; 32 spread over the lengths, padded, "
+                  f"at batch 32), {o32.threads} thread(s), on this server's CPU; the original's spread (IQR) was "
+                  f"{o32.iqr_ms / o32.median_ms:.0%} of its median, so smaller differences are noise.",
+                  [b for pair in lat.values() for b in pair], markdown=True)
 
 
 def page(s: TextSample, teacher: bool) -> None:

@@ -17,6 +17,7 @@ from slimcore.text import TextSample
 
 from . import cache, state, urlstate
 from . import text as ui
+from .components import Timed
 from .urlstate import Bool, Choice, Int
 
 DEFAULT_LAYER = "encoder.layer.5.output.dense"   # FFN out of the last layer: a wide weight range, a telling grid
@@ -151,10 +152,11 @@ def page(s: TextSample, teacher: bool) -> None:
     linear = sum(lin.weight.numel() for lin in T.linear_layers(s.model).values())
     m = st.columns(5)
     m[0].metric(f"Size at {bits} bits (modelled)", f"{size.bytes / 2**20:,.1f} MiB",
-                f"{fp32_bytes / size.bytes:.2f}× smaller", delta_color="off", help=f"Modelled: {size.detail}.")
+                f"{fp32_bytes / size.bytes:.2f}× smaller", delta_color="off", delta_arrow="off",
+                help=f"Modelled: {size.detail}.")
     m[1].metric("fp32 size (measured)", f"{fp32_bytes / 2**20:,.1f} MiB", help="torch.save of the state dict.")
     m[2].metric(f"Linear weights at {bits} bits (modelled)", f"{linear * bits / 8 / 2**20:,.1f} MiB",
-                f"fp32: {linear * 4 / 2**20:,.1f} MiB", delta_color="off",
+                f"fp32: {linear * 4 / 2**20:,.1f} MiB", delta_color="off", delta_arrow="off",
                 help=f"The {linear:,} weights of the 36 Linear layers at {bits} bits each, without their scales. The "
                      "fp32 embedding tables are most of what is left: they bound how small this encoder gets.")
     left, right = st.columns(2)
@@ -175,12 +177,8 @@ def page(s: TextSample, teacher: bool) -> None:
     st.subheader("Real int8 (dynamic, torch.ao)")
     with state.friendly_errors(), st.spinner("Building and evaluating the int8 encoders (once per process)…"):
         figs = {k: int8_figures(name, *v) for k, v in INT8.items()}
-    table_slot, caption_slot = st.empty(), st.empty()
-    _int8_table(table_slot, figs, base, fp32_bytes, None)
-    if not teacher and st.button("Time again", key="text_quant_retime",
-                                 help="Timing shares the CPU with everything else on this machine: this times fp32 "
-                                      "and the int8 encoders afresh, side by side."):
-        timings.clear(name)
+    timed = Timed("text_quant_retime", lambda: timings.clear(name), teacher)   # filled last
+    _int8_table(timed, figs, base, fp32_bytes, None)
     st.caption(f"Quality on {ui.where(name)}. Size: torch.save of each state dict (measured). "
                f"{figs['int8 per channel, embeddings too']['notes']} Engine: {figs['int8 per channel']['engine']}. "
                "The per-tensor and plain per-channel rows keep the word-embedding table in fp32.")
@@ -188,13 +186,12 @@ def page(s: TextSample, teacher: bool) -> None:
     _groups_section(name, cfg)
     _full_split_section(name, cfg)
 
-    with caption_slot, st.spinner("Timing fp32 and the int8 encoders, side by side (once per process)…"):
-        lat = timings(name)
-    _int8_table(table_slot, figs, base, fp32_bytes, lat)
-    _why(caption_slot, name, lat, teacher)
+    lat = timed.measure("Timing fp32 and the int8 encoders, side by side (once per process)…", lambda: timings(name))
+    _int8_table(timed, figs, base, fp32_bytes, lat)
+    _why(timed, name, lat)
 
 
-def _int8_table(slot, figs: dict, base: T.TextQuality, fp32_bytes: int, lat: dict | None) -> None:
+def _int8_table(timed: Timed, figs: dict, base: T.TextQuality, fp32_bytes: int, lat: dict | None) -> None:
     """Quality, size and speed first (what fits on screen), then the other quality figures."""
     cols = ["model", METRICS[0], "size (measured file)", "latency batch 1 (measured)", "latency batch 32 (measured)",
             *METRICS[1:]]
@@ -209,10 +206,10 @@ def _int8_table(slot, figs: dict, base: T.TextQuality, fp32_bytes: int, lat: dic
         rows.append(row(f"real {k}", f["quality"], f"{f['size_bytes'] / 2**20:,.1f} MiB "
                         f"({fp32_bytes / f['size_bytes']:.2f}× smaller)", [_speed(lat[k][i], f32[i]) for i in (0, 1)]
                         if lat else []))
-    slot.dataframe(pd.DataFrame(rows, columns=cols), hide_index=True, width="stretch")
+    timed.show(pd.DataFrame(rows, columns=cols))
 
 
-def _why(slot, name: str, lat: dict, teacher: bool) -> None:
+def _why(timed: Timed, name: str, lat: dict) -> None:
     """The caption under the int8 table: the measured speed-ups and why batch 1 gains more than batch 32."""
     b1, b32 = (lat["fp32"][i].median_ms / lat["int8 per channel"][i].median_ms for i in (0, 1))
     x = T.timing_batches(ui.split(name, False), 32)
@@ -231,11 +228,7 @@ def _why(slot, name: str, lat: dict, teacher: bool) -> None:
              "kernels (AVX2, no VNNI: no single int8 dot-product instruction) measure only about 1.6–2× faster per "
              "Linear; each input is quantized first, and attention, GELU and LayerNorm stay fp32 and cost the same. "
              "The expander below times each Linear shape alone.")
-    if any(b.noisy for pair in lat.values() for b in pair):
-        slot.warning(text + " These timings are noisy (a wide spread, or the machine was busy)"
-                     + ("." if teacher else ": press **Time again**."))
-    else:
-        slot.caption(text)
+    timed.explain(text, [b for pair in lat.values() for b in pair])
     with st.expander("Why batch 32 gains less: each Linear shape timed alone (measured)"):
         if st.button("Time the three Linear shapes", key="text_quant_kernels") or st.session_state.get("tq_kernels"):
             st.session_state["tq_kernels"] = True

@@ -7,8 +7,9 @@ from slimcore import plots
 from slimui import cache, state, text_home
 from slimui import text as text_ui
 from slimui import upload as up
+from slimui.components import Timed
 
-s = state.current().sample
+s, teacher = state.current()
 name = s.name
 card = s.card
 
@@ -20,7 +21,7 @@ with st.expander("Upload your own model", expanded=not state.my_uploads()):
     up.upload_form()
 
 if text_ui.is_text(s):
-    text_home.page(s)
+    text_home.page(s, teacher)
     st.stop()
 if card.get("source") == "upload":
     up.upload_card(s)
@@ -47,7 +48,8 @@ cols[0].metric("Test accuracy", f"{m.accuracy:.2%}", help=f"Measured: top-1 on {
 cols[1].metric("Parameters", f"{m.params:,}", help=f"{m.nonzeros:,} non-zero.")
 cols[2].metric("MACs per example", f"{m.macs:,}", help="Counted from the layer shapes: multiply-accumulates of the Linear/Conv layers for one input, as dense kernels compute them.")
 cols[3].metric("Size (measured)", f"{m.size_bytes / 1024:,.1f} KiB", help="Measured: bytes of the state dict written by torch.save.")
-latency_metric, latency_caption = cols[4].empty(), st.empty()  # filled last: timing waits for the figures
+latency_metric = cols[4].empty()  # filled last: timing waits for the figures
+timed = Timed("home_retime", lambda: cache.baseline_latency.clear(name), teacher, table=False)
 
 st.subheader("Layers")
 table = pd.DataFrame([{"layer": r.name, "type": r.kind, "weight shape": " x ".join(map(str, r.weight_shape)),
@@ -66,17 +68,7 @@ with right:
 st.subheader("Test examples and predictions")
 st.plotly_chart(plots.example_gallery(ex["x"], ex["y"], ex["pred"], ex["conf"]), key="home_examples")
 
-with latency_metric, st.spinner("Timing…"):
-    b1, b256 = cache.baseline_latency(name)
-if b1.noisy or b256.noisy:
-    latency_caption.warning(f"This timing is noisy (batch 256: IQR {b256.iqr_ms:.2f} ms on a median of "
-                            f"{b256.median_ms:.2f} ms): the CPU was busy with something else — often the browser "
-                            "drawing this page on the same machine. Press **Time again**.")
-if st.button("Time again", key="home_retime", help="Timing shares the CPU with everything else on this machine (your browser too, when "
-             "it runs here): a wide IQR means a noisy measurement. This times the model afresh."):
-    cache.baseline_latency.clear(name)
-    st.rerun()
+b1, b256 = timed.measure("Timing…", lambda: cache.baseline_latency(name))
 latency_metric.metric("Latency (measured)", f"{b1.median_ms:.3f} ms", help=b1.describe())
-latency_caption.caption(f"Latency (measured on this server's CPU) at batch 256: {b256.median_ms:.2f} ms median "
-                        f"(IQR {b256.iqr_ms:.2f} ms), {b256.per_example_us:.2f} µs per example; batch 1: "
-                        f"{b1.describe()}.")
+timed.explain(f"Latency (measured on this server's CPU) at batch 256: {b256.median_ms:.2f} ms median (IQR "
+              f"{b256.iqr_ms:.2f} ms), {b256.per_example_us:.2f} µs per example; batch 1: {b1.describe()}.", (b1, b256))

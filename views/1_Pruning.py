@@ -1,6 +1,4 @@
 """Pruning lab: a prune-ratio slider with live histograms, masks and the real effect on size, speed and accuracy."""
-import os
-
 import pandas as pd
 import streamlit as st
 
@@ -11,6 +9,7 @@ from slimui import cache, state, urlstate
 from slimui import pruning as ui
 from slimui import text as text_ui
 from slimui import text_pruning
+from slimui.components import Timed, delta
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Float, Int
 
@@ -54,20 +53,19 @@ if now.emptied:
 if now.small_note:
     st.warning(f"{now.small_note.capitalize()}. Every other figure stands.")
 cols = st.columns(5)
-cols[0].metric("Test accuracy", f"{now.accuracy:.2%}", f"{(now.accuracy - base.accuracy) * 100:+.2f} pt",
+cols[0].metric("Test accuracy", f"{now.accuracy:.2%}", **delta((now.accuracy - base.accuracy) * 100, "{:+.2f} pt"),
                help=f"Measured on {len(s.test)} held-out test examples; change against the unpruned model.")
-cols[1].metric("Non-zero parameters", f"{now.nonzeros:,}", f"{now.nonzeros - base.nonzeros:+,}",
-               delta_color="inverse", help=f"Of {now.params:,} parameters; {now.removed:,} of {now.weights:,} "
-                                       "Linear/Conv weights removed (biases are kept, except those of removed "
-                                       "channels).")
+cols[1].metric("Non-zero parameters", f"{now.nonzeros:,}", **delta(now.nonzeros - base.nonzeros, "{:+,}", True),
+               help=f"Of {now.params:,} parameters; {now.removed:,} of {now.weights:,} Linear/Conv weights removed "
+                    "(biases are kept, except those of removed channels).")
 cols[2].metric("Dense size (measured)", f"{now.dense_bytes / 1024:,.1f} KiB",
-               f"{(now.dense_bytes - base.size_bytes) / 1024:+,.1f} KiB", delta_color="inverse",
+               **delta((now.dense_bytes - base.size_bytes) / 1024, "{:+,.1f} KiB", True),
                help="torch.save of the masked model: zeros cost as much as any other float.")
 cols[3].metric("Sparse size (modelled)", f"{now.sparse.bytes / 1024:,.1f} KiB",
                help=f"Modelled from bit counts, storage format {now.sparse.format}: {now.sparse.detail}.")
 if now.small_bytes is not None:
     cols[4].metric("Thin model (measured)", f"{now.small_bytes / 1024:,.1f} KiB",
-                   f"{(now.small_bytes - base.size_bytes) / 1024:+,.1f} KiB", delta_color="inverse",
+                   **delta((now.small_bytes - base.size_bytes) / 1024, "{:+,.1f} KiB", True),
                    help=f"The channel-pruned model: torch.save of the model with channels removed at ratio {ratio:.2f}: {now.small_params:,} "
                         f"parameters, test accuracy {now.small_accuracy:.2%}.")
 st.caption(f"Sparse size is **modelled** as `{now.sparse.format}` storage ({now.sparse.detail}); the other "
@@ -98,36 +96,28 @@ with right:
     st.caption("One-shot curve: computed once per model and method, then cached.")
 
 st.subheader("What it buys: the real models, timed")
-table = st.empty()
-with table, st.spinner("Timing the real models side by side…"):
-    lat = ui.latencies(name, cfg)
+timed = Timed("prune_retime", lambda: ui.latencies.clear(name, cfg), teacher)
+lat = timed.measure("Timing the real models side by side…", lambda: ui.latencies(name, cfg))
 rows = [("original (dense)", base.params, base.nonzeros, base.size_bytes, base.accuracy, *lat["original"]),
         ("masked (dense kernels, zeros kept)", now.params, now.nonzeros, now.dense_bytes, now.accuracy,
          *lat["masked"])]
 if "channels" in lat:
     rows.append(("channels removed (structured, same ratio)", now.small_params, now.small_params, now.small_bytes,
                  now.small_accuracy, *lat["channels"]))
-table.dataframe(pd.DataFrame([{
+timed.show(pd.DataFrame([{
     "model": r[0], "parameters": r[1], "non-zeros": r[2], "size, KiB (measured)": round(r[3] / 1024, 1),
     "test accuracy, %": round(r[4] * 100, 2), "latency b=1, ms": round(r[5].median_ms, 3),
-    "latency b=256, ms": round(r[6].median_ms, 3), "b=256 spread (IQR), ms": round(r[6].iqr_ms, 3)} for r in rows]),
-    hide_index=True, width="stretch")
+    "latency b=256, ms": round(r[6].median_ms, 3), "b=256 spread (IQR), ms": round(r[6].iqr_ms, 3)} for r in rows]))
 b256 = lat["original"][1]
 speed = [b256.median_ms / r[6].median_ms for r in rows[1:]]
-st.markdown(f"At batch 256 the masked model runs at **{speed[0]:.2f}x** the original's speed — dense kernels multiply "
-            "the zeros too" + (f" — while the model with channels removed runs at **{speed[1]:.2f}x**"
-                               f" ({' / '.join(f'{n} {sh[0]}' for n, sh in now.small_shapes.items())} output channels)"
-                               if len(speed) > 1 else "") + f". Latency: median of up to {b256.repeats} timed runs after "
-            f"{b256.warmup} warm-up each, the models timed in turn, {b256.threads} thread(s), on this server's CPU; "
-            f"the original's spread (IQR) was {b256.iqr_ms / b256.median_ms:.0%} of its median, so smaller "
-            "differences are noise.")
-if any(r[5].noisy or r[6].noisy for r in rows):
-    st.warning("Some of these timings are noisy (a wide spread, or the machine was loaded while timing: "
-               f"load average {rows[0][6].load:.1f} on {os.cpu_count()} cores): the CPU was busy with something else "
-               "— often the browser drawing this page on the same machine. Time them again.")
-if not teacher and st.button("Time again", key="prune_retime"):
-    ui.latencies.clear(name, cfg)
-    st.rerun()
+timed.explain(f"At batch 256 the masked model runs at **{speed[0]:.2f}x** the original's speed — dense kernels "
+              "multiply the zeros too" + (f" — while the model with channels removed runs at **{speed[1]:.2f}x**"
+                                          f" ({' / '.join(f'{n} {sh[0]}' for n, sh in now.small_shapes.items())} "
+                                          "output channels)" if len(speed) > 1 else "")
+              + f". Latency: median of up to {b256.repeats} timed runs after {b256.warmup} warm-up each, the models "
+              f"timed in turn, {b256.threads} thread(s), on this server's CPU; the original's spread (IQR) was "
+              f"{b256.iqr_ms / b256.median_ms:.0%} of its median, so smaller differences are noise.",
+              [b for r in rows for b in r[5:7]], markdown=True)
 
 st.subheader("Gradual pruning with fine-tuning")
 g1, g2, g3 = st.columns([1, 1, 2])

@@ -10,6 +10,7 @@ from slimui import cache, state, urlstate
 from slimui import quant as ui
 from slimui import text as text_ui
 from slimui import text_quant
+from slimui.components import Timed, delta
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
 
@@ -79,7 +80,8 @@ if cfg.ternary and cfg.rounding == "stochastic":
 err = errors[layer]
 sqnr = "∞ dB (exact)" if math.isinf(err.sqnr_db) and err.sqnr_db > 0 else f"{err.sqnr_db:.1f} dB"
 cols = st.columns(5)
-cols[0].metric("Accuracy (simulated)", f"{now['accuracy']:.2%}", f"{(now['accuracy'] - base.accuracy) * 100:+.2f} pt",
+cols[0].metric("Accuracy (simulated)", f"{now['accuracy']:.2%}",
+               **delta((now['accuracy'] - base.accuracy) * 100, "{:+.2f} pt"),
                help=f"Measured on {len(s.test)} held-out test examples, of the fake-quantized model "
                     f"({cfg.describe()}); change against fp32.")
 cols[1].metric("fp32 accuracy (measured)", f"{base.accuracy:.2%}", help="The original model on the same examples.")
@@ -122,11 +124,7 @@ with right:
                 "2 and 3 bits across schemes.")
 
 st.subheader("Simulated vs real int8")
-table_slot, notes_slot = st.empty(), st.empty()
-if not teacher and st.button("Time again", key="quant_retime", help="Timing shares the CPU with everything else on "
-                             "this machine: a wide spread means a noisy measurement. This times fp32 and int8 afresh, "
-                             "side by side."):
-    ui.timings.clear(name)  # timed again at the end of this run
+timed = Timed("quant_retime", lambda: ui.timings.clear(name), teacher)  # filled at the end of the run
 
 
 def ms(lat, ref=None) -> str:
@@ -150,7 +148,7 @@ def table(int8: dict | None, lat: dict | None) -> pd.DataFrame:
                                        "latency, batch 1 (measured)", "latency, batch 256 (measured)"])
 
 
-table_slot.dataframe(table(None, None), hide_index=True, width="stretch")
+timed.show(table(None, None))
 
 st.subheader("How the grid is built")
 f1, f2 = st.columns(2)
@@ -176,19 +174,16 @@ with f2:
                 "model: PyTorch's own int8 kernels, dynamic for Linear-only models, static (calibrated on the same "
                 "training inputs, x86 engine) for models with convolutions. It does not follow the slider.")
 
-with state.friendly_errors(), st.spinner("Building and timing the real int8 model (once per model)…"):
-    int8 = ui.int8_figures(name)
-    table_slot.dataframe(table(int8, None), hide_index=True, width="stretch")
-    lat = ui.timings(name)
-table_slot.dataframe(table(int8, lat), hide_index=True, width="stretch")
-notes_slot.caption(f"Accuracy: top-1 on {len(s.test)} held-out test examples. Real int8: {int8['kind']} quantization, "
-                   f"{int8['engine']} engine. {int8['notes']} Fake-quantized "
-                   "weights are fp32 numbers run by the same dense fp32 kernels, so the simulated model is exactly as "
-                   "fast, and as large on disk, as fp32; its size at k bits is modelled. Latency: median of timed runs "
-                   "on this server's CPU, fp32 and int8 timed side by side, once per model.")
-if any(b.noisy for pair in lat.values() for b in pair):
-    st.warning("These timings are noisy (a wide spread, or the machine was loaded while timing): the CPU was "
-               "busy with something else." + ("" if teacher else " Press **Time again** above."))
+with state.friendly_errors():
+    int8 = timed.measure("Building the real int8 model (once per model)…", lambda: ui.int8_figures(name))
+    timed.show(table(int8, None))
+    lat = timed.measure("Timing fp32 and int8 side by side (once per model)…", lambda: ui.timings(name))
+timed.show(table(int8, lat))
+timed.explain(f"Accuracy: top-1 on {len(s.test)} held-out test examples. Real int8: {int8['kind']} quantization, "
+              f"{int8['engine']} engine. {int8['notes']} Fake-quantized weights are fp32 numbers run by the same dense "
+              "fp32 kernels, so the simulated model is exactly as fast, and as large on disk, as fp32; its size at k "
+              "bits is modelled. Latency: median of timed runs on this server's CPU, fp32 and int8 timed side by "
+              "side, once per model.", [b for pair in lat.values() for b in pair])
 
 if not teacher:  # a lecture needs the figures, not the files
     export_panel(name, Recipe(name, quant=cfg), {f"simulated {cfg.bits}-bit (fake quantization)": Recipe(name, quant=cfg),

@@ -11,6 +11,7 @@ from slimui import cache, state, urlstate
 from slimui import distill as ui
 from slimui import text as text_ui
 from slimui import text_distill
+from slimui.components import Timed
 from slimui.urlstate import Choice, Float, Int
 
 s, teacher = state.current()
@@ -103,20 +104,16 @@ else:
                                          "scratch: validation": [e.val_accuracy for e in scratch.history],
                                          "distilled: train": [e.train_accuracy for e in run.history]},
                                     "Accuracy per epoch", "epoch", "accuracy", percent=True), key="distill_acc")
-    with st.spinner("Timing teacher and students side by side…"), state.friendly_errors():
-        table, noisy = ui.compare(key)
-    st.dataframe(pd.DataFrame([{"model": k} | v for k, v in table.items()]), hide_index=True, width="stretch")
+    timed = Timed("distill_retime", lambda: ui.compare.clear(key), teacher)
+    with state.friendly_errors():
+        table, noisy = timed.measure("Timing teacher and students side by side…", lambda: ui.compare(key))
+    timed.show(pd.DataFrame([{"model": k} | v for k, v in table.items()]))
     gain = table["distilled student"]["test accuracy, %"] - table["student from scratch"]["test accuracy, %"]
-    st.markdown(f"On the {len(s.test)} held-out test examples the distilled student is **{gain:+.2f} points** against "
-                "the one trained on labels alone — for this seed; seeds differ by about a point on these small sets, "
-                "so compare several before concluding. Sizes are measured (torch.save); latency is measured side by "
-                "side on this server's CPU (median of timed runs after warm-up, batch 1 and 256).")
-    if noisy:
-        st.warning("Some of these timings are noisy (a wide spread, or the machine was loaded while timing): time "
-                   "them again.")
-    if not teacher and st.button("Time again", key="distill_retime"):
-        ui.compare.clear(key)
-        st.rerun()
+    timed.explain(f"On the {len(s.test)} held-out test examples the distilled student is **{gain:+.2f} points** "
+                  "against the one trained on labels alone — for this seed; seeds differ by about a point on these "
+                  "small sets, so compare several before concluding. Sizes are measured (torch.save); latency is "
+                  "measured side by side on this server's CPU (median of timed runs after warm-up, batch 1 and 256).",
+                  noisy=noisy, markdown=True)
 
 st.subheader("Student accuracy against temperature")
 points = {t: ui.store().get(ui.at_temperature(key, t)) for t in ui.GRID}

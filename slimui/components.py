@@ -1,0 +1,65 @@
+"""Pieces every page draws the same way: the timed block (measured latencies, how they were timed, one warning when
+they are noisy, and the Time again button) and the delta of a metric against the original."""
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable, TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from slimcore import Latency
+
+T = TypeVar("T")
+
+NOISY = ("Some of these timings are noisy: a wide spread between runs, or the machine was busy while timing — often "
+         "with the browser drawing this page on the same machine.")
+RETIME_HELP = ("Timing shares this server's CPU with everything else on it (your browser too, when it runs here): a "
+               "wide spread (IQR) means a noisy measurement. This times the models afresh, side by side.")
+
+
+class Timed:
+    """A timed block drawn in place: a slot for the timed table (none when the page shows the figures as metrics),
+    the note saying how they were timed, the noisy-timing warning and the Time again button (not in teacher mode).
+    The button clears the cached timing in the run it is pressed, so the page's timing call below measures afresh.
+
+        timed = Timed("prune_retime", lambda: latencies.clear(name, cfg), teacher)
+        lat = timed.measure("Timing the models side by side…", lambda: latencies(name, cfg))
+        timed.table.dataframe(...)
+        timed.explain("Median of ... on this server's CPU.", lat["original"] + lat["pruned"])
+    """
+
+    def __init__(self, key: str, clear: Callable[[], None], teacher: bool, table: bool = True) -> None:
+        self.table = st.empty() if table else None
+        self.note, self.warning = st.empty(), st.empty()
+        self.button = not teacher
+        if self.button and st.button("Time again", key=key, help=RETIME_HELP):
+            clear()
+
+    def measure(self, what: str, timing: Callable[[], T]) -> T:
+        """Call `timing` with a spinner saying `what`, where the note will be."""
+        with self.note, st.spinner(what):
+            return timing()
+
+    def show(self, frame: pd.DataFrame) -> None:
+        """The timed table, full width."""
+        self.table.dataframe(frame, hide_index=True, width="stretch")
+
+    def explain(self, text: str, latencies: Iterable[Latency] = (), noisy: bool = False,
+                markdown: bool = False) -> None:
+        """Say how the figures were timed (a caption, or markdown for a sentence with figures in bold); below it, the
+        one warning when any of `latencies` is noisy (or `noisy` says so)."""
+        (self.note.markdown if markdown else self.note.caption)(text)
+        if noisy or any(b.noisy for b in latencies):
+            self.warning.warning(NOISY + (" Press **Time again**." if self.button else ""))
+        else:
+            self.warning.empty()
+
+
+def delta(change: float, fmt: str, lower_is_better: bool = False) -> dict:
+    """st.metric's delta arguments for a change against the original: green when better, red when worse. A change
+    that rounds to zero is not a change: shown grey without an arrow ("0.0 KiB", not a red "+0.0 KiB")."""
+    text = fmt.format(change)
+    if not re.search(r"[1-9]", text):
+        return {"delta": text.lstrip("+-"), "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": text, "delta_color": "inverse" if lower_is_better else "normal"}
