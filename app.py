@@ -3,6 +3,7 @@ picker and teacher mode — then the page chosen. Pages read the model and the t
 import streamlit as st
 
 from slimui import state, urlstate
+from slimui import text as text_ui
 
 # file, title, icon. The title is the URL path too: /Pruning, /Trade-offs... as Streamlit derived them from the file
 # names before the app had a navigation of its own, so old links still open the same page. Home is at /.
@@ -14,6 +15,7 @@ page = st.navigation([st.Page(path, title=title, icon=icon, url_path=title, defa
                       for path, title, icon in PAGES])
 st.set_page_config(page_title="SlimLab" if page.title == "Home" else f"SlimLab · {page.title}", page_icon=page.icon,
                    layout="wide")
-state.sidebar()
+s = state.sidebar()
+urlstate.rename_old_keys(text_ui.is_text(s))   # links made before one key per setting
 urlstate.teacher_toggle()
 page.run()

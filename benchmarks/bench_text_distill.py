@@ -94,7 +94,7 @@ def slider(s) -> None:
     times = []
     for t in (0.3, 0.1, 0.5, 0.1, 1.0, 0.1):   # cached after the first visit: only the softmax and figures change
         t0 = time.perf_counter()
-        at.select_slider(key="text_temperature").set_value(t).run()
+        at.select_slider(key="temperature").set_value(t).run()
         times.append(time.perf_counter() - t0)
     print(f"whole page in AppTest on minilm: first run {first:.1f} s (student built, measured, batch embedded); "
           f"temperature move -> page rerun {np.median(times) * 1000:.0f} ms median, {max(times) * 1000:.0f} ms max "

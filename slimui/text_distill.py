@@ -93,36 +93,36 @@ def keep_run(key: tuple, result: TD.TextDistillResult) -> None:
 
 
 def controls(teacher: bool) -> TD.TextDistillConfig | None:
-    url = urlstate.Spec(Int("text_layers", DEFAULT.layers, 1, TD.MAX_LAYERS),
-                        Choice("text_temperature", TEMPERATURES, DEFAULT.temperature),
-                        Float("text_alpha", DEFAULT.alpha, 0.0, 1.0, 0.05, advanced=True),
-                        Int("text_epochs", DEFAULT.epochs, 1, 20),
-                        Choice("text_lr", LRS, DEFAULT.lr, advanced=True),
-                        Choice("text_batch", BATCHES, DEFAULT.batch_size, advanced=True),
-                        Int("text_seed", DEFAULT.seed, 0, 10_000, advanced=True))
+    url = urlstate.Spec(Int("student_layers", DEFAULT.layers, 1, TD.MAX_LAYERS),
+                        Choice("temperature", TEMPERATURES, DEFAULT.temperature),
+                        Float("mse_weight", DEFAULT.alpha, 0.0, 1.0, 0.05, advanced=True),
+                        Int("epochs", DEFAULT.epochs, 1, 20),
+                        Choice("lr", LRS, DEFAULT.lr, advanced=True),
+                        Choice("batch_size", BATCHES, DEFAULT.batch_size, advanced=True),
+                        Int("seed", DEFAULT.seed, 0, 10_000, advanced=True))
     url.load()
     c = st.columns([2, 3, 2, 1])
-    layers = c[0].slider("Student layers (of the teacher's 6)", 1, TD.MAX_LAYERS, key="text_layers",
+    layers = c[0].slider("Student layers (of the teacher's 6)", 1, TD.MAX_LAYERS, key="student_layers",
                          help="The student keeps the teacher's first and last layers and others evenly spaced "
                               "between them, with all of its embedding tables.")
     temperature = c[1].select_slider(
-        "Temperature T of the similarity softmax", TEMPERATURES, key="text_temperature", format_func=lambda t: f"{t:g}",
+        "Temperature T of the similarity softmax", TEMPERATURES, key="temperature", format_func=lambda t: f"{t:g}",
         help="softmax(S / T) over a sentence's cosine similarities to the other sentences of its batch. Cosines lie in "
              "[-1, 1], so useful temperatures are small: at 0.1 a cosine gap of 0.3 is a 20x probability ratio; above "
              "1 every row is close to uniform. Default 0.2: most of a sentence's mass goes to its own variants and its "
              "paraphrase, and the rest is still ranked. Log-spaced steps.")
-    alpha = url.default("text_alpha") if teacher else c[2].slider(
-        "Alpha (weight of the embedding MSE)", 0.0, 1.0, step=0.05, key="text_alpha",
+    alpha = url.default("mse_weight") if teacher else c[2].slider(
+        "Alpha (weight of the embedding MSE)", 0.0, 1.0, step=0.05, key="mse_weight",
         help="alpha x MSE to the teacher's embedding + (1 - alpha) x T² x KL of the similarity rows. 1: copy the "
              "embeddings only; 0: copy only how each sentence ranks the others of its batch.")
-    epochs = c[3].number_input("Epochs", 1, 20, key="text_epochs")
+    epochs = c[3].number_input("Epochs", 1, 20, key="epochs")
     if teacher:
-        lr, batch, seed = url.default("text_lr"), url.default("text_batch"), url.default("text_seed")
+        lr, batch, seed = url.default("lr"), url.default("batch_size"), url.default("seed")
     else:
         a = st.columns([2, 2, 2, 3])
-        lr = a[0].select_slider("Learning rate (AdamW)", LRS, key="text_lr", format_func=lambda v: f"{v:g}")
-        batch = a[1].select_slider("Batch size (sentences)", BATCHES, key="text_batch")
-        seed = a[2].number_input("Seed", 0, 10_000, key="text_seed",
+        lr = a[0].select_slider("Learning rate (AdamW)", LRS, key="lr", format_func=lambda v: f"{v:g}")
+        batch = a[1].select_slider("Batch size (sentences)", BATCHES, key="batch_size")
+        seed = a[2].number_input("Seed", 0, 10_000, key="seed",
                                  help="Draws the word-dropped variants and fragments, and the batch order.")
     url.save()
     with state.friendly_errors():

@@ -95,18 +95,18 @@ def _mib(n: float) -> str:
 
 def _controls(s: TextSample, teacher: bool) -> TP.TextPruneConfig:
     layers = list(T.linear_layers(s.model))
-    url = urlstate.Spec(Float("text_prune_ratio", 0.3, 0.0, 0.95, 0.05), Choice("text_prune_kind", list(TP.KINDS)),
-                        Choice("text_prune_layer", layers, default=DEFAULT_LAYER, advanced=True))
+    url = urlstate.Spec(Float("prune_ratio", 0.3, 0.0, 0.95, 0.05), Choice("prune_kind", list(TP.KINDS)),
+                        Choice("prune_layer", layers, default=DEFAULT_LAYER, advanced=True))
     url.load()
     c1, c2, c3 = st.columns([3, 3, 2])
-    ratio = c1.slider("Prune ratio", 0.0, 0.95, step=0.05, key="text_prune_ratio",
+    ratio = c1.slider("Prune ratio", 0.0, 0.95, step=0.05, key="prune_ratio",
                       help="The fraction removed in every layer: of each Linear layer's weights (unstructured), of "
                            "each layer's 1536 FFN neurons, or of its 12 attention heads (rounded to whole heads).")
-    kind = c2.radio("What to remove", list(TP.KINDS), format_func=TP.KINDS.get, key="text_prune_kind",
+    kind = c2.radio("What to remove", list(TP.KINDS), format_func=TP.KINDS.get, key="prune_kind",
                     horizontal=True, help="Single weights are masked (set to zero, tensors keep their shape); "
                                           "neurons and heads are removed for real (smaller Linear layers).")
     if not teacher:
-        c3.selectbox("Layer to inspect", layers, format_func=short, key="text_prune_layer",
+        c3.selectbox("Layer to inspect", layers, format_func=short, key="prune_layer",
                      help="The Linear layer whose weights and mask are drawn below.")
     url.save()
     return TP.TextPruneConfig(round(float(ratio), 2), kind)
@@ -232,7 +232,7 @@ def page(s: TextSample, teacher: bool) -> None:
         st.plotly_chart(_removed_chart(rep, cfg), key="text_prune_layers")
     curve_slot = right.container()
 
-    layer = TEACHER_LAYER[cfg.kind] if teacher else st.session_state.get("text_prune_layer", DEFAULT_LAYER)
+    layer = TEACHER_LAYER[cfg.kind] if teacher else st.session_state.get("prune_layer", DEFAULT_LAYER)
     view = layer_view(name, cfg, layer)
     left, right = st.columns(2)
     with left:

@@ -18,7 +18,8 @@ from slimcore.text import TextSample
 from . import cache, state, urlstate
 from . import text as ui
 from .components import Timed
-from .urlstate import Bool, Choice, Int
+from .quant import GRANULARITIES
+from .urlstate import Choice, Int
 
 DEFAULT_LAYER = "encoder.layer.5.output.dense"   # FFN out of the last layer: a wide weight range, a telling grid
 INT8 = TQ.INT8_VARIANTS   # the real int8 encoders shown: label -> (per channel, word table in 8 bits)
@@ -128,15 +129,15 @@ def page(s: TextSample, teacher: bool) -> None:
                "multiplied in fp32. The embedding tables (11.9 M of the 22.7 M parameters), LayerNorms and biases "
                "stay fp32. Below, the real int8 encoders run PyTorch's int8 kernels and are measured; one of them "
                "also stores the word-embedding table in 8 bits.")
-    url = urlstate.Spec(Int("text_bits", 8, 2, 16), Bool("text_per_channel"),
-                        Choice("text_quant_layer", layers, DEFAULT_LAYER))
+    url = urlstate.Spec(Int("bit_width", 8, 2, 16), Choice("granularity", list(GRANULARITIES)),
+                        Choice("quant_layer", layers, DEFAULT_LAYER))
     url.load()
     c1, c2, c3 = st.columns([3, 2, 3])
-    bits = c1.slider("Weight bits", 2, 16, key="text_bits",
+    bits = c1.slider("Weight bits", 2, 16, key="bit_width",
                      help="Bits per weight of every encoder Linear layer: a symmetric grid of 2^k − 1 levels.")
-    per_channel = c2.toggle("Per channel", key="text_per_channel",
-                            help="One grid per output row of each weight matrix, instead of one per matrix.")
-    layer = c3.selectbox("Layer to inspect", layers, key="text_quant_layer",
+    per_channel = GRANULARITIES[c2.radio("Granularity", list(GRANULARITIES), key="granularity", horizontal=True,
+                                         help="One grid per weight matrix, or one per output row of each.")]
+    layer = c3.selectbox("Layer to inspect", layers, key="quant_layer",
                          format_func=lambda n: f"{n} ({T.GROUP_LABELS[T.group_of(n)]})")
     url.save()
 

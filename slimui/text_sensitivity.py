@@ -14,7 +14,8 @@ from slimcore.text import TextSample
 
 from . import cache, state, urlstate
 from . import text as ui
-from .urlstate import Bool, Choice, Float, Int
+from .quant import GRANULARITIES
+from .urlstate import Choice, Float, Int
 
 KINDS = {"prune": "pruning", "quantize": "fake quantization"}
 DONE = "text_sens_done"   # session key: the scan settings this session has asked for (shown without a new click)
@@ -51,22 +52,23 @@ def page(s: TextSample, teacher: bool) -> None:
                f"evaluated on {ui.where(name)}. A cell's figure is the drop in mean cosine to the original embeddings "
                "(1 − mean cosine; 0 = unchanged). Masks and fake quantization are **simulations**: the weights stay "
                "dense fp32.")
-    url = urlstate.Spec(Choice("text_sens_kind", list(KINDS)), Float("text_sens_ratio", 0.5, 0.05, 0.95, 0.05),
-                        Int("text_sens_bits", 4, 2, 16), Bool("text_sens_per_channel", advanced=True))
+    url = urlstate.Spec(Choice("sens_kind", list(KINDS)), Float("sens_ratio", 0.5, 0.05, 0.95, 0.05),
+                        Int("sens_bits", 4, 2, 16), Choice("sens_granularity", list(GRANULARITIES), advanced=True))
     url.load()
     c1, c2, c3 = st.columns([2, 3, 2])
-    kind = c1.radio("Compress each cell by", list(KINDS), format_func=KINDS.get, key="text_sens_kind", horizontal=True)
+    kind = c1.radio("Compress each cell by", list(KINDS), format_func=KINDS.get, key="sens_kind", horizontal=True)
     if kind == "prune":
-        ratio = c2.slider("Prune ratio (each Linear of the cell)", 0.05, 0.95, step=0.05, key="text_sens_ratio",
+        ratio = c2.slider("Prune ratio (each Linear of the cell)", 0.05, 0.95, step=0.05, key="sens_ratio",
                           help="The smallest-|w| fraction of each Linear layer's weights set to zero (L1, "
                                "unstructured, within the layer).")
-        bits, per_channel = url.default("text_sens_bits"), False
+        bits, per_channel = url.default("sens_bits"), False
     else:
-        bits = c2.slider("Weight bits (each Linear of the cell)", 2, 16, key="text_sens_bits",
+        bits = c2.slider("Weight bits (each Linear of the cell)", 2, 16, key="sens_bits",
                          help="A symmetric k-bit grid fitted to each weight matrix (or each output channel).")
-        ratio = url.default("text_sens_ratio")
-        per_channel = False if teacher else c3.toggle("Per channel", key="text_sens_per_channel",
-                                                      help="One grid per output channel instead of one per matrix.")
+        ratio = url.default("sens_ratio")
+        per_channel = False if teacher else GRANULARITIES[c3.radio(
+            "Quantization grid", list(GRANULARITIES), key="sens_granularity", horizontal=True,
+            help="Symmetric k-bit grid, one scale per weight matrix or per output channel.")]
     url.save()
     with state.friendly_errors():
         cfg = TQ.CellConfig(kind, round(float(ratio), 2), int(bits), bool(per_channel))

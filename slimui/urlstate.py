@@ -14,6 +14,10 @@ Session state wins over the URL once a key is set (a value sent by another page,
 when the browser's back/forward buttons changed the URL: then the URL is the view to restore. Values equal to their
 default are left out of the URL; floats are written rounded to the widget's step, booleans as 1/0, choices as short
 tokens ("per channel" -> per-channel).
+
+One setting has one key whatever the model: a lab declares the same key for the same setting on every family (its
+range or options may differ; a value that does not fit the other family's widget falls back to the default). The
+keys the text labs used before (text_bits, ...) are still read: rename_old_keys() rewrites them in the URL.
 """
 from __future__ import annotations
 
@@ -30,6 +34,16 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 TEACHER = "teacher"              # plain session key (survives page switches, like state.MODEL) and URL key
 TEACHER_WIDGET = "teacher_mode"  # the sidebar toggle that edits it
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+GRANULARITY = {True: "per-channel", False: "per-tensor"}   # a per-channel switch (1/0) as a granularity choice
+# Old key -> its key now, for links made before the text labs used the classifier labs' keys (text_bits=4 ->
+# bit_width=4); a per-channel switch became the granularity choice.
+RENAMED = {"text_prune_ratio": "prune_ratio", "text_prune_kind": "prune_kind", "text_prune_layer": "prune_layer",
+           "text_bits": "bit_width", "text_per_channel": "granularity", "text_quant_layer": "quant_layer",
+           "text_layers": "student_layers", "text_temperature": "temperature", "text_alpha": "mse_weight",
+           "text_epochs": "epochs", "text_lr": "lr", "text_batch": "batch_size", "text_seed": "seed",
+           "text_sens_kind": "sens_kind", "text_sens_ratio": "sens_ratio", "text_sens_bits": "sens_bits",
+           "text_sens_per_channel": "sens_granularity"}
+SWITCHED = {"text_per_channel", "text_sens_per_channel"}   # old 1/0 switches, now a GRANULARITY choice
 
 
 class Invalid(ValueError):
@@ -64,6 +78,10 @@ class _Param:
 
     def write(self, value: Any) -> str | list[str]:
         raise NotImplementedError
+
+    def fit(self, value: Any) -> Any:
+        """A valid session value as this widget takes it (a float from another family's finer slider: snapped)."""
+        return value
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,9 @@ class Float(_Param):
     def write(self, value: float) -> str:
         text = f"{round(float(value), self._places) + 0.0:.{self._places}f}"   # + 0.0: no "-0"
         return text.rstrip("0").rstrip(".") if "." in text else text
+
+    def fit(self, value: float) -> float:
+        return self.read(repr(float(value)))[0]
 
 
 @dataclass(frozen=True)
@@ -287,7 +308,10 @@ class Spec:
                     ignored.append(f"`{p.key}={st.query_params[p.key]}`: hidden in teacher mode, its default is used")
                 continue
             if not fresh and not history and p.valid(st.session_state[p.key]):
-                continue   # the widget's own state, or a value another page sent: it wins over the URL
+                fitted = p.fit(st.session_state[p.key])   # the widget's own state, or a value another page (or the
+                if fitted != st.session_state[p.key]:     # other family's lab) sent: it wins over the URL
+                    st.session_state[p.key] = fitted
+                continue
             value = p.default
             if (fresh or history) and p.key in st.query_params:
                 raw = _raw(p.key, p.multi)
@@ -302,6 +326,31 @@ class Spec:
             st.info("Some settings in the link were not taken as written: " + "; ".join(ignored) + ".")
 
 
+def renamed(params: dict[str, list[str]], text: bool) -> dict[str, list[str]]:
+    """Query parameters (key -> values) with the text labs' old keys (RENAMED) rewritten. On a link to a text model,
+    each old key takes its new name and wins over the new key in the same link (the text lab read the old one); on a
+    link to any other model the old keys are dropped (its labs never read them), so the link shows the same view."""
+    out = {k: v for k, v in params.items() if k not in RENAMED}
+    for old, values in params.items():
+        if old not in RENAMED or not text:
+            continue
+        if old in SWITCHED:
+            try:
+                values = [GRANULARITY[_bool(v)] for v in values]
+            except Invalid:
+                pass   # left as written: the page says it cannot use it
+        out[RENAMED[old]] = values
+    return out
+
+
+def rename_old_keys(text: bool) -> None:
+    """Rewrite the URL's old keys (see renamed()) before a page reads it; `text`: the chosen model is a text one."""
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    new = renamed(current, text)
+    if new != current:
+        st.query_params.from_dict({k: v[0] if len(v) == 1 else v for k, v in new.items()})
+
+
 def teacher() -> bool:
     """Whether teacher mode is on in this session."""
     return bool(st.session_state.get(TEACHER, False))
@@ -313,7 +362,7 @@ def _on_teacher() -> None:
 
 def teacher_toggle() -> bool:
     """Draw the sidebar's Teacher mode toggle (seeded from ?teacher=1) and keep the flag in the URL; return it.
-    Pages call it right after state.sidebar()."""
+    The frame (app.py) calls it once per run, after state.sidebar()."""
     note = None
     if TEACHER not in st.session_state or _history_navigation():
         on = False

@@ -62,27 +62,27 @@ def test_temperature_reshapes_the_similarity_distribution(at, sample):
     assert top["teacher, %"].tolist() == pytest.approx(expected(0.2)[:8], abs=0.006)
     assert top["is"].iloc[0] != "another group"   # the nearest sentence is a variant of the anchor or its paraphrase
     h_sharp = float(metrics(at)["Teacher's entropy"].split()[0])
-    at.select_slider(key="text_temperature").set_value(1.0).run()
+    at.select_slider(key="temperature").set_value(1.0).run()
     assert not at.exception
     fig = figures(at)["text_distill_softmax"]
     flat = array(fig["data"][0]["y"])
     assert flat == pytest.approx(expected(1.0), abs=1e-3) and flat.max() < sharp.max()
     assert float(metrics(at)["Teacher's entropy"].split()[0]) > h_sharp + 1
-    assert "T = 1:" in fig["layout"]["title"]["text"] and at.query_params["text_temperature"] == "1.0"
-    at.select_slider(key="text_temperature").set_value(0.2).run()
+    assert "T = 1:" in fig["layout"]["title"]["text"] and at.query_params["temperature"] == "1.0"
+    at.select_slider(key="temperature").set_value(0.2).run()
 
 
 def test_fewer_layers_change_the_student_at_once(at):
-    at.slider(key="text_layers").set_value(1).run()
+    at.slider(key="student_layers").set_value(1).run()
     m = metrics(at)
     assert m["Layers"] == "1 of 6" and m["Speed-up (modelled)"] == "~6.0x"
     assert int(m["Parameters"].replace(",", "")) < 17_000_000
-    at.slider(key="text_layers").set_value(3).run()
+    at.slider(key="student_layers").set_value(3).run()
 
 
 def test_distill_trains_compares_and_keeps_the_run(at, sample):
-    at.slider(key="text_layers").set_value(1)
-    at.number_input(key="text_epochs").set_value(1).run()
+    at.slider(key="student_layers").set_value(1)
+    at.number_input(key="epochs").set_value(1).run()
     at.button(key="text_distill").click().run(timeout=600)
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     figs = figures(at)
@@ -103,29 +103,29 @@ def test_distill_trains_compares_and_keeps_the_run(at, sample):
     m = metrics(at)
     assert float(m["T² · KL(teacher ‖ trained student)"]) < float(m["T² · KL(teacher ‖ untrained student)"])
     # another setting has no run yet; coming back shows the kept one without training again
-    at.select_slider(key="text_temperature").set_value(0.5).run()
+    at.select_slider(key="temperature").set_value(0.5).run()
     assert "text_distill_quick" not in figures(at) and not at.button(key="text_distill").disabled
-    at.select_slider(key="text_temperature").set_value(0.2).run(timeout=30)
+    at.select_slider(key="temperature").set_value(0.2).run(timeout=30)
     assert array(figures(at)["text_distill_quick"]["data"][0]["y"]) == pytest.approx(cos)
     assert table(at, "model").equals(compared.reset_index())   # latency kept too: not timed again
 
 
 def test_teacher_mode_hides_alpha_lr_and_seed():
     at = app(PAGE)
-    at.query_params.update({"model": "minilm", "teacher": "1", "text_alpha": "0.2"})
+    at.query_params.update({"model": "minilm", "teacher": "1", "mse_weight": "0.2"})
     at.run()
     assert not at.exception and not at.error
     keys = {w.key for w in [*at.slider, *at.select_slider, *at.number_input]}
-    assert {"text_layers", "text_temperature", "text_epochs"} <= keys
-    assert not keys & {"text_alpha", "text_lr", "text_seed", "text_batch"}
+    assert {"student_layers", "temperature", "epochs"} <= keys
+    assert not keys & {"mse_weight", "lr", "seed", "batch_size"}
     assert any("hidden in teacher mode" in i.value for i in at.info)
 
 
 def test_a_bad_link_value_gets_a_message_not_a_traceback():
     at = app(PAGE)
-    at.query_params.update({"model": "minilm", "text_layers": "9", "text_temperature": "hot"})
+    at.query_params.update({"model": "minilm", "student_layers": "9", "temperature": "hot"})
     at.run()
     assert not at.exception and not at.error
     note = " ".join(i.value for i in at.info)
-    assert "`text_layers=9`" in note and "`text_temperature=hot`" in note
+    assert "`student_layers=9`" in note and "`temperature=hot`" in note
     assert metrics(at)["Layers"] == "3 of 6"

@@ -64,8 +64,8 @@ def test_default_view_shows_measured_figures_of_30_percent_unstructured(at, s, r
 
 def test_moving_the_slider_and_choosing_ffn_removes_neurons_for_real(at, s, ref):
     before = metrics(at)
-    at.slider(key="text_prune_ratio").set_value(0.5)
-    at.radio(key="text_prune_kind").set_value("ffn").run()
+    at.slider(key="prune_ratio").set_value(0.5)
+    at.radio(key="prune_kind").set_value("ffn").run()
     assert not at.exception and not at.error
     want = _expected(s, ref, TP.TextPruneConfig(0.5, "ffn"))
     m = metrics(at)
@@ -84,9 +84,9 @@ def test_moving_the_slider_and_choosing_ffn_removes_neurons_for_real(at, s, ref)
 
 
 def test_heads_at_95_percent_keep_one_head_and_the_layer_choice_follows(at, s, ref):
-    at.radio(key="text_prune_kind").set_value("heads")
-    at.slider(key="text_prune_ratio").set_value(0.95)
-    at.selectbox(key="text_prune_layer").set_value("encoder.layer.2.attention.output.dense").run()
+    at.radio(key="prune_kind").set_value("heads")
+    at.slider(key="prune_ratio").set_value(0.95)
+    at.selectbox(key="prune_layer").set_value("encoder.layer.2.attention.output.dense").run()
     assert not at.exception and not at.error
     assert metrics(at)["Kept per layer"] == "1 of 12 heads"
     assert list(array(figures(at)["text_prune_layers"]["data"][0]["y"])) == [11] * 6
@@ -96,8 +96,8 @@ def test_heads_at_95_percent_keep_one_head_and_the_layer_choice_follows(at, s, r
 
 
 def test_the_whole_test_split_button_measures_the_current_setting(at, s):
-    at.radio(key="text_prune_kind").set_value("ffn")
-    at.slider(key="text_prune_ratio").set_value(0.5).run()
+    at.radio(key="prune_kind").set_value("ffn")
+    at.slider(key="prune_ratio").set_value(0.5).run()
     assert "Mean cosine to original" in metrics(at)
     before = len(at.metric)
     at.button(key="text_prune_full_button").click().run()
@@ -113,14 +113,14 @@ def test_a_bad_link_is_ignored_with_a_message_and_teacher_mode_hides_the_extras(
     page = app(PAGE, timeout=300)
     page.session_state["model_name"] = "minilm"
     page.session_state["teacher"] = True
-    page.query_params["text_prune_ratio"] = "1.5"
-    page.query_params["text_prune_kind"] = "heads"
+    page.query_params["prune_ratio"] = "1.5"
+    page.query_params["prune_kind"] = "heads"
     page.run()
     assert not page.exception and not page.error
-    assert any("text_prune_ratio=1.5" in i.value for i in page.info)
-    assert page.slider(key="text_prune_ratio").value == 0.3 and page.radio(key="text_prune_kind").value == "heads"
+    assert any("prune_ratio=1.5" in i.value for i in page.info)
+    assert page.slider(key="prune_ratio").value == 0.3 and page.radio(key="prune_kind").value == "heads"
     keys = {w.key for w in page.selectbox} | {b.key for b in page.button}
-    assert "text_prune_layer" not in keys and "text_prune_retime" not in keys
+    assert "prune_layer" not in keys and "text_prune_retime" not in keys
     assert "text_prune_full_button" in keys
     hist = figures(page)["text_prune_hist"]["layout"]["title"]["text"]   # a layer that removing heads changes
     assert hist.startswith("encoder.layer.0.attention.output.dense")

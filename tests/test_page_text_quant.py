@@ -1,5 +1,5 @@
 """AppTest of the Quantization lab on the text sample (minilm): the figures are slimcore's, follow the Weight bits
-slider and the per-channel toggle, real int8 is measured beside fp32, the group scan and the whole-split figures come
+slider and the granularity, real int8 is measured beside fp32, the group scan and the whole-split figures come
 behind their buttons, and bad link values give a message, never a traceback."""
 import numpy as np
 import pytest
@@ -87,23 +87,23 @@ def test_the_curve_holds_every_bit_width_and_matches_the_slider(page):
 
 
 def test_moving_bits_and_per_channel_follow_slimcore(page, s, ref):
-    page.slider(key="text_bits").set_value(4).run()
+    page.slider(key="bit_width").set_value(4).run()
     assert not page.exception
     assert metrics(page)[COSINE] == expected_cosine(s, ref, 4, False)
     assert levels_name(page).startswith("15 quantization levels") and marker(page) == 4
     assert "Size at 4 bits (modelled)" in metrics(page)
-    page.toggle(key="text_per_channel").set_value(True).run()
+    page.radio(key="granularity").set_value("per channel").run()
     assert not page.exception
     assert metrics(page)[COSINE] == expected_cosine(s, ref, 4, True)
     assert float(metrics(page)[COSINE]) > float(expected_cosine(s, ref, 4, False))
     assert "widest" in figures(page)["tq_levels"]["layout"]["annotations"][0]["text"]
-    page.selectbox(key="text_quant_layer").set_value("encoder.layer.0.attention.self.query").run()
+    page.selectbox(key="quant_layer").set_value("encoder.layer.0.attention.self.query").run()
     assert "encoder.layer.0.attention.self.query (384 × 384)" in figures(page)["tq_levels"]["layout"]["title"]["text"]
 
 
 def test_group_scan_measures_each_group_alone(page, s, ref):
-    page.slider(key="text_bits").set_value(4).run()
-    page.toggle(key="text_per_channel").set_value(False).run()
+    page.slider(key="bit_width").set_value(4).run()
+    page.radio(key="granularity").set_value("per tensor").run()
     assert "tq_groups" not in figures(page)
     page.button(key="text_quant_groups").click().run()
     assert not page.exception
@@ -114,7 +114,7 @@ def test_group_scan_measures_each_group_alone(page, s, ref):
     drop = 1 - T.evaluate(model, s.data.quick_set, ref).mean_cosine
     assert array(bars[0]["y"]).astype(float)[list(T.GROUPS).index("ffn_out")] == pytest.approx(drop, abs=1e-6)
     assert any("Measured most sensitive group" in c.value for c in page.caption)
-    page.slider(key="text_bits").set_value(5).run()   # the last scan stays, labelled with its bit width
+    page.slider(key="bit_width").set_value(5).run()   # the last scan stays, labelled with its bit width
     assert "(bits 4)" in figures(page)["tq_groups"]["layout"]["title"]["text"]
 
 
@@ -130,8 +130,8 @@ def test_whole_test_split_comes_behind_a_button(page, s):
 
 
 def test_bad_link_values_give_a_message_and_teacher_mode_hides_retiming():
-    at = open_page(text_bits="99", teacher="1")
-    assert at.slider(key="text_bits").value == 8
-    assert any("text_bits=99" in i.value for i in at.info)
+    at = open_page(bit_width="99", teacher="1")
+    assert at.slider(key="bit_width").value == 8
+    assert any("bit_width=99" in i.value for i in at.info)
     assert "text_quant_retime" not in [b.key for b in at.button]
     assert not np.isnan(float(metrics(at)[COSINE]))

@@ -21,7 +21,7 @@ def heat(at) -> np.ndarray:
 
 
 def test_scan_behind_a_button_and_each_cell_is_slimcores_measurement():
-    at = open_page(text_sens_ratio="0.6")
+    at = open_page(sens_ratio="0.6")
     assert "text_sens_heat" not in figures(at)
     assert any("24 evaluations" in i.value for i in at.info)
     at.button(key="text_sens_scan").click().run()
@@ -44,20 +44,20 @@ def test_scan_behind_a_button_and_each_cell_is_slimcores_measurement():
 
     at.run()   # a rerun shows the scan again without a click (cached pieces)
     assert "text_sens_heat" in figures(at)
-    at.radio(key="text_sens_kind").set_value("quantize").run()   # another setting: asked for again, not computed
+    at.radio(key="sens_kind").set_value("quantize").run()   # another setting: asked for again, not computed
     assert not at.exception and "text_sens_heat" not in figures(at)
-    assert at.slider(key="text_sens_bits").value == 4
+    assert at.slider(key="sens_bits").value == 4
 
 
 def test_bad_link_values_give_a_message():
-    at = open_page(text_sens_ratio="3", text_sens_kind="distill")
-    assert at.slider(key="text_sens_ratio").value == 0.5
+    at = open_page(sens_ratio="3", sens_kind="distill")
+    assert at.slider(key="sens_ratio").value == 0.5
     info = " ".join(i.value for i in at.info)
-    assert "text_sens_ratio=3" in info and "text_sens_kind=distill" in info
+    assert "sens_ratio=3" in info and "sens_kind=distill" in info
 
 
-def test_teacher_mode_hides_the_per_channel_toggle():
-    at = open_page(text_sens_kind="quantize", teacher="1")
-    assert "text_sens_per_channel" not in [t.key for t in at.toggle]
-    at = open_page(text_sens_kind="quantize")
-    assert "text_sens_per_channel" in [t.key for t in at.toggle]
+def test_teacher_mode_hides_the_granularity():
+    at = open_page(sens_kind="quantize", teacher="1")
+    assert "sens_granularity" not in [r.key for r in at.radio]
+    at = open_page(sens_kind="quantize")
+    assert "sens_granularity" in [r.key for r in at.radio]

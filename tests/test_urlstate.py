@@ -78,10 +78,10 @@ def view(at, what: list[str]) -> dict:
     return {w: shown[w] if w in shown else json.dumps(figs[w]["data"], sort_keys=True) for w in what}
 
 
-def open_link(page: str, params: dict | None = None, teacher: bool = False):
-    """A page opened from a link: ?model=digits-mlp plus `params`; checked to have raised nothing."""
-    at = app(page)
-    at.query_params.update({"model": MODEL} | ({"teacher": "1"} if teacher else {}) | (params or {}))
+def open_link(page: str, params: dict | None = None, teacher: bool = False, model: str = MODEL):
+    """A page opened from a link: ?model=digits-mlp (or `model`) plus `params`; checked to have raised nothing."""
+    at = app(page, timeout=600)
+    at.query_params.update({"model": model} | ({"teacher": "1"} if teacher else {}) | (params or {}))
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -325,3 +325,56 @@ def test_float_formatting_never_writes_a_long_tail():
     for i in range(100):
         text = ratio.write(i * 0.01)
         assert len(text) <= 4 and math.isclose(float(text), round(i * 0.01, 2))
+
+
+# --- links made before one key per setting ------------------------------------------------------------------------
+
+def test_old_text_keys_take_their_new_names_on_a_text_models_link():
+    old = {"model": ["minilm"], "text_bits": ["4"], "text_per_channel": ["1"], "text_sens_per_channel": ["0"],
+           "teacher": ["1"], "prune_scope": ["global"]}
+    assert U.renamed(old, text=True) == {"model": ["minilm"], "teacher": ["1"], "prune_scope": ["global"],
+                                         "bit_width": ["4"], "granularity": ["per-channel"],
+                                         "sens_granularity": ["per-tensor"]}
+    assert U.renamed(U.renamed(old, text=True), text=True) == U.renamed(old, text=True)   # once is enough
+    assert len(set(U.RENAMED.values())) == len(U.RENAMED), "one new key per old key"
+
+
+def test_where_a_link_has_both_keys_the_one_its_lab_read_wins():
+    both = {"model": ["minilm"], "bit_width": ["3"], "text_bits": ["6"]}
+    assert U.renamed(both, text=True) == {"model": ["minilm"], "bit_width": ["6"]}   # the text lab read text_bits
+    digits = {"model": ["digits-mlp"], "bit_width": ["3"], "text_bits": ["6"]}
+    assert U.renamed(digits, text=False) == {"model": ["digits-mlp"], "bit_width": ["3"]}   # text_bits never read
+
+
+def test_an_unreadable_old_switch_is_passed_on_for_the_lab_to_reject():
+    assert U.renamed({"text_per_channel": ["maybe"]}, text=True) == {"granularity": ["maybe"]}
+
+
+@pytest.mark.parametrize("link, want, url", [
+    ({"text_sens_kind": "quantize", "text_sens_bits": "3", "text_sens_per_channel": "1"},
+     {"sens_kind": "quantize", "sens_bits": 3, "sens_granularity": "per channel"},
+     {"sens_kind": "quantize", "sens_bits": "3", "sens_granularity": "per-channel"}),
+    ({"text_sens_ratio": "0.7", "sens_budget": "2"},   # an old key beside a classifier lab's key
+     {"sens_kind": "prune", "sens_ratio": 0.7}, {"sens_ratio": "0.7", "sens_budget": "2"}),
+])
+def test_an_old_text_link_opens_the_same_view_and_the_url_gets_the_new_keys(link, want, url):
+    at = open_link("views/5_Sensitivity.py", link, model="minilm")   # the text lab: its scan waits for a button
+    shown = widgets(at)
+    assert {k: shown[k] for k in want} == want
+    assert "link" not in notes(at), notes(at)
+    assert dict(at.query_params) == {"model": "minilm"} | url
+    at.run()
+    assert {k: widgets(at)[k] for k in want} == want and dict(at.query_params) == {"model": "minilm"} | url
+
+
+def test_an_old_text_key_on_a_classifier_link_changes_nothing():
+    at = open_link("views/2_Quantization.py", {"text_bits": "4", "scheme": "asymmetric"})
+    assert at.slider(key="bit_width").value == 8 and at.radio(key="scheme").value == "asymmetric"
+    assert dict(at.query_params) == {"model": MODEL, "scheme": "asymmetric"}
+
+
+def test_a_setting_follows_the_lab_to_the_other_family_fitted_to_its_slider():
+    at = open_link("views/1_Pruning.py", {"prune_ratio": "0.57"})
+    at.sidebar.selectbox(key="model_select").set_value("minilm").run(timeout=600)   # one prune ratio for both
+    assert not at.exception and not at.error
+    assert at.slider(key="prune_ratio").value == 0.55 and at.query_params["prune_ratio"] == "0.55"

@@ -46,5 +46,5 @@ def test_temperature_slider_reshapes_the_similarity_distribution(server, page):
     expected = float(torch.softmax(rows[0] / 0.7, 0).max()) * 100
     assert flat == pytest.approx(expected, abs=1e-3) and flat < top
     wait_idle(page)
-    assert "text_temperature=0.7" in page.url and "model=minilm" in page.url
+    assert "temperature=0.7" in page.url and "model=minilm" in page.url
     assert page.locator("text=Traceback").count() == 0

@@ -49,7 +49,7 @@ def test_text_prune_slider_moves_quality_and_curve(server, page):
     while _marker(page) != pytest.approx([0.5]) and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert _marker(page) == pytest.approx([0.5])
-    assert "text_prune_ratio=0.5" in page.url
+    assert "prune_ratio=0.5" in page.url
     assert page.locator("text=Traceback").count() == 0
     expect(page.get_by_text("What it buys: the original and the pruned encoder, timed")).to_be_visible()
     expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible(timeout=120_000)
