@@ -128,7 +128,7 @@ def modelled(m) -> dict:
 def home_classifier(name: str) -> dict:
     """Home: measured baseline (accuracy, counts, MACs, serialized size), the layer table, the example predictions."""
     s = sample(name)
-    m = slimcore.measure(s.model, s.test, timing=False)
+    m = slimcore.measure(s, timing=False)
     x = s.test.x[:EXAMPLES]
     probs = slimcore.predict(s.model, x).softmax(1)
     conf, pred = probs.max(1)
@@ -256,17 +256,17 @@ def quantization_classifier(name: str) -> dict:
     for symmetric in (True, False):
         for per_channel in (False, True):
             cfg = Q.QuantConfig(8, symmetric, per_channel)
-            pts = Q.accuracy_by_bits(s.model, s.test, cfg, range(1, 17))
+            pts = Q.quality_by_bits(s.model, slimcore.family_of(s).scorer(s), cfg, range(1, 17))
             tern = slimcore.accuracy(Q.quantize(s.model, config=Q.QuantConfig(8, symmetric, per_channel, ternary=True)),
                                      s.test)
             curves[f"{'sym' if symmetric else 'asym'}-{'channel' if per_channel else 'tensor'}"] = {
-                "bits": [p.bits for p in pts], "accuracy": [p.accuracy for p in pts], "ternary": tern}
+                "bits": [p.bits for p in pts], "accuracy": [p.value for p in pts], "ternary": tern}
     act = Q.ActivationConfig(8, "minmax", 100.0)
     cfg = Q.QuantConfig(8, activations=act)
     calib = _ranges(name, act)
-    pts = Q.accuracy_by_bits(s.model, s.test, cfg, range(1, 17), calib)
+    pts = Q.quality_by_bits(s.model, slimcore.family_of(s).scorer(s), cfg, range(1, 17), calib)
     curves["sym-tensor-A8-minmax"] = {
-        "bits": [p.bits for p in pts], "accuracy": [p.accuracy for p in pts],
+        "bits": [p.bits for p in pts], "accuracy": [p.value for p in pts],
         "ternary": slimcore.accuracy(Q.quantize(s.model, config=Q.QuantConfig(8, ternary=True, activations=act),
                                                 calibration=calib), s.test)}
     out["curve"] = curves
@@ -471,17 +471,20 @@ def quantization_text() -> dict:
     out: dict[str, Any] = {}
     for per_channel in (False, True):
         g = "channel" if per_channel else "tensor"
-        curve = TQ.cosine_by_bits(s.model, quick, ref, TQ.TextQuantConfig(8, per_channel), bits=(2, 4, 8))
-        for bits, q in curve.items():
-            cfg = TQ.TextQuantConfig(bits, per_channel)
+        scorer = slimcore.family_of(s).scorer(s, "quick")
+        curve = Q.quality_by_bits(s.model, scorer, Q.QuantConfig(8, per_channel=per_channel), (2, 4, 8),
+                                  layers=slimcore.family_of(s).layers(s.model))
+        for point in curve:
+            bits, q, cfg = point.bits, point.score.detail, point.config
             grid = TQ.layer_grid(s.model, "encoder.layer.5.output.dense", cfg)
             lv = grid["levels"].tolist()
             out[f"fake/{bits}bit-{g}"] = {
-                "describe": cfg.describe(), "quality": quality(q), "size": modelled(TQ.modelled_size(s.model, cfg)),
+                "describe": cfg.describe(), "quality": quality(q), "size": modelled(Q.modelled_bytes(s.model, cfg, TQ.layers(s.model))),
                 "grid": {"count": len(lv), "levels": lv if len(lv) <= 16 else [lv[0], lv[1], lv[-2], lv[-1]],
                          "note": grid["note"], "half_step": grid["half_step"], "q_digest": digest(grid["q"]),
                          "shape": list(grid["shape"])}}
-    out["fake/4bit-asym-tensor/size"] = modelled(TQ.modelled_size(s.model, TQ.TextQuantConfig(4, False, False)))
+    out["fake/4bit-asym-tensor/size"] = modelled(Q.modelled_bytes(s.model, Q.QuantConfig(4, symmetric=False),
+                                                                  TQ.layers(s.model)))
     for label, (per_channel, embeddings) in TQ.INT8_VARIANTS.items():
         r = TQ.int8_text(s.model, per_channel, embeddings=embeddings)
         out[f"int8/{label}"] = {"quality": quality(T.evaluate(r.model, quick, ref)),
@@ -497,7 +500,7 @@ def sensitivity_text() -> dict:
     s = sample(TEXT)
     model, quick, ref = s.model, s.data.quick_set, text_reference(True)
     out: dict[str, Any] = {}
-    cfg4 = TQ.TextQuantConfig(4, False)
+    cfg4 = Q.QuantConfig(4, per_channel=False)
     for group in T.GROUPS:
         q = T.evaluate(TQ.group_variant(model, group, "fake", cfg4), quick, ref)
         out[f"group/{group}/fake-4bit-tensor"] = {"label": TQ.method_label("fake", cfg4), "drop": 1.0 - q.mean_cosine,
