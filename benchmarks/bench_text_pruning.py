@@ -34,11 +34,11 @@ def slider_move(s: T.TextSample, cfg: TP.TextPruneConfig, ref: torch.Tensor, ord
     rep, model, p = TP.evaluate(s.model, cfg, s.data.quick_set, ref, order if cfg.kind == "unstructured" else None)
     w = T.linear_layers(s.model)[LAYER].weight.detach()
     mask = p.masks[LAYER]
-    page._removed_chart(rep, cfg)
+    page.removed_chart(rep, cfg)
     plots.weight_histogram(w.numpy().ravel(), threshold=p.thresholds.get(LAYER) if not rep.thin else None,
                            after=w[mask].numpy())
     if rep.thin:
-        page._units_map(p, cfg)
+        page.units_map(p, cfg)
     else:
         plots.mask_heatmap(mask[:page.CROP[0], :page.CROP[1]].numpy())
     plots.line_chart(page.CURVE, {"mean cosine": [q.mean_cosine for q in curve]}, "q", "r", "c", marker=cfg.ratio)

@@ -136,7 +136,8 @@ def _sizes(rep: TP.TextPruneReport, orig: TP.TextPruneReport) -> None:
                             f"neurons {'/'.join(map(str, sh['ffn']))} in layers 0-5 (the original: 12 heads, 1536).")
 
 
-def _removed_chart(rep: TP.TextPruneReport, cfg: TP.TextPruneConfig):
+def removed_chart(rep: TP.TextPruneReport, cfg: TP.TextPruneConfig):
+    """The bar chart of what a setting removed in each layer (also drawn by benchmarks/bench_text_pruning.py)."""
     if not rep.thin:
         names = [short(n) for n in rep.removed]
         return plots.layer_bars(names, [v * 100 for v in rep.removed.values()],
@@ -147,7 +148,8 @@ def _removed_chart(rep: TP.TextPruneReport, cfg: TP.TextPruneConfig):
                             f"{TP.UNIT[cfg.kind]} removed (of {total})")
 
 
-def _units_map(p: TP.PrunePlan, cfg: TP.TextPruneConfig):
+def units_map(p: TP.PrunePlan, cfg: TP.TextPruneConfig):
+    """The map of the heads or FFN neurons each transformer layer keeps (also drawn by the benchmark)."""
     total = 12 if cfg.kind == "heads" else 1536
     kept = np.zeros((len(p.keep), total), dtype=bool)
     for i, k in enumerate(p.keep):
@@ -229,7 +231,7 @@ def page(s: TextSample, teacher: bool) -> None:
 
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(_removed_chart(rep, cfg), key="text_prune_layers")
+        st.plotly_chart(removed_chart(rep, cfg), key="text_prune_layers")
     curve_slot = right.container()
 
     layer = TEACHER_LAYER[cfg.kind] if teacher else st.session_state.get("prune_layer", DEFAULT_LAYER)
@@ -245,7 +247,7 @@ def page(s: TextSample, teacher: bool) -> None:
                       " — nothing is removed from this layer at this setting."))
     with right:
         if rep.thin:
-            st.plotly_chart(_units_map(pruned(name, cfg)[1], cfg), key="text_prune_units")
+            st.plotly_chart(units_map(pruned(name, cfg)[1], cfg), key="text_prune_units")
             st.caption("Scored by the L2 norm of every weight that computes or reads the unit; the lowest-scored go "
                        "in each layer.")
         else:
