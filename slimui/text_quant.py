@@ -13,6 +13,7 @@ import streamlit as st
 from slimcore import Latency, plots, serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
+from slimcore.quantization import QuantConfig, modelled_bytes
 from slimcore.text import TextSample
 
 from . import cache, state, urlstate
@@ -37,13 +38,13 @@ def _row(q: T.TextQuality) -> list[str]:
 @st.cache_data(show_spinner=False, max_entries=128)
 def fake_quality(name: str, bits: int, per_channel: bool, quick: bool = True) -> T.TextQuality:
     """Measured quality of the fake-quantized encoder (a simulated model) on the quick set or the test split."""
-    model = TQ.fake_quant_text(cache.sample(name).model, TQ.TextQuantConfig(bits, per_channel))
+    model = TQ.fake_quantized(cache.sample(name).model, QuantConfig(bits, per_channel=per_channel))
     return T.evaluate(model, ui.split(name, quick), ui.reference(name, quick))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def layer_grid(name: str, layer: str, bits: int, per_channel: bool) -> dict:
-    return TQ.layer_grid(cache.sample(name).model, layer, TQ.TextQuantConfig(bits, per_channel))
+    return TQ.layer_grid(cache.sample(name).model, layer, QuantConfig(bits, per_channel=per_channel))
 
 
 @st.cache_resource(show_spinner="Building the int8 encoder (torch.ao dynamic quantization)…")
@@ -78,7 +79,7 @@ def kernels(name: str) -> list[TQ.KernelTime]:
 @st.cache_data(show_spinner=False, max_entries=512)
 def group_piece(name: str, group: str, method: str, bits: int, per_channel: bool) -> T.TextQuality:
     """One layer group quantized alone (real int8 or fake k-bit), measured on the quick set."""
-    model = TQ.group_variant(cache.sample(name).model, group, method, TQ.TextQuantConfig(bits, per_channel))
+    model = TQ.group_variant(cache.sample(name).model, group, method, QuantConfig(bits, per_channel=per_channel))
     return T.evaluate(model, ui.split(name), ui.reference(name))
 
 
@@ -100,7 +101,7 @@ def curve(name: str, per_channel: bool) -> dict[int, T.TextQuality]:
 
 def groups(name: str, bits: int, per_channel: bool) -> pd.DataFrame:
     """The per-group table: each group quantized alone by each method (cached pieces, progress between them)."""
-    cfg = TQ.TextQuantConfig(bits, per_channel)
+    cfg = QuantConfig(bits, per_channel=per_channel)
     bar, tick = _progress("Quantizing one group at a time:")
     rows, total = [], len(T.GROUPS) * len(TQ.GROUP_METHODS)
     for g in T.GROUPS:
@@ -142,10 +143,10 @@ def page(s: TextSample, teacher: bool) -> None:
     url.save()
 
     with state.friendly_errors():
-        cfg = TQ.TextQuantConfig(bits, per_channel)
+        cfg = QuantConfig(bits, per_channel=per_channel)
         base = ui.original_quality(name)
         now = fake_quality(name, bits, per_channel)
-        size = TQ.modelled_size(s.model, cfg)
+        size = modelled_bytes(s.model, cfg, TQ.layers(s.model))
         grid = layer_grid(name, layer, bits, per_channel)
     st.markdown(f"**Fake quantization: simulated** — {cfg.describe()}; measured on {ui.where(name)}.")
     ui.show_quality(now, base, name)
@@ -242,7 +243,7 @@ def _why(timed: Timed, name: str, lat: dict) -> None:
                        "tokens; median of round-robin repeats, int8 per channel.")
 
 
-def _groups_section(name: str, cfg: TQ.TextQuantConfig) -> None:
+def _groups_section(name: str, cfg: QuantConfig) -> None:
     st.subheader("Which layer group is the most sensitive?")
     st.caption("One group at a time is quantized (its Linear layers in all six transformer layers), the other groups "
                f"stay fp32; each row is one evaluation on {ui.where(name)}. Published context (another measurement, "
@@ -269,7 +270,7 @@ def _groups_section(name: str, cfg: TQ.TextQuantConfig) -> None:
                                                            for _, r in worst.iterrows()) + ".")
 
 
-def _full_split_section(name: str, cfg: TQ.TextQuantConfig) -> None:
+def _full_split_section(name: str, cfg: QuantConfig) -> None:
     st.subheader("On the whole test split")
     done = st.session_state.get("tq_full")
     if st.button(f"Measure on the whole test split ({len(ui.split(name, False))} sentences)", key="text_quant_full"):
@@ -286,7 +287,7 @@ def _full_split_section(name: str, cfg: TQ.TextQuantConfig) -> None:
         real[k] = int8_figures(name, *v, quick=False)["quality"]
         tick(2 + i, 1 + len(INT8))
     bar.empty()
-    full = TQ.TextQuantConfig(*done)
+    full = QuantConfig(done[0], per_channel=done[1])
     rows = [[f"fake {full.describe()} (simulated)", *_row(fake)]] + [[f"real {k}", *_row(q)] for k, q in real.items()]
     st.dataframe(pd.DataFrame(rows, columns=["model", *METRICS]), hide_index=True, width="stretch")
     st.caption(f"Measured on {ui.where(name, False)}" + ("" if done == (cfg.bits, cfg.per_channel) else

@@ -8,6 +8,8 @@ import slimcore
 from slimcore import serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
+from slimcore import quantization as Q
+from slimcore.quantization import QuantConfig
 from tests.apptest_utils import run_link, array, figures, metrics
 
 PAGE = "views/2_Quantization.py"
@@ -41,7 +43,7 @@ def expected_cosine(s, ref, bits, per_channel) -> str:
     """The mean cosine slimcore measures for this setting on the quick set (each setting computed once)."""
     if (bits, per_channel) in _seen:
         return _seen[bits, per_channel]
-    q = T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(bits, per_channel)), s.data.quick_set, ref)
+    q = T.evaluate(TQ.fake_quantized(s.model, QuantConfig(bits, per_channel=per_channel)), s.data.quick_set, ref)
     _seen[bits, per_channel] = f"{q.mean_cosine:.4f}"
     return _seen[bits, per_channel]
 
@@ -59,7 +61,7 @@ def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(p
     assert shown[COSINE] == expected_cosine(s, ref, 8, False)
     assert set(figures(page)) == {"tq_levels", "tq_curve"}
     assert levels_name(page).startswith("255 quantization levels") and marker(page) == 8
-    assert shown["Size at 8 bits (modelled)"] == f"{TQ.modelled_size(s.model, TQ.TextQuantConfig(8, False)).bytes / 2**20:,.1f} MiB"
+    assert shown["Size at 8 bits (modelled)"] == f"{Q.modelled_bytes(s.model, QuantConfig(8, per_channel=False), TQ.layers(s.model)).bytes / 2**20:,.1f} MiB"
     assert any("Fake quantization: simulated" in m.value for m in page.markdown)
     table = page.dataframe[0].value.set_index("model")
     both = "real int8 per channel, embeddings too"
@@ -110,7 +112,7 @@ def test_group_scan_measures_each_group_alone(page, s, ref):
     bars = figures(page)["tq_groups"]["data"]
     assert [b["name"] for b in bars] == ["real int8 per tensor", "real int8 per channel",
                                          "fake 4-bit per tensor (simulated)"]
-    model = TQ.group_variant(s.model, "ffn_out", "int8 per tensor", TQ.TextQuantConfig(4, False))
+    model = TQ.group_variant(s.model, "ffn_out", "int8 per tensor", QuantConfig(4, per_channel=False))
     drop = 1 - T.evaluate(model, s.data.quick_set, ref).mean_cosine
     assert array(bars[0]["y"]).astype(float)[list(T.GROUPS).index("ffn_out")] == pytest.approx(drop, abs=1e-6)
     assert any("Measured most sensitive group" in c.value for c in page.caption)

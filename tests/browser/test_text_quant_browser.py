@@ -6,6 +6,8 @@ from playwright.sync_api import expect
 import slimcore
 from slimcore import text as T
 from slimcore import text_quant as TQ
+from slimcore import quantization as Q
+from slimcore.quantization import QuantConfig
 from tests.browser.helpers import expect_metric, wait_idle
 
 pytestmark = pytest.mark.browser
@@ -25,7 +27,7 @@ def wait_for_grid(page, levels: str, bits: int) -> None:
 def test_bits_slider_moves_the_grid_and_the_measured_cosine(server, page):
     s = slimcore.load_sample("minilm")
     ref = T.embed(s.model, s.data.quick_set)
-    want = {b: f"{T.evaluate(TQ.fake_quant_text(s.model, TQ.TextQuantConfig(b, False)), s.data.quick_set, ref).mean_cosine:.4f}"
+    want = {b: f"{T.evaluate(TQ.fake_quantized(s.model, QuantConfig(b, per_channel=False)), s.data.quick_set, ref).mean_cosine:.4f}"
             for b in (8, 7)}
 
     page.goto(f"{server}/Quantization?model=minilm")
