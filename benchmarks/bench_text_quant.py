@@ -259,7 +259,7 @@ if __name__ == "__main__":
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, quantized engine "
           f"{torch.backends.quantized.engine}; {load()}")
     s = slimcore.load_sample("minilm")
-    built = {k: TQ.int8_text(s.model, pc, embeddings=emb) for k, (pc, emb) in INT8.items()}  # the page's three
+    built = {k: I.build(s, k) for k in INT8}  # the page's three, through the one int8 entry point
     print("\n## Latency: fp32 against int8 (T.latencies, the page's timing)")
     models = {"fp32": s.model, **{k: r.model for k, r in built.items()}}
     for threads in (torch.get_num_threads(), 1):

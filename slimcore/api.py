@@ -19,6 +19,7 @@ from . import pruning as P
 from . import quantization as Q
 from . import text_distill as TD
 from . import text_prune as TP
+from . import text_quant as TQ  # noqa: F401 (registers the encoder's real int8 builder, slimcore.int8.build)
 from .families import Family, Score, family_of, unsupported
 from .metrics import LayerInfo, Latency, compare_latency, layer_table, serialized_bytes
 
@@ -130,13 +131,16 @@ def _prune_encoder(sample: Any, cfg: P.PruneConfig) -> nn.Module:
 
 # ---------------------------------------------------------------------------------------------------- quantize
 
+ACTIVATION_FAMILIES = ("classifier",)   # families whose activations can be fake-quantized (calibrated inputs)
+
+
 def quantize(sample: Any, cfg: Q.QuantConfig) -> nn.Module:
     """A new model whose compressible layers (the family's) hold fake-quantized weights: a simulation of the grid's
     error, run by fp32 kernels. Activation ranges, when cfg asks for them, are calibrated on the calibration split."""
     fam = family_of(sample)
     calibration = None
     if cfg.activations is not None:
-        if fam.name != "classifier":
+        if fam.name not in ACTIVATION_FAMILIES:
             raise unsupported("activation quantization", fam, ["weights only (activations=None)"])
         calibration = fam.split(sample, "calibration").x[:Q.CALIBRATION]
     return Q.quantize(sample.model, config=cfg, calibration=calibration, layers=fam.layers(sample.model))

@@ -5,7 +5,11 @@ moving on later changes this file only. Two recipes:
 - dynamic (Linear-only models): int8 weights, activations quantized on the fly per batch (quantize_dynamic);
 - static (models with convolutions): int8 weights and activations with ranges calibrated on a batch of training
   inputs, FX graph mode (prepare_fx / convert_fx) with the x86 engine's default qconfig.
-Its accuracy, latency and size are measured with slimcore.metrics like any other model.
+Its quality (the family's scorer), latency and size (serialized bytes) are measured like any other model's.
+
+One entry point for every model family: `build(sample, variant)`, where a variant is a label from `variants(sample)`
+(the family's table, VARIANTS) or an Int8Variant; each family's builder is registered with `@builds(family)` (the
+classifier's here, the sentence encoder's in slimcore.text_quant), as torchao maps a config to its handler.
 """
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ import copy
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .families import family_of, unsupported
 
 KINDS = ("auto", "dynamic", "static")
 ENGINE = "x86"
@@ -176,3 +182,66 @@ def is_dynamic_int8(module: nn.Module) -> bool:
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     return isinstance(module, DynamicLinear)
+
+
+# --------------------------------------------------------------------------------- one entry point, every family
+
+@dataclass(frozen=True)
+class Int8Variant:
+    """One real int8 recipe a family offers (plain data: survives JSON and cache keys)."""
+
+    kind: str = "auto"            # "auto", "dynamic" or "static" (static: activation ranges calibrated)
+    per_channel: bool = False     # dynamic: one weight grid per output channel instead of one per tensor
+    embeddings: bool = False      # encoders: the word-embedding table stored in 8 bits too (weight-only)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+
+CALIBRATION = 512   # training inputs that calibrate static int8 (as slimcore.quantization.CALIBRATION)
+
+# The real int8 models each family's Quantization lab shows, by label: the page, benchmarks and golden read this table.
+VARIANTS: dict[str, dict[str, Int8Variant]] = {
+    "classifier": {"int8 (torch.ao)": Int8Variant("auto")},
+    "encoder": {"int8 per tensor": Int8Variant("dynamic", False), "int8 per channel": Int8Variant("dynamic", True),
+                "int8 per channel, embeddings too": Int8Variant("dynamic", True, embeddings=True)},
+}
+Builder = Callable[[Any, Int8Variant], Int8Model]
+BUILDERS: dict[str, Builder] = {}
+
+
+def builds(family: str) -> Callable[[Builder], Builder]:
+    """Register the function that builds a family's real int8 model from a sample and an Int8Variant."""
+    def register(fn: Builder) -> Builder:
+        BUILDERS[family] = fn
+        return fn
+    return register
+
+
+def variants(sample: Any) -> dict[str, Int8Variant]:
+    """The real int8 variants the sample's family offers, by label."""
+    return dict(VARIANTS.get(family_of(sample).name, {}))
+
+
+def build(sample: Any, variant: str | Int8Variant) -> Int8Model:
+    """The real int8 model of a sample (never changes the sample's model), for a variant label of its family's table
+    or an Int8Variant; a family or label without int8 is a one-line ValueError naming what there is."""
+    fam = family_of(sample)
+    if fam.name not in BUILDERS:
+        raise unsupported("real int8", fam, [])
+    if isinstance(variant, str):
+        table = variants(sample)
+        if variant not in table:
+            raise unsupported(f"the int8 variant {variant!r}", fam, list(table))
+        variant = table[variant]
+    return BUILDERS[fam.name](sample, variant)
+
+
+@builds("classifier")
+def _classifier(sample: Any, variant: Int8Variant) -> Int8Model:
+    """Dynamic for Linear-only models, static (calibrated on the head of the calibration split) with convolutions."""
+    if variant.per_channel or variant.embeddings:
+        raise unsupported("per-channel dynamic or 8-bit embedding int8", family_of(sample), ["kind auto/dynamic/static"])
+    calibration = None if variant.kind == "dynamic" else family_of(sample).split(sample, "calibration").x[:CALIBRATION]
+    return int8_model(sample.model, calibration, variant.kind)

@@ -436,10 +436,13 @@ def layer_error(name: str, original: torch.Tensor, quantized: torch.Tensor) -> L
                       sqnr_db(original, quantized), int(torch.unique(quantized).numel()))
 
 
-def layer_errors(model: nn.Module, quantized: nn.Module | dict[str, torch.Tensor]) -> list[LayerError]:
-    """Per-layer weight error between a model and its quantized copy (or its quantized weight dict)."""
-    new = quantized if isinstance(quantized, dict) else {f"{n}.weight": m.weight for n, m in weight_layers(quantized).items()}
-    return [layer_error(n, m.weight, new.get(f"{n}.weight", m.weight)) for n, m in weight_layers(model).items()]
+def layer_errors(model: nn.Module, quantized: nn.Module | dict[str, torch.Tensor],
+                 layers: Mapping[str, nn.Module] | None = None) -> list[LayerError]:
+    """Per-layer weight error between a model and its quantized copy (or its quantized weight dict), over the given
+    `layers` of the model (a family's compressible layers; default every Linear/Conv)."""
+    layers = weight_layers(model) if layers is None else layers
+    new = quantized if isinstance(quantized, dict) else dict(quantized.named_parameters())
+    return [layer_error(n, m.weight, new.get(f"{n}.weight", m.weight)) for n, m in layers.items()]
 
 
 @dataclass(frozen=True)

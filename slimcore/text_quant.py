@@ -90,9 +90,7 @@ def layer_grid(model: nn.Module, layer: str, cfg: QuantConfig) -> dict:
 # -------------------------------------------------------------------------------------------------- real int8
 
 WORD_TABLE = "embeddings.word_embeddings"
-# The real int8 encoders the Quantization lab shows: label -> (weights per channel, word table in 8 bits)
-INT8_VARIANTS = {"int8 per tensor": (False, False), "int8 per channel": (True, False),
-                 "int8 per channel, embeddings too": (True, True)}
+INT8_VARIANTS = int8_backend.VARIANTS["encoder"]   # the real int8 encoders the Quantization lab shows, by label
 
 
 def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None = None,
@@ -113,6 +111,14 @@ def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None
             "float scale and offset for each row (quint8, weight-only); a lookup dequantizes the rows it needs. The "
             "position and token-type tables stay fp32.")
     return replace(r, notes=(*r.notes, note))
+
+
+@int8_backend.builds("encoder")
+def _int8_encoder(sample, variant: int8_backend.Int8Variant) -> int8_backend.Int8Model:
+    """slimcore.int8.build for sentence encoders: dynamic int8 of every encoder Linear (static has no encoder path)."""
+    if variant.kind == "static":
+        raise ValueError("static int8 is not available for sentence encoders; supported: dynamic")
+    return int8_text(sample.model, variant.per_channel, embeddings=variant.embeddings)
 
 
 # -------------------------------------------------------------------------------------------- sensitivity scans

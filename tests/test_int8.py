@@ -1,4 +1,5 @@
 """Real int8 through torch.ao: really int8, close to fp32 in accuracy, smaller on disk, and quiet about deprecation."""
+import re
 import warnings
 
 import pytest
@@ -101,3 +102,17 @@ def test_bad_requests_get_clear_messages(digits_cnn):
         int8.int8_model(digits_cnn.model, digits_cnn.data.train.x[:0])
     with pytest.raises(ValueError, match="kind"):
         int8.int8_model(digits_cnn.model, kind="int4")
+
+
+def test_build_is_the_one_entry_point_over_the_family_table(sample, built):
+    """int8.build(sample, label) for a classifier is int8_model calibrated on the calibration split's head: the same
+    kind and the same int8 weights; a label the family does not offer names the ones it does."""
+    (label,) = int8.variants(sample)
+    r = int8.build(sample, label)
+    assert (r.kind, r.engine, r.notes) == (built.kind, built.engine, built.notes)
+    assert slimcore.accuracy(r.model, sample.test) == slimcore.accuracy(built.model, sample.test)
+    assert int8.build(sample, int8.Int8Variant("dynamic")).kind == "dynamic"
+    with pytest.raises(ValueError, match=f"supported: {re.escape(label)}"):
+        int8.build(sample, "int8 per channel")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        int8.Int8Variant("int4")

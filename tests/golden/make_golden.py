@@ -285,7 +285,8 @@ def quantization_classifier(name: str) -> dict:
 def int8_classifier(name: str) -> dict:
     """Quantization lab, the real int8 model (torch.ao): measured accuracy and file size (not latency)."""
     s = sample(name)
-    r = I8.int8_model(s.model, s.data.train.x[:QUANT_CALIBRATION])
+    (label,) = I8.variants(s)   # the classifier's one real int8 model (static with convolutions, else dynamic)
+    r = I8.build(s, label)
     return {"accuracy": slimcore.accuracy(r.model, s.test), "size_bytes": slimcore.serialized_bytes(r.model),
             "kind": r.kind, "engine": r.engine, "notes": " ".join(r.notes)}
 
@@ -485,8 +486,8 @@ def quantization_text() -> dict:
                          "shape": list(grid["shape"])}}
     out["fake/4bit-asym-tensor/size"] = modelled(Q.modelled_bytes(s.model, Q.QuantConfig(4, symmetric=False),
                                                                   TQ.layers(s.model)))
-    for label, (per_channel, embeddings) in TQ.INT8_VARIANTS.items():
-        r = TQ.int8_text(s.model, per_channel, embeddings=embeddings)
+    for label in I8.variants(s):
+        r = I8.build(s, label)
         out[f"int8/{label}"] = {"quality": quality(T.evaluate(r.model, quick, ref)),
                                 "size_bytes": slimcore.serialized_bytes(r.model), "notes": " ".join(r.notes),
                                 "engine": r.engine, "kind": r.kind}
