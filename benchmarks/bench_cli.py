@@ -60,11 +60,11 @@ def main(names: list[str]) -> None:
             wall, runs, _ = median(lambda: cli("sweep", "--model", name, "--out", str(csv)))
             rows = len(pd.read_csv(csv))
             s = slimcore.load_sample(name)
-            tradeoffs.grid(s.model, s.data, ratios=(0.0, 0.5), bits=(32, 4))   # warm-up
+            tradeoffs.grid(s, tradeoffs.GridConfig(ratios=(0.0, 0.5), precisions=("fp32", "4-bit")))   # warm-up
             ts = []
             for _ in range(REPEATS):
                 t0 = time.perf_counter()
-                frame = tradeoffs.grid(s.model, s.data)
+                frame = tradeoffs.grid(s, tradeoffs.GridConfig(("unstructured", "channels")))   # the page's default
                 ts.append(time.perf_counter() - t0)
             inproc = statistics.median(ts)
             same = csv.read_bytes() == tradeoffs.csv(frame)

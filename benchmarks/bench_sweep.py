@@ -1,6 +1,7 @@
 """Sweep benchmark: the 20 x 7 grid (prune ratio x bit width) on digits-cnn with accuracy and size per row, against a
 naive loop (deep copy + torch.nn.utils.prune + quantize + evaluate per configuration) in the same run; the same grid
-with channel pruning and with latency; the per-layer sensitivity scans; and the allocation under a budget.
+with channel pruning and with latency; the one grid of every family (slimcore.tradeoffs) on minilm, a few points;
+the per-layer sensitivity scans (slimcore.sensitivity, also the encoder's cells); and the allocation under a budget.
 
 Usage: python benchmarks/bench_sweep.py [model]
 """
@@ -19,7 +20,9 @@ from _util import timed  # (importing _util puts the repository on sys.path)
 
 import slimcore
 from slimcore import quantization as Q
-from slimcore.sweep import BITS, FP32, PRUNE_RATIOS, allocate, pareto, sensitivity, sweep
+from slimcore import tradeoffs
+from slimcore.sensitivity import ScanConfig, scan_sample
+from slimcore.sweep import BITS, FP32, PRUNE_RATIOS, allocate, pareto, sweep
 
 
 def naive(s: slimcore.Sample, ratios, bits, row: bool = True) -> pd.DataFrame:
@@ -71,7 +74,7 @@ def main(name: str = "digits-cnn") -> None:
         times["naive"].append(t)
         times["naive, accuracy only"].append(clock(lambda: naive(s, ratios, bits, row=False))[0])
     med = {k: statistics.median(v) for k, v in times.items()}
-    same = (frame["accuracy"].to_numpy() == ref["accuracy"].to_numpy()).mean()
+    same = (frame["score"].to_numpy() == ref["accuracy"].to_numpy()).mean()
     fast, slow, lean = med["sweep"], med["naive"], med["naive, accuracy only"]
     print(f"slimcore.sweep         {fast:6.2f} s  ({fast / len(frame) * 1000:.1f} ms per configuration; "
           f"runs {', '.join(f'{t:.2f}' for t in times['sweep'])} s)")
@@ -87,24 +90,31 @@ def main(name: str = "digits-cnn") -> None:
     print("\n## Variants of the same grid")
     t, f = clock(lambda: sweep(s.model, s.data, ratios, bits, structured=(True,)))
     print(f"structured (channels removed, torch-pruning) {t:6.2f} s  "
-          f"({int(f['accuracy'].isna().sum())} rows with no channel-pruned model)")
+          f"({int(f['score'].isna().sum())} rows with no channel-pruned model)")
     t, f = clock(lambda: sweep(s.model, s.data, ratios, bits, methods=("l1", "taylor"), structured=(False, True)))
     print(f"2 methods x (unstructured, structured), {len(f)} rows   {t:6.2f} s")
     t, f = clock(lambda: sweep(s.model, s.data, ratios, bits, structured=(False, True), latency=True))
     n_timed = int(f["latency_ms"].notna().sum())
     print(f"with latency (2 x {len(ratios)} real fp32 models timed round-robin at batch 256, 10 repeats), "
           f"{len(f)} rows   {t:6.2f} s ({n_timed} rows timed)")
-    t, _ = clock(lambda: pareto(f, "size_bytes", "accuracy"))
-    print(f"pareto(size_bytes, accuracy) over {len(f)} rows   {t * 1000:6.2f} ms")
+    t, _ = clock(lambda: pareto(f, "size_bytes", "score"))
+    print(f"pareto(size_bytes, score) over {len(f)} rows   {t * 1000:6.2f} ms")
 
     print(f"\n## Sensitivity scans (each layer alone; validation split, {len(s.data.val)} examples)")
     for kind in ("prune", "quantize"):
-        t, sens = clock(lambda: sensitivity(s.model, s.data.val, kind))
+        t, sens = clock(lambda: scan_sample(s, ScanConfig(kind)))
         print(f"{kind:<9} {len(sens):>3} evaluations   {t:6.2f} s")
+    text = slimcore.load_sample("minilm")
+    t, sens = clock(lambda: scan_sample(text, ScanConfig("prune", (0.5,))))
+    print(f"minilm: {len(sens)} (transformer layer x kind of Linear) cells pruned 50 % alone, quick set   {t:6.2f} s; "
+          f"most sensitive {sens.sort_values('score_drop').group.iloc[-1]} (drop {sens.score_drop.max():.4f})")
+    t, g = clock(lambda: tradeoffs.grid(text, tradeoffs.GridConfig(("unstructured", "heads"), ("l1",), (0.0, 0.5),
+                                                                    ("fp32", "int8", "4-bit"), per_channel=True)))
+    print(f"minilm grid, {len(g)} points (unpruned, weights and heads -50 %; fp32, real int8, 4-bit)   {t:6.2f} s")
 
     print("\n## Allocation under a budget (chosen on validation, measured on validation and test)")
     for kind in ("prune", "quantize"):
-        sens = sensitivity(s.model, s.data.val, kind)
+        sens = scan_sample(s, ScanConfig(kind))
         for budget in (0.5, 1.0, 2.0):
             t, a = clock(lambda: allocate(s.model, sens, s.data.val, budget, s.test))
             settings = ", ".join(f"{k} {v:g}" for k, v in a.result.settings.items())

@@ -10,7 +10,8 @@ from .pruning import GradualConfig, PruneConfig, gradual_prune, masks, remove_ch
 from .quantization import (ActivationConfig, LayerError, QParams, QuantConfig, quality_by_bits, binarize, calibrate,
                            fake_quantize, fixed_point, layer_errors, levels, qparams, quantized_weights,
                            sqnr_db, ternarize)
-from .sweep import Allocation, Outcome, SweepError, allocate, pareto, sensitivity, sweep
+from .sweep import Allocation, Outcome, SweepError, allocate, pareto, sweep
+from .sensitivity import ScanConfig, scan, scan_sample
 from .recipe import Int8Config, Recipe
 from .api import Measurement, distill, measure, prune, quantize, score, time_models
 from .distillation import DistillConfig
@@ -28,7 +29,7 @@ __all__ = [
     "ActivationConfig", "LayerError", "QParams", "QuantConfig", "quality_by_bits", "binarize", "calibrate",
     "fake_quantize", "fixed_point", "layer_errors", "levels", "qparams", "quantized_weights", "sqnr_db",
     "ternarize",
-    "Allocation", "Outcome", "SweepError", "allocate", "pareto", "sensitivity", "sweep",
+    "Allocation", "Outcome", "SweepError", "allocate", "pareto", "sweep", "ScanConfig", "scan", "scan_sample",
     "Int8Config", "Recipe",
     "Measurement", "distill", "measure", "prune", "quantize", "score", "time_models", "DistillConfig",
     "TextDistillConfig",

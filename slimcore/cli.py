@@ -141,18 +141,21 @@ def _ints(text: str) -> tuple[int, ...]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     sample = resolve_model(args.model, args.data)
     methods = tuple(dict.fromkeys(args.methods))
-    kinds = (False, True) if args.structured else (False,)
+    kinds = ("unstructured", "channels") if args.structured else ("unstructured",)
     out = None if args.out == "-" else Path(args.out)
     if out is not None and not out.parent.is_dir():
         raise UsageError(f"--out: the folder {out.parent} does not exist")
-    todo = tradeoffs.pieces(methods, kinds, args.ratios)
+    # V4: tradeoffs.grid is one grid for every family now: grid(sample, GridConfig(kinds, methods, ratios,
+    # precisions ("fp32", "4-bit", "int8"...), scope, per_channel)); its frame's headline column is `score`.
+    cfg = tradeoffs.GridConfig(kinds, methods, tuple(args.ratios), tuple(tradeoffs.precision(b) for b in args.bits),
+                               args.scope, args.per_channel)
+    todo = cfg.pieces()
     t0 = time.perf_counter()
-    frame = tradeoffs.grid(sample.model, sample.data, methods, kinds, args.scope, args.per_channel, args.ratios,
-                           args.bits, on_progress=Progress(f"sweep {args.model}: {len(todo)} prune settings x "
-                                                           f"{len(args.bits)} bit widths"))
+    frame = tradeoffs.grid(sample, cfg, on_progress=Progress(f"sweep {args.model}: {len(todo)} prune settings x "
+                                                             f"{len(args.bits)} bit widths"))
     if args.latency:
-        scores = {m: tradeoffs.scores(sample.model, sample.data, m) for m in methods}
-        frame = tradeoffs.with_latency(frame, tradeoffs.latencies(sample.model, sample.data, frame, scores))
+        scores = {m: tradeoffs.scores(sample, m) for m in methods}
+        frame = tradeoffs.with_latency(frame, tradeoffs.latencies(sample, frame, scores))
     seconds = time.perf_counter() - t0
     data = tradeoffs.csv(frame)
     if out is None:

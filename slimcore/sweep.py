@@ -1,6 +1,7 @@
 """Sweeps over compression settings: a grid of prune ratio x bit width x method (x structured) with accuracy, size,
-latency and MACs per row; the Pareto frontier of any two columns; per-layer sensitivity; and a per-layer allocation
-that meets an accuracy budget, measured against a uniform setting of the same overall size. Never mutates a model.
+latency and MACs per row (the classifier rows of slimcore.tradeoffs.grid, in its columns); the Pareto frontier of any
+two columns; and a per-layer allocation, from a sensitivity scan (slimcore.sensitivity), that meets an accuracy budget,
+measured against a uniform setting of the same overall size. Never mutates a model.
 
 Variants are dicts of new tensors evaluated with torch.func.functional_call (no deep copies): scores are computed once
 per method, masks once per ratio, and every configuration is evaluated on the whole split in one batch. A real model
@@ -25,7 +26,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .data import Dataset, Split
+from .families import family_of, unsupported
 from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
 from . import pruning as P
 from .pruning import METHODS, PruneConfig, apply_masks, masked_parameters, masks, remove_channels, weight_scores
@@ -42,13 +44,14 @@ from .quantization import QuantConfig, quantize_tensor
 FP32 = 32                                              # "bits" of an unquantized row
 PRUNE_RATIOS = tuple(round(0.05 * i, 2) for i in range(20))   # 0.00 .. 0.95: the 20 ratios of the standard grid
 BITS = (32, 16, 8, 6, 4, 3, 2)                         # the 7 bit widths of the standard grid
-SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
-SENSITIVITY_BITS = (8, 7, 6, 5, 4, 3, 2)
 CALIBRATION = P.CALIBRATION                            # training examples that Taylor scores are computed on
 EVAL_BATCH = 2048      # examples per forward pass: the batches of slimcore.metrics.predict, so the sums are the same
 FAKE = "not timed: fake-quantized weights run the same fp32 kernels (no real k-bit model)"
-COLUMNS = ["config", "method", "structured", "scope", "prune_ratio", "bits", "accuracy", "size_bytes", "size_label",
-           "size_detail", "params", "nonzeros", "macs", "latency_ms", "latency_label", "note"]
+# The columns of a trade-off grid, for every family (slimcore.tradeoffs): `score` is the family's headline metric
+# (here top-1 accuracy), `size_rule` how the size was obtained, `detail` the family's detail record (None here).
+COLUMNS = ["config", "prune", "method", "structured", "scope", "prune_ratio", "precision", "bits", "score",
+           "size_bytes", "size_label", "size_rule", "params", "nonzeros", "macs", "latency_ms", "latency_label", "note",
+           "detail"]
 
 Params = dict[str, torch.Tensor]
 
@@ -166,11 +169,19 @@ def _size(model: nn.Module, params: Params, bits: int, cfg: QuantConfig, layers:
     return m.bytes + extra, f"modelled: {m.detail}; + {extra:,} B of scales"
 
 
+def precision(bits: int) -> str:
+    """A bit width as the grids name it: 'fp32' or '4-bit' (fake quantization)."""
+    return "fp32" if bits == FP32 else f"{bits}-bit"
+
+
+def label(method: str, ratio: float, unit: str, precision: str) -> str:
+    """A short name of a configuration, e.g. 'L1 50% weights · 4-bit' or 'L1 50% attention heads · fp32'."""
+    prune = "unpruned" if ratio == 0 else f"{method.upper() if method == 'l1' else method} {ratio:.0%} {unit}"
+    return f"{prune} · {precision}"
+
+
 def _label(method: str, ratio: float, structured: bool, bits: int) -> str:
-    """A short name of a configuration, e.g. 'L1 50 % weights · 4-bit'."""
-    prune = "unpruned" if ratio == 0 else f"{method.upper() if method == 'l1' else method} {ratio:.0%} " \
-                                          f"{'channels' if structured else 'weights'}"
-    return f"{prune} · {'fp32' if bits == FP32 else f'{bits}-bit'}"
+    return label(method, ratio, "channels" if structured else "weights", precision(bits))
 
 
 def _check_grid(prune_ratios: Sequence[float], bits: Sequence[int], methods: Sequence[str],
@@ -206,8 +217,8 @@ def _figures(evaluate: _Evaluator, net: nn.Module, params: Params, bits: int, qu
     if same_as is None:
         acc = evaluate(net, params)
     else:
-        acc = (same_as.result() if isinstance(same_as, Future) else same_as)["accuracy"]
-    return dict(accuracy=acc, size_bytes=float(size), size_label=label, size_detail=detail,
+        acc = (same_as.result() if isinstance(same_as, Future) else same_as)["score"]
+    return dict(score=acc, size_bytes=float(size), size_label=label, size_rule=detail,
                 params=sum(t.numel() for t in params.values()),
                 nonzeros=sum(int(torch.count_nonzero(params[f"{n}.weight"])) for n in layers))
 
@@ -251,9 +262,11 @@ def sweep(model: nn.Module, data: Dataset | Split, prune_ratios: Sequence[float]
             fig = fig.result() if isinstance(fig, Future) else fig
             if latency and b == FP32 and real is not None:
                 timed[len(rows)] = real
-            why = FAKE if b != FP32 else "" if latency or math.isnan(fig["accuracy"]) else "not timed (latency off)"
+            why = FAKE if b != FP32 else "" if latency or math.isnan(fig["score"]) else "not timed (latency off)"
             rows.append(common | dict(config=_label(common["method"], common["prune_ratio"], common["structured"], b),
-                                      bits=b) | fig | dict(latency_ms=math.nan, latency_label=why))
+                                      bits=b, precision=precision(b), prune="none" if not common["prune_ratio"] else
+                                      "channels" if common["structured"] else "unstructured",
+                                      detail=None) | fig | dict(latency_ms=math.nan, latency_label=why))
             if on_progress is not None:
                 on_progress(len(rows), total)
 
@@ -278,7 +291,7 @@ def sweep(model: nn.Module, data: Dataset | Split, prune_ratios: Sequence[float]
                 try:
                     net = remove_channels(model, keep, split.x[:1])
                 except ValueError as e:
-                    blank = dict(accuracy=math.nan, size_bytes=math.nan, size_label="", size_detail="", params=0,
+                    blank = dict(score=math.nan, size_bytes=math.nan, size_label="", size_rule="", params=0,
                                  nonzeros=0, macs=math.nan, note=f"no channel-pruned model at this ratio: {e}")
                     pending.append((common, [blank] * len(bits), None))
                     continue
@@ -338,7 +351,7 @@ def time_rows(model: nn.Module, data: Dataset | Split, frame: pd.DataFrame, batc
     frame = frame.copy()
     models = {}
     for i, row in frame.iterrows():
-        if row["bits"] == FP32 and not math.isnan(row["accuracy"]):
+        if row["bits"] == FP32 and not math.isnan(row["score"]):
             sc = (scores or {}).get(row["method"])
             models[i] = fp32_model(model, row, split.x[:1], sc, calib)
         elif row["bits"] != FP32:
@@ -372,60 +385,6 @@ def pareto(frame: pd.DataFrame, x: str, y: str, minimize_x: bool = True, maximiz
         i = j
     out = frame.loc[valid.index[keep]]
     return out.sort_values(x, ascending=minimize_x, kind="stable")
-
-
-# Per-layer sensitivity ----------------------------------------------------------------------------------------------
-
-KINDS = {"prune": "pruned alone (per-layer, unstructured)", "quantize": "quantized alone (weights)"}
-
-
-def sensitivity(model: nn.Module, split: Split, kind: str = "prune", settings: Sequence[float] | None = None,
-                method: str = "l1", quant: QuantConfig | None = None, calibration: Split | None = None,
-                scores: dict[str, torch.Tensor] | None = None, layers: Sequence[str] | None = None,
-                on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Accuracy on a split with each Linear/Conv layer (or each of `layers`) alone pruned at each ratio (kind
-    "prune", unstructured, by `method`) or alone quantized at each bit width (kind "quantize", grid as in `quant`),
-    the others untouched. A tidy frame: layer, kind, setting, accuracy, drop_points (below the original), weights
-    (of the layer); frame.attrs["base_accuracy"] holds the original's accuracy."""
-    if kind not in KINDS:
-        raise SweepError(f"unknown sensitivity kind {kind!r}; known: {', '.join(KINDS)}")
-    if settings is None:
-        settings = SENSITIVITY_RATIOS if kind == "prune" else SENSITIVITY_BITS
-    settings = tuple(settings)
-    if not settings:
-        raise SweepError("no settings to scan: give at least one prune ratio or bit width")
-    quant = quant or QuantConfig()
-    if kind == "prune":
-        _check_grid(settings, (FP32,), (method,), (False,), quant)
-        if scores is None:
-            scores = weight_scores(model, method, calibration)
-    else:
-        _check_grid((0.0,), settings, ("l1",), (False,), quant)
-    every = weight_layers(model)
-    unknown = [n for n in (layers or ()) if n not in every]
-    if unknown:
-        raise SweepError(f"no weight layer named {', '.join(unknown)}; layers: {', '.join(every)}")
-    layers = {n: every[n] for n in layers} if layers is not None else every
-    base = {k: v.detach() for k, v in model.named_parameters()}
-    evaluate = _Evaluator(split)
-    base_acc = evaluate(model, base)
-    rows, total = [], len(layers) * len(settings)
-    for n, m in layers.items():
-        for s in settings:
-            if kind == "prune":
-                keep = masks(model, PruneConfig(0.0, method, "layer", overrides=((n, float(s)),)), scores=scores)
-                params = dict(base) | {f"{n}.weight": base[f"{n}.weight"] * keep[n]}
-            else:
-                params = _quantized(base, [n], None, replace(quant, bits=int(s)))
-            acc = evaluate(model, params)
-            rows.append(dict(layer=n, kind=kind, setting=s, accuracy=acc, drop_points=(base_acc - acc) * 100,
-                             weights=m.weight.numel()))
-            if on_progress is not None:
-                on_progress(len(rows), total)
-    frame = pd.DataFrame(rows, columns=["layer", "kind", "setting", "accuracy", "drop_points", "weights"])
-    frame.attrs["base_accuracy"] = base_acc
-    frame.attrs["split_size"] = len(split)
-    return frame
 
 
 # Allocation under an accuracy budget ---------------------------------------------------------------------------------
@@ -500,7 +459,8 @@ def _plan(options: dict[str, list[tuple[float, int, float]]], capacity: int) -> 
 def allocate(model: nn.Module, sens: pd.DataFrame, split: Split, budget: float, test: Split | None = None,
              method: str = "l1", quant: QuantConfig | None = None, calibration: Split | None = None,
              scores: dict[str, torch.Tensor] | None = None, max_tries: int = 50) -> Allocation:
-    """Per-layer prune ratios (or bit widths) from a sensitivity frame, as much compression as an accuracy budget
+    """Per-layer prune ratios (or bit widths) from a sensitivity frame (slimcore.sensitivity.scan of a classifier:
+    one group per layer), as much compression as an accuracy budget
     allows: `budget` is the largest drop in points on `split`, the split the sensitivity was measured on. The plan
     assumes per-layer drops add up; the allocated model is then built and measured, and while its measured drop
     exceeds the budget the plan is made again with less room. So the result always meets the budget on `split`
@@ -515,7 +475,7 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split, budget: float, 
     kind = str(sens["kind"].iloc[0])
     quant = quant or QuantConfig()
     layers = weight_layers(model)
-    unknown = sorted(set(sens["layer"]) - set(layers))
+    unknown = sorted(set(sens["group"]) - set(layers))
     if unknown:
         raise SweepError(f"the sensitivity frame names layers this model does not have: {', '.join(unknown)}")
     if kind == "prune" and scores is None:
@@ -553,12 +513,12 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split, budget: float, 
 
     options: dict[str, list[tuple[float, int, float]]] = {l: [(full, 0, 0.0)] for l in layers}
     for row in sens.itertuples():
-        cost = max(0, round((base_acc - row.accuracy) * n))    # whole examples lost on the split
+        cost = max(0, round((base_acc - row.score) * n))    # whole examples lost on the split
         if kind == "prune":   # weights removed
-            gain = round(float(row.setting) * sizes[row.layer])
+            gain = round(float(row.setting) * sizes[row.group])
         else:                 # weight bits saved
-            gain = sizes[row.layer] * (FP32 - int(row.setting))
-        options[row.layer].append((row.setting, cost, float(gain)))
+            gain = sizes[row.group] * (FP32 - int(row.setting))
+        options[row.group].append((row.setting, cost, float(gain)))
     drop_of = {(l, s): c for l, opts in options.items() for s, c, _ in opts}
     capacity = math.floor(budget / 100 * n + 1e-9)
     history, tries = [], 0
@@ -587,6 +547,15 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split, budget: float, 
                       tuple(history))
 
 
+def allocate_sample(sample: Any, sens: pd.DataFrame, budget: float, **kwargs: Any) -> Allocation:
+    """allocate() for a loaded sample: chosen on its family's validation split, reported on test. Classifiers only:
+    the plan counts whole examples of top-1 accuracy lost, which an encoder's mean cosine does not have."""
+    fam = family_of(sample)
+    if fam.name != "classifier":
+        raise unsupported("a per-layer allocation under an accuracy budget", fam, ["classifiers"])
+    return allocate(sample.model, sens, fam.split(sample, "validation"), budget, fam.split(sample, "test"), **kwargs)
+
+
 def _uniform(kind: str, settings: dict[str, float], sizes: dict[str, int],
              outcome: Callable[[str, dict[str, float]], Outcome]) -> tuple[Outcome, ...]:
     """Uniform settings of the same overall size as an allocation: one ratio removing the same number of weights
@@ -605,5 +574,5 @@ def _uniform(kind: str, settings: dict[str, float], sizes: dict[str, int],
                  for b in widths)
 
 
-__all__ = ["FP32", "PRUNE_RATIOS", "BITS", "SENSITIVITY_RATIOS", "SENSITIVITY_BITS", "KINDS", "COLUMNS", "SweepError",
-           "sweep", "time_rows", "fp32_model", "pareto", "sensitivity", "Outcome", "Allocation", "allocate"]
+__all__ = ["FP32", "PRUNE_RATIOS", "BITS", "COLUMNS", "SweepError", "precision", "label",
+           "sweep", "time_rows", "fp32_model", "pareto", "Outcome", "Allocation", "allocate", "allocate_sample"]

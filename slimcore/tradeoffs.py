@@ -1,20 +1,38 @@
-"""The Trade-offs grid as the Trade-offs page computes it, for every caller: the standard sweep (20 prune ratios x 7 bit
-widths, per method and kind) run one prune setting (a "piece") at a time, so a caller can cache pieces, report
-progress between them and stop early; the measured latency of its real fp32 models; and the table as CSV. The page
-(through slimui.tradeoffs), `python -m slimcore sweep` and the benchmarks call these, so their numbers agree.
+"""The Trade-offs grid of any model family: every prune setting (kind x method x ratio) at every precision, scored by
+the family's scorer against its size, in one frame with the same columns for every family (slimcore.sweep.COLUMNS):
+config, prune, method, structured, scope, prune_ratio, precision, bits, score (frame.attrs["metric"] names it),
+size_bytes with size_label ("measured" | "modelled") and size_rule, params, nonzeros, macs (NaN where not counted),
+latency (NaN until timed, the reason in latency_label), note, detail (the family's detail record).
+
+The grid is computed one prune setting (a "piece") at a time, so a caller can cache pieces, report progress between
+them and stop early. The page (through slimui.tradeoffs), `python -m slimcore sweep` and the benchmarks call these, so
+their numbers agree.
+
+How each family's points are built (the rules are written beside every size):
+- classifiers: slimcore.sweep's fast path (variants as tensor dicts, channel-pruned models for real): size measured
+  for real fp32 models (the original, channel-pruned), modelled from bit counts otherwise; MACs counted;
+- sentence encoders: the labs' own models (slimcore.prune, slimcore.quantization, the real int8 engine): fp32 after
+  structured pruning and real int8 measured (torch.save); fp32 after unstructured pruning modelled sparse storage;
+  k-bit fake quantization modelled (k bits per Linear weight plus the scales). MACs are not counted (they depend on
+  the sentence length).
 """
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Sequence
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
-from .data import Dataset
-from .pruning import weight_scores
-from .quantization import QuantConfig
+from .api import prune as prune_sample
+from .families import family_of, unsupported
+from .metrics import modelled_size, serialized_bytes
+from .pruning import METHODS, PruneConfig, weight_scores
+from .quantization import QuantConfig, modelled_bytes, quantize
 
 _sweep = importlib.import_module(".sweep", __package__)  # the module: the package exports the function `sweep`
 
@@ -22,67 +40,196 @@ RATIOS = _sweep.PRUNE_RATIOS     # 20 prune ratios, 0 .. 0.95
 BITS = _sweep.BITS               # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2
 FP32 = _sweep.FP32
 CALIBRATION = _sweep.CALIBRATION  # training examples Taylor scores are computed on
+COLUMNS = _sweep.COLUMNS
+# Real int8 precisions (a real engine, measured), by family: key -> what it is. "k-bit" precisions are fake (simulated).
+REAL = {"encoder": {"int8": "real int8 (dynamic, per channel)",
+                    "int8+emb": "real int8 (per channel), word embeddings 8-bit too"}}
+PRUNE_METHODS = {"classifier": tuple(METHODS), "encoder": ("l1",)}   # the pruning methods each family's grid offers
 
-Piece = tuple[str, bool, float]   # (method, structured, prune ratio)
+Piece = tuple[str, str, float]   # (prune kind: "unstructured" or a unit kind, method, prune ratio)
+
+
+def precision(bits: int) -> str:
+    """A bit width as a precision: 32 -> "fp32", k -> "k-bit" (fake quantization)."""
+    return _sweep.precision(bits)
+
+
+def precisions(family: str) -> tuple[str, ...]:
+    """Every precision a family's grid can build: fp32, its real engines, and fake k-bit grids."""
+    return ("fp32", *REAL.get(family, {}), *(_sweep.precision(b) for b in BITS if b != FP32))
+
+
+def precision_label(p: str) -> str:
+    """A precision in words: fp32, the real engine, or 'k-bit fake quant (simulated)'."""
+    for real in REAL.values():
+        if p in real:
+            return real[p]
+    return p if p == "fp32" else f"{p} fake quant (simulated)"
+
+
+def bits_of(p: str) -> int:
+    """The weight bits of a precision (32 for fp32, 8 for the real int8 engines)."""
+    if p == "fp32":
+        return FP32
+    m = re.fullmatch(r"(\d+)-bit", p)
+    return int(m.group(1)) if m else 8
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Which points to build: each prune kind by each method at each ratio (ratio 0, the unpruned model, once), each
+    at every precision. Kinds are "unstructured" or a family's unit kinds; precisions "fp32", "k-bit" (fake, 1..16)
+    or a family's real engine ("int8", "int8+emb")."""
+
+    kinds: tuple[str, ...] = ("unstructured",)
+    methods: tuple[str, ...] = ("l1",)
+    ratios: tuple[float, ...] = RATIOS
+    precisions: tuple[str, ...] = tuple(_sweep.precision(b) for b in BITS)
+    scope: str = "layer"             # classifiers: "layer" or "global" ranking
+    per_channel: bool = False        # fake quantization: one scale per output channel (else per tensor)
+
+    def __post_init__(self) -> None:
+        if not (self.kinds and self.methods and self.ratios and self.precisions):
+            raise _sweep.SweepError("the grid is empty: give at least one prune kind, method, ratio and precision")
+        for r in self.ratios:
+            if not 0.0 <= r < 1.0:
+                raise _sweep.SweepError(f"prune ratios must be in [0, 1), got {r}")
+        for p in self.precisions:
+            if re.fullmatch(r"\d+-bit", p) and not 1 <= bits_of(p) <= 16:
+                raise _sweep.SweepError(f"bit widths must be 1..16, or fp32 for no quantization; got {bits_of(p)}")
+            if p != "fp32" and not any(p in real for real in REAL.values()) and not re.fullmatch(r"\d+-bit", p):
+                raise _sweep.SweepError(f"unknown precision {p!r}; known: fp32, 1-bit .. 16-bit (fake) and the real "
+                                        f"engines {', '.join(sorted({k for r in REAL.values() for k in r}))}")
+
+    @property
+    def bits(self) -> tuple[int, ...]:
+        return tuple(bits_of(p) for p in self.precisions)
+
+    def check(self, family: Any) -> None:
+        """A one-line ValueError for what the family cannot build."""
+        kinds = ("unstructured", *family.unit_kinds)
+        for k in self.kinds:
+            if k not in kinds:
+                raise unsupported(f"pruning {k!r}", family, kinds)
+        for m in self.methods:
+            if m not in PRUNE_METHODS.get(family.name, ("l1",)):
+                raise unsupported(f"pruning method {m!r}", family, PRUNE_METHODS.get(family.name, ("l1",)))
+        real = [p for p in self.precisions if p in {k for r in REAL.values() for k in r}]
+        for p in real:
+            if p not in REAL.get(family.name, {}):
+                raise unsupported(f"the real engine {p!r} in the grid", family, list(REAL.get(family.name, {})))
+
+    def pieces(self) -> list[Piece]:
+        """The prune settings, one piece each; ratio 0 (the unpruned model) once, under the first kind and method."""
+        return [(k, m, float(r)) for k in self.kinds for m in self.methods for r in self.ratios
+                if r or (k, m) == (self.kinds[0], self.methods[0])]
 
 
 def quant(per_channel: bool) -> QuantConfig:
-    """The grid of the quantized rows: symmetric k-bit, one scale per tensor or per output channel."""
+    """The grid of the fake-quantized rows: symmetric k-bit, one scale per tensor or per output channel."""
     return QuantConfig(per_channel=per_channel)
 
 
-def pieces(methods: Sequence[str], structured: Sequence[bool], ratios: Sequence[float] = RATIOS) -> list[Piece]:
-    """The prune settings of a grid, one piece each: (method, structured, ratio); ratio 0 (the unpruned model) once,
-    under the first method and kind, as slimcore.sweep counts it."""
-    return [(m, s, r) for m in methods for s in structured for r in ratios
-            if r or (m, s) == (methods[0], structured[0])]
+def scores(sample: Any, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A classifier's weight scores of a method, on the first CALIBRATION training examples (the Pruning lab's)."""
+    return weight_scores(sample.model, method, sample.data.train.head(CALIBRATION), seed)
 
 
-def scores(model: nn.Module, data: Dataset, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Weight scores of a method, on the first CALIBRATION training examples (the Pruning lab's calibration)."""
-    return weight_scores(model, method, data.train.head(CALIBRATION), seed)
-
-
-def piece(model: nn.Module, data: Dataset, method: str, structured: bool, ratio: float, scope: str = "layer",
-          per_channel: bool = False, bits: Sequence[int] = BITS,
-          method_scores: dict[str, torch.Tensor] | None = None) -> pd.DataFrame:
-    """One prune setting at every bit width: accuracy on the test split, size (measured or modelled), counts, MACs.
-    `method_scores` reuses the method's weight scores (see `scores`)."""
-    return _sweep.sweep(model, data, (ratio,), tuple(bits), (method,), (structured,), scope, quant(per_channel),
-                        scores=None if method_scores is None else {method: method_scores})
-
-
-def combine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """The pieces' rows as one table (columns of slimcore.sweep.COLUMNS)."""
-    if not frames:
-        return pd.DataFrame(columns=_sweep.COLUMNS)
-    frame = pd.concat(frames, ignore_index=True)
-    frame.attrs["split_size"] = frames[0].attrs.get("split_size")
+def piece(sample: Any, cfg: GridConfig, kind: str, method: str, ratio: float, split: str = "quick",
+          method_scores: dict[str, torch.Tensor] | None = None,
+          on_point: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """One prune setting at every precision of cfg, scored on the family's `split` ("quick": a classifier's test
+    split, an encoder's quick set). `method_scores` reuses a classifier method's weight scores (see `scores`)."""
+    fam = family_of(sample)
+    cfg.check(fam)
+    if fam.name == "classifier":
+        frame = _sweep.sweep(sample.model, fam.split(sample, split), (ratio,), cfg.bits, (method,),
+                             (kind != "unstructured",), cfg.scope, quant(cfg.per_channel),
+                             calibration=fam.split(sample, "calibration").head(CALIBRATION),
+                             scores=None if method_scores is None else {method: method_scores})
+    else:
+        frame = _built_rows(sample, fam, cfg, kind, method, ratio, split, on_point)
+    frame.attrs.update(metric=fam.metric, examples=len(fam.split(sample, split)))
     return frame
 
 
-def grid(model: nn.Module, data: Dataset, methods: Sequence[str] = ("l1",), structured: Sequence[bool] = (False, True),
-         scope: str = "layer", per_channel: bool = False, ratios: Sequence[float] = RATIOS,
-         bits: Sequence[int] = BITS, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """The whole grid, piece by piece, reporting (done, total) pieces; the defaults are the page's defaults."""
-    todo = pieces(tuple(methods), tuple(structured), tuple(ratios))
-    if not todo:
-        raise _sweep.SweepError("the grid is empty: give at least one method, kind and prune ratio")
-    scored = {m: scores(model, data, m) for m in dict.fromkeys(methods)}
+def build(sample: Any, kind: str, ratio: float, precision: str, per_channel: bool = True,
+          method: str = "l1") -> tuple[nn.Module, float, str, str]:
+    """The real model of one point of a built grid with its size: (model, bytes, "measured" | "modelled", rule)."""
+    fam = family_of(sample)
+    pruned = sample.model if not ratio else prune_sample(sample, PruneConfig(
+        ratio, method, structured=kind != "unstructured", unit=kind if kind != "unstructured" else "channels",
+        norm=2 if kind != "unstructured" else 1))
+    if precision == "fp32":
+        if kind == "unstructured" and ratio:
+            m = modelled_size(pruned)
+            return pruned, m.bytes, "modelled", f"sparse storage ({m.format}): {m.detail}"
+        return pruned, float(serialized_bytes(pruned)), "measured", "torch.save of the fp32 model"
+    if precision in REAL.get(fam.name, {}):
+        from . import text_quant as TQ   # the encoder's real int8 engine
+        q = TQ.int8_text(pruned, per_channel=True, embeddings=precision == "int8+emb").model
+        table = ", word embeddings 8-bit per row" if precision == "int8+emb" else ""
+        return q, float(serialized_bytes(q)), "measured", f"torch.save of the int8 model{table} (zeros stored like " \
+                                                          "any weight)"
+    qc = QuantConfig(bits_of(precision), per_channel=per_channel)
+    m = modelled_bytes(pruned, qc, fam.layers(pruned))
+    return quantize(pruned, config=qc, layers=fam.layers(pruned)).eval(), m.bytes, "modelled", m.detail
+
+
+def _built_rows(sample: Any, fam: Any, cfg: GridConfig, kind: str, method: str, ratio: float, split: str,
+                on_point: Callable[[str], None] | None) -> pd.DataFrame:
+    """One prune setting's points built as real models and scored (families without a fast sweep path)."""
+    scorer, rows = fam.scorer(sample, split), []
+    unit = "weights" if kind == "unstructured" else fam.unit_kinds[kind]
+    for p in cfg.precisions:
+        net, size, how, rule = build(sample, kind, ratio, p, cfg.per_channel, method)
+        sc = scorer(net)
+        layers = fam.layers(net) if p == "fp32" or p not in REAL.get(fam.name, {}) else {}
+        rows.append(dict(config=_sweep.label(method, ratio, unit, p), prune="none" if not ratio else kind,
+                         method=method, structured=kind != "unstructured", scope="layer", prune_ratio=ratio,
+                         precision=p, bits=bits_of(p), score=sc.value, size_bytes=size, size_label=how, size_rule=rule,
+                         params=sum(t.numel() for t in net.parameters()),
+                         nonzeros=sum(int(torch.count_nonzero(m.weight)) for m in layers.values()) if layers else 0,
+                         macs=math.nan, latency_ms=math.nan, latency_label="not timed: time a point on its own",
+                         note="MACs not counted: they depend on the sentence length", detail=sc.detail))
+        if on_point is not None:
+            on_point(rows[-1]["config"])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def combine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The pieces' rows as one table (columns of COLUMNS)."""
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs.update({k: frames[0].attrs.get(k) for k in ("metric", "examples")})
+    return frame
+
+
+def grid(sample: Any, cfg: GridConfig = GridConfig(), split: str = "quick",
+         on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """The whole grid of any family, piece by piece, reporting (done, total) pieces."""
+    fam = family_of(sample)
+    cfg.check(fam)
+    todo = cfg.pieces()
+    scored = {m: scores(sample, m) for m in cfg.methods} if fam.name == "classifier" else {}
     frames = []
-    for i, (m, s, r) in enumerate(todo):
-        frames.append(piece(model, data, m, s, r, scope, per_channel, bits, scored[m]))
+    for i, (k, m, r) in enumerate(todo):
+        frames.append(piece(sample, cfg, k, m, r, split, scored.get(m)))
         if on_progress is not None:
             on_progress(i + 1, len(todo))
     return combine(frames)
 
 
-def latencies(model: nn.Module, data: Dataset, frame: pd.DataFrame,
+def latencies(sample: Any, frame: pd.DataFrame,
               method_scores: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, tuple[float, str]]:
-    """Latency at batch 256 of every real fp32 model of a grid (masked or channel-pruned), rebuilt and timed
-    round-robin: {configuration name: (median ms, label)}."""
-    fp32 = frame[(frame.bits == FP32) & frame.accuracy.notna()].reset_index(drop=True)
-    timed = _sweep.time_rows(model, data, fp32, scores=method_scores)
+    """Latency at batch 256 of every real fp32 model of a classifier's grid (masked or channel-pruned), rebuilt and
+    timed round-robin: {configuration name: (median ms, label)}. Encoders time one point at a time."""
+    fam = family_of(sample)
+    if fam.name != "classifier":
+        raise unsupported("timing a whole grid", fam, ["classifiers (time one point at a time)"])
+    fp32 = frame[(frame.bits == FP32) & frame.score.notna()].reset_index(drop=True)
+    timed = _sweep.time_rows(sample.model, sample.data, fp32, scores=method_scores)
     return {r.config: (r.latency_ms, r.latency_label) for r in timed.itertuples()}
 
 
@@ -98,9 +245,11 @@ def with_latency(frame: pd.DataFrame, timed: dict[str, tuple[float, str]] | None
 
 
 def csv(frame: pd.DataFrame) -> bytes:
-    """The raw sweep rows as CSV (sizes in bytes, accuracy as a fraction, labels beside the numbers)."""
-    return frame.to_csv(index=False).encode()
+    """The raw grid rows as CSV (sizes in bytes, the score as the family writes it, labels beside the numbers; the
+    detail records left out)."""
+    return frame.drop(columns=["detail"], errors="ignore").to_csv(index=False).encode()
 
 
-__all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "quant", "pieces", "scores", "piece", "combine", "grid",
-           "latencies", "with_latency", "csv"]
+__all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "COLUMNS", "REAL", "PRUNE_METHODS", "GridConfig", "precision", "precisions",
+           "precision_label", "bits_of", "quant", "scores", "piece", "build", "combine", "grid", "latencies",
+           "with_latency", "csv"]

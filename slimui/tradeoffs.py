@@ -1,25 +1,29 @@
-"""Cached computations behind the Trade-offs and Sensitivity pages, keyed by plain values. Slow work is split into
-small cached pieces (one prune setting of a sweep, one layer of a scan) so a page can show progress between them,
-an interrupted run keeps the pieces it finished, and a revisit is instant. Nothing here changes a cached model."""
+"""Cached computations behind the Trade-offs and Sensitivity pages of any model family, keyed by plain values. Slow
+work is split into small cached pieces (one prune setting of a grid, one layer group of a scan) so a page can show
+progress between them, an interrupted run keeps the pieces it finished, and a revisit is instant. Nothing here changes
+a cached model."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
 import streamlit as st
 
 import slimcore
+from slimcore import sensitivity as SE
 from slimcore import tradeoffs as core   # the grid, its latencies and its CSV: shared with the CLI and benchmarks
+from slimcore.families import Score, Scorer, family_of
 # Names come from the module itself: the package exports the function `sweep` under the module's name, so
 # `from slimcore import sweep` may give the function.
-from slimcore.sweep import BITS as SWEEP_BITS, FP32, PRUNE_RATIOS, Allocation, allocate, pareto, sensitivity
+from slimcore.sweep import FP32, Allocation, allocate_sample, pareto
 
 from . import cache
 from . import pruning as prune_ui
 
-RATIOS = PRUNE_RATIOS              # 20 prune ratios, 0 .. 0.95
-BITS = SWEEP_BITS                      # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2
+RATIOS = core.RATIOS               # 20 prune ratios, 0 .. 0.95
+BITS = core.BITS                   # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2
 GRANULARITIES = {"per tensor": False, "per channel": True}
 AXES = {  # x axis choice -> (column, axis title, unit, scale to the unit, log axis)
     "size": ("size_bytes", "size", " KiB", 1 / 1024, True),
@@ -32,45 +36,83 @@ PUBLISHED = {"source": "LeNet-300-100 on MNIST, Han et al. 2016", "detail": "107
              "ratios": (1.0, 12.0, 32.0, 40.0)}
 
 
-def _quant(per_channel: bool) -> slimcore.QuantConfig:
-    return core.quant(per_channel)
+# What differs between families on these pages: the grid's choices and defaults, whether the grid can be timed as a
+# whole and its MACs counted, and whether its evaluations are slow enough to wait for a click.
+@dataclass(frozen=True)
+class GridChoices:
+    """A family's Trade-offs choices: the options offered and the defaults chosen."""
+
+    ratios: tuple[float, ...]
+    default_ratios: tuple[float, ...]
+    default_precisions: tuple[str, ...]
+    granularity: str                   # the fake quantization grid by default
+    axes: tuple[str, ...]              # AXES keys the family's grid fills
+    slow: bool                         # grids and scans wait for a click (seconds per evaluation)
+    size_unit: tuple[str, float]       # (" KiB", 1 / 1024) or (" MiB", 1 / 2**20)
+    log_size: bool                     # sizes spread over decades (a log axis) or bunch up (a linear one)
 
 
-# The sweep (computed by slimcore.tradeoffs, which `python -m slimcore sweep` calls too) ----------------------------
+CHOICES = {
+    "classifier": GridChoices(RATIOS, RATIOS, tuple(core.precisions("classifier")), "per tensor",
+                              ("size", "latency", "MACs"), False, (" KiB", 1 / 1024), True),
+    "encoder": GridChoices((0.0, 0.1, 0.25, 0.5, 0.75), (0.0, 0.25, 0.5), ("fp32", "int8", "4-bit"), "per channel",
+                           ("size",), True, (" MiB", 1 / 2**20), False),
+}
 
-def pieces(methods: tuple[str, ...], structured: tuple[bool, ...]) -> list[tuple[str, bool, float]]:
-    """The prune settings of a sweep, one cached piece each: (method, structured, ratio); ratio 0 once."""
-    return core.pieces(methods, structured, RATIOS)
 
+def choices(name: str) -> GridChoices:
+    return CHOICES[family_of(cache.sample(name)).name]
+
+
+@st.cache_resource(show_spinner="Scoring the original model…")
+def scorer(name: str, split: str) -> Scorer:
+    """The family's scorer on a split, built once (an encoder embeds its reference sentences once)."""
+    s = cache.sample(name)
+    return family_of(s).scorer(s, split)
+
+
+@st.cache_data(show_spinner=False)
+def base_score(name: str, split: str) -> Score:
+    """The original model's score on a split."""
+    return scorer(name, split)(cache.sample(name).model)
+
+
+# The grid (computed by slimcore.tradeoffs, which `python -m slimcore sweep` calls too) ------------------------------
 
 @st.cache_data(show_spinner=False, max_entries=2048)
-def piece(name: str, method: str, structured: bool, ratio: float, scope: str, per_channel: bool) -> pd.DataFrame:
-    """One prune setting at every bit width of BITS: accuracy on the test split, size, counts, MACs."""
+def piece(name: str, cfg: core.GridConfig, kind: str, method: str, ratio: float) -> pd.DataFrame:
+    """One prune setting at every precision of cfg: score on the family's quick split, size, counts, MACs."""
     s = cache.sample(name)
-    return core.piece(s.model, s.data, method, structured, ratio, scope, per_channel, BITS,
-                      prune_ui.scores(name, method))
+    fam = family_of(s)
+    return core.piece(s, cfg, kind, method, ratio,
+                      method_scores=prune_ui.scores(name, method) if fam.name == "classifier" else None)
 
 
-def sweep(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], scope: str, per_channel: bool,
-          on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def grid(name: str, cfg: core.GridConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """The whole grid, piece by piece (each piece cached), reporting (done, total) pieces as it goes."""
-    todo = pieces(methods, structured)
+    todo = cfg.pieces()
     frames = []
-    for i, (m, s, r) in enumerate(todo):
-        frames.append(piece(name, m, s, r, scope, per_channel))
+    for i, (k, m, r) in enumerate(todo):
+        frames.append(piece(name, cfg, k, m, r))
         if on_progress is not None:
             on_progress(i + 1, len(todo))
     return core.combine(frames)
 
 
+def sweep(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], scope: str, per_channel: bool,
+          on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """A classifier's grid as the page builds it by default: every ratio and bit width, methods x kinds."""
+    kinds = tuple("channels" if st_ else "unstructured" for st_ in structured)
+    return grid(name, core.GridConfig(kinds, methods, RATIOS, core.precisions("classifier"), scope, per_channel),
+                on_progress)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def latencies(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], scope: str,
-              per_channel: bool) -> dict[str, tuple]:
-    """Latency at batch 256 of every real fp32 model of a grid (masked or channel-pruned), timed round-robin:
-    {configuration name: (median ms, label)}."""
-    s = cache.sample(name)
-    frame = sweep(name, methods, structured, scope, per_channel)  # cached pieces: only the fp32 rows are used
-    return core.latencies(s.model, s.data, frame, {m: prune_ui.scores(name, m) for m in methods})
+def latencies(name: str, cfg: core.GridConfig) -> dict[str, tuple]:
+    """Latency at batch 256 of every real fp32 model of a classifier's grid (masked or channel-pruned), timed
+    round-robin: {configuration name: (median ms, label)}."""
+    frame = grid(name, cfg)  # cached pieces: only the fp32 rows are used
+    return core.latencies(cache.sample(name), frame, {m: prune_ui.scores(name, m) for m in cfg.methods})
 
 
 def with_latency(frame: pd.DataFrame, timed: dict[str, tuple] | None) -> pd.DataFrame:
@@ -78,33 +120,42 @@ def with_latency(frame: pd.DataFrame, timed: dict[str, tuple] | None) -> pd.Data
     return core.with_latency(frame, timed)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def point_latency(name: str, kind: str, method: str, ratio: float, precision: str, per_channel: bool) -> dict:
+    """One point of a grid timed against the original, side by side at the family's batch sizes."""
+    s = cache.sample(name)
+    net = core.build(s, kind, ratio, precision, per_channel, method)[0]
+    return slimcore.time_models(s, {"original": s.model, "point": net}, max_seconds=1.5)
+
+
 def frontier(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Pareto frontier of accuracy against a cost column (smaller cost, higher accuracy)."""
-    return pareto(frame, column, "accuracy")
+    """Pareto frontier of the score against a cost column (smaller cost, higher score)."""
+    return pareto(frame, column, "score")
 
 
-def best_within(frame: pd.DataFrame, base: float, points: float = 1.0) -> pd.Series | None:
-    """The smallest configuration within `points` of the original's accuracy (None if there is none)."""
-    ok = frame[frame.accuracy >= base - points / 100].dropna(subset=["size_bytes"])
-    return None if ok.empty else ok.sort_values(["size_bytes", "accuracy"], ascending=[True, False]).iloc[0]
+def best_within(frame: pd.DataFrame, base: float, tolerance: float = 0.01) -> pd.Series | None:
+    """The smallest configuration scoring within `tolerance` of the original (None if there is none)."""
+    ok = frame[frame.score >= base - tolerance].dropna(subset=["size_bytes"])
+    return None if ok.empty else ok.sort_values(["size_bytes", "score"], ascending=[True, False]).iloc[0]
 
 
-def table(frame: pd.DataFrame, front: set[str]) -> pd.DataFrame:
+def table(frame: pd.DataFrame, front: set[str], metric, size_unit: tuple[str, float]) -> pd.DataFrame:
     """The experiments table as shown: units in the headers, every size and latency labelled."""
+    score = (frame.score * 100).round(2) if metric.percent else frame.score.round(4)
+    unit = size_unit[0].strip()
     return pd.DataFrame({
-        "configuration": frame.config, "Pareto (size)": frame.config.isin(front), "method": frame.method,
-        "structured": frame.structured, "prune ratio": frame.prune_ratio,
-        "bits": frame.bits.map(lambda b: "fp32" if b == FP32 else str(b)),
-        "test accuracy, % (measured)": (frame.accuracy * 100).round(2),
-        "size, KiB": (frame.size_bytes / 1024).round(2), "size is": frame.size_label,
+        "configuration": frame.config, "Pareto (size)": frame.config.isin(front), "pruning": frame.prune,
+        "method": frame.method, "prune ratio": frame.prune_ratio, "precision": frame.precision,
+        f"{metric.name}{', %' if metric.percent else ''} (measured)": score,
+        f"size, {unit}": (frame.size_bytes * size_unit[1]).round(2), "size is": frame.size_label,
         "non-zero weights": frame.nonzeros, "MACs per example": frame.macs,
         "latency b=256, ms (measured)": frame.latency_ms.round(3),
         "latency note": frame.latency_label.where(frame.latency_label != "", frame.note),
-        "size detail": frame.size_detail})
+        "size detail": frame.size_rule})
 
 
 def csv(frame: pd.DataFrame) -> bytes:
-    """The raw sweep rows as CSV (sizes in bytes, accuracy as a fraction, labels beside the numbers)."""
+    """The raw grid rows as CSV (sizes in bytes, the score as a fraction, labels beside the numbers)."""
     return core.csv(frame)
 
 
@@ -138,35 +189,44 @@ def stage_table(stages) -> pd.DataFrame:
 
 # Sensitivity -------------------------------------------------------------------------------------------------------
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def scan_layer(name: str, kind: str, method: str, per_channel: bool, layer: str) -> pd.DataFrame:
-    """One layer alone pruned at every SENSITIVITY_RATIOS ratio or quantized at every SENSITIVITY_BITS width, on the
-    validation split (the allocation is chosen there, so the test split stays held out)."""
+SPLIT = "validation"   # scans and allocations are chosen on it; classifiers report the test split beside it
+
+
+def groups(name: str, whole: bool = False) -> list:
+    """The family's layer groups of the sample's model, scanned one at a time."""
     s = cache.sample(name)
-    return sensitivity(s.model, s.data.val, kind, method=method, quant=_quant(per_channel),
-                         scores=prune_ui.scores(name, method) if kind == "prune" else None, layers=[layer])
+    return family_of(s).layer_groups(s.model, whole)
 
 
-def scan(name: str, kind: str, method: str, per_channel: bool,
-         on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    layers = list(slimcore.weight_layers(cache.sample(name).model))
+@st.cache_data(show_spinner=False, max_entries=4096)
+def scan_group(name: str, cfg: SE.ScanConfig, index: int) -> pd.DataFrame:
+    """One layer group alone at every setting of cfg, scored on the validation data."""
+    s = cache.sample(name)
+    g = groups(name, cfg.whole)[index]
+    scores = prune_ui.scores(name, cfg.method) if cfg.kind == "prune" and family_of(s).name == "classifier" \
+        else None
+    return SE.scan(s.model, [g], scorer(name, SPLIT), cfg, scores, base=base_score(name, SPLIT))
+
+
+def scan(name: str, cfg: SE.ScanConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Every layer group, piece by piece (each cached)."""
+    todo = groups(name, cfg.whole)
     frames = []
-    for i, layer in enumerate(layers):
-        frames.append(scan_layer(name, kind, method, per_channel, layer))
+    for i in range(len(todo)):
+        frames.append(scan_group(name, cfg, i))
         if on_progress is not None:
-            on_progress(i + 1, len(layers))
+            on_progress(i + 1, len(todo))
     frame = pd.concat(frames, ignore_index=True)
     frame.attrs = dict(frames[0].attrs)
     return frame
 
 
 @st.cache_data(show_spinner="Allocating and measuring the allocated model…", max_entries=256)
-def allocation(name: str, kind: str, method: str, per_channel: bool, budget: float) -> Allocation:
+def allocation(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation:
     """The allocation under a budget (points on the validation split), measured on validation and test."""
     s = cache.sample(name)
-    sens = scan(name, kind, method, per_channel)
-    return allocate(s.model, sens, s.data.val, budget, s.test, method=method, quant=_quant(per_channel),
-                      scores=prune_ui.scores(name, method) if kind == "prune" else None)
+    return allocate_sample(s, scan(name, cfg), budget, method=cfg.method, quant=core.quant(cfg.per_channel),
+                           scores=prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None)
 
 
 def setting_name(kind: str, value: float) -> str:

@@ -8,6 +8,7 @@ import slimcore
 from tests.apptest_utils import app, array, figures, metrics, run_for_model, run_page
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
+SE = importlib.import_module("slimcore.sensitivity")
 
 PAGE = "views/5_Sensitivity.py"
 
@@ -25,11 +26,11 @@ def cnn():
 def test_the_heatmap_is_the_per_layer_scan_on_validation(page, cnn):
     figs = figures(page)
     assert set(figs) == {"sens_heatmap", "sens_curves", "sens_alloc"}
-    want = S.sensitivity(cnn.model, cnn.data.val, "prune")
+    want = SE.scan_sample(cnn, SE.ScanConfig("prune"))
     heat = figs["sens_heatmap"]["data"][0]
     assert list(heat["y"]) == list(slimcore.weight_layers(cnn.model))
-    assert list(heat["x"]) == [f"{r:.0%}" for r in S.SENSITIVITY_RATIOS]
-    grid = want.pivot(index="layer", columns="setting", values="accuracy").loc[list(heat["y"])].to_numpy()
+    assert list(heat["x"]) == [f"{r:.0%}" for r in SE.RATIOS]
+    grid = want.pivot(index="group", columns="setting", values="score").loc[list(heat["y"])].to_numpy()
     assert array(heat["z"]) == pytest.approx(grid * 100)
     curves = {t["name"]: array(t["y"]) for t in figs["sens_curves"]["data"]}
     assert curves["fc1"] == pytest.approx(grid[2] * 100)
@@ -40,7 +41,7 @@ def test_the_allocation_shown_is_slimcores_and_meets_the_budget(page, cnn):
     for budget in (1.0, 3.0, 0.0):
         page.slider(key="sens_budget").set_value(budget).run()
         assert not page.exception
-        sens = S.sensitivity(cnn.model, cnn.data.val, "prune")
+        sens = SE.scan_sample(cnn, SE.ScanConfig("prune"))
         a = S.allocate(cnn.model, sens, cnn.data.val, budget, cnn.test)
         shown = metrics(page)
         assert shown["Drop, validation (measured)"] == f"{a.drop:.2f} pt" and a.drop <= budget
@@ -57,10 +58,10 @@ def test_quantization_scans_bit_widths(page, cnn):
     page.radio(key="sens_kind").set_value("quantize").run()
     assert not page.exception and not page.error
     heat = figures(page)["sens_heatmap"]["data"][0]
-    assert list(heat["x"]) == [f"{b}-bit" for b in S.SENSITIVITY_BITS]
-    want = S.sensitivity(cnn.model, cnn.data.val, "quantize")
-    grid = want.pivot(index="layer", columns="setting", values="accuracy")
-    grid = grid.loc[list(heat["y"]), list(S.SENSITIVITY_BITS)]
+    assert list(heat["x"]) == [f"{b}-bit" for b in SE.BITS]
+    want = SE.scan_sample(cnn, SE.ScanConfig("quantize"))
+    grid = want.pivot(index="group", columns="setting", values="score")
+    grid = grid.loc[list(heat["y"]), list(SE.BITS)]
     assert array(heat["z"]) == pytest.approx(grid.to_numpy() * 100)
     assert "bits per weight" in figures(page)["sens_alloc"]["layout"]["yaxis"]["title"]["text"]
 

@@ -1,12 +1,13 @@
-"""AppTest of the Sensitivity lab on the text sample (minilm): the 6 x 4 scan comes behind a button, each heatmap cell
-is the drop in mean cosine that slimcore measures with only that cell compressed, the table is sorted, and bad link
+"""AppTest of the Sensitivity lab on the text sample (minilm), the page every family shares: the 6 x 4 scan of
+(transformer layer x kind of Linear) cells comes behind a button, each heatmap cell is the drop in mean cosine that
+slimcore.sensitivity measures with only that cell compressed, whole groups scan too, the table is sorted, and bad link
 values give a message, never a traceback."""
 import numpy as np
 import pytest
 
 import slimcore
 from slimcore import text as T
-from slimcore import text_quant as TQ
+from slimcore import sensitivity as SE
 from tests.apptest_utils import run_link, array, figures
 
 PAGE = "views/5_Sensitivity.py"
@@ -17,14 +18,14 @@ def open_page(**query: str):
 
 
 def heat(at) -> np.ndarray:
-    return array(figures(at)["text_sens_heat"]["data"][0]["z"]).astype(float)
+    return array(figures(at)["sens_heatmap"]["data"][0]["z"]).astype(float)
 
 
 def test_scan_behind_a_button_and_each_cell_is_slimcores_measurement():
     at = open_page(sens_ratio="0.6")
-    assert "text_sens_heat" not in figures(at)
+    assert "sens_heatmap" not in figures(at)
     assert any("24 evaluations" in i.value for i in at.info)
-    at.button(key="text_sens_scan").click().run()
+    at.button(key="sens_scan").click().run()
     assert not at.exception and not at.error
     assert not any("24 evaluations" in i.value for i in at.info)  # the offer is gone once taken, in the same run
     z = heat(at)
@@ -32,21 +33,31 @@ def test_scan_behind_a_button_and_each_cell_is_slimcores_measurement():
     s = slimcore.load_sample("minilm")
     quick = s.data.quick_set
     ref = T.embed(s.model, quick)
-    cfg = TQ.CellConfig("prune", 0.6)
-    model = TQ.cell_variant(s.model, cfg, TQ.select(s.model, ["ffn_out"], [2]))
+    cell = next(g for g in slimcore.family_of(s).layer_groups(s.model) if g.row == "layer 2" and g.column == "FFN out")
+    model = SE.variant(s.model, cell.layers, SE.ScanConfig("prune"), 0.6)
     assert z[2, list(T.GROUPS).index("ffn_out")] == pytest.approx(1 - T.evaluate(model, quick, ref).mean_cosine, abs=1e-6)
     table = at.dataframe[0].value
     drops = list(table["drop in mean cosine"])
     assert len(table) == 24 and drops == sorted(drops, reverse=True)
     assert drops[0] == pytest.approx(z.max())
     worst = table.iloc[0]
-    assert any(f"{worst['group']} of layer {worst['transformer layer']}" in c.value for c in at.caption)
+    assert any(f"most sensitive: **{worst['group']}**" in c.value for c in at.caption)
 
     at.run()   # a rerun shows the scan again without a click (cached pieces)
-    assert "text_sens_heat" in figures(at)
+    assert "sens_heatmap" in figures(at)
     at.radio(key="sens_kind").set_value("quantize").run()   # another setting: asked for again, not computed
-    assert not at.exception and "text_sens_heat" not in figures(at)
+    assert not at.exception and "sens_heatmap" not in figures(at)
     assert at.slider(key="sens_bits").value == 4
+    assert "sens_alloc" not in figures(at) and "sens_budget" not in [sl.key for sl in at.slider]  # classifiers only
+
+
+def test_whole_groups_scan_one_kind_of_linear_across_every_layer():
+    at = open_page(sens_kind="quantize", sens_bits="3", sens_whole="1")
+    assert any("4 evaluations" in i.value for i in at.info)
+    at.button(key="sens_scan").click().run()
+    assert not at.exception and not at.error
+    z = heat(at)
+    assert z.shape == (1, 4) and (z > 0).all()
 
 
 def test_bad_link_values_give_a_message():

@@ -47,15 +47,15 @@ def test_points_and_frontier_are_the_sweep_and_its_pareto_set(page, expected):
     assert set(figures(page)) == {"tradeoff_chart", "tradeoff_waterfall", "tradeoff_reference"}
     fig = figures(page)["tradeoff_chart"]
     x, y, names = points(fig)
-    want = expected.dropna(subset=["accuracy"]).set_index("config")
+    want = expected.dropna(subset=["score"]).set_index("config")
     assert sorted(names) == sorted(want.index)
     order = [want.index.get_loc(n) for n in names]
     assert x == pytest.approx(want.size_bytes.to_numpy()[order] / 1024)
-    assert y == pytest.approx(want.accuracy.to_numpy()[order] * 100)
-    front = S.pareto(want.reset_index(), "size_bytes", "accuracy")
+    assert y == pytest.approx(want.score.to_numpy()[order] * 100)
+    front = S.pareto(want.reset_index(), "size_bytes", "score")
     line = trace(fig, "Pareto frontier")
     assert array(line["x"]) == pytest.approx(front.size_bytes.to_numpy() / 1024)
-    assert array(line["y"]) == pytest.approx(front.accuracy.to_numpy() * 100)
+    assert array(line["y"]) == pytest.approx(front.score.to_numpy() * 100)
     assert metrics(page)["Configurations"] == f"{len(expected):,}"
     assert metrics(page)["On the size frontier"] == f"{len(front):,}"
     symbols = [s for t in fig["data"] if t.get("mode") == "markers" and t["name"] != "chosen"
@@ -71,7 +71,7 @@ def test_the_table_lists_every_experiment_with_units_and_labels(page, expected):
     assert {"test accuracy, % (measured)", "size, KiB", "size is", "MACs per example",
             "latency b=256, ms (measured)"} <= set(table.columns)
     assert set(table["size is"]) == {"measured", "modelled"}
-    assert table["Pareto (size)"].sum() == len(S.pareto(expected, "size_bytes", "accuracy"))
+    assert table["Pareto (size)"].sum() == len(S.pareto(expected, "size_bytes", "score"))
 
 
 def test_the_csv_download_holds_the_raw_rows(page, expected):
@@ -81,8 +81,8 @@ def test_the_csv_download_holds_the_raw_rows(page, expected):
     assert "Download the experiments (CSV)" in labels and "Download model (zip)" in labels  # the table; the point
     frame = ui.sweep(slimcore.DEFAULT_SAMPLE, ("l1",), (False, True), "layer", False)
     back = pd.read_csv(__import__("io").BytesIO(ui.csv(frame)))
-    assert list(back.columns) == S.COLUMNS and len(back) == len(expected)
-    assert back.accuracy.to_numpy() == pytest.approx(frame.accuracy.to_numpy(), nan_ok=True)
+    assert list(back.columns) == [c for c in S.COLUMNS if c != "detail"] and len(back) == len(expected)
+    assert back.score.to_numpy() == pytest.approx(frame.score.to_numpy(), nan_ok=True)
 
 
 def test_the_x_axis_follows_its_control(page, expected):
@@ -91,13 +91,13 @@ def test_the_x_axis_follows_its_control(page, expected):
     fig = figures(page)["tradeoff_chart"]
     assert "multiply-accumulates" in fig["layout"]["xaxis"]["title"]["text"]
     x, _, names = points(fig)
-    want = expected.dropna(subset=["accuracy"]).set_index("config").macs
+    want = expected.dropna(subset=["score"]).set_index("config").macs
     assert x == pytest.approx(want[names].to_numpy())
     page.radio(key="tradeoff_x").set_value("latency").run()
     assert not page.exception and not page.error
     fig = figures(page)["tradeoff_chart"]
     x, _, names = points(fig)
-    fp32 = expected[(expected.bits == 32) & expected.accuracy.notna()]
+    fp32 = expected[(expected.bits == 32) & expected.score.notna()]
     assert sorted(names) == sorted(fp32.config) and (x > 0).all()  # only real fp32 models are timed
     assert page.dataframe[0].value["latency b=256, ms (measured)"].notna().sum() == len(fp32)
 
@@ -106,7 +106,7 @@ def test_choosing_a_configuration_shows_it_and_rings_it(page, expected):
     page.selectbox(key="tradeoff_point").set_value("L1 50% weights · 4-bit").run()
     want = expected.set_index("config").loc["L1 50% weights · 4-bit"]
     shown = metrics(page)
-    assert shown["Test accuracy (measured)"] == f"{want.accuracy:.2%}"
+    assert shown["Test accuracy (measured)"] == f"{want.score:.2%}"
     assert shown["Size (modelled)"] == f"{want.size_bytes / 1024:,.1f} KiB"
     assert shown["Latency b=256 (measured)"] == "not timed"  # a fake-quantized model runs fp32 kernels
     ring = trace(figures(page)["tradeoff_chart"], "chosen")

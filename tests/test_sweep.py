@@ -19,6 +19,7 @@ from slimcore import quantization as Q
 from tests.conftest import ROOT
 
 S = importlib.import_module("slimcore.sweep")  # the module: `slimcore.sweep` may be the exported function
+SE = importlib.import_module("slimcore.sensitivity")
 
 # Pareto ---------------------------------------------------------------------------------------------------------------
 
@@ -97,7 +98,7 @@ def test_an_unstructured_row_equals_the_configuration_built_alone(cnn, grid, met
     alone = P.prune(cnn.model, ratio, method, "layer", calibration=cnn.data.train.head(256))
     if bits != 32:
         alone = Q.quantize(alone, bits)
-    assert r.accuracy == slimcore.accuracy(alone, cnn.test)
+    assert r.score == slimcore.accuracy(alone, cnn.test)
     weights = [m.weight for m in slimcore.weight_layers(alone).values()]
     assert r.nonzeros == sum(int(torch.count_nonzero(w)) for w in weights)
     assert r.macs == slimcore.measure(cnn, alone, timing=False).macs  # dense kernels: every MAC, zeros too
@@ -115,7 +116,7 @@ def test_a_structured_row_equals_the_channel_pruned_model_built_alone(cnn, grid,
     r = row(grid, "l1", True, ratio, bits)
     thin = P.prune(cnn.model, ratio, "l1", "layer", structured=True, example=cnn.test.x[:1])
     q = Q.quantize(thin, bits) if bits != 32 else thin
-    assert r.accuracy == slimcore.accuracy(q, cnn.test)
+    assert r.score == slimcore.accuracy(q, cnn.test)
     assert r.macs == slimcore.measure(cnn, thin, timing=False).macs < row(grid, "l1", True, 0.0, 32).macs
     assert r.params == sum(p.numel() for p in thin.parameters())
     if bits == 32:
@@ -129,7 +130,7 @@ def test_per_channel_asymmetric_rows_equal_the_quantized_model_alone(cnn):
     cfg = slimcore.QuantConfig(symmetric=False, per_channel=True)
     frame = S.sweep(cnn.model, cnn.test, (0.5,), (4,), quant=cfg)
     alone = Q.quantize(P.prune(cnn.model, 0.5), 4, symmetric=False, per_channel=True)
-    assert frame.accuracy.iloc[0] == slimcore.accuracy(alone, cnn.test)
+    assert frame.score.iloc[0] == slimcore.accuracy(alone, cnn.test)
     grids = sum(m.weight.shape[0] for m in slimcore.weight_layers(alone).values())
     assert frame.size_bytes.iloc[0] == slimcore.modelled_size(alone, 4).bytes + 8 * grids  # scale + zero point each
 
@@ -161,8 +162,8 @@ def test_latency_is_measured_only_for_real_fp32_models(cnn):
 
 def test_a_ratio_with_no_channel_pruned_model_is_a_row_with_a_reason(cnn):
     frame = S.sweep(cnn.model, cnn.data, (0.99,), (32, 4), structured=(True,))
-    assert frame.accuracy.isna().all() and frame.note.str.startswith("no channel-pruned model").all()
-    assert S.pareto(frame, "size_bytes", "accuracy").empty
+    assert frame.score.isna().all() and frame.note.str.startswith("no channel-pruned model").all()
+    assert S.pareto(frame, "size_bytes", "score").empty
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -187,35 +188,69 @@ def test_a_cancelled_sweep_keeps_the_rows_already_computed(cnn):
     frame = S.sweep(cnn.model, cnn.data, S.PRUNE_RATIOS, (32, 4), should_stop=stop,
                     on_progress=lambda done, total: seen.append((done, total)))
     assert frame.attrs["cancelled"] and len(frame) == 3 * 2
-    assert list(frame.prune_ratio.unique()) == list(S.PRUNE_RATIOS[:3]) and frame.accuracy.notna().all()
+    assert list(frame.prune_ratio.unique()) == list(S.PRUNE_RATIOS[:3]) and frame.score.notna().all()
     assert seen[-1] == (6, 40)
 
 
 # Sensitivity and allocation -----------------------------------------------------------------------------------------
 
+def scan(sample, kind, settings=(), **kw):
+    return SE.scan_sample(sample, SE.ScanConfig(kind, tuple(settings), **kw))
+
+
 def test_sensitivity_rows_equal_one_layer_compressed_alone(cnn):
     val = cnn.data.val
-    prune = S.sensitivity(cnn.model, val, "prune", (0.5, 0.9))
-    assert list(prune.layer.unique()) == list(slimcore.weight_layers(cnn.model))
-    r = prune[(prune.layer == "conv2") & (prune.setting == 0.9)].iloc[0]
+    prune = scan(cnn, "prune", (0.5, 0.9))
+    assert list(prune.group.unique()) == list(slimcore.weight_layers(cnn.model))
+    r = prune[(prune.group == "conv2") & (prune.setting == 0.9)].iloc[0]
     alone = P.prune(cnn.model, 0.0, overrides={"conv2": 0.9})
-    assert r.accuracy == slimcore.accuracy(alone, val)
-    assert r.drop_points == pytest.approx((prune.attrs["base_accuracy"] - r.accuracy) * 100)
-    quant = S.sensitivity(cnn.model, val, "quantize", (4, 2))
-    r = quant[(quant.layer == "fc1") & (quant.setting == 2)].iloc[0]
+    assert r.score == slimcore.accuracy(alone, val)
+    assert r.score_drop == pytest.approx(prune.attrs["base_score"] - r.score)
+    assert prune.attrs["base_score"] == slimcore.accuracy(cnn.model, val) and prune.attrs["metric"].percent
+    quant = scan(cnn, "quantize", (4, 2))
+    r = quant[(quant.group == "fc1") & (quant.setting == 2)].iloc[0]
     others = [n for n in slimcore.weight_layers(cnn.model) if n != "fc1"]
-    assert r.accuracy == slimcore.accuracy(Q.quantize(cnn.model, 2, skip=others), val)
-    assert r.weights == cnn.model.fc1.weight.numel()
-    assert set(S.sensitivity(cnn.model, val, "prune", (0.5,), layers=["fc2"]).layer) == {"fc2"}
+    assert r.score == slimcore.accuracy(Q.quantize(cnn.model, 2, skip=others), val)
+    assert r.weights == cnn.model.fc1.weight.numel() and r.layers == 1
+    taylor = scan(cnn, "prune", (0.5,), method="taylor")   # scored by the family's calibration data
+    scores = P.weight_scores(cnn.model, "taylor", cnn.data.train.head(P.CALIBRATION))
+    r = taylor[taylor.group == "fc1"].iloc[0]
+    assert r.score == slimcore.accuracy(P.prune(cnn.model, 0.0, "taylor", overrides={"fc1": 0.5},
+                                                calibration=cnn.data.train.head(P.CALIBRATION)), val)
+    assert scores["fc1"].shape == cnn.model.fc1.weight.shape
 
 
-def test_sensitivity_rejects_unknown_kinds_layers_and_empty_settings(cnn):
-    with pytest.raises(S.SweepError, match="unknown sensitivity kind"):
-        S.sensitivity(cnn.model, cnn.test, "distil")
-    with pytest.raises(S.SweepError, match="no weight layer named fc9"):
-        S.sensitivity(cnn.model, cnn.test, layers=["fc9"])
-    with pytest.raises(S.SweepError, match="no settings"):
-        S.sensitivity(cnn.model, cnn.test, settings=())
+def test_sensitivity_on_the_encoder_scans_cells_and_whole_groups():
+    s = slimcore.load_sample("minilm")
+    fam = slimcore.family_of(s)
+    cells = fam.layer_groups(s.model)
+    assert len(cells) == len(s.model.encoder.layer) * 4 and cells[0].row == "layer 0" and cells[0].column == "attention q/k/v"
+    assert sum(len(g.layers) for g in cells) == len(fam.layers(s.model))   # every Linear in exactly one cell
+    whole = fam.layer_groups(s.model, whole=True)
+    assert [g.column for g in whole] == [g.column for g in cells[:4]] and len(whole[0].layers) == 3 * len(
+        s.model.encoder.layer)
+    cfg = SE.ScanConfig("quantize", (3,))
+    frame = SE.scan(s.model, [cells[5]], fam.scorer(s, "quick"), cfg)
+    alone = Q.quantize(s.model, config=Q.QuantConfig(3), layers={n: fam.layers(s.model)[n] for n in cells[5].layers})
+    assert frame.score.iloc[0] == slimcore.score(s, alone, "quick").value
+    assert frame.detail.iloc[0].mean_cosine == frame.score.iloc[0] and frame.column.iloc[0] == cells[5].column
+    assert SE.heat(frame).shape == (1, 1)
+
+
+def test_sensitivity_rejects_unknown_kinds_and_settings():
+    with pytest.raises(ValueError, match="unknown sensitivity kind"):
+        SE.ScanConfig("distil")
+    with pytest.raises(ValueError, match="prune ratios"):
+        SE.ScanConfig("prune", (1.0,))
+    with pytest.raises(ValueError, match="bit widths"):
+        SE.ScanConfig("quantize", (4.5,))
+    assert SE.ScanConfig("quantize").values == SE.BITS and SE.ScanConfig().values == SE.RATIOS
+
+
+def test_allocation_is_for_classifiers_only():
+    s = slimcore.load_sample("minilm")
+    with pytest.raises(ValueError, match="not available for sentence encoders"):
+        S.allocate_sample(s, pd.DataFrame(), 1.0)
 
 
 def build(model, alloc):
@@ -234,7 +269,7 @@ def build(model, alloc):
 @pytest.mark.parametrize("kind", ["prune", "quantize"])
 def test_allocation_meets_its_budget_on_the_model_built_from_it(name, kind):
     s = slimcore.load_sample(name)
-    sens = S.sensitivity(s.model, s.data.val, kind)
+    sens = scan(s, kind)
     for budget in (0.0, 0.5, 2.0):
         a = S.allocate(s.model, sens, s.data.val, budget, s.test)
         built = build(s.model, a)
@@ -252,13 +287,13 @@ def test_allocation_meets_its_budget_on_the_model_built_from_it(name, kind):
 
 
 def test_a_larger_budget_never_buys_less_compression(cnn):
-    sens = S.sensitivity(cnn.model, cnn.data.val, "prune")
+    sens = scan(cnn, "prune")
     kept = [S.allocate(cnn.model, sens, cnn.data.val, b).result.weights_kept for b in (0.0, 1.0, 3.0)]
     assert kept[0] >= kept[1] >= kept[2] and kept[2] < kept[0]
 
 
 def test_a_budget_nothing_meets_leaves_every_layer_and_says_so(cnn):
-    harsh = S.sensitivity(cnn.model, cnn.data.val, "prune", (0.99,))
+    harsh = scan(cnn, "prune", (0.99,))
     a = S.allocate(cnn.model, harsh, cnn.data.val, 0.0)
     assert set(a.result.settings.values()) == {0.0} and a.drop == 0
     assert "No layer can be pruned" in a.message

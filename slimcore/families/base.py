@@ -14,7 +14,9 @@ from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-SPLITS = ("train", "calibration", "test", "quick")
+SPLITS = ("train", "calibration", "validation", "test", "quick")
+# validation: held-out data that settings are chosen on (sensitivity scans, allocation), kept apart from test where
+# the family has such a split (classifiers); an encoder chooses on its quick set.
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,16 @@ class UnitGroup:
     count: int       # how many the model has there now (read from its weights)
 
 
+@dataclass(frozen=True)
+class LayerGroup:
+    """Compressible layers that a sensitivity scan changes together, alone, the others left as they are."""
+
+    name: str                 # in words: "fc1", "layer 0 · attention q/k/v", "FFN in (all layers)"
+    layers: tuple[str, ...]   # dotted names, keys of Family.layers(model)
+    row: str                  # where it sits, a heatmap's row: the layer ("fc1", "layer 0"; "all layers" when whole)
+    column: str = ""          # the kind of layer there, a heatmap's column ("" for classifiers; "FFN in", ...)
+
+
 Scorer = Callable[[nn.Module], Score]
 
 
@@ -97,6 +109,12 @@ class Family(Protocol):
 
     def units(self, model: nn.Module, kind: str) -> list[UnitGroup]:
         """Where a model has removable units of a kind, and how many of them (read from its weights)."""
+        ...
+
+    def layer_groups(self, model: nn.Module, whole: bool = False) -> list[LayerGroup]:
+        """The groups of compressible layers a sensitivity scan compresses one at a time, in forward order:
+        classifiers, each Linear/Conv layer; encoders, each (transformer layer x kind of Linear) cell, or with
+        `whole` each kind of Linear across all transformer layers."""
         ...
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..data import Split
 from ..metrics import accuracy, weight_layers
-from .base import Metric, Score, Scorer, UnitGroup, unsupported
+from .base import LayerGroup, Metric, Score, Scorer, UnitGroup, unsupported
 
 ACCURACY = Metric("test accuracy", "accuracy", percent=True,
                   help="Measured: top-1 accuracy on held-out test examples the model never trained on.")
@@ -37,9 +37,11 @@ class Classifier:
         data = sample.data
         if which in ("train", "calibration"):   # calibration batches are drawn from the head of the train split
             return data.train
+        if which == "validation":
+            return data.val
         if which in ("test", "quick"):           # the test splits are small enough to be the quick set too
             return data.test
-        raise ValueError(f"unknown split {which!r}; known: train, calibration, test, quick")
+        raise ValueError(f"unknown split {which!r}; known: train, calibration, validation, test, quick")
 
     def scorer(self, sample: Any, which: str = "test") -> Scorer:
         split = self.split(sample, which)
@@ -61,3 +63,6 @@ class Classifier:
         layers = weight_layers(model)
         last = list(layers)[-1] if layers else None   # its outputs are the model's outputs: never removed
         return [UnitGroup("channels", n, int(m.weight.shape[0])) for n, m in layers.items() if n != last]
+
+    def layer_groups(self, model: nn.Module, whole: bool = False) -> list[LayerGroup]:
+        return [LayerGroup(n, (n,), n) for n in weight_layers(model)]   # one layer each; `whole` changes nothing

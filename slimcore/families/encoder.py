@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .. import text as T
-from .base import Metric, Score, Scorer, UnitGroup, unsupported
+from .base import LayerGroup, Metric, Score, Scorer, UnitGroup, unsupported
 
 COSINE = Metric("mean cosine to the original", "mean cosine", percent=False,
                 help="Measured: cosine of each held-out sentence's embedding to the original encoder's, averaged.")
@@ -37,9 +37,9 @@ class SentenceEncoder:
             return data.train
         if which == "test":
             return data.test
-        if which == "quick":
+        if which in ("quick", "validation"):     # no validation split of its own: settings are chosen on the quick set
             return data.quick_set
-        raise ValueError(f"unknown split {which!r}; known: train, calibration, test, quick")
+        raise ValueError(f"unknown split {which!r}; known: train, calibration, validation, test, quick")
 
     def scorer(self, sample: Any, which: str = "test") -> Scorer:
         split = self.split(sample, which)
@@ -65,3 +65,12 @@ class SentenceEncoder:
         shape = model.shape()
         where = "attention" if kind == "heads" else "intermediate"
         return [UnitGroup(kind, f"encoder.layer.{i}.{where}", n) for i, n in enumerate(shape[kind])]
+
+    def layer_groups(self, model: nn.Module, whole: bool = False) -> list[LayerGroup]:
+        names = list(T.linear_layers(model))
+        if whole:
+            return [LayerGroup(f"{T.GROUP_LABELS[g]} (all layers)", tuple(n for n in names if T.group_of(n) == g),
+                               "all layers", T.GROUP_LABELS[g]) for g in T.GROUPS]
+        return [LayerGroup(f"layer {i} · {T.GROUP_LABELS[g]}",
+                           tuple(n for n in names if T.group_of(n) == g and T.layer_index(n) == i), f"layer {i}",
+                           T.GROUP_LABELS[g]) for i in range(len(model.encoder.layer)) for g in T.GROUPS]

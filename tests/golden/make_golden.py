@@ -51,9 +51,9 @@ from slimcore import text as T
 from slimcore import text_distill as TD
 from slimcore import text_prune as TP
 from slimcore import text_quant as TQ
-from slimcore import text_tradeoffs as TT
 from slimcore import tradeoffs as TR
-from slimcore.sweep import allocate, pareto, sensitivity
+from slimcore import sensitivity as SE
+from slimcore.sweep import allocate, pareto
 
 FIGURES = Path(__file__).resolve().parent / "figures.json"
 CLASSIFIERS = ("digits-mlp", "digits-cnn", "mnist1d-mlp", "mnist1d-cnn")
@@ -330,13 +330,13 @@ def _grid_figures(frame) -> dict:
     rows = {}
     for r in frame.itertuples():
         rows[r.config] = {"method": r.method, "structured": bool(r.structured), "prune_ratio": r.prune_ratio,
-                          "bits": int(r.bits), "accuracy": r.accuracy, "size_bytes": r.size_bytes,
-                          "size_label": r.size_label, "size_detail": r.size_detail, "params": int(r.params),
+                          "bits": int(r.bits), "accuracy": r.score, "size_bytes": r.size_bytes,
+                          "size_label": r.size_label, "size_detail": r.size_rule, "params": int(r.params),
                           "nonzeros": int(r.nonzeros), "macs": r.macs, "note": r.note}
-    valid = frame.dropna(subset=["accuracy"])
+    valid = frame.dropna(subset=["score"])
     return {"rows": rows, "count": len(frame),
-            "frontier_size": list(pareto(valid, "size_bytes", "accuracy").config),
-            "frontier_macs": list(pareto(valid.dropna(subset=["macs"]), "macs", "accuracy").config)}
+            "frontier_size": list(pareto(valid, "size_bytes", "score").config),
+            "frontier_macs": list(pareto(valid.dropna(subset=["macs"]), "macs", "score").config)}
 
 
 def tradeoffs_classifier(name: str) -> dict:
@@ -344,21 +344,22 @@ def tradeoffs_classifier(name: str) -> dict:
     grid: accuracy, measured or modelled size, counts and MACs per configuration, and the Pareto frontiers."""
     s = sample(name)
     out = {}
-    a = TR.grid(s.model, s.data, methods=("l1", "taylor"), structured=(False, True), scope="layer",
-                per_channel=False, ratios=(0.0, 0.5, 0.9), bits=(32, 8, 4, 2))
+    a = TR.grid(s, TR.GridConfig(("unstructured", "channels"), ("l1", "taylor"), (0.0, 0.5, 0.9),
+                                 ("fp32", "8-bit", "4-bit", "2-bit"), "layer", False))
     out["l1+taylor-layer-tensor"] = _grid_figures(a)
-    b = TR.grid(s.model, s.data, methods=("random",), structured=(False, True), scope="global", per_channel=True,
-                ratios=(0.0, 0.3, 0.7), bits=(32, 16, 6, 3))
+    b = TR.grid(s, TR.GridConfig(("unstructured", "channels"), ("random",), (0.0, 0.3, 0.7),
+                                 ("fp32", "16-bit", "6-bit", "3-bit"), "global", True))
     out["random-global-channel"] = _grid_figures(b)
     return out
 
 
 def _scan(frame) -> dict:
     settings = [float(v) for v in dict.fromkeys(frame.setting)]
-    return {"base_accuracy": frame.attrs["base_accuracy"], "settings": settings,
-            "accuracy": {n: [float(v) for v in g.accuracy] for n, g in frame.groupby("layer", sort=False)},
-            "drop_points": {n: [float(v) for v in g.drop_points] for n, g in frame.groupby("layer", sort=False)},
-            "weights": {n: int(g.weights.iloc[0]) for n, g in frame.groupby("layer", sort=False)}}
+    base = frame.attrs["base_score"]
+    return {"base_accuracy": base, "settings": settings,
+            "accuracy": {n: [float(v) for v in g.score] for n, g in frame.groupby("group", sort=False)},
+            "drop_points": {n: [float((base - v) * 100) for v in g.score] for n, g in frame.groupby("group", sort=False)},
+            "weights": {n: int(g.weights.iloc[0]) for n, g in frame.groupby("group", sort=False)}}
 
 
 def _outcome(o) -> dict:
@@ -376,8 +377,10 @@ def sensitivity_classifier(name: str) -> dict:
              "quantize-tensor": ("quantize", "l1", False), "quantize-channel": ("quantize", "l1", True)}
     frames = {}
     for key, (kind, method, per_channel) in scans.items():
-        frames[key] = sensitivity(s.model, s.data.val, kind, method=method, quant=TR.quant(per_channel),
-                                  scores=scores(name, method) if kind == "prune" else None)
+        fam = slimcore.family_of(s)
+        frames[key] = SE.scan(s.model, fam.layer_groups(s.model), fam.scorer(s, "validation"),
+                              SE.ScanConfig(kind, method=method, per_channel=per_channel),
+                              scores(name, method) if kind == "prune" else None)
         out[f"scan/{key}"] = _scan(frames[key])
     for key in ("prune-l1", "quantize-tensor"):
         kind, method, per_channel = scans[key]
@@ -508,18 +511,26 @@ def sensitivity_text() -> dict:
                                                   "quality": quality(q), "layers": len(TQ.select(model, [group]))}
     q = T.evaluate(TQ.group_variant(model, "ffn_out", "int8 per channel", cfg4), quick, ref)
     out["group/ffn_out/int8 per channel"] = {"label": TQ.method_label("int8 per channel", cfg4), "quality": quality(q)}
-    cells = [(TQ.CellConfig("prune", 0.5), 0, "qkv"), (TQ.CellConfig("prune", 0.5), 5, "ffn_out"),
-             (TQ.CellConfig("quantize", bits=4), 0, "ffn_in"),
-             (TQ.CellConfig("quantize", bits=3, per_channel=True), 3, "attn_out")]
+    # cells of the generic scan (slimcore.sensitivity): (config, setting, transformer layer, group); the keys keep the
+    # old CellConfig's fields (kind, ratio 0.5 and 4 bits by default)
+    cells = [(SE.ScanConfig("prune"), 0.5, 0, "qkv"), (SE.ScanConfig("prune"), 0.5, 5, "ffn_out"),
+             (SE.ScanConfig("quantize"), 4, 0, "ffn_in"), (SE.ScanConfig("quantize", per_channel=True), 3, 3, "attn_out")]
+    groups = {(g.row, g.column): g for g in slimcore.family_of(s).layer_groups(model)}
+    scorer = slimcore.family_of(s).scorer(s, "validation")   # the quick set, reference embeddings as text_reference
     rows = []
-    for cfg, layer, group in cells:
-        variant = TQ.cell_variant(model, cfg, TQ.select(model, [group], [layer]))
-        row = TQ.CellRow(layer, group, T.evaluate(variant, quick, ref))
-        rows.append(row)
-        setting = f"{cfg.kind}-{cfg.ratio:g}-{cfg.bits}bit-{'channel' if cfg.per_channel else 'tensor'}"
-        out[f"cell/{setting}/L{layer}-{group}"] = {"describe": cfg.describe(), "drop": row.drop,
-                                                   "quality": quality(row.quality)}
-    grid = TQ.drop_grid(rows)
+    for cfg, value, layer, group in cells:
+        g = groups[(f"layer {layer}", T.GROUP_LABELS[group])]
+        frame = SE.scan(model, [g], scorer, SE.ScanConfig(cfg.kind, (value,), per_channel=cfg.per_channel))
+        q = frame.detail.iloc[0]
+        rows.append(frame)
+        setting = (f"{cfg.kind}-{value if cfg.kind == 'prune' else 0.5:g}-{value if cfg.kind == 'quantize' else 4}bit-"
+                   f"{'channel' if cfg.per_channel else 'tensor'}")
+        out[f"cell/{setting}/L{layer}-{group}"] = {"describe": cfg.describe(value), "drop": 1.0 - q.mean_cosine,
+                                                   "quality": quality(q)}
+    cells_frame = SE.frame_of([r for f in rows for r in f.to_dict("records")], scorer(model))
+    grid = (1.0 - cells_frame.pivot(index="row", columns="column", values="score")).reindex(
+        index=[f"layer {i}" for i in range(len(model.encoder.layer))],
+        columns=[T.GROUP_LABELS[g] for g in T.GROUPS]).to_numpy()
     out["cell/drop_grid"] = [[None if math.isnan(v) else float(v) for v in r] for r in grid]
     return out
 
@@ -528,11 +539,20 @@ def tradeoffs_text() -> dict:
     """Trade-offs (minilm): a small grid (unpruned, unstructured and heads at 0.5; fp32, real int8 with the word
     table in 8 bits, 4-bit fake) with quality, size (measured or modelled, and how) and the frontier."""
     s = sample(TEXT)
-    cfg = TT.TextGridConfig(("unstructured", "heads"), (0.0, 0.5), ("fp32", "int8+emb", "int4"))
-    frame = TT.grid(s.model, s.data.quick_set, text_reference(True), cfg)
+    frame = TR.grid(s, TR.GridConfig(("unstructured", "heads"), ("l1",), (0.0, 0.5), ("fp32", "int8+emb", "4-bit"),
+                                     per_channel=True))
+    front = set(pareto(frame, "size_bytes", "score").index)
     out = {}
-    for r in frame.to_dict("records"):
-        out[r["point"]] = {k: (bool(v) if k == "frontier" else v) for k, v in r.items() if k != "point"}
+    for i, r in frame.iterrows():   # the keys and names the page showed before the grid was family-generic
+        pruning = r.prune if r.prune_ratio else "none"
+        precision = "int" + r.precision[:-4] if r.precision.endswith("-bit") else r.precision
+        unit = slimcore.family_of(s).unit_kinds.get(pruning, "weights")
+        point = f"{'unpruned' if pruning == 'none' else f'{unit} -{r.prune_ratio:.0%}'}, {precision}"
+        q = r.detail
+        out[point] = {"pruning": pruning, "ratio": r.prune_ratio, "precision": precision, "mean cosine": r.score,
+                      "worst cosine": q.worst_cosine, "top-1 agreement": q.top1_agreement, "spearman": q.spearman,
+                      "paraphrase top-1": q.paraphrase_top1, "size, MiB": r.size_bytes / 2**20,
+                      "size is": r.size_label, "size rule": r.size_rule, "frontier": bool(i in front)}
     return out
 
 
