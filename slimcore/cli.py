@@ -11,16 +11,17 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 import torch
 
 from . import recipe as R
 from . import tradeoffs
+from .families import family_of
 from .pruning import METHODS, SCOPES
 from .sweep import SweepError
 from .upload import UploadError, is_upload, load_files
-from .zoo import Sample, SampleError, list_samples, load_sample
+from .zoo import SampleError, list_samples, load_sample
 
 PROG = "python -m slimcore"
 FORMATS = ("state_dict", "torchscript", "onnx")
@@ -30,13 +31,10 @@ class UsageError(ValueError):
     """A command line that cannot run as given, with a message fit for one line."""
 
 
-def resolve_model(spec: str, data: str | None = None) -> Sample:
-    """The model a --model argument names, with its data: a sample model's name (slimcore.list_samples()), which
-    brings its own data, or the path of a model file (read as the dashboard reads an upload) with an optional --data
-    .npz. Raises UploadError (exit code 1) for a file that cannot be used."""
-    if spec in list_samples("text"):
-        raise UsageError(f"the text model {spec!r} is compressed in the dashboard's labs; the command line takes the "
-                         f"classifier models ({', '.join(list_samples('classifier'))}) and model files")
+def resolve_model(spec: str, data: str | None = None) -> Any:
+    """The model a --model argument names, with its data: a sample model's name (slimcore.list_samples(): classifiers
+    and the sentence encoder), which brings its own data, or the path of a model file (read as the dashboard reads an
+    upload) with an optional --data .npz. Raises UploadError (exit code 1) for a file that cannot be used."""
     if spec in list_samples():
         if data is not None:
             raise UsageError(f"--data is for a model file; the sample model {spec!r} brings its own data (leave "
@@ -46,7 +44,7 @@ def resolve_model(spec: str, data: str | None = None) -> Sample:
         return load_files(spec, data)
     if is_upload(spec):
         raise UsageError(f"{spec!r} names a model uploaded to the dashboard; give the path of its file instead")
-    raise UsageError(f"unknown model {spec!r}: give a sample model ({', '.join(list_samples('classifier'))}) or the path of a "
+    raise UsageError(f"unknown model {spec!r}: give a sample model ({', '.join(list_samples())}) or the path of a "
                      "model file (TorchScript, .pt2, or a state dict)")
 
 
@@ -76,17 +74,20 @@ def _ms(lat) -> str:
 
 
 def figure_lines(f: R.Figures) -> list[str]:
-    """The figures of an applied recipe, one labelled line each (accuracy as the labs format it)."""
+    """The figures of an applied recipe, one labelled line each (the score as the family's metric writes it)."""
+    fmt = f.metric.format
     lines = [f"model       {f.kind}: {R.KINDS[f.kind]}",
-             f"accuracy    {f.accuracy:.2%} measured on {f.examples:,} test examples (original {f.base_accuracy:.2%})",
+             f"{f.metric.short:<11s} {fmt(f.score)} measured on {f.examples:,} test examples (original "
+             f"{fmt(f.base_score)}; {f.metric.name})",
              f"size        {f.size_bytes:,} B measured (torch.save of the state dict; original {f.base_size_bytes:,} B)"]
     if f.modelled_bytes is not None:
         lines.append(f"            {f.modelled_bytes:,.0f} B modelled ({f.modelled_detail})")
     lines.append(f"parameters  {f.params:,} ({f.nonzeros:,} non-zero)")
-    if f.latency_b1 is not None:
-        lines.append(f"latency     {_ms(f.latency_b1)} median at batch 1, {_ms(f.latency_b256)} at batch 256, "
-                     f"{f.latency_b256.threads} thread(s), measured (original {_ms(f.base_latency_b1)} and "
-                     f"{_ms(f.base_latency_b256)})" + (" — noisy" if f.latency_b256.noisy else ""))
+    if f.latencies:
+        big = f.latency_batch
+        lines.append(f"latency     {_ms(f.latency_b1)} median at batch 1, {_ms(big)} at batch {big.batch}, "
+                     f"{big.threads} thread(s), measured (original {_ms(f.base_latency_b1)} and "
+                     f"{_ms(f.base_latency_batch)})" + (" — noisy" if big.noisy else ""))
     lines += [f"note        {n}" for n in f.notes]
     return lines
 
@@ -104,11 +105,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise UsageError(f"--formats: unknown format {bad[0]!r}; choose from {','.join(FORMATS)}")
-    applied = R.apply(sample.model, recipe, sample.data, timing=not args.no_latency)
+    applied = R.apply(sample, recipe, timing=not args.no_latency)
     exported = None
     if args.out is not None:
         from .export import export   # torch.onnx is imported only when exporting
-        exported = export(applied, sample.model, sample.data, args.out, formats)
+        exported = export(applied, sample, args.out, formats)
     if args.json:
         out = {"recipe": recipe.to_dict(), "figures": applied.figures.to_dict()}
         if exported is not None:
@@ -140,6 +141,9 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     sample = resolve_model(args.model, args.data)
+    if family_of(sample).name != "classifier":
+        raise UsageError(f"sweep on {family_of(sample).label} ({args.model}) is not available from the command line "
+                         "yet: use the dashboard's Trade-offs lab")
     methods = tuple(dict.fromkeys(args.methods))
     kinds = ("unstructured", "channels") if args.structured else ("unstructured",)
     out = None if args.out == "-" else Path(args.out)
@@ -178,14 +182,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    samples = ", ".join(list_samples("classifier"))
+    samples = ", ".join(list_samples())
     p = _Parser(prog=PROG, description="SlimLab from the command line: the dashboard's numbers, computed by the same "
                 "slimcore functions.", epilog=f"Sample models: {samples}. See `{PROG} COMMAND --help`.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     a = sub.add_parser("apply", help="build the model a recipe describes, print its figures, export it",
                        description="Apply a recipe (YAML or JSON: prune, then fake-quantize or real int8) to a model, "
-                       "print its measured figures (test accuracy, size in bytes, latency) and, with --out, export it "
+                       "print its measured figures (the family's score: test accuracy or mean cosine to the original; size in bytes, latency) and, with --out, export it "
                        "(state dict, TorchScript, ONNX) with the recipe and figures.json.")
     a.add_argument("--recipe", required=True, metavar="FILE", help="recipe file: .yaml, .yml or .json")
     a.add_argument("--model", metavar="M", help=f"the model to compress (default: the recipe's); one of {samples}")
@@ -202,7 +206,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Sweep prune ratios x bit widths as the Trade-offs page does (same function, same "
                        "numbers) and write one row per configuration as CSV. Defaults are the page's: L1, per layer, "
                        "with channel pruning, per-tensor grid, 20 ratios x 7 bit widths.")
-    s.add_argument("--model", required=True, metavar="M", help=f"one of {samples}")
+    s.add_argument("--model", required=True, metavar="M", help=f"one of {', '.join(list_samples('classifier'))}")
     s.add_argument("--data", metavar="FILE", help="data for a model file (not for sample models, which bring theirs)")
     s.add_argument("--out", required=True, metavar="FILE", help="CSV file to write ('-' for standard output)")
     s.add_argument("--methods", nargs="+", default=["l1"], choices=list(METHODS), metavar="METHOD",

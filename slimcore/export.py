@@ -2,14 +2,20 @@
 computes what the model computes, and write the recipe and the measured figures beside them.
 
 Formats, by kind of model (slimcore.recipe.KINDS):
+Every model family is exported the same way; each file is checked on the family's example batch (its largest timing
+batch: test inputs of a classifier, padded token ids of sentences for an encoder), comparing outputs (logits, or
+embeddings) with the model's: a classifier's by top-1 agreement, an encoder's by cosine.
 - state dict (`state_dict.pt`): plain tensors, masks folded in (pruned weights are zeros), loadable with
-  torch.load(weights_only=True) into the same architecture. A channel-pruned model's layers are smaller: `shapes.json`
-  lists each weight layer's shape, and `thin(architecture, shapes)` resizes a fresh copy of the architecture to fit.
-  Not for int8: its weights are torch.ao packed parameters, not plain tensors.
-- TorchScript (`model.torchscript.pt`): the compressed model traced with torch.jit.trace; loads with torch.jit.load,
-  no Python class needed. Every kind, int8 included (TorchScript is deprecated in PyTorch 2.13 but still works).
-- ONNX (`model.onnx`): exported with torch.onnx (the torch.export-based exporter), batch size left free, checked with
-  onnxruntime. Every fp32 kind (original, masked, channel-pruned, fake-quantized); not int8.
+  torch.load(weights_only=True) into the same architecture. A structurally pruned model's layers are smaller (channels
+  of a classifier; attention heads or FFN neurons of an encoder): `shapes.json` lists each weight layer's shape and the
+  units left per layer (channels; heads and FFN neurons), and `thin(architecture, shapes)` resizes a fresh copy of
+  the architecture to fit. Not for int8: its weights are torch.ao packed parameters, not plain tensors.
+- TorchScript (`model.torchscript.pt`): the compressed model traced with torch.jit.trace on the family's example;
+  loads with torch.jit.load, no Python class needed. Every kind, int8 included (TorchScript is deprecated in PyTorch
+  2.13 but still works).
+- ONNX (`model.onnx`): exported with torch.onnx (the torch.export-based exporter), batch size (and an encoder's
+  sentence length) left free, checked with onnxruntime. Every fp32 kind (original, masked, structurally pruned,
+  fake-quantized); not int8.
 """
 from __future__ import annotations
 
@@ -27,12 +33,12 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from .data import Dataset, Split
+from .families import family_of
 from .metrics import predict, weight_layers
 from .recipe import Applied, Recipe, apply, dump
 
 FORMATS = ("state_dict", "torchscript", "onnx")
-ONNX_TOLERANCE = 1e-4          # largest |onnxruntime - torch| accepted on the test split's logits
+ONNX_TOLERANCE = 1e-4          # largest |onnxruntime - torch| accepted on the example batch's outputs
 STATE, SHAPES, SCRIPT, ONNX = "state_dict.pt", "shapes.json", "model.torchscript.pt", "model.onnx"
 RECIPE, FIGURES = "recipe.yaml", "figures.json"
 OURS = (STATE, SHAPES, SCRIPT, ONNX, RECIPE, FIGURES)   # the files an export writes, and replaces; nothing else
@@ -92,9 +98,27 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _diff(a: torch.Tensor, b: torch.Tensor) -> str:
-    agree = float((a.argmax(1) == b.argmax(1)).float().mean())
-    return f"max |difference| {float((a - b).abs().max()):.2e}, top-1 agreement {agree:.2%}"
+def _top1(a: torch.Tensor, b: torch.Tensor) -> str:
+    return f"top-1 agreement {float((a.argmax(1) == b.argmax(1)).float().mean()):.2%}"
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> str:
+    return f"lowest cosine {float(torch.nn.functional.cosine_similarity(a, b, dim=1).min()):.6f}"
+
+
+# How each family's outputs are compared and named: a classifier's logits by top-1, an encoder's embeddings by cosine
+AGREEMENT = {"classifier": _top1, "encoder": _cosine}
+OUTPUT_NAME = {"classifier": "logits", "encoder": "embeddings"}
+
+
+def _diff(a: torch.Tensor, b: torch.Tensor, family: str = "classifier") -> str:
+    return f"max |difference| {float((a - b).abs().max()):.2e}, {AGREEMENT.get(family, _top1)(a, b)}"
+
+
+def check_inputs(sample) -> torch.Tensor:
+    """The batch every exported file is checked on: the family's largest timing batch (real held-out inputs)."""
+    inputs = family_of(sample).timing_inputs(sample)
+    return inputs[max(inputs)]
 
 
 # State dicts, and the thin architecture of a channel-pruned model --------------------------------------------------
@@ -153,15 +177,19 @@ def load_state(architecture: nn.Module, directory: str | Path) -> nn.Module:
     return net.eval()
 
 
-def _state_dict(applied: Applied, architecture: nn.Module, x: torch.Tensor, out: Path) -> list[Artifact]:
+def _state_dict(applied: Applied, architecture: nn.Module, x: torch.Tensor, out: Path, family: str) -> list[Artifact]:
     net = applied.model
     state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
     torch.save(state, out / STATE)
     files = []
     what = "state dict: plain tensors, load with torch.load(weights_only=True)"
-    if applied.kind == "channel-pruned":
+    shapes_what = f"layer shapes of the {applied.kind} model"
+    if applied.structured:
         (out / SHAPES).write_text(json.dumps({"format": _SHAPES_FORMAT, "model": applied.recipe.model,
-                                              "layers": layer_shapes(net)}, indent=2) + "\n")
+                                              "layers": layer_shapes(net), "units": applied.units},
+                                             indent=2) + "\n")
+        shapes_what += " and units left per layer (" + ", ".join(f"{k} {'/'.join(map(str, v))}"
+                                                                 for k, v in applied.units.items()) + ")"
         what += " into the architecture resized to shapes.json (slimcore.export.thin)"
     elif applied.kind == "masked":
         what += " into the same architecture; pruned weights are zeros"
@@ -173,29 +201,29 @@ def _state_dict(applied: Applied, architecture: nn.Module, x: torch.Tensor, out:
         line = (str(e).strip().splitlines() or [""])[0][:200]
         files.append(Artifact(STATE, (out / STATE).stat().st_size, what, f"NOT loaded back into the architecture "
                               f"({type(e).__name__}: {line})", False))
-        if applied.kind == "channel-pruned":
-            files.append(Artifact(SHAPES, (out / SHAPES).stat().st_size, "layer shapes of the channel-pruned model"))
+        if applied.structured:
+            files.append(Artifact(SHAPES, (out / SHAPES).stat().st_size, shapes_what))
         return files
     got, want = predict(back, x), predict(net, x)
     hooks = applied.recipe.quant is not None and applied.recipe.quant.activations is not None
     if hooks:   # activation fake quantization runs in forward hooks, which a state dict does not hold
         same = all(torch.equal(back.state_dict()[k], v) for k, v in state.items())
         check = (f"reloaded: {'identical' if same else 'DIFFERENT'} weights; the activation grid is not part of a "
-                 f"state dict (forward hooks), so the plain architecture's outputs differ ({_diff(got, want)}); "
+                 f"state dict (forward hooks), so the plain architecture's outputs differ ({_diff(got, want, family)}); "
                  "TorchScript and ONNX carry it")
     else:
         same = torch.equal(got, want)
         check = (f"reloaded with weights_only=True: outputs {'identical' if same else 'DIFFERENT'} on "
-                 f"{len(x)} test inputs" + ("" if same else f" ({_diff(got, want)})"))
+                 f"{len(x)} test inputs" + ("" if same else f" ({_diff(got, want, family)})"))
     files.append(Artifact(STATE, (out / STATE).stat().st_size, what, check, same))
-    if applied.kind == "channel-pruned":
-        files.append(Artifact(SHAPES, (out / SHAPES).stat().st_size, "layer shapes of the channel-pruned model"))
+    if applied.structured:
+        files.append(Artifact(SHAPES, (out / SHAPES).stat().st_size, shapes_what))
     return files
 
 
 # TorchScript and ONNX ------------------------------------------------------------------------------------------------
 
-def _torchscript(net: nn.Module, x: torch.Tensor, out: Path) -> Artifact:
+def _torchscript(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
     with _quiet(), torch.no_grad():
         traced = torch.jit.trace(net, x[:2], check_trace=False)
         traced.save(str(out / SCRIPT))
@@ -204,29 +232,32 @@ def _torchscript(net: nn.Module, x: torch.Tensor, out: Path) -> Artifact:
     want = predict(net, x)
     same = torch.equal(got, want)
     check = (f"reloaded with torch.jit.load: outputs {'identical' if same else 'DIFFERENT'} on {len(x)} test inputs"
-             + ("" if same else f" ({_diff(got, want)})"))
+             + ("" if same else f" ({_diff(got, want, family)})"))
     return Artifact(SCRIPT, (out / SCRIPT).stat().st_size, "TorchScript (traced): load with torch.jit.load", check,
                     same)
 
 
 def onnx_outputs(path: str | Path, x: torch.Tensor) -> torch.Tensor:
-    """Logits of an ONNX model run by onnxruntime (CPU) on inputs x."""
+    """Outputs (logits, or embeddings) of an ONNX model run by onnxruntime (CPU) on inputs x."""
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0])
 
 
-def _onnx(net: nn.Module, x: torch.Tensor, out: Path) -> Artifact:
-    batch = torch.export.Dim("batch")
+def _onnx(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
+    # every dimension of the input left free (batch; an encoder's sentence length too)
+    free = {d: torch.export.Dim.AUTO for d in range(x.dim())} if x.dim() == 2 and not x.is_floating_point() \
+        else {0: torch.export.Dim("batch")}
     with _quiet():
         # an example batch of 2: with 1, torch.export would fix the batch size at 1
         torch.onnx.export(net, (x[:2],), str(out / ONNX), dynamo=True, external_data=False, verbose=False,
-                          input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},))
+                          input_names=["input"], output_names=[OUTPUT_NAME.get(family, "output")],
+                          dynamic_shapes=(free,))
     got, want = onnx_outputs(out / ONNX, x), predict(net, x)
     gap = float((got - want).abs().max())
     ok = gap <= ONNX_TOLERANCE
-    check = (f"onnxruntime on {len(x)} test inputs: {_diff(got, want)}"
+    check = (f"onnxruntime on {len(x)} test inputs: {_diff(got, want, family)}"
              + ("" if ok else f" — above the {ONNX_TOLERANCE:g} tolerance"))
     return Artifact(ONNX, (out / ONNX).stat().st_size, "ONNX (batch size free): run with onnxruntime", check, ok)
 
@@ -243,13 +274,12 @@ def _missing_onnx() -> str | None:
 
 # The export ----------------------------------------------------------------------------------------------------------
 
-def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out: str | Path,
-           formats: Sequence[str] = FORMATS) -> Exported:
+def export(applied: Applied, sample, out: str | Path, formats: Sequence[str] = FORMATS) -> Exported:
     """Write an applied recipe's model into `out` (created if needed; an earlier export's files there are replaced,
-    other files left alone) in each of `formats` it can take, check each file against the model on the test split,
-    and write recipe.yaml and figures.json beside them. `architecture` is
-    the original model (only copied): state dicts are loaded back into it. Formats a kind of model cannot take are
-    listed in `unavailable` with the reason."""
+    other files left alone) in each of `formats` it can take, check each file against the model on the family's
+    example batch (check_inputs), and write recipe.yaml and figures.json beside them. The sample's model is the
+    architecture (only copied): state dicts are loaded back into it. Formats a kind of model cannot take are listed in
+    `unavailable` with the reason."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown export format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
@@ -257,7 +287,7 @@ def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out
     out.mkdir(parents=True, exist_ok=True)
     for name in OURS:   # a previous export's files (say, a shapes.json) must not pass for this one's
         (out / name).unlink(missing_ok=True)
-    x = (data.test if isinstance(data, Dataset) else data).x
+    x, family, architecture = check_inputs(sample), family_of(sample).name, sample.model
     files: list[Artifact] = []
     unavailable: dict[str, str] = {}
     int8 = applied.kind == "int8"
@@ -265,9 +295,9 @@ def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out
         if int8:
             unavailable["state_dict"] = NO_INT8_STATE
         else:
-            files += _state_dict(applied, architecture, x, out)
+            files += _state_dict(applied, architecture, x, out, family)
     if "torchscript" in formats:
-        files.append(_torchscript(applied.model, x, out))
+        files.append(_torchscript(applied.model, x, out, family))
     if "onnx" in formats:
         missing = _missing_onnx()
         if int8:
@@ -276,7 +306,7 @@ def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out
             unavailable["onnx"] = missing
         else:
             try:
-                files.append(_onnx(applied.model, x, out))
+                files.append(_onnx(applied.model, x, out, family))
             except Exception as e:  # an operator the exporter does not know: say so, keep the other formats
                 line = (str(e).strip().splitlines() or [""])[0][:200]
                 unavailable["onnx"] = f"torch.onnx could not export this model ({type(e).__name__}: {line})"
@@ -291,11 +321,11 @@ def export(applied: Applied, architecture: nn.Module, data: Dataset | Split, out
     return Exported(out, applied.kind, tuple(files), unavailable)
 
 
-def export_recipe(model: nn.Module, recipe: Recipe, data: Dataset, out: str | Path, timing: bool = True,
+def export_recipe(sample, recipe: Recipe, out: str | Path, timing: bool = True,
                   formats: Sequence[str] = FORMATS) -> tuple[Applied, Exported]:
-    """Apply a recipe to a model (never changed) and export the result: (applied, exported)."""
-    applied = apply(model, recipe, data, timing=timing)
-    return applied, export(applied, model, data, out, formats)
+    """Apply a recipe to a sample's model (never changed) and export the result: (applied, exported)."""
+    applied = apply(sample, recipe, timing=timing)
+    return applied, export(applied, sample, out, formats)
 
 
 def archive(exported: Exported) -> bytes:
@@ -308,4 +338,4 @@ def archive(exported: Exported) -> bytes:
 
 
 __all__ = ["FORMATS", "ONNX_TOLERANCE", "Artifact", "Exported", "export", "export_recipe", "archive", "thin",
-           "load_state", "layer_shapes", "onnx_outputs"]
+           "load_state", "layer_shapes", "onnx_outputs", "check_inputs"]

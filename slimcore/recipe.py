@@ -1,15 +1,18 @@
 """Recipes: a compression configuration as a small, versioned file (YAML or JSON), and `apply`, which builds the
 compressed model it describes and measures it with the same functions the labs use.
 
-A recipe names the model it was made for and up to three steps, applied in this order: prune (slimcore.pruning),
-then either fake-quantize the weights to k bits (slimcore.quantization: a simulation, fp32 numbers on a k-bit grid) or
-build a real int8 model (slimcore.int8, torch.ao kernels). Loading is strict: an unknown key, a value of the wrong
+A recipe names the model it was made for and up to three steps, applied in this order: prune (slimcore.prune: single
+weights, or whole units of the model's family — channels of a classifier, attention heads or FFN neurons of a sentence
+encoder), then either fake-quantize the weights to k bits (slimcore.quantize: a simulation, fp32 numbers on a k-bit
+grid) or build a real int8 model (torch.ao kernels). Every step goes through the family-generic slimcore entry points
+and the model is scored by its family (accuracy for classifiers, mean cosine to the original for encoders). Loading is strict: an unknown key, a value of the wrong
 type or an impossible value raises ValueError with one line naming the field, e.g. "prune.amount: prune ratio must be
 in [0, 1), got 1.5".
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import types
@@ -22,14 +25,15 @@ import torch
 import yaml
 from torch import nn
 
-from .data import Dataset
+from . import api
+from . import families as F
+from . import int8 as I8
 from .int8 import KINDS as INT8_KINDS
-from .int8 import int8_model
-from .metrics import Latency, ModelledSize, accuracy, compare_latencies, modelled_size, serialized_bytes, weight_layers
+from .metrics import Latency, ModelledSize, modelled_size, serialized_bytes
 from . import pruning as P
 from . import quantization as Q
-from .pruning import PruneConfig, evaluate
-from .quantization import QuantConfig, modelled_bytes, quantize
+from .pruning import PruneConfig
+from .quantization import QuantConfig, modelled_bytes
 
 FORMAT = 1                 # the recipe file format this code reads and writes
 PRUNE_CALIBRATION = P.CALIBRATION   # training examples Taylor scores are computed on (as the Pruning lab and sweeps do)
@@ -39,16 +43,34 @@ SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 @dataclass(frozen=True)
 class Int8Config:
-    """A real int8 model built by PyTorch (torch.ao) from the (pruned) fp32 model."""
+    """A real int8 model built by PyTorch (torch.ao) from the (pruned) fp32 model, with slimcore.int8.build (the
+    family's builder): the fields of an int8.Int8Variant, plus the calibration size."""
 
     kind: str = "auto"          # "auto": static when the model has convolutions, else dynamic; or "dynamic", "static"
-    calibration: int = QUANT_CALIBRATION  # training inputs that calibrate static int8 activation ranges
+    calibration: int = QUANT_CALIBRATION  # calibration-split inputs of static int8 (slimcore.int8.CALIBRATION only)
+    per_channel: bool = False   # dynamic int8 (encoders): one weight grid per output channel instead of per tensor
+    embeddings: bool = False    # encoders: the word-embedding table in 8 bits too (per row, weight-only)
 
     def __post_init__(self) -> None:
         if self.kind not in INT8_KINDS:
             raise ValueError(f"int8 kind must be one of {', '.join(INT8_KINDS)}, got {self.kind!r}")
         if isinstance(self.calibration, bool) or not isinstance(self.calibration, int) or self.calibration < 1:
             raise ValueError(f"calibration must be a whole number of training inputs >= 1, got {self.calibration!r}")
+        if self.calibration != I8.CALIBRATION and self.kind != "dynamic":
+            raise ValueError(f"calibration: static int8 is calibrated on {I8.CALIBRATION} inputs of the calibration "
+                             f"split (slimcore.int8.CALIBRATION), got {self.calibration}")
+        for name in ("per_channel", "embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def variant(self) -> I8.Int8Variant:
+        """The int8 variant slimcore.int8.build makes."""
+        return I8.Int8Variant(self.kind, self.per_channel, self.embeddings)
+
+    def describe(self) -> str:
+        return ", ".join([self.kind] + (["per channel"] if self.per_channel else []) +
+                         (["word table in 8 bits"] if self.embeddings else []))
 
 
 @dataclass(frozen=True)
@@ -92,12 +114,12 @@ class Recipe:
         parts = []
         if self.prune is not None:
             p = self.prune
-            what = "of channels" if p.structured else "of weights"
+            what = f"of {unit_words(p.unit)}" if p.structured else "of weights"
             parts.append(f"prune {p.method} {p.amount:.0%} {what} {'per layer' if p.scope == 'layer' else 'globally'}")
         if self.quant is not None:
             parts.append(f"fake-quantize {self.quant.describe()} (simulated)")
         if self.int8 is not None:
-            parts.append(f"real int8 ({self.int8.kind})")
+            parts.append(f"real int8 ({self.int8.describe()})")
         return f"{model or self.model}: " + (", then ".join(parts) if parts else "unchanged (fp32)")
 
     # Plain data ------------------------------------------------------------------------------------------------------
@@ -195,9 +217,11 @@ def _value(v: Any, hint: Any, where: str) -> Any:
         if isinstance(v, dict):
             return tuple((_value(k, str, f"{where} key"), _value(a, float, f"{where}.{k}")) for k, a in v.items())
         raise ValueError(f"{where}: expected a mapping of layer name to ratio, got {_kind(v)}")
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):   # a nested optional section
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):   # an optional value, or a nested optional section
         inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
-        return _section(inner, v, where)
+        if dataclasses.is_dataclass(inner):
+            return _section(inner, v, where)
+        return None if v is None else _value(v, inner, where)
     raise TypeError(f"{where}: no conversion for {hint!r}")  # a field type this reader does not know: a bug here
 
 
@@ -285,38 +309,83 @@ KINDS = {  # what the compressed model is
     "fp32": "the original fp32 model, unchanged",
     "masked": "dense fp32 model with pruned weights set to zero (same shapes)",
     "channel-pruned": "smaller fp32 model with channels removed",
+    "head-pruned": "smaller fp32 encoder with attention heads removed",
+    "ffn-pruned": "smaller fp32 encoder with FFN neurons removed",
     "fake-quantized": "fp32 model whose weights lie on a k-bit grid (simulated quantization)",
     "int8": "real int8 model (torch.ao quantized kernels)",
 }
+PRUNED = {"channels": "channel-pruned", "heads": "head-pruned", "ffn": "ffn-pruned"}   # structured unit -> kind
+STRUCTURED = frozenset(PRUNED.values())   # kinds whose layers are smaller than the original's
+
+
+def unit_words(unit: str) -> str:
+    """A structural unit in words: 'channels', 'attention heads', 'FFN neurons' (the families' unit_kinds)."""
+    if unit == "channels":
+        return unit
+    return next((f.unit_kinds[unit] for f in F.REGISTRY.values() if unit in f.unit_kinds), unit)
 
 
 @dataclass(frozen=True)
 class Figures:
-    """The figures of a compressed model, each labelled: accuracy, size and latency measured; `modelled_bytes`
-    computed from bit counts. The same numbers the labs show for the same configuration."""
+    """The figures of a compressed model, each labelled: the family's score (accuracy for classifiers, mean cosine to
+    the original for sentence encoders), size and latency measured; `modelled_bytes` computed from bit counts. The
+    same numbers the labs show for the same configuration."""
 
     model: str
     kind: str                        # see KINDS
-    accuracy: float                  # measured: top-1 on the test split
-    examples: int                    # test examples it was measured on
+    metric: F.Metric                 # what `score` is: the family's headline quality
+    score: float                     # measured on the test split
+    examples: int                    # test examples (or sentences) it was measured on
     params: int
     nonzeros: int
     size_bytes: int                  # measured: torch.save of the compressed model's state dict
     modelled_bytes: float | None     # modelled from bit counts, where the labs show one (None: measured is the size)
     modelled_detail: str
-    latency_b1: Latency | None       # measured (None when timing was off)
-    latency_b256: Latency | None
-    base_accuracy: float             # the original model, measured the same way
+    latencies: dict[int, Latency] | None   # measured, by batch size (the family's timing batches); None: not timed
+    base_score: float                # the original model, measured the same way
     base_size_bytes: int
-    base_latency_b1: Latency | None
-    base_latency_b256: Latency | None
+    base_latencies: dict[int, Latency] | None
     notes: tuple[str, ...] = ()
+    detail: dict = field(default_factory=dict, compare=False)   # the family's detail figures (encoders: agreement...)
+
+    @property
+    def accuracy(self) -> float:
+        """The score under its classifier name (kept for callers that read accuracy)."""
+        return self.score
+
+    @property
+    def base_accuracy(self) -> float:
+        return self.base_score
+
+    @property
+    def latency_b1(self) -> Latency | None:
+        return self.latencies[min(self.latencies)] if self.latencies else None
+
+    @property
+    def latency_batch(self) -> Latency | None:
+        """Latency at the family's large batch (256 examples for classifiers, 32 sentences for encoders)."""
+        return self.latencies[max(self.latencies)] if self.latencies else None
+
+    @property
+    def base_latency_b1(self) -> Latency | None:
+        return self.base_latencies[min(self.base_latencies)] if self.base_latencies else None
+
+    @property
+    def base_latency_batch(self) -> Latency | None:
+        return self.base_latencies[max(self.base_latencies)] if self.base_latencies else None
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """Plain data: the score with its metric; latencies as latency_b<batch> (as before: latency_b1, latency_b256
+        for classifiers); a classifier's score is also written under its old names, accuracy and base_accuracy."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("latencies", "base_latencies")}
+        d["metric"] = self.metric.name
         d["notes"] = list(self.notes)
-        d["labels"] = {"accuracy": "measured", "size_bytes": "measured (torch.save)", "modelled_bytes": "modelled",
-                       "latency": "measured (median of timed runs)"}
+        for prefix, lat in (("", self.latencies), ("base_", self.base_latencies)):
+            d |= {f"{prefix}latency_b{b}": asdict(v) for b, v in (lat or {}).items()}
+        if self.metric == F.ACCURACY:
+            d["accuracy"], d["base_accuracy"] = self.score, self.base_score
+        d["labels"] = {"score": f"measured ({self.metric.name})", "size_bytes": "measured (torch.save)",
+                       "modelled_bytes": "modelled", "latency": "measured (median of timed runs)"}
         return d
 
 
@@ -327,73 +396,112 @@ class Applied:
     recipe: Recipe
     model: nn.Module = field(compare=False)
     figures: Figures
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # channel-pruned: each weight layer's shape
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # structurally pruned: each layer's weight shape
+    units: dict[str, list[int]] = field(default_factory=dict)  # structurally pruned: units left per layer, by kind
 
     @property
     def kind(self) -> str:
         return self.figures.kind
 
+    @property
+    def structured(self) -> bool:
+        """True when whole units were removed: the layers are smaller than the original's."""
+        return self.kind in STRUCTURED
 
-def _quantized_size(model: nn.Module, cfg: QuantConfig, pruned: bool) -> ModelledSize:
+
+def _quantized_size(model: nn.Module, cfg: QuantConfig, pruned: bool, layers: dict[str, nn.Module]) -> ModelledSize:
     """The modelled size of a fake-quantized model. Unpruned: the Quantization lab's figure (modelled_bytes: every
     weight code stored densely, plus the scales). Pruned: the Trade-offs sweep's rule (the smallest of dense, bitmask
     and CSR storage at the weight bits, plus one fp32 scale, and an int32 zero point when asymmetric, per grid)."""
     if not pruned:
-        return modelled_bytes(model, cfg)
-    layers = [n for n in weight_layers(model) if n not in cfg.skip]
+        return modelled_bytes(model, cfg, layers)
+    names = [n for n in layers if n not in cfg.skip]
     m = modelled_size(model, cfg.weight_bits)
-    grids = sum(weight_layers(model)[n].weight.shape[0] if cfg.per_channel else 1 for n in layers)
+    grids = sum(layers[n].weight.shape[0] if cfg.per_channel else 1 for n in names)
     extra = grids * (4 if cfg.symmetric or cfg.bits == 1 or cfg.ternary else 8)
     return ModelledSize(m.bytes + extra, m.format, cfg.weight_bits, f"{m.detail}; + {extra:,} B of scales")
 
 
-def apply(model: nn.Module, recipe: Recipe, data: Dataset, timing: bool = True, max_seconds: float = 0.5) -> Applied:
-    """Build the model a recipe describes from `model` (never changed) and measure it on `data.test` with the labs'
-    functions: pruning.evaluate (Pruning lab), quantize + accuracy + modelled_bytes (Quantization lab), int8_model +
-    serialized_bytes (real int8), compare_latencies (original and compressed timed side by side, batch 1 and 256)."""
-    test = data.test
-    notes: list[str] = []
-    net, kind, shapes = model, "fp32", {}
-    modelled: ModelledSize | None = None
-    if recipe.prune is not None:
-        report, dense, small = evaluate(model, recipe.prune, test, calibration=data.train.head(PRUNE_CALIBRATION))
-        if recipe.prune.structured:
-            if small is None:
-                raise ValueError(f"prune: {report.small_note}")
-            net, kind, shapes = small, "channel-pruned", dict(report.small_shapes)
+def _with(sample: Any, model: nn.Module) -> Any:
+    """The sample with another model in it (its data, card and family unchanged): the next step's input."""
+    return dataclasses.replace(sample, model=model)
+
+
+def _pruned(sample: Any, cfg: PruneConfig) -> tuple[nn.Module, str, dict, dict, ModelledSize | None, list[str]]:
+    """slimcore.prune on the sample: (model, kind, layer shapes, units left, modelled size, notes)."""
+    fam = F.family_of(sample)
+    if cfg.structured and cfg.unit not in fam.unit_kinds:
+        raise ValueError(f"prune.unit: {cfg.unit!r} is not a unit of {fam.label}; choose from "
+                         f"{', '.join(fam.unit_kinds)}")
+    kind = PRUNED.get(cfg.unit, "structured-pruned") if cfg.structured else "masked"
+    try:
+        net = api.prune(sample, cfg)
+    except ValueError as e:
+        raise ValueError(f"prune: no {kind} model at this ratio: {e}" if cfg.structured else f"prune: {e}") from None
+    layers = fam.layers(net)
+    notes = []
+    if cfg.structured:
+        shapes = {n: tuple(m.weight.shape) for n, m in layers.items()}
+        units = {cfg.unit: [g.count for g in fam.units(net, cfg.unit)]}
+        if cfg.unit == "channels":
             notes.append("weight shapes now " + ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in shapes.items()))
         else:
-            net, kind, modelled = dense, "masked", report.sparse
-            notes.append(f"{report.removed:,} of {report.weights:,} Linear/Conv weights removed; torch.save stores "
-                         "the zeros, so the measured size is the original's: the modelled size is the sparse one")
-        if report.emptied:
-            notes.append(f"every weight of {', '.join(report.emptied)} removed: the model can only guess")
+            notes.append(f"{unit_words(cfg.unit)} per layer now {'/'.join(map(str, units[cfg.unit]))} (of "
+                         f"{'/'.join(str(g.count) for g in fam.units(sample.model, cfg.unit))})")
+        return net, kind, shapes, units, None, notes
+    weights = sum(m.weight.numel() for m in layers.values())
+    removed = weights - sum(int(torch.count_nonzero(m.weight)) for m in layers.values())
+    notes.append(f"{removed:,} of {weights:,} weights of the compressed layers removed; torch.save stores the zeros, "
+                 "so the measured size is the original's: the modelled size is the sparse one")
+    emptied = [n for n, m in layers.items() if not m.weight.any()]
+    if emptied:
+        notes.append(f"every weight of {', '.join(emptied)} removed: the model can only guess")
+    return net, kind, {}, {}, modelled_size(net), notes
+
+
+def apply(sample: Any, recipe: Recipe, timing: bool = True, max_seconds: float = 0.5) -> Applied:
+    """Build the model a recipe describes from a sample's model (never changed) with the family-generic entry points
+    (slimcore.prune, slimcore.quantize, slimcore.int8.build) and measure it as the labs do: the family's
+    score on the test split, counts, torch.save bytes, modelled bytes, and latency of the original and the
+    compressed model timed side by side at the family's batch sizes (slimcore.time_models)."""
+    fam = F.family_of(sample)
+    model = sample.model
+    notes: list[str] = []
+    net, kind, shapes, units = model, "fp32", {}, {}
+    modelled: ModelledSize | None = None
+    if recipe.prune is not None:
+        net, kind, shapes, units, modelled, more = _pruned(sample, recipe.prune)
+        notes += more
     if recipe.quant is not None:
         q = recipe.quant
-        calibration = data.train.x[:QUANT_CALIBRATION] if q.activations is not None else None
-        net = quantize(net, config=q, calibration=calibration)
-        modelled = _quantized_size(net, q, recipe.prune is not None)
+        net = api.quantize(_with(sample, net), q)
+        modelled = _quantized_size(net, q, recipe.prune is not None, fam.layers(net))
         kind = "fake-quantized"
         notes.append("fake quantization is a simulation: weights are fp32 numbers on a k-bit grid, so the file is "
                      "fp32-sized and the kernels are fp32 ones; the k-bit size is modelled")
     counted = net   # int8 weights are packed parameters, not nn.Parameters: count them on the fp32 model they came from
     if recipe.int8 is not None:
-        r = int8_model(net, data.train.x[:recipe.int8.calibration], recipe.int8.kind)
+        try:
+            r = I8.build(_with(sample, net), recipe.int8.variant)
+        except ValueError as e:
+            raise ValueError(f"int8: {e}") from None
         net, kind, modelled = r.model, "int8", None
         notes.append(r.describe())
     if net is model:
         net = copy.deepcopy(model)   # never hand out the given (possibly shared) model
     lat = {}
     if timing:
-        lat = compare_latencies({"original": model, "compressed": net}, test, max_seconds=max_seconds)
-    b1, b256 = lat.get("compressed", (None, None))
-    o1, o256 = lat.get("original", (None, None))
+        lat = api.time_models(sample, {"original": model, "compressed": net}, max_seconds=max_seconds)
+    scorer = fam.scorer(sample, "test")
+    got, base = scorer(net), scorer(model)
+    detail = asdict(got.detail) if dataclasses.is_dataclass(got.detail) else {}
     figures = Figures(
-        recipe.model, kind, accuracy(net, test), len(test), sum(p.numel() for p in counted.parameters()),
+        recipe.model, kind, got.metric, got.value, got.examples, sum(p.numel() for p in counted.parameters()),
         sum(int(torch.count_nonzero(p)) for p in counted.parameters()), serialized_bytes(net),
         None if modelled is None else float(modelled.bytes), "" if modelled is None else modelled.detail,
-        b1, b256, accuracy(model, test), serialized_bytes(model), o1, o256, tuple(notes))
-    return Applied(recipe, net, figures, shapes)
+        lat.get("compressed"), base.value, serialized_bytes(model), lat.get("original"), tuple(notes), detail)
+    return Applied(recipe, net, figures, shapes, units)
 
 
-__all__ = ["FORMAT", "Int8Config", "Recipe", "Figures", "Applied", "KINDS", "dump", "dumps", "load", "loads", "apply"]
+__all__ = ["FORMAT", "Int8Config", "Recipe", "Figures", "Applied", "KINDS", "STRUCTURED", "dump", "dumps", "load",
+           "loads", "apply", "unit_words"]

@@ -31,7 +31,7 @@ def bundle(name: str, recipe_json: str) -> bytes:
     """The zip of an applied recipe: every exported file, recipe.yaml and figures.json (figures measured anew)."""
     s = cache.sample(name)
     with tempfile.TemporaryDirectory(prefix="slimlab-export-") as out:
-        _, exported = E.export_recipe(s.model, Recipe.from_json(recipe_json), s.data, out)
+        _, exported = E.export_recipe(s, Recipe.from_json(recipe_json), out)
         return E.archive(exported)
 
 

@@ -5,6 +5,7 @@ import copy
 import io
 import json
 import zipfile
+from dataclasses import replace
 
 import pytest
 import torch
@@ -39,8 +40,8 @@ def done(request, samples, tmp_path_factory):
     name, steps = CASES[request.param]
     s = samples[name]
     before = {k: v.clone() for k, v in s.model.state_dict().items()}
-    applied, exported = E.export_recipe(s.model, Recipe(name, **steps), s.data,
-                                        tmp_path_factory.mktemp(request.param), timing=False)
+    applied, exported = E.export_recipe(s, Recipe(name, **steps), tmp_path_factory.mktemp(request.param),
+                                        timing=False)
     assert all(torch.equal(v, s.model.state_dict()[k]) for k, v in before.items())   # the sample is untouched
     return request.param, s, applied, exported
 
@@ -140,7 +141,7 @@ def test_the_archive_holds_every_file(done):
 
 def test_load_state_rebuilds_the_model_from_a_directory(samples, tmp_path):
     s = samples["digits-cnn"]
-    applied, _ = E.export_recipe(s.model, Recipe("digits-cnn", PruneConfig(0.5, structured=True)), s.data, tmp_path,
+    applied, _ = E.export_recipe(s, Recipe("digits-cnn", PruneConfig(0.5, structured=True)), tmp_path,
                                  timing=False, formats=("state_dict",))
     net = E.load_state(s.model, tmp_path)
     assert torch.equal(net(s.test.x), applied.model(s.test.x))
@@ -151,9 +152,9 @@ def test_load_state_rebuilds_the_model_from_a_directory(samples, tmp_path):
 def test_exporting_again_into_the_same_folder_replaces_the_earlier_files(samples, tmp_path):
     s = samples["digits-cnn"]
     (tmp_path / "notes.txt").write_text("mine")
-    E.export_recipe(s.model, Recipe("digits-cnn", PruneConfig(0.5, structured=True)), s.data, tmp_path,
+    E.export_recipe(s, Recipe("digits-cnn", PruneConfig(0.5, structured=True)), tmp_path,
                     timing=False, formats=("state_dict", "torchscript"))
-    applied, exported = E.export_recipe(s.model, Recipe("digits-cnn", PruneConfig(0.5)), s.data, tmp_path,
+    applied, exported = E.export_recipe(s, Recipe("digits-cnn", PruneConfig(0.5)), tmp_path,
                                         timing=False, formats=("state_dict",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures.json", "notes.txt", "recipe.yaml", "state_dict.pt"]
     assert all(f.ok for f in exported.files)
@@ -172,7 +173,7 @@ def _chain(norm) -> torch.nn.Module:
 def test_channel_pruned_chains_with_batchnorm_reload(samples, tmp_path):
     s = samples["digits-cnn"]
     net = _chain(torch.nn.BatchNorm1d)
-    applied, exported = E.export_recipe(net, Recipe("chain", PruneConfig(0.5, structured=True)), s.data, tmp_path,
+    applied, exported = E.export_recipe(replace(s, model=net), Recipe("chain", PruneConfig(0.5, structured=True)), tmp_path,
                                         timing=False)
     assert all(f.ok for f in exported.files)
     shapes = json.loads((tmp_path / "shapes.json").read_text())["layers"]
@@ -182,8 +183,8 @@ def test_channel_pruned_chains_with_batchnorm_reload(samples, tmp_path):
 
 def test_a_state_dict_that_cannot_be_loaded_back_is_flagged_not_hidden(samples, tmp_path):
     s = samples["digits-cnn"]
-    _, exported = E.export_recipe(_chain(torch.nn.LayerNorm), Recipe("chain", PruneConfig(0.5, structured=True)),
-                                  s.data, tmp_path, timing=False)
+    _, exported = E.export_recipe(replace(s, model=_chain(torch.nn.LayerNorm)),
+                                  Recipe("chain", PruneConfig(0.5, structured=True)), tmp_path, timing=False)
     state = next(f for f in exported.files if f.name == "state_dict.pt")
     assert not state.ok and state.check.startswith("NOT loaded back into the architecture (RuntimeError")
     assert all(f.ok for f in exported.files if f.name != "state_dict.pt")   # the other formats still stand
@@ -196,7 +197,7 @@ def test_thin_refuses_shapes_of_another_architecture(samples):
     with pytest.raises(ValueError, match="layer fc1 is a Linear, the shapes say Conv2d"):
         E.thin(samples["digits-cnn"].model, {"fc1": {"type": "Conv2d", "weight": [4, 1, 3, 3], "bias": True}})
     with pytest.raises(ValueError, match="unknown export format"):
-        E.export(None, samples["digits-cnn"].model, samples["digits-cnn"].data, "unused", formats=("tflite",))
+        E.export(None, samples["digits-cnn"], "unused", formats=("tflite",))
 
 
 # The Export panel (slimui.export) --------------------------------------------------------------------------------
@@ -238,5 +239,5 @@ def test_export_panel_zip_holds_the_exported_files():
     s = slimcore.load_sample("digits-mlp")
     net = copy.deepcopy(s.model)
     net.load_state_dict(state)
-    assert slimcore.accuracy(net, s.test) == R.apply(s.model, recipe, s.data, timing=False).figures.accuracy
+    assert slimcore.accuracy(net, s.test) == R.apply(s, recipe, timing=False).figures.accuracy
     assert panel.bundle("digits-mlp", recipe.to_json()) == data   # cached: a new build would time the model anew
