@@ -31,7 +31,7 @@ def slider_move(s: slimcore.Sample, cfg: P.PruneConfig, scores: dict, layer: str
     plots.weight_histogram(w.numpy().ravel(), threshold=P.threshold(s.model, keep, layer), after=w[keep[layer]].numpy())
     plots.mask_heatmap(keep[layer].numpy())
     plots.layer_bars(list(report.layer_sparsity), [v * 100 for v in report.layer_sparsity.values()], "s", "%")
-    plots.accuracy_curve(*curve, (cfg.amount, report.accuracy))
+    plots.accuracy_curve(*curve, (cfg.amount, report.score.value))
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -47,7 +47,8 @@ def slider_figures() -> None:
         layer = list(slimcore.weight_layers(s.model))[1]
         for method, scope in [("l1", "layer"), ("l1", "global"), ("taylor", "global")]:
             scores = P.weight_scores(s.model, method, s.data.train.head(256))
-            curve = (CURVE, P.accuracy_curve(s.model, P.PruneConfig(0, method, scope), s.test, CURVE, s.data.train.head(256)))
+            curve = (CURVE, [q.value for q in P.quality_curve(s.model, s.test, P.PruneConfig(0, method, scope), CURVE,
+                                                              calibration=s.data.train.head(256))])
             ts = []
             for _ in range(3):
                 for r in RATIOS:
@@ -90,7 +91,7 @@ def curve_and_speed() -> None:
         s = slimcore.load_sample(name)
         for method in ("l1", "taylor"):
             cfg = P.PruneConfig(0, method, "global")
-            t = timed(lambda: P.accuracy_curve(s.model, cfg, s.test, CURVE, s.data.train.head(256)), repeats=5)
+            t = timed(lambda: P.quality_curve(s.model, s.test, cfg, CURVE, calibration=s.data.train.head(256)), repeats=5)
             print(f"{name:<12} curve {method:<7} {t['median_ms']:>7.1f} ms")
         base = slimcore.latency(s.model, s.test.x[:256], 256)
         for ratio in (0.5, 0.75):

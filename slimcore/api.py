@@ -17,7 +17,6 @@ from torch import nn
 from . import distillation as D
 from . import pruning as P
 from . import quantization as Q
-from . import text_distill as TD
 from . import text_prune as TP
 from . import text_quant as TQ  # noqa: F401 (registers the encoder's real int8 builder, slimcore.int8.build)
 from .families import Family, Score, family_of, unsupported
@@ -111,22 +110,31 @@ def prune(sample: Any, cfg: P.PruneConfig) -> nn.Module:
 
 @handles("prune", "classifier")
 def _prune_classifier(sample: Any, cfg: P.PruneConfig) -> nn.Module:
-    calibration = sample.data.train.head(P.CALIBRATION) if cfg.method == "taylor" else None
-    keep = P.masks(sample.model, cfg, calibration)
-    if not cfg.structured:
-        return P.apply_masks(sample.model, keep)
-    return P.remove_channels(sample.model, keep, family_of(sample).example(sample))
+    fam = family_of(sample)
+    calibration = fam.split(sample, "calibration").head(P.CALIBRATION) if cfg.method == "taylor" else None
+    return P.prune_model(sample.model, cfg, fam, fam.example(sample), calibration)
+
+
+def prune_gradually(sample: Any, cfg: P.GradualConfig, **callbacks: Callable) -> P.GradualResult:
+    """Prune a copy of the sample's model along the cubic schedule, fine-tuning between steps (pruning.gradual_prune);
+    `on_step`, `should_stop` as there."""
+    return _handler("prune-gradually", family_of(sample))(sample, cfg, **callbacks)
+
+
+def supports(technique: str, sample: Any) -> bool:
+    """True when the sample's family has a handler for a technique ("prune", "prune-gradually", "distill", ...)."""
+    return (technique, family_of(sample).name) in HANDLERS
+
+
+@handles("prune-gradually", "classifier")
+def _gradual_classifier(sample: Any, cfg: P.GradualConfig, **callbacks: Callable) -> P.GradualResult:
+    return P.gradual_prune(sample.model, sample.data, cfg, **callbacks)
 
 
 @handles("prune", "encoder")
 def _prune_encoder(sample: Any, cfg: P.PruneConfig) -> nn.Module:
-    fam = family_of(sample)
-    if cfg.method != "l1" or cfg.scope != "layer" or cfg.skip or cfg.overrides:
-        raise unsupported(f"pruning with method {cfg.method!r}, scope {cfg.scope!r}, skips or overrides", fam,
-                          ["method 'l1', scope 'layer' (unstructured, or units: heads, ffn)"])
-    if cfg.structured and cfg.norm != 2:
-        raise unsupported(f"scoring {cfg.unit} by their L{cfg.norm} norm", fam, ["norm 2"])
-    return TP.prune_text(sample.model, TP.TextPruneConfig(cfg.amount, cfg.unit if cfg.structured else "unstructured"))
+    TP.check(cfg)   # l1 per layer, or heads / FFN neurons by their L2 norm; anything else in one line
+    return P.prune_model(sample.model, cfg, family_of(sample))
 
 
 # ---------------------------------------------------------------------------------------------------- quantize
@@ -148,25 +156,14 @@ def quantize(sample: Any, cfg: Q.QuantConfig) -> nn.Module:
 
 # ----------------------------------------------------------------------------------------------------- distill
 
-def distill(teacher: Any, cfg: D.DistillConfig | TD.TextDistillConfig, width: float = 0.25,
-            **callbacks: Callable) -> Any:
-    """Train a student of the teacher sample's family on its train split against the teacher's softened outputs;
-    returns the family's result record (student, per-epoch history). Classifiers: a student `width` as wide, seeded
-    by cfg.seed, with a DistillConfig. Sentence encoders: a shallower student with a TextDistillConfig."""
-    return _handler("distill", family_of(teacher))(teacher, cfg, width, **callbacks)
+def distill(teacher: Any, cfg: D.DistillConfig | None = None, **options: Any) -> D.DistillResult:
+    """Train a student of the teacher sample's family on its train split against the teacher's softened outputs
+    (distillation.distill: one loop for every family); returns a DistillResult (student, per-epoch history with the
+    family's headline score). cfg: the family's distill_defaults unless given; cfg.student is the share of the teacher
+    the student keeps (hidden width for classifiers, transformer layers for encoders). Options: student (a model to
+    start from), on_epoch, on_batch, should_stop."""
+    return _handler("distill", family_of(teacher))(teacher, cfg, **options)
 
 
-@handles("distill", "classifier")
-def _distill_classifier(teacher: Any, cfg: Any, width: float, **callbacks: Callable) -> D.DistillResult:
-    if not isinstance(cfg, D.DistillConfig):
-        raise ValueError(f"a classifier is distilled with a DistillConfig, got {type(cfg).__name__}")
-    student = D.make_student(teacher.model, width, cfg.seed)
-    return D.distill(teacher.model, student, teacher.data, cfg.temperature, cfg.alpha, cfg.epochs, cfg.seed,
-                     lr=cfg.lr, batch_size=cfg.batch_size, t_squared=cfg.t_squared, **callbacks)
-
-
-@handles("distill", "encoder")
-def _distill_encoder(teacher: Any, cfg: Any, width: float, **callbacks: Callable) -> TD.TextDistillResult:
-    if not isinstance(cfg, TD.TextDistillConfig):
-        raise ValueError(f"a sentence encoder is distilled with a TextDistillConfig, got {type(cfg).__name__}")
-    return TD.distill(teacher.model, teacher.data, cfg, **callbacks)
+handles("distill", "classifier")(D.distill)   # every family with a student, a loss and a lesson (Family.distill_*)
+handles("distill", "encoder")(D.distill)

@@ -17,6 +17,8 @@ from torch import nn
 from torch.func import functional_call
 
 from .data import Dataset, Split
+from .families import Family, Score, Scorer, get
+from .families.classifier import accuracy_scorer
 from .metrics import ModelledSize, accuracy, modelled_size, serialized_bytes, weight_layers
 
 METHODS = {"l1": "L1 magnitude |w|", "random": "random (seeded)", "taylor": "first-order Taylor |w · ∂L/∂w|"}
@@ -247,68 +249,162 @@ def sparsity(keep: Masks) -> float:
     return 1.0 - sum(int(m.sum()) for m in keep.values()) / total if total else 0.0
 
 
-def accuracy_curve(model: nn.Module, cfg: PruneConfig, split: Split, ratios: tuple[float, ...],
-                   calibration: Split | None = None) -> list[float]:
-    """Test accuracy at each prune ratio (one-shot, no fine-tuning). Scores are computed once for all ratios."""
-    scores = weight_scores(model, cfg.method, calibration, cfg.seed)
-    net = copy.deepcopy(model)  # functional_call swaps tensors into the module it runs: never the shared one
-    out = []
-    for r in ratios:
-        keep = masks(model, replace(cfg, amount=r), scores=scores)
-        params = masked_parameters(model, keep, cfg.structured)
-        with torch.inference_mode():
-            pred = functional_call(net, (params, dict(net.named_buffers())), (split.x,)).argmax(1)
-        out.append(float((pred == split.y).float().mean()))
-    return out
+def _scoring(scorer: Scorer | Split, family: Family | None, example: torch.Tensor | None
+             ) -> tuple[Scorer, Family, torch.Tensor | None]:
+    """A scorer, the family and an example input: a labelled Split stands for a classifier scored by accuracy on it."""
+    if isinstance(scorer, Split):
+        return accuracy_scorer(scorer), family or get("classifier"), scorer.x[:1] if example is None else example
+    if family is None:
+        raise ValueError("pruning a model with a scorer needs its family (slimcore.families)")
+    return scorer, family, example
+
+
+def prune_model(model: nn.Module, cfg: PruneConfig, family: Family, example: torch.Tensor | None = None,
+                calibration: Split | None = None, scores: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """A new pruned model of any family: unstructured, same shapes with the pruned weights zero; structured, the
+    units of cfg.unit removed for real (family.remove_units; `example` traces the model where it needs one)."""
+    keep = family.prune_masks(model, cfg, scores, calibration)
+    if not cfg.structured:
+        return apply_masks(model, keep)
+    return family.remove_units(model, cfg.unit, keep, example)[0]
+
+
+def _variant(model: nn.Module, cfg: PruneConfig, family: Family, example: torch.Tensor | None,
+             scores: dict[str, torch.Tensor] | None, calibration: Split | None) -> nn.Module:
+    """prune_model's model, or, where units cannot all be removed (a layer would lose every one), the masked one."""
+    try:
+        return prune_model(model, cfg, family, example, calibration, scores)
+    except ValueError:
+        return apply_masks(model, family.prune_masks(model, cfg, scores, calibration), structured=True)
+
+
+def quality_curve(model: nn.Module, scorer: Scorer | Split, cfg: PruneConfig, ratios: tuple[float, ...], *,
+                  family: Family | None = None, example: torch.Tensor | None = None, calibration: Split | None = None,
+                  scores: dict[str, torch.Tensor] | None = None) -> list[Score]:
+    """The family's one-shot quality (no fine-tuning) at each prune ratio: the model prune_model builds (masked
+    instead where a layer would lose every unit), scored; ratio 0 is the model itself. Weight scores are computed
+    once for all ratios when given (`scores`)."""
+    scorer, family, example = _scoring(scorer, family, example)
+    return [scorer(model) if r == 0 else scorer(_variant(model, replace(cfg, amount=r), family, example, scores,
+                                                         calibration)) for r in ratios]
+
+
+@dataclass(frozen=True)
+class Thin:
+    """The model with whole units really removed (smaller tensors): measured."""
+
+    score: Score
+    params: int
+    nonzeros: int
+    size_bytes: int                        # measured: torch.save of the smaller model
+    shapes: dict[str, tuple[int, ...]]     # weight shape of each compressible layer
+    units: dict[str, int]                  # units kept where the family has them (UnitGroup.where -> count)
 
 
 @dataclass(frozen=True)
 class PruneReport:
-    """The figures of one configuration: its masked dense model, and the model with channels removed at the same
-    ratio (structured, same method and scope). Sizes in bytes: `dense_bytes`, `small_bytes` measured (torch.save),
-    `sparse` modelled."""
+    """The figures of one configuration on any family. `score` is the family's headline quality of the pruned model
+    (when units are removed for real, of the thin model, which computes what the masked one does); counts and the
+    measured `size_bytes` are those of the masked dense model (same shapes as the original, pruned weights zero);
+    `sparse` is modelled. `thin` is the model with units really removed: the configuration's own when structured,
+    and for comparison, when unstructured, the family's units (cfg.unit) removed at the same ratio."""
 
-    accuracy: float
+    cfg: PruneConfig
+    score: Score
     params: int
     nonzeros: int
-    weights: int                  # Linear/Conv weights the masks cover
-    removed: int                  # of those, how many were removed
-    dense_bytes: int
-    sparse: ModelledSize
-    layer_sparsity: dict[str, float]
-    emptied: tuple[str, ...]      # layers that lost every weight
-    small_params: int | None      # None when no channel-pruned model exists (see small_note)
-    small_bytes: int | None
-    small_accuracy: float | None
-    small_shapes: dict[str, tuple[int, ...]]
-    small_note: str
+    weights: int                          # weights of the compressible layers the masks cover
+    removed: int                          # of those, how many were removed
+    size_bytes: int                       # measured: torch.save of the masked dense model
+    sparse: ModelledSize                  # modelled: sparse storage of the masked dense model
+    layer_sparsity: dict[str, float]      # fraction of each compressible layer's weights removed
+    unit_removed: dict[str, float]        # structured: fraction of the units removed where the family has them
+    thresholds: dict[str, float | None]   # unstructured l1: the largest |w| removed per layer (None: nothing)
+    emptied: tuple[str, ...]              # layers that lost every weight
+    notes: tuple[str, ...]                # what the page must say about this setting
+    thin: Thin | None
+    thin_note: str                        # why there is no thin model, when there is none
+
+    # The classifier lab's names for the same figures (recipes, the CLI and the upload pages read them).
+    @property
+    def accuracy(self) -> float:
+        return self.score.value
+
+    @property
+    def dense_bytes(self) -> int:
+        return self.size_bytes
+
+    @property
+    def small_params(self) -> int | None:
+        return None if self.thin is None else self.thin.params
+
+    @property
+    def small_bytes(self) -> int | None:
+        return None if self.thin is None else self.thin.size_bytes
+
+    @property
+    def small_accuracy(self) -> float | None:
+        return None if self.thin is None else self.thin.score.value
+
+    @property
+    def small_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {} if self.thin is None else self.thin.shapes
+
+    @property
+    def small_note(self) -> str:
+        return self.thin_note
 
 
-def evaluate(model: nn.Module, cfg: PruneConfig, test: Split, calibration: Split | None = None,
-             scores: dict[str, torch.Tensor] | None = None) -> tuple[PruneReport, nn.Module, nn.Module | None]:
-    """Prune a model both ways under a configuration and measure it: (report, masked dense model, channel-pruned model
-    or None). The one computation behind a slider move on the Pruning page and its benchmark."""
-    scores = scores if scores is not None else weight_scores(model, cfg.method, calibration, cfg.seed)
-    keep = masks(model, cfg, scores=scores)
-    channels = keep if cfg.structured else masks(model, replace(cfg, structured=True), scores=scores)
+def _thin(model: nn.Module, cfg: PruneConfig, keep: Masks, family: Family, example: torch.Tensor | None
+          ) -> tuple[nn.Module | None, Masks | None, str]:
     try:
-        small, effective = split_channels(model, channels, test.x[:1])
-        note = ""
-        if cfg.structured:
-            keep = effective  # what removing the channels takes from the next layers too
+        thin, effective = family.remove_units(model, cfg.unit, keep, example)
+        return thin, effective, ""
     except ValueError as e:
-        small, note = None, f"no channel-pruned model at this ratio: {e}"
+        return None, None, f"no {cfg.unit.removesuffix('s')}-pruned model at this ratio: {e}"
+
+
+def evaluate(model: nn.Module, cfg: PruneConfig, scorer: Scorer | Split, *, family: Family | None = None,
+             example: torch.Tensor | None = None, calibration: Split | None = None,
+             scores: dict[str, torch.Tensor] | None = None) -> tuple[PruneReport, nn.Module, nn.Module | None]:
+    """Prune a model of any family under a configuration and measure it: (report, masked dense model, thin model or
+    None). `scorer` is the family's (families.Family.scorer); a labelled Split stands for a classifier's accuracy on
+    it. The one computation behind a slider move on the Pruning page, its benchmark, the CLI and recipes."""
+    scorer, family, example = _scoring(scorer, family, example)
+    keep = family.prune_masks(model, cfg, scores, calibration)   # what the family lacks fails here, in one line
+    if scores is None and cfg.method != "l1":   # computed once for the comparison's masks too
+        scores = weight_scores(model, cfg.method, calibration, cfg.seed)
+    thin, note = None, ""
+    structured = cfg if cfg.structured else replace(cfg, structured=True)
+    if structured.unit in family.unit_kinds:
+        units = keep if cfg.structured else family.prune_masks(model, structured, scores, calibration)
+        thin, effective, note = _thin(model, structured, units, family, example)
+        if cfg.structured and effective is not None:
+            keep = effective  # what removing the units takes from the next layers too
     dense = apply_masks(model, keep, cfg.structured)
     weights = sum(m.numel() for m in keep.values())
+    thin_figures = None if thin is None else Thin(
+        scorer(thin), sum(p.numel() for p in thin.parameters()),
+        sum(int(torch.count_nonzero(p)) for p in thin.parameters()), serialized_bytes(thin),
+        {n: tuple(m.weight.shape) for n, m in family.layers(thin).items()},
+        {g.where: g.count for g in family.units(thin, structured.unit)})
+    unit_removed, notes = {}, []
+    if cfg.structured and thin is not None:
+        before = {g.where: g.count for g in family.units(model, cfg.unit)}
+        unit_removed = {w: 1.0 - thin_figures.units[w] / n for w, n in before.items()}
+        gone = [w for w, n in thin_figures.units.items() if n == 0]
+        if gone:
+            notes.append(f"At this ratio every one of the {family.unit_kinds[cfg.unit]} of {', '.join(gone)} is "
+                         "removed: those layers add only their output bias, whatever the input. Lower the ratio to "
+                         "keep at least one.")
+    thresholds = {} if cfg.structured or cfg.method != "l1" else {n: threshold(model, keep, n) for n in keep}
     report = PruneReport(
-        accuracy(dense, test), sum(p.numel() for p in dense.parameters()),
-        sum(int(torch.count_nonzero(p)) for p in dense.parameters()), weights,
-        weights - sum(int(m.sum()) for m in keep.values()), serialized_bytes(dense), modelled_size(dense),
-        layer_sparsity(keep), tuple(n for n, m in keep.items() if not m.any()),
-        None if small is None else sum(p.numel() for p in small.parameters()),
-        None if small is None else serialized_bytes(small), None if small is None else accuracy(small, test),
-        {} if small is None else {n: tuple(m.weight.shape) for n, m in weight_layers(small).items()}, note)
-    return report, dense, small
+        cfg, thin_figures.score if cfg.structured and thin_figures else scorer(dense),
+        sum(p.numel() for p in dense.parameters()), sum(int(torch.count_nonzero(p)) for p in dense.parameters()),
+        weights, weights - sum(int(m.sum()) for m in keep.values()), serialized_bytes(dense), modelled_size(dense),
+        layer_sparsity(keep), unit_removed, thresholds, tuple(n for n, m in keep.items() if not m.any()),
+        tuple(notes), thin_figures, note)
+    return report, dense, thin
 
 
 # Gradual pruning with fine-tuning (Zhu & Gupta 2017) ------------------------------------------------------------------
@@ -413,7 +509,7 @@ def _hold(net: nn.Module, keep: Masks, structured: bool) -> None:
 
 def threshold(model: nn.Module, keep: Masks, layer: str) -> float | None:
     """The largest |w| removed from a layer (the magnitude cut), or None if nothing was removed."""
-    w = weight_layers(model)[layer].weight.detach()
+    w = model.get_submodule(layer).weight.detach()
     removed = w[~keep[layer]].abs()
     return float(removed.max()) if removed.numel() else None
 
@@ -425,4 +521,4 @@ def layer_sparsity(keep: Masks) -> dict[str, float]:
 
 __all__ = ["METHODS", "SCOPES", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
            "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "split_channels", "prune", "sparsity", "layer_sparsity",
-           "accuracy_curve", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]
+           "prune_model", "quality_curve", "Thin", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]

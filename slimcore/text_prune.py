@@ -1,54 +1,56 @@
-"""Pruning the text encoder (minilm): single weights by magnitude, or whole FFN neurons or attention heads for real.
+"""Pruning the sentence encoder (minilm): what differs from a classifier's pruning, and nothing more.
 
-Three kinds, each applied per layer at one ratio:
-- "unstructured": in each of the 36 encoder Linear layers, the `ratio` fraction of weights with the smallest |w| is
-  set to zero (biases kept). The tensors keep their shape: dense kernels multiply the zeros too.
-- "ffn": in each transformer layer, the `ratio` fraction of FFN neurons with the lowest importance is removed: its
-  row of intermediate.dense and its column of output.dense go, so both Linear layers really shrink.
-- "heads": in each transformer layer, round(ratio x 12) attention heads are removed: their 32 rows of query, key and
-  value and their 32 columns of attention.output.dense go.
-
-A unit's importance is the L2 norm of every weight that computes it or reads it (neuron: its in-row and out-column;
-head: its q/k/v rows and attention-output columns). `plan` decides what goes, `apply` builds the new encoder, never
-touching the given one; `evaluate` measures it against the original's embeddings.
+The encoder takes the one PruneConfig (slimcore.pruning) and is pruned by pruning.evaluate / quality_curve like any
+model; this module holds the two things only an encoder has, which its family (families.SentenceEncoder) exposes:
+- how structured units are scored and masked: in each transformer layer, the `amount` fraction of FFN neurons
+  (unit "ffn") or of attention heads (unit "heads") with the lowest L2 norm of every weight that computes or reads
+  them (neuron: its intermediate.dense row and output.dense column; head: its q/k/v rows and attention-output
+  columns) go; the masks are whole rows and columns on the original shapes;
+- how those units are removed for real: sliced out of the Linear layers, so the encoder really shrinks.
+Unstructured pruning is the classifiers' rule as it stands: method "l1", scope "layer", per encoder Linear layer
+(pruning.masks). Anything else is a one-line ValueError (families.unsupported).
 """
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from . import text as T
-from .metrics import ModelledSize, modelled_size, serialized_bytes
-from .pruning import lowest
+from .families import get, unsupported
+from .pruning import Masks, PruneConfig, apply_masks, masks as weight_masks
 
 KINDS = {"unstructured": "unstructured L1 (single weights)", "ffn": "FFN neurons (structured)",
-         "heads": "attention heads (structured)"}
-UNIT = {"ffn": "FFN neurons", "heads": "attention heads"}
-
-Masks = dict[str, torch.Tensor]
+         "heads": "attention heads (structured)"}   # the Pruning page's "What to remove" on an encoder
+UNIT = get("encoder").unit_kinds   # the units structured pruning removes, in words ({"heads": "attention heads", ...})
 
 
-@dataclass(frozen=True)
-class TextPruneConfig:
-    """What to prune in the text encoder. Plain data: it survives JSON, URLs and session state."""
+def config(amount: float, kind: str = "unstructured") -> PruneConfig:
+    """The PruneConfig of one of KINDS at a ratio: structured kinds are units scored by their L2 norm."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown text pruning kind {kind!r}; known: {', '.join(KINDS)}")
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise ValueError(f"prune ratio must be a number in [0, 1), got {amount!r}")
+    return PruneConfig(amount, structured=kind != "unstructured", unit=kind, norm=2)
 
-    ratio: float = 0.3            # fraction removed in every layer: of each Linear's weights, or of its neurons/heads
-    kind: str = "unstructured"    # see KINDS
 
-    def __post_init__(self) -> None:
-        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0.0 <= self.ratio < 1.0:
-            raise ValueError(f"prune ratio must be a number in [0, 1), got {self.ratio!r}")
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown text pruning kind {self.kind!r}; known: {', '.join(KINDS)}")
+def kind(cfg: PruneConfig) -> str:
+    """Which of KINDS a config is."""
+    return cfg.unit if cfg.structured else "unstructured"
 
-    @property
-    def structured(self) -> bool:
-        return self.kind != "unstructured"
+
+def check(cfg: PruneConfig) -> None:
+    """Refuse, in one line, what the encoder family does not support."""
+    fam = get("encoder")
+    if cfg.method != "l1" or cfg.scope != "layer" or cfg.skip or cfg.overrides:
+        raise unsupported(f"pruning with method {cfg.method!r}, scope {cfg.scope!r}, skips or overrides", fam,
+                          ["method 'l1', scope 'layer' (unstructured, or units: heads, ffn)"])
+    if cfg.structured and cfg.unit not in fam.unit_kinds:
+        raise unsupported(f"structured pruning of {cfg.unit!r}", fam, list(fam.unit_kinds))
+    if cfg.structured and cfg.norm != 2:
+        raise unsupported(f"scoring {cfg.unit} by their L{cfg.norm} norm", fam, ["norm 2"])
 
 
 # ---------------------------------------------------------------------------------------------------- importance
@@ -61,8 +63,8 @@ def neuron_scores(model: T.MiniLM) -> list[torch.Tensor]:
 
 
 def head_scores(model: T.MiniLM) -> list[torch.Tensor]:
-    """Per transformer layer, one score per attention head: the L2 norm of its 32 query, key and value rows and its
-    32 attention-output columns together."""
+    """Per transformer layer, one score per attention head: the L2 norm of its query, key and value rows and its
+    attention-output columns together."""
     out = []
     for l in model.encoder.layer:
         a = l.attention
@@ -79,87 +81,50 @@ def _keep_top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     return kept.sort().values
 
 
-# ------------------------------------------------------------------------------------------------------ the plan
+# --------------------------------------------------------------------------------------------------------- masks
 
-def sorted_magnitudes(model: T.MiniLM) -> dict[str, np.ndarray]:
-    """Each encoder Linear layer's |w| sorted ascending: computed once, it makes unstructured masks at any ratio cheap."""
-    return {n: np.sort(m.weight.detach().abs().reshape(-1).numpy()) for n, m in T.linear_layers(model).items()}
-
-
-def _magnitude_mask(w: torch.Tensor, ratio: float, order: np.ndarray | None) -> tuple[torch.Tensor, float]:
-    """Keep-mask removing the round(ratio x n) smallest |w| of a layer (pruning.lowest's rule, as
-    torch.nn.utils.prune.l1_unstructured counts them), and the cut: the largest |w| removed (0 if none). The sorted
-    magnitudes give both without a partition."""
-    a = w.detach().abs()
-    k = round(ratio * a.numel())
-    if k == 0:
-        return torch.ones(a.shape, dtype=torch.bool), 0.0
-    if order is not None:
-        cut = float(order[k - 1])
-        keep = a > cut
-        if a.numel() - int(keep.sum()) == k:   # no tie at the cut: exactly the k smallest go
-            return keep, cut
-        return lowest(a, ratio), cut            # ties at the cut: as many as needed go, in index order
-    keep = lowest(a, ratio)
-    return keep, float(a[~keep].max())
-
-
-@dataclass(frozen=True)
-class PrunePlan:
-    """What a configuration removes from an encoder. `masks` are keep-masks (True = kept) on the ORIGINAL weight
-    shapes of the 36 Linear layers, for every kind (structured: whole rows and columns); `keep` lists, per
-    transformer layer, the heads or FFN neurons kept (structured only); `removed` is the fraction removed per Linear
-    layer (unstructured) or per transformer layer (structured)."""
-
-    cfg: TextPruneConfig
-    masks: Masks = field(repr=False)
-    keep: tuple[torch.Tensor, ...] = field(repr=False)
-    removed: dict[str, float]
-    thresholds: dict[str, float] = field(default_factory=dict)   # unstructured: the largest |w| removed per layer
-    notes: tuple[str, ...] = ()
-
-
-def _structured_masks(model: T.MiniLM, kind: str, keep: list[torch.Tensor]) -> Masks:
-    """Keep-masks on the original shapes that removing the kept-complement of heads or neurons amounts to."""
+def _unit_masks(model: T.MiniLM, unit: str, keep: list[torch.Tensor]) -> Masks:
+    """Keep-masks on the original shapes that keeping only these heads or neurons amounts to."""
     out: Masks = {}
     for i, (layer, kept) in enumerate(zip(model.encoder.layer, keep)):
         p = f"encoder.layer.{i}."
-        if kind == "ffn":
-            unit = torch.zeros(layer.intermediate.dense.out_features, dtype=torch.bool)
-            unit[kept] = True
-            out[p + "intermediate.dense"] = unit[:, None].expand_as(layer.intermediate.dense.weight).clone()
-            out[p + "output.dense"] = unit[None, :].expand_as(layer.output.dense.weight).clone()
+        if unit == "ffn":
+            mask = torch.zeros(layer.intermediate.dense.out_features, dtype=torch.bool)
+            mask[kept] = True
+            out[p + "intermediate.dense"] = mask[:, None].expand_as(layer.intermediate.dense.weight).clone()
+            out[p + "output.dense"] = mask[None, :].expand_as(layer.output.dense.weight).clone()
         else:
-            heads = layer.attention.self.query.out_features // T.HEAD_DIM
-            unit = torch.zeros(heads, dtype=torch.bool)
-            unit[kept] = True
-            dims = unit.repeat_interleave(T.HEAD_DIM)
+            mask = torch.zeros(layer.attention.self.query.out_features // T.HEAD_DIM, dtype=torch.bool)
+            mask[kept] = True
+            dims = mask.repeat_interleave(T.HEAD_DIM)
             for m in ("query", "key", "value"):
                 w = getattr(layer.attention.self, m).weight
                 out[p + f"attention.self.{m}"] = dims[:, None].expand_as(w).clone()
             out[p + "attention.output.dense"] = dims[None, :].expand_as(layer.attention.output.dense.weight).clone()
-    for n, m in T.linear_layers(model).items():
-        out.setdefault(n, torch.ones(m.weight.shape, dtype=torch.bool))
-    return {n: out[n] for n in T.linear_layers(model)}
+    layers = T.linear_layers(model)
+    return {n: out[n] if n in out else torch.ones(m.weight.shape, dtype=torch.bool) for n, m in layers.items()}
 
 
-def plan(model: T.MiniLM, cfg: TextPruneConfig, order: dict[str, np.ndarray] | None = None) -> PrunePlan:
-    """Decide what `cfg` removes from `model` (pass `order` = sorted_magnitudes(model) to reuse it across ratios)."""
-    if cfg.kind == "unstructured":
-        masks, removed, cut = {}, {}, {}
-        for n, m in T.linear_layers(model).items():
-            masks[n], cut[n] = _magnitude_mask(m.weight, cfg.ratio, order.get(n) if order else None)
-            removed[n] = round(cfg.ratio * m.weight.numel()) / m.weight.numel()   # exactly that many go
-        return PrunePlan(cfg, masks, (), removed, cut)
-    scores = neuron_scores(model) if cfg.kind == "ffn" else head_scores(model)
-    keep = [_keep_top(s, cfg.ratio) for s in scores]
-    removed = {f"layer {i}": 1.0 - k.numel() / s.numel() for i, (k, s) in enumerate(zip(keep, scores))}
-    notes = ()
-    if any(k.numel() == 0 for k in keep):
-        notes = ((f"At this ratio every {'attention head' if cfg.kind == 'heads' else 'FFN neuron'} of every layer is "
-                  f"removed: the {'attention' if cfg.kind == 'heads' else 'feed-forward network'} of each layer adds "
-                  "only its output bias, whatever the sentence. Lower the ratio to keep at least one."),)
-    return PrunePlan(cfg, _structured_masks(model, cfg.kind, keep), tuple(keep), removed, {}, notes)
+def masks(model: T.MiniLM, cfg: PruneConfig, scores: dict[str, torch.Tensor] | None = None) -> Masks:
+    """Keep-masks (True = kept) on every encoder Linear layer: unstructured, pruning.masks' own rule; structured,
+    the whole rows and columns of the lowest-scored heads or FFN neurons of each transformer layer."""
+    check(cfg)
+    if not cfg.structured:
+        return weight_masks(model, cfg, scores=scores)
+    unit_scores = neuron_scores(model) if cfg.unit == "ffn" else head_scores(model)
+    return _unit_masks(model, cfg.unit, [_keep_top(s, cfg.amount) for s in unit_scores])
+
+
+def kept_units(model: T.MiniLM, unit: str, keep: Masks) -> list[torch.Tensor]:
+    """Per transformer layer, the indices (ascending) of the heads or FFN neurons that keep-masks keep."""
+    out = []
+    for i in range(len(model.encoder.layer)):
+        if unit == "ffn":
+            out.append(keep[f"encoder.layer.{i}.intermediate.dense"].any(1).nonzero().flatten())
+        else:
+            dims = keep[f"encoder.layer.{i}.attention.self.query"].any(1)
+            out.append(dims.view(-1, T.HEAD_DIM).any(1).nonzero().flatten())
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ building
@@ -181,16 +146,14 @@ def build(like: T.MiniLM, state: dict[str, torch.Tensor]) -> T.MiniLM:
     return out.eval()
 
 
-def apply(model: T.MiniLM, p: PrunePlan) -> T.MiniLM:
-    """The pruned encoder as a new model (every tensor a new copy; `model` is not touched): unstructured, a dense
-    copy with the removed weights at zero; structured, a thinner encoder with smaller Linear layers."""
+def remove_units(model: T.MiniLM, unit: str, keep: Masks) -> T.MiniLM:
+    """A new, thinner encoder without the heads or FFN neurons that keep-masks drop: their rows of q/k/v (or of
+    intermediate.dense) and their columns of attention.output.dense (or of output.dense) are sliced out."""
     old = {k: v.detach() for k, v in model.state_dict().items()}
     new: dict[str, torch.Tensor] = {}
-    if p.cfg.kind == "unstructured":
-        new = {f"{n}.weight": old[f"{n}.weight"] * m for n, m in p.masks.items()}
-    for i, kept in enumerate(p.keep):
+    for i, kept in enumerate(kept_units(model, unit, keep)):
         pre = f"encoder.layer.{i}."
-        if p.cfg.kind == "ffn":
+        if unit == "ffn":
             rows = ("intermediate.dense.weight", "intermediate.dense.bias")
             columns = ("output.dense.weight",)
         else:
@@ -201,63 +164,13 @@ def apply(model: T.MiniLM, p: PrunePlan) -> T.MiniLM:
     return build(model, {k: new[k] if k in new else v.clone() for k, v in old.items()})
 
 
-def prune_text(model: T.MiniLM, cfg: TextPruneConfig, order: dict[str, np.ndarray] | None = None) -> T.MiniLM:
-    """A pruned copy of the encoder (the given one is never changed)."""
-    return apply(model, plan(model, cfg, order))
+def prune_text(model: T.MiniLM, cfg: PruneConfig) -> T.MiniLM:
+    """A pruned copy of the encoder (the given one is never changed): masked (unstructured) or thinner (units)."""
+    keep = masks(model, cfg)
+    return remove_units(model, cfg.unit, keep) if cfg.structured else apply_masks(model, keep)
 
 
 # --------------------------------------------------------------------------------------------------- measurement
-
-@dataclass(frozen=True)
-class TextPruneReport:
-    """A pruned encoder's figures: quality measured against the original's embeddings, sizes measured (serialized)
-    or modelled (sparse storage, unstructured only)."""
-
-    cfg: TextPruneConfig
-    quality: T.TextQuality
-    params: int                       # parameters of the pruned model (structured: fewer; unstructured: the same)
-    nonzeros: int
-    size_bytes: int                   # measured: torch.save of the pruned model (unstructured: dense tensors, zeros kept)
-    sparse: ModelledSize | None       # modelled: sparse storage of the masked model (unstructured only)
-    shape: dict[str, list[int]]       # heads and FFN neurons per transformer layer
-    removed: dict[str, float]         # fraction removed per Linear layer (unstructured) or per transformer layer
-    thresholds: dict[str, float]      # unstructured: the magnitude cut per Linear layer
-    notes: tuple[str, ...]
-
-    @property
-    def thin(self) -> bool:
-        """True when units were really removed (the model is smaller), False for masked (dense) weights."""
-        return self.cfg.structured
-
-
-def measure(pruned: T.MiniLM, p: PrunePlan, quality: T.TextQuality) -> TextPruneReport:
-    """The report of a pruned encoder whose quality is already measured."""
-    params = sum(t.numel() for t in pruned.parameters())
-    nonzeros = sum(int(torch.count_nonzero(t)) for t in pruned.parameters())
-    sparse = modelled_size(pruned) if p.cfg.kind == "unstructured" else None
-    return TextPruneReport(p.cfg, quality, params, nonzeros, serialized_bytes(pruned), sparse, pruned.shape(),
-                           dict(p.removed), dict(p.thresholds), p.notes)
-
-
-def evaluate(model: T.MiniLM, cfg: TextPruneConfig, split: T.TextSplit, reference: torch.Tensor,
-             order: dict[str, np.ndarray] | None = None) -> tuple[TextPruneReport, T.MiniLM, PrunePlan]:
-    """Prune, embed the split, and compare with the original's embeddings of it (`reference`)."""
-    p = plan(model, cfg, order)
-    pruned = apply(model, p)
-    return measure(pruned, p, T.evaluate(pruned, split, reference)), pruned, p
-
-
-def quality_curve(model: T.MiniLM, kind: str, split: T.TextSplit, reference: torch.Tensor,
-                  ratios: tuple[float, ...], order: dict[str, np.ndarray] | None = None) -> list[T.TextQuality]:
-    """One-shot quality at each ratio for one kind (ratio 0 is the original itself: no need to embed it again)."""
-    out = []
-    for r in ratios:
-        if r == 0:
-            out.append(T.quality(reference, reference, split))
-        else:
-            out.append(T.evaluate(prune_text(model, TextPruneConfig(r, kind), order), split, reference))
-    return out
-
 
 def evaluate_in_parts(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor, parts: int = 4,
                       on_part: Callable[[int, int], None] | None = None) -> T.TextQuality:
@@ -282,6 +195,5 @@ def thin_parameters(shape: dict[str, list[int]], vocab: int = 30522, hidden: int
     return total
 
 
-__all__ = ["KINDS", "UNIT", "TextPruneConfig", "neuron_scores", "head_scores", "sorted_magnitudes", "PrunePlan", "plan",
-           "build", "apply", "prune_text", "TextPruneReport", "measure", "evaluate", "quality_curve",
-           "evaluate_in_parts", "thin_parameters"]
+__all__ = ["KINDS", "UNIT", "config", "kind", "check", "neuron_scores", "head_scores", "masks", "kept_units", "build",
+           "remove_units", "prune_text", "evaluate_in_parts", "thin_parameters"]

@@ -1,78 +1,133 @@
-"""Cached computations behind the Pruning page. Every number comes from slimcore; nothing here mutates a cached model."""
+"""The Pruning page's glue for every model family: cached calls into slimcore.pruning, and the two family panels
+(the controls and pictures that really differ: a classifier's method / scope / channel toggle and weight mask; an
+encoder's single weights / FFN neurons / heads and its map of the units kept). Every number comes from slimcore;
+nothing here mutates a cached model."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 from torch import nn
 
 import slimcore
+from slimcore import Latency, plots
 from slimcore import pruning as P
+from slimcore import text as T
+from slimcore import text_prune as TP
+from slimcore.families import Family, Metric, Score, family_of
 
-from . import cache
+from . import cache, state, urlstate
+from . import text as text_ui
+from .components import delta
+from .urlstate import Bool, Choice, Float, Int
 
 CALIBRATION = P.CALIBRATION            # training examples that Taylor importance is computed on
-CURVE = tuple(round(r / 20, 2) for r in range(20)) + (0.97, 0.99)  # ratios of the accuracy curve
+FULL = "text_prune_full"               # session key: whole-test-split results of this session, by setting
 
 
-def _calibration(name: str) -> slimcore.Split:
-    return cache.sample(name).data.train.head(CALIBRATION)
+def family(name: str) -> Family:
+    return family_of(cache.sample(name))
+
+
+# ------------------------------------------------------------------------------------------------ cached figures
+
+@st.cache_resource(show_spinner=False)
+def scorer(name: str) -> Callable[[nn.Module], Score]:
+    """The family's scorer on the quick split (classifiers: the test split; encoders: the quick set), built once."""
+    s = cache.sample(name)
+    return family_of(s).scorer(s, "quick")
+
+
+def _calibration(name: str, method: str):
+    s = cache.sample(name)
+    return family_of(s).split(s, "calibration").head(CALIBRATION) if method == "taylor" else None
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Weight scores of a sample model for a method (read-only, shared)."""
-    s = cache.sample(name)
-    return P.weight_scores(s.model, method, _calibration(name), seed)
+def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor] | None:
+    """Weight scores of a sample model for a method (read-only, shared); None for l1 (the magnitudes themselves)."""
+    if method == "l1":
+        return None
+    return P.weight_scores(cache.sample(name).model, method, _calibration(name, method), seed)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def result(name: str, cfg: P.PruneConfig) -> tuple[P.PruneReport, nn.Module, nn.Module | None]:
-    """A configuration's report and its two real models (read-only, shared by sessions)."""
+    """A configuration's report and its models, masked and thin (read-only, shared by sessions)."""
     s = cache.sample(name)
-    return P.evaluate(s.model, cfg, s.test, scores=scores(name, cfg.method, cfg.seed))
+    fam = family_of(s)
+    return P.evaluate(s.model, cfg, scorer(name), family=fam, example=fam.example(s),
+                      calibration=_calibration(name, cfg.method), scores=scores(name, cfg.method, cfg.seed))
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
+@st.cache_data(show_spinner=False)
+def original(name: str) -> P.PruneReport:
+    """The unpruned model's own figures, in the same record (nothing removed)."""
+    return result(name, P.PruneConfig(0.0, unit="none"))[0]
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
 def masks(name: str, cfg: P.PruneConfig) -> P.Masks:
-    """Keep-masks as the page shows them (read-only, shared): structured ones extended to the input columns that
-    removing the channels also takes away, when the channel-pruned model exists."""
+    """Keep-masks as the page draws them (read-only, shared): structured ones extended to what removing the units
+    also takes away (the next layer's inputs), when they can be removed."""
     s = cache.sample(name)
-    keep = P.masks(s.model, cfg, scores=scores(name, cfg.method, cfg.seed))
+    fam = family_of(s)
+    keep = fam.prune_masks(s.model, cfg, scores(name, cfg.method, cfg.seed), _calibration(name, cfg.method))
     if cfg.structured:
         try:
-            return P.effective_masks(s.model, keep, s.test.x[:1])
-        except ValueError:  # every channel of a layer removed: the page says so; show the channel masks
+            return fam.remove_units(s.model, cfg.unit, keep, fam.example(s))[1]
+        except ValueError:  # every unit of a layer removed: the page says so; show the masks as they are
             return keep
     return keep
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def layer(name: str, cfg: P.PruneConfig, layer_name: str) -> dict:
-    """One layer's kept weights, its mask and the magnitude cut (its weights before: cache.layer_weights)."""
+def layer(name: str, cfg: P.PruneConfig, layer_name: str, crop: tuple[int, int] | None = None) -> dict:
+    """One layer's kept weights, its mask (or its top-left `crop` corner), the share removed and the magnitude cut."""
     model = cache.sample(name).model
-    w = slimcore.weight_layers(model)[layer_name].weight.detach()
-    keep = masks(name, cfg)
-    return {"after": w[keep[layer_name]].numpy().copy(), "mask": keep[layer_name].numpy().copy(),
-            "threshold": P.threshold(model, keep, layer_name)}
+    w = family(name).layers(model)[layer_name].weight.detach()
+    keep = masks(name, cfg)[layer_name]
+    mask = keep if crop is None else keep[:crop[0], :crop[1]]
+    return {"after": w[keep].numpy().copy(), "mask": mask.numpy().copy(), "shape": tuple(w.shape),
+            "removed": 1.0 - float(keep.float().mean()), "threshold": P.threshold(model, masks(name, cfg), layer_name)}
 
 
-@st.cache_data(show_spinner="Computing the accuracy curve (once per model and method)…", max_entries=64)
-def curve(name: str, method: str, scope: str, structured: bool, norm: int) -> tuple[tuple[float, ...], list[float]]:
-    """One-shot test accuracy over CURVE for a method, without fine-tuning."""
+@st.cache_data(show_spinner=False)
+def weights(name: str, layer_name: str) -> np.ndarray:
+    return family(name).layers(cache.sample(name).model)[layer_name].weight.detach().numpy().ravel().copy()
+
+
+def curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score]:
+    """One-shot quality at each ratio for a setting (its own ratio aside: computed once per model and method),
+    without fine-tuning."""
+    return _curve(name, replace(cfg, amount=0.0), ratios)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score]:
     s = cache.sample(name)
-    cfg = P.PruneConfig(0.0, method, scope, structured, norm)
-    return CURVE, P.accuracy_curve(s.model, cfg, s.test, CURVE, _calibration(name))
+    fam = family_of(s)
+    return P.quality_curve(s.model, scorer(name), cfg, ratios, family=fam,
+                           example=fam.example(s), calibration=_calibration(name, cfg.method),
+                           scores=scores(name, cfg.method, cfg.seed))
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def latencies(name: str, cfg: P.PruneConfig) -> dict[str, tuple[slimcore.Latency, slimcore.Latency]]:
-    """Latency at batch 1 and 256 of the original, the masked and the channel-pruned model, timed side by side."""
-    s = cache.sample(name)
-    _, dense, small = result(name, cfg)
-    models = {"original": s.model, "masked": dense} | ({"channels": small} if small is not None else {})
-    return slimcore.compare_latencies(models, s.test, max_seconds=0.5)  # on the slider's path: a short budget
+def timed_models(name: str, cfg: P.PruneConfig) -> dict[str, nn.Module]:
+    """The models the timed table compares: the original, the masked one (not when units are removed: it computes
+    what the thin one does) and the thin one."""
+    _, dense, thin = result(name, cfg)
+    return ({"original": cache.sample(name).model} | ({} if cfg.structured and thin is not None else {"masked": dense})
+            | ({"thin": thin} if thin is not None else {}))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def latencies(name: str, cfg: P.PruneConfig) -> dict[str, dict[int, Latency]]:
+    """Latency of the timed models at the family's batch sizes, timed side by side on real held-out inputs."""
+    return slimcore.time_models(cache.sample(name), timed_models(name, cfg), max_seconds=0.5)  # a short budget
 
 
 def tuned_key(name: str, cfg: P.PruneConfig) -> str:
@@ -82,5 +137,204 @@ def tuned_key(name: str, cfg: P.PruneConfig) -> str:
 
 def gradual(name: str, cfg: P.GradualConfig, on_step) -> tuple[P.GradualStep, ...]:
     """Run gradual pruning with fine-tuning on a sample model (on a copy); return its steps."""
+    return slimcore.api.prune_gradually(cache.sample(name), cfg, on_step=on_step).steps
+
+
+def sentence(words: str) -> str:
+    """Words as the start of a sentence, acronyms kept: 'FFN neurons' stays, 'attention heads' -> 'Attention heads'."""
+    return words[:1].upper() + words[1:]
+
+
+def _large(n: float) -> bool:
+    return abs(n) >= 8 * 2**20
+
+
+def size(n: float) -> str:
+    """Bytes as the page writes them: KiB for small models, MiB for large ones."""
+    return f"{n / 2**20:,.2f} MiB" if _large(n) else f"{n / 1024:,.1f} KiB"
+
+
+def size_delta(n: float, like: float) -> dict:
+    """st.metric's delta arguments for a change of size, in the unit `like` (a size) is written in."""
+    return delta(n / 2**20, "{:+,.2f} MiB", True) if _large(like) else delta(n / 1024, "{:+,.1f} KiB", True)
+
+
+def score_delta(metric: Metric, value: float, reference: float) -> dict:
+    """st.metric's delta arguments for a change of the family's headline, written by the family's Metric."""
+    return delta(0.0, metric.delta(value, reference).replace("{", "{{"), not metric.higher_is_better)
+
+
+# ---------------------------------------------------------------------------------------------------- the panels
+
+@dataclass(frozen=True)
+class Panel:
+    """What the Pruning page does differently for one family: its controls (returning the PruneConfig, with their URL
+    state), the curve's ratios and figure, the layer shown by default, the picture beside the histogram, a caption
+    of what each kind removes, and the note on how units are scored."""
+
+    title: str
+    caption: str
+    curve: tuple[float, ...]
+    controls: Callable[[Any, bool], P.PruneConfig]
+    picture: Callable[[str, P.PruneConfig, str, dict, P.PruneReport], go.Figure]
+    curve_figure: Callable[[str, P.PruneConfig, P.PruneReport, list[Score], float], go.Figure]
+    teacher_layer: Callable[[Any, P.PruneConfig], str]
+    short: Callable[[str], str] = str
+    crop: tuple[int, int] | None = None              # the corner of a large layer's mask drawn (None: all of it)
+    pick_layer: bool = True                          # the layer is chosen beside its histogram (else in controls)
+    export: bool = True                              # the Export section (recipes of this family)
+    detail: Callable[[str, P.PruneReport], None] | None = None   # the headline's detail figures, where it has some
+
+
+def _classifier_controls(s: Any, teacher: bool) -> P.PruneConfig:
+    url = urlstate.Spec(  # the settings kept in the link (?prune_ratio=0.8...); advanced ones hidden in teacher mode
+        Float("prune_ratio", 0.5, 0.0, 0.99, 0.01), Choice("prune_method", list(P.METHODS)),
+        Choice("prune_scope", list(P.SCOPES)), Bool("prune_structured"), Choice("prune_norm", [1, 2], advanced=True),
+        Choice("prune_layer", list(family_of(s).layers(s.model))), Int("prune_steps", 5, 1, 20, advanced=True),
+        Int("prune_epochs", 2, 0, 10, advanced=True))
+    url.load()
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    ratio = c1.slider("Prune ratio", 0.0, 0.99, step=0.01, key="prune_ratio",
+                      help="Fraction of weights removed (unstructured), or of each layer's output channels "
+                           "(structured).")
+    method = c2.selectbox("Method", list(P.METHODS), format_func=P.METHODS.get, key="prune_method")
+    scope = c3.radio("Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="prune_scope", horizontal=True,
+                     help="Per layer: every layer loses the same fraction. Global: one ranking over all layers.")
+    structured = c4.toggle("Structured", key="prune_structured",
+                           help="Remove whole output channels (conv filters, neurons) instead of single weights.")
+    norm = url.default("prune_norm") if teacher else c4.radio(
+        "Channel norm", [1, 2], format_func=lambda n: f"L{n}", key="prune_norm", horizontal=True,
+        disabled=not structured)
+    url.save()
+    return P.PruneConfig(ratio, method, scope, structured, norm)
+
+
+def _classifier_picture(name: str, cfg: P.PruneConfig, layer_name: str, view: dict, rep: P.PruneReport) -> go.Figure:
+    return plots.mask_heatmap(view["mask"], f"{layer_name} mask")
+
+
+def _classifier_curve(name: str, cfg: P.PruneConfig, rep: P.PruneReport, qs: list[Score], base: float) -> go.Figure:
+    tuned = st.session_state.get("prune_tuned", {}).get(tuned_key(name, cfg))
+    extra = {"gradual + fine-tuned": ([t.amount for t in tuned], [t.accuracy for t in tuned])} if tuned else None
+    return plots.accuracy_curve(CLASSIFIER.curve, [q.value for q in qs], (cfg.amount, rep.score.value),
+                                f"Accuracy against prune ratio ({P.METHODS[cfg.method]}, {P.SCOPES[cfg.scope]}"
+                                f"{', structured' if cfg.structured else ''})", reference=base, extra=extra)
+
+
+CLASSIFIER = Panel(
+    "Pruning lab",
+    "Move the prune ratio and watch which weights go, what accuracy it costs on the held-out test split, and what it "
+    "really buys: masked weights keep dense tensors; removed channels make the model smaller.",
+    tuple(round(r / 20, 2) for r in range(20)) + (0.97, 0.99), _classifier_controls, _classifier_picture,
+    _classifier_curve, lambda s, cfg: st.session_state.get("prune_layer") or list(family_of(s).layers(s.model))[0])
+
+
+SHORT = {"attention.self.query": "q", "attention.self.key": "k", "attention.self.value": "v",
+         "attention.output.dense": "attn-out", "intermediate.dense": "ffn-in", "output.dense": "ffn-out"}
+
+
+def short(layer_name: str) -> str:
+    """'encoder.layer.3.attention.self.query' -> 'L3 q'."""
+    return f"L{T.layer_index(layer_name)} {SHORT[layer_name.split('.', 3)[3]]}"
+
+
+def _encoder_layer(s: Any, unit: str) -> str:
+    """A layer a kind of pruning changes: the first FFN input (single weights, neurons), the first attention
+    output (heads); read from the family's unit groups."""
+    where = family_of(s).units(s.model, "heads" if unit == "heads" else "ffn")[0].where
+    return f"{where}.output.dense" if unit == "heads" else f"{where}.dense"
+
+
+def _encoder_controls(s: Any, teacher: bool) -> P.PruneConfig:
+    layers = list(family_of(s).layers(s.model))
+    url = urlstate.Spec(Float("prune_ratio", 0.3, 0.0, 0.95, 0.05), Choice("prune_kind", list(TP.KINDS)),
+                        Choice("prune_layer", layers, default=_encoder_layer(s, "ffn"), advanced=True))
+    url.load()
+    c1, c2, c3 = st.columns([3, 3, 2])
+    sizes = {g.kind: g.count for k in ("heads", "ffn") for g in family_of(s).units(s.model, k)[:1]}
+    ratio = c1.slider("Prune ratio", 0.0, 0.95, step=0.05, key="prune_ratio",
+                      help=f"The fraction removed in every layer: of each Linear layer's weights (unstructured), of "
+                           f"each layer's {sizes['ffn']} FFN neurons, or of its {sizes['heads']} attention heads "
+                           "(rounded to whole heads).")
+    kind = c2.radio("What to remove", list(TP.KINDS), format_func=TP.KINDS.get, key="prune_kind",
+                    horizontal=True, help="Single weights are masked (set to zero, tensors keep their shape); "
+                                          "neurons and heads are removed for real (smaller Linear layers).")
+    if not teacher:
+        c3.selectbox("Layer to inspect", layers, format_func=short, key="prune_layer",
+                     help="The Linear layer whose weights and mask are drawn below.")
+    url.save()
+    return TP.config(round(float(ratio), 2), kind)
+
+
+def kept_map(keep: P.Masks, model: nn.Module, fam: Family, unit: str) -> go.Figure:
+    """The map of the heads or FFN neurons each transformer layer keeps (also drawn by the benchmark)."""
+    kept = TP.kept_units(model, unit, keep)
+    grid = np.zeros((len(kept), max(g.count for g in fam.units(model, unit))), dtype=bool)
+    for i, k in enumerate(kept):
+        grid[i, k.numpy()] = True
+    fig = plots.mask_heatmap(grid, f"{sentence(fam.unit_kinds[unit])} kept (light)")
+    fig.update_layout(xaxis_title_text="head" if unit == "heads" else "FFN neuron",
+                      yaxis_title_text="transformer layer", height=280)
+    return fig
+
+
+def _encoder_picture(name: str, cfg: P.PruneConfig, layer_name: str, view: dict, rep: P.PruneReport) -> go.Figure:
+    if cfg.structured:
+        return kept_map(masks(name, cfg), cache.sample(name).model, family(name), cfg.unit)
+    r, c = view["mask"].shape
+    return plots.mask_heatmap(view["mask"], f"{short(layer_name)} mask, rows 0-{r - 1} x columns 0-{c - 1}")
+
+
+def _encoder_curve(name: str, cfg: P.PruneConfig, rep: P.PruneReport, qs: list[Score], base: float) -> go.Figure:
+    kind = TP.kind(cfg)
+    fig = plots.line_chart(ENCODER.curve, {"mean cosine to original": [q.detail.mean_cosine for q in qs],
+                                           "top-1 neighbour agreement": [q.detail.top1_agreement for q in qs],
+                                           "paraphrase found (top-1)": [q.detail.paraphrase_top1 for q in qs]},
+                           f"Quality against prune ratio ({TP.KINDS[kind]})", "prune ratio", "cosine / fraction",
+                           marker=cfg.amount, height=340)
+    fig.update_layout(legend_y=-0.32)   # below the axis title
+    return fig
+
+
+def _encoder_detail(name: str, rep: P.PruneReport) -> None:
+    st.markdown(f"**Embedding quality**, measured on {text_ui.where(name, True)}, against the original encoder:")
+    text_ui.show_quality(rep.score.detail, original(name).score.detail, name, quick=True)
+
+
+ENCODER = Panel(
+    "Pruning lab",
+    "Move the prune ratio and choose what goes: single weights (masked to zero: the tensors keep their shape, so the "
+    "model is neither smaller on disk nor faster — only a sparse format would be smaller), or whole FFN neurons or "
+    "attention heads (removed for real: smaller Linear layers, a smaller and faster model). Quality is measured "
+    "against the original encoder's embeddings of held-out sentences.",
+    (0.0, 0.25, 0.5, 0.75, 0.9), _encoder_controls, _encoder_picture, _encoder_curve,
+    lambda s, cfg: _encoder_layer(s, cfg.unit), short, (96, 384), False, False, _encoder_detail)
+
+PANELS = {"classifier": CLASSIFIER, "encoder": ENCODER}
+
+
+def panel(fam: Family) -> Panel:
+    """The family's panel (a new family adds one entry)."""
+    return PANELS[fam.name]
+
+
+def full_split(name: str, cfg: P.PruneConfig) -> None:
+    """Where the quick split is not the whole test split (encoders): the button that measures the current setting on
+    the whole test split, and its result when there is one."""
     s = cache.sample(name)
-    return P.gradual_prune(s.model, s.data, cfg, on_step=on_step).steps
+    fam = family_of(s)
+    test = fam.split(s, "test")
+    if fam.split(s, "quick") is test:
+        return
+    done = st.session_state.setdefault(FULL, {})
+    key = f"{name}|{cfg}"
+    if st.button(f"Measure on the whole test split ({len(test)} sentences)", key="text_prune_full_button"):
+        bar = st.progress(0.0, "Embedding the whole test split with the pruned encoder…")
+        _, dense, thin = result(name, cfg)
+        done[key] = TP.evaluate_in_parts(thin if cfg.structured and thin is not None else dense, test,
+                                         text_ui.reference(name, False),
+                                         on_part=lambda i, k: bar.progress(i / k, f"part {i} of {k} embedded"))
+        bar.empty()
+    if key in done:
+        st.markdown(f"**The whole test split** ({text_ui.where(name, False)}), this setting:")
+        text_ui.show_quality(done[key], text_ui.original_quality(name, False), name, quick=False)

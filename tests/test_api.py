@@ -33,7 +33,7 @@ def test_the_text_sample_is_a_sentence_encoder_whose_sizes_come_from_the_model(m
     assert len(fam.layers(minilm.model)) == 36
     heads = fam.units(minilm.model, "heads")
     assert [u.count for u in heads] == minilm.model.shape()["heads"] == [12] * 6
-    thin = TP.prune_text(minilm.model, TP.TextPruneConfig(0.5, "ffn"))
+    thin = TP.prune_text(minilm.model, TP.config(0.5, "ffn"))
     assert [u.count for u in fam.units(thin, "ffn")] == [768] * 6
     with pytest.raises(ValueError, match="supported: heads, ffn"):
         fam.units(minilm.model, "channels")
@@ -101,13 +101,15 @@ def test_quantize_acts_on_the_family_layers_only(minilm, digits_cnn):
         slimcore.quantize(minilm, slimcore.QuantConfig(8, activations=Q.ActivationConfig(8)))
 
 
-def test_distill_takes_the_config_of_the_family(digits_cnn, minilm):
-    with pytest.raises(ValueError, match="DistillConfig"):
-        slimcore.distill(digits_cnn, slimcore.TextDistillConfig())
-    with pytest.raises(ValueError, match="TextDistillConfig"):
-        slimcore.distill(minilm, slimcore.DistillConfig())
-    r = slimcore.distill(digits_cnn, slimcore.DistillConfig(epochs=1), width=0.125)
-    assert len(r.history) == 1 and r.student.fc2.out_features == 10
+def test_distill_takes_one_config_and_the_family_sizes_the_student(digits_cnn, minilm):
+    encoder = F.get("encoder").distill_defaults
+    with pytest.raises(ValueError, match="1 to 5 of the teacher's 6 layers"):   # the whole encoder is no student
+        slimcore.distill(minilm, slimcore.DistillConfig(**{**vars(encoder), "student": 1.0}))
+    assert encoder.epochs < F.get("classifier").distill_defaults.epochs   # each family's own defaults
+    r = slimcore.distill(digits_cnn, slimcore.DistillConfig(epochs=1, student=0.125))
+    assert isinstance(r, slimcore.DistillResult) and len(r.history) == 1 and r.student.fc2.out_features == 10
+    assert r.student.fc1.out_features == round(digits_cnn.model.fc1.out_features * 0.125)
+    assert r.history[0].score.metric == F.ACCURACY
 
 
 # ---------------------------------------------------------------------------------------- a third family, in a test
@@ -149,6 +151,13 @@ class _RegressionFamily:
 
     def units(self, model, kind):
         return []
+
+    distill_defaults = None   # no distillation for this family: slimcore.distill says it is not available
+
+    def student(self, teacher, cfg):
+        raise F.unsupported("distillation", self, [])
+
+    distill_loss = distill_lesson = student
 
 
 def test_a_new_family_is_one_class_and_one_registration(monkeypatch):

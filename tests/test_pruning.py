@@ -143,13 +143,31 @@ def test_bad_config_is_a_clear_error(bad):
         P.PruneConfig(**bad)
 
 
-def test_accuracy_curve_matches_pruned_models(digits_cnn):
+def test_quality_curve_matches_pruned_models(digits_cnn):
     cfg = P.PruneConfig(method="l1", scope="global")
     ratios = (0.0, 0.5, 0.9)
-    curve = P.accuracy_curve(digits_cnn.model, cfg, digits_cnn.test, ratios)
-    assert curve[0] == slimcore.accuracy(digits_cnn.model, digits_cnn.test)
-    for r, acc in zip(ratios, curve):
-        assert acc == slimcore.accuracy(P.prune(digits_cnn.model, r, "l1", "global"), digits_cnn.test)
+    curve = P.quality_curve(digits_cnn.model, digits_cnn.test, cfg, ratios)
+    assert curve[0].value == slimcore.accuracy(digits_cnn.model, digits_cnn.test)
+    assert all(q.metric.short == "accuracy" and q.examples == len(digits_cnn.test) for q in curve)
+    for r, q in zip(ratios, curve):
+        assert q.value == slimcore.accuracy(P.prune(digits_cnn.model, r, "l1", "global"), digits_cnn.test)
+    # structured: the channel-pruned model where it exists, the channel-masked one where a layer would lose every one
+    cfg = P.PruneConfig(method="l1", scope="global", structured=True)
+    for r, q in zip((0.5, 0.99), P.quality_curve(digits_cnn.model, digits_cnn.test, cfg, (0.5, 0.99))):
+        report, dense, _ = P.evaluate(digits_cnn.model, P.PruneConfig(r, "l1", "global", True), digits_cnn.test)
+        assert q.value == report.score.value == slimcore.accuracy(dense, digits_cnn.test)
+
+
+def test_report_is_the_family_figures_with_the_classifier_names(digits_cnn):
+    report, dense, small = P.evaluate(digits_cnn.model, P.PruneConfig(0.5), digits_cnn.test)
+    assert report.score.metric.short == "accuracy" and report.score.value == slimcore.accuracy(dense, digits_cnn.test)
+    assert report.accuracy == report.score.value and report.dense_bytes == report.size_bytes
+    assert report.thin.params == report.small_params == sum(p.numel() for p in small.parameters())
+    assert report.thin.score.value == report.small_accuracy == slimcore.accuracy(small, digits_cnn.test)
+    assert report.thin.units == {n: m.weight.shape[0] for n, m in list(slimcore.weight_layers(small).items())[:-1]}
+    assert not report.unit_removed and not report.notes   # unstructured: the thin model is only for comparison
+    assert report.thresholds == {n: P.threshold(digits_cnn.model, P.masks(digits_cnn.model, P.PruneConfig(0.5)), n)
+                                 for n in slimcore.weight_layers(digits_cnn.model)}
 
 
 def test_cubic_schedule():
@@ -246,8 +264,8 @@ def test_curves_and_scores_never_touch_the_shared_model_while_others_use_it(digi
     t = threading.Thread(target=reader)
     t.start()
     for method in ("l1", "taylor"):
-        P.accuracy_curve(digits_cnn.model, P.PruneConfig(0, method), digits_cnn.test, (0.5, 0.9, 0.99),
-                         digits_cnn.data.train.head(64))
+        P.quality_curve(digits_cnn.model, digits_cnn.test, P.PruneConfig(0, method), (0.5, 0.9, 0.99),
+                        calibration=digits_cnn.data.train.head(64))
     done.set()
     t.join()
     assert seen and set(seen) == {expected}

@@ -1,152 +1,169 @@
-"""Pruning lab: a prune-ratio slider with live histograms, masks and the real effect on size, speed and accuracy."""
+"""Pruning lab, for every model family: a prune-ratio slider with live histograms, masks and the real effect on size,
+speed and quality (the family's: accuracy, or cosine to the original encoder)."""
 import pandas as pd
 import streamlit as st
 
-from slimcore import plots, weight_layers
+import slimcore
+from slimcore import plots
 from slimcore import pruning as P
 from slimcore.recipe import Recipe
-from slimui import cache, state, urlstate
+from slimui import state
 from slimui import pruning as ui
-from slimui import text as text_ui
-from slimui import text_pruning
 from slimui.components import Timed, delta
 from slimui.export import export_panel
-from slimui.urlstate import Bool, Choice, Float, Int
 
 s, teacher = state.current()
-if text_ui.is_text(s):
-    text_pruning.page(s, teacher)
-    st.stop()
-name = s.name
-st.title("Pruning lab")
-st.caption("Move the prune ratio and watch which weights go, what accuracy it costs on the held-out test split, and "
-           "what it really buys: masked weights keep dense tensors; removed channels make the model smaller.")
-URL = urlstate.Spec(  # the settings kept in the link (?prune_ratio=0.8...); advanced ones are hidden in teacher mode
-    Float("prune_ratio", 0.5, 0.0, 0.99, 0.01), Choice("prune_method", list(P.METHODS)),
-    Choice("prune_scope", list(P.SCOPES)), Bool("prune_structured"), Choice("prune_norm", [1, 2], advanced=True),
-    Choice("prune_layer", list(weight_layers(s.model))), Int("prune_steps", 5, 1, 20, advanced=True),
-    Int("prune_epochs", 2, 0, 10, advanced=True))
-URL.load()
-
-c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-ratio = c1.slider("Prune ratio", 0.0, 0.99, step=0.01, key="prune_ratio",
-                  help="Fraction of weights removed (unstructured), or of each layer's output channels (structured).")
-method = c2.selectbox("Method", list(P.METHODS), format_func=P.METHODS.get, key="prune_method")
-scope = c3.radio("Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="prune_scope", horizontal=True,
-                 help="Per layer: every layer loses the same fraction. Global: one ranking over all layers.")
-structured = c4.toggle("Structured", key="prune_structured",
-                       help="Remove whole output channels (conv filters, neurons) instead of single weights.")
-norm = URL.default("prune_norm") if teacher else c4.radio("Channel norm", [1, 2], format_func=lambda n: f"L{n}",
-                                                          key="prune_norm", horizontal=True, disabled=not structured)
-URL.save()
-
+name, fam = s.name, slimcore.family_of(s)
+panel = ui.panel(fam)
+st.title(panel.title)
+st.caption(panel.caption)
 with state.friendly_errors():
-    cfg = P.PruneConfig(ratio, method, scope, structured, norm)
-    base = cache.baseline(name)
-    now = ui.result(name, cfg)[0]
+    cfg = panel.controls(s, teacher)
+    with st.spinner("Pruning and measuring…"):
+        now = ui.result(name, cfg)[0]
+    base = ui.original(name)
 
-layers = list(now.layer_sparsity)
 if now.emptied:
     st.warning(f"At this ratio every weight of {', '.join(now.emptied)} is removed: "
                f"{'that layer' if len(now.emptied) == 1 else 'those layers'} now output a constant, whatever the input, "
                "and the model can only guess. Lower the ratio, or prune per layer.")
-if now.small_note:
-    st.warning(f"{now.small_note.capitalize()}. Every other figure stands.")
-cols = st.columns(5)
-cols[0].metric("Test accuracy", f"{now.accuracy:.2%}", **delta((now.accuracy - base.accuracy) * 100, "{:+.2f} pt"),
-               help=f"Measured on {len(s.test)} held-out test examples; change against the unpruned model.")
+for note in now.notes:
+    st.warning(note)
+if now.thin_note:
+    st.warning(f"{now.thin_note.capitalize()}. Every other figure stands.")
+
+metric, unit = fam.metric, fam.unit_kinds.get(cfg.unit, "units").split(" (")[0]
+cols = st.columns(6 if cfg.structured and now.thin is not None else 5)
+cols[0].metric(metric.name.capitalize(), metric.format(now.score.value),
+               **ui.score_delta(metric, now.score.value, base.score.value),
+               help=f"{metric.help} {now.score}; change against the unpruned model.")
 cols[1].metric("Non-zero parameters", f"{now.nonzeros:,}", **delta(now.nonzeros - base.nonzeros, "{:+,}", True),
-               help=f"Of {now.params:,} parameters; {now.removed:,} of {now.weights:,} Linear/Conv weights removed "
-                    "(biases are kept, except those of removed channels).")
-cols[2].metric("Dense size (measured)", f"{now.dense_bytes / 1024:,.1f} KiB",
-               **delta((now.dense_bytes - base.size_bytes) / 1024, "{:+,.1f} KiB", True),
+               help=f"Of {now.params:,} parameters; {now.removed:,} of {now.weights:,} weights of the compressible "
+                    "layers removed (biases are kept, except those of removed units).")
+cols[2].metric("Dense size (measured)", ui.size(now.size_bytes),
+               **ui.size_delta(now.size_bytes - base.size_bytes, base.size_bytes),
                help="torch.save of the masked model: zeros cost as much as any other float.")
-cols[3].metric("Sparse size (modelled)", f"{now.sparse.bytes / 1024:,.1f} KiB",
+cols[3].metric("Sparse size (modelled)", ui.size(now.sparse.bytes),
                help=f"Modelled from bit counts, storage format {now.sparse.format}: {now.sparse.detail}.")
-if now.small_bytes is not None:
-    cols[4].metric("Thin model (measured)", f"{now.small_bytes / 1024:,.1f} KiB",
-                   **delta((now.small_bytes - base.size_bytes) / 1024, "{:+,.1f} KiB", True),
-                   help=f"The channel-pruned model: torch.save of the model with channels removed at ratio {ratio:.2f}: {now.small_params:,} "
-                        f"parameters, test accuracy {now.small_accuracy:.2%}.")
+if now.thin is not None:
+    cols[4].metric("Thin model (measured)", ui.size(now.thin.size_bytes),
+                   **ui.size_delta(now.thin.size_bytes - base.size_bytes, base.size_bytes),
+                   help=f"The model with {unit} removed for real at ratio {cfg.amount:.2f}: torch.save of it, "
+                        f"{now.thin.params:,} parameters, {metric.short} {metric.format(now.thin.score.value)}; "
+                        f"{unit} kept per layer: {' / '.join(map(str, now.thin.units.values()))}.")
+if len(cols) == 6:
+    kept, total = list(now.thin.units.values()), [g.count for g in fam.units(s.model, cfg.unit)]
+    cols[5].metric("Kept per layer", f"{kept[0]} of {total[0]} {unit}" if len(set(kept)) == len(set(total)) == 1
+                   else f"{' / '.join(map(str, kept))} of {' / '.join(map(str, total))}",
+                   help=f"Read from the thin model's weights: {unit} per layer, of the original's.")
 st.caption(f"Sparse size is **modelled** as `{now.sparse.format}` storage ({now.sparse.detail}); the other "
            "sizes are **measured** bytes of real files.")
+if panel.detail is not None:
+    panel.detail(name, now)
+ui.full_split(name, cfg)
 
 left, right = st.columns(2)
 with left:
-    chosen = st.selectbox("Layer to inspect", layers, key="prune_layer")
-    lay = ui.layer(name, cfg, chosen)
-    st.plotly_chart(plots.weight_histogram(cache.layer_weights(name, chosen), f"{chosen}: all weights and those kept",
-                                           threshold=lay["threshold"] if method == "l1" and not structured else None,
-                                           after=lay["after"]), key="prune_hist")
-with right:
-    st.plotly_chart(plots.mask_heatmap(lay["mask"], f"{chosen} mask"), key="prune_mask")
+    if cfg.structured and now.unit_removed:
+        total = {g.where: g.count for g in fam.units(s.model, cfg.unit)}
+        st.plotly_chart(plots.layer_bars(list(now.unit_removed), [round(v * total[w]) for w, v in
+                                                                  now.unit_removed.items()],
+                                         f"{ui.sentence(unit)} removed per layer",
+                                         f"{unit} removed (of {max(total.values())})"), key="prune_layers")
+    else:
+        st.plotly_chart(plots.layer_bars([panel.short(n) for n in now.layer_sparsity],
+                                         [v * 100 for v in now.layer_sparsity.values()],
+                                         f"Weights removed per layer ({P.SCOPES[cfg.scope]})",
+                                         "% of the layer's weights"), key="prune_layers")
+curve_slot = right.container()
 
+layers = list(fam.layers(s.model))
+chosen = (panel.teacher_layer(s, cfg) if teacher or "prune_layer" not in st.session_state
+          else st.session_state["prune_layer"])
 left, right = st.columns(2)
 with left:
-    sparsity = [now.layer_sparsity[n] * 100 for n in layers]
-    st.plotly_chart(plots.layer_bars(layers, sparsity, f"Weights removed per layer ({P.SCOPES[scope]})",
-                                     "% of the layer's weights"), key="prune_layers")
+    if panel.pick_layer and not teacher:
+        chosen = st.selectbox("Layer to inspect", layers, key="prune_layer")
+    view = ui.layer(name, cfg, chosen, panel.crop)
+    cut = view["threshold"] if cfg.method == "l1" and not cfg.structured else None
+    st.plotly_chart(plots.weight_histogram(ui.weights(name, chosen), f"{chosen}: all weights and those kept",
+                                           threshold=cut, after=view["after"]), key="prune_hist")
+    st.caption(f"{view['removed']:.1%} of this layer's {' x '.join(map(str, view['shape']))} weights removed"
+               + (f": every |w| up to {cut:.3g} (the dashed lines)." if cut else
+                  f": whole rows or columns of removed {unit}." if view["removed"] else
+                  " — nothing is removed from this layer at this setting."))
 with right:
-    xs, ys = ui.curve(name, method, scope, structured, norm)
-    tuned = st.session_state.get("prune_tuned", {}).get(ui.tuned_key(name, cfg))
-    extra = {"gradual + fine-tuned": ([t.amount for t in tuned], [t.accuracy for t in tuned])} if tuned else None
-    st.plotly_chart(plots.accuracy_curve(xs, ys, (ratio, now.accuracy), f"Accuracy against prune ratio "
-                                         f"({P.METHODS[method]}, {P.SCOPES[scope]}{', structured' if structured else ''})",
-                                         reference=base.accuracy, extra=extra), key="prune_curve")
-    st.caption("One-shot curve: computed once per model and method, then cached.")
+    st.plotly_chart(panel.picture(name, cfg, chosen, view, now), key="prune_mask")
+
+with curve_slot:
+    with st.spinner("Computing the quality curve (once per model and method)…"):
+        qs = ui.curve(name, cfg, panel.curve)
+    st.plotly_chart(panel.curve_figure(name, cfg, now, qs, base.score.value), key="prune_curve")
+    st.caption(f"One-shot (no fine-tuning), measured at ratios {', '.join(map(str, panel.curve))}; computed once per "
+               f"model and method, then cached. Current ratio: {metric.short} {metric.format(now.score.value)}.")
 
 st.subheader("What it buys: the real models, timed")
 timed = Timed("prune_retime", lambda: ui.latencies.clear(name, cfg), teacher)
 lat = timed.measure("Timing the real models side by side…", lambda: ui.latencies(name, cfg))
-rows = [("original (dense)", base.params, base.nonzeros, base.size_bytes, base.accuracy, *lat["original"]),
-        ("masked (dense kernels, zeros kept)", now.params, now.nonzeros, now.dense_bytes, now.accuracy,
-         *lat["masked"])]
-if "channels" in lat:
-    rows.append(("channels removed (structured, same ratio)", now.small_params, now.small_params, now.small_bytes,
-                 now.small_accuracy, *lat["channels"]))
+small, large = fam.timing_batches[0], fam.timing_batches[-1]
+figures = {"original": base, "masked": now}
+rows = [("original (dense)", "original", base.params, base.nonzeros, base.size_bytes, base.score.value)]
+if "masked" in lat:
+    rows.append(("masked (dense kernels, zeros kept)", "masked", now.params, now.nonzeros, now.size_bytes,
+                 now.score.value))
+if "thin" in lat:
+    rows.append((f"{unit} removed ({'this setting' if cfg.structured else 'structured, same ratio'})", "thin",
+                 now.thin.params, now.thin.nonzeros, now.thin.size_bytes, now.thin.score.value))
 timed.show(pd.DataFrame([{
-    "model": r[0], "parameters": r[1], "non-zeros": r[2], "size, KiB (measured)": round(r[3] / 1024, 1),
-    "test accuracy, %": round(r[4] * 100, 2), "latency b=1, ms": round(r[5].median_ms, 3),
-    "latency b=256, ms": round(r[6].median_ms, 3), "b=256 spread (IQR), ms": round(r[6].iqr_ms, 3)} for r in rows]))
-b256 = lat["original"][1]
-speed = [b256.median_ms / r[6].median_ms for r in rows[1:]]
-timed.explain(f"At batch 256 the masked model runs at **{speed[0]:.2f}x** the original's speed — dense kernels "
-              "multiply the zeros too" + (f" — while the model with channels removed runs at **{speed[1]:.2f}x**"
-                                          f" ({' / '.join(f'{n} {sh[0]}' for n, sh in now.small_shapes.items())} "
-                                          "output channels)" if len(speed) > 1 else "")
-              + f". Latency: median of up to {b256.repeats} timed runs after {b256.warmup} warm-up each, the models "
-              f"timed in turn, {b256.threads} thread(s), on this server's CPU; the original's spread (IQR) was "
-              f"{b256.iqr_ms / b256.median_ms:.0%} of its median, so smaller differences are noise.",
-              [b for r in rows for b in r[5:7]], markdown=True)
+    "model": label, "parameters": params, "non-zeros": nonzeros, "size (measured)": ui.size(size_bytes),
+    f"{metric.short}": metric.format(value), f"latency b={small}, ms": round(lat[key][small].median_ms, 3),
+    f"latency b={large}, ms": round(lat[key][large].median_ms, 3),
+    f"b={large} spread (IQR), ms": round(lat[key][large].iqr_ms, 3),
+    f"speed-up b={large}": round(lat["original"][large].median_ms / lat[key][large].median_ms, 2)}
+    for label, key, params, nonzeros, size_bytes, value in rows]))
+ref = lat["original"][large]
+speed = {key: ref.median_ms / lat[key][large].median_ms for _, key, *_ in rows[1:]}
+parts = []
+if "masked" in speed:
+    parts.append(f"the masked model runs at **{speed['masked']:.2f}x** the original's speed — dense kernels multiply "
+                 "the zeros too: no real speed-up is expected")
+if "thin" in speed:
+    parts.append(f"the model with {unit} removed runs at **{speed['thin']:.2f}x** "
+                 f"({' / '.join(map(str, now.thin.units.values()))} {unit} kept per layer: it is really smaller)")
+timed.explain(f"At batch {large} " + ", while ".join(parts) + f". Latency: median of up to {ref.repeats} timed runs "
+              f"after {ref.warmup} warm-up each, the models timed in turn on real held-out inputs, {ref.threads} "
+              f"thread(s), on this server's CPU; the original's spread (IQR) was {ref.iqr_ms / ref.median_ms:.0%} of "
+              "its median, so smaller differences are noise.",
+              [b for key in lat for b in lat[key].values()], markdown=True)
 
-st.subheader("Gradual pruning with fine-tuning")
-g1, g2, g3 = st.columns([1, 1, 2])
-steps = URL.default("prune_steps") if teacher else g1.number_input("Steps", 1, 20, key="prune_steps",
-                                                                    help="Pruning steps along the cubic schedule.")
-epochs = URL.default("prune_epochs") if teacher else g2.number_input("Fine-tuning epochs per step", 0, 10,
-                                                                     key="prune_epochs")
-g3.markdown(f"Prunes a copy of **{state.label(name)}** to ratio **{ratio:.2f}** in {steps} steps (sparsity "
-            f"s_t = s_f (1 - (1 - t/n)^3)), fine-tuning {epochs} epoch(s) on the training split after each step with "
-            "the pruned weights held at zero. Moving any control stops a run.")
-if st.button("Prune gradually and fine-tune", key="prune_finetune", type="primary"):
-    with state.friendly_errors():
-        gcfg = P.GradualConfig(cfg, int(steps), int(epochs))
-        bar = st.progress(0.0, "Pruning and fine-tuning…")
-        res = ui.gradual(name, gcfg, lambda step, frac: bar.progress(frac, f"step {step.step}/{steps}: ratio "
-                                                                          f"{step.amount:.2f}, test accuracy "
-                                                                          f"{step.accuracy:.2%}"))
-        st.session_state.setdefault("prune_tuned", {})[ui.tuned_key(name, cfg)] = res
-        st.rerun()
-tuned = st.session_state.get("prune_tuned", {}).get(ui.tuned_key(name, cfg))
-if tuned:
-    last = tuned[-1]
-    st.success(f"Your last run, gradual pruning to {last.amount:.2f} with fine-tuning: test accuracy "
-               f"**{last.accuracy:.2%}** (original {base.accuracy:.2%}). The green curve above shows each step.")
-    st.dataframe(pd.DataFrame([{"step": t.step, "prune ratio": round(t.amount, 3), "sparsity": round(t.sparsity, 3),
-                                "accuracy right after pruning, %": round(t.oneshot_accuracy * 100, 2),
-                                "after fine-tuning, %": round(t.accuracy * 100, 2),
-                                "validation, %": round(t.val_accuracy * 100, 2), "seconds": round(t.seconds, 2)}
-                               for t in tuned]), hide_index=True)
+if slimcore.api.supports("prune-gradually", s):
+    st.subheader("Gradual pruning with fine-tuning")
+    g1, g2, g3 = st.columns([1, 1, 2])
+    steps = 5 if teacher else g1.number_input("Steps", 1, 20, key="prune_steps",
+                                              help="Pruning steps along the cubic schedule.")
+    epochs = 2 if teacher else g2.number_input("Fine-tuning epochs per step", 0, 10, key="prune_epochs")
+    g3.markdown(f"Prunes a copy of **{state.label(name)}** to ratio **{cfg.amount:.2f}** in {steps} steps (sparsity "
+                f"s_t = s_f (1 - (1 - t/n)^3)), fine-tuning {epochs} epoch(s) on the training split after each step "
+                "with the pruned weights held at zero. Moving any control stops a run.")
+    if st.button("Prune gradually and fine-tune", key="prune_finetune", type="primary"):
+        with state.friendly_errors():
+            gcfg = P.GradualConfig(cfg, int(steps), int(epochs))
+            bar = st.progress(0.0, "Pruning and fine-tuning…")
+            res = ui.gradual(name, gcfg, lambda step, frac: bar.progress(
+                frac, f"step {step.step}/{steps}: ratio {step.amount:.2f}, test accuracy {step.accuracy:.2%}"))
+            st.session_state.setdefault("prune_tuned", {})[ui.tuned_key(name, cfg)] = res
+            st.rerun()
+    tuned = st.session_state.get("prune_tuned", {}).get(ui.tuned_key(name, cfg))
+    if tuned:
+        last = tuned[-1]
+        st.success(f"Your last run, gradual pruning to {last.amount:.2f} with fine-tuning: test accuracy "
+                   f"**{last.accuracy:.2%}** (original {base.score.value:.2%}). The green curve above shows each step.")
+        st.dataframe(pd.DataFrame([{"step": t.step, "prune ratio": round(t.amount, 3),
+                                    "sparsity": round(t.sparsity, 3),
+                                    "accuracy right after pruning, %": round(t.oneshot_accuracy * 100, 2),
+                                    "after fine-tuning, %": round(t.accuracy * 100, 2),
+                                    "validation, %": round(t.val_accuracy * 100, 2), "seconds": round(t.seconds, 2)}
+                                   for t in tuned]), hide_index=True)
 
 with st.expander("How the methods choose what to prune", expanded=False):
     st.markdown("Each weight $w$ gets a score; the lowest-scored fraction $p$ is removed (its mask entry set to 0).")
@@ -155,11 +172,13 @@ with st.expander("How the methods choose what to prune", expanded=False):
     st.markdown(f"Taylor importance estimates how much the loss would change if the weight were zeroed, from one "
                 f"gradient on {ui.CALIBRATION} training examples. **Per layer** removes $p$ of every layer; **global** "
                 "ranks all weights together, so layers with many small weights lose more. **Structured** scores "
-                "each output channel by the norm of its weights' scores,")
+                "each unit by the norm of its weights' scores,")
     st.latex(r"S_c = \Big(\sum_{i \in c} s_i^{\,q}\Big)^{1/q}, \quad q \in \{1, 2\}")
-    st.markdown("and removes whole channels — together with the inputs of the next layer that read them — so the "
-                "tensors really shrink and dense kernels do less work. The output layer keeps every class. A channel "
-                "ratio $p$ on two consecutive layers removes about $1 - (1 - p)^2$ of the weights between them.")
+    st.markdown(f"and removes whole units ({', '.join(fam.unit_kinds.values())}) — together with the inputs of the "
+                "next layer that read them — so the tensors really shrink and dense kernels do less work. A "
+                "classifier's output layer keeps every class; an encoder's heads and FFN neurons are scored by the "
+                "L2 norm of every weight that computes or reads them. A ratio $p$ on two consecutive layers removes "
+                "about $1 - (1 - p)^2$ of the weights between them.")
 
-if not teacher:  # a lecture needs the figures, not the files
+if panel.export and not teacher:  # a lecture needs the figures, not the files
     export_panel(name, Recipe(name, prune=cfg))

@@ -117,6 +117,42 @@ class Family(Protocol):
         `whole` each kind of Linear across all transformer layers."""
         ...
 
+    def prune_masks(self, model: nn.Module, cfg: Any, scores: dict[str, torch.Tensor] | None = None,
+                    calibration: Any = None) -> dict[str, torch.Tensor]:
+        """Keep-masks (True = kept), shaped like the weights of layers(model), that a pruning.PruneConfig gives:
+        single weights, or (structured) the whole rows and columns of the units of cfg.unit the family scores lowest.
+        `scores`: pruning.weight_scores of the model, when already computed; `calibration`: the labelled batch that
+        gradient-based scores need. What the family lacks: a one-line ValueError (families.unsupported)."""
+        ...
+
+    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
+                     ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+        """A new, smaller model without the units of a kind that structured keep-masks drop (really removed: the
+        tensors shrink), and the masks extended to everything the removal takes (e.g. the next layer's inputs).
+        `example`: one input batch, to trace the model where the family needs it. A ValueError when it cannot."""
+        ...
+
+    # Distillation (slimcore.distillation.distill is the one training loop; these are what differs):
+    # distill_defaults: the distillation.DistillConfig this family's students train with unless told otherwise.
+    distill_defaults: Any
+
+    def student(self, teacher: nn.Module, cfg: Any) -> nn.Module:
+        """A fresh student of the teacher for a distillation.DistillConfig, keeping cfg.student of it: classifiers,
+        every hidden width scaled (weights seeded by cfg.seed); encoders, a share of the transformer layers, copied."""
+        ...
+
+    def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor, labels: torch.Tensor | None,
+                     cfg: Any) -> Any:
+        """One batch's distillation.LossParts: alpha * T^2 * soft + (1 - alpha) * hard. Classifiers: soft = KL of the
+        class distributions at T, hard = cross-entropy with `labels`. Encoders: soft = KL of the in-batch similarity
+        distributions at T, hard = MSE of the embeddings to the teacher's (`labels` None)."""
+        ...
+
+    def distill_lesson(self, sample: Any, cfg: Any) -> Any:
+        """A distillation.Lesson: the teacher's targets on the training examples (computed once), each epoch's seeded
+        batches, the optimizer, and the held-out score after each epoch."""
+        ...
+
 
 REGISTRY: dict[str, Family] = {}
 

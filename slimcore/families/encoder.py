@@ -12,11 +12,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import distillation as D
 from .. import text as T
+from .. import text_distill as TD
 from .base import LayerGroup, Metric, Score, Scorer, UnitGroup, unsupported
 
 COSINE = Metric("mean cosine to the original", "mean cosine", percent=False,
                 help="Measured: cosine of each held-out sentence's embedding to the original encoder's, averaged.")
+
+
+def cosine_scorer(split: T.TextSplit, reference: torch.Tensor) -> Scorer:
+    """A scorer of the mean cosine to the original's embeddings (`reference`) of a split, with text.TextQuality as
+    its detail (the sentence-encoder family's headline)."""
+    def score(model: nn.Module) -> Score:
+        q = T.evaluate(model, split, reference)
+        return Score(q.mean_cosine, COSINE, len(split), q)
+    return score
 
 
 class SentenceEncoder:
@@ -27,6 +38,7 @@ class SentenceEncoder:
     metric = COSINE
     unit_kinds = {"heads": "attention heads", "ffn": "FFN neurons"}
     timing_batches = (1, 32)
+    distill_defaults = TD.DEFAULTS   # T 0.2 (cosines are in [-1, 1]), 3 epochs of AdamW at 1e-4, half the layers
 
     def owns(self, sample: Any) -> bool:
         return isinstance(getattr(sample, "data", None), T.TextData)
@@ -43,12 +55,7 @@ class SentenceEncoder:
 
     def scorer(self, sample: Any, which: str = "test") -> Scorer:
         split = self.split(sample, which)
-        reference = T.embed(sample.model, split)   # the original's embeddings, once
-
-        def score(model: nn.Module) -> Score:
-            q = T.evaluate(model, split, reference)
-            return Score(q.mean_cosine, COSINE, len(split), q)
-        return score
+        return cosine_scorer(split, T.embed(sample.model, split))   # the original's embeddings, once
 
     def timing_inputs(self, sample: Any) -> dict[int, torch.Tensor]:
         return T.timing_batches(sample.data.test, self.timing_batches[-1])
@@ -74,3 +81,23 @@ class SentenceEncoder:
         return [LayerGroup(f"layer {i} · {T.GROUP_LABELS[g]}",
                            tuple(n for n in names if T.group_of(n) == g and T.layer_index(n) == i), f"layer {i}",
                            T.GROUP_LABELS[g]) for i in range(len(model.encoder.layer)) for g in T.GROUPS]
+
+    def prune_masks(self, model: nn.Module, cfg: Any, scores: dict[str, torch.Tensor] | None = None,
+                    calibration: Any = None) -> dict[str, torch.Tensor]:
+        from .. import text_prune   # l1 per layer; heads / FFN neurons by the L2 norm of their rows and columns
+        return text_prune.masks(model, cfg, scores)
+
+    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
+                     ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+        from .. import text_prune   # heads and neurons sliced out of the Linear layers; the masks say it all already
+        return text_prune.remove_units(model, unit, keep), keep
+
+    def student(self, teacher: nn.Module, cfg: D.DistillConfig) -> nn.Module:
+        return TD.student(teacher, cfg)   # cfg.student of the transformer layers, copied from the teacher
+
+    def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor, labels: torch.Tensor | None,
+                     cfg: D.DistillConfig) -> D.LossParts:
+        return TD.distill_loss(student_out, teacher_out, labels, cfg)
+
+    def distill_lesson(self, sample: Any, cfg: D.DistillConfig) -> D.Lesson:
+        return TD.lesson(sample.model, sample.data.train, cfg, self.scorer(sample, "quick"))

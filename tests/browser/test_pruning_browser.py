@@ -12,9 +12,11 @@ pytestmark = pytest.mark.browser
 
 
 def _mask_mean(page):
-    chart = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(1)  # the sparsity mask
-    # plotly.js keeps a binary-encoded z as {dtype, bdata, shape} with the decoded rows in _inputArray
-    return chart.evaluate("e => { const z = e.data[0].z; let s = 0, n = 0;"
+    charts = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")
+    # the sparsity mask (looked up by its title); plotly.js keeps a binary-encoded z as {dtype, bdata, shape} with the
+    # decoded rows in _inputArray
+    return charts.evaluate_all("els => { const e = els.filter(e => e.offsetParent !== null &&"
+                               " e.layout.title.text.endsWith(' mask'))[0]; const z = e.data[0].z; let s = 0, n = 0;"
                           " for (const row of Array.from(z._inputArray || z))"
                           "   for (const v of Array.from(row.length === undefined ? [row] : row)) { s += v; n += 1 }"
                           " return s / n }")

@@ -24,6 +24,7 @@ tests/golden/figures.json; `--check` compares instead of writing.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -96,11 +97,6 @@ def text_reference(quick: bool = True) -> torch.Tensor:
     return T.embed(s.model, s.data.quick_set if quick else s.test)
 
 
-@functools.lru_cache(maxsize=None)
-def text_order() -> dict[str, np.ndarray]:
-    return TP.sorted_magnitudes(sample(TEXT).model)
-
-
 def digest(t: torch.Tensor | np.ndarray) -> str:
     """A short fingerprint of a tensor's exact contents (shape and bytes): a mask or a grid as one string."""
     a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
@@ -168,12 +164,14 @@ def pruning_classifier(name: str) -> dict:
                 keep = P.effective_masks(s.model, keep, s.test.x[:1])
             except ValueError:
                 pass
+        thin = rep.thin
         out[_prune_key(method, scope, structured, ratio, norm)] = {
-            "accuracy": rep.accuracy, "params": rep.params, "nonzeros": rep.nonzeros, "weights": rep.weights,
-            "removed": rep.removed, "dense_bytes": rep.dense_bytes, "sparse": modelled(rep.sparse),
-            "layer_sparsity": rep.layer_sparsity, "emptied": list(rep.emptied), "small_params": rep.small_params,
-            "small_bytes": rep.small_bytes, "small_accuracy": rep.small_accuracy,
-            "small_shapes": {k: list(v) for k, v in rep.small_shapes.items()}, "small_note": rep.small_note,
+            "accuracy": rep.score.value, "params": rep.params, "nonzeros": rep.nonzeros, "weights": rep.weights,
+            "removed": rep.removed, "dense_bytes": rep.size_bytes, "sparse": modelled(rep.sparse),
+            "layer_sparsity": rep.layer_sparsity, "emptied": list(rep.emptied),
+            "small_params": thin and thin.params, "small_bytes": thin and thin.size_bytes,
+            "small_accuracy": thin and thin.score.value,
+            "small_shapes": {k: list(v) for k, v in (thin.shapes if thin else {}).items()}, "small_note": rep.thin_note,
             "masks": {n: digest(m) for n, m in keep.items()},
             "threshold": {n: P.threshold(s.model, keep, n) for n in keep},
             "sparsity": P.sparsity(keep),
@@ -185,8 +183,8 @@ def pruning_classifier(name: str) -> dict:
             for structured in (False, True):
                 cfg = P.PruneConfig(0.0, method, scope, structured, 1)
                 key = f"{method}-{scope}-{'structured' if structured else 'unstructured'}"
-                out["curve"][key] = P.accuracy_curve(
-                    s.model, cfg, s.test, PRUNE_CURVE, calib)
+                out["curve"][key] = [q.value for q in P.quality_curve(
+                    s.model, s.test, cfg, PRUNE_CURVE, calibration=calib)]
     return out
 
 
@@ -304,22 +302,22 @@ def distillation_classifier(name: str) -> dict:
             p = D.soften(logits[i], t)
             ex[f"T{t:g}"] = {"probs": p.tolist(), "entropy_bits": float(D.entropy_bits(p))}
         out[f"example{i}"] = ex
-    out["student_params"] = {w: sum(p.numel() for p in D.student_architecture(s.model, v).parameters())
-                             for w, v in D.WIDTHS.items()}
-    student = D.make_student(s.model, D.WIDTHS["1/4"], 0)
+    out["student_params"] = {w: D.parameters(D.student_architecture(s.model, v)) for w, v in D.WIDTHS.items()}
+    cfg = dataclasses.replace(slimcore.families.get("classifier").distill_defaults, student=D.WIDTHS["1/4"], epochs=2)
+    student = slimcore.families.get("classifier").student(s.model, cfg)   # = make_student(model, 0.25, seed 0)
     out["student_init_digest"] = digest(torch.cat([p.detach().reshape(-1) for p in student.parameters()]))
     out["student_init_accuracy"] = slimcore.accuracy(student, s.test)
     batch = s.data.train.head(64)
     with torch.inference_mode():
         zs, zt = student(batch.x), s.model(batch.x)
     for t, alpha, t2 in ((4.0, 0.5, True), (1.0, 0.0, True), (8.0, 1.0, False), (20.0, 0.9, True)):
-        parts = D.distillation_loss(zs, zt, batch.y, t, alpha, t2)
+        parts = D.classifier_loss(zs, zt, batch.y, dataclasses.replace(cfg, temperature=t, alpha=alpha, t_squared=t2))
         out[f"loss/T{t:g}-alpha{alpha:g}{'' if t2 else '-noT2'}"] = {
             "total": float(parts.total), "soft": float(parts.soft), "hard": float(parts.hard)}
-    res = D.distill(s.model, student, s.data, temperature=4.0, alpha=0.5, epochs=2, seed=0)
+    res = slimcore.distill(s, cfg)   # T 4, alpha 0.5, seed 0 (the defaults), a fresh 1/4-width student
     out["train/width0.25-T4-alpha0.5-2epochs"] = {
-        **{f"epoch{e.epoch}": {"soft_loss": e.soft_loss, "hard_loss": e.hard_loss, "loss": e.loss,
-                               "train_accuracy": e.train_accuracy, "val_accuracy": e.val_accuracy}
+        **{f"epoch{e.epoch}": {"soft_loss": e.soft, "hard_loss": e.hard, "loss": e.loss,
+                               "train_accuracy": e.train_score.value, "val_accuracy": e.score.value}
            for e in res.history},
         "test_accuracy": slimcore.accuracy(res.student, s.test),
         "size_bytes": slimcore.serialized_bytes(res.student)}
@@ -435,11 +433,19 @@ def home_text() -> dict:
     }
 
 
-def _text_prune_report(rep: TP.TextPruneReport) -> dict:
-    return {"quality": quality(rep.quality), "params": rep.params, "nonzeros": rep.nonzeros,
-            "size_bytes": rep.size_bytes, "sparse": None if rep.sparse is None else modelled(rep.sparse),
-            "shape": rep.shape, "removed": rep.removed, "thresholds": rep.thresholds, "notes": list(rep.notes),
-            "thin": rep.thin, "thin_parameters": TP.thin_parameters(rep.shape)}
+def _text_prune_report(rep: P.PruneReport, model: torch.nn.Module) -> dict:
+    """The text lab's figures of a PruneReport: those of the thin encoder when units were removed."""
+    fig = rep.thin if rep.cfg.structured else rep
+    removed = ({f"layer {i}": v for i, v in enumerate(rep.unit_removed.values())} if rep.cfg.structured else
+               {n: int((~m).sum()) / m.numel() for n, m in text_masks(rep.cfg).items()})
+    return {"quality": quality(fig.score.detail), "params": fig.params, "nonzeros": fig.nonzeros,
+            "size_bytes": fig.size_bytes, "sparse": None if rep.cfg.structured else modelled(rep.sparse),
+            "shape": model.shape(), "removed": removed, "thresholds": rep.thresholds, "notes": list(rep.notes),
+            "thin": rep.cfg.structured, "thin_parameters": TP.thin_parameters(model.shape())}
+
+
+def text_masks(cfg: P.PruneConfig) -> dict[str, torch.Tensor]:
+    return slimcore.families.get("encoder").prune_masks(sample(TEXT).model, cfg)
 
 
 def pruning_text() -> dict:
@@ -447,23 +453,26 @@ def pruning_text() -> dict:
     counts, measured and modelled sizes, what each layer lost, the kept units), the original's own row, and the
     quality curve at ratios 0, 0.5, 0.9."""
     s = sample(TEXT)
-    quick, ref = s.data.quick_set, text_reference(True)
+    fam = slimcore.families.family_of(s)
+    scorer = fam.scorer(s, "quick")
     out: dict[str, Any] = {}
     for kind in TP.KINDS:
         for ratio in (0.3, 0.6):
-            cfg = TP.TextPruneConfig(ratio, kind)
-            rep, _, p = TP.evaluate(s.model, cfg, quick, ref, text_order() if kind == "unstructured" else None)
-            out[f"{kind}-{ratio:g}"] = _text_prune_report(rep) | {
-                "keep": [k.tolist() for k in p.keep] if kind == "heads" else [digest(k) for k in p.keep],
-                "masks": {n: digest(m) for n, m in p.masks.items()}}
-    orig = TP.measure(s.model, TP.plan(s.model, TP.TextPruneConfig(0.0, "heads")), T.quality(ref, ref, quick))
-    out["original"] = _text_prune_report(orig)
+            cfg = TP.config(ratio, kind)
+            rep, dense, thin = P.evaluate(s.model, cfg, scorer, family=fam)
+            keep = text_masks(cfg)
+            out[f"{kind}-{ratio:g}"] = _text_prune_report(rep, thin or dense) | {
+                "keep": [] if kind == "unstructured" else
+                [k.tolist() if kind == "heads" else digest(k) for k in TP.kept_units(s.model, kind, keep)],
+                "masks": {n: digest(m) for n, m in keep.items()}}
+    rep, _, thin = P.evaluate(s.model, TP.config(0.0, "heads"), scorer, family=fam)
+    out["original"] = _text_prune_report(rep, thin)
     out["neuron_scores"] = [digest(x) for x in TP.neuron_scores(s.model)]
     out["head_scores"] = [x.tolist() for x in TP.head_scores(s.model)]
     ratios = (0.0, 0.5, 0.9)
     for kind in TP.KINDS:
-        qs = TP.quality_curve(s.model, kind, quick, ref, ratios, text_order() if kind == "unstructured" else None)
-        out[f"curve/{kind}"] = {"ratios": list(ratios), **{f"{r:g}": quality(q) for r, q in zip(ratios, qs)}}
+        qs = P.quality_curve(s.model, scorer, TP.config(0.0, kind), ratios, family=fam)
+        out[f"curve/{kind}"] = {"ratios": list(ratios), **{f"{r:g}": quality(q.detail) for r, q in zip(ratios, qs)}}
     return out
 
 
@@ -562,16 +571,16 @@ def distillation_text() -> dict:
     that batch; and a short training run (1 layer, 1 epoch, the page's other defaults)."""
     s = sample(TEXT)
     quick, ref = s.data.quick_set, text_reference(True)
-    out: dict[str, Any] = {"teacher": {"layers": len(s.model.encoder.layer), "parameters": TD.parameters(s.model)}}
+    out: dict[str, Any] = {"teacher": {"layers": len(s.model.encoder.layer), "parameters": D.parameters(s.model)}}
     students = {}
     for layers in (1, 3):
         m = TD.student_from_teacher(s.model, layers)
         students[layers] = m
         out[f"student{layers}"] = {"architecture": T.architecture(m),
                                    "kept": list(TD.kept_layers(len(s.model.encoder.layer), layers)),
-                                   "parameters": TD.parameters(m), "bytes": slimcore.serialized_bytes(m)}
+                                   "parameters": D.parameters(m), "bytes": slimcore.serialized_bytes(m)}
     out["student3"]["quick"] = quality(T.evaluate(students[3], quick, ref))
-    dflt = TD.TextDistillConfig()
+    dflt = slimcore.families.get("encoder").distill_defaults
     pool = TD.training_pool(s.data.train, dflt.seed)
     plan = TD.batches(pool, dflt.batch_size, dflt.seed, 0)
     idx = plan[0]
@@ -589,18 +598,22 @@ def distillation_text() -> dict:
     for t in (0.05, 0.2, 1.0):
         out[f"picture/T{t:g}"] = {"teacher": TD.similarity_distribution(teacher_emb, t)[anchor].tolist(),
                                   "student3": TD.similarity_distribution(student_emb, t)[anchor].tolist()}
+    # the keys keep the text lab's old alpha (the weight of the embedding MSE); alpha is now the soft term's weight
     for t, alpha in ((0.2, 0.5), (0.05, 0.0), (1.0, 1.0), (2.0, 0.3)):
-        parts = TD.distill_loss(student_emb, teacher_emb, t, alpha)
-        out[f"loss/T{t:g}-alpha{alpha:g}"] = {"total": float(parts.total), "embedding": float(parts.embedding),
-                                               "kl": float(parts.kl)}
-    cfg = TD.TextDistillConfig(layers=1, epochs=1)   # the page's defaults otherwise (T 0.2, alpha 0.5, lr 1e-4, seed 0)
-    res = TD.distill(s.model, s.data, cfg, references={"quick": ref, "test": text_reference(False)})
+        parts = TD.distill_loss(student_emb, teacher_emb, None, dataclasses.replace(dflt, temperature=t, alpha=1 - alpha))
+        out[f"loss/T{t:g}-alpha{alpha:g}"] = {"total": float(parts.total), "embedding": float(parts.hard),
+                                               "kl": float(parts.soft)}
+    cfg = dataclasses.replace(dflt, student=TD.share(s.model, 1), epochs=1)   # 1 layer; the page's other defaults
+    res = slimcore.distill(s, cfg)
+    test = s.test
     out["train/layers1-epochs1"] = {
-        "kept": list(res.kept), "train_sentences": res.train_sentences, "parameters": TD.parameters(res.student),
-        "size_bytes": slimcore.serialized_bytes(res.student), "untrained_quick": quality(res.untrained_quick),
-        "untrained_test": quality(res.untrained_test), "test": quality(res.test),
-        **{f"epoch{e.epoch}": {"loss": e.loss, "embedding_loss": e.embedding_loss, "kl": e.kl,
-                               "quick": quality(e.quick)} for e in res.history}}
+        "kept": list(TD.kept_layers(len(s.model.encoder.layer), TD.student_layers(s.model, cfg.student))),
+        "train_sentences": res.examples, "parameters": D.parameters(res.student),
+        "size_bytes": slimcore.serialized_bytes(res.student), "untrained_quick": quality(res.before.detail),
+        "untrained_test": quality(T.evaluate(TD.student(s.model, cfg), test, text_reference(False))),
+        "test": quality(T.evaluate(res.student, test, text_reference(False))),
+        **{f"epoch{e.epoch}": {"loss": e.loss, "embedding_loss": e.hard, "kl": e.soft,
+                               "quick": quality(e.score.detail)} for e in res.history}}
     return out
 
 
