@@ -1,6 +1,6 @@
 """Quantization of the text encoder (minilm): k-bit fake quantization of its 36 encoder Linear weight matrices
 (simulated), real dynamic int8 of them (torch.ao through slimcore.int8, measured), and sensitivity scans that change
-one group or one cell of Linear layers alone and measure how far the embeddings move on held-out sentences.
+one group of Linear layers alone and measure how far the embeddings move on held-out sentences.
 
 What is quantized: the weight matrices of the encoder's Linear layers (attention q/k/v and output, FFN in and out).
 The embedding tables (11.9 M of the 22.7 M parameters), the LayerNorms and all biases stay fp32, in the simulation
@@ -11,22 +11,18 @@ variant is a new MiniLM.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable, Collection, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 
 from . import int8 as int8_backend
 from . import text as T
 from .metrics import Latency, ModelledSize, compare_latency
-from .pruning import lowest
-from .quantization import BITS_RANGE, QuantConfig, check_bits, copy_with, fake_quantize, levels, qparams, quantize
+from .quantization import BITS_RANGE, QuantConfig, fake_quantize, levels, qparams, quantize
 
 CURVE_BITS = tuple(range(BITS_RANGE[0], BITS_RANGE[1] + 1))   # the bit widths of the cosine-vs-bits curve
-KINDS = {"prune": "pruned (L1, unstructured)", "quantize": "fake-quantized"}
 Progress = Callable[[int, int], None] | None
 
 
@@ -172,78 +168,6 @@ def group_sensitivity(model: T.MiniLM, split: T.TextSplit, reference: torch.Tens
             if on_progress:
                 on_progress(len(rows), total)
     return rows
-
-
-@dataclass(frozen=True)
-class CellConfig:
-    """How one cell (one group of one transformer layer) is compressed in the layer x group scan."""
-
-    kind: str = "prune"         # "prune": remove each Linear's smallest |w| (L1, unstructured); "quantize": fake k-bit
-    ratio: float = 0.5          # prune: fraction of each Linear's weights removed, 0..1
-    bits: int = 4               # quantize: 2..16, symmetric grid
-    per_channel: bool = False   # quantize: one grid per output channel
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0.0 <= self.ratio <= 1.0:
-            raise ValueError(f"the prune ratio must be a fraction from 0 to 1, got {self.ratio!r}")
-        check_bits(self.bits, *BITS_RANGE)
-
-    def describe(self) -> str:
-        if self.kind == "prune":
-            return f"{self.ratio:.0%} of each Linear's weights pruned (smallest |w|, unstructured, within the layer)"
-        return f"{self.bits}-bit symmetric fake quantization, {'per channel' if self.per_channel else 'per tensor'}"
-
-
-def pruned_weights(model: nn.Module, ratio: float, only: Collection[str]) -> dict[str, torch.Tensor]:
-    """The named Linear weights with the round(ratio * n) smallest |w| of each set to zero (a simulation: the zeros
-    are still stored and multiplied)."""
-    linears = T.linear_layers(model)
-    return {f"{n}.weight": linears[n].weight.detach() * lowest(linears[n].weight.detach().abs(), ratio) for n in only}
-
-
-def cell_variant(model: T.MiniLM, cfg: CellConfig, only: Collection[str]) -> T.MiniLM:
-    """A new encoder with only the named Linear layers compressed as cfg says."""
-    if cfg.kind == "prune":
-        return copy_with(model, pruned_weights(model, cfg.ratio, only)).eval()
-    return fake_quantized(model, QuantConfig(cfg.bits, per_channel=cfg.per_channel), only)
-
-
-@dataclass(frozen=True)
-class CellRow:
-    """One transformer layer's group compressed alone (measured on held-out sentences)."""
-
-    layer: int
-    group: str
-    quality: T.TextQuality
-
-    @property
-    def drop(self) -> float:
-        return 1.0 - self.quality.mean_cosine
-
-
-def cell_sensitivity(model: T.MiniLM, split: T.TextSplit, reference: torch.Tensor, cfg: CellConfig,
-                     on_progress: Progress = None) -> list[CellRow]:
-    """Every (transformer layer, group) cell compressed alone, the rest left as it is: 6 x 4 evaluations."""
-    depth = len(model.encoder.layer)
-    cells = [(i, g) for i in range(depth) for g in T.GROUPS]
-    rows = []
-    for k, (i, g) in enumerate(cells):
-        rows.append(CellRow(i, g, T.evaluate(cell_variant(model, cfg, select(model, [g], [i])), split, reference)))
-        if on_progress:
-            on_progress(k + 1, len(cells))
-    return rows
-
-
-def drop_grid(rows: list[CellRow]) -> np.ndarray:
-    """The scan as a (transformer layer x group) array of drops in mean cosine, groups in T.GROUPS order."""
-    depth = max(r.layer for r in rows) + 1
-    grid = np.full((depth, len(T.GROUPS)), math.nan)
-    col = {g: j for j, g in enumerate(T.GROUPS)}
-    for r in rows:
-        grid[r.layer, col[r.group]] = r.drop
-    return grid
 
 
 # ---------------------------------------------------------------------------------------- why int8 gains so much

@@ -1,6 +1,7 @@
 """Sweeps: the Pareto frontier is exactly the non-dominated set; a sweep row equals the same configuration built alone
 with slimcore.pruning / slimcore.quantization; sensitivity rows equal single-layer compressions; an allocation meets
 its budget on the model actually built from it; bad input gives clear errors and keeps what was done."""
+import copy
 import importlib
 import math
 import subprocess
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.nn.utils import prune as torch_prune
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -235,6 +237,25 @@ def test_sensitivity_on_the_encoder_scans_cells_and_whole_groups():
     assert frame.score.iloc[0] == slimcore.score(s, alone, "quick").value
     assert frame.detail.iloc[0].mean_cosine == frame.score.iloc[0] and frame.column.iloc[0] == cells[5].column
     assert SE.heat(frame).shape == (1, 1)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.75])
+def test_pruning_a_group_alone_equals_pytorchs_l1_unstructured(ratio):
+    s = slimcore.load_sample("minilm")
+    name = "encoder.layer.2.attention.output.dense"
+    ours = SE.weights(s.model, [name], SE.ScanConfig("prune"), ratio)[f"{name}.weight"]
+    lin = copy.deepcopy(slimcore.family_of(s).layers(s.model)[name])
+    torch_prune.l1_unstructured(lin, "weight", amount=ratio)
+    assert torch.equal(ours, lin.weight.detach())
+    assert int((ours == 0).sum()) == round(ratio * ours.numel())
+
+
+def test_a_scan_reports_progress_and_never_changes_the_model(cnn):
+    before = {k: v.clone() for k, v in cnn.model.state_dict().items()}
+    seen = []
+    frame = SE.scan_sample(cnn, SE.ScanConfig("quantize", (3, 2)), on_progress=lambda d, n: seen.append((d, n)))
+    assert seen == [(i, len(frame)) for i in range(1, len(frame) + 1)]
+    assert all(torch.equal(before[k], v) for k, v in cnn.model.state_dict().items())
 
 
 def test_sensitivity_rejects_unknown_kinds_and_settings():

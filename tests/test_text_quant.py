@@ -165,20 +165,9 @@ def test_the_shared_model_is_never_changed(s, tiny):
     TQ.int8_text(s.model, True)
     TQ.int8_text(s.model, False, ["qkv"], embeddings=True)
     TQ.group_variant(s.model, "ffn_in", "fake", cfg)
-    TQ.cell_variant(s.model, TQ.CellConfig("prune", 0.9), TQ.select(s.model, ["qkv"], [0]))
     after = s.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(type(m) is nn.Linear for m in T.linear_layers(s.model).values())
-
-
-@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.75])
-def test_cell_pruning_equals_pytorchs_l1_unstructured(s, ratio):
-    name = "encoder.layer.2.attention.output.dense"
-    ours = TQ.pruned_weights(s.model, ratio, [name])[f"{name}.weight"]
-    lin = copy.deepcopy(T.linear_layers(s.model)[name])
-    torch_prune.l1_unstructured(lin, "weight", amount=ratio)
-    assert torch.equal(ours, lin.weight.detach())
-    assert int((ours == 0).sum()) == round(ratio * ours.numel())
 
 
 def test_group_scan_has_every_group_and_method(s, tiny):
@@ -188,19 +177,6 @@ def test_group_scan_has_every_group_and_method(s, tiny):
     assert {r.layers for r in rows} == {6, 18}    # q/k/v has three Linear layers per transformer layer
     assert all(0.0 <= r.drop < 1.0 for r in rows)
     assert rows[2].label == "fake 4-bit per tensor (simulated)" and rows[1].label == "real int8 per channel"
-
-
-def test_cell_scan_fills_a_layer_by_group_grid(s, tiny):
-    ref = T.embed(s.model, tiny)
-    seen = []
-    rows = TQ.cell_sensitivity(s.model, tiny, ref, TQ.CellConfig("quantize", bits=3),
-                               on_progress=lambda done, total: seen.append((done, total)))
-    grid = TQ.drop_grid(rows)
-    assert grid.shape == (6, 4) and np.isfinite(grid).all() and (grid > 0).all()
-    assert seen[-1] == (24, 24)
-    one = T.evaluate(TQ.cell_variant(s.model, TQ.CellConfig("quantize", bits=3),
-                                     ["encoder.layer.4.intermediate.dense"]), tiny, ref)
-    assert grid[4, list(T.GROUPS).index("ffn_in")] == pytest.approx(1 - one.mean_cosine)
 
 
 def test_modelled_size_counts_bits_and_grids(s):
@@ -226,14 +202,6 @@ def test_kernel_times_cover_the_three_shapes(s):
 def test_bad_quant_configs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         QuantConfig(**{"bits": 8, "per_channel": False, **kwargs})
-
-
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(kind="distill"), "kind must be"), (dict(ratio=1.5), "fraction from 0 to 1"),
-    (dict(ratio=-0.1), "fraction"), (dict(bits=0), "from 2 to 16")])
-def test_bad_cell_configs_are_refused(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        TQ.CellConfig(**kwargs)
 
 
 def test_unknown_layers_and_groups_are_refused(s):

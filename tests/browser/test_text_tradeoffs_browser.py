@@ -1,4 +1,5 @@
-"""The Trade-offs lab on minilm in real headless Chromium: build a small grid, see its points, inspect one."""
+"""The Trade-offs lab (one page for every family) on minilm in real headless Chromium: build a small grid behind its
+button, see its points, inspect one."""
 import pytest
 from playwright.sync_api import expect
 
@@ -23,12 +24,12 @@ def test_text_grid_builds_and_a_point_opens(server, page):
     int8 = T.evaluate(TQ.int8_text(s.model, per_channel=True).model, s.data.quick_set, ref)
 
     page.goto(f"{server}/Trade-offs?model=minilm")
-    expect(page.get_by_text("Trade-offs — minilm (text)")).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name="Build the")).to_be_visible(timeout=120_000)
     wait_idle(page)
-    for option in ("unstructured L1 (single weights)", "FFN neurons (structured)"):
-        _drop(page, "Pruning", option)
+    page.get_by_text("Add structured pruning").first.click()
+    wait_idle(page)   # single weights only: unpruned and -50 %
     _drop(page, "Prune ratios", "25%")
-    _drop(page, "Precision", "4-bit fake quant (per channel, simulated)")
+    _drop(page, "Precisions", "4-bit fake quant (simulated)")
     run = page.get_by_role("button", name="Build the 4 points")
     expect(run).to_be_visible()
     run.click()
@@ -38,7 +39,7 @@ def test_text_grid_builds_and_a_point_opens(server, page):
     # plotly keeps the decoded arrays in _fullData (data may still hold the base64 form)
     wait_for_chart(page, 0, "g => g._fullData.filter(t => t.mode === 'markers' && t.name !== 'chosen')"
                             ".reduce((n, t) => n + t.x.length, 0) === 4")
-    page.get_by_role("combobox", name="Point to inspect").click()
-    page.get_by_role("option", name="unpruned, int8", exact=True).click()
+    page.get_by_role("combobox", name="Configuration").click()
+    page.get_by_role("option", name="unpruned · int8").click()
     expect_metric(page, "Mean cosine to original", f"{int8.mean_cosine:.4f}")
     assert page.locator("text=Traceback").count() == 0
