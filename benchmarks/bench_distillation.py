@@ -18,7 +18,7 @@ from slimcore import distillation as D
 from slimcore import plots
 
 GRID = D.GRID                    # the page's grid
-LR = D.DistillConfig().lr        # the page's learning rate (the default)
+LR = slimcore.families.get("classifier").distill_defaults.lr   # the page's learning rate (the default)
 
 
 def slider() -> None:
@@ -37,9 +37,10 @@ def run(name: str, width: str, temperature: float, alpha: float, seed: int, epoc
     s = slimcore.load_sample(name)
     stamps = [time.perf_counter()]
     t0 = stamps[0]
-    res = D.distill(s.model, D.make_student(name, D.WIDTHS[width], seed), s.data, temperature, alpha, epochs, seed,
-                    on_epoch=lambda e: stamps.append(time.perf_counter()),
-                    on_batch=lambda f: stamps.append(time.perf_counter()), lr=LR)  # the page's bar moves per batch
+    cfg = D.DistillConfig(temperature=temperature, alpha=alpha, epochs=epochs, lr=LR, seed=seed,
+                          student=D.WIDTHS[width])
+    res = slimcore.distill(s, cfg, on_epoch=lambda e: stamps.append(time.perf_counter()),
+                           on_batch=lambda f: stamps.append(time.perf_counter()))  # the page's bar moves per batch
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     return res, time.perf_counter() - t0, max(gaps), slimcore.accuracy(res.student, s.test)
 

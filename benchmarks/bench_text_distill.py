@@ -21,6 +21,7 @@ from _util import ROOT, timed
 import slimcore
 from slimcore import plots, serialized_bytes
 from slimcore import text as T
+from slimcore import distillation as D
 from slimcore import text_distill as TD
 
 METRICS = ("mean_cosine", "worst_cosine", "top1_agreement", "spearman", "paraphrase_top1")
@@ -33,37 +34,39 @@ def row(q: T.TextQuality) -> str:
 def depths(s, refs) -> None:
     print("\nuntrained students (teacher layers copied), quick set of 128 held-out sentences:")
     print(f"{'layers':>6} {'kept':<16} {'parameters':>11} {'size MiB':>9}  " + " ".join(METRICS))
-    for n in range(1, TD.MAX_LAYERS + 1):
+    layers = len(s.model.encoder.layer)
+    for n in range(1, layers):
         st = TD.student_from_teacher(s.model, n)
         q = T.evaluate(st, s.data.quick_set, refs["quick"])
-        print(f"{n:>6} {str(TD.kept_layers(6, n)):<16} {TD.parameters(st):>11,} "
+        print(f"{n:>6} {str(TD.kept_layers(layers, n)):<16} {D.parameters(st):>11,} "
               f"{serialized_bytes(st) / 2**20:>9.1f}  {row(q)}")
 
 
-def train(s, refs, cfg: TD.TextDistillConfig) -> TD.TextDistillResult:
+def train(s, refs, cfg: D.DistillConfig) -> D.DistillResult:
     print(f"\ndistillation at {cfg}")
-    stamps = []
-    r = TD.distill(s.model, s.data, cfg, progress=lambda e, f: stamps.append(time.perf_counter()), references=refs)
+    stamps = [time.perf_counter()]
+    r = slimcore.distill(s, cfg, on_batch=lambda f: stamps.append(time.perf_counter()))   # the page's loop
     gaps = np.diff(stamps)
-    print(f"{r.train_sentences} training sentences per epoch; teacher embeds them in {r.teacher_seconds:.1f} s")
+    print(f"{r.examples} training sentences per epoch; teacher embeds them in {r.teacher_seconds:.1f} s")
     for e in r.history:
         print(f"epoch {e.epoch}: {e.seconds:5.1f} s (quick-set check included), loss {e.loss:.5f} (MSE "
-              f"{e.embedding_loss:.5f}, KL {e.kl:.4f}), quick-set mean cosine {e.quick.mean_cosine:.4f}")
-    print(f"total {r.seconds:.1f} s (everything: untrained evaluation, teacher targets, training, final evaluation); "
+              f"{e.hard:.5f}, KL {e.soft:.4f}), quick-set mean cosine {e.score.value:.4f}")
+    print(f"total {r.seconds:.1f} s (everything: untrained evaluation, teacher targets, training, epoch checks); "
           f"longest gap between progress reports {gaps.max():.2f} s")
     print(f"whole test split ({len(s.test)} sentences, {len(s.test.pairs)} pairs): " + " ".join(METRICS))
     print(f"  teacher           {row(T.quality(refs['test'], refs['test'], s.test))}")
-    print(f"  untrained student {row(r.untrained_test)}")
-    print(f"  trained student   {row(r.test)}")
+    print(f"  untrained student {row(T.evaluate(TD.student(s.model, cfg), s.test, refs['test']))}")
+    print(f"  trained student   {row(T.evaluate(r.student, s.test, refs['test']))}")
     return r
 
 
-def compare(s, r: TD.TextDistillResult) -> None:
+def compare(s, r: D.DistillResult) -> None:
     lat = T.latencies({"teacher": s.model, "student": r.student}, s.test, max_seconds=3.0)
-    print(f"\nteacher vs {r.config.layers}-layer student (latency measured round-robin on real test sentences):")
+    print(f"\nteacher vs {len(r.student.encoder.layer)}-layer student (latency measured round-robin on real test "
+          "sentences):")
     for k, m in (("teacher", s.model), ("student", r.student)):
         b1, b32 = lat[k]
-        print(f"  {k:<8} {TD.parameters(m):>11,} parameters, {serialized_bytes(m) / 2**20:6.1f} MiB (torch.save); "
+        print(f"  {k:<8} {D.parameters(m):>11,} parameters, {serialized_bytes(m) / 2**20:6.1f} MiB (torch.save); "
               f"b=1 {b1.median_ms:7.2f} ms (IQR {b1.iqr_ms:.2f}), b=32 {b32.median_ms:7.1f} ms (IQR {b32.iqr_ms:.1f}), "
               f"{b32.threads} threads{'  NOISY' if b1.noisy or b32.noisy else ''}")
     print(f"  speed-up: {lat['teacher'][0].median_ms / lat['student'][0].median_ms:.2f}x at b=1, "
@@ -71,7 +74,7 @@ def compare(s, r: TD.TextDistillResult) -> None:
 
 
 def slider(s) -> None:
-    from slimui import text_distill as UI   # the page's own softmax; the figure from the same builder
+    from slimui import distill as UI   # the page's own softmax; the figure from the same builder
     pool = TD.training_pool(s.data.train, 0)
     idx = TD.batches(pool, 32, 0, 0)[0]
     rows = TD.similarity_logits(TD.embed_ids(s.model, tuple(pool.ids[i] for i in idx))).numpy()
@@ -106,7 +109,7 @@ def main() -> None:
     s = slimcore.load_sample("minilm")
     refs = {"quick": T.embed(s.model, s.data.quick_set), "test": T.embed(s.model, s.test)}
     depths(s, refs)
-    cfg = TD.TextDistillConfig()
+    cfg = slimcore.families.get("encoder").distill_defaults
     if len(sys.argv) > 1:
         cfg = dataclasses.replace(cfg, epochs=int(sys.argv[1]))
     r = train(s, refs, cfg)

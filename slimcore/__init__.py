@@ -14,8 +14,7 @@ from .sweep import Allocation, Outcome, SweepError, allocate, pareto, sweep
 from .sensitivity import ScanConfig, scan, scan_sample
 from .recipe import Int8Config, Recipe
 from .api import Measurement, distill, measure, prune, quantize, score, time_models
-from .distillation import DistillConfig
-from .text_distill import TextDistillConfig
+from .distillation import DistillConfig, DistillResult
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
 __all__ = [
@@ -32,6 +31,6 @@ __all__ = [
     "Allocation", "Outcome", "SweepError", "allocate", "pareto", "sweep", "ScanConfig", "scan", "scan_sample",
     "Int8Config", "Recipe",
     "Measurement", "distill", "measure", "prune", "quantize", "score", "time_models", "DistillConfig",
-    "TextDistillConfig",
+    "DistillResult",
     "DEFAULT_SAMPLE", "Sample", "SampleError", "list_samples", "load_sample",
 ]

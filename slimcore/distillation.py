@@ -1,8 +1,19 @@
-"""Knowledge distillation: a small student learns from a teacher's temperature-softened outputs (Hinton et al. 2015).
+"""Knowledge distillation, written once for every model family: a smaller student learns from a teacher's outputs
+softened by a temperature (Hinton, Vinyals & Dean 2015).
 
-loss = alpha * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) * CE(z_s, y)
+    loss = alpha * T^2 * soft + (1 - alpha) * hard
 
-The T^2 factor keeps the soft-target gradients, which shrink as 1/T^2, on the same scale as the hard-label ones.
+`soft` compares the teacher's and the student's distributions at temperature T (a KL divergence); `hard` ties the
+student to the family's own target. What they are is the family's (Family.distill_loss):
+  classifiers        soft = KL of the class distributions softmax(z / T); hard = cross-entropy with the labels.
+  sentence encoders  soft = KL of the in-batch similarity distributions softmax(S / T) (slimcore.text_distill);
+                     hard = MSE of the student's embeddings to the teacher's.
+The T^2 factor keeps the soft term's gradients, which shrink as 1/T^2, on the scale of the hard term's.
+
+The family also supplies the student (Family.student: a thinner classifier; a shallower encoder keeping teacher
+layers), its default settings (Family.distill_defaults) and the training material (Family.distill_lesson: the
+teacher's targets computed once, the seeded batch plan, the optimizer, the score after each epoch). `distill` below
+is the one training loop. The classifier's students (every hidden width scaled) are built here too.
 """
 from __future__ import annotations
 
@@ -11,27 +22,114 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import Dataset, Split
-from .metrics import accuracy, predict, weight_layers
+from .metrics import weight_layers
 from .zoo import DigitsCNN, DigitsMLP, Mnist1dCNN, Mnist1dMLP, spec
 
-WIDTHS = {"1/2": 0.5, "1/4": 0.25, "1/8": 0.125, "1/16": 0.0625}  # student widths, relative to the teacher
-GRID = (1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0)   # temperatures of the accuracy-against-temperature grid
+WIDTHS = {"1/2": 0.5, "1/4": 0.25, "1/8": 0.125, "1/16": 0.0625}  # classifier student widths, relative to the teacher
+GRID = (1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0)   # temperatures of the classifier's accuracy-against-temperature grid
 
+
+# --------------------------------------------------------------------------------------------------------- config
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How to distil, for any family (plain data: the key under which a result is kept). The defaults are the
+    classifiers'; a family's own are `family.distill_defaults`."""
+
+    temperature: float = 4.0  # T of the softmax the soft term compares (classes, or a batch's similarity rows)
+    alpha: float = 0.5        # weight of the soft (teacher) term; 0 = the hard term alone (classifiers: "scratch")
+    epochs: int = 10
+    lr: float = 1e-2          # the family's optimizer (classifiers Adam, encoders AdamW)
+    batch_size: int = 64
+    seed: int = 0             # batch order (encoders: and the training sentences' variants); classifiers: student init
+    t_squared: bool = True    # multiply the soft term by T^2
+    student: float = 0.5      # share of the teacher kept: hidden width (classifiers), transformer layers (encoders)
+
+    def __post_init__(self) -> None:
+        def number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        checks = [
+            (number(self.temperature) and self.temperature > 0, f"temperature must be a number > 0, got "
+                                                                f"{self.temperature!r}"),
+            (number(self.alpha) and 0.0 <= self.alpha <= 1.0, f"alpha must be in [0, 1], got {self.alpha!r}"),
+            (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be a whole number >= 1, got "
+                                                                f"{self.epochs!r}"),
+            (number(self.lr) and self.lr > 0, f"learning rate must be a number > 0, got {self.lr!r}"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch size must be a whole number >= 1, "
+                                                                        f"got {self.batch_size!r}"),
+            (isinstance(self.seed, int) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}"),
+            (number(self.student) and 0 < self.student <= 1, f"the student's share of the teacher must be in (0, 1], "
+                                                             f"got {self.student!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------------------------------------- loss
+
+@dataclass(frozen=True)
+class LossParts:
+    """One batch's distillation loss and its two parts (each a mean over the batch, before its weight).
+
+    soft: KL(teacher_T || student_T) — classifiers: of the class distributions at T; encoders: of each sentence's
+          similarity distribution over the other sentences of its batch at T. Before the T^2 and alpha factors.
+    hard: classifiers: cross-entropy with the labels; encoders: MSE of the student's embeddings to the teacher's.
+    """
+
+    total: torch.Tensor
+    soft: torch.Tensor
+    hard: torch.Tensor
+
+
+def combine(soft: torch.Tensor, hard: torch.Tensor, cfg: DistillConfig) -> LossParts:
+    """alpha * T^2 * soft + (1 - alpha) * hard (without T^2 when cfg.t_squared is off): every family's total."""
+    scale = cfg.temperature ** 2 if cfg.t_squared else 1.0
+    return LossParts(cfg.alpha * scale * soft + (1 - cfg.alpha) * hard, soft, hard)
+
+
+def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(softmax(teacher / T) || softmax(student / T)) over the last dimension, averaged over the rows."""
+    log_s = F.log_softmax(student_logits / temperature, dim=-1)
+    log_t = F.log_softmax(teacher_logits / temperature, dim=-1)
+    return F.kl_div(log_s, log_t, reduction="batchmean", log_target=True)
+
+
+def classifier_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                    cfg: DistillConfig) -> LossParts:
+    """The classifiers' loss: soft = KL of the class distributions at T, hard = cross-entropy with the labels."""
+    return combine(soft_kl(student_logits, teacher_logits, cfg.temperature),
+                   F.cross_entropy(student_logits, labels), cfg)
+
+
+def soften(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Class probabilities at a temperature: softmax(z / T). T = 1 is the ordinary softmax; larger T is flatter."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return F.softmax(logits / temperature, dim=-1)
+
+
+def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in bits of probability vectors (last dimension)."""
+    return -(probs * torch.log2(probs.clamp_min(1e-30))).sum(-1)
+
+
+# ----------------------------------------------------------------------------------------- classifier students
 
 def _w(n: int, width: float) -> int:
     return max(1, round(n * width))
 
 
 def student_architecture(teacher: str | nn.Module, width: float) -> nn.Module:
-    """A freshly initialised student of the same kind as a teacher (a sample model's name, or the model itself: a
-    sample architecture or a plain nn.Sequential), every hidden width scaled by `width`; the outputs stay.
+    """A freshly initialised classifier student of the same kind as a teacher (a sample model's name, or the model
+    itself: a sample architecture or a plain nn.Sequential), every hidden width scaled by `width`; the outputs stay.
     Its initial weights come from torch's global generator: use make_student for reproducible ones."""
     if not 0 < width <= 1:
         raise ValueError(f"student width must be in (0, 1], got {width}")
@@ -76,8 +174,8 @@ def _thin_sequential(teacher: nn.Sequential, width: float) -> nn.Sequential:
 
 
 def make_student(teacher: str | nn.Module, width: float, seed: int) -> nn.Module:
-    """The student a (teacher, width, seed) triple always gives: same weights for the same seed, whatever other
-    threads (other dashboard sessions) do meanwhile. Weights are drawn from a private generator with PyTorch's
+    """The classifier student a (teacher, width, seed) triple always gives: same weights for the same seed, whatever
+    other threads (other dashboard sessions) do meanwhile. Weights are drawn from a private generator with PyTorch's
     default Linear/Conv initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases alike."""
     net = student_architecture(teacher, width)
     gen = torch.Generator().manual_seed(seed)
@@ -90,129 +188,131 @@ def make_student(teacher: str | nn.Module, width: float, seed: int) -> nn.Module
     return net
 
 
-def soften(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Class probabilities at a temperature: softmax(z / T). T = 1 is the ordinary softmax; larger T is flatter."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    return F.softmax(logits / temperature, dim=-1)
+def shuffled_batches(n: int, cfg: DistillConfig) -> tuple[tuple[torch.Tensor, ...], ...]:
+    """Every epoch's batches of n examples: a fresh permutation per epoch from one generator seeded by cfg.seed,
+    cut into batches of cfg.batch_size (the last one shorter)."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    orders = [torch.randperm(n, generator=gen) for _ in range(cfg.epochs)]
+    return tuple(tuple(o[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)) for o in orders)
 
 
-def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy in bits of probability vectors (last dimension)."""
-    return -(probs * torch.log2(probs.clamp_min(1e-30))).sum(-1)
-
+# ------------------------------------------------------------------------------------------------------ training
 
 @dataclass(frozen=True)
-class LossParts:
-    total: torch.Tensor
-    soft: torch.Tensor   # KL(teacher_T || student_T), before the T^2 and alpha factors
-    hard: torch.Tensor   # cross-entropy with the labels
+class Lesson:
+    """What a family hands the training loop for one run (Family.distill_lesson)."""
 
-
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      temperature: float, alpha: float, t_squared: bool = True) -> LossParts:
-    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(student, labels), KL averaged over the batch."""
-    log_s = F.log_softmax(student_logits / temperature, dim=-1)
-    log_t = F.log_softmax(teacher_logits / temperature, dim=-1)
-    soft = F.kl_div(log_s, log_t, reduction="batchmean", log_target=True)
-    hard = F.cross_entropy(student_logits, labels)
-    scale = temperature ** 2 if t_squared else 1.0
-    return LossParts(alpha * scale * soft + (1 - alpha) * hard, soft, hard)
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How to distil. Plain data: the key under which a result is kept."""
-
-    temperature: float = 4.0
-    alpha: float = 0.5        # weight of the soft-target term; 0 = training on labels alone ("scratch")
-    epochs: int = 10
-    seed: int = 0             # shuffling order (the student's initialisation is the caller's)
-    lr: float = 1e-2          # Adam
-    batch_size: int = 64
-    t_squared: bool = True
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature must be a number > 0, got {self.temperature!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise ValueError(f"epochs must be a whole number >= 1, got {self.epochs!r}")
-        if not self.lr > 0 or self.batch_size < 1:
-            raise ValueError(f"need lr > 0 and batch_size >= 1, got {self.lr} and {self.batch_size}")
+    plan: tuple[tuple[Any, ...], ...]                 # each epoch's batches: indices into the training examples
+    inputs: Callable[[Any], torch.Tensor]             # a batch's indices -> the student's (and teacher's) input
+    targets: torch.Tensor                             # the teacher's outputs on every training example, once
+    labels: torch.Tensor | None                       # ground truth where the family has it (classifiers)
+    optimizer: Callable[[nn.Module], torch.optim.Optimizer]   # sets which of the student's parameters learn
+    score: Callable[[nn.Module], Any]                 # the headline Score after each epoch, on held-out data
+    examples: int                                     # training examples per epoch
+    train_score: Callable[[nn.Module], Any] | None = None     # the same on the training examples (classifiers)
 
 
 @dataclass(frozen=True)
 class Epoch:
-    """One epoch of training: mean loss parts over its batches, and accuracies after it."""
+    """One epoch: mean loss parts over its batches, and the family's headline score after it."""
 
     epoch: int
-    soft_loss: float
-    hard_loss: float
     loss: float
-    train_accuracy: float
-    val_accuracy: float
-    seconds: float
+    soft: float                 # mean soft term (KL at T), before T^2 and alpha
+    hard: float                 # mean hard term (cross-entropy; embedding MSE)
+    score: Any                  # a families.Score on held-out data (validation accuracy; quick-set mean cosine)
+    train_score: Any | None     # a Score on the training examples, where the family measures it
+    seconds: float              # wall-clock time of the epoch, evaluation included
 
 
 @dataclass(frozen=True)
 class DistillResult:
+    """A run: the trained student (eval mode, frozen), its history, and the untrained student's score."""
+
+    config: DistillConfig
     student: nn.Module
     history: tuple[Epoch, ...]
-    cancelled: bool
+    cancelled: bool             # stopped by should_stop(): the history holds the finished epochs
+    before: Any                 # the untrained student's Score, on the split of Epoch.score
+    examples: int               # training examples per epoch
+    teacher_seconds: float      # preparing the lesson (the teacher's targets), once per run
+    seconds: float              # the whole run
 
 
-def _check_fits(teacher: nn.Module, student: nn.Module, split: Split) -> torch.Tensor:
-    """The teacher's logits on a split, after checking that both models take its inputs and agree on the classes."""
-    x = split.x[:2]
+def _check_fits(student: nn.Module, lesson: Lesson) -> None:
+    idx = lesson.plan[0][0][:2]
+    x = lesson.inputs(idx)
     try:
         with torch.inference_mode():
-            t, s = teacher(x), student(x)
+            out = student(x)
     except RuntimeError as e:
-        raise ValueError(f"the student or the teacher does not fit this data (inputs {tuple(x.shape[1:])}): "
+        raise ValueError(f"the student does not fit this data (inputs {tuple(x.shape[1:])}): "
                          f"{str(e).splitlines()[0][:160]}") from None
-    if t.shape != s.shape:
-        raise ValueError(f"the student gives {s.shape[-1]} outputs, the teacher {t.shape[-1]}: they must match")
-    return predict(teacher, split.x)
+    if out.shape[1:] != lesson.targets.shape[1:]:
+        raise ValueError(f"the student gives {out.shape[-1]} outputs, the teacher {lesson.targets.shape[-1]}: "
+                         "they must match")
 
 
-def distill(teacher: nn.Module, student: nn.Module, data: Dataset, temperature: float = 4.0, alpha: float = 0.5,
-            epochs: int = 10, seed: int = 0, on_epoch: Callable[[Epoch], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, on_batch: Callable[[float], None] | None = None,
-            **options) -> DistillResult:
-    """Train a copy of `student` on the train split against the teacher's softened outputs (teacher and student are
-    left untouched). Deterministic for a seed. `on_epoch` is called after every epoch and `on_batch(fraction_done)` after every batch; `should_stop()` (checked every
-    batch) cancels and returns what was done. Options: lr, batch_size, t_squared."""
-    cfg = DistillConfig(temperature, alpha, epochs, seed, **options)
-    targets = _check_fits(teacher, student, data.train)  # the teacher runs once, not once per batch
-    net = copy.deepcopy(student).requires_grad_(True)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+def distill(sample: Any, cfg: DistillConfig | None = None, *, student: nn.Module | None = None,
+            on_epoch: Callable[[Epoch], None] | None = None, on_batch: Callable[[float], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> DistillResult:
+    """Train a student of the sample's family against its teacher (the sample's model) on the train split.
+
+    cfg: the family's distill_defaults unless given. `student`: start from this model (copied) instead of the
+    family's student for cfg. Deterministic for a config. `on_batch(fraction of the run)` is called after every
+    batch, `on_epoch(Epoch)` after every epoch; `should_stop()` (checked before every batch) cancels and returns
+    what was done. Neither the teacher nor a given student is changed."""
+    from .families import family_of   # here, not at the top: the family modules import this one
+
+    t_start = time.perf_counter()
+    fam = family_of(sample)
+    cfg = fam.distill_defaults if cfg is None else cfg
+    net = copy.deepcopy(student) if student is not None else fam.student(sample.model, cfg)
+    t0 = time.perf_counter()
+    try:
+        lesson = fam.distill_lesson(sample, cfg)
+    except RuntimeError as e:
+        raise ValueError(f"the teacher does not fit its data: {str(e).splitlines()[0][:160]}") from None
+    teacher_seconds = time.perf_counter() - t0
+    net.eval()
+    _check_fits(net, lesson)
+    before = lesson.score(net)
+    opt = lesson.optimizer(net)
+    total, done = sum(len(b) for b in lesson.plan), 0
     history: list[Epoch] = []
-    for epoch in range(1, cfg.epochs + 1):
+
+    def result(cancelled: bool) -> DistillResult:
+        net.eval().requires_grad_(False)
+        return DistillResult(cfg, net, tuple(history), cancelled, before, lesson.examples, teacher_seconds,
+                             time.perf_counter() - t_start)
+
+    for epoch, batches in enumerate(lesson.plan, start=1):
         t0 = time.perf_counter()
         net.train()
-        order = torch.randperm(len(data.train), generator=gen)
-        sums, batches = [0.0, 0.0, 0.0], 0
-        for i in range(0, len(order), cfg.batch_size):
+        sums = [0.0, 0.0, 0.0]
+        for idx in batches:
             if should_stop is not None and should_stop():
-                return DistillResult(net.eval().requires_grad_(False), tuple(history), True)
-            idx = order[i:i + cfg.batch_size]
-            parts = distillation_loss(net(data.train.x[idx]), targets[idx], data.train.y[idx], cfg.temperature,
-                                      cfg.alpha, cfg.t_squared)
-            opt.zero_grad()
+                return result(True)
+            labels = None if lesson.labels is None else lesson.labels[idx]
+            parts = fam.distill_loss(net(lesson.inputs(idx)), lesson.targets[idx], labels, cfg)
+            opt.zero_grad(set_to_none=True)
             parts.total.backward()
             opt.step()
-            for k, v in enumerate((parts.soft, parts.hard, parts.total)):
+            for k, v in enumerate((parts.total, parts.soft, parts.hard)):
                 sums[k] += float(v.detach())
-            batches += 1
+            done += 1
             if on_batch is not None:
-                on_batch((epoch - 1 + min(i + cfg.batch_size, len(order)) / len(order)) / cfg.epochs)
+                on_batch(done / total)
         net.eval()
-        record = Epoch(epoch, sums[0] / batches, sums[1] / batches, sums[2] / batches, accuracy(net, data.train),
-                       accuracy(net, data.val), time.perf_counter() - t0)
+        record = Epoch(epoch, sums[0] / len(batches), sums[1] / len(batches), sums[2] / len(batches),
+                       lesson.score(net), lesson.train_score(net) if lesson.train_score else None,
+                       time.perf_counter() - t0)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-    return DistillResult(net.eval().requires_grad_(False), tuple(history), False)
+    return result(False)
+
+
+def parameters(model: nn.Module) -> int:
+    """How many parameters a model has."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,16 +1,20 @@
-"""Distillation of the text encoder: a shallower MiniLM, initialised from the teacher's own layers, learns to embed
-sentences as the teacher does.
+"""What distillation needs from the sentence encoder (the family's part; the training loop is
+slimcore.distillation.distill): a shallower MiniLM initialised from the teacher's own layers, the similarity loss,
+and the training sentences.
 
-A student keeps `layers` of the teacher's transformer layers (see `kept_layers`) and all of its embedding tables. It is
-trained on the TRAIN split only, with
+A student keeps a share (cfg.student) of the teacher's transformer layers (see `kept_layers`) and all of its
+embedding tables. It is trained on the TRAIN split only, with
 
-    loss = alpha * MSE(e_s, e_t)  +  (1 - alpha) * T^2 * KL(softmax(S_t / T) || softmax(S_s / T))
+    loss = alpha * T^2 * KL(softmax(S_t / T) || softmax(S_s / T))  +  (1 - alpha) * MSE(e_s, e_t)
+           (soft: the in-batch similarity rows)                        (hard: the embeddings)
 
-where e are a sentence's embeddings (unit length: their MSE over the 384 dimensions is 2 (1 - cos) / 384; MSE to the
-teacher's embeddings is also what sentence-transformers' MSELoss distils with) and S = E E^T is the batch's cosine-similarity matrix with the
-diagonal left out: each row is a distribution over the other sentences of the batch, "which of them is most like
-me". The temperature acts on that distribution. Cosines lie in [-1, 1], so the sensible temperatures are small
-(0.05-1): T = 0.1 turns a cosine gap of 0.3 into a 20x probability ratio; at T = 2 all rows are nearly uniform.
+where e are a sentence's embeddings (unit length: their MSE over the embedding's d dimensions is 2 (1 - cos) / d; MSE
+to the teacher's embeddings is also what sentence-transformers' MSELoss distils with) and S = E E^T is the batch's
+cosine-similarity matrix with the diagonal left out: each row is a distribution over the other sentences of the
+batch, "which of them is most like me". The temperature acts on that distribution. Cosines lie in [-1, 1], so the
+sensible temperatures are small (0.05-1): T = 0.1 turns a cosine gap of 0.3 into a 20x probability ratio; at T = 2
+all rows are nearly uniform. (Before the labs shared one DistillConfig, the text lab's alpha weighed the MSE; alpha
+now weighs the soft term in every family, so an old alpha a is 1 - a here.)
 
 Why T^2: the gradient of the KL term with respect to a similarity is (p_s - p_t) / T. At large T the distributions are
 close to uniform, p_s - p_t shrinks as (S_s - S_t) / T, and the gradient as 1 / T^2; multiplying by T^2 keeps it on
@@ -18,17 +22,16 @@ one scale whatever T is (Hinton, Vinyals & Dean 2015). There T^2 * KL tends to h
 each row: a mean-squared error between the two similarity matrices (after centring). At small T the term only cares
 about which sentences are nearest, and T^2 then damps a gradient that would otherwise grow as 1 / T.
 
-Why MSE rather than 1 - cos: the same gradient direction, 192 times smaller. Measured on this sample (3-layer student),
-1 - cos (~0.2 untrained) dwarfs T^2 * KL (~0.001-0.002 at T = 0.1-1): alpha = 0.5 and alpha = 1 trained nearly the same
-student. With MSE the two parts are of one order and alpha chooses between them (Adam's steps hardly depend on the
-loss's overall scale, so alpha = 1 trains as fast either way).
+Why MSE rather than 1 - cos: the same gradient direction, d / 2 times smaller. Measured on this sample (3-layer
+student), 1 - cos (~0.2 untrained) dwarfs T^2 * KL (~0.001-0.002 at T = 0.1-1): alpha = 0.5 and alpha = 0 trained
+nearly the same student. With MSE the two parts are of one order and alpha chooses between them (Adam's steps hardly
+depend on the loss's overall scale, so alpha = 0 trains as fast either way).
 """
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -36,10 +39,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import text as T
+from .distillation import DistillConfig, Lesson, LossParts, combine, soft_kl
 
-MAX_LAYERS = 5   # a student has 1..5 of the teacher's 6 transformer layers
 FRAGMENT = 0.6   # a fragment variant keeps this share of a sentence's words (a contiguous span)
 DROP = 0.2       # a word-dropped variant drops each word with this probability (never below half of the words)
+MIN_BATCH = 4    # sentences per batch at least: each similarity row needs others to rank
+DEFAULTS = DistillConfig(temperature=0.2, alpha=0.5, epochs=3, lr=1e-4, batch_size=32, seed=0, student=0.5)
 
 
 # ------------------------------------------------------------------------------------------------------- students
@@ -55,6 +60,16 @@ def kept_layers(teacher_layers: int, layers: int) -> tuple[int, ...]:
     if layers == 1:
         return (teacher_layers - 1,)
     return tuple(math.floor(k * (teacher_layers - 1) / (layers - 1) + 0.5) for k in range(layers))
+
+
+def student_layers(teacher: T.MiniLM, share: float) -> int:
+    """Transformer layers of a student keeping `share` of the teacher's (rounded; at least 1)."""
+    return max(1, round(share * len(teacher.encoder.layer)))
+
+
+def share(teacher: T.MiniLM, layers: int) -> float:
+    """cfg.student for a student of `layers` layers (the inverse of student_layers)."""
+    return layers / len(teacher.encoder.layer)
 
 
 def student_from_teacher(teacher: T.MiniLM, layers: int) -> T.MiniLM:
@@ -82,8 +97,9 @@ def student_from_teacher(teacher: T.MiniLM, layers: int) -> T.MiniLM:
     return student
 
 
-def parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def student(teacher: T.MiniLM, cfg: DistillConfig) -> T.MiniLM:
+    """The encoder family's student for a config: student_layers(teacher, cfg.student) of the teacher's layers."""
+    return student_from_teacher(teacher, student_layers(teacher, cfg.student))
 
 
 # ----------------------------------------------------------------------------------------------------------- loss
@@ -103,54 +119,14 @@ def similarity_distribution(emb: torch.Tensor, temperature: float) -> torch.Tens
     return F.softmax(similarity_logits(emb) / temperature, dim=-1)
 
 
-@dataclass(frozen=True)
-class LossParts:
-    total: torch.Tensor
-    embedding: torch.Tensor   # MSE of student and teacher embeddings (= 2 (1 - cos) / 384 for unit vectors)
-    kl: torch.Tensor          # KL(teacher_T || student_T) of the similarity rows, averaged over rows, before T^2
-
-
-def distill_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, temperature: float, alpha: float) -> LossParts:
-    """alpha * MSE(e_s, e_t) + (1 - alpha) * T^2 * KL(softmax(S_t / T) || softmax(S_s / T)) for one batch."""
+def distill_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, labels: Any, cfg: DistillConfig) -> LossParts:
+    """The encoders' loss for one batch: soft = KL(softmax(S_t / T) || softmax(S_s / T)) of the similarity rows,
+    averaged over rows; hard = MSE(e_s, e_t). No labels (the teacher's embeddings are the targets)."""
     if student_emb.shape[0] < 3:
         raise ValueError("the similarity term needs at least 3 sentences in a batch")
-    embedding = F.mse_loss(student_emb, teacher_emb)
-    log_s = F.log_softmax(similarity_logits(student_emb) / temperature, dim=-1)
-    log_t = F.log_softmax(similarity_logits(teacher_emb) / temperature, dim=-1)
-    kl = F.kl_div(log_s, log_t, reduction="batchmean", log_target=True)
-    return LossParts(alpha * embedding + (1 - alpha) * temperature ** 2 * kl, embedding, kl)
-
-
-# --------------------------------------------------------------------------------------------------------- config
-
-@dataclass(frozen=True)
-class TextDistillConfig:
-    """One distillation run of the text encoder (plain data: it keys caches and session state)."""
-
-    layers: int = 3             # transformer layers the student keeps (of the teacher's 6)
-    temperature: float = 0.2    # T of the in-batch similarity softmax; cosines are in [-1, 1], so small T is sharp
-    alpha: float = 0.5          # weight of the embedding MSE; 1 - alpha goes to the similarity KL
-    epochs: int = 3
-    lr: float = 1e-4            # AdamW learning rate
-    batch_size: int = 32        # sentences per batch: the in-batch similarity rows have batch_size - 1 entries
-    seed: int = 0               # word-dropped variants, fragments and batch order
-
-    def __post_init__(self) -> None:
-        checks = [
-            (isinstance(self.layers, int) and 1 <= self.layers <= MAX_LAYERS,
-             f"student layers must be 1 to {MAX_LAYERS}, got {self.layers}"),
-            (math.isfinite(self.temperature) and 0.01 <= self.temperature <= 100,
-             f"temperature must be in [0.01, 100], got {self.temperature}"),
-            (0.0 <= self.alpha <= 1.0, f"alpha must be in [0, 1], got {self.alpha}"),
-            (isinstance(self.epochs, int) and 1 <= self.epochs <= 50, f"epochs must be 1 to 50, got {self.epochs}"),
-            (math.isfinite(self.lr) and 0 < self.lr <= 1e-2, f"learning rate must be in (0, 0.01], got {self.lr}"),
-            (isinstance(self.batch_size, int) and 4 <= self.batch_size <= 256,
-             f"batch size must be 4 to 256 sentences, got {self.batch_size}"),
-            (isinstance(self.seed, int) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+    hard = F.mse_loss(student_emb, teacher_emb)   # first: autograd sums the embeddings' gradients in this order
+    soft = soft_kl(similarity_logits(student_emb), similarity_logits(teacher_emb), cfg.temperature)
+    return combine(soft, hard, cfg)
 
 
 # ------------------------------------------------------------------------------------------------ training sentences
@@ -226,105 +202,37 @@ def batches(pool: Pool, batch_size: int, seed: int, epoch: int) -> list[list[int
 def embed_ids(model: nn.Module, ids: tuple[tuple[int, ...], ...], batch_size: int = 32) -> torch.Tensor:
     """Embeddings of token-id lists, batched by length, in the given order."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = torch.empty(len(ids), 384)
+    out = None
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        out[idx] = model(T.pad([list(ids[i]) for i in idx])).float()
+        e = model(T.pad([list(ids[i]) for i in idx])).float()
+        out = torch.empty(len(ids), e.shape[-1]) if out is None else out
+        out[idx] = e
     return out
 
 
-# ------------------------------------------------------------------------------------------------------ training
-
-@dataclass(frozen=True)
-class TextEpoch:
-    """Measured after one epoch: mean loss parts over its batches, and the student on the quick set."""
-
-    epoch: int
-    loss: float
-    embedding_loss: float     # mean MSE to the teacher's embeddings on the training batches
-    kl: float                 # mean KL of the similarity rows, before T^2 and (1 - alpha)
-    quick: T.TextQuality      # the student against the teacher on the quick set (128 held-out sentences)
-    seconds: float            # wall-clock time of the epoch, evaluation included
-
-
-@dataclass(frozen=True)
-class TextDistillResult:
-    """A finished run: the trained student, its history, and the untrained student (same layers) as the baseline."""
-
-    config: TextDistillConfig
-    student: T.MiniLM
-    kept: tuple[int, ...]            # teacher layers the student started from
-    history: tuple[TextEpoch, ...]
-    untrained_quick: T.TextQuality   # the student before training, on the quick set
-    untrained_test: T.TextQuality    # ... and on the whole test split
-    test: T.TextQuality              # the trained student on the whole test split
-    train_sentences: int             # sentences per epoch (train split and its variants)
-    teacher_seconds: float           # embedding the training pool with the teacher, once per run
-    seconds: float                   # the whole run
+def _adamw(lr: float) -> Callable[[nn.Module], torch.optim.Optimizer]:
+    """AdamW on the transformer layers only: the embedding tables stay the teacher's (on a few hundred training
+    sentences only a few hundred of the word vectors would ever get a gradient, and weight decay would shrink all the
+    others); weight decay 0.01 on the matrices, none on biases and LayerNorms."""
+    def make(net: nn.Module) -> torch.optim.Optimizer:
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.startswith("encoder."))
+        matrices = [p for n, p in net.named_parameters() if n.startswith("encoder.") and p.dim() == 2]
+        others = [p for n, p in net.named_parameters() if n.startswith("encoder.") and p.dim() < 2]
+        return torch.optim.AdamW([{"params": matrices, "weight_decay": 0.01},
+                                  {"params": others, "weight_decay": 0.0}], lr=lr)
+    return make
 
 
-def distill(teacher: T.MiniLM, data: T.TextData, cfg: TextDistillConfig,
-            progress: Callable[[int, float], None] | None = None,
-            on_epoch: Callable[[TextEpoch], None] | None = None,
-            references: dict[str, torch.Tensor] | None = None) -> TextDistillResult:
-    """Train a student of cfg.layers layers (initialised from the teacher's) on the train split and its variants.
-
-    AdamW on the transformer layers; the embedding tables stay as the teacher's (on 240 sentences only a few hundred
-    of the 30,522 word vectors would ever get a gradient, and weight decay would shrink all the others). Seeded and
-    deterministic: no dropout, the variants and batch order come from cfg.seed. `progress(epoch, fraction of the run)`
-    is called after every batch; `on_epoch` after every epoch. `references` may hold the teacher's embeddings of
-    the quick set ("quick") and the whole test split ("test"); computed here otherwise. The teacher is not touched.
-    """
-    t_start = time.perf_counter()
-    quick, test = data.quick_set, data.test
-    refs = dict(references or {})
-    if "quick" not in refs:
-        refs["quick"] = T.embed(teacher, quick)
-    if "test" not in refs:
-        refs["test"] = T.embed(teacher, test)
-    student = student_from_teacher(teacher, cfg.layers)
-    untrained_quick = T.evaluate(student, quick, refs["quick"])
-    untrained_test = T.evaluate(student, test, refs["test"])
-
-    pool = training_pool(data.train, cfg.seed)
-    t0 = time.perf_counter()
-    targets = embed_ids(teacher, pool.ids)
-    teacher_seconds = time.perf_counter() - t0
-
-    for name, p in student.named_parameters():
-        p.requires_grad_(name.startswith("encoder."))
-    matrices = [p for n, p in student.named_parameters() if n.startswith("encoder.") and p.dim() == 2]
-    others = [p for n, p in student.named_parameters() if n.startswith("encoder.") and p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": matrices, "weight_decay": 0.01}, {"params": others, "weight_decay": 0.0}],
-                            lr=cfg.lr)
-    plan = [batches(pool, cfg.batch_size, cfg.seed, e) for e in range(cfg.epochs)]
-    total, done = sum(len(b) for b in plan), 0
-    if progress:
-        progress(0, 0.0)
-    history = []
-    for epoch, epoch_batches in enumerate(plan, start=1):
-        t0 = time.perf_counter()
-        sums = np.zeros(3)
-        student.train()
-        for idx in epoch_batches:
-            parts = distill_loss(student(T.pad([list(pool.ids[i]) for i in idx])), targets[idx], cfg.temperature,
-                                 cfg.alpha)
-            opt.zero_grad(set_to_none=True)
-            parts.total.backward()
-            opt.step()
-            sums += [parts.total.item(), parts.embedding.item(), parts.kl.item()]
-            done += 1
-            if progress:
-                progress(epoch, done / total)
-        student.eval()
-        mean = sums / len(epoch_batches)
-        record = TextEpoch(epoch, float(mean[0]), float(mean[1]), float(mean[2]),
-                           T.evaluate(student, quick, refs["quick"]), time.perf_counter() - t0)
-        history.append(record)
-        if on_epoch:
-            on_epoch(record)
-    for p in student.parameters():
-        p.requires_grad_(False)
-    return TextDistillResult(cfg, student, kept_layers(len(teacher.encoder.layer), cfg.layers), tuple(history),
-                             untrained_quick, untrained_test, T.evaluate(student, test, refs["test"]), len(pool),
-                             teacher_seconds, time.perf_counter() - t_start)
+def lesson(teacher: T.MiniLM, train: T.TextSplit, cfg: DistillConfig, score: Callable[[nn.Module], Any]) -> Lesson:
+    """The encoder's training material: the train split's sentences and their variants (training_pool, from
+    cfg.seed), embedded once by the teacher; each epoch's batches (groups side by side, seeded); AdamW on the
+    transformer layers; `score` (the quick set) after each epoch. No dropout: seeded runs are deterministic."""
+    if cfg.batch_size < MIN_BATCH:
+        raise ValueError(f"batch size must be at least {MIN_BATCH} sentences for the similarity rows, "
+                         f"got {cfg.batch_size}")
+    pool = training_pool(train, cfg.seed)
+    return Lesson(plan=tuple(tuple(batches(pool, cfg.batch_size, cfg.seed, e)) for e in range(cfg.epochs)),
+                  inputs=lambda idx: T.pad([list(pool.ids[i]) for i in idx]), targets=embed_ids(teacher, pool.ids),
+                  labels=None, optimizer=_adamw(cfg.lr), score=score, examples=len(pool))

@@ -44,6 +44,9 @@ RENAMED = {"text_prune_ratio": "prune_ratio", "text_prune_kind": "prune_kind", "
            "text_sens_kind": "sens_kind", "text_sens_ratio": "sens_ratio", "text_sens_bits": "sens_bits",
            "text_sens_per_channel": "sens_granularity"}
 SWITCHED = {"text_per_channel", "text_sens_per_channel"}   # old 1/0 switches, now a GRANULARITY choice
+# The text Distillation lab's alpha weighed the embedding MSE (text_alpha, then mse_weight); one DistillConfig now
+# has alpha weigh the teacher's soft term in every family, the MSE getting 1 - alpha: an old value a is read as 1 - a.
+FLIPPED = {"mse_weight": "alpha"}   # applied after RENAMED (text_alpha -> mse_weight -> alpha)
 
 
 class Invalid(ValueError):
@@ -340,7 +343,20 @@ def renamed(params: dict[str, list[str]], text: bool) -> dict[str, list[str]]:
             except Invalid:
                 pass   # left as written: the page says it cannot use it
         out[RENAMED[old]] = values
+    for old, new in FLIPPED.items():
+        if old in out:
+            values = out.pop(old)
+            if text:
+                out[new] = [_flip(v) for v in values]
     return out
+
+
+def _flip(raw: str) -> str:
+    """1 - a weight written in the URL (0.2 -> 0.8); left as written when it is not a number."""
+    try:
+        return f"{round(1 - float(raw), 10):g}"
+    except ValueError:
+        return raw
 
 
 def rename_old_keys(text: bool) -> None:

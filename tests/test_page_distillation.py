@@ -43,6 +43,9 @@ def test_training_fills_curves_and_comparison_then_is_kept(page):
     assert not page.exception and not page.error
     figs = figures(page)
     assert array(figs["distill_loss"]["data"][0]["x"]).tolist() == [1, 2]
+    assert array(figs["distill_score"]["data"][0]["x"]).tolist() == [0, 1, 2]   # epoch 0: the untrained student
+    assert [d["name"] for d in figs["distill_score"]["data"]] == ["distilled: held out", "scratch: held out",
+                                                                   "distilled: train"]
     table = page.dataframe[0].value.set_index("model")
     assert list(table.index) == ["teacher", "distilled student", "student from scratch"]
     assert table.loc["teacher", "test accuracy, %"] == pytest.approx(97.77, abs=0.01)
@@ -64,8 +67,11 @@ def test_grid_point_appears_and_marks_the_slider(page):
     assert array(grid["data"][0]["x"]).tolist() == [1, 2, 4, 8, 12, 16, 20]
     from slimui import distill as ui
 
-    point = ui.store().get(ui.run_key("digits-cnn", "1/16", D.DistillConfig(8.0, 0.5, 1, 0)))
-    assert array(grid["data"][0]["y"])[3] == pytest.approx(point.history[-1].val_accuracy * 100)  # validation, not test
+    point = ui.store().get(ui.run_key("digits-cnn", D.DistillConfig(temperature=8.0, alpha=0.5, epochs=1, seed=0,
+                                                                     student=D.WIDTHS["1/16"])))
+    val = point.history[-1].score
+    assert val.examples == len(slimcore.load_sample("digits-cnn").data.val)   # validation, not test
+    assert array(grid["data"][0]["y"])[3] == pytest.approx(val.value * 100)
     assert grid["layout"]["shapes"][0]["x0"] == 4.0
     assert "7 of 7 ready" in " ".join(c.value for c in page.caption)
 
@@ -85,6 +91,6 @@ def test_alpha_zero_is_the_scratch_run_whatever_the_temperature(page):
     page.slider(key="temperature").set_value(9.0).run()
     page.button(key="train").click().run()
     assert not page.exception
-    key = ui.run_key("digits-cnn", "1/2", D.DistillConfig(9.0, 0.0, 1, 0))
+    key = ui.run_key("digits-cnn", D.DistillConfig(temperature=9.0, alpha=0.0, epochs=1, seed=0, student=0.5))
     assert key == ui.scratch_key(key)
     assert "plays no part" in " ".join(i.value for i in page.info)

@@ -1,16 +1,28 @@
-"""Distillation of the text encoder (slimcore.text_distill): the student's initialisation, the loss against PyTorch's
-own KL, the T² scaling, the training sentences, and a short seeded run that must beat the untrained student."""
+"""Distillation of the text encoder (the encoder family's part, slimcore.text_distill, run by the one loop): the
+student's initialisation, the loss against PyTorch's own KL, the T² scaling, the training sentences, and a short
+seeded run that must beat the untrained student."""
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import slimcore
+from slimcore import distillation as D
+from slimcore import families
 from slimcore import text as T
 from slimcore import text_distill as TD
+
+ENCODER = families.get("encoder")
+
+
+def loss(s: torch.Tensor, t: torch.Tensor, temperature: float, alpha: float, **kw) -> D.LossParts:
+    """The encoder family's loss; alpha weighs the soft (similarity) term."""
+    return ENCODER.distill_loss(s, t, None, dataclasses.replace(ENCODER.distill_defaults, temperature=temperature,
+                                                                alpha=alpha, **kw))
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +63,8 @@ def test_student_copies_exactly_the_chosen_layers(sample, layers):
         assert torch.equal(v, expected[k]), k
         assert v.data_ptr() != expected[k].data_ptr(), f"{k} shares memory with the teacher"
     assert not student.training and not any(p.requires_grad for p in student.parameters())
+    share = dataclasses.replace(ENCODER.distill_defaults, student=TD.share(teacher, layers))
+    assert len(ENCODER.student(teacher, share).encoder.layer) == layers == TD.student_layers(teacher, share.student)
 
 
 def test_student_runs_the_kept_layers(sample):
@@ -73,8 +87,8 @@ def test_student_runs_the_kept_layers(sample):
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
 def test_loss_is_zero_for_identical_embeddings(temperature, alpha):
     e = unit(16, 0)
-    parts = TD.distill_loss(e.clone(), e, temperature, alpha)
-    assert abs(float(parts.total)) < 1e-6 and abs(float(parts.kl)) < 1e-6 and abs(float(parts.embedding)) < 1e-6
+    parts = loss(e.clone(), e, temperature, alpha)
+    assert abs(float(parts.total)) < 1e-6 and abs(float(parts.soft)) < 1e-6 and abs(float(parts.hard)) < 1e-6
 
 
 @pytest.mark.parametrize("temperature", [0.05, 0.3, 2.0])
@@ -88,28 +102,30 @@ def test_kl_part_matches_torch_kl_div(temperature):
     p = F.softmax(rows_t / temperature, dim=1)
     reference = F.kl_div(log_q, p, reduction="batchmean")
     textbook = (p * (p.log() - log_q)).sum(1).mean()
-    kl = TD.distill_loss(s, t, temperature, 0.0).kl
+    kl = loss(s, t, temperature, 1.0).soft
     assert torch.allclose(kl, reference, rtol=1e-5, atol=1e-7)
     assert torch.allclose(kl, textbook, rtol=1e-4, atol=1e-7)
-    # the embedding part is torch's MSE, which for unit vectors is 2 (1 - cos) / 384
-    emb = TD.distill_loss(s, t, temperature, 1.0).total
-    assert torch.allclose(emb, F.mse_loss(s, t)) and torch.allclose(emb, 2 * (1 - (s * t).sum(1)).mean() / 384)
+    # the hard part is torch's MSE to the teacher's embeddings, which for unit vectors is 2 (1 - cos) / d
+    emb = loss(s, t, temperature, 0.0).total
+    assert torch.allclose(emb, F.mse_loss(s, t)) and torch.allclose(emb, 2 * (1 - (s * t).sum(1)).mean() / s.shape[1])
 
 
 def test_t_squared_scaling():
     s, t = unit(12, 3), unit(12, 4)
     for temperature in (0.1, 1.0, 4.0):
-        for alpha in (0.0, 0.3):
-            p = TD.distill_loss(s, t, temperature, alpha)
-            assert torch.allclose(p.total, alpha * p.embedding + (1 - alpha) * temperature ** 2 * p.kl, atol=1e-7)
+        for alpha in (1.0, 0.7):
+            p = loss(s, t, temperature, alpha)
+            assert torch.allclose(p.total, alpha * temperature ** 2 * p.soft + (1 - alpha) * p.hard, atol=1e-7)
+            q = loss(s, t, temperature, alpha, t_squared=False)
+            assert torch.allclose(q.total, alpha * q.soft + (1 - alpha) * q.hard, atol=1e-7)
     # at large T, T^2 * KL tends to half the variance of the similarity differences along each row
     diff = TD.similarity_logits(t) - TD.similarity_logits(s)
     limit = 0.5 * diff.var(dim=1, unbiased=False).mean()
-    scaled = [float(T_ ** 2 * TD.distill_loss(s.double(), t.double(), T_, 0.0).kl) for T_ in (10.0, 100.0, 1000.0)]
+    scaled = [float(T_ ** 2 * loss(s.double(), t.double(), T_, 1.0).soft) for T_ in (10.0, 100.0, 1000.0)]
     assert abs(scaled[-1] - float(limit)) < 1e-3 * float(limit)
     assert abs(scaled[0] - float(limit)) > abs(scaled[-1] - float(limit))   # and converges as T grows
     # without the T^2 factor the similarity term would vanish as 1 / T^2
-    assert float(TD.distill_loss(s, t, 100.0, 0.0).kl) < 1e-3 * float(TD.distill_loss(s, t, 1.0, 0.0).kl)
+    assert float(loss(s, t, 100.0, 1.0).soft) < 1e-3 * float(loss(s, t, 1.0, 1.0).soft)
 
 
 def test_similarity_rows_leave_out_the_diagonal():
@@ -122,18 +138,26 @@ def test_similarity_rows_leave_out_the_diagonal():
     assert torch.allclose(p.sum(1), torch.ones(5)) and p.shape == (5, 4)
 
 
-@pytest.mark.parametrize("change", [dict(layers=0), dict(layers=6), dict(temperature=0.0), dict(temperature=-1.0),
+@pytest.mark.parametrize("change", [dict(student=0.0), dict(temperature=0.0), dict(temperature=-1.0),
                                     dict(temperature=float("nan")), dict(alpha=-0.1), dict(alpha=1.5),
-                                    dict(epochs=0), dict(lr=0.0), dict(lr=float("inf")), dict(batch_size=2),
-                                    dict(seed=-1), dict(layers=2.5)])
+                                    dict(epochs=0), dict(lr=0.0), dict(lr=float("inf")), dict(seed=-1),
+                                    dict(epochs=2.5)])
 def test_bad_config_is_refused(change):
     with pytest.raises(ValueError):
-        TD.TextDistillConfig(**change)
+        dataclasses.replace(ENCODER.distill_defaults, **change)
+
+
+def test_what_the_encoder_cannot_do_is_refused(sample):
+    whole = dataclasses.replace(ENCODER.distill_defaults, student=1.0)   # all 6 layers: not a smaller student
+    with pytest.raises(ValueError, match="1 to 5 of the teacher's 6 layers"):
+        ENCODER.student(sample.model, whole)
+    with pytest.raises(ValueError, match="at least 4 sentences"):
+        slimcore.distill(sample, dataclasses.replace(ENCODER.distill_defaults, batch_size=2))
 
 
 def test_config_is_plain_hashable_data():
-    cfg = TD.TextDistillConfig()
-    assert hash(cfg) == hash(TD.TextDistillConfig()) and dataclasses.replace(cfg, seed=1) != cfg
+    cfg = ENCODER.distill_defaults
+    assert hash(cfg) == hash(dataclasses.replace(cfg)) and dataclasses.replace(cfg, seed=1) != cfg
 
 
 # ------------------------------------------------------------------------------------------------ training sentences
@@ -169,51 +193,56 @@ def test_batches_cover_the_pool_once_with_groups_together(sample):
 
 # ------------------------------------------------------------------------------------------------------ training
 
-def small(data: T.TextData, train: int = 24, test: int = 32) -> T.TextData:
-    return T.TextData(data.train.subset(train), data.test.subset(test), data.about, quick=16)
+def small(s, train: int = 24, test: int = 32):
+    """The sample with fewer sentences (a sample is anything with a model and data of its family)."""
+    data = s.data
+    return types.SimpleNamespace(model=s.model, data=T.TextData(data.train.subset(train), data.test.subset(test),
+                                                                 data.about, quick=16))
 
 
 def test_tiny_runs_are_deterministic_and_report_progress(sample):
-    data = small(sample.data)
-    cfg = TD.TextDistillConfig(layers=1, epochs=2, batch_size=16, seed=3)
-    seen, epochs = [], []
-    a = TD.distill(sample.model, data, cfg, progress=lambda e, f: seen.append((e, f)), on_epoch=epochs.append)
-    b = TD.distill(sample.model, data, cfg)
-    c = TD.distill(sample.model, data, dataclasses.replace(cfg, seed=4, epochs=1))
+    tiny = small(sample)
+    cfg = dataclasses.replace(ENCODER.distill_defaults, student=TD.share(sample.model, 1), epochs=2, batch_size=16,
+                              seed=3)
+    fractions, epochs = [], []
+    a = slimcore.distill(tiny, cfg, on_batch=fractions.append, on_epoch=epochs.append)
+    b = slimcore.distill(tiny, cfg)
+    c = slimcore.distill(tiny, dataclasses.replace(cfg, seed=4, epochs=1))
     sa, sb, sc = a.student.state_dict(), b.student.state_dict(), c.student.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert any(not torch.equal(sa[k], sc[k]) for k in sa)
-    fractions = [f for _, f in seen]
-    assert seen[0] == (0, 0.0) and fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert [e for e, _ in seen[1:]] == sorted(e for e, _ in seen[1:]) and {e for e, _ in seen[1:]} == {1, 2}
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) == sum(
+        len(TD.batches(TD.training_pool(tiny.data.train, 3), 16, 3, e)) for e in (0, 1))
     assert [e.epoch for e in epochs] == [1, 2] and tuple(epochs) == a.history
-    assert a.train_sentences == 72 and a.kept == (5,)
-    assert a.test.sentences == 32 and a.untrained_quick.sentences == 16
+    assert a.examples == 72 and len(a.student.encoder.layer) == 1
+    assert a.before.examples == 16 and a.before.detail.sentences == 16 and epochs[-1].score.detail.sentences == 16
+    assert epochs[-1].train_score is None
 
 
 @pytest.fixture(scope="module")
 def short_run(sample):
     before = {k: v.clone() for k, v in sample.model.state_dict().items()}
-    cfg = TD.TextDistillConfig(layers=2, epochs=1, seed=0)
-    return TD.distill(sample.model, sample.data, cfg), before
+    cfg = dataclasses.replace(ENCODER.distill_defaults, student=TD.share(sample.model, 2), epochs=1, seed=0)
+    return slimcore.distill(sample, cfg), before
 
 
 def test_short_run_beats_the_untrained_student_on_held_out_sentences(sample, short_run):
     r, _ = short_run
-    assert r.history[-1].quick.mean_cosine > r.untrained_quick.mean_cosine + 0.05
-    assert r.test.mean_cosine > r.untrained_test.mean_cosine + 0.05
-    assert r.test.spearman > r.untrained_test.spearman
+    assert r.history[-1].score.value > r.before.value + 0.05
+    test = ENCODER.scorer(sample, "test")
+    trained, untrained = test(r.student), test(ENCODER.student(sample.model, r.config))
+    assert trained.value > untrained.value + 0.05
+    assert trained.detail.spearman > untrained.detail.spearman
     # and the training loss fell: the first batches of the epoch, scored before and after
     pool = TD.training_pool(sample.data.train, r.config.seed)
     batches = TD.batches(pool, r.config.batch_size, r.config.seed, 0)[:6]
-    untrained = TD.student_from_teacher(sample.model, r.config.layers)
+    untrained = ENCODER.student(sample.model, r.config)
 
-    def loss(model) -> float:
+    def total(model) -> float:
         with torch.inference_mode():
-            return sum(float(TD.distill_loss(model(ids), sample.model(ids), r.config.temperature,
-                                             r.config.alpha).total)
+            return sum(float(ENCODER.distill_loss(model(ids), sample.model(ids), None, r.config).total)
                        for ids in (T.pad([list(pool.ids[i]) for i in b]) for b in batches))
-    assert loss(r.student) < 0.8 * loss(untrained)
+    assert total(r.student) < 0.8 * total(untrained)
 
 
 def test_teacher_is_not_touched(sample, short_run):

@@ -66,7 +66,7 @@ QUANT_CALIBRATION = 512      # slimui.quant.CALIBRATION_EXAMPLES: training input
 PRUNE_CURVE = tuple(round(r / 20, 2) for r in range(20)) + (0.97, 0.99)   # slimui.pruning.CURVE
 EXAMPLES = 12                # slimui.cache.examples: test inputs shown on the Home page
 PIPELINE_MODEL = "digits-mlp"  # slimui.tradeoffs.PIPELINE_MODEL
-TEXT_SHOWN = 12              # slimui.text_home.SHOWN: sentences in the Home similarity picture
+TEXT_SHOWN = 12              # slimui.home.SHOWN: sentences in the Home similarity picture
 # Every figure is computed with ONE intra-op thread: a float sum (a matmul, a mean) may be split differently with more
 # threads, so pinning the count makes the figures independent of the machine's cores (measured: with 2 threads, 39 of
 # the ~11,800 figures moved in their last bits, training losses and a few float32 means over 100k weights; accuracies,
