@@ -1,4 +1,5 @@
-"""Foundation benchmark: accuracy evaluation and home-figure build time per sample model, the dashboard's cold start
+"""Foundation benchmark: score evaluation (the family's metric) and home-figure build time per sample model (every
+family), the dashboard's cold start
 to first render and model switch in a real browser, and its resident memory.
 
 Usage: python benchmarks/bench_home.py
@@ -13,28 +14,46 @@ from _util import CHROMIUM_ARGS, start_dashboard, timed
 
 import slimcore
 from slimcore import plots
+from slimcore import text as T
+
+SHOWN = 12   # slimui.home.SHOWN and slimui.cache.examples: what the family panel shows
 
 
-def home_figures(s: slimcore.Sample) -> None:
+def family_picture(s) -> None:
+    """The home's family panel: a classifier's test inputs with predictions, an encoder's sentence similarities."""
+    if slimcore.family_of(s).name == "encoder":
+        emb = T.embed(s.model, s.test)
+        T.nearest(emb)
+        plots.similarity_heatmap((emb[:SHOWN] @ emb[:SHOWN].T).numpy(), list(s.test.texts[:SHOWN]), "cosine")
+        return
+    probs = slimcore.predict(s.model, s.test.x[:SHOWN]).softmax(1)
+    plots.example_gallery(s.test.x[:SHOWN].numpy(), s.test.y[:SHOWN].tolist(), probs.argmax(1).tolist(),
+                          probs.max(1).values.tolist())
+
+
+def home_figures(s) -> None:
     """What the home page computes for a model: its measurement and its three figures."""
     m = slimcore.measure(s)  # with timing, which the page does last
-    w = slimcore.weight_layers(s.model)[m.layers[0].name].weight.numpy().ravel()
+    w = slimcore.family_of(s).layers(s.model)[m.layers[0].name].weight.detach().numpy().ravel()
     plots.weight_histogram(w)
     plots.layer_bars([r.name for r in m.layers], [r.params for r in m.layers], "p", "p")
-    probs = slimcore.predict(s.model, s.test.x[:12]).softmax(1)
-    plots.example_gallery(s.test.x[:12].numpy(), s.test.y[:12].tolist(), probs.argmax(1).tolist(), probs.max(1).values.tolist())
+    family_picture(s)
 
 
 def server_side() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'model':<13} {'test n':>6} {'accuracy':>9} {'eval median':>12} {'eval p95':>9} {'home figures':>13}")
-    for name in slimcore.list_samples("classifier"):
+    print(f"{'model':<13} {'test n':>6} {'score':>22} {'eval median':>12} {'eval p95':>9} {'home figures':>13}")
+    for name in slimcore.list_samples():
         t0 = time.perf_counter()
         s = slimcore.load_sample(name)
         load_ms = (time.perf_counter() - t0) * 1000
-        ev = timed(lambda: slimcore.accuracy(s.model, s.test), repeats=30)
+        score = slimcore.family_of(s).scorer(s, "test")
+        v = score(s.model)
+        text = f"{v.metric.short} {v.metric.format(v.value)}"
+        repeats = 30 if slimcore.family_of(s).name == "classifier" else 3
+        ev = timed(lambda: score(s.model), repeats=repeats)
         fig = timed(lambda: home_figures(s), repeats=3)
-        print(f"{name:<13} {len(s.test):>6} {slimcore.accuracy(s.model, s.test):>9.2%} {ev['median_ms']:>9.2f} ms "
+        print(f"{name:<13} {len(s.test):>6} {text:>22} {ev['median_ms']:>9.2f} ms "
               f"{ev['p95_ms']:>6.2f} ms {fig['median_ms']:>10.0f} ms   (first load incl. data {load_ms:.0f} ms)")
 
 

@@ -310,6 +310,23 @@ def weight_qparams(w: torch.Tensor, cfg: QuantConfig) -> QParams | None:
     return qparams(w, cfg.bits, cfg.symmetric, _axis(cfg))
 
 
+def layer_grid(w: torch.Tensor, cfg: QuantConfig, quantized: torch.Tensor | None = None) -> dict:
+    """What the labs draw of one layer under cfg: its fp32 weights "w" and quantized weights "q" (flattened; pass the
+    model's own `quantized` tensor when stochastic rounding drew it), the grid "levels" (per channel: the widest
+    channel's, said in "note"), half the largest grid step "half_step" (None for binary and ternary) and "shape"."""
+    w = w.detach()
+    q = quantize_tensor(w, cfg) if quantized is None else quantized
+    grid = levels(w, cfg.bits, cfg.symmetric, _axis(cfg), cfg.ternary)
+    note = ""
+    if grid.dim() == 2:  # per channel: the grid of the channel with the widest range
+        widest = int((grid.amax(1) - grid.amin(1)).argmax())
+        grid = grid[widest]
+        note = f"levels of output channel {widest}, the widest of {w.shape[0]}; each channel has its own grid"
+    qp = weight_qparams(w, cfg)
+    return {"w": w.numpy().ravel().copy(), "q": q.detach().numpy().ravel().copy(), "levels": grid.numpy().copy(),
+            "half_step": None if qp is None else float(qp.scale.max()) / 2, "note": note, "shape": tuple(w.shape)}
+
+
 def _targets(model: nn.Module, skip: Iterable[str], layers: Mapping[str, nn.Module] | None = None) -> dict[str, nn.Module]:
     layers = weight_layers(model) if layers is None else dict(layers)
     if not layers:

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from . import int8 as int8_backend
+from . import quantization as Q
 from . import text as T
 from .metrics import Latency, ModelledSize, compare_latency
-from .quantization import BITS_RANGE, QuantConfig, fake_quantize, levels, qparams, quantize
+from .quantization import BITS_RANGE, QuantConfig, quantize
 
 CURVE_BITS = tuple(range(BITS_RANGE[0], BITS_RANGE[1] + 1))   # the bit widths of the cosine-vs-bits curve
 Progress = Callable[[int, int], None] | None
@@ -70,17 +71,7 @@ def layer_grid(model: nn.Module, layer: str, cfg: QuantConfig) -> dict:
     linears = T.linear_layers(model)
     if layer not in linears:
         raise ValueError(f"{layer!r} is not an encoder Linear layer; known: {', '.join(list(linears)[:3])}, …")
-    w = linears[layer].weight.detach()
-    axis = 0 if cfg.per_channel else None
-    grid = levels(w, cfg.bits, cfg.symmetric, axis)
-    note = ""
-    if grid.dim() == 2:
-        widest = int((grid.amax(1) - grid.amin(1)).argmax())
-        grid = grid[widest]
-        note = f"levels of output channel {widest}, the widest of {w.shape[0]}; each channel has its own grid"
-    return {"w": w.numpy().ravel().copy(), "q": fake_quantize(w, cfg.bits, cfg.symmetric, axis).numpy().ravel(),
-            "levels": grid.numpy().copy(), "note": note, "shape": tuple(w.shape),
-            "half_step": float(qparams(w, cfg.bits, cfg.symmetric, axis).scale.max()) / 2}
+    return Q.layer_grid(linears[layer].weight, cfg)
 
 
 # -------------------------------------------------------------------------------------------------- real int8

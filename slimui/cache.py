@@ -10,6 +10,7 @@ import streamlit as st
 import slimcore
 from slimcore import Sample, SampleError
 from slimcore import upload as U
+from slimcore.families import family_of
 
 UPLOADS_KEPT = 8  # uploaded models kept in memory (the oldest go first); each is named by a hash of its bytes
 
@@ -75,10 +76,11 @@ def baseline(name: str) -> slimcore.Measurement:
 
 
 @st.cache_data(show_spinner=False)
-def baseline_latency(name: str) -> tuple[slimcore.Latency, slimcore.Latency]:
-    """Latency of a sample model at batch 1 and 256, timed once per process (pages time it after drawing the rest)."""
+def baseline_latency(name: str) -> dict[int, slimcore.Latency]:
+    """Latency of a sample model at its family's batch sizes ({batch: Latency}: 1 and 256 for classifiers, 1 and 32
+    sentences for encoders), timed once per process (pages time it after drawing the rest)."""
     s = sample(name)
-    return slimcore.latencies(s.model, s.test, max_seconds=0.5)  # a short budget: the browser needs the CPU too
+    return slimcore.time_models(s, {"model": s.model}, max_seconds=0.5)["model"]  # short: the browser needs the CPU
 
 
 @st.cache_data(show_spinner=False)
@@ -93,5 +95,6 @@ def examples(name: str, n: int = 12) -> dict:
 
 @st.cache_data(show_spinner=False)
 def layer_weights(name: str, layer: str) -> np.ndarray:
-    """A copy of one layer's weights as a flat numpy array."""
-    return slimcore.weight_layers(sample(name).model)[layer].weight.detach().numpy().ravel().copy()
+    """A copy of one compressible layer's weights (its family's layers) as a flat numpy array."""
+    s = sample(name)
+    return family_of(s).layers(s.model)[layer].weight.detach().numpy().ravel().copy()

@@ -1,31 +1,38 @@
-"""Quantization page glue: widget values -> QuantConfig, and the page's cached computations, keyed by plain values.
+"""Quantization page glue for any model family: widget values -> QuantConfig, and the page's cached computations,
+keyed by plain values (model name, config as JSON, variant label, split).
 
-Cached results are plain data (numbers, arrays, records); the one cached model (the real int8 one) is shared by all
-sessions and only ever evaluated, never changed.
+The family (slimcore.families) says which layers are quantized, how a variant is scored (accuracy, mean cosine) and
+what the real int8 models are (slimcore.int8.variants). Cached results are plain data (numbers, arrays, records); the
+cached models (the real int8 ones, the scorers' references) are shared by all sessions and only ever evaluated.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Callable
 
-import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 
 import slimcore
-from slimcore import families
+from slimcore import Latency, families
 from slimcore import int8 as int8_backend
 from slimcore import quantization as q
+from slimcore.api import ACTIVATION_FAMILIES
 
 from . import cache
+from .components import delta
 
-CALIBRATION_EXAMPLES = 512          # training inputs that calibrate activation ranges, simulated and real int8
+CALIBRATION_EXAMPLES = q.CALIBRATION    # training inputs that calibrate activation ranges, simulated and real int8
 SCHEMES = {"symmetric": True, "asymmetric": False}
 GRANULARITIES = {"per tensor": False, "per channel": True}
 TARGETS = ("weights only", "weights and activations")
 CALIBRATION_METHODS = {"min/max": ("minmax", 100.0), "99.99th percentile": ("percentile", 99.99),
                        "99.9th percentile": ("percentile", 99.9)}
 ROUNDING = {"to nearest": "nearest", "stochastic (seed 0)": "stochastic"}
+CURVE_BITS = range(1, 17)               # the quality-vs-bits curve: binary, then 2..16-bit grids (and ternary)
+SPLIT = "quick"                         # the split the slider's figures are measured on (a classifier's test split)
 
 
 def config(bits: int, ternary: bool, scheme: str, granularity: str, target: str, act_bits: int = 8,
@@ -53,60 +60,105 @@ def _cfg(cfg_key: str) -> q.QuantConfig:
     return q.QuantConfig.from_dict(json.loads(cfg_key))
 
 
+def family(name: str) -> families.Family:
+    return families.family_of(cache.sample(name))
+
+
+def activations_supported(name: str) -> bool:
+    """Whether the model's family can fake-quantize activations (inputs calibrated on training examples)."""
+    return family(name).name in ACTIVATION_FAMILIES
+
+
+def layers(name: str) -> dict[str, torch.nn.Module]:
+    """The layers quantization acts on: the family's compressible layers, by dotted name."""
+    return family(name).layers(cache.sample(name).model)
+
+
+def fmt_bytes(n: float) -> str:
+    """A size as the page writes it: KiB below a MiB, else MiB."""
+    return f"{n / 1024:,.1f} KiB" if n < 2 ** 20 else f"{n / 2 ** 20:,.1f} MiB"
+
+
+def score_delta(score: families.Score, base: families.Score) -> dict:
+    """st.metric's delta arguments for a score against the original's, written as the family's metric writes it."""
+    m = score.metric
+    if m.percent:
+        return delta((score.value - base.value) * 100, "{:+.2f} pt", not m.higher_is_better)
+    return delta(score.value - base.value, "{:+.4f}", not m.higher_is_better)
+
+
+@st.cache_data(show_spinner=False)
+def fp32_bytes(name: str) -> int:
+    """The original model's file size (measured: torch.save of the state dict)."""
+    return slimcore.serialized_bytes(cache.sample(name).model)
+
+
+@st.cache_resource(show_spinner=False)
+def scorer(name: str, split: str = SPLIT) -> families.Scorer:
+    """The family's scorer on a held-out split (its reference, if any, computed once per process and shared)."""
+    s = cache.sample(name)
+    return families.family_of(s).scorer(s, split)
+
+
+@st.cache_data(show_spinner=False)
+def original(name: str, split: str = SPLIT) -> families.Score:
+    """The original model's score on a split (measured)."""
+    return scorer(name, split)(cache.sample(name).model)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def ranges(name: str, method: str, percentile: float) -> q.Ranges:
     """Input ranges of every layer of a sample model on CALIBRATION_EXAMPLES training inputs."""
     s = cache.sample(name)
-    return q.calibrate(s.model, s.data.train.x[:CALIBRATION_EXAMPLES], method, percentile)
+    x = families.family_of(s).split(s, "calibration").x[:CALIBRATION_EXAMPLES]
+    return q.calibrate(s.model, x, method, percentile)
+
+
+def _calibration(name: str, cfg: q.QuantConfig) -> q.Ranges | None:
+    return ranges(name, cfg.activations.method, cfg.activations.percentile) if cfg.activations else None
 
 
 def _quantized(name: str, cfg: q.QuantConfig) -> torch.nn.Module:
-    s = cache.sample(name)
-    calib = ranges(name, cfg.activations.method, cfg.activations.percentile) if cfg.activations else None
-    return q.quantize(s.model, config=cfg, calibration=calib)
+    if cfg.activations and not activations_supported(name):
+        raise families.unsupported("activation quantization", family(name), ["weights only"])
+    return q.quantize(cache.sample(name).model, config=cfg, calibration=_calibration(name, cfg), layers=layers(name))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def fake_score(name: str, cfg_key: str, split: str = SPLIT) -> families.Score:
+    """The family's score of the fake-quantized model (measured, of a simulated model)."""
+    return scorer(name, split)(_quantized(name, _cfg(cfg_key)))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def variant(name: str, cfg_key: str) -> dict:
-    """Accuracy (measured, of the simulated model), per-layer weight errors and modelled size of one setting."""
+    """Score (measured, of the simulated model), per-layer weight errors and modelled size of one setting."""
     cfg = _cfg(cfg_key)
-    s = cache.sample(name)
-    qm = _quantized(name, cfg)
-    return {"accuracy": slimcore.accuracy(qm, s.test), "errors": q.layer_errors(s.model, qm),
-            "size": q.modelled_bytes(s.model, cfg)}
+    model = cache.sample(name).model
+    qw = q.quantized_weights(model, cfg, layers(name))
+    return {"score": fake_score(name, cfg_key), "errors": q.layer_errors(model, qw, layers(name)),
+            "size": q.modelled_bytes(model, cfg, layers(name))}
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def layer_detail(name: str, cfg_key: str, layer: str) -> dict:
     """One layer's fp32 weights, quantized weights, grid levels (of the widest channel when per channel) and step."""
     cfg = _cfg(cfg_key)
-    layers = slimcore.weight_layers(cache.sample(name).model)
-    if layer not in layers:
-        raise ValueError(f"layer {layer!r} has no weights to quantize; layers with weights: {', '.join(layers)}")
-    w = layers[layer].weight.detach()
-    qw = q.quantized_weights(cache.sample(name).model, cfg)[f"{layer}.weight"]
-    grid = q.levels(w, cfg.bits, cfg.symmetric, 0 if cfg.per_channel else None, cfg.ternary)
-    qp = q.weight_qparams(w, cfg)
-    note, half_step = "", None
-    if grid.dim() == 2:  # per channel: draw the grid of the channel with the widest range
-        widest = int((grid.amax(1) - grid.amin(1)).argmax())
-        grid = grid[widest]
-        note = f"levels of output channel {widest}, the widest of {w.shape[0]}; each channel has its own grid"
-    if qp is not None:
-        half_step = float(qp.scale.max()) / 2
-    return {"w": w.numpy().ravel().copy(), "q": qw.numpy().ravel().copy(), "levels": grid.numpy().copy(),
-            "half_step": half_step, "note": note, "shape": tuple(w.shape)}
+    model, known = cache.sample(name).model, layers(name)
+    if layer not in known:
+        raise ValueError(f"layer {layer!r} has no weights to quantize; layers with weights: {', '.join(known)}")
+    return q.layer_grid(known[layer].weight, cfg, q.quantized_weights(model, cfg, known)[f"{layer}.weight"])
 
 
-@st.cache_data(show_spinner="Computing accuracy at every bit width (once per setting)…", max_entries=64)
+@st.cache_data(show_spinner="Measuring the quality at every bit width (once per setting)…", max_entries=64)
 def curve(name: str, cfg_key: str) -> dict:
-    """Accuracy at 1..16 weight bits and with ternary weights, for one scheme / granularity / activation setting."""
+    """The family's quality at 1..16 weight bits and with ternary weights, for one scheme / granularity / activation
+    / rounding setting: {"bits", "scores", "ternary"}."""
     cfg = replace(_cfg(cfg_key), bits=8, ternary=False)
-    s = cache.sample(name)
-    calib = ranges(name, cfg.activations.method, cfg.activations.percentile) if cfg.activations else None
-    points = q.quality_by_bits(s.model, families.family_of(s).scorer(s), cfg, range(1, 17), calib)
-    tern = slimcore.accuracy(q.quantize(s.model, config=replace(cfg, ternary=True), calibration=calib), s.test)
-    return {"bits": [p.bits for p in points], "accuracy": [p.value for p in points], "ternary": tern}
+    s, calib = cache.sample(name), _calibration(name, cfg)
+    points = q.quality_by_bits(s.model, scorer(name), cfg, CURVE_BITS, calib, layers(name))
+    tern = scorer(name)(q.quantize(s.model, config=replace(cfg, ternary=True), calibration=calib, layers=layers(name)))
+    return {"bits": [p.bits for p in points], "scores": [p.score for p in points], "ternary": tern}
 
 
 def curve_key(cfg: q.QuantConfig) -> str:
@@ -114,25 +166,63 @@ def curve_key(cfg: q.QuantConfig) -> str:
     return key(replace(cfg, bits=8, ternary=False))
 
 
+# --------------------------------------------------------------------------------------------------- real int8
+
+def int8_labels(name: str) -> list[str]:
+    """The real int8 variants the model's family offers (slimcore.int8.variants), by label."""
+    return list(int8_backend.variants(cache.sample(name)))
+
+
 @st.cache_resource(show_spinner="Building the real int8 model…")
-def int8_model(name: str) -> int8_backend.Int8Model:
-    """The real int8 model of a sample, built once per process and shared (read-only) by every session."""
-    s = cache.sample(name)
-    return int8_backend.int8_model(s.model, s.data.train.x[:CALIBRATION_EXAMPLES])
+def int8_model(name: str, label: str) -> int8_backend.Int8Model:
+    """A real int8 model of a sample, built once per process and shared (read-only) by every session."""
+    return int8_backend.build(cache.sample(name), label)
 
 
 @st.cache_data(show_spinner=False)
-def int8_figures(name: str) -> dict:
-    """Measured accuracy and serialized size of the real int8 model."""
-    r = int8_model(name)
-    s = cache.sample(name)
-    return {"accuracy": slimcore.accuracy(r.model, s.test), "size_bytes": slimcore.serialized_bytes(r.model),
-            "kind": r.kind, "engine": r.engine, "notes": " ".join(r.notes)}
+def int8_figures(name: str, label: str, split: str = SPLIT) -> dict:
+    """Measured score (the family's) and serialized size of a real int8 model."""
+    r = int8_model(name, label)
+    return {"score": scorer(name, split)(r.model), "size_bytes": slimcore.serialized_bytes(r.model), "kind": r.kind,
+            "engine": r.engine, "notes": " ".join(r.notes)}
 
 
 @st.cache_data(show_spinner=False)
-def timings(name: str) -> dict[str, tuple[slimcore.Latency, slimcore.Latency]]:
-    """Latency of fp32 and of real int8 at batch 1 and 256, timed side by side (round-robin, so that the machine's
-    load hits both alike), once per process."""
+def timings(name: str) -> dict[str, dict[int, Latency]]:
+    """Latency of fp32 and of every real int8 variant at the family's timing batches, timed side by side
+    (round-robin, so that the machine's load hits them alike), once per process: {model: {batch: Latency}}."""
     s = cache.sample(name)
-    return slimcore.compare_latencies({"fp32": s.model, "int8": int8_model(name).model}, s.test)
+    return slimcore.time_models(s, {"fp32": s.model, **{k: int8_model(name, k).model for k in int8_labels(name)}})
+
+
+def _speed(lat: Latency | None, ref: Latency | None = None) -> str:
+    if lat is None:
+        return "timing…"
+    text = f"{lat.median_ms:.3f} ms (IQR {lat.iqr_ms:.3f})"
+    return text + (f" · {ref.median_ms / lat.median_ms:.2f}× fp32" if ref is not None else "")
+
+
+def int8_table(name: str, sim_label: str, sim: families.Score, sim_bytes: float, int8: dict | None,
+               lat: dict | None, detail: Callable[[families.Score], dict[str, str]] | None = None) -> pd.DataFrame:
+    """fp32, the simulated model and each real int8 variant: the family's quality, size and latency at its timing
+    batches (measured unless said), then the family's detail figures (`detail`: score -> {column: text})."""
+    fam, base = family(name), original(name)
+    batches = fam.timing_batches
+    quality = f"{fam.metric.short} (measured)"
+
+    def row(label: str, score: families.Score | None, size: str, times: list[str]) -> dict:
+        cells = {"model": label, quality: fam.metric.format(score.value) if score else "building…", "size": size}
+        cells.update({f"latency, batch {b} (measured)": t for b, t in zip(batches, times)})
+        return {**cells, **(detail(score) if detail and score else {})}
+
+    f32 = lat["fp32"] if lat else {}
+    rows = [row("fp32 (original)", base, f"{fmt_bytes(fp32_bytes(name))} (measured file)",
+                [_speed(f32.get(b)) for b in batches]),
+            row(f"simulated: {sim_label} fake quant", sim, f"{fmt_bytes(sim_bytes)} (modelled)",
+                ["= fp32 (fp32 kernels)"] * len(batches))]
+    for label in int8_labels(name):
+        f = (int8 or {}).get(label)
+        times = [_speed(lat[label][b], f32[b]) if lat else "timing…" for b in batches]
+        rows.append(row(f"real {label}", f["score"] if f else None,
+                        f"{fmt_bytes(f['size_bytes'])} (measured file)" if f else "building…", times))
+    return pd.DataFrame(rows)

@@ -35,17 +35,20 @@ def set_bits(at, bits: int):
 def test_page_shows_every_figure_and_the_three_models(page):
     assert set(figures(page)) == {"q_levels", "q_values", "q_error", "q_sqnr", "q_curve"}
     table = page.dataframe[0].value.set_index("model")
-    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", "real int8 (static, torch.ao)"]
+    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", "real int8 (torch.ao)"]
     b1, b256 = "latency, batch 1 (measured)", "latency, batch 256 (measured)"
-    assert list(table.columns) == ["test accuracy (measured)", "size", b1, b256]
-    real, sim = table.loc["real int8 (static, torch.ao)"], table.loc["simulated: 8-bit fake quant"]
-    assert all(real[c].endswith("× fp32 speed)") for c in (b1, b256))
+    assert list(table.columns) == ["accuracy (measured)", "size", b1, b256]
+    real, sim = table.loc["real int8 (torch.ao)"], table.loc["simulated: 8-bit fake quant"]
+    assert all(real[c].endswith("× fp32") for c in (b1, b256))
     assert real["size"].endswith("(measured file)") and sim["size"].endswith("(modelled)")
     assert sim[b1].startswith("= fp32")
     from slimui import quant as ui
 
-    int8 = ui.int8_figures(slimcore.DEFAULT_SAMPLE)
+    int8 = ui.int8_figures(slimcore.DEFAULT_SAMPLE, "int8 (torch.ao)")
+    assert int8["kind"] == "static"   # digits-cnn has convolutions: calibrated static int8
     assert real["size"] == f"{int8['size_bytes'] / 1024:,.1f} KiB (measured file)"
+    assert real["accuracy (measured)"] == f"{int8['score'].value:.2%}"
+    assert any("static" in c.value and "calibrated on 512 training inputs" in c.value for c in page.caption)
     assert not page.error
     assert len(page.get("latex")) >= 6  # the formulas are on the page
 
@@ -133,12 +136,12 @@ def test_time_again_times_fp32_and_int8_afresh(page):
     from slimui import quant as ui
 
     first = ui.timings(slimcore.DEFAULT_SAMPLE)
-    page.button[0].click().run()
+    page.button(key="quant_retime").click().run()
     assert not page.exception and not page.error
     again = ui.timings(slimcore.DEFAULT_SAMPLE)
-    assert again != first and again["int8"][1].batch == 256
+    assert again != first and again["int8 (torch.ao)"][256].batch == 256
     shown = page.dataframe[0].value.set_index("model").loc["fp32 (original)", "latency, batch 1 (measured)"]
-    assert shown == f"{again['fp32'][0].median_ms:.3f} ms"
+    assert shown == f"{again['fp32'][1].median_ms:.3f} ms (IQR {again['fp32'][1].iqr_ms:.3f})"
 
 
 def test_cached_model_is_never_changed_by_the_page(page):
@@ -167,7 +170,7 @@ def test_nan_weights_give_a_message_not_a_traceback(tmp_path, monkeypatch):
     torch.save(state, tmp_path / "digits-cnn.pt")
     monkeypatch.setattr(zoo, "SAMPLE_DIR", tmp_path)
     caches = (cache._sample, cache.baseline, cache.baseline_latency, ui.ranges, ui.variant, ui.layer_detail, ui.curve,
-              ui.int8_model, ui.int8_figures, ui.timings)
+              ui.int8_model, ui.int8_figures, ui.timings, ui.scorer, ui.original, ui.fake_score, ui.fp32_bytes)
     for c in caches:
         c.clear()
     try:

@@ -49,42 +49,46 @@ def expected_cosine(s, ref, bits, per_channel) -> str:
 
 
 def marker(at) -> float:
-    return figures(at)["tq_curve"]["layout"]["shapes"][0]["x0"]
+    return figures(at)["q_curve"]["layout"]["shapes"][0]["x0"]
 
 
 def levels_name(at) -> str:
-    return figures(at)["tq_levels"]["data"][1]["name"]
+    return figures(at)["q_levels"]["data"][1]["name"]
 
 
 def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(page, s, ref):
     shown = metrics(page)
     assert shown[COSINE] == expected_cosine(s, ref, 8, False)
-    assert set(figures(page)) == {"tq_levels", "tq_curve"}
+    assert shown["Mean cosine (simulated)"] == shown[COSINE]   # the family's headline, then its detail figures
+    assert set(figures(page)) == {"q_levels", "q_values", "q_error", "q_sqnr", "q_curve"}
     assert levels_name(page).startswith("255 quantization levels") and marker(page) == 8
-    assert shown["Size at 8 bits (modelled)"] == f"{Q.modelled_bytes(s.model, QuantConfig(8, per_channel=False), TQ.layers(s.model)).bytes / 2**20:,.1f} MiB"
+    assert shown["Size at 8-bit (modelled)"] == f"{Q.modelled_bytes(s.model, QuantConfig(8, per_channel=False), TQ.layers(s.model)).bytes / 2**20:,.1f} MiB"
     assert any("Fake quantization: simulated" in m.value for m in page.markdown)
+    assert any("activation quantization is not available for sentence encoders" in c.value for c in page.caption)
     table = page.dataframe[0].value.set_index("model")
     both = "real int8 per channel, embeddings too"
-    assert list(table.index) == ["fp32 (original)", "real int8 per tensor", "real int8 per channel", both]
-    b1, b32 = "latency batch 1 (measured)", "latency batch 32 (measured)"
+    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", "real int8 per tensor",
+                                 "real int8 per channel", both]
+    b1, b32 = "latency, batch 1 (measured)", "latency, batch 32 (measured)"
     assert all(table.loc[k, c].endswith("× fp32") for k in ("real int8 per tensor", "real int8 per channel", both)
                for c in (b1, b32))
     size = serialized_bytes(TQ.int8_text(s.model, True).model)
-    assert table.loc["real int8 per channel", "size (measured file)"].startswith(f"{size / 2**20:,.1f} MiB")
+    assert table.loc["real int8 per channel", "size"] == f"{size / 2**20:,.1f} MiB (measured file)"
     small = serialized_bytes(TQ.int8_text(s.model, True, embeddings=True).model)
-    assert table.loc[both, "size (measured file)"].startswith(f"{small / 2**20:,.1f} MiB") and small < size / 2
+    assert table.loc[both, "size"] == f"{small / 2**20:,.1f} MiB (measured file)" and small < size / 2
     assert any("word-embedding table (30,522 x 384) is stored in 8 bits" in c.value for c in page.caption)
-    pc, pt = (float(table.loc[f"real int8 {k}", COSINE]) for k in ("per channel", "per tensor"))
+    assert table.loc["simulated: 8-bit fake quant", "mean cosine (measured)"] == shown[COSINE]
+    pc, pt = (float(table.loc[f"real int8 {k}", "mean cosine (measured)"]) for k in ("per channel", "per tensor"))
     assert pc > pt
     notes = [c.value for c in page.caption] + [w.value for w in page.warning]
     assert any("as fast as fp32 at batch 1" in n and "at batch 32" in n for n in notes)
 
 
 def test_the_curve_holds_every_bit_width_and_matches_the_slider(page):
-    curve = figures(page)["tq_curve"]["data"]
+    curve = figures(page)["q_curve"]["data"]
     xs, cos = array(curve[0]["x"]), array(curve[0]["y"]).astype(float)
-    assert list(xs) == list(range(2, 17))
-    assert cos[-1] > 0.9999 and cos[0] < cos[6]             # 16 bits ~ the original; 2 bits far from it
+    assert list(xs) == list(range(1, 17)) and curve[0]["name"] == "mean cosine"
+    assert cos[-1] > 0.9999 and cos[1] < cos[7]             # 16 bits ~ the original; 2 bits far from it
     assert f"{cos[list(xs).index(8)]:.4f}" == metrics(page)[COSINE]
 
 
@@ -93,14 +97,36 @@ def test_moving_bits_and_per_channel_follow_slimcore(page, s, ref):
     assert not page.exception
     assert metrics(page)[COSINE] == expected_cosine(s, ref, 4, False)
     assert levels_name(page).startswith("15 quantization levels") and marker(page) == 4
-    assert "Size at 4 bits (modelled)" in metrics(page)
+    assert "Size at 4-bit (modelled)" in metrics(page)
     page.radio(key="granularity").set_value("per channel").run()
     assert not page.exception
     assert metrics(page)[COSINE] == expected_cosine(s, ref, 4, True)
     assert float(metrics(page)[COSINE]) > float(expected_cosine(s, ref, 4, False))
-    assert "widest" in figures(page)["tq_levels"]["layout"]["annotations"][0]["text"]
-    page.selectbox(key="quant_layer").set_value("encoder.layer.0.attention.self.query").run()
-    assert "encoder.layer.0.attention.self.query (384 × 384)" in figures(page)["tq_levels"]["layout"]["title"]["text"]
+    assert "widest" in figures(page)["q_levels"]["layout"]["annotations"][0]["text"]
+    page.selectbox(key="quant_layer").set_value("encoder.layer.5.output.dense").run()
+    assert "encoder.layer.5.output.dense (384 × 1536)" in figures(page)["q_levels"]["layout"]["title"]["text"]
+
+
+def test_binary_ternary_asymmetric_and_stochastic_work_on_the_encoder_too(page, s, ref):
+    """The settings the old text page did not offer, now offered on every family: each figure is slimcore's."""
+    page.slider(key="bit_width").set_value(1).run()
+    assert not page.exception and levels_name(page).startswith("2 quantization levels")
+    binary = QuantConfig(1, per_channel=page.radio(key="granularity").value == "per channel")
+    want = T.evaluate(Q.quantize(s.model, config=binary, layers=TQ.layers(s.model)), s.data.quick_set, ref)
+    assert metrics(page)[COSINE] == f"{want.mean_cosine:.4f}"
+    page.checkbox(key="ternary").check().run()
+    assert not page.exception and levels_name(page).startswith("3 quantization levels")
+    page.checkbox(key="ternary").uncheck().run()
+    page.slider(key="bit_width").set_value(4).run()
+    page.radio(key="scheme").set_value("asymmetric").run()
+    page.selectbox(key="rounding").set_value("stochastic (seed 0)").run()
+    assert not page.exception and not page.error
+    cfg = QuantConfig(4, symmetric=False, per_channel=binary.per_channel, rounding="stochastic")
+    want = T.evaluate(Q.quantize(s.model, config=cfg, layers=TQ.layers(s.model)), s.data.quick_set, ref)
+    assert metrics(page)[COSINE] == f"{want.mean_cosine:.4f}"
+    assert "quant_target" not in [r.key for r in page.radio]   # activations: classifiers only, said in a caption
+    page.radio(key="scheme").set_value("symmetric").run()
+    page.selectbox(key="rounding").set_value("to nearest").run()
 
 
 def test_group_scan_measures_each_group_alone(page, s, ref):
@@ -135,5 +161,5 @@ def test_bad_link_values_give_a_message_and_teacher_mode_hides_retiming():
     at = open_page(bit_width="99", teacher="1")
     assert at.slider(key="bit_width").value == 8
     assert any("bit_width=99" in i.value for i in at.info)
-    assert "text_quant_retime" not in [b.key for b in at.button]
+    assert "quant_retime" not in [b.key for b in at.button]
     assert not np.isnan(float(metrics(at)[COSINE]))

@@ -331,6 +331,28 @@ def test_layer_errors_report_mse_and_sqnr(digits_cnn):
     assert as_dict == errs
 
 
+def test_layer_errors_follow_the_given_layers(digits_cnn):
+    """Only the given layers are reported (a family's compressible layers), from a quantized weight dict too."""
+    m = digits_cnn.model
+    only = {"fc1": m.fc1}
+    qw = q.quantized_weights(m, q.QuantConfig(3), only)
+    (e,) = q.layer_errors(m, qw, only)
+    assert e.name == "fc1" and e.sqnr_db == q.sqnr_db(m.fc1.weight, qw["fc1.weight"])
+
+
+@pytest.mark.parametrize("cfg", [q.QuantConfig(4), q.QuantConfig(3, symmetric=False, per_channel=True),
+                                 q.QuantConfig(1, per_channel=True), q.QuantConfig(8, ternary=True)], ids=str)
+def test_layer_grid_is_what_the_layer_is_quantized_onto(digits_cnn, cfg):
+    """The drawn grid holds every quantized value (per channel: the widest channel's grid is drawn, and said)."""
+    w = digits_cnn.model.conv2.weight
+    g = q.layer_grid(w, cfg)
+    assert g["shape"] == tuple(w.shape) and np.array_equal(g["q"], q.quantize_tensor(w, cfg).numpy().ravel())
+    assert len(g["levels"]) == (3 if cfg.ternary else 2 if cfg.bits == 1 else 2 ** cfg.bits - cfg.symmetric)
+    assert ("widest" in g["note"]) == cfg.per_channel and (g["half_step"] is None) == (cfg.ternary or cfg.bits == 1)
+    if not cfg.per_channel:
+        assert np.isin(g["q"], g["levels"]).all()
+
+
 def test_eight_bit_per_channel_is_within_half_a_point_of_fp32(sample):
     fp32 = slimcore.accuracy(sample.model, sample.test)
     acc = slimcore.accuracy(q.quantize(sample.model, bits=8, per_channel=True), sample.test)

@@ -1,17 +1,18 @@
-"""SlimLab home: upload a model or take the one picked in the sidebar, and see its card, its layers and its
-measured baseline figures."""
+"""SlimLab home: upload a model or take the one picked in the sidebar, and see its card, its measured baseline
+figures, its layers and a picture of what it does. One page for every model family: only the family's panel (its card
+and its picture: digits and predictions, or sentence similarities) differs (slimui.home)."""
 import pandas as pd
 import streamlit as st
 
 from slimcore import plots
-from slimui import cache, state, text_home
-from slimui import text as text_ui
+from slimcore.families import family_of
+from slimui import cache, home, state
 from slimui import upload as up
 from slimui.components import Timed
 
 s, teacher = state.current()
 name = s.name
-card = s.card
+panel = home.panel(family_of(s).name)
 
 st.title("SlimLab — see what compression costs and buys")
 st.caption("Pick a model in the sidebar, then open a lab. Every figure here is computed live by `slimcore` on "
@@ -20,41 +21,34 @@ st.caption("Pick a model in the sidebar, then open a lab. Every figure here is c
 with st.expander("Upload your own model", expanded=not state.my_uploads()):
     up.upload_form()
 
-if text_ui.is_text(s):
-    text_home.page(s, teacher)
-    st.stop()
-if card.get("source") == "upload":
+if s.card.get("source") == "upload":
     up.upload_card(s)
 else:
-    st.subheader(f"{name}: {card['architecture']}")
-    c1, c2 = st.columns([3, 2])
-    with c1:
-        st.markdown(f"**Dataset:** {card['dataset']} — {card['splits']['train']} train / {card['splits']['val']} "
-                    f"validation / {card['splits']['test']} test examples (split seed {card['splits']['split_seed']}).  \n"
-                    f"**Trained** with {card['training']['optimizer']} (lr {card['training']['lr']}, batch "
-                    f"{card['training']['batch_size']}, {card['training']['epochs']} epochs, seed "
-                    f"{card['training']['seed']}) by `{card['command']}`.  \n**Published reference (other data, context "
-                    f"only):** {card['reference']}")
-    with c2:
-        with st.expander("Module"):
-            st.code(card["module"], language="text")
+    panel.card(s)
 
 with state.friendly_errors():
     m = cache.baseline(name)
-    ex = cache.examples(name)
 
+score, metric = m.score, m.score.metric
+rows = home.layer_rows(s, m)
+other = sum(r["parameters"] for r in rows if not r["compressed"])
 cols = st.columns(5)
-cols[0].metric("Test accuracy", f"{m.accuracy:.2%}", help=f"Measured: top-1 on {len(s.test)} held-out test examples.")
-cols[1].metric("Parameters", f"{m.params:,}", help=f"{m.nonzeros:,} non-zero.")
-cols[2].metric("MACs per example", f"{m.macs:,}", help="Counted from the layer shapes: multiply-accumulates of the Linear/Conv layers for one input, as dense kernels compute them.")
-cols[3].metric("Size (measured)", f"{m.size_bytes / 1024:,.1f} KiB", help="Measured: bytes of the state dict written by torch.save.")
+cols[0].metric(metric.name[:1].upper() + metric.name[1:], metric.format(score.value),
+               help=f"{metric.help} On {score.examples:,} held-out test examples." + (
+                   "" if metric.percent else " The original against itself: the labs compare every compressed model "
+                                             "with it."))
+cols[1].metric("Parameters", f"{m.params:,}", help=f"{m.nonzeros:,} non-zero." + (
+    f" {other:,} of them in tables that compression leaves alone (a lookup, not a matrix product)." if other else ""))
+cols[2].metric("MACs per example", f"{m.macs:,}", help="Counted from the layer shapes on one real test input: "
+               "multiply-accumulates of the compressible layers for it, as dense kernels compute them.")
+cols[3].metric("Size (measured)", home.size_text(m.size_bytes), help="Measured: bytes of the state dict written by "
+               "torch.save.")
 latency_metric = cols[4].empty()  # filled last: timing waits for the figures
 timed = Timed("home_retime", lambda: cache.baseline_latency.clear(name), teacher, table=False)
 
 st.subheader("Layers")
-table = pd.DataFrame([{"layer": r.name, "type": r.kind, "weight shape": " x ".join(map(str, r.weight_shape)),
-                       "parameters": r.params, "non-zeros": r.nonzeros, "MACs / example": r.macs} for r in m.layers])
-st.dataframe(table, hide_index=True, width="stretch")
+table = pd.DataFrame(rows)
+st.dataframe(table.drop(columns="compressed"), hide_index=True, width="stretch", height=min(400, 38 + 35 * len(rows)))
 
 left, right = st.columns(2)
 with left:
@@ -65,10 +59,11 @@ with right:
     st.plotly_chart(plots.layer_bars(table["layer"], table["parameters"], "Parameters per layer", "parameters"),
                     key="home_params")
 
-st.subheader("Test examples and predictions")
-st.plotly_chart(plots.example_gallery(ex["x"], ex["y"], ex["pred"], ex["conf"]), key="home_examples")
+panel.picture(s, m)
 
-b1, b256 = timed.measure("Timing…", lambda: cache.baseline_latency(name))
-latency_metric.metric("Latency (measured)", f"{b1.median_ms:.3f} ms", help=b1.describe())
-timed.explain(f"Latency (measured on this server's CPU) at batch 256: {b256.median_ms:.2f} ms median (IQR "
-              f"{b256.iqr_ms:.2f} ms), {b256.per_example_us:.2f} µs per example; batch 1: {b1.describe()}.", (b1, b256))
+lat = timed.measure("Timing…", lambda: cache.baseline_latency(name))
+small, big = lat[min(lat)], lat[max(lat)]
+latency_metric.metric("Latency (measured)", f"{small.median_ms:.3f} ms", help=small.describe())
+timed.explain(f"Latency (measured on this server's CPU, on real test inputs) at batch {big.batch}: "
+              f"{big.median_ms:.2f} ms median (IQR {big.iqr_ms:.2f} ms), {big.per_example_us:.2f} µs per example; "
+              f"batch 1: {small.describe()}.", lat.values())

@@ -1,34 +1,36 @@
-"""Quantization lab: a bit-width slider with the grid over the weights, and simulated vs real int8 side by side."""
+"""Quantization lab, any model family: a bit-width slider with the grid over the weights, quality against bits, and
+simulated vs real int8 side by side."""
 import math
 
-import pandas as pd
 import streamlit as st
 
-from slimcore import plots, weight_layers
+from slimcore import plots
 from slimcore.recipe import Int8Config, Recipe
-from slimui import cache, state, urlstate
+from slimui import state, urlstate
 from slimui import quant as ui
-from slimui import text as text_ui
 from slimui import text_quant
-from slimui.components import Timed, delta
+from slimui.components import Timed
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
 
 s, teacher = state.current()
-if text_ui.is_text(s):
-    text_quant.page(s, teacher)
-    st.stop()
 name = s.name
+fam = ui.family(name)
+metric = fam.metric
+panel = text_quant if fam.name == "encoder" else None   # the encoder's own figures: embedding quality, groups, why
+acts = ui.activations_supported(name)
+layers = list(ui.layers(name))
 st.title("Quantization lab")
-st.caption("Move the bit width and watch the grid the weights are rounded onto, what each bit costs in accuracy on "
-           "the held-out test split, and how the simulation compares with a real int8 model. Fake quantization is a "
-           "**simulation**: rounded weights are still stored and multiplied in fp32.")
+st.caption(f"Move the bit width and watch the grid the weights of the model's {len(layers)} compressible layers are "
+           f"rounded onto, what each bit costs in {metric.short} on held-out data, and how the simulation compares "
+           "with real int8 models. Fake quantization is a **simulation**: rounded weights are still stored and "
+           "multiplied in fp32.")
 URL = urlstate.Spec(  # the settings kept in the link (?bit_width=4...); advanced ones are hidden in teacher mode
     Int("bit_width", 8, 1, 16), Bool("ternary"), Choice("scheme", list(ui.SCHEMES)),
     Choice("granularity", list(ui.GRANULARITIES)), Choice("quant_target", ui.TARGETS, advanced=True),
     Choice("act_bits", list(range(2, 17)), 8, advanced=True),
     Choice("calibration", list(ui.CALIBRATION_METHODS), advanced=True),
-    Choice("rounding", list(ui.ROUNDING), advanced=True), Choice("quant_layer", list(weight_layers(s.model))))
+    Choice("rounding", list(ui.ROUNDING), advanced=True), Choice("quant_layer", layers))
 URL.load()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
@@ -42,18 +44,20 @@ scheme = c2.radio("Scheme", list(ui.SCHEMES), key="scheme", horizontal=True,
                        "integer zero point. Binary and ternary have no zero point: the scheme does not apply to them.")
 granularity = c2.radio("Granularity", list(ui.GRANULARITIES), key="granularity", horizontal=True,
                        help="One scale for the whole tensor, or one per output channel.")
-if teacher:  # activations, calibration and rounding at their defaults
-    target, act_bits, calibration, rounding = (URL.default(k) for k in ("quant_target", "act_bits", "calibration",
-                                                                         "rounding"))
-else:
-    target = c3.radio("Quantize", ui.TARGETS, key="quant_target")
-    act_bits = c3.select_slider("Activation bits", list(range(2, 17)), key="act_bits",
-                                disabled=target != ui.TARGETS[1],
-                                help="Bits of every Linear/Conv input (per tensor, asymmetric).")
-    calibration = c4.selectbox("Activation calibration", list(ui.CALIBRATION_METHODS), key="calibration",
-                               disabled=target != ui.TARGETS[1],
-                               help=f"Input ranges observed on {ui.CALIBRATION_EXAMPLES} training inputs: the full "
-                                    "range, or a percentile range that clips rare outliers.")
+target, act_bits, calibration, rounding = (URL.default(k) for k in ("quant_target", "act_bits", "calibration",
+                                                                     "rounding"))
+if not teacher:  # in teacher mode activations, calibration and rounding stay at their defaults
+    if acts:
+        target = c3.radio("Quantize", ui.TARGETS, key="quant_target")
+        act_bits = c3.select_slider("Activation bits", list(range(2, 17)), key="act_bits",
+                                    disabled=target != ui.TARGETS[1],
+                                    help="Bits of every Linear/Conv input (per tensor, asymmetric).")
+        calibration = c4.selectbox("Activation calibration", list(ui.CALIBRATION_METHODS), key="calibration",
+                                   disabled=target != ui.TARGETS[1],
+                                   help=f"Input ranges observed on {ui.CALIBRATION_EXAMPLES} training inputs: the "
+                                        "full range, or a percentile range that clips rare outliers.")
+    else:
+        c3.caption(f"Weights only: activation quantization is not available for {fam.label} yet.")
     rounding = c4.selectbox("Rounding", list(ui.ROUNDING), key="rounding",
                             help="Stochastic rounding rounds up with probability equal to the fraction: unbiased on "
                                  "average, noisier per weight.")
@@ -61,35 +65,40 @@ URL.save()
 
 with state.friendly_errors():
     cfg = ui.config(bits, ternary, scheme, granularity, target, act_bits, calibration, rounding)
-    base = cache.baseline(name)
+    base = ui.original(name)
     now = ui.variant(name, ui.key(cfg))
     errors = {e.name: e for e in now["errors"]}
-    layers = list(errors)
     layer = st.session_state.get("quant_layer", layers[0])
     if layer not in layers:  # another model's layer, kept from before a model switch
         layer = st.session_state["quant_layer"] = layers[0]
     detail = ui.layer_detail(name, ui.key(cfg), layer)
-    line = ui.curve(name, ui.curve_key(cfg))
 
+score = now["score"]
 weights_label = ("ternary" if cfg.ternary else "binary" if cfg.bits == 1 else f"{cfg.bits}-bit")
 if (cfg.ternary or cfg.bits == 1) and not cfg.symmetric:
     st.info("Binary and ternary weights are ±a (and 0): there is no zero point, so *asymmetric* does not apply to "
             "them; granularity does (one a per tensor or per output channel).")
 if cfg.ternary and cfg.rounding == "stochastic":
     st.info("Ternary and binary weights are set by thresholds, not rounding: the rounding choice does not apply.")
+st.markdown(f"**Fake quantization: simulated** — {cfg.describe()}; measured on {score.examples:,} held-out "
+            "examples.")
 err = errors[layer]
 sqnr = "∞ dB (exact)" if math.isinf(err.sqnr_db) and err.sqnr_db > 0 else f"{err.sqnr_db:.1f} dB"
 cols = st.columns(5)
-cols[0].metric("Accuracy (simulated)", f"{now['accuracy']:.2%}",
-               **delta((now['accuracy'] - base.accuracy) * 100, "{:+.2f} pt"),
-               help=f"Measured on {len(s.test)} held-out test examples, of the fake-quantized model "
-                    f"({cfg.describe()}); change against fp32.")
-cols[1].metric("fp32 accuracy (measured)", f"{base.accuracy:.2%}", help="The original model on the same examples.")
-cols[2].metric(f"Size at {weights_label} (modelled)", f"{now['size'].bytes / 1024:,.1f} KiB",
+cols[0].metric(f"{metric.short.capitalize()} (simulated)", metric.format(score.value), **ui.score_delta(score, base),
+               help=f"{metric.help} Of the fake-quantized model ({cfg.describe()}), on {score.examples:,} held-out "
+                    "examples; change against fp32.")
+cols[1].metric(f"fp32 {metric.short} (measured)", metric.format(base.value),
+               help="The original model on the same examples.")
+cols[2].metric(f"Size at {weights_label} (modelled)", ui.fmt_bytes(now["size"].bytes),
+               f"{ui.fp32_bytes(name) / now['size'].bytes:.2f}× smaller than fp32", delta_color="off",
+               delta_arrow="off",
                help=f"Modelled from bit counts: {now['size'].detail}.")
 cols[3].metric(f"SQNR of {layer}", sqnr, help="10·log10(mean w² / mean (w − ŵ)²) over the layer's weights.")
 cols[4].metric(f"Distinct values in {layer}", f"{err.distinct:,}",
                help=f"Among its {err.numel:,} quantized weights; MSE {err.mse:.3g}, largest error {err.max_abs:.3g}.")
+if panel:
+    panel.quality(score, base, name)
 
 st.selectbox("Layer to inspect", layers, key="quant_layer")
 shape = " × ".join(map(str, detail["shape"]))
@@ -106,16 +115,26 @@ with right:
     st.plotly_chart(plots.sqnr_bars(layers, [errors[n].sqnr_db for n in layers], layer,
                                     f"SQNR per layer ({weights_label} weights)"), key="q_sqnr")
 
+with state.friendly_errors():
+    line = ui.curve(name, ui.curve_key(cfg))
 left, right = st.columns(2)
 with left:
     act_note = f", A{cfg.activations.bits}" if cfg.activations else ""
-    st.plotly_chart(plots.bits_curve(line["bits"], line["accuracy"],
-                                     (math.log2(3) if cfg.ternary else cfg.bits, now["accuracy"]), base.accuracy,
-                                     {"ternary": line["ternary"]},
-                                     f"Accuracy vs weight bits ({scheme}, {granularity}{act_note})"), key="q_curve")
-    st.caption("The curve is computed once per scheme, granularity, activation and rounding setting (17 quantized "
-               "models evaluated on the test split), then cached: moving the slider only moves the red marker."
-               + (f" A{cfg.activations.bits}: {cfg.activations.bits}-bit activations at every point." if cfg.activations else ""))
+    title = f"{metric.short.capitalize()} vs weight bits, simulated ({scheme}, {granularity}{act_note})"
+    here = math.log2(3) if cfg.ternary else cfg.bits
+    if metric.percent:
+        fig = plots.bits_curve(line["bits"], [p.value for p in line["scores"]], (here, score.value), base.value,
+                               {"ternary": line["ternary"].value}, title)
+    else:
+        series = panel.curve_series(line["scores"]) if panel else {metric.short: [p.value for p in line["scores"]]}
+        fig = plots.line_chart(line["bits"], series, title, "weight bits", f"{metric.short} (to the original)",
+                               marker=here)
+    st.plotly_chart(fig, key="q_curve")
+    st.caption(f"The curve is computed once per scheme, granularity, activation and rounding setting "
+               f"({len(line['bits']) + 1} quantized models evaluated on {score.examples:,} held-out examples), then "
+               f"cached: moving the slider only moves the marker. Ternary: {metric.format(line['ternary'].value)}."
+               + (f" A{cfg.activations.bits}: {cfg.activations.bits}-bit activations at every point."
+                  if cfg.activations else ""))
 with right:
     st.markdown("**Reading the figures.** SQNR (signal-to-quantization-noise ratio) rises by about 6 dB per bit: "
                 "each bit halves the grid step. Per channel, small-range channels get their own fine grid; per "
@@ -125,30 +144,21 @@ with right:
 
 st.subheader("Simulated vs real int8")
 timed = Timed("quant_retime", lambda: ui.timings.clear(name), teacher)  # filled at the end of the run
+detail_cols = panel.detail if panel else None
+sim = (weights_label, score, now["size"].bytes)
+timed.show(ui.int8_table(name, *sim, None, None, detail_cols))
 
+with state.friendly_errors():
+    int8 = timed.measure("Building the real int8 models (once per model)…",
+                         lambda: {k: ui.int8_figures(name, k) for k in ui.int8_labels(name)})
+timed.show(ui.int8_table(name, *sim, int8, None, detail_cols))
+notes = " ".join(dict.fromkeys(f["notes"] for f in int8.values()))
+engine = ", ".join(dict.fromkeys(f"{f['kind']} int8, {f['engine']} engine" for f in int8.values()))
+st.caption(f"Real int8 ({engine}, torch.ao), measured on {base.examples:,} held-out examples; size: "
+           f"torch.save of each state dict. {notes} It does not follow the slider.")
 
-def ms(lat, ref=None) -> str:
-    if lat is None:
-        return "timing…"
-    return f"{lat.median_ms:.3f} ms" + (f" ({ref.median_ms / lat.median_ms:.2f}× fp32 speed)" if ref else "")
-
-
-def table(int8: dict | None, lat: dict | None) -> pd.DataFrame:
-    f32, i8 = (lat["fp32"], lat["int8"]) if lat else ((None, None), (None, None))
-    rows = [("fp32 (original)", f"{base.accuracy:.2%}", f"{base.size_bytes / 1024:,.1f} KiB (measured file)",
-             ms(f32[0]), ms(f32[1])),
-            (f"simulated: {weights_label} fake quant", f"{now['accuracy']:.2%} (simulated model)",
-             f"{now['size'].bytes / 1024:,.1f} KiB (modelled)", "= fp32 (fp32 kernels)", "= fp32 (fp32 kernels)")]
-    if int8:
-        rows.append((f"real int8 ({int8['kind']}, torch.ao)", f"{int8['accuracy']:.2%}",
-                     f"{int8['size_bytes'] / 1024:,.1f} KiB (measured file)", ms(i8[0], f32[0]), ms(i8[1], f32[1])))
-    else:
-        rows.append(("real int8 (torch.ao)", "building…", "building…", "timing…", "timing…"))
-    return pd.DataFrame(rows, columns=["model", "test accuracy (measured)", "size",
-                                       "latency, batch 1 (measured)", "latency, batch 256 (measured)"])
-
-
-timed.show(table(None, None))
+if panel:
+    panel.sections(name, cfg)
 
 st.subheader("How the grid is built")
 f1, f2 = st.columns(2)
@@ -169,22 +179,23 @@ with f2:
     st.latex(r"\text{ternary: } \hat w = a\,\operatorname{sign}(w)\,[\,|w| > \Delta\,]")
     st.latex(r"\Delta = 0.7\,\operatorname{mean}|w|, \qquad a = \operatorname{mean}_{|w| > \Delta} |w|")
     st.latex(r"\text{SQNR} = 10 \log_{10} \frac{\sum w^2}{\sum (w - \hat w)^2}\ \text{dB} \approx 6.02\,k + c")
-    st.markdown(f"**Activations** (when on): each Linear/Conv input is rounded onto a per-tensor asymmetric grid "
-                f"whose range was calibrated on {ui.CALIBRATION_EXAMPLES} training inputs. **Real int8** is another "
-                "model: PyTorch's own int8 kernels, dynamic for Linear-only models, static (calibrated on the same "
-                "training inputs, x86 engine) for models with convolutions. It does not follow the slider.")
+    st.markdown((f"**Activations** (when on): each Linear/Conv input is rounded onto a per-tensor asymmetric grid "
+                 f"whose range was calibrated on {ui.CALIBRATION_EXAMPLES} training inputs. " if acts else "")
+                + "**Real int8** is another model: PyTorch's own int8 kernels (dynamic: activations quantized on the "
+                "fly; static: activation ranges calibrated on training inputs, for models with convolutions).")
 
 with state.friendly_errors():
-    int8 = timed.measure("Building the real int8 model (once per model)…", lambda: ui.int8_figures(name))
-    timed.show(table(int8, None))
     lat = timed.measure("Timing fp32 and int8 side by side (once per model)…", lambda: ui.timings(name))
-timed.show(table(int8, lat))
-timed.explain(f"Accuracy: top-1 on {len(s.test)} held-out test examples. Real int8: {int8['kind']} quantization, "
-              f"{int8['engine']} engine. {int8['notes']} Fake-quantized weights are fp32 numbers run by the same dense "
-              "fp32 kernels, so the simulated model is exactly as fast, and as large on disk, as fp32; its size at k "
-              "bits is modelled. Latency: median of timed runs on this server's CPU, fp32 and int8 timed side by "
-              "side, once per model.", [b for pair in lat.values() for b in pair])
+timed.show(ui.int8_table(name, *sim, int8, lat, detail_cols))
+if panel:
+    panel.why(timed, name, lat)
+else:
+    timed.explain(f"{metric.help} Fake-quantized weights are fp32 numbers run by the same dense fp32 kernels, so the "
+                  "simulated model is exactly as fast, and as large on disk, as fp32; its size at k bits is modelled. "
+                  "Latency: median of timed runs on this server's CPU, fp32 and int8 timed side by side, once per "
+                  "model.", [b for per in lat.values() for b in per.values()])
 
-if not teacher:  # a lecture needs the figures, not the files
-    export_panel(name, Recipe(name, quant=cfg), {f"simulated {cfg.bits}-bit (fake quantization)": Recipe(name, quant=cfg),
-                                                 "real int8 (torch.ao)": Recipe(name, int8=Int8Config())})
+if not teacher and not panel:  # a lecture needs the figures, not the files; recipes cover classifiers
+    export_panel(name, Recipe(name, quant=cfg), {f"simulated {cfg.bits}-bit (fake quantization)":
+                                                 Recipe(name, quant=cfg), "real int8 (torch.ao)":
+                                                 Recipe(name, int8=Int8Config())})

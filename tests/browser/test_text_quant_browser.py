@@ -1,4 +1,4 @@
-"""The Quantization lab on minilm in real headless Chromium: moving the Weight bits slider with the keyboard redraws
+"""The Quantization lab on minilm in real headless Chromium: moving the Bit width slider with the keyboard redraws
 the grid, the curve's marker and the simulated mean cosine, which is the one slimcore measures."""
 import pytest
 from playwright.sync_api import expect
@@ -19,8 +19,8 @@ def wait_for_grid(page, levels: str, bits: int) -> None:
     """Wait until the weight histogram names this many levels and the curve's marker stands at this bit width."""
     page.wait_for_function(
         "([t, b]) => { const c = document.querySelectorAll(\"[data-testid='stPlotlyChart'] .js-plotly-plot\");"
-        " return c.length >= 2 && c[0].data && c[0].data[1].name.startsWith(t)"
-        " && c[1].layout && c[1].layout.shapes && c[1].layout.shapes[0].x0 === b; }",
+        " return c.length === 5 && c[0].data && c[0].data[1].name.startsWith(t)"
+        " && c[4].layout && c[4].layout.shapes && c[4].layout.shapes[0].x0 === b; }",
         arg=[levels, bits], timeout=600_000)
 
 
@@ -36,12 +36,12 @@ def test_bits_slider_moves_the_grid_and_the_measured_cosine(server, page):
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=600_000)
     wait_idle(page)   # the first visit measures the curve, builds int8 and times it: let it finish
 
-    thumb = page.locator("[data-testid='stSlider']", has_text="Weight bits").locator("input[type='range']")
+    thumb = page.locator("[data-testid='stSlider']", has_text="Bit width").locator("input[type='range']")
     thumb.focus()
     page.keyboard.press("ArrowLeft")
     wait_for_grid(page, "127 quantization levels", 7)
     expect_metric(page, "Mean cosine to original", want[7])
     assert thumb.input_value() == "7"
-    expect(page.get_by_text("Size at 7 bits (modelled)")).to_be_visible()
+    expect(page.get_by_text("Size at 7-bit (modelled)")).to_be_visible()
     assert page.locator("text=Traceback").count() == 0
     assert page.locator("[data-testid='stException']").count() == 0
