@@ -29,14 +29,10 @@ def slider_move(s: slimcore.Sample, cfg: q.QuantConfig, layer: str) -> None:
     slimcore.accuracy(qm, s.test)
     errors = q.layer_errors(s.model, qm)
     q.modelled_bytes(s.model, cfg)
-    w = slimcore.weight_layers(s.model)[layer].weight
-    qw = slimcore.weight_layers(qm)[layer].weight
-    grid = q.levels(w, cfg.bits, cfg.symmetric, 0 if cfg.per_channel else None, cfg.ternary)
-    grid = grid[0] if grid.dim() == 2 else grid
-    wn, qn = w.numpy().ravel(), qw.numpy().ravel()
-    plots.levels_histogram(wn, grid.numpy())
-    plots.quantized_histogram(qn)
-    plots.error_histogram(qn - wn, 0.01)
+    g = q.layer_grid(slimcore.weight_layers(s.model)[layer].weight, cfg, slimcore.weight_layers(qm)[layer].weight)
+    plots.levels_histogram(g["w"], g["levels"], note=g["note"])
+    plots.quantized_histogram(g["q"])
+    plots.error_histogram(g["q"] - g["w"], g["half_step"])
     plots.sqnr_bars([e.name for e in errors], [e.sqnr_db for e in errors], layer)
     plots.bits_curve(list(range(1, 17)), [0.5] * 16, (cfg.bits, 0.5), 0.9, {"ternary": 0.5})
 
