@@ -138,87 +138,89 @@ def train(key: RunKey, on_epoch=None, on_batch=None) -> Run:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def untrained(name: str, cfg: D.DistillConfig) -> nn.Module:
-    """The family's student for a setting before training (shared, read-only)."""
+def untrained(name: str, share: float, seed: int = 0) -> nn.Module:
+    """The family's student keeping `share` of the teacher, before training (shared, read-only); `seed` draws a
+    classifier student's weights (an encoder's are the teacher's: pass 0)."""
     s = cache.sample(name)
-    return family_of(s).student(s.model, cfg).eval().requires_grad_(False)
-
-
-def has_scratch(fam: Family) -> bool:
-    """Whether the baseline is a second run on the hard term alone (classifiers: a student from scratch). An
-    encoder's student starts as the teacher's own layers: its baseline is that untrained student, with no second run."""
-    return fam.name == "classifier"
+    fam = family_of(s)
+    return fam.student(s.model, replace(fam.distill_defaults, student=share, seed=seed)).eval().requires_grad_(False)
 
 
 # ------------------------------------------------------------------------------------------------- settings
-
-def _spec(s, fam: Family) -> urlstate.Spec:
-    d = fam.distill_defaults
-    if fam.name == "encoder":
-        n = len(s.model.encoder.layer)
-        return urlstate.Spec(Int("student_layers", TD.student_layers(s.model, d.student), 1, n - 1),
-                             Choice("temperature", TEXT_TEMPERATURES, d.temperature),
-                             Float("alpha", d.alpha, 0.0, 1.0, 0.05, advanced=True),
-                             Int("epochs", d.epochs, 1, 20), Choice("lr", TEXT_LRS, d.lr, advanced=True),
-                             Choice("batch_size", TEXT_BATCHES, d.batch_size, advanced=True),
-                             Int("seed", d.seed, 0, 10_000, advanced=True))
-    width = next(w for w, v in D.WIDTHS.items() if v == d.student)
-    return urlstate.Spec(Float("temperature", d.temperature, 1.0, 20.0, 0.5),
-                         Float("alpha", d.alpha, 0.0, 1.0, 0.05, advanced=True),
-                         Choice("student", list(D.WIDTHS), width), Int("epochs", d.epochs, 1, 100, advanced=True),
-                         Int("seed", d.seed, 0, 10_000, advanced=True), Int("example", 0, 0, len(s.test) - 1))
-
 
 @st.cache_data(show_spinner=False)
 def student_params(name: str, width: str) -> int:
     return D.parameters(D.student_architecture(cache.sample(name).model, D.WIDTHS[width]))
 
 
-def controls(s, teacher: bool) -> D.DistillConfig | None:
-    """The settings (kept in the link; the advanced ones hidden in teacher mode) as the family's DistillConfig."""
-    fam = family_of(s)
-    url = _spec(s, fam)
+def _encoder_controls(s, teacher: bool) -> dict:
+    d, n = family_of(s).distill_defaults, len(s.model.encoder.layer)
+    url = urlstate.Spec(Int("student_layers", TD.student_layers(s.model, d.student), 1, n - 1),
+                        Choice("temperature", TEXT_TEMPERATURES, d.temperature),
+                        Float("alpha", d.alpha, 0.0, 1.0, 0.05, advanced=True),
+                        Int("epochs", d.epochs, 1, 20), Choice("lr", TEXT_LRS, d.lr, advanced=True),
+                        Choice("batch_size", TEXT_BATCHES, d.batch_size, advanced=True),
+                        Int("seed", d.seed, 0, 10_000, advanced=True))
     url.load()
     v = {}
-    if fam.name == "encoder":
-        n = len(s.model.encoder.layer)
-        c = st.columns([2, 3, 2, 1])
-        layers = c[0].slider(f"Student layers (of the teacher's {n})", 1, n - 1, key="student_layers",
-                             help="The student keeps the teacher's first and last layers and others evenly spaced "
-                                  "between them, with all of its embedding tables.")
-        v["temperature"] = c[1].select_slider(
-            "Temperature T of the similarity softmax", TEXT_TEMPERATURES, key="temperature",
-            format_func=lambda t: f"{t:g}",
-            help="softmax(S / T) over a sentence's cosine similarities to the other sentences of its batch. Cosines "
-                 "lie in [-1, 1], so useful temperatures are small: at 0.1 a cosine gap of 0.3 is a 20x probability "
-                 "ratio; above 1 every row is close to uniform. Default 0.2: most of a sentence's mass goes to its own "
-                 "variants and its paraphrase, and the rest is still ranked. Log-spaced steps.")
-        v["alpha"] = url.default("alpha") if teacher else c[2].slider(
-            "Alpha (weight of the similarity rows)", 0.0, 1.0, step=0.05, key="alpha",
-            help="alpha x T² x KL of the similarity rows + (1 - alpha) x MSE to the teacher's embeddings. 0: copy the "
-                 "embeddings only; 1: copy only how each sentence ranks the others of its batch.")
-        v["epochs"] = c[3].number_input("Epochs", 1, 20, key="epochs")
-        if teacher:
-            v |= {k: url.default(k) for k in ("lr", "batch_size", "seed")}
-        else:
-            a = st.columns([2, 2, 2, 3])
-            v["lr"] = a[0].select_slider("Learning rate (AdamW)", TEXT_LRS, key="lr", format_func=lambda x: f"{x:g}")
-            v["batch_size"] = a[1].select_slider("Batch size (sentences)", TEXT_BATCHES, key="batch_size")
-            v["seed"] = a[2].number_input("Seed", 0, 10_000, key="seed",
-                                          help="Draws the word-dropped variants and fragments, and the batch order.")
-        v["student"] = TD.share(s.model, int(layers))
+    c = st.columns([2, 3, 2, 1])
+    layers = c[0].slider(f"Student layers (of the teacher's {n})", 1, n - 1, key="student_layers",
+                         help="The student keeps the teacher's first and last layers and others evenly spaced "
+                              "between them, with all of its embedding tables.")
+    v["temperature"] = c[1].select_slider(
+        "Temperature T of the similarity softmax", TEXT_TEMPERATURES, key="temperature", format_func=lambda t: f"{t:g}",
+        help="softmax(S / T) over a sentence's cosine similarities to the other sentences of its batch. Cosines "
+             "lie in [-1, 1], so useful temperatures are small: at 0.1 a cosine gap of 0.3 is a 20x probability "
+             "ratio; above 1 every row is close to uniform. Default 0.2: most of a sentence's mass goes to its own "
+             "variants and its paraphrase, and the rest is still ranked. Log-spaced steps.")
+    v["alpha"] = url.default("alpha") if teacher else c[2].slider(
+        "Alpha (weight of the similarity rows)", 0.0, 1.0, step=0.05, key="alpha",
+        help="alpha x T² x KL of the similarity rows + (1 - alpha) x MSE to the teacher's embeddings. 0: copy the "
+             "embeddings only; 1: copy only how each sentence ranks the others of its batch.")
+    v["epochs"] = c[3].number_input("Epochs", 1, 20, key="epochs")
+    if teacher:
+        v |= {k: url.default(k) for k in ("lr", "batch_size", "seed")}
     else:
-        c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1])
-        v["temperature"] = c1.slider("Temperature", 1.0, 20.0, step=0.5, key="temperature",
-                                     help="T in softmax(z / T): 1 is the teacher's ordinary output; higher is softer.")
-        v["alpha"] = url.default("alpha") if teacher else c2.slider("Alpha (weight of the soft targets)", 0.0, 1.0,
-                                                                    step=0.05, key="alpha")
-        width = c3.selectbox("Student size", list(D.WIDTHS), key="student",
-                             format_func=lambda w: f"{w} width · {student_params(s.name, w):,} parameters")
-        v["epochs"] = url.default("epochs") if teacher else c4.number_input("Epochs", 1, 100, key="epochs")
-        v["seed"] = url.default("seed") if teacher else c5.number_input("Seed", 0, 10_000, key="seed")
-        v["student"] = D.WIDTHS[width]
+        a = st.columns([2, 2, 2, 3])
+        v["lr"] = a[0].select_slider("Learning rate (AdamW)", TEXT_LRS, key="lr", format_func=lambda x: f"{x:g}")
+        v["batch_size"] = a[1].select_slider("Batch size (sentences)", TEXT_BATCHES, key="batch_size")
+        v["seed"] = a[2].number_input("Seed", 0, 10_000, key="seed",
+                                      help="Draws the word-dropped variants and fragments, and the batch order.")
     url.save()
+    return v | {"student": TD.share(s.model, int(layers))}
+
+
+def _classifier_controls(s, teacher: bool) -> dict:
+    d = family_of(s).distill_defaults
+    url = urlstate.Spec(  # the settings kept in the link (?temperature=8...); advanced ones are hidden in teacher mode
+        Float("temperature", d.temperature, 1.0, 20.0, 0.5), Float("alpha", d.alpha, 0.0, 1.0, 0.05, advanced=True),
+        Choice("student", list(D.WIDTHS), width_label(d.student)), Int("epochs", d.epochs, 1, 100, advanced=True),
+        Int("seed", d.seed, 0, 10_000, advanced=True), Int("example", 0, 0, len(s.test) - 1))
+    url.load()
+    v = {}
+    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1])
+    v["temperature"] = c1.slider("Temperature", 1.0, 20.0, step=0.5, key="temperature",
+                                 help="T in softmax(z / T): 1 is the teacher's ordinary output; higher is softer.")
+    v["alpha"] = url.default("alpha") if teacher else c2.slider("Alpha (weight of the soft targets)", 0.0, 1.0,
+                                                                step=0.05, key="alpha")
+    width = c3.selectbox("Student size", list(D.WIDTHS), key="student",
+                         format_func=lambda w: f"{w} width · {student_params(s.name, w):,} parameters")
+    v["epochs"] = url.default("epochs") if teacher else c4.number_input("Epochs", 1, 100, key="epochs")
+    v["seed"] = url.default("seed") if teacher else c5.number_input("Seed", 0, 10_000, key="seed")
+    url.save()
+    return v | {"student": D.WIDTHS[width]}
+
+
+def width_label(share: float) -> str:
+    """A classifier student's width as the page writes it ("1/4")."""
+    return next((w for w, v in D.WIDTHS.items() if v == share), f"{share:g}")
+
+
+def controls(s, teacher: bool) -> D.DistillConfig | None:
+    """The family's settings (kept in the link; the advanced ones hidden in teacher mode) as a DistillConfig: what
+    the family's controls leave out is its default."""
+    fam = family_of(s)
+    v = panel(fam).controls(s, teacher)
     d = fam.distill_defaults
     with state.friendly_errors():
         return D.DistillConfig(temperature=float(v["temperature"]), alpha=float(v["alpha"]), epochs=int(v["epochs"]),
@@ -227,10 +229,8 @@ def controls(s, teacher: bool) -> D.DistillConfig | None:
     return None
 
 
-def estimate(s, cfg: D.DistillConfig) -> str:
-    """How long a run takes, in words (encoders: a rough model fitted to benchmarks/bench_text_distill.py)."""
-    if family_of(s).name != "encoder":
-        return "about a second per epoch at most on these models"
+def _encoder_estimate(s, cfg: D.DistillConfig) -> str:
+    """A rough model fitted to benchmarks/bench_text_distill.py: fixed work, and per epoch work growing with layers."""
     seconds = SECONDS_FIXED + cfg.epochs * SECONDS_PER_LAYER_EPOCH * (TD.student_layers(s.model, cfg.student) + 0.5)
     return f"about {seconds:.0f} s at this setting on 2 idle cores; longer when the machine is busy"
 
@@ -276,9 +276,9 @@ def teacher_card(name: str) -> dict:
 
 
 @st.cache_data(show_spinner=False)
-def student_card(name: str, cfg: D.DistillConfig) -> dict:
+def student_card(name: str, share: float) -> dict:
     """The untrained encoder student's architecture, counts, measured size and quality on the quick set."""
-    m, teacher = untrained(name, cfg), cache.sample(name).model
+    m, teacher = untrained(name, share), cache.sample(name).model
     return {"architecture": T.architecture(m), "layers": len(m.encoder.layer),
             "kept": TD.kept_layers(len(teacher.encoder.layer), len(m.encoder.layer)),
             "parameters": D.parameters(m), "bytes": slimcore.serialized_bytes(m),
@@ -298,11 +298,24 @@ def first_batch(name: str, seed: int, batch_size: int) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def similarity_rows(name: str, cfg: D.DistillConfig, trained: bool) -> np.ndarray:
-    """The untrained (or this setting's trained: call only once it is kept) student's similarity rows for the
-    first training batch."""
-    model = store().get(run_key(name, cfg)).student if trained else untrained(name, cfg)
-    return TD.similarity_logits(TD.embed_ids(model, first_batch(name, cfg.seed, cfg.batch_size)["ids"])).numpy()
+def untrained_rows(name: str, share: float, seed: int, batch_size: int) -> np.ndarray:
+    """The untrained encoder student's similarity rows for the first training batch (the temperature plays no part)."""
+    ids = first_batch(name, seed, batch_size)["ids"]
+    return TD.similarity_logits(TD.embed_ids(untrained(name, share), ids)).numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def trained_rows(key: RunKey) -> np.ndarray:
+    """The same rows for a setting's trained student (call only once its run is kept)."""
+    cfg = key.cfg
+    ids = first_batch(key.teacher, cfg.seed, cfg.batch_size)["ids"]
+    return TD.similarity_logits(TD.embed_ids(store().get(key).student, ids)).numpy()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def untrained_test(name: str, share: float) -> Any:
+    """The untrained encoder student's quality (TextQuality) on the whole test split."""
+    return test_scorer(name)(untrained(name, share)).detail
 
 
 def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -320,7 +333,7 @@ def encoder_student(s, cfg: D.DistillConfig) -> None:
     """The encoder student before any training: layers kept, counts, measured size, quality on the quick set."""
     name = s.name
     with st.spinner("Building the student from the teacher's layers…"):
-        card, tc = student_card(name, cfg), teacher_card(name)
+        card, tc = student_card(name, cfg.student), teacher_card(name)
     st.subheader("The student, before any training")
     c = st.columns(4)
     c[0].metric("Layers", f"{card['layers']} of {tc['layers']}",
@@ -354,9 +367,9 @@ def encoder_picture(s, cfg: D.DistillConfig) -> None:
     rel = ["variant" if b["source"][j] == b["source"][anchor] else
            "paraphrase" if b["group"][j] == b["group"][anchor] else "other" for j in others]
     p_t = softmax(b["teacher"][anchor], cfg.temperature)
-    p_s = softmax(similarity_rows(name, cfg, False)[anchor], cfg.temperature)
+    p_s = softmax(untrained_rows(name, cfg.student, cfg.seed, cfg.batch_size)[anchor], cfg.temperature)
     kept = store().get(run_key(name, cfg)) is not None   # this setting's trained student on the same batch
-    p_tr = softmax(similarity_rows(name, cfg, True)[anchor], cfg.temperature) if kept else None
+    p_tr = softmax(trained_rows(run_key(name, cfg))[anchor], cfg.temperature) if kept else None
     order = np.argsort(-b["teacher"][anchor], kind="stable")
     labels = [f"#{n + 1}{' ★' if rel[k] != 'other' else ''}" for n, k in enumerate(order)]
     layers = TD.student_layers(s.model, cfg.student)
@@ -396,36 +409,25 @@ def encoder_picture(s, cfg: D.DistillConfig) -> None:
                "approaches half the variance of the cosine differences: a squared error on the whole row.")
 
 
-def picture(s, cfg: D.DistillConfig) -> None:
-    """The family's temperature picture (and, for encoders, the untrained student's card above it)."""
-    if family_of(s).name == "encoder":
-        encoder_student(s, cfg)
-        encoder_picture(s, cfg)
-    else:
-        classifier_picture(s, cfg)
+def _encoder_panel(s, cfg: D.DistillConfig) -> None:
+    encoder_student(s, cfg)
+    encoder_picture(s, cfg)
 
 
 # ------------------------------------------------------------------------------------------------- results
 
-def soft_hard(fam: Family) -> tuple[str, str]:
-    """What the loss parts are called for a family."""
-    if fam.name == "encoder":
-        return "soft: KL of the similarity rows at T", "hard: MSE to the teacher's embeddings"
-    return "soft: KL of the class probabilities at T", "hard: cross-entropy with the labels"
+def _encoder_describe(s, cfg: D.DistillConfig) -> str:
+    n = len(s.data.train)
+    return (f"Trains the {TD.student_layers(s.model, cfg.student)}-layer student for {cfg.epochs} epoch(s) on the "
+            f"**{n} train sentences** and a word-dropped variant and a fragment of each ({n * 3} sentences per "
+            f"epoch, batches of {cfg.batch_size}), labelled by the teacher's embeddings. Loss: {cfg.alpha:g} x "
+            f"T² x KL of the similarity rows at T = {cfg.temperature:g} + {1 - cfg.alpha:g} x MSE of the "
+            f"embeddings; AdamW, learning rate {cfg.lr:g}, seed {cfg.seed}. The embedding tables stay the "
+            "teacher's; the transformer layers learn. Test sentences are never trained on.")
 
 
-def explain_run(s, cfg: D.DistillConfig) -> str:
-    """One paragraph: what Train will do at this setting."""
-    fam = family_of(s)
-    if fam.name == "encoder":
-        n = len(s.data.train)
-        return (f"Trains the {TD.student_layers(s.model, cfg.student)}-layer student for {cfg.epochs} epoch(s) on the "
-                f"**{n} train sentences** and a word-dropped variant and a fragment of each ({n * 3} sentences per "
-                f"epoch, batches of {cfg.batch_size}), labelled by the teacher's embeddings. Loss: {cfg.alpha:g} x "
-                f"T² x KL of the similarity rows at T = {cfg.temperature:g} + {1 - cfg.alpha:g} x MSE of the "
-                f"embeddings; AdamW, learning rate {cfg.lr:g}, seed {cfg.seed}. The embedding tables stay the "
-                "teacher's; the transformer layers learn. Test sentences are never trained on.")
-    width = next((w for w, v in D.WIDTHS.items() if v == cfg.student), f"{cfg.student:g}")
+def _classifier_describe(s, cfg: D.DistillConfig) -> str:
+    width = width_label(cfg.student)
     return (f"Trains a **{width}-width** student ({student_params(s.name, width):,} parameters, teacher "
             f"{D.parameters(s.model):,}) for {cfg.epochs} epochs with the distillation loss, and the same student from "
             "the same initialisation on labels alone (the same budget), for comparison.")
@@ -457,7 +459,7 @@ def live(bar, slot, fam: Family, label: str, start: float, share: float, epochs:
 def train_now(s, key: RunKey) -> None:
     """Train this setting (and, for classifiers, its scratch baseline) with live progress."""
     fam = family_of(s)
-    keys = [("Distilled student", key)] + ([("Student from scratch", scratch_key(key))] if has_scratch(fam) else [])
+    keys = [("Distilled student", key)] + ([("Student from scratch", scratch_key(key))] if panel(fam).scratch else [])
     bar = st.progress(0.0, "Preparing the teacher's targets… (the first training in a server process also loads "
                            "PyTorch's optimizer machinery: about 2 s, once)")
     slot = st.empty()
@@ -470,7 +472,8 @@ def train_now(s, key: RunKey) -> None:
 def curves(s, run: Run, baseline: Run | None) -> None:
     """Loss parts and the held-out score per epoch (epoch 0: the untrained student)."""
     fam, h = family_of(s), run.history
-    soft, hard = soft_hard(fam)
+    p = panel(fam)
+    soft, hard = p.soft, p.hard
     cfg = run.result.config
     scale = cfg.temperature ** 2 if cfg.t_squared else 1.0
     a, b = st.columns(2)
@@ -484,10 +487,8 @@ def curves(s, run: Run, baseline: Run | None) -> None:
         series["scratch: held out"] = [baseline.result.before.value] + [e.score.value for e in baseline.history]
     if h and h[0].train_score is not None:
         series["distilled: train"] = [None] + [e.train_score.value for e in h]
-    if h and fam.name == "encoder":
-        series["Spearman of pair similarities"] = ([run.result.before.detail.spearman]
-                                                   + [e.score.detail.spearman for e in h])
-    held = "validation split" if fam.name == "classifier" else "quick set"
+    series |= p.extra_curves(run)
+    held = p.held_out
     b.plotly_chart(plots.line_chart(ep, series, f"{fam.metric.short.capitalize()} per epoch on the {held} "
                                     "(0 = untrained)", "epoch", fam.metric.short, percent=fam.metric.percent),
                    key="distill_score")
@@ -505,12 +506,13 @@ def compare(key: RunKey) -> tuple[list[dict], bool]:
     s = cache.sample(key.teacher)
     fam = family_of(s)
     runs = {"distilled student": store().get(key)}
-    if has_scratch(fam):
+    p = panel(fam)
+    if p.scratch:
         runs["student from scratch"] = store().get(scratch_key(key))
     if any(r is None for r in runs.values()):
         raise ValueError("these students are no longer kept (the store holds the most recent runs): press Train")
     models = {"teacher": s.model} | {k: r.student for k, r in runs.items()}
-    lat = slimcore.time_models(s, models, max_seconds=0.5 if fam.name == "classifier" else 2.0)
+    lat = slimcore.time_models(s, models, max_seconds=p.timing_seconds)
     scores = {"teacher": test_scorer(key.teacher)(s.model)} | {k: r.test for k, r in runs.items()}
     m = fam.metric
     column = f"{m.name}, %" if m.percent else m.name
@@ -518,9 +520,7 @@ def compare(key: RunKey) -> tuple[list[dict], bool]:
     for k, model in models.items():
         v = scores[k].value
         row = {"model": k, column: round(v * 100, 2) if m.percent else round(v, 4)}
-        if fam.name == "encoder":
-            row |= {"layers": len(model.encoder.layer),
-                    "paraphrase top-1, %": round(scores[k].detail.paraphrase_top1 * 100, 1)}
+        row |= p.columns(model, scores[k])
         row |= {"parameters": D.parameters(model),
                 "size, KiB (measured)": round(slimcore.serialized_bytes(model) / 1024, 1)}
         row |= {f"latency b={b}, ms": round(lat[k][b].median_ms, 3) for b in fam.timing_batches}
@@ -547,7 +547,7 @@ def _fill(s, key: RunKey, timed: Timed) -> None:
     column = next(iter(by["teacher"].keys() - {"model"}))
     how = (f"Sizes are measured (torch.save); latency is measured side by side on this server's CPU (median of timed "
            f"runs after warm-up, batch {' and '.join(map(str, fam.timing_batches))}).")
-    if has_scratch(fam):
+    if panel(fam).scratch:
         gain = by["distilled student"][column] - by["student from scratch"][column]
         timed.explain(f"On the {len(s.test)} held-out test examples the distilled student is **{gain:+.2f} points** "
                       "against the one trained on labels alone — for this seed; seeds differ by about a point on "
@@ -556,14 +556,14 @@ def _fill(s, key: RunKey, timed: Timed) -> None:
         b = fam.timing_batches
         t, d = by["teacher"], by["distilled student"]
         speed = ", ".join(f"{t[f'latency b={x}, ms'] / d[f'latency b={x}, ms']:.2f}x at batch {x}" for x in b)
-        timed.explain(f"Quality on {text_ui.where(s.name, False)}. {how} Student speed-up: {speed}.", noisy=noisy)
+        timed.explain(f"Quality on {panel(fam).test_where(s)}. {how} Student speed-up: {speed}.", noisy=noisy)
 
 
 def encoder_quality(s, run: Run) -> None:
     """The trained and the untrained encoder student on the whole test split, in the text labs' words."""
     name = s.name
     base = text_ui.original_quality(name, False)
-    before = test_scorer(name)(untrained(name, run.result.config)).detail
+    before = untrained_test(name, run.result.config.student)
     st.markdown(f"**Trained student** — {text_ui.where(name, False)}:")
     text_ui.show_quality(run.test.detail, base, name, quick=False)
     st.markdown("**Untrained student** (the same layers copied from the teacher, no training) — the same sentences:")
@@ -579,17 +579,18 @@ def kept_runs(s) -> None:
     kept = store().of(s.name)
     if len(kept) > 1:
         st.markdown(f"**Runs kept on this server for this model** (whole test split, {fam.metric.short}):")
+        short, fmt = fam.metric.short, fam.metric.format
         st.dataframe(pd.DataFrame([{"student": c.student, "T": c.temperature, "alpha": c.alpha, "epochs": c.epochs,
                                     "lr": c.lr, "batch": c.batch_size, "seed": c.seed,
-                                    f"{fam.metric.short} untrained (held out)": fam.metric.format(r.result.before.value),
-                                    f"{fam.metric.short} trained (test)": fam.metric.format(r.test.value)}
+                                    f"{short} untrained (held out)": fmt(r.result.before.value),
+                                    f"{short} trained (test)": fmt(r.test.value)}
                                    for c, r in ((k.cfg, r) for k, r in kept)]), hide_index=True, width="stretch")
 
 
 def grid(s, key: RunKey) -> None:
     """Classifiers: validation accuracy of the student against the temperature, a grid of runs computed on demand."""
     cfg = key.cfg
-    width = next((w for w, v in D.WIDTHS.items() if v == cfg.student), f"{cfg.student:g}")
+    width = width_label(cfg.student)
     st.subheader("Student accuracy against temperature")
     points = {t: store().get(at_temperature(key, t)) for t in GRID}
     ready = {t: r for t, r in points.items() if r is not None}
@@ -600,7 +601,8 @@ def grid(s, key: RunKey) -> None:
                                             else {}),
                                          f"Validation accuracy of the {width} student by temperature (alpha "
                                          f"{cfg.alpha:g}, {cfg.epochs} epochs, seed {cfg.seed})", "temperature",
-                                         "validation accuracy", percent=True, marker=cfg.temperature), key="distill_grid")
+                                         "validation accuracy", percent=True, marker=cfg.temperature),
+                        key="distill_grid")
     st.caption(f"A grid of {len(GRID)} temperatures ({', '.join(f'{t:g}' for t in GRID)}), each a full training run "
                f"computed once per setting and kept: {len(ready)} of {len(GRID)} ready. Validation accuracy, so that "
                "choosing T does not peek at the test split. The dashed line is the slider's temperature.")
@@ -617,55 +619,109 @@ def grid(s, key: RunKey) -> None:
         st.rerun()
 
 
-def theory(s) -> None:
-    """The loss in formulas, in the family's terms."""
-    if family_of(s).name == "encoder":
-        with st.expander("The loss, the temperature, and why T²"):
-            st.latex(r"\mathcal{L} = \alpha\, T^2\, \mathrm{KL}\big(\mathrm{softmax}(S_t / T) \,\|\, "
-                     r"\mathrm{softmax}(S_s / T)\big) + (1 - \alpha)\,\mathrm{MSE}(e_s, e_t), \quad S = E E^\top "
-                     r"\text{ (diagonal left out)}")
-            st.markdown("Each row of S holds a sentence's cosine similarities to the other sentences of its batch; "
-                        "the softmax turns it into *which of them is most like me*, the teacher's dark knowledge about "
-                        "sentences. The gradient of the KL term with respect to a similarity is (p_s − p_t) / T; at "
-                        "large T the two distributions are near uniform and that gradient shrinks as 1 / T², so the "
-                        "T² factor keeps it on one scale whatever T is (Hinton, Vinyals & Dean 2015). At large T, "
-                        "T² · KL becomes half the variance of S_s − S_t along each row: a squared error between the "
-                        "similarity matrices. At small T only the nearest sentences count, and T² damps a gradient "
-                        "that would grow as 1 / T. The MSE term ties each student embedding to its own teacher "
-                        "embedding, which the similarity term alone does not (any rotation keeps all similarities). "
-                        "For unit vectors the MSE over d dimensions is 2 (1 − cos) / d: measured here, 1 − cos itself "
-                        "dwarfs T² · KL so much that alpha 0.5 and alpha 0 trained nearly the same student; with the "
-                        "MSE the two parts are of one order, and alpha trades the neighbour ranking against closeness "
-                        "of the embeddings (mean cosine). Alpha is the weight of the teacher's soft term in every "
-                        "family: links from before, with the embedding's weight a, open at alpha = 1 − a.")
-        return
-    with st.expander("The distillation loss, and why T²"):
-        st.latex(r"p_i^{(T)} = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}, \qquad "
-                 r"\mathcal{L} = \alpha\, T^2\, \mathrm{KL}\big(p^{(T)}_{\text{teacher}} \,\|\, "
-                 r"p^{(T)}_{\text{student}}\big) + (1 - \alpha)\, \mathrm{CE}\big(z_{\text{student}}, y\big)")
-        st.markdown("Dividing the logits by T > 1 flattens the teacher's distribution, so the small probabilities it "
-                    "gives wrong classes — which digits look alike — carry signal. The gradient of the soft term with "
-                    "respect to the student's logits is (p_student − p_teacher) / T, and for large T its size falls "
-                    "as 1 / T²; multiplying by T² keeps the soft and hard terms on the same scale whatever T is "
-                    "(Hinton, Vinyals & Dean 2015). Alpha = 0 is ordinary training on labels.")
+# The loss in formulas, per family: (expander title, LaTeX, explanation).
+ENCODER_THEORY = (
+    "The loss, the temperature, and why T²",
+    r"\mathcal{L} = \alpha\, T^2\, \mathrm{KL}\big(\mathrm{softmax}(S_t / T) \,\|\, \mathrm{softmax}(S_s / T)\big)"
+    r" + (1 - \alpha)\,\mathrm{MSE}(e_s, e_t), \quad S = E E^\top \text{ (diagonal left out)}",
+    "Each row of S holds a sentence's cosine similarities to the other sentences of its batch; the softmax turns it "
+    "into *which of them is most like me*, the teacher's dark knowledge about sentences. The gradient of the KL term "
+    "with respect to a similarity is (p_s − p_t) / T; at large T the two distributions are near uniform and that "
+    "gradient shrinks as 1 / T², so the T² factor keeps it on one scale whatever T is (Hinton, Vinyals & Dean 2015). "
+    "At large T, T² · KL becomes half the variance of S_s − S_t along each row: a squared error between the "
+    "similarity matrices. At small T only the nearest sentences count, and T² damps a gradient that would grow as "
+    "1 / T. The MSE term ties each student embedding to its own teacher embedding, which the similarity term alone "
+    "does not (any rotation keeps all similarities). For unit vectors the MSE over d dimensions is 2 (1 − cos) / d: "
+    "measured here, 1 − cos itself dwarfs T² · KL so much that alpha 0.5 and alpha 0 trained nearly the same "
+    "student; with the MSE the two parts are of one order, and alpha trades the neighbour ranking against closeness "
+    "of the embeddings (mean cosine). Alpha is the weight of the teacher's soft term in every family: links from "
+    "before, with the embedding's weight a, open at alpha = 1 − a.")
+CLASSIFIER_THEORY = (
+    "The distillation loss, and why T²",
+    r"p_i^{(T)} = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}, \qquad \mathcal{L} = \alpha\, T^2\, "
+    r"\mathrm{KL}\big(p^{(T)}_{\text{teacher}} \,\|\, p^{(T)}_{\text{student}}\big) + (1 - \alpha)\, "
+    r"\mathrm{CE}\big(z_{\text{student}}, y\big)",
+    "Dividing the logits by T > 1 flattens the teacher's distribution, so the small probabilities it gives wrong "
+    "classes — which digits look alike — carry signal. The gradient of the soft term with respect to the student's "
+    "logits is (p_student − p_teacher) / T, and for large T its size falls as 1 / T²; multiplying by T² keeps the "
+    "soft and hard terms on the same scale whatever T is (Hinton, Vinyals & Dean 2015). Alpha = 0 is ordinary "
+    "training on labels.")
 
 
-CAPTION = {"encoder": "A shallower copy of the encoder — the teacher's embeddings and some of its layers — is trained "
-                      "to embed sentences as the teacher does: close to each sentence's teacher embedding, and with "
-                      "the same in-batch similarity ranking, softened by a temperature.",
-           "classifier": "A small student learns from **{label}**'s outputs softened by a temperature. The "
-                         "probabilities below follow the slider instantly; students are trained on demand and kept, "
-                         "so a setting trained once comes back at once."}
+def theory(p: "Panel") -> None:
+    """The loss in formulas, in the family's terms, in an expander."""
+    title, latex, text = p.theory
+    with st.expander(title):
+        st.latex(latex)
+        st.markdown(text)
+
+
+def _encoder_columns(model: nn.Module, score: Score) -> dict:
+    return {"layers": len(model.encoder.layer), "paraphrase top-1, %": round(score.detail.paraphrase_top1 * 100, 1)}
+
+
+def _encoder_curves(run: Run) -> dict:
+    return {"Spearman of pair similarities": [run.result.before.detail.spearman]
+            + [e.score.detail.spearman for e in run.history]}
+
+
+# ---------------------------------------------------------------------------------------------------- the panels
+
+@dataclass(frozen=True)
+class Panel:
+    """What the Distillation page does differently for one family: its controls (URL state; returning the settings),
+    the temperature picture, what Train does and how long it takes, the names of the loss parts, where the
+    per-epoch score is measured, the baseline (a scratch run, or the untrained student), the comparison's extra
+    columns and curves, the figures after a run, the temperature grid, and the loss in formulas."""
+
+    caption: str
+    controls: Callable[[Any, bool], dict]
+    picture: Callable[[Any, D.DistillConfig], None]
+    describe: Callable[[Any, D.DistillConfig], str]
+    estimate: Callable[[Any, D.DistillConfig], str]
+    soft: str
+    hard: str
+    held_out: str
+    test_where: Callable[[Any], str]
+    theory: tuple[str, str, str]   # the loss in formulas: expander title, LaTeX, explanation
+    scratch: bool = False        # the baseline is the same student trained on the hard term alone (alpha 0)
+    timing_seconds: float = 2.0  # the comparison's timing budget per batch size
+    columns: Callable[[nn.Module, Score], dict] = lambda model, score: {}
+    extra_curves: Callable[[Run], dict] = lambda run: {}
+    results: Callable[[Any, Run], None] | None = None    # figures after a run (encoders: quality rows)
+    grid: Callable[[Any, RunKey], None] | None = None    # the accuracy-against-temperature grid (classifiers)
+
+
+CLASSIFIER = Panel(
+    "A small student learns from **{label}**'s outputs softened by a temperature. The probabilities below follow the "
+    "slider instantly; students are trained on demand and kept, so a setting trained once comes back at once.",
+    _classifier_controls, classifier_picture, _classifier_describe,
+    lambda s, cfg: "about a second per epoch at most on these models",
+    "soft: KL of the class probabilities at T", "hard: cross-entropy with the labels", "validation split",
+    lambda s: f"the {len(s.test)} held-out test examples", CLASSIFIER_THEORY, scratch=True, timing_seconds=0.5,
+    grid=grid)
+
+ENCODER = Panel(
+    "A shallower copy of the encoder — the teacher's embeddings and some of its layers — is trained to embed sentences "
+    "as the teacher does: close to each sentence's teacher embedding, and with the same in-batch similarity ranking, "
+    "softened by a temperature.",
+    _encoder_controls, _encoder_panel, _encoder_describe, _encoder_estimate,
+    "soft: KL of the similarity rows at T", "hard: MSE to the teacher's embeddings", "quick set",
+    lambda s: text_ui.where(s.name, False), ENCODER_THEORY, columns=_encoder_columns, extra_curves=_encoder_curves,
+    results=encoder_quality)
+
+PANELS = {"classifier": CLASSIFIER, "encoder": ENCODER}
+
+
+def panel(fam: Family) -> Panel:
+    """The family's panel (a new family adds one entry)."""
+    return PANELS[fam.name]
 
 
 def caption(s) -> str:
-    return CAPTION[family_of(s).name].format(label=state.label(s.name))
+    return panel(family_of(s)).caption.format(label=state.label(s.name))
 
 
 def untrained_note(s, cfg: D.DistillConfig) -> str:
-    return (f"No student trained for this setting yet: press **Train** ({estimate(s, cfg)}). Any setting trained "
-            "before, by anyone on this server, shows at once.")
-
-
-def is_classifier(s: Any) -> bool:
-    return family_of(s).name == "classifier"
+    return (f"No student trained for this setting yet: press **Train** ({panel(family_of(s)).estimate(s, cfg)}). Any "
+            "setting trained before, by anyone on this server, shows at once.")

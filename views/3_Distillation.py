@@ -1,23 +1,24 @@
 """Distillation lab, for any model family: the temperature picture follows the slider live; students are trained on
-demand (slimcore.distill) and kept by setting, so a setting trained once comes back at once."""
+demand (slimcore.distill) and kept by setting, so a setting trained once comes back at once. What differs between
+families is the family's panel (slimui.distill.PANELS)."""
 import streamlit as st
 
 from slimui import distill as ui
 from slimui import state
 
 s, teacher = state.current()
+panel = ui.panel(ui.family_of(s))
 st.title("Distillation lab")
 st.caption(ui.caption(s))
 cfg = ui.controls(s, teacher)
 key = ui.run_key(s.name, cfg)
-ui.picture(s, cfg)
+panel.picture(s, cfg)
 
 st.subheader("Train a student")
-st.markdown(ui.explain_run(s, cfg))
-fam = ui.family_of(s)
+st.markdown(panel.describe(s, cfg))
 run = ui.store().get(key)
-baseline = ui.store().get(ui.scratch_key(key)) if ui.has_scratch(fam) else None
-done = run is not None and (baseline is not None or not ui.has_scratch(fam))
+baseline = ui.store().get(ui.scratch_key(key)) if panel.scratch else None
+done = run is not None and (baseline is not None or not panel.scratch)
 if st.button("Train", key="train", type="primary", disabled=done):
     ui.train_now(s, key)
     st.rerun()
@@ -26,12 +27,12 @@ if not done:
     st.info(ui.untrained_note(s, cfg))
 else:
     ui.curves(s, run, baseline)
-    if not ui.has_scratch(fam):
-        ui.encoder_quality(s, run)
+    if panel.results:
+        panel.results(s, run)
     timing = ui.comparison(s, key, teacher)
 ui.kept_runs(s)
-if ui.is_classifier(s):
-    ui.grid(s, key)
-ui.theory(s)
+if panel.grid:
+    panel.grid(s, key)
+ui.theory(panel)
 if timing is not None:   # last: the timing waits until every figure is drawn
     timing()
