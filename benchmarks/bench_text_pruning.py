@@ -38,7 +38,7 @@ def slider_move(s: T.TextSample, cfg: P.PruneConfig, score, curve: list) -> floa
     fam = family_of(s)
     rep, dense, thin = P.evaluate(s.model, cfg, score, family=fam)
     keep = fam.prune_masks(s.model, cfg)
-    layer = page.ENCODER.teacher_layer(s, cfg)
+    layer = page.ENCODER.default_layer(s, cfg)
     w = fam.layers(s.model)[layer].weight.detach()
     if cfg.structured:
         plots.layer_bars(list(rep.unit_removed), list(rep.unit_removed.values()), "units removed", "units")

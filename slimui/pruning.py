@@ -168,9 +168,9 @@ def score_delta(metric: Metric, value: float, reference: float) -> dict:
 
 @dataclass(frozen=True)
 class Panel:
-    """What the Pruning page does differently for one family: its controls (returning the PruneConfig, with their URL
-    state), the curve's ratios and figure, the layer shown by default, the picture beside the histogram, a caption
-    of what each kind removes, and the note on how units are scored."""
+    """What the Pruning page does differently for one family, and nothing else: its caption, its controls (they
+    return the PruneConfig and keep their URL state), the curve's ratios and figure, the layer shown by default, the
+    picture beside the histogram (a weight mask; an encoder's map of the units kept), and the headline's detail."""
 
     title: str
     caption: str
@@ -178,7 +178,7 @@ class Panel:
     controls: Callable[[Any, bool], P.PruneConfig]
     picture: Callable[[str, P.PruneConfig, str, dict, P.PruneReport], go.Figure]
     curve_figure: Callable[[str, P.PruneConfig, P.PruneReport, list[Score], float], go.Figure]
-    teacher_layer: Callable[[Any, P.PruneConfig], str]
+    default_layer: Callable[[Any, P.PruneConfig], str]
     short: Callable[[str], str] = str
     crop: tuple[int, int] | None = None              # the corner of a large layer's mask drawn (None: all of it)
     pick_layer: bool = True                          # the layer is chosen beside its histogram (else in controls)
@@ -308,7 +308,7 @@ ENCODER = Panel(
     "attention heads (removed for real: smaller Linear layers, a smaller and faster model). Quality is measured "
     "against the original encoder's embeddings of held-out sentences.",
     (0.0, 0.25, 0.5, 0.75, 0.9), _encoder_controls, _encoder_picture, _encoder_curve,
-    lambda s, cfg: _encoder_layer(s, cfg.unit), short, (96, 384), False, False, _encoder_detail)
+    lambda s, cfg: _encoder_layer(s, cfg.unit), short, (96, 400), False, False, _encoder_detail)
 
 PANELS = {"classifier": CLASSIFIER, "encoder": ENCODER}
 

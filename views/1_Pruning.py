@@ -64,8 +64,8 @@ ui.full_split(name, cfg)
 
 left, right = st.columns(2)
 with left:
-    if cfg.structured and now.unit_removed:
-        total = {g.where: g.count for g in fam.units(s.model, cfg.unit)}
+    total = {g.where: g.count for g in fam.units(s.model, cfg.unit)} if cfg.structured else {}
+    if now.unit_removed and len(set(total.values())) == 1:   # units of one size everywhere: count them
         st.plotly_chart(plots.layer_bars(list(now.unit_removed), [round(v * total[w]) for w, v in
                                                                   now.unit_removed.items()],
                                          f"{ui.sentence(unit)} removed per layer",
@@ -78,7 +78,7 @@ with left:
 curve_slot = right.container()
 
 layers = list(fam.layers(s.model))
-chosen = (panel.teacher_layer(s, cfg) if teacher or "prune_layer" not in st.session_state
+chosen = (panel.default_layer(s, cfg) if teacher or "prune_layer" not in st.session_state
           else st.session_state["prune_layer"])
 left, right = st.columns(2)
 with left:
@@ -106,7 +106,6 @@ st.subheader("What it buys: the real models, timed")
 timed = Timed("prune_retime", lambda: ui.latencies.clear(name, cfg), teacher)
 lat = timed.measure("Timing the real models side by side…", lambda: ui.latencies(name, cfg))
 small, large = fam.timing_batches[0], fam.timing_batches[-1]
-figures = {"original": base, "masked": now}
 rows = [("original (dense)", "original", base.params, base.nonzeros, base.size_bytes, base.score.value)]
 if "masked" in lat:
     rows.append(("masked (dense kernels, zeros kept)", "masked", now.params, now.nonzeros, now.size_bytes,
