@@ -241,3 +241,66 @@ def test_export_panel_zip_holds_the_exported_files():
     net.load_state_dict(state)
     assert slimcore.accuracy(net, s.test) == R.apply(s, recipe, timing=False).figures.accuracy
     assert panel.bundle("digits-mlp", recipe.to_json()) == data   # cached: a new build would time the model anew
+
+
+# The sentence encoder (minilm): the same export, embeddings compared by cosine ------------------------------------
+
+@pytest.fixture(scope="module")
+def minilm():
+    return slimcore.load_sample("minilm")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load.*:DeprecationWarning")
+def test_a_ffn_pruned_encoder_exports_and_reloads_every_way(minilm, tmp_path):
+    import onnxruntime as ort
+
+    cfg = PruneConfig(0.25, structured=True, unit="ffn", norm=2)
+    applied, exported = E.export_recipe(minilm, Recipe("minilm", prune=cfg), tmp_path, timing=False)
+    assert applied.kind == exported.kind == "ffn-pruned" and exported.unavailable == {}
+    assert all(f.ok for f in exported.files), exported.lines()
+    x = E.check_inputs(minilm)
+    want = applied.model(x)
+    shapes = json.loads((tmp_path / "shapes.json").read_text())
+    assert shapes["units"] == {"ffn": applied.model.shape()["ffn"]} and shapes["layers"] == E.layer_shapes(applied.model)
+    assert torch.equal(E.load_state(minilm.model, tmp_path)(x), want)   # thin architecture + weights_only state dict
+    assert torch.equal(torch.jit.load(str(tmp_path / "model.torchscript.pt"))(x), want)
+    sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert sess.get_outputs()[0].name == "embeddings"
+    for batch in (x, x[:1, :7]):   # batch size and sentence length are free
+        got = torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: batch.numpy()})[0])
+        assert (got - applied.model(batch)).abs().max() <= E.ONNX_TOLERANCE
+    figures = json.loads((tmp_path / "figures.json").read_text())["figures"]
+    assert figures["metric"] == "mean cosine to the original" and figures["score"] == applied.figures.score
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*torch.jit.load.*:DeprecationWarning")
+def test_an_int8_encoder_exports_torchscript_and_says_what_it_cannot(minilm, tmp_path):
+    applied, exported = E.export_recipe(minilm, Recipe("minilm", int8=Int8Config(per_channel=True)), tmp_path,
+                                        timing=False)
+    assert applied.kind == "int8" and set(exported.unavailable) == {"state_dict", "onnx"}
+    script = next(f for f in exported.files if f.name == "model.torchscript.pt")
+    assert script.ok, script.check
+    x = E.check_inputs(minilm)
+    assert torch.equal(torch.jit.load(str(tmp_path / "model.torchscript.pt"))(x), applied.model(x))
+
+
+def _minilm_panel_script():
+    import slimcore
+    from slimcore.recipe import Recipe
+    from slimui.export import export_panel
+
+    export_panel("minilm", Recipe("minilm", prune=slimcore.PruneConfig(0.5, structured=True, unit="heads", norm=2)))
+
+
+@pytest.mark.slow
+def test_export_panel_works_on_minilm():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_minilm_panel_script, default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert len(at.get("download_button")) == 1
+    captions = " ".join(c.value for c in at.caption)
+    assert "prune l1 50% of attention heads per layer" in captions and "state dict, TorchScript, ONNX" in captions
+    assert "unit: heads" in at.code[-1].value
