@@ -250,6 +250,7 @@ def csv(frame: pd.DataFrame) -> bytes:
     return frame.drop(columns=["detail"], errors="ignore").to_csv(index=False).encode()
 
 
-__all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "COLUMNS", "REAL", "PRUNE_METHODS", "GridConfig", "precision", "precisions",
+__all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "COLUMNS", "REAL", "PRUNE_METHODS", "GridConfig", "precision",
+           "precisions",
            "precision_label", "bits_of", "quant", "scores", "piece", "build", "combine", "grid", "latencies",
            "with_latency", "csv"]

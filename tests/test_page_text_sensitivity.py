@@ -35,7 +35,8 @@ def test_scan_behind_a_button_and_each_cell_is_slimcores_measurement():
     ref = T.embed(s.model, quick)
     cell = next(g for g in slimcore.family_of(s).layer_groups(s.model) if g.row == "layer 2" and g.column == "FFN out")
     model = SE.variant(s.model, cell.layers, SE.ScanConfig("prune"), 0.6)
-    assert z[2, list(T.GROUPS).index("ffn_out")] == pytest.approx(1 - T.evaluate(model, quick, ref).mean_cosine, abs=1e-6)
+    drop = 1 - T.evaluate(model, quick, ref).mean_cosine
+    assert z[2, list(T.GROUPS).index("ffn_out")] == pytest.approx(drop, abs=1e-6)
     table = at.dataframe[0].value
     drops = list(table["drop in mean cosine"])
     assert len(table) == 24 and drops == sorted(drops, reverse=True)

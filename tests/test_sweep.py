@@ -226,7 +226,8 @@ def test_sensitivity_on_the_encoder_scans_cells_and_whole_groups():
     s = slimcore.load_sample("minilm")
     fam = slimcore.family_of(s)
     cells = fam.layer_groups(s.model)
-    assert len(cells) == len(s.model.encoder.layer) * 4 and cells[0].row == "layer 0" and cells[0].column == "attention q/k/v"
+    assert len(cells) == len(s.model.encoder.layer) * 4
+    assert cells[0].row == "layer 0" and cells[0].column == "attention q/k/v"
     assert sum(len(g.layers) for g in cells) == len(fam.layers(s.model))   # every Linear in exactly one cell
     whole = fam.layer_groups(s.model, whole=True)
     assert [g.column for g in whole] == [g.column for g in cells[:4]] and len(whole[0].layers) == 3 * len(

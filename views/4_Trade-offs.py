@@ -24,10 +24,11 @@ unit, scale = opts.size_unit
 methods_known = TR.PRUNE_METHODS.get(fam.name, ("l1",))
 precisions_known = TR.precisions(fam.name)
 structure = " or ".join(fam.unit_kinds.values())
+real = ", or a real int8 engine" if TR.REAL.get(fam.name) else ""
 st.title("Trade-offs")
-st.caption(f"How small and how fast can **{state.label(name)}** get before it stops being good enough? Every point is one "
-           f"configuration — a prune ratio (single weights, or whole {structure}) followed by a precision (fp32, "
-           f"fake-quantized k-bit{', or a real int8 engine' if set(precisions_known) & set(TR.REAL.get(fam.name, {})) else ''}) "
+st.caption(f"How small and how fast can **{state.label(name)}** get before it stops being good enough? Every point is "
+           f"one configuration — a prune ratio (single weights, or whole {structure}) followed by a precision (fp32, "
+           f"fake-quantized k-bit{real}) "
            f"— scored by its {metric.name} on {len(fam.split(s, 'quick')):,} held-out examples. The frontier joins the "
            "configurations that nothing else beats on both axes.")
 URL = urlstate.Spec(  # the settings kept in the link (?tradeoff_x=macs...); advanced ones are hidden in teacher mode
