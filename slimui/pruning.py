@@ -64,10 +64,21 @@ def result(name: str, cfg: P.PruneConfig) -> tuple[P.PruneReport, nn.Module, nn.
                       calibration=_calibration(name, cfg.method), scores=scores(name, cfg.method, cfg.seed))
 
 
+@dataclass(frozen=True)
+class Original:
+    """The unpruned model's own figures, as the page compares with them."""
+
+    score: Score
+    params: int
+    nonzeros: int
+    size_bytes: int   # measured: torch.save
+
+
 @st.cache_data(show_spinner=False)
-def original(name: str) -> P.PruneReport:
-    """The unpruned model's own figures, in the same record (nothing removed)."""
-    return result(name, P.PruneConfig(0.0, unit="none"))[0]
+def original(name: str) -> Original:
+    model = cache.sample(name).model
+    return Original(scorer(name)(model), sum(p.numel() for p in model.parameters()),
+                    sum(int(torch.count_nonzero(p)) for p in model.parameters()), slimcore.serialized_bytes(model))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

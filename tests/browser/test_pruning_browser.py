@@ -16,7 +16,7 @@ def _mask_mean(page):
     # the sparsity mask (looked up by its title); plotly.js keeps a binary-encoded z as {dtype, bdata, shape} with the
     # decoded rows in _inputArray
     return charts.evaluate_all("els => { const e = els.filter(e => e.offsetParent !== null &&"
-                               " e.layout.title.text.endsWith(' mask'))[0]; const z = e.data[0].z; let s = 0, n = 0;"
+                               " e.layout.title.text.includes(' mask'))[0]; const z = e.data[0].z; let s = 0, n = 0;"
                           " for (const row of Array.from(z._inputArray || z))"
                           "   for (const v of Array.from(row.length === undefined ? [row] : row)) { s += v; n += 1 }"
                           " return s / n }")
