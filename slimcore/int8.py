@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .families import family_of, unsupported
+from .quantization import CALIBRATION as Q_CALIBRATION
 
 KINDS = ("auto", "dynamic", "static")
 ENGINE = "x86"
@@ -199,7 +200,7 @@ class Int8Variant:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
-CALIBRATION = 512   # training inputs that calibrate static int8 (as slimcore.quantization.CALIBRATION)
+CALIBRATION = Q_CALIBRATION   # training inputs that calibrate static int8: the simulation's number
 
 # The real int8 models each family's Quantization lab shows, by label: the page, benchmarks and golden read this table.
 VARIANTS: dict[str, dict[str, Int8Variant]] = {
@@ -242,6 +243,7 @@ def build(sample: Any, variant: str | Int8Variant) -> Int8Model:
 def _classifier(sample: Any, variant: Int8Variant) -> Int8Model:
     """Dynamic for Linear-only models, static (calibrated on the head of the calibration split) with convolutions."""
     if variant.per_channel or variant.embeddings:
-        raise unsupported("per-channel dynamic or 8-bit embedding int8", family_of(sample), ["kind auto/dynamic/static"])
+        raise unsupported("per-channel dynamic or 8-bit embedding int8", family_of(sample),
+                          ["kind auto/dynamic/static"])
     calibration = None if variant.kind == "dynamic" else family_of(sample).split(sample, "calibration").x[:CALIBRATION]
     return int8_model(sample.model, calibration, variant.kind)
