@@ -141,24 +141,23 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     sample = resolve_model(args.model, args.data)
-    if family_of(sample).name != "classifier":
-        raise UsageError(f"sweep on {family_of(sample).label} ({args.model}) is not available from the command line "
-                         "yet: use the dashboard's Trade-offs lab")
-    methods = tuple(dict.fromkeys(args.methods))
-    kinds = ("unstructured", "channels") if args.structured else ("unstructured",)
+    fam = family_of(sample)
     out = None if args.out == "-" else Path(args.out)
     if out is not None and not out.parent.is_dir():
         raise UsageError(f"--out: the folder {out.parent} does not exist")
-    # V4: tradeoffs.grid is one grid for every family now: grid(sample, GridConfig(kinds, methods, ratios,
-    # precisions ("fp32", "4-bit", "int8"...), scope, per_channel)); its frame's headline column is `score`.
-    cfg = tradeoffs.GridConfig(kinds, methods, tuple(args.ratios), tuple(tradeoffs.precision(b) for b in args.bits),
-                               args.scope, args.per_channel)
+    kinds = ("unstructured", *fam.unit_kinds) if args.structured else ("unstructured",)
+    precisions = tuple(tradeoffs.precision(b) for b in args.bits)
+    if args.int8:
+        precisions += tuple(tradeoffs.REAL.get(fam.name, {}))
+    cfg = tradeoffs.GridConfig(kinds, tuple(dict.fromkeys(args.methods)), args.ratios, precisions, args.scope,
+                               args.per_channel)
+    cfg.check(fam)   # a setting the family does not have: one line, before any work
     todo = cfg.pieces()
     t0 = time.perf_counter()
     frame = tradeoffs.grid(sample, cfg, on_progress=Progress(f"sweep {args.model}: {len(todo)} prune settings x "
-                                                             f"{len(args.bits)} bit widths"))
+                                                             f"{len(precisions)} precisions"))
     if args.latency:
-        scores = {m: tradeoffs.scores(sample, m) for m in methods}
+        scores = {m: tradeoffs.scores(sample, m) for m in cfg.methods} if fam.name == "classifier" else None
         frame = tradeoffs.with_latency(frame, tradeoffs.latencies(sample, frame, scores))
     seconds = time.perf_counter() - t0
     data = tradeoffs.csv(frame)
@@ -167,8 +166,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         out.write_bytes(data)
     report = sys.stderr if out is None else sys.stdout
-    print(f"{len(frame)} rows ({len(todo)} prune settings x {len(args.bits)} bit widths; test accuracy on "
-          f"{len(sample.test):,} examples) in {seconds:.1f} s" + (f" -> {out}" if out is not None else ""), file=report)
+    print(f"{len(frame)} rows ({len(todo)} prune settings x {len(precisions)} precisions; "
+          f"{frame.attrs.get('metric') or fam.metric.name} on {frame.attrs.get('examples') or '?'} examples) in "
+          f"{seconds:.1f} s" + (f" -> {out}" if out is not None else ""), file=report)
     return 0
 
 
@@ -204,22 +204,26 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="write the Trade-offs table (prune ratio x bit width) as CSV",
                        description="Sweep prune ratios x bit widths as the Trade-offs page does (same function, same "
-                       "numbers) and write one row per configuration as CSV. Defaults are the page's: L1, per layer, "
-                       "with channel pruning, per-tensor grid, 20 ratios x 7 bit widths.")
-    s.add_argument("--model", required=True, metavar="M", help=f"one of {', '.join(list_samples('classifier'))}")
+                       "numbers) and write one row per configuration as CSV, scored by the model family's metric "
+                       "(test accuracy, or mean cosine to the original on the quick sentences for minilm). Defaults: "
+                       "L1, per layer, with structured pruning (channels; heads and FFN neurons for minilm), "
+                       "per-tensor grid, 20 ratios x 7 bit widths.")
+    s.add_argument("--model", required=True, metavar="M", help=f"one of {samples}, or a model file")
     s.add_argument("--data", metavar="FILE", help="data for a model file (not for sample models, which bring theirs)")
     s.add_argument("--out", required=True, metavar="FILE", help="CSV file to write ('-' for standard output)")
     s.add_argument("--methods", nargs="+", default=["l1"], choices=list(METHODS), metavar="METHOD",
                    help=f"pruning methods: {', '.join(METHODS)} (default: l1)")
     s.add_argument("--structured", action=argparse.BooleanOptionalAction, default=True,
-                   help="add channel-pruned models to the grid (default: yes)")
+                   help="add structurally pruned models to the grid: the family's units (default: yes)")
     s.add_argument("--scope", choices=list(SCOPES), default="layer", help="per layer or global (default: layer)")
     s.add_argument("--per-channel", action="store_true", help="one quantization scale per output channel")
     s.add_argument("--ratios", type=_floats, default=tradeoffs.RATIOS, metavar="LIST",
                    help="prune ratios, comma-separated (default: 0,0.05,...,0.95)")
     s.add_argument("--bits", type=_ints, default=tradeoffs.BITS, metavar="LIST",
                    help="bit widths, comma-separated; 32 = fp32 (default: 32,16,8,6,4,3,2)")
-    s.add_argument("--latency", action="store_true", help="also time every real fp32 model at batch 256 (slower)")
+    s.add_argument("--int8", action="store_true", help="add the family's real int8 engines (minilm: int8, int8+emb)")
+    s.add_argument("--latency", action="store_true", help="also time every real fp32 model at batch 256 (slower; "
+                   "classifiers)")
     s.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's)")
     s.set_defaults(run=cmd_sweep)
     return p

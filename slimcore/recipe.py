@@ -56,12 +56,14 @@ class Int8Config:
             raise ValueError(f"int8 kind must be one of {', '.join(INT8_KINDS)}, got {self.kind!r}")
         if isinstance(self.calibration, bool) or not isinstance(self.calibration, int) or self.calibration < 1:
             raise ValueError(f"calibration must be a whole number of training inputs >= 1, got {self.calibration!r}")
-        if self.calibration != I8.CALIBRATION and self.kind != "dynamic":
-            raise ValueError(f"calibration: static int8 is calibrated on {I8.CALIBRATION} inputs of the calibration "
-                             f"split (slimcore.int8.CALIBRATION), got {self.calibration}")
         for name in ("per_channel", "embeddings"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_variant(cls, variant: I8.Int8Variant) -> "Int8Config":
+        """The recipe step of one of a family's real int8 variants (slimcore.int8.variants(sample))."""
+        return cls(variant.kind, per_channel=variant.per_channel, embeddings=variant.embeddings)
 
     @property
     def variant(self) -> I8.Int8Variant:
@@ -98,10 +100,19 @@ class Recipe:
 
     @classmethod
     def from_sweep_row(cls, model: str, row: Any, per_channel: bool = False) -> "Recipe":
-        """The recipe of one row of a sweep (slimcore.sweep, the Trade-offs page): its pruning (none at ratio 0),
-        then its bit width on the sweep's symmetric grid (none at 32, fp32). `row` is a mapping or pandas row."""
+        """The recipe of one row of a sweep (slimcore.sweep / slimcore.tradeoffs, the Trade-offs page) of any family:
+        its pruning (none at ratio 0; structured rows remove the row's unit, `prune`, as the grid does: channels by
+        their L1 norm, an encoder's heads or FFN neurons by their L2 norm), then its precision: a k-bit width on the
+        sweep's symmetric grid, a real int8 engine ("int8", "int8+emb": dynamic, per channel), or none (fp32).
+        `row` is a mapping or pandas row."""
         ratio, bits = float(row["prune_ratio"]), int(row["bits"])
-        prune = PruneConfig(ratio, str(row["method"]), str(row["scope"]), bool(row["structured"])) if ratio else None
+        structured = bool(row["structured"])
+        unit = str(row["prune"]) if structured and "prune" in row else "channels"
+        prune = PruneConfig(ratio, str(row["method"]), str(row["scope"]), structured,
+                            norm=1 if unit == "channels" else 2, unit=unit) if ratio else None
+        precision = str(row["precision"]) if "precision" in row else ""
+        if precision.startswith("int8"):
+            return cls(model, prune, int8=Int8Config("dynamic", per_channel=True, embeddings=precision == "int8+emb"))
         return cls(model, prune, QuantConfig(bits, per_channel=per_channel) if bits != 32 else None)
 
     @property
@@ -481,6 +492,9 @@ def apply(sample: Any, recipe: Recipe, timing: bool = True, max_seconds: float =
                      "fp32-sized and the kernels are fp32 ones; the k-bit size is modelled")
     counted = net   # int8 weights are packed parameters, not nn.Parameters: count them on the fp32 model they came from
     if recipe.int8 is not None:
+        if recipe.int8.calibration != I8.CALIBRATION and recipe.int8.kind != "dynamic":
+            raise ValueError(f"int8.calibration: static int8 is calibrated on {I8.CALIBRATION} inputs of the "
+                             f"calibration split (slimcore.int8.CALIBRATION), got {recipe.int8.calibration}")
         try:
             r = I8.build(_with(sample, net), recipe.int8.variant)
         except ValueError as e:

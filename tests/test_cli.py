@@ -264,11 +264,21 @@ def test_hostile_minilm_recipes_give_one_line_and_exit_code_2(body, message, tmp
 
 
 @pytest.mark.slow
-def test_sweep_on_minilm_says_not_yet_in_one_line(tmp_path, capsys):
-    assert cli.main(["sweep", "--model", "minilm", "--out", str(tmp_path / "t.csv")]) == 2
+def test_sweep_on_minilm_is_the_family_generic_grid(tmp_path, capsys):
+    from slimcore import tradeoffs
+
+    args = ["--ratios", "0,0.5", "--bits", "32,8", "--no-structured"]
+    assert cli.main(["sweep", "--model", "minilm", "--out", str(tmp_path / "t.csv"), *args]) == 0
+    out = capsys.readouterr()
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert len(table) == 2 * 2 and "4 rows" in out.out and "mean cosine" in out.out   # unpruned once, 0.5; fp32, 8-bit
+    s = slimcore.load_sample("minilm")
+    frame = tradeoffs.grid(s, tradeoffs.GridConfig(("unstructured",), ("l1",), (0.0, 0.5), ("fp32", "8-bit")))
+    assert (tmp_path / "t.csv").read_bytes() == tradeoffs.csv(frame)   # the same function, the same bytes
+    assert cli.main(["sweep", "--model", "minilm", "--out", str(tmp_path / "u.csv"), "--methods", "taylor"]) == 2
     err = capsys.readouterr().err
-    assert "sweep on sentence encoders (minilm) is not available from the command line yet" in err
-    assert err.count("\n") == 1 and not (tmp_path / "t.csv").exists()
+    assert "pruning method 'taylor' is not available for sentence encoders" in err and err.count("\n") == 1
+    assert not (tmp_path / "u.csv").exists()
 
 
 @pytest.mark.slow

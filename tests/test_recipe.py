@@ -1,6 +1,7 @@
 """Recipes: YAML and JSON round trips, strict loading with one-line messages that name the field, and `apply`, whose
 figures are the ones the labs compute for the same configuration (the page glue is called here, outside a page)."""
 import copy
+import dataclasses
 import importlib
 
 import pytest
@@ -182,7 +183,7 @@ def test_pruned_and_quantized_figures_are_the_sweeps(cnn, structured, bits):
     row = S.sweep(cnn.model, cnn.data, (0.5,), (bits,), ("l1",), (structured,)).iloc[0]
     f = R.apply(cnn, Recipe("digits-cnn", PruneConfig(0.5, structured=structured), QuantConfig(bits)),
                 timing=False).figures
-    assert f.accuracy == row.accuracy
+    assert f.accuracy == row.score
     assert f.modelled_bytes == row.size_bytes and row.size_label == "modelled"
 
 
@@ -206,10 +207,10 @@ def test_a_sweep_rows_recipe_gives_the_rows_figures(per_channel):
     s = slimcore.load_sample("mnist1d-cnn")
     frame = S.sweep(s.model, s.data, (0.0, 0.3, 0.6), (32, 8, 3), ("l1", "taylor"), (False, True), "global",
                     QuantConfig(per_channel=per_channel))
-    for row in frame.dropna(subset=["accuracy"]).itertuples():
+    for row in frame.dropna(subset=["score"]).itertuples():
         recipe = Recipe.from_sweep_row("mnist1d-cnn", row._asdict(), per_channel)
         f = R.apply(s, recipe, timing=False).figures
-        assert f.accuracy == row.accuracy, row.config
+        assert f.accuracy == row.score, row.config
         if row.size_label == "measured":
             assert f.size_bytes == row.size_bytes, row.config
         elif row.prune_ratio > 0:
@@ -226,3 +227,55 @@ def test_shipped_example_recipes_load_and_apply(path):
     s = slimcore.load_sample(r.model)
     f = R.apply(s, r, timing=False).figures
     assert f.accuracy > f.base_accuracy - 0.05   # examples worth copying: within 5 points of the original
+
+
+def test_a_sweep_row_of_the_encoders_grid_gives_its_recipe():
+    """Rows of slimcore.tradeoffs' family-generic grid: the row's unit and precision, as the grid builds them."""
+    row = {"prune_ratio": 0.5, "bits": 8, "method": "l1", "scope": "layer", "structured": True, "prune": "heads",
+           "precision": "int8+emb"}
+    r = Recipe.from_sweep_row("minilm", row)
+    assert r.prune == PruneConfig(0.5, structured=True, unit="heads", norm=2)
+    assert r.int8 == Int8Config("dynamic", per_channel=True, embeddings=True) and r.quant is None
+    r = Recipe.from_sweep_row("minilm", row | {"structured": False, "prune": "unstructured", "precision": "4-bit",
+                                               "bits": 4}, per_channel=True)
+    assert r.prune == PruneConfig(0.5) and r.quant == QuantConfig(4, per_channel=True) and r.int8 is None
+    assert Recipe.from_sweep_row("digits-cnn", row | {"prune": "channels", "precision": "fp32", "bits": 32}).prune == \
+        PruneConfig(0.5, structured=True)
+
+
+@pytest.mark.parametrize("label, variant", [(k, v) for fam in ("classifier", "encoder")
+                                            for k, v in slimcore.int8.VARIANTS[fam].items()])
+def test_every_int8_variant_of_the_labs_is_a_recipe_step(label, variant):
+    cfg = Int8Config.from_variant(variant)
+    assert cfg.variant == variant
+    assert R.loads(R.dumps(Recipe("minilm", int8=cfg))).int8 == cfg
+
+
+@pytest.mark.parametrize("body, message", [
+    ("int8: {per_channel: 1}", "int8.per_channel: expected true or false, got 1 (a number)"),
+    ("int8: {embeddings: yes please}", "int8.embeddings: expected true or false"),
+    ("prune: {amount: 0.5, structured: true, unit: 7}", "prune.unit: expected text, got 7 (a number)")])
+def test_encoder_settings_are_checked_strictly(body, message):
+    with pytest.raises(ValueError) as e:
+        R.loads(f"version: 1\nmodel: minilm\n{body}\n")
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_static_int8_is_calibrated_on_the_builders_inputs(cnn):
+    with pytest.raises(ValueError, match="int8.calibration: static int8 is calibrated on 512 inputs"):
+        R.apply(cnn, Recipe("digits-cnn", int8=Int8Config("static", 64)), timing=False)
+
+
+@pytest.mark.slow
+def test_apply_on_minilm_goes_through_the_family_api():
+    s = slimcore.load_sample("minilm")
+    before = {k: v.clone() for k, v in s.model.state_dict().items()}
+    cfg = PruneConfig(0.3)
+    f = R.apply(s, Recipe("minilm", prune=cfg, quant=QuantConfig(4, per_channel=True)), timing=False).figures
+    want = slimcore.score(s, slimcore.quantize(dataclasses.replace(s, model=slimcore.prune(s, cfg)),
+                                               QuantConfig(4, per_channel=True)))
+    assert (f.kind, f.metric, f.score, f.examples) == ("fake-quantized", want.metric, want.value, want.examples)
+    assert f.detail["paraphrase_top1"] == want.detail.paraphrase_top1 and f.base_score == pytest.approx(1, abs=1e-6)
+    assert f.modelled_bytes < f.size_bytes == slimcore.serialized_bytes(s.model)   # fp32-sized file, k-bit modelled
+    assert "accuracy" not in f.to_dict() and f.to_dict()["metric"] == "mean cosine to the original"
+    assert all(torch.equal(v, s.model.state_dict()[k]) for k, v in before.items())
