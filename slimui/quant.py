@@ -168,9 +168,13 @@ def curve_key(cfg: q.QuantConfig) -> str:
 
 # --------------------------------------------------------------------------------------------------- real int8
 
-def int8_labels(name: str) -> list[str]:
+def int8_variants(name: str) -> dict[str, int8_backend.Int8Variant]:
     """The real int8 variants the model's family offers (slimcore.int8.variants), by label."""
-    return list(int8_backend.variants(cache.sample(name)))
+    return int8_backend.variants(cache.sample(name))
+
+
+def int8_labels(name: str) -> list[str]:
+    return list(int8_variants(name))
 
 
 @st.cache_resource(show_spinner="Building the real int8 model…")

@@ -82,6 +82,8 @@ def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(p
     assert pc > pt
     notes = [c.value for c in page.caption] + [w.value for w in page.warning]
     assert any("as fast as fp32 at batch 1" in n and "at batch 32" in n for n in notes)
+    assert page.radio(key="export_choice").options == ["simulated 8-bit (fake quantization)",
+                                                       *(f"real {k}" for k in TQ.INT8_VARIANTS)]
 
 
 def test_the_curve_holds_every_bit_width_and_matches_the_slider(page):

@@ -195,7 +195,8 @@ else:
                   "Latency: median of timed runs on this server's CPU, fp32 and int8 timed side by side, once per "
                   "model.", [b for per in lat.values() for b in per.values()])
 
-if not teacher and not panel:  # a lecture needs the figures, not the files; recipes cover classifiers
-    export_panel(name, Recipe(name, quant=cfg), {f"simulated {cfg.bits}-bit (fake quantization)":
-                                                 Recipe(name, quant=cfg), "real int8 (torch.ao)":
-                                                 Recipe(name, int8=Int8Config())})
+if not teacher:  # a lecture needs the figures, not the files
+    simulated = Recipe(name, quant=cfg)
+    export_panel(name, simulated, {f"simulated {cfg.bits}-bit (fake quantization)": simulated,
+                                   **{f"real {k}": Recipe(name, int8=Int8Config.from_variant(v))
+                                      for k, v in ui.int8_variants(name).items()}})
