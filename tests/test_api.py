@@ -152,6 +152,14 @@ class _RegressionFamily:
     def units(self, model, kind):
         return []
 
+    def prune_masks(self, model, cfg, scores=None, calibration=None):
+        raise F.unsupported("pruning", self, [])   # no pruning for this family: slimcore.prune says so
+
+    remove_units = prune_masks
+
+    def layer_groups(self, model, whole=False):
+        return []
+
     distill_defaults = None   # no distillation for this family: slimcore.distill says it is not available
 
     def student(self, teacher, cfg):
