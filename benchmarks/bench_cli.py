@@ -1,10 +1,11 @@
 """Command-line benchmark: `python -m slimcore sweep` on the Trade-offs page's default grid (L1, per layer, with
 channel pruning: 39 prune settings x 7 bit widths = 273 rows) for two sample models, beside the same grid computed in
 this process (slimcore.tradeoffs.grid, what the page computes), so the cost of starting Python and importing torch
-shows; and `python -m slimcore apply` for a few recipes, with and without export. Wall-clock seconds, medians of
-3 runs, each process started afresh.
+shows; and `python -m slimcore apply` for a few recipes, with and without export, on the first model and on the
+sentence encoder minilm (its own recipes: heads pruned, real int8; one run each, they take minutes). Wall-clock
+seconds, medians of 3 runs, each process started afresh.
 
-Usage: python benchmarks/bench_cli.py [model ...]
+Usage: python benchmarks/bench_cli.py [classifier model ...]
 """
 from __future__ import annotations
 
@@ -75,25 +76,40 @@ def main(names: list[str]) -> None:
             print(f"{'':<12} with --latency (every real fp32 model timed at batch 256): {wall:6.2f} s, "
                   f"{rows / wall:6.1f} rows/s")
 
-    print("\n## apply: a recipe, figures printed (accuracy measured on the test split; --no-latency vs timed)")
-    recipes = {
-        "prune L1 50 % weights": Recipe(names[0], PruneConfig(0.5)),
-        "prune 50 % channels": Recipe(names[0], PruneConfig(0.5, structured=True)),
-        "fake-quant 4-bit": Recipe(names[0], quant=QuantConfig(4)),
-        "channels 30 % + real int8": Recipe(names[0], PruneConfig(0.3, structured=True), int8=Int8Config()),
-    }
+    for name, repeats in ((names[0], REPEATS), (slimcore.text.NAME, 1)):
+        apply_recipes(name, repeats)
+
+
+def recipes_for(name: str) -> dict[str, Recipe]:
+    """A few recipes of the model's family (an encoder prunes heads and builds real int8 per channel)."""
+    if slimcore.family_of(slimcore.load_sample(name)).name == "encoder":
+        return {"prune 25 % heads": Recipe(name, PruneConfig(0.25, structured=True, unit="heads", norm=2)),
+                "real int8 + 8-bit word table": Recipe(name, int8=Int8Config("dynamic", per_channel=True,
+                                                                             embeddings=True))}
+    return {"prune L1 50 % weights": Recipe(name, PruneConfig(0.5)),
+            "prune 50 % channels": Recipe(name, PruneConfig(0.5, structured=True)),
+            "fake-quant 4-bit": Recipe(name, quant=QuantConfig(4)),
+            "channels 30 % + real int8": Recipe(name, PruneConfig(0.3, structured=True), int8=Int8Config())}
+
+
+def apply_recipes(name: str, repeats: int) -> None:
+    metric = slimcore.family_of(slimcore.load_sample(name)).metric
+    print(f"\n## apply on {name}: a recipe, figures printed ({metric.name} on the test split; --no-latency vs timed; "
+          f"median of {repeats})")
     with tempfile.TemporaryDirectory() as d:
-        for label, recipe in recipes.items():
+        for label, recipe in recipes_for(name).items():
             path = R.dump(recipe, Path(d) / "r.yaml")
-            quick = median(lambda: cli("apply", "--recipe", str(path), "--no-latency"))[0]
-            timed_, _, out = median(lambda: cli("apply", "--recipe", str(path), "--json"))
+            quick = median(lambda: cli("apply", "--recipe", str(path), "--no-latency"), repeats)[0]
+            timed_, _, out = median(lambda: cli("apply", "--recipe", str(path), "--json"), repeats)
             f = json.loads(out.stdout)["figures"]
-            wall, _, out = median(lambda: cli("apply", "--recipe", str(path), "--out", str(Path(d) / "x"), "--json"))
+            wall, _, out = median(lambda: cli("apply", "--recipe", str(path), "--out", str(Path(d) / "x"), "--json"),
+                                  repeats)
             files = json.loads(out.stdout)["files"]
-            print(f"{label:<27} {quick:5.2f} s no timing | {timed_:5.2f} s timed | {wall:5.2f} s timed + export "
-                  f"({len(files)} files, {sum(files.values()):,} B) | accuracy {f['accuracy']:.2%}, "
-                  f"{f['size_bytes']:,} B measured, {f['latency_b256']['median_ms']:.3f} ms at batch 256 "
-                  f"({f['latency_b256']['threads']} threads)")
+            big = max((k for k in f if k.startswith("latency_b")), key=lambda k: int(k[len("latency_b"):]))
+            print(f"{label:<29} {quick:6.2f} s no timing | {timed_:6.2f} s timed | {wall:6.2f} s timed + export "
+                  f"({len(files)} files, {sum(files.values()):,} B) | {metric.short} {metric.format(f['score'])}, "
+                  f"{f['size_bytes']:,} B measured, {f[big]['median_ms']:.3f} ms at batch {f[big]['batch']} "
+                  f"({f[big]['threads']} threads)")
 
 
 if __name__ == "__main__":

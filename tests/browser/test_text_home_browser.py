@@ -17,6 +17,8 @@ def test_pick_minilm_and_see_its_embeddings(server, page):
     page.goto(server)
     wait_idle(page)
     choose(page, "Model", "minilm")
+    # the first visit loads the encoder and embeds the test sentences: minutes on a busy 2-core machine
+    page.locator("[data-testid='stMetric']", has_text="Paraphrase found (top-1)").first.wait_for(timeout=240_000)
     expect_metric(page, "Paraphrase found (top-1)", f"{top1:.1%}")
     expect_metric(page, "Parameters", f"{s.card['parameters']:,}")
     wait_idle(page)
