@@ -167,7 +167,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out.write_bytes(data)
     report = sys.stderr if out is None else sys.stdout
     print(f"{len(frame)} rows ({len(todo)} prune settings x {len(precisions)} precisions; "
-          f"{frame.attrs.get('metric') or fam.metric.name} on {frame.attrs.get('examples') or '?'} examples) in "
+          f"{getattr(frame.attrs.get('metric'), 'name', fam.metric.name)} on {frame.attrs.get('examples') or '?'} "
+          "examples) in "
           f"{seconds:.1f} s" + (f" -> {out}" if out is not None else ""), file=report)
     return 0
 

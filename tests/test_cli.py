@@ -271,8 +271,9 @@ def test_sweep_on_minilm_is_the_family_generic_grid(tmp_path, capsys):
     assert cli.main(["sweep", "--model", "minilm", "--out", str(tmp_path / "t.csv"), *args]) == 0
     out = capsys.readouterr()
     table = pd.read_csv(tmp_path / "t.csv")
-    assert len(table) == 2 * 2 and "4 rows" in out.out and "mean cosine" in out.out   # unpruned once, 0.5; fp32, 8-bit
     s = slimcore.load_sample("minilm")
+    assert len(table) == 2 * 2 and "4 rows" in out.out   # unpruned once, 0.5; each at fp32 and 8-bit
+    assert f"mean cosine to the original on {len(s.data.quick_set)} examples" in out.out, out.out
     frame = tradeoffs.grid(s, tradeoffs.GridConfig(("unstructured",), ("l1",), (0.0, 0.5), ("fp32", "8-bit")))
     assert (tmp_path / "t.csv").read_bytes() == tradeoffs.csv(frame)   # the same function, the same bytes
     assert cli.main(["sweep", "--model", "minilm", "--out", str(tmp_path / "u.csv"), "--methods", "taylor"]) == 2
