@@ -109,6 +109,7 @@ def test_resolve_model_takes_sample_names_and_model_files(tmp_path):
     assert from_file.card["sample_architecture"] == "digits-cnn" and from_file.data.name == "digits"
 
 
+@pytest.mark.slow
 def test_apply_and_sweep_on_a_model_file_with_data(tmp_path):
     import numpy as np
     import torch
@@ -135,6 +136,7 @@ def test_apply_and_sweep_on_a_model_file_with_data(tmp_path):
 
 # apply -------------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_apply_prints_the_pruning_labs_figures(recipes):
     from slimui import pruning as page
 
@@ -152,6 +154,7 @@ def test_apply_prints_the_pruning_labs_figures(recipes):
             assert figures["modelled_bytes"] == report.sparse.bytes
 
 
+@pytest.mark.slow
 def test_apply_prints_the_quantization_labs_figures(recipes):
     from slimui import quant as page
 
@@ -165,6 +168,7 @@ def test_apply_prints_the_quantization_labs_figures(recipes):
     assert (figures["accuracy"], figures["size_bytes"]) == (real["score"].value, real["size_bytes"])
 
 
+@pytest.mark.slow
 def test_apply_times_and_exports(recipes, tmp_path):
     out = run("apply", "--recipe", str(recipes / "channels.json"), "--out", str(tmp_path / "x"), "--threads", "1")
     assert out.returncode == 0 and out.stderr == "", out.stderr
@@ -200,6 +204,7 @@ GRIDS = {  # CLI options -> the page's sweep arguments (methods, structured, sco
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("grid", list(GRIDS))
 def test_sweep_csv_is_the_trade_offs_pages_table(grid, tmp_path):
     from slimui import tradeoffs as page
@@ -216,6 +221,7 @@ def test_sweep_csv_is_the_trade_offs_pages_table(grid, tmp_path):
     assert set(table.method) == set(methods) and set(table.scope) == {scope}
 
 
+@pytest.mark.slow
 def test_sweep_to_standard_output_with_latency():
     out = run("sweep", "--model", "mnist1d-cnn", "--out", "-", "--ratios", "0,0.5", "--bits", "32,4", "--latency")
     assert out.returncode == 0, out.stderr

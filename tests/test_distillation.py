@@ -54,6 +54,7 @@ def _run(sample, seed=0, **kw):
     return slimcore.distill(sample, dataclasses.replace(CFG, seed=seed), **kw)
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_inputs_untouched(digits_mlp):
     teacher = {k: v.clone() for k, v in digits_mlp.model.state_dict().items()}
     student = D.make_student("digits-mlp", 0.25, 0)

@@ -3,21 +3,19 @@ than fixed widths, and the pipeline on digits-mlp shrinks stage by stage with co
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import slimcore
 from slimcore import pipeline as PL
 
 
-@settings(max_examples=50, deadline=None)
 @given(st.integers(1, 12), st.lists(st.integers(0, 4095), max_size=300))
 def test_fixed_width_packing_round_trips(bits, values):
     symbols = np.array([v % (1 << bits) for v in values], dtype=np.int64)
     assert PL.unpack_bits(PL.pack_bits(symbols, bits), bits, len(symbols)).tolist() == symbols.tolist()
 
 
-@settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(0, 15), min_size=1, max_size=400))
 def test_huffman_round_trips_and_beats_fixed_width(values):
     symbols = np.array(values, dtype=np.int64)
@@ -30,7 +28,6 @@ def test_huffman_round_trips_and_beats_fixed_width(values):
     assert int((lengths[symbols]).sum()) <= 4 * len(symbols) or len(used) == 1
 
 
-@settings(max_examples=50, deadline=None)
 @given(st.lists(st.booleans(), min_size=1, max_size=500), st.integers(2, 6))
 def test_gap_coding_of_positions_round_trips(mask, bits):
     mask = np.array(mask)

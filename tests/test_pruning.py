@@ -3,7 +3,7 @@ really removes channels, gradual pruning is deterministic, holds its zeros and c
 import copy
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 import torch
 from torch.nn.utils import prune as tprune
@@ -221,7 +221,6 @@ def test_structured_gradual_pruning_removes_whole_channels_and_recovers(digits_c
         torch.testing.assert_close(small(digits_cnn.test.x), res.model(digits_cnn.test.x), atol=1e-4, rtol=1e-4)
 
 
-@settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 5), min_size=1, max_size=200), st.floats(0, 0.999))
 def test_cut_removes_exactly_the_lowest_even_with_ties(values, amount):
     scores = torch.tensor(values, dtype=torch.float32)

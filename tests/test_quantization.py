@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 
 BITS = st.integers(2, 16)
 FLOATS = st.floats(-(2.0 ** 60), 2.0 ** 60, width=32, allow_nan=False, allow_infinity=False)  # subnormals included
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow])  # examples, deadline: the profile (tests/conftest.py)
 
 
 def arrays(min_dims: int = 1, max_dims: int = 4):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from torch.nn.utils import prune as torch_prune
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import slimcore
@@ -35,7 +35,6 @@ def dominates(a, b, minimize_x, maximize_y) -> bool:
 points = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), min_size=0, max_size=40)  # small ranges: ties
 
 
-@settings(max_examples=300, deadline=None)
 @given(points, st.booleans(), st.booleans())
 def test_pareto_is_exactly_the_non_dominated_set(pts, minimize_x, maximize_y):
     frame = pd.DataFrame(pts, columns=["x", "y"], dtype=float)
@@ -49,7 +48,6 @@ def test_pareto_is_exactly_the_non_dominated_set(pts, minimize_x, maximize_y):
     assert xs == sorted(xs, reverse=not minimize_x)
 
 
-@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.one_of(st.none(), st.floats(0, 1))), max_size=30))
 def test_pareto_leaves_out_missing_values_and_keeps_the_rows(pts):
     frame = pd.DataFrame({"x": [p[0] for p in pts], "y": [np.nan if p[1] is None else p[1] for p in pts],

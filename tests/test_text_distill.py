@@ -226,6 +226,7 @@ def short_run(sample):
     return slimcore.distill(sample, cfg), before
 
 
+@pytest.mark.slow
 def test_short_run_beats_the_untrained_student_on_held_out_sentences(sample, short_run):
     r, _ = short_run
     assert r.history[-1].score.value > r.before.value + 0.05
@@ -245,6 +246,7 @@ def test_short_run_beats_the_untrained_student_on_held_out_sentences(sample, sho
     assert total(r.student) < 0.8 * total(untrained)
 
 
+@pytest.mark.slow
 def test_teacher_is_not_touched(sample, short_run):
     r, before = short_run
     after = sample.model.state_dict()

@@ -205,6 +205,7 @@ def test_thin_parameter_counts_match_the_arithmetic(s):
         assert slimcore.serialized_bytes(model) < slimcore.serialized_bytes(s.model) - 3.9 * (full - expect)
 
 
+@pytest.mark.slow
 def test_every_head_removed_leaves_the_output_bias_and_says_so(s, few, score):
     rep, _, thin = P.evaluate(s.model, TP.config(0.99, "heads"), score, family=ENC)
     assert thin.shape()["heads"] == [0] * 6 and list(rep.unit_removed.values()) == [1.0] * 6
@@ -215,6 +216,7 @@ def test_every_head_removed_leaves_the_output_bias_and_says_so(s, few, score):
     assert not P.evaluate(s.model, TP.config(0.95, "heads"), score, family=ENC)[0].notes   # 11 of 12 gone: one left
 
 
+@pytest.mark.slow
 def test_quality_falls_as_more_is_removed(s):
     quick = s.data.quick_set.subset(64)
     score = cosine_scorer(quick, T.embed(s.model, quick))

@@ -82,6 +82,7 @@ def test_fake_quant_changes_exactly_the_chosen_linears_and_keeps_embeddings_fp32
     assert changed == {f"{n}.weight" for n in T.linear_layers(s.model)} and len(changed) == 36  # no embedding, bias, LN
 
 
+@pytest.mark.slow
 def test_sixteen_bits_is_indistinguishable_and_fewer_bits_move_the_embeddings(s, quick, ref):
     q16 = T.evaluate(TQ.fake_quantized(s.model, QuantConfig(16, per_channel=False)), quick, ref)
     assert q16.mean_cosine > 0.9999 and q16.top1_agreement == 1.0
@@ -118,6 +119,7 @@ def test_build_offers_the_three_encoders_through_the_one_int8_entry_point(s):
         I.build(s, I.Int8Variant("static"))
 
 
+@pytest.mark.slow
 def test_int8_word_embeddings_are_8_bit_rows_and_change_nothing_else(s, quick, ref):
     """The word-embedding table in 8 bits: each row on its own 256-level grid over [min, max] (our rule, checked
     against the stored codes), a lookup returns the dequantized rows, every other weight is the plain int8 model's,
@@ -158,6 +160,7 @@ def test_per_group_int8_leaves_the_other_groups_fp32(s, group):
     assert sum(I.is_dynamic_int8(m) for m in q.modules()) == 6 * len(T.GROUPS[group])
 
 
+@pytest.mark.slow
 def test_the_shared_model_is_never_changed(s, tiny):
     before = {k: v.clone() for k, v in s.model.state_dict().items()}
     cfg = QuantConfig(3, per_channel=True)
@@ -170,6 +173,7 @@ def test_the_shared_model_is_never_changed(s, tiny):
     assert all(type(m) is nn.Linear for m in T.linear_layers(s.model).values())
 
 
+@pytest.mark.slow
 def test_group_scan_has_every_group_and_method(s, tiny):
     ref = T.embed(s.model, tiny)
     rows = TQ.group_sensitivity(s.model, tiny, ref, QuantConfig(4, per_channel=False))

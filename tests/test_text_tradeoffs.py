@@ -40,6 +40,7 @@ def test_points_and_validation(s):
         TR.GridConfig(precisions=("int8",)).check(slimcore.family_of(slimcore.load_sample("digits-mlp")))
 
 
+@pytest.mark.slow
 def test_grid_rows_are_measured_and_labelled(s, frame):
     assert list(frame.config) == ["unpruned · fp32", "unpruned · int8", "L1 50% FFN neurons · fp32",
                                   "L1 50% FFN neurons · int8"]
@@ -54,6 +55,7 @@ def test_grid_rows_are_measured_and_labelled(s, frame):
     assert 0 in front.index and 3 in front.index   # best quality; smallest
 
 
+@pytest.mark.slow
 def test_a_point_is_the_labs_model(s, frame):
     pruned = slimcore.prune(s, PruneConfig(0.5, structured=True, unit="ffn", norm=2))
     assert frame.score[2] == slimcore.score(s, pruned, "quick").value
@@ -62,6 +64,7 @@ def test_a_point_is_the_labs_model(s, frame):
     assert frame.detail[1].mean_cosine == frame.score[1]   # the family's detail record rides along
 
 
+@pytest.mark.slow
 def test_int8_with_the_word_table_in_8_bits_is_a_measured_point_below_the_fp32_table(s):
     net, size, how, rule = TR.build(s, "ffn", 0.5, "int8+emb")
     assert how == "measured" and size == serialized_bytes(net) and "word embeddings 8-bit" in rule
@@ -73,6 +76,7 @@ def test_int8_with_the_word_table_in_8_bits_is_a_measured_point_below_the_fp32_t
     assert T.evaluate(net, sp, ref) == T.evaluate(plain, sp, ref)       # the Quantization lab's model, pruned
 
 
+@pytest.mark.slow
 def test_fake_quant_and_sparse_points_are_modelled(s):
     net, size, how, rule = TR.build(s, "unstructured", 0.5, "fp32")
     assert how == "modelled" and "sparse" in rule and size < serialized_bytes(net)
