@@ -98,7 +98,8 @@ def test_quality_of_the_original_is_perfect_and_noise_lowers_it(sample):
     sp = sample.data.quick_set
     ref = T.embed(sample.model, sp)
     same = T.quality(ref, ref, sp)
-    assert same.mean_cosine == pytest.approx(1, abs=1e-6) and same.top1_agreement == 1 and same.spearman == 1
+    assert same.mean_cosine == pytest.approx(1, abs=1e-6) and same.top1_agreement == 1
+    assert same.spearman == pytest.approx(1.0, abs=1e-12)   # scipy's rho of identical vectors: 1 - 2e-16
     noisy = torch.nn.functional.normalize(ref + 0.08 * torch.randn(ref.shape, generator=torch.Generator().manual_seed(0)), dim=1)
     q = T.quality(noisy, ref, sp)
     assert 0.5 < q.mean_cosine < 0.99 and q.worst_cosine < q.mean_cosine and q.spearman < 1 and q.top1_agreement < 1
@@ -160,10 +161,3 @@ def test_missing_package_or_bad_sentence_file_gives_a_message(monkeypatch, tmp_p
     bad.write_text("{not json")
     with pytest.raises(T._Error, match="cannot be read"):
         T.load_sentences.__wrapped__(str(bad))
-
-
-def test_command_line_says_the_text_model_is_for_the_labs(capsys):
-    from slimcore import cli
-    assert cli.main(["sweep", "--model", "minilm", "--out", "never.csv"]) == 2
-    err = capsys.readouterr().err
-    assert "text model 'minilm'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
