@@ -78,11 +78,13 @@ with left:
 curve_slot = right.container()
 
 layers = list(fam.layers(s.model))
-chosen = (panel.default_layer(s, cfg) if teacher or "prune_layer" not in st.session_state
+# The layer beside the histogram is a basic control (shown in teacher mode too); a family that picks it among its
+# advanced controls (panel.pick_layer False) shows its default layer in teacher mode.
+chosen = (panel.default_layer(s, cfg) if (teacher and not panel.pick_layer) or "prune_layer" not in st.session_state
           else st.session_state["prune_layer"])
 left, right = st.columns(2)
 with left:
-    if panel.pick_layer and not teacher:
+    if panel.pick_layer:
         chosen = st.selectbox("Layer to inspect", layers, key="prune_layer")
     view = ui.layer(name, cfg, chosen, panel.crop)
     cut = view["threshold"] if cfg.method == "l1" and not cfg.structured else None
