@@ -18,7 +18,7 @@ def legend_of_levels(page) -> str:
 def wait_for_levels(page, text: str) -> None:
     page.wait_for_function(
         "t => { const c = document.querySelectorAll(\"[data-testid='stPlotlyChart'] .js-plotly-plot\");"
-        " return c.length === 5 && c[0].data && c[0].data[1].name.startsWith(t); }", arg=text, timeout=60_000)
+        " return c.length === 5 && c[0].data && c[0].data[1].name.startsWith(t); }", arg=text, timeout=180_000)
     wait_idle(page)
 
 
