@@ -166,7 +166,8 @@ class Latency:
 
 
 @contextmanager
-def _threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with n torch threads, then restore the thread count."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -185,7 +186,7 @@ def compare_latency(models: dict[str, nn.Module], example: torch.Tensor, batch: 
     x = example.repeat((reps,) + (1,) * (example.dim() - 1))[:batch].contiguous()
     threads = threads or torch.get_num_threads()
     times: dict[str, list[float]] = {k: [] for k in models}
-    with _threads(threads), torch.inference_mode():
+    with torch_threads(threads), torch.inference_mode():
         for model in models.values():
             for _ in range(warmup):
                 model(x)

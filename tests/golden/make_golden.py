@@ -32,7 +32,6 @@ import math
 import re
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 
 import slimcore
+from slimcore.metrics import torch_threads
 from slimcore import distillation as D
 from slimcore import int8 as I8
 from slimcore import pipeline as PL
@@ -672,14 +672,7 @@ def flatten(d: dict, prefix: str, out: dict) -> dict:
     return out
 
 
-@contextmanager
-def threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+threads = torch_threads   # slimcore's own: n torch threads for a block, then the count restored
 
 
 def compute(only: str | None = None, verbose: bool = False) -> dict[str, Any]:
