@@ -1,7 +1,8 @@
 """Sweeps over compression settings: a grid of prune ratio x bit width x method (x structured) with accuracy, size,
 latency and MACs per row (the classifier rows of slimcore.tradeoffs.grid, in its columns); the Pareto frontier of any
-two columns; and a per-layer allocation, from a sensitivity scan (slimcore.sensitivity), that meets an accuracy budget,
-measured against a uniform setting of the same overall size. Never mutates a model.
+two columns; and a per-layer-group allocation, from a sensitivity scan (slimcore.sensitivity) of any model family,
+that meets a budget of the family's headline metric (accuracy points, or mean cosine), measured against a uniform
+setting of the same overall size. Never mutates a model.
 
 Variants are dicts of new tensors evaluated with torch.func.functional_call (no deep copies): scores are computed once
 per method, masks once per ratio, and every configuration is evaluated on the whole split in one batch. A real model
@@ -35,11 +36,12 @@ from torch import nn
 from torch.func import functional_call
 
 from .data import Dataset, Split
-from .families import family_of, unsupported
+from .families import Family, LayerGroup, Metric, Scorer, family_of, get
+from .families.classifier import ACCURACY, accuracy_scorer
 from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
 from . import pruning as P
 from .pruning import METHODS, PruneConfig, apply_masks, masked_parameters, masks, remove_channels, weight_scores
-from .quantization import QuantConfig, quantize_tensor
+from .quantization import QuantConfig, copy_with, quantize_tensor
 
 FP32 = 32                                              # "bits" of an unquantized row
 PRUNE_RATIOS = tuple(round(0.05 * i, 2) for i in range(20))   # 0.00 .. 0.95: the 20 ratios of the standard grid
@@ -143,7 +145,7 @@ def _parallel(workers: int) -> Iterator[ThreadPoolExecutor | None]:
 def _grid_bytes(model: nn.Module, cfg: QuantConfig, layers: Iterable[str]) -> int:
     """Bytes of the quantization grids: one fp32 scale (and an int32 zero point when asymmetric) per tensor or per
     output channel, as slimcore.quantization.modelled_bytes counts them."""
-    mods = weight_layers(model)
+    mods = dict(model.named_modules())
     grids = sum(mods[n].weight.shape[0] if cfg.per_channel else 1 for n in layers)
     return grids * (4 if cfg.symmetric or cfg.bits == 1 else 8)
 
@@ -387,60 +389,65 @@ def pareto(frame: pd.DataFrame, x: str, y: str, minimize_x: bool = True, maximiz
     return out.sort_values(x, ascending=minimize_x, kind="stable")
 
 
-# Allocation under an accuracy budget ---------------------------------------------------------------------------------
+# Allocation under a quality budget -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Outcome:
-    """A measured per-layer setting: accuracy measured on the split it was chosen on (and on test when given), size
+    """A measured per-group setting: the family's headline score (`accuracy`: top-1 accuracy for classifiers, mean
+    cosine to the original for encoders) measured on the split it was chosen on (and on test when given), size
     modelled from bit counts."""
 
     name: str
-    settings: dict[str, float]       # layer -> prune ratio, or bits (32 = left fp32)
-    accuracy: float                  # on the selection split
+    settings: dict[str, float]       # layer group -> prune ratio, or bits (32 = left fp32), set on all its layers
+    accuracy: float                  # the headline score on the selection split
     test_accuracy: float | None      # on the held-out test split, when given
     size_bytes: float                # modelled
     size_detail: str
-    weights_kept: int                # Linear/Conv weights kept (prune) or all of them (quantize)
-    weight_bits: int                 # bits spent on Linear/Conv weights
+    weights_kept: int                # compressible layers' weights kept (prune) or all of them (quantize)
+    weight_bits: int                 # bits spent on the compressible layers' weights
 
 
 @dataclass(frozen=True)
 class Allocation:
-    """A per-layer allocation that meets an accuracy budget, its measured result, and uniform settings of the same
-    overall size measured the same way."""
+    """A per-group allocation that meets a budget of the family's headline metric, its measured result, and uniform
+    settings of the same overall size measured the same way. Drops are in the metric's units as the labs write them
+    (metric.scale: points of accuracy; a plain drop of mean cosine)."""
 
     kind: str
-    budget: float                    # largest accepted accuracy drop, in points, on the selection split
-    base_accuracy: float             # the original's accuracy on the selection split
+    budget: float                    # largest accepted drop on the selection split (points, or the metric's units)
+    base_accuracy: float             # the original's score on the selection split
     base_test_accuracy: float | None
     base_bytes: float                # the original's modelled size (fp32 weights, same storage model)
-    predicted_drop: float            # points: the per-layer drops summed (the plan's assumption)
+    predicted_drop: float            # the per-group drops summed (the plan's assumption)
     result: Outcome
     uniform: tuple[Outcome, ...]
     tries: int                       # plans measured until one met the budget
     message: str = ""                # set when nothing could be compressed within the budget
-    history: tuple[tuple[float, float], ...] = field(default=())  # (predicted, measured) drop per try, points
+    history: tuple[tuple[float, float], ...] = field(default=())  # (predicted, measured) drop per try
+    metric: Metric = ACCURACY        # the family's headline metric the budget and scores are in
 
     @property
     def drop(self) -> float:
-        """Measured accuracy drop of the allocated model on the selection split, in points."""
-        return (self.base_accuracy - self.result.accuracy) * 100
+        """Measured drop of the allocated model on the selection split, in the budget's units."""
+        return (self.base_accuracy - self.result.accuracy) * self.metric.scale
 
     def table(self) -> pd.DataFrame:
         """The allocated model beside the uniform ones: one row each, every number labelled."""
         rows = []
+        unit = "points" if self.metric.percent else self.metric.short
         for o in (self.result, *self.uniform):
-            rows.append({"model": o.name, "accuracy (selection split)": o.accuracy,
-                         "drop, points": (self.base_accuracy - o.accuracy) * 100,
-                         "test accuracy": o.test_accuracy, "size_bytes (modelled)": o.size_bytes,
+            rows.append({"model": o.name, f"{self.metric.short} (selection split)": o.accuracy,
+                         f"drop, {unit}": (self.base_accuracy - o.accuracy) * self.metric.scale,
+                         f"test {self.metric.short}": o.test_accuracy, "size_bytes (modelled)": o.size_bytes,
                          "compression (modelled)": self.base_bytes / o.size_bytes, "weights kept": o.weights_kept,
                          "weight bits": o.weight_bits, "size detail": o.size_detail})
         return pd.DataFrame(rows)
 
 
 def _plan(options: dict[str, list[tuple[float, int, float]]], capacity: int) -> dict[str, float]:
-    """Multiple-choice knapsack by dynamic programming: one option (setting, cost, gain) per layer, total cost at
-    most `capacity`, largest total gain (ties: lower cost). Costs are whole test examples, so this is exact."""
+    """Multiple-choice knapsack by dynamic programming: one option (setting, cost, gain) per group, total cost at
+    most `capacity`, largest total gain (ties: lower cost). Costs are whole steps of the metric (Metric.steps), so
+    this is exact."""
     best: dict[int, tuple[float, dict[str, float]]] = {0: (0.0, {})}
     for layer, opts in options.items():
         nxt: dict[int, tuple[float, dict[str, float]]] = {}
@@ -456,104 +463,130 @@ def _plan(options: dict[str, list[tuple[float, int, float]]], capacity: int) -> 
     return best[min(c for c, v in best.items() if v[0] == top)][1]
 
 
-def allocate(model: nn.Module, sens: pd.DataFrame, split: Split, budget: float, test: Split | None = None,
-             method: str = "l1", quant: QuantConfig | None = None, calibration: Split | None = None,
-             scores: dict[str, torch.Tensor] | None = None, max_tries: int = 50) -> Allocation:
-    """Per-layer prune ratios (or bit widths) from a sensitivity frame (slimcore.sensitivity.scan of a classifier:
-    one group per layer), as much compression as an accuracy budget
-    allows: `budget` is the largest drop in points on `split`, the split the sensitivity was measured on. The plan
-    assumes per-layer drops add up; the allocated model is then built and measured, and while its measured drop
-    exceeds the budget the plan is made again with less room. So the result always meets the budget on `split`
-    (leaving every layer as it was meets any budget >= 0). Compared with uniform settings of the same overall size:
-    the same total of kept weights (prune), or the bit widths just below and above the same total of weight bits
-    (quantize). `test`, when given, is measured too and never used to choose."""
+def _groups(family: Family, model: nn.Module, names: Iterable[str]) -> dict[str, LayerGroup]:
+    """The family's layer groups (per layer, or whole) that a sensitivity frame's groups are among, by name."""
+    names = set(names)
+    for whole in (False, True):
+        groups = {g.name: g for g in family.layer_groups(model, whole)}
+        if names <= set(groups):
+            return groups
+    raise SweepError(f"the sensitivity frame names layers this model does not have: "
+                     f"{', '.join(sorted(names - set(groups)))}")
+
+
+def allocate(model: nn.Module, sens: pd.DataFrame, split: Split | Scorer, budget: float,
+             test: Split | Scorer | None = None, method: str = "l1", quant: QuantConfig | None = None,
+             calibration: Split | None = None, scores: dict[str, torch.Tensor] | None = None, max_tries: int = 50,
+             family: Family | None = None) -> Allocation:
+    """Per-group prune ratios (or bit widths) from a sensitivity frame (slimcore.sensitivity.scan: one row per
+    (layer group, setting)), as much compression as a budget of the family's headline metric allows. `split` scores
+    a variant on the data the sensitivity was measured on (a Scorer of the family; a bare Split of a classifier is
+    scored by top-1 accuracy, as `test` is). `budget` is the largest drop accepted there, in the metric's units as the
+    labs write them: points for a percent metric (accuracy), else the metric itself (mean cosine: e.g. 0.01).
+    The plan is exact in integer costs, Metric.steps of them per unit of the metric: whole examples for a percent
+    metric, else steps of Metric.quantum (1e-4 of a mean cosine). It assumes per-group drops add up; the allocated
+    model is then built and measured, and while its measured drop exceeds the budget the plan is made again with
+    less room. So the result always meets the budget on `split` (leaving every group as it was meets any budget >= 0).
+    A group's setting goes on each of its layers (fam.layers); sizes are the sum of its layers' weights. Compared with
+    uniform settings of the same overall size: the same total of kept weights (prune), or the bit widths just below
+    and above the same total of weight bits (quantize). `test`, when given, is measured too and never used to choose.
+    `family`: the model's (default: classifiers, a bare model as before)."""
     if not budget >= 0:
-        raise SweepError(f"the accuracy budget is the largest drop you accept, in points: it must be >= 0, "
-                         f"got {budget}")
+        raise SweepError(f"the budget is the largest drop you accept (points, or the metric's own units): it must be "
+                         f">= 0, got {budget}")
     if sens.empty:
         raise SweepError("the sensitivity frame is empty: scan some settings first")
+    family = family or get("classifier")
+    on_split = split if callable(split) else accuracy_scorer(split)
+    on_test = None if test is None else test if callable(test) else accuracy_scorer(test)
     kind = str(sens["kind"].iloc[0])
     quant = quant or QuantConfig()
-    layers = weight_layers(model)
-    unknown = sorted(set(sens["group"]) - set(layers))
-    if unknown:
-        raise SweepError(f"the sensitivity frame names layers this model does not have: {', '.join(unknown)}")
+    layers = family.layers(model)
+    groups = _groups(family, model, sens["group"])
     if kind == "prune" and scores is None:
         scores = weight_scores(model, method, calibration)
     base = {k: v.detach() for k, v in model.named_parameters()}
-    n = len(split)
-    on_split, on_test = _Evaluator(split), (_Evaluator(test) if test is not None else None)
-    base_acc, base_test = on_split(model, base), (on_test(model, base) if on_test is not None else None)
-    sizes = {l: m.weight.numel() for l, m in layers.items()}
+    first = on_split(model)
+    metric, n = first.metric, first.examples
+    if sens.attrs.get("metric", metric) != metric:
+        raise SweepError(f"the sensitivity frame was scored by {sens.attrs['metric'].short}, the allocation by "
+                         f"{metric.short}: scan and allocate with the same family's scorer")
+    per = metric.steps(n)                   # integer cost steps per unit of the metric
+    base_acc, base_test = first.value, (on_test(model).value if on_test is not None else None)
+    numel = {l: m.weight.numel() for l, m in layers.items()}
+    sizes = {g: sum(numel[l] for l in grp.layers) for g, grp in groups.items()}
     full = FP32 if kind == "quantize" else 0.0
 
     def build(settings: dict[str, float]) -> tuple[Params, int, int, float, str]:
         if kind == "prune":
-            cfg = PruneConfig(0.0, method, "layer", overrides=tuple((l, float(r)) for l, r in settings.items() if r))
+            cfg = PruneConfig(0.0, method, "layer", overrides=tuple((l, float(r)) for g, r in settings.items() if r
+                                                                    for l in groups[g].layers))
             keep = masks(model, cfg, scores=scores)
             params = masked_parameters(model, keep)
-            kept = sum(int(k.sum()) for k in keep.values())
+            kept = sum(int(keep[l].sum()) for l in layers)
             m = modelled_size(_State(_state(model, params)), FP32)
             return params, kept, kept * FP32, m.bytes, f"modelled: {m.detail}"
         params = dict(base)
-        for l, b in settings.items():
+        for g, b in settings.items():
             if b != FP32:
-                params = _quantized(params, [l], None, replace(quant, bits=int(b)))
-        wbits = sum(sizes[l] * int(settings.get(l, FP32)) for l in layers)
+                params = _quantized(params, groups[g].layers, None, replace(quant, bits=int(b)))
+        bits = {l: int(b) for g, b in settings.items() for l in groups[g].layers}
+        wbits = sum(numel[l] * bits.get(l, FP32) for l in layers)
         other = sum(v.numel() * 4 for k, v in model.state_dict().items() if k not in {f"{l}.weight" for l in layers})
-        q = [l for l in layers if settings.get(l, FP32) != FP32]
+        q = [l for l in layers if bits.get(l, FP32) != FP32]
         grids = _grid_bytes(model, quant, q) if q else 0
-        return (params, sum(sizes.values()), wbits, wbits / 8 + other + grids,
+        return (params, sum(numel.values()), wbits, wbits / 8 + other + grids,
                 f"modelled: each layer's weights densely at its bit width, biases fp32, {grids:,} B of scales")
 
     def outcome(name: str, settings: dict[str, float]) -> Outcome:
         params, kept, wbits, size, detail = build(settings)
-        return Outcome(name, dict(settings), on_split(model, params), on_test(model, params) if on_test else None,
+        variant = copy_with(model, params)   # a new model: the given one is never changed
+        return Outcome(name, dict(settings), on_split(variant).value, on_test(variant).value if on_test else None,
                        size, detail, kept, wbits)
 
-    options: dict[str, list[tuple[float, int, float]]] = {l: [(full, 0, 0.0)] for l in layers}
+    options: dict[str, list[tuple[float, int, float]]] = {g: [(full, 0, 0.0)] for g in groups}
     for row in sens.itertuples():
-        cost = max(0, round((base_acc - row.score) * n))    # whole examples lost on the split
+        cost = max(0, round((base_acc - row.score) * per))    # whole steps lost on the split (examples, or quanta)
         if kind == "prune":   # weights removed
             gain = round(float(row.setting) * sizes[row.group])
         else:                 # weight bits saved
             gain = sizes[row.group] * (FP32 - int(row.setting))
         options[row.group].append((row.setting, cost, float(gain)))
-    drop_of = {(l, s): c for l, opts in options.items() for s, c, _ in opts}
-    capacity = math.floor(budget / 100 * n + 1e-9)
+    drop_of = {(g, s): c for g, opts in options.items() for s, c, _ in opts}
+    capacity = math.floor(budget / metric.scale * per + 1e-9)
     history, tries = [], 0
     while True:
         plan = _plan(options, capacity)
-        settings = {l: plan.get(l, full) for l in layers}
+        settings = {g: plan.get(g, full) for g in groups}
         result = outcome("allocated per layer", settings)
-        predicted = sum(drop_of[(l, s)] for l, s in settings.items()) / n * 100
-        measured = (base_acc - result.accuracy) * 100
+        predicted = sum(drop_of[(g, s)] for g, s in settings.items()) / per * metric.scale
+        measured = (base_acc - result.accuracy) * metric.scale
         history.append((predicted, measured))
         tries += 1
         if measured <= budget + 1e-9 or capacity <= 0 or tries >= max_tries:
             break
-        capacity -= max(1, round((measured - budget) / 100 * n))   # less room, by at least the measured excess
-    if measured > budget + 1e-9:   # the loop gave up: leave every layer as it was, which meets any budget
-        settings = {l: full for l in layers}
+        capacity -= max(1, round((measured - budget) / metric.scale * per))   # less room, by the measured excess
+    if measured > budget + 1e-9:   # the loop gave up: leave every group as it was, which meets any budget
+        settings = {g: full for g in groups}
         result = outcome("allocated per layer", settings)
     message = ""
     if all(v == full for v in settings.values()):
+        unit = "points" if metric.percent else f"of {metric.short}"
         message = (f"No layer can be {'pruned' if kind == 'prune' else 'quantized'} at any scanned setting within a "
-                   f"drop of {budget:g} points on {n} examples: every layer is left as it was. Allow a larger drop, "
+                   f"drop of {budget:g} {unit} on {n} examples: every layer is left as it was. Allow a larger drop, "
                    "or scan gentler settings.")
     uniform = _uniform(kind, settings, sizes, outcome)
-    base_bytes = build({l: full for l in layers})[3]
+    base_bytes = build({g: full for g in groups})[3]
     return Allocation(kind, budget, base_acc, base_test, base_bytes, predicted, result, uniform, tries, message,
-                      tuple(history))
+                      tuple(history), metric)
 
 
 def allocate_sample(sample: Any, sens: pd.DataFrame, budget: float, **kwargs: Any) -> Allocation:
-    """allocate() for a loaded sample: chosen on its family's validation split, reported on test. Classifiers only:
-    the plan counts whole examples of top-1 accuracy lost, which an encoder's mean cosine does not have."""
+    """allocate() for a loaded sample of any family: chosen with its scorer on its validation split (an encoder's
+    quick set), reported on test; `budget` in the family's metric's units (points of accuracy; mean cosine)."""
     fam = family_of(sample)
-    if fam.name != "classifier":
-        raise unsupported("a per-layer allocation under an accuracy budget", fam, ["classifiers"])
-    return allocate(sample.model, sens, fam.split(sample, "validation"), budget, fam.split(sample, "test"), **kwargs)
+    return allocate(sample.model, sens, fam.scorer(sample, "validation"), budget, fam.scorer(sample, "test"),
+                    family=fam, **kwargs)
 
 
 def _uniform(kind: str, settings: dict[str, float], sizes: dict[str, int],

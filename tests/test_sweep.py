@@ -267,10 +267,14 @@ def test_sensitivity_rejects_unknown_kinds_and_settings():
     assert SE.ScanConfig("quantize").values == SE.BITS and SE.ScanConfig().values == SE.RATIOS
 
 
-def test_allocation_is_for_classifiers_only():
-    s = slimcore.load_sample("minilm")
-    with pytest.raises(ValueError, match="not available for sentence encoders"):
-        S.allocate_sample(s, pd.DataFrame(), 1.0)
+def test_allocation_refuses_a_scan_of_another_models_groups_in_one_line(cnn):
+    s = slimcore.load_sample("minilm")   # any family allocates; a classifier's scan names no group of the encoder
+    with pytest.raises(ValueError, match="names layers this model does not have: conv1") as e:
+        S.allocate(s.model, scan(cnn, "prune", (0.5,)), lambda m: pytest.fail("scored before checking"), 1.0,
+                   family=slimcore.family_of(s))
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="empty"):
+        S.allocate_sample(cnn, pd.DataFrame(), 1.0)
 
 
 def build(model, alloc):

@@ -28,6 +28,18 @@ class Metric:
     percent: bool                 # shown as a percentage (accuracy) or as a plain number (cosine)
     higher_is_better: bool = True
     help: str = ""                # one sentence: how it is measured
+    quantum: float = 1e-4         # a plain metric's cost step in an allocation's exact plan (a percent metric, a share
+                                  # of examples, counts whole examples instead)
+
+    @property
+    def scale(self) -> float:
+        """From a value of the metric to the units its drops are written in: 100 (points) for a percent, else 1."""
+        return 100.0 if self.percent else 1.0
+
+    def steps(self, examples: int) -> float:
+        """Whole cost steps in one unit of the metric, on a split of `examples`: a percent metric moves by one
+        example at a time (1 / examples), a plain one is counted in `quantum`s."""
+        return float(examples) if self.percent else 1.0 / self.quantum
 
     def format(self, value: float) -> str:
         """The value as the labs write it: 87.50 % or 0.9772."""
