@@ -14,7 +14,7 @@ import streamlit as st
 import slimcore
 from slimcore import sensitivity as SE
 from slimcore import tradeoffs as core   # the grid, its latencies and its CSV: shared with the CLI and benchmarks
-from slimcore.families import Score, Scorer, family_of
+from slimcore.families import Metric, Score, Scorer, family_of
 # Names come from the module itself: the package exports the function `sweep` under the module's name, so
 # `from slimcore import sweep` may give the function.
 from slimcore.sweep import FP32, Allocation, allocate_sample, pareto
@@ -221,12 +221,28 @@ def scan(name: str, cfg: SE.ScanConfig, on_progress: Callable[[int, int], None] 
     return frame
 
 
-@st.cache_data(show_spinner="Allocating and measuring the allocated model…", max_entries=256)
+@st.cache_data(show_spinner="Allocating, then building and measuring the allocated and uniform models…",
+               max_entries=256)
 def allocation(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation:
-    """The allocation under a budget (points on the validation split), measured on validation and test."""
+    """The allocation under a budget (the family's metric, in its units: accuracy points; mean cosine) on the
+    validation split, measured on validation and test."""
     s = cache.sample(name)
     return allocate_sample(s, scan(name, cfg), budget, method=cfg.method, quant=core.quant(cfg.per_channel),
                            scores=prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None)
+
+
+def budget_range(metric: Metric) -> tuple[float, float, float, float]:
+    """The budget slider's (default, low, high, step) in the metric's units: 0-5 points of a percent metric,
+    else 0-1000 quanta (mean cosine 0-0.1, default 0.01)."""
+    if metric.percent:
+        return 1.0, 0.0, 5.0, 0.1
+    q = metric.quantum
+    return round(100 * q, 12), 0.0, round(1000 * q, 12), round(10 * q, 12)
+
+
+def drop_text(metric: Metric, drop: float) -> str:
+    """A drop as the budget is written: 1.25 pt, or 0.0123 (of a plain metric)."""
+    return f"{drop:.2f} pt" if metric.percent else f"{drop:.4f}"
 
 
 def setting_name(kind: str, value: float) -> str:
@@ -236,16 +252,22 @@ def setting_name(kind: str, value: float) -> str:
 
 
 def allocation_table(a: Allocation) -> pd.DataFrame:
-    """The allocated model beside the uniform ones: accuracy measured (validation chooses, test is held out), size
-    modelled."""
+    """The allocated model beside the uniform ones: the family's metric measured (validation chooses, test is held
+    out), size modelled."""
+    m = a.metric
+    unit, places = ("%", 2) if m.percent else (m.short, 4)
+
+    def shown(v: float) -> float:
+        return round(v * m.scale, places)
+
     rows = []
     for o in (a.result, *a.uniform):
-        test = round(o.test_accuracy * 100, 2) if o.test_accuracy is not None else math.nan
+        test = shown(o.test_accuracy) if o.test_accuracy is not None else math.nan
         rows.append({"model": o.name,
                      "per layer": ", ".join(f"{n} {setting_name(a.kind, v)}" for n, v in o.settings.items()),
-                     "validation, % (measured)": round(o.accuracy * 100, 2),
-                     "drop, points": round((a.base_accuracy - o.accuracy) * 100, 2),
-                     "test, % (measured)": test, "size, KiB (modelled)": round(o.size_bytes / 1024, 2),
+                     f"validation, {unit} (measured)": shown(o.accuracy),
+                     f"drop, {'points' if m.percent else m.short}": shown(a.base_accuracy - o.accuracy),
+                     f"test, {unit} (measured)": test, "size, KiB (modelled)": round(o.size_bytes / 1024, 2),
                      "compression (modelled)": f"{a.base_bytes / o.size_bytes:.2f}x"}
                     | ({"weights kept": o.weights_kept} if a.kind == "prune"
                        else {"mean bits per weight": round(o.weight_bits / max(o.weights_kept, 1), 2)}))

@@ -49,7 +49,8 @@ def test_scan_behind_a_button_and_each_cell_is_slimcores_measurement():
     at.radio(key="sens_kind").set_value("quantize").run()   # another setting: asked for again, not computed
     assert not at.exception and "sens_heatmap" not in figures(at)
     assert at.slider(key="sens_bits").value == 4
-    assert "sens_alloc" not in figures(at) and "sens_budget" not in [sl.key for sl in at.slider]  # classifiers only
+    assert "sens_alloc" not in figures(at) and "sens_allocate" not in [b.key for b in at.button]  # scan first
+    assert at.slider(key="sens_budget").value == pytest.approx(0.01)   # a drop of mean cosine, not points
 
 
 def test_whole_groups_scan_one_kind_of_linear_across_every_layer():
@@ -59,6 +60,31 @@ def test_whole_groups_scan_one_kind_of_linear_across_every_layer():
     assert not at.exception and not at.error
     z = heat(at)
     assert z.shape == (1, 4) and (z > 0).all()
+
+
+@pytest.mark.slow
+def test_allocation_behind_a_button_meets_its_cosine_budget():
+    budget = 0.005
+    at = open_page(sens_kind="quantize", sens_bits="6", sens_whole="1", sens_budget=str(budget))
+    at.button(key="sens_scan").click().run()
+    assert not at.exception and "sens_alloc" not in figures(at)
+    assert any("about a minute" in i.value for i in at.info)
+    at.button(key="sens_allocate").click().run()
+    assert not at.exception and not at.error
+    shown = {m.label: m.value for m in at.metric}
+    drop = float(shown["Drop, validation (measured)"])
+    assert 0 <= drop <= budget and "Test mean cosine (measured)" in shown
+    table = at.dataframe[-1].value
+    assert list(table.columns[2:5]) == ["validation, mean cosine (measured)", "drop, mean cosine",
+                                        "test, mean cosine (measured)"]
+    assert table["drop, mean cosine"].iloc[0] == pytest.approx(drop, abs=1e-4)
+    bars = {t["name"]: array(t["y"]) for t in figures(at)["sens_alloc"]["data"]}
+    groups = list(figures(at)["sens_alloc"]["data"][0]["x"])
+    assert groups == [f"{T.GROUP_LABELS[g]} (all layers)" for g in T.GROUPS]
+    assert set(bars["allocated per layer"]) <= {6, 32} and 6 in set(bars["allocated per layer"])  # some, not all
+    assert any("predicted drop" in c.value for c in at.caption)
+    at.run()   # a rerun shows it again without a click (cached)
+    assert not at.exception and "sens_alloc" in figures(at)
 
 
 def test_bad_link_values_give_a_message():

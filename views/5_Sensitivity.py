@@ -1,7 +1,7 @@
 """Sensitivity lab, for any model family: each group of layers (a classifier's layers; an encoder's (transformer
 layer x kind of Linear) cells, or whole kinds) compressed alone — pruned or fake-quantized — and scored by the
-family's metric; for classifiers, a per-layer allocation that meets an accuracy budget, measured against a uniform
-setting of the same size."""
+family's metric; then a per-group allocation that meets a budget of that metric (accuracy points, or mean cosine),
+measured against a uniform setting of the same size."""
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -26,13 +26,13 @@ st.title("Sensitivity lab")
 st.caption(f"Which layers can be compressed hard, and which break the model? Each group of layers "
            f"({len(groups)} here) is compressed **alone**, the others left as they are, and the model's "
            f"{metric.name} is measured on {where}."
-           + (" From that scan, an allocation gives every layer its own setting — as much compression as your "
-              "accuracy budget allows — and the allocated model is then built and **measured**."
-              if fam.name == "classifier" else " Masks and fake quantization are **simulations**: the weights stay "
-                                                "dense fp32."))
+           + f" From that scan, an allocation gives every group its own setting — as much compression as your "
+             f"{metric.short} budget allows — and the allocated model is then built and **measured**."
+           + ("" if fam.name == "classifier" else " Masks and fake quantization are **simulations**: the weights stay "
+                                                  "dense fp32."))
 URL = urlstate.Spec(  # the settings kept in the link (?sens_budget=2...); advanced ones are hidden in teacher mode
     Choice("sens_kind", list(KINDS)), Choice("sens_method", list(P.METHODS), advanced=True),
-    Choice("sens_granularity", list(ui.GRANULARITIES), advanced=True), Float("sens_budget", 1.0, 0.0, 5.0, 0.1),
+    Choice("sens_granularity", list(ui.GRANULARITIES), advanced=True), Float("sens_budget", *ui.budget_range(metric)),
     Float("sens_ratio", 0.5, 0.05, 0.95, 0.05), Int("sens_bits", 4, 2, 16), Bool("sens_whole", False))
 URL.load()
 
@@ -45,7 +45,7 @@ method = URL.default("sens_method") if teacher or fam.name != "classifier" else 
 granularity = URL.default("sens_granularity") if teacher else c2.radio(
     "Quantization grid", list(ui.GRANULARITIES), key="sens_granularity", horizontal=True, disabled=kind != "quantize",
     help="Symmetric k-bit grid, one scale per tensor or per channel.")
-settings, whole, budget = (), False, None
+settings, whole = (), False
 if grid_layout:   # one setting at a time: every cell is one evaluation of a slow model
     if kind == "prune":
         settings = (round(float(c3.slider("Prune ratio (each layer of the group)", 0.05, 0.95, step=0.05,
@@ -57,10 +57,13 @@ if grid_layout:   # one setting at a time: every cell is one evaluation of a slo
                                   help="A symmetric k-bit grid fitted to each weight matrix (or output channel).")),)
     whole = c3.toggle("Whole groups (across all layers)", key="sens_whole",
                       help="Compress one kind of layer in every transformer layer at once, instead of one cell.")
-if fam.name == "classifier":
-    budget = c3.slider("Accuracy budget: the largest drop you accept (points)", 0.0, 5.0, step=0.1, key="sens_budget",
-                       help="Measured on the validation split, the one the allocation is chosen on; the test split "
-                            "is kept out of the choice and reported beside it.")
+_, lo, hi, step = ui.budget_range(metric)
+budget = c3.slider(f"{metric.short.capitalize()} budget: the largest drop you accept "
+                   f"({'points' if metric.percent else metric.short})", lo, hi, step=step, key="sens_budget",
+                   format=None if metric.percent else "%.3f",
+                   help="Measured on the data the scan is scored on (the validation split; an encoder's quick set), "
+                        "the one the allocation is chosen on; the test split is kept out of the choice and reported "
+                        "beside it.")
 URL.save()
 with state.friendly_errors():
     cfg = SE.ScanConfig(kind, settings, method, ui.GRANULARITIES[granularity], whole)
@@ -83,7 +86,6 @@ with state.friendly_errors():
     bar = st.progress(0.0, "Scanning the groups…")
     sens = ui.scan(name, cfg, on_progress=lambda d, total: bar.progress(d / total, f"Scanned {d} of {total} groups…"))
     bar.empty()
-    alloc = ui.allocation(name, cfg, float(budget)) if budget is not None else None
 
 base = sens.attrs["base_score"]
 done = "pruned" if kind == "prune" else "quantized"
@@ -124,48 +126,61 @@ else:   # rows: transformer layers, columns: kinds of Linear, cells: the drop at
                + ", ".join(f"{c} {v:.4f}" for c, v in zip(drops.columns, by_kind)) + ". Each cell is one real "
                "evaluation with only that group changed; groups interact, so drops do not simply add up.")
 
-if alloc is not None:   # classifiers: per-layer settings under an accuracy budget
-    st.subheader(f"Allocation for a drop of at most {budget:.1f} points")
-    if alloc.message:
-        st.warning(alloc.message)
-    uniform = min(alloc.uniform, key=lambda o: abs(o.size_bytes - alloc.result.size_bytes))
-    layers = list(dict.fromkeys(sens.group))
-    st.markdown("**The allocated model**, built and evaluated, beside the uniform setting of the same size:")
-    m = st.columns(4)
-    m[0].metric("Drop, validation (measured)", f"{alloc.drop:.2f} pt",
-                f"budget {budget:.1f} pt", delta_color="off", delta_arrow="off",
-                help=f"The allocated model built and evaluated: {alloc.result.accuracy:.2%} against "
-                     f"{alloc.base_accuracy:.2%}. The plan predicted {alloc.predicted_drop:.2f} pt (per-layer drops "
-                     f"added up); {alloc.tries} plan(s) measured until one met the budget.")
-    m[1].metric("Test accuracy (measured)", f"{alloc.result.test_accuracy:.2%}",
-                f"{(alloc.result.test_accuracy - alloc.base_test_accuracy) * 100:+.2f} pt",
-                help=f"Held-out test split, never used to choose; original {alloc.base_test_accuracy:.2%}.")
-    m[2].metric("Size (modelled)", f"{alloc.result.size_bytes / 1024:,.1f} KiB",
-                f"{alloc.base_bytes / alloc.result.size_bytes:.2f}x smaller", delta_color="off", delta_arrow="off",
-                help=alloc.result.size_detail)
-    m[3].metric("Uniform, same size: drop", f"{(alloc.base_accuracy - uniform.accuracy) * 100:.2f} pt",
-                f"{uniform.size_bytes / 1024:,.1f} KiB (modelled)", delta_color="off", delta_arrow="off",
-                help=f"{uniform.name.capitalize()}, a uniform setting of the same overall size: "
-                     + ("the same number of weights removed, spread evenly over the layers." if kind == "prune" else
-                        "the whole bit width next to the allocation's mean bits per weight."))
-    left, right = st.columns([3, 2])
-    if kind == "prune":
-        series = {o.name: [o.settings[n] * 100 for n in layers] for o in (alloc.result, *alloc.uniform)}
-        axis_title, fmt = "% of the layer's weights removed", "{:.0f} %"
-    else:
-        series = {o.name: [o.settings[n] for n in layers] for o in (alloc.result, *alloc.uniform)}
-        axis_title, fmt = "bits per weight (32 = left fp32)", "{:.0f}"
-    left.plotly_chart(plots.grouped_bars(layers, series, "Setting per layer: allocated against uniform", "layer",
-                                         axis_title, text_format=fmt), key="sens_alloc")
-    with right:
-        st.markdown(f"**How it is chosen.** Each layer may keep its weights or take any scanned setting; a setting "
-                    f"costs the examples it loses on its own (from the scan) and saves "
-                    f"{'the weights it removes' if kind == 'prune' else 'the bits it saves'}. The plan that saves the "
-                    "most while its costs add up to no more than the budget is found exactly (a small knapsack). "
-                    "Layers interact, so the plan is then **built and measured**; if the measured drop is over "
-                    "budget, the plan is made again with less room — leaving every layer as it was always fits.")
-        st.caption(f"Tries: {alloc.tries} · predicted drop {alloc.predicted_drop:.2f} pt, measured {alloc.drop:.2f} "
-                   "pt. Accuracy is measured; sizes are modelled from bit counts "
-                   + ("(sparse storage of the kept fp32 weights)." if kind == "prune" else
-                      "(each layer's weights densely at its bit width, biases fp32, plus the scales)."))
-    st.dataframe(ui.allocation_table(alloc), hide_index=True, width="stretch")
+# Per-group settings under a budget of the family's metric: slow families wait for a click, as the scan does
+st.subheader(f"Allocation for a drop of at most {ui.drop_text(metric, budget)}")
+alloc_key, allocated = (name, cfg, float(budget)), st.session_state.setdefault("sens_alloc_done", [])
+if opts.slow and alloc_key not in allocated:
+    st.info(f"Plans the settings, then builds and measures the allocated model and the uniform ones on {where} and "
+            f"on the test split: about a minute.")
+    if not st.button("Allocate under the budget", key="sens_allocate", type="primary"):
+        st.stop()
+allocated.append(alloc_key)
+with state.friendly_errors():
+    alloc = ui.allocation(name, cfg, float(budget))
+if alloc.message:
+    st.warning(alloc.message)
+uniform = min(alloc.uniform, key=lambda o: abs(o.size_bytes - alloc.result.size_bytes))
+groups_set = list(alloc.result.settings)
+st.markdown("**The allocated model**, built and evaluated, beside the uniform setting of the same size:")
+m = st.columns(4)
+m[0].metric("Drop, validation (measured)", ui.drop_text(metric, alloc.drop),
+            f"budget {budget:.1f} pt" if metric.percent else f"budget {budget:.3f}", delta_color="off", delta_arrow="off",
+            help=f"The allocated model built and evaluated: {metric.format(alloc.result.accuracy)} against "
+                 f"{metric.format(alloc.base_accuracy)}. The plan predicted {ui.drop_text(metric, alloc.predicted_drop)}"
+                 f" (per-group drops added up); {alloc.tries} plan(s) measured until one met the budget.")
+m[1].metric(f"Test {metric.short} (measured)", metric.format(alloc.result.test_accuracy),
+            metric.delta(alloc.result.test_accuracy, alloc.base_test_accuracy),
+            help=f"Held-out test split, never used to choose; original {metric.format(alloc.base_test_accuracy)}.")
+m[2].metric("Size (modelled)", f"{alloc.result.size_bytes / 1024:,.1f} KiB",
+            f"{alloc.base_bytes / alloc.result.size_bytes:.2f}x smaller", delta_color="off", delta_arrow="off",
+            help=alloc.result.size_detail)
+m[3].metric("Uniform, same size: drop", ui.drop_text(metric, (alloc.base_accuracy - uniform.accuracy) * metric.scale),
+            f"{uniform.size_bytes / 1024:,.1f} KiB (modelled)", delta_color="off", delta_arrow="off",
+            help=f"{uniform.name.capitalize()}, a uniform setting of the same overall size: "
+                 + ("the same number of weights removed, spread evenly over the layers." if kind == "prune" else
+                    "the whole bit width next to the allocation's mean bits per weight."))
+left, right = st.columns([3, 2])
+if kind == "prune":
+    series = {o.name: [o.settings[n] * 100 for n in groups_set] for o in (alloc.result, *alloc.uniform)}
+    axis_title, fmt = "% of the layer's weights removed", "{:.0f} %"
+else:
+    series = {o.name: [o.settings[n] for n in groups_set] for o in (alloc.result, *alloc.uniform)}
+    axis_title, fmt = "bits per weight (32 = left fp32)", "{:.0f}"
+left.plotly_chart(plots.grouped_bars(groups_set, series, "Setting per layer: allocated against uniform",
+                                     "layer group" if grid_layout else "layer", axis_title, text_format=fmt),
+                  key="sens_alloc")
+cost = ("the examples it loses on its own" if metric.percent else
+        f"its own drop in {metric.short} (counted in steps of {metric.quantum:g})")
+with right:
+    st.markdown(f"**How it is chosen.** Each group may keep its weights or take any scanned setting; a setting "
+                f"costs {cost} (from the scan) and saves "
+                f"{'the weights it removes' if kind == 'prune' else 'the bits it saves'}. The plan that saves the "
+                "most while its costs add up to no more than the budget is found exactly (a small knapsack). "
+                "Groups interact, so the plan is then **built and measured**; if the measured drop is over "
+                "budget, the plan is made again with less room — leaving every group as it was always fits.")
+    st.caption(f"Tries: {alloc.tries} · predicted drop {ui.drop_text(metric, alloc.predicted_drop)}, measured "
+               f"{ui.drop_text(metric, alloc.drop)}. {metric.short.capitalize()} is measured; sizes are modelled "
+               "from bit counts "
+               + ("(sparse storage of the kept fp32 weights)." if kind == "prune" else
+                  "(each layer's weights densely at its bit width, biases fp32, plus the scales)."))
+st.dataframe(ui.allocation_table(alloc), hide_index=True, width="stretch")
