@@ -17,7 +17,6 @@ from torch import nn
 from . import distillation as D
 from . import pruning as P
 from . import quantization as Q
-from . import text_prune as TP
 from . import text_quant as TQ  # noqa: F401 (registers the encoder's real int8 builder, slimcore.int8.build)
 from .families import Family, Score, family_of, unsupported
 from .metrics import LayerInfo, Latency, compare_latency, layer_table, serialized_bytes
@@ -105,12 +104,6 @@ def prune(sample: Any, cfg: P.PruneConfig) -> nn.Module:
     fam = family_of(sample)
     if cfg.structured and cfg.unit not in fam.unit_kinds:
         raise unsupported(f"structured pruning of {cfg.unit!r}", fam, list(fam.unit_kinds))
-    return _handler("prune", fam)(sample, cfg)
-
-
-@handles("prune", "classifier")
-def _prune_classifier(sample: Any, cfg: P.PruneConfig) -> nn.Module:
-    fam = family_of(sample)
     calibration = fam.split(sample, "calibration").head(P.CALIBRATION) if cfg.method == "taylor" else None
     return P.prune_model(sample.model, cfg, fam, fam.example(sample), calibration)
 
@@ -129,12 +122,6 @@ def supports(technique: str, sample: Any) -> bool:
 @handles("prune-gradually", "classifier")
 def _gradual_classifier(sample: Any, cfg: P.GradualConfig, **callbacks: Callable) -> P.GradualResult:
     return P.gradual_prune(sample.model, sample.data, cfg, **callbacks)
-
-
-@handles("prune", "encoder")
-def _prune_encoder(sample: Any, cfg: P.PruneConfig) -> nn.Module:
-    TP.check(cfg)   # l1 per layer, or heads / FFN neurons by their L2 norm; anything else in one line
-    return P.prune_model(sample.model, cfg, family_of(sample))
 
 
 # ---------------------------------------------------------------------------------------------------- quantize

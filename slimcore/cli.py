@@ -152,13 +152,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg = tradeoffs.GridConfig(kinds, tuple(dict.fromkeys(args.methods)), args.ratios, precisions, args.scope,
                                args.per_channel)
     cfg.check(fam)   # a setting the family does not have: one line, before any work
+    if args.latency:
+        tradeoffs.check_timing(fam)
     todo = cfg.pieces()
     t0 = time.perf_counter()
     frame = tradeoffs.grid(sample, cfg, on_progress=Progress(f"sweep {args.model}: {len(todo)} prune settings x "
                                                              f"{len(precisions)} precisions"))
     if args.latency:
-        scores = {m: tradeoffs.scores(sample, m) for m in cfg.methods} if fam.name == "classifier" else None
-        frame = tradeoffs.with_latency(frame, tradeoffs.latencies(sample, frame, scores))
+        frame = tradeoffs.with_latency(frame, tradeoffs.latencies(
+            sample, frame, {m: tradeoffs.scores(sample, m) for m in cfg.methods}))
     seconds = time.perf_counter() - t0
     data = tradeoffs.csv(frame)
     if out is None:

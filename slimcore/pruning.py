@@ -56,9 +56,13 @@ class PruneConfig:
                 raise ValueError(f"prune ratio for {layer} must be in [0, 1), got {amount}")
 
 
-def weight_scores(model: nn.Module, method: str, calibration: Split | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Importance of every weight of every Linear/Conv layer (higher = more important), shaped like the weights."""
-    layers = weight_layers(model)
+def weight_scores(model: nn.Module, method: str, calibration: Split | None = None, seed: int = 0,
+                  family: Family | None = None) -> dict[str, torch.Tensor]:
+    """Importance of every weight of the family's compressible layers (higher = more important), shaped like the
+    weights. `family` (default: classifiers) gives the layers and, for "taylor", the loss differentiated on the
+    `calibration` batch (Family.importance_loss)."""
+    family = family if family is not None else get("classifier")
+    layers = family.layers(model)
     if method == "l1":
         return {n: m.weight.detach().abs() for n, m in layers.items()}
     if method == "random":
@@ -66,13 +70,14 @@ def weight_scores(model: nn.Module, method: str, calibration: Split | None = Non
         return {n: torch.rand(m.weight.shape, generator=gen) for n, m in layers.items()}
     if method == "taylor":
         if calibration is None or len(calibration) == 0:
-            raise ValueError("Taylor importance needs a calibration batch with labels")
+            raise ValueError("Taylor importance needs a calibration batch")
+        loss = family.importance_loss(calibration)
         net = copy.deepcopy(model)  # functional_call swaps tensors into the module it runs: never the shared one
         params = {k: v.detach().requires_grad_(True) for k, v in net.named_parameters()}
         buffers = dict(net.named_buffers())
-        loss = nn.functional.cross_entropy(functional_call(net, (params, buffers), (calibration.x,)), calibration.y)
+        value = loss(lambda *x: functional_call(net, (params, buffers), x))
         names = [f"{n}.weight" for n in layers]
-        grads = torch.autograd.grad(loss, [params[k] for k in names])
+        grads = torch.autograd.grad(value, [params[k] for k in names])
         return {n: (params[k].detach() * g).abs() for n, k, g in zip(layers, names, grads)}
     raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
 

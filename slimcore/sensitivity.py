@@ -90,8 +90,9 @@ def scores_for(sample: Any, cfg: ScanConfig, seed: int = 0) -> dict[str, torch.T
     if cfg.kind != "prune" or cfg.method == "l1":
         return None
     from .pruning import CALIBRATION
-    calibration = family_of(sample).split(sample, "calibration").head(CALIBRATION) if cfg.method == "taylor" else None
-    return weight_scores(sample.model, cfg.method, calibration, seed)
+    fam = family_of(sample)
+    calibration = fam.split(sample, "calibration").head(CALIBRATION) if cfg.method == "taylor" else None
+    return weight_scores(sample.model, cfg.method, calibration, seed, family=fam)
 
 
 def scan(model: nn.Module, groups: Sequence[LayerGroup], scorer: Scorer, cfg: ScanConfig,

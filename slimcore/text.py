@@ -280,6 +280,10 @@ class TextSplit:
         return TextSplit(self.texts[:n], self.ids[:n], self.topics[:n], self.groups[:n],
                          tuple(p for p in self.pairs if p[0] < n and p[1] < n))
 
+    def head(self, n: int) -> "TextSplit":
+        """The first n sentences (as data.Split.head): subset(n)."""
+        return self.subset(n)
+
 
 @dataclass(frozen=True)
 class TextData:
@@ -363,6 +367,22 @@ def embed(model: nn.Module, split: TextSplit, batch_size: int = 32) -> torch.Ten
     for idx, e in parts:
         out[idx] = e
     return out
+
+
+def paraphrase_loss(model: nn.Module, split: TextSplit, scale: float = 20.0) -> torch.Tensor:
+    """The in-batch paraphrase ranking loss a sentence encoder is trained with (multiple negatives ranking): every
+    sentence with a paraphrase in the split should find it among all the others, i.e. -log of the softmax mass of
+    scale x cosine on its paraphrases, averaged over those sentences. With gradients (no inference mode)."""
+    groups = torch.tensor(split.groups)
+    same = (groups[:, None] == groups[None, :]) & (groups[:, None] >= 0)
+    same.fill_diagonal_(False)
+    rows = same.any(1)
+    if not bool(rows.any()):
+        raise ValueError("the paraphrase loss needs sentences with a paraphrase in the same batch")
+    emb = model(pad([list(i) for i in split.ids]))
+    logits = (emb @ emb.T * scale).masked_fill(torch.eye(len(split), dtype=torch.bool), float("-inf"))[rows]
+    log_p = torch.log_softmax(logits, dim=1)
+    return -torch.logsumexp(log_p.masked_fill(~same[rows], float("-inf")), dim=1).mean()
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,13 +2,13 @@
 
 The encoder takes the one PruneConfig (slimcore.pruning) and is pruned by pruning.evaluate / quality_curve like any
 model; this module holds the two things only an encoder has, which its family (families.SentenceEncoder) exposes:
-- how structured units are scored and masked: in each transformer layer, the `amount` fraction of FFN neurons
-  (unit "ffn") or of attention heads (unit "heads") with the lowest L2 norm of every weight that computes or reads
-  them (neuron: its intermediate.dense row and output.dense column; head: its q/k/v rows and attention-output
-  columns) go; the masks are whole rows and columns on the original shapes;
+- how structured units are scored and masked: the `amount` fraction of FFN neurons (unit "ffn") or of attention
+  heads (unit "heads") with the lowest L1/L2 norm of the scores of every weight that computes or reads them
+  (neuron: its intermediate.dense row and output.dense column; head: its q/k/v rows and attention-output columns)
+  go, in each transformer layer or ranked over all of them; the masks are whole rows and columns on the original
+  shapes. The weight scores are pruning.weight_scores of any method (L1 |w|, random, Taylor on the paraphrase loss);
 - how those units are removed for real: sliced out of the Linear layers, so the encoder really shrinks.
-Unstructured pruning is the classifiers' rule as it stands: method "l1", scope "layer", per encoder Linear layer
-(pruning.masks). Anything else is a one-line ValueError (families.unsupported).
+Unstructured pruning is the classifiers' rule (pruning.masks: any method and scope, skips and overrides).
 """
 from __future__ import annotations
 
@@ -44,33 +44,45 @@ def kind(cfg: PruneConfig) -> str:
 def check(cfg: PruneConfig) -> None:
     """Refuse, in one line, what the encoder family does not support."""
     fam = get("encoder")
-    if cfg.method != "l1" or cfg.scope != "layer" or cfg.skip or cfg.overrides:
-        raise unsupported(f"pruning with method {cfg.method!r}, scope {cfg.scope!r}, skips or overrides", fam,
-                          ["method 'l1', scope 'layer' (unstructured, or units: heads, ffn)"])
     if cfg.structured and cfg.unit not in fam.unit_kinds:
         raise unsupported(f"structured pruning of {cfg.unit!r}", fam, list(fam.unit_kinds))
-    if cfg.structured and cfg.norm != 2:
-        raise unsupported(f"scoring {cfg.unit} by their L{cfg.norm} norm", fam, ["norm 2"])
+    if cfg.structured and (cfg.skip or cfg.overrides):
+        raise unsupported("skipped or overridden Linear layers when removing heads or FFN neurons", fam,
+                          ["skips and overrides with single weights (unstructured)"])
 
 
 # ---------------------------------------------------------------------------------------------------- importance
 
-def neuron_scores(model: T.MiniLM) -> list[torch.Tensor]:
-    """Per transformer layer, one score per FFN neuron: the L2 norm of its intermediate.dense row and its
-    output.dense column together."""
-    return [(l.intermediate.dense.weight.detach().pow(2).sum(1) + l.output.dense.weight.detach().pow(2).sum(0)).sqrt()
-            for l in model.encoder.layer]
+def _power(s: torch.Tensor, norm: int) -> torch.Tensor:
+    return s.pow(2) if norm == 2 else s.abs()
 
 
-def head_scores(model: T.MiniLM) -> list[torch.Tensor]:
-    """Per transformer layer, one score per attention head: the L2 norm of its query, key and value rows and its
-    attention-output columns together."""
+def _root(s: torch.Tensor, norm: int) -> torch.Tensor:
+    return s.sqrt() if norm == 2 else s
+
+
+def neuron_scores(model: T.MiniLM, scores: dict[str, torch.Tensor] | None = None, norm: int = 2) -> list[torch.Tensor]:
+    """Per transformer layer, one score per FFN neuron: the L1 or L2 norm of the scores of its intermediate.dense row
+    and its output.dense column together (scores: pruning.weight_scores; default |w|, so L2 is the weights' norm)."""
+    scores = scores if scores is not None else {n: m.weight.detach().abs() for n, m in T.linear_layers(model).items()}
     out = []
-    for l in model.encoder.layer:
-        a = l.attention
-        rows = sum(m.weight.detach().pow(2).sum(1) for m in (a.self.query, a.self.key, a.self.value))
-        per_dim = rows + a.output.dense.weight.detach().pow(2).sum(0)
-        out.append(per_dim.view(-1, T.HEAD_DIM).sum(1).sqrt())
+    for i in range(len(model.encoder.layer)):
+        p = f"encoder.layer.{i}."
+        rows, cols = scores[p + "intermediate.dense"], scores[p + "output.dense"]
+        out.append(_root(_power(rows, norm).sum(1) + _power(cols, norm).sum(0), norm))
+    return out
+
+
+def head_scores(model: T.MiniLM, scores: dict[str, torch.Tensor] | None = None, norm: int = 2) -> list[torch.Tensor]:
+    """Per transformer layer, one score per attention head: the L1 or L2 norm of the scores of its query, key and
+    value rows and its attention-output columns together."""
+    scores = scores if scores is not None else {n: m.weight.detach().abs() for n, m in T.linear_layers(model).items()}
+    out = []
+    for i in range(len(model.encoder.layer)):
+        p = f"encoder.layer.{i}.attention."
+        rows = sum(_power(scores[p + f"self.{m}"], norm).sum(1) for m in ("query", "key", "value"))
+        per_dim = rows + _power(scores[p + "output.dense"], norm).sum(0)
+        out.append(_root(per_dim.view(-1, T.HEAD_DIM).sum(1), norm))
     return out
 
 
@@ -79,6 +91,25 @@ def _keep_top(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     n = scores.numel()
     kept = torch.topk(scores, n - round(ratio * n), largest=True).indices
     return kept.sort().values
+
+
+def _keep_global(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
+    """One ranking over the units of every layer (units of a kind have the same size, so their norms compare):
+    round(ratio x all) of the lowest go, but each layer keeps its best unit (a layer without heads or neurons
+    would be no layer). Indices ascending, per layer."""
+    flat = torch.cat(scores)
+    drop = round(ratio * flat.numel())
+    best = {i: int(s.argmax()) for i, s in enumerate(scores)}
+    protected = torch.zeros(flat.numel(), dtype=torch.bool)
+    starts = [0]
+    for s in scores:
+        starts.append(starts[-1] + s.numel())
+    for i, j in best.items():
+        protected[starts[i] + j] = True
+    order = torch.argsort(flat.masked_fill(protected, float("inf")), stable=True)
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    keep[order[:min(drop, flat.numel() - len(scores))]] = False
+    return [keep[a:b].nonzero().flatten() for a, b in zip(starts, starts[1:])]
 
 
 # --------------------------------------------------------------------------------------------------------- masks
@@ -106,13 +137,17 @@ def _unit_masks(model: T.MiniLM, unit: str, keep: list[torch.Tensor]) -> Masks:
 
 
 def masks(model: T.MiniLM, cfg: PruneConfig, scores: dict[str, torch.Tensor] | None = None) -> Masks:
-    """Keep-masks (True = kept) on every encoder Linear layer: unstructured, pruning.masks' own rule; structured,
-    the whole rows and columns of the lowest-scored heads or FFN neurons of each transformer layer."""
+    """Keep-masks (True = kept) on every encoder Linear layer from weight scores (pruning.weight_scores of cfg.method;
+    default |w|): unstructured, pruning.masks' own rule (per layer or global, skips, overrides); structured, the whole
+    rows and columns of the heads or FFN neurons whose scores' L1/L2 norm (cfg.norm) is lowest, in each transformer
+    layer (scope "layer") or over all of them (scope "global", each layer keeping its best unit)."""
     check(cfg)
     if not cfg.structured:
         return weight_masks(model, cfg, scores=scores)
-    unit_scores = neuron_scores(model) if cfg.unit == "ffn" else head_scores(model)
-    return _unit_masks(model, cfg.unit, [_keep_top(s, cfg.amount) for s in unit_scores])
+    unit_scores = (neuron_scores if cfg.unit == "ffn" else head_scores)(model, scores, cfg.norm)
+    kept = [_keep_top(s, cfg.amount) for s in unit_scores] if cfg.scope == "layer" else \
+        _keep_global(unit_scores, cfg.amount)
+    return _unit_masks(model, cfg.unit, kept)
 
 
 def kept_units(model: T.MiniLM, unit: str, keep: Masks) -> list[torch.Tensor]:

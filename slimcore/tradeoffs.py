@@ -31,7 +31,7 @@ from torch import nn
 from .api import prune as prune_sample
 from .families import family_of, unsupported
 from .metrics import modelled_size, serialized_bytes
-from .pruning import METHODS, PruneConfig, weight_scores
+from .pruning import METHODS, PruneConfig, prune_model, weight_scores
 from .quantization import QuantConfig, modelled_bytes, quantize
 
 _sweep = importlib.import_module(".sweep", __package__)  # the module: the package exports the function `sweep`
@@ -44,7 +44,6 @@ COLUMNS = _sweep.COLUMNS
 # Real int8 precisions (a real engine, measured), by family: key -> what it is. "k-bit" precisions are fake (simulated).
 REAL = {"encoder": {"int8": "real int8 (dynamic, per channel)",
                     "int8+emb": "real int8 (per channel), word embeddings 8-bit too"}}
-PRUNE_METHODS = {"classifier": tuple(METHODS), "encoder": ("l1",)}   # the pruning methods each family's grid offers
 
 Piece = tuple[str, str, float]   # (prune kind: "unstructured" or a unit kind, method, prune ratio)
 
@@ -112,8 +111,8 @@ class GridConfig:
             if k not in kinds:
                 raise unsupported(f"pruning {k!r}", family, kinds)
         for m in self.methods:
-            if m not in PRUNE_METHODS.get(family.name, ("l1",)):
-                raise unsupported(f"pruning method {m!r}", family, PRUNE_METHODS.get(family.name, ("l1",)))
+            if m not in METHODS:
+                raise unsupported(f"pruning method {m!r}", family, list(METHODS))
         real = [p for p in self.precisions if p in {k for r in REAL.values() for k in r}]
         for p in real:
             if p not in REAL.get(family.name, {}):
@@ -131,8 +130,11 @@ def quant(per_channel: bool) -> QuantConfig:
 
 
 def scores(sample: Any, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A classifier's weight scores of a method, on the first CALIBRATION training examples (the Pruning lab's)."""
-    return weight_scores(sample.model, method, sample.data.train.head(CALIBRATION), seed)
+    """The weight scores of a method on any family's model, Taylor on the first CALIBRATION examples of the
+    calibration split (the Pruning lab's)."""
+    fam = family_of(sample)
+    calibration = fam.split(sample, "calibration").head(CALIBRATION) if method == "taylor" else None
+    return weight_scores(sample.model, method, calibration, seed, family=fam)
 
 
 def piece(sample: Any, cfg: GridConfig, kind: str, method: str, ratio: float, split: str = "quick",
@@ -148,18 +150,20 @@ def piece(sample: Any, cfg: GridConfig, kind: str, method: str, ratio: float, sp
                              calibration=fam.split(sample, "calibration").head(CALIBRATION),
                              scores=None if method_scores is None else {method: method_scores})
     else:
-        frame = _built_rows(sample, fam, cfg, kind, method, ratio, split, on_point)
+        frame = _built_rows(sample, fam, cfg, kind, method, ratio, split, on_point, method_scores)
     frame.attrs.update(metric=fam.metric, examples=len(fam.split(sample, split)))
     return frame
 
 
 def build(sample: Any, kind: str, ratio: float, precision: str, per_channel: bool = True,
-          method: str = "l1") -> tuple[nn.Module, float, str, str]:
+          method: str = "l1", method_scores: dict[str, torch.Tensor] | None = None,
+          scope: str = "layer") -> tuple[nn.Module, float, str, str]:
     """The real model of one point of a built grid with its size: (model, bytes, "measured" | "modelled", rule)."""
     fam = family_of(sample)
-    pruned = sample.model if not ratio else prune_sample(sample, PruneConfig(
-        ratio, method, structured=kind != "unstructured", unit=kind if kind != "unstructured" else "channels",
-        norm=2 if kind != "unstructured" else 1))
+    cfg = PruneConfig(ratio, method, scope, structured=kind != "unstructured",
+                      unit=kind if kind != "unstructured" else "channels", norm=2 if kind != "unstructured" else 1)
+    pruned = sample.model if not ratio else prune_sample(sample, cfg) if method_scores is None else \
+        prune_model(sample.model, cfg, fam, fam.example(sample), scores=method_scores)
     if precision == "fp32":
         if kind == "unstructured" and ratio:
             m = modelled_size(pruned)
@@ -177,16 +181,17 @@ def build(sample: Any, kind: str, ratio: float, precision: str, per_channel: boo
 
 
 def _built_rows(sample: Any, fam: Any, cfg: GridConfig, kind: str, method: str, ratio: float, split: str,
-                on_point: Callable[[str], None] | None) -> pd.DataFrame:
+                on_point: Callable[[str], None] | None,
+                method_scores: dict[str, torch.Tensor] | None = None) -> pd.DataFrame:
     """One prune setting's points built as real models and scored (families without a fast sweep path)."""
     scorer, rows = fam.scorer(sample, split), []
     unit = "weights" if kind == "unstructured" else fam.unit_kinds[kind]
     for p in cfg.precisions:
-        net, size, how, rule = build(sample, kind, ratio, p, cfg.per_channel, method)
+        net, size, how, rule = build(sample, kind, ratio, p, cfg.per_channel, method, method_scores, cfg.scope)
         sc = scorer(net)
         layers = fam.layers(net) if p == "fp32" or p not in REAL.get(fam.name, {}) else {}
         rows.append(dict(config=_sweep.label(method, ratio, unit, p), prune="none" if not ratio else kind,
-                         method=method, structured=kind != "unstructured", scope="layer", prune_ratio=ratio,
+                         method=method, structured=kind != "unstructured", scope=cfg.scope, prune_ratio=ratio,
                          precision=p, bits=bits_of(p), score=sc.value, size_bytes=size, size_label=how, size_rule=rule,
                          params=sum(t.numel() for t in net.parameters()),
                          nonzeros=sum(int(torch.count_nonzero(m.weight)) for m in layers.values()) if layers else 0,
@@ -212,7 +217,7 @@ def grid(sample: Any, cfg: GridConfig = GridConfig(), split: str = "quick",
     fam = family_of(sample)
     cfg.check(fam)
     todo = cfg.pieces()
-    scored = {m: scores(sample, m) for m in cfg.methods} if fam.name == "classifier" else {}
+    scored = {m: scores(sample, m) for m in cfg.methods}
     frames = []
     for i, (k, m, r) in enumerate(todo):
         frames.append(piece(sample, cfg, k, m, r, split, scored.get(m)))
@@ -221,13 +226,18 @@ def grid(sample: Any, cfg: GridConfig = GridConfig(), split: str = "quick",
     return combine(frames)
 
 
+def check_timing(family: Any) -> None:
+    """A one-line ValueError when a family's grid cannot be timed as a whole (encoders: one point at a time, each
+    timing of the 90 MB encoder takes seconds)."""
+    if family.name != "classifier":
+        raise unsupported("timing a whole grid", family, ["classifiers (time one point at a time)"])
+
+
 def latencies(sample: Any, frame: pd.DataFrame,
               method_scores: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, tuple[float, str]]:
     """Latency at batch 256 of every real fp32 model of a classifier's grid (masked or channel-pruned), rebuilt and
     timed round-robin: {configuration name: (median ms, label)}. Encoders time one point at a time."""
-    fam = family_of(sample)
-    if fam.name != "classifier":
-        raise unsupported("timing a whole grid", fam, ["classifiers (time one point at a time)"])
+    check_timing(family_of(sample))
     fp32 = frame[(frame.bits == FP32) & frame.score.notna()].reset_index(drop=True)
     timed = _sweep.time_rows(sample.model, sample.data, fp32, scores=method_scores)
     return {r.config: (r.latency_ms, r.latency_label) for r in timed.itertuples()}
@@ -250,7 +260,7 @@ def csv(frame: pd.DataFrame) -> bytes:
     return frame.drop(columns=["detail"], errors="ignore").to_csv(index=False).encode()
 
 
-__all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "COLUMNS", "REAL", "PRUNE_METHODS", "GridConfig", "precision",
+__all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "COLUMNS", "REAL", "GridConfig", "check_timing", "precision",
            "precisions",
            "precision_label", "bits_of", "quant", "scores", "piece", "build", "combine", "grid", "latencies",
            "with_latency", "csv"]

@@ -72,15 +72,27 @@ def test_prune_is_the_family_code_on_both(digits_cnn, minilm):
 
 
 @pytest.mark.parametrize("cfg,match", [
-    (slimcore.PruneConfig(0.3, method="taylor"), "not available for sentence encoders"),
-    (slimcore.PruneConfig(0.3, scope="global"), "not available for sentence encoders"),
     (slimcore.PruneConfig(0.3, structured=True, unit="channels"), "supported: heads, ffn"),
-    (slimcore.PruneConfig(0.3, structured=True, unit="heads", norm=1), "supported: norm 2"),
+    (slimcore.PruneConfig(0.3, structured=True, unit="heads", overrides=(("encoder.layer.0.output.dense", 0.1),)),
+     "not available for sentence encoders"),
 ])
 def test_what_an_encoder_cannot_do_is_one_line(minilm, cfg, match):
     with pytest.raises(ValueError, match=match) as e:
         slimcore.prune(minilm, cfg)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("cfg", [slimcore.PruneConfig(0.4, method="taylor"), slimcore.PruneConfig(0.4, scope="global"),
+                                 slimcore.PruneConfig(0.4, "random", structured=True, unit="ffn", norm=1)])
+def test_an_encoder_takes_every_method_and_scope(minilm, cfg):
+    """The same configs as a classifier's: Taylor (on the paraphrase loss), global ranking, random unit scores."""
+    net = slimcore.prune(minilm, cfg)
+    if cfg.structured:
+        assert net.shape()["ffn"] == [1536 - round(0.4 * 1536)] * 6
+    else:
+        w = torch.cat([m.weight.flatten() for m in slimcore.families.get("encoder").layers(net).values()])
+        assert int((w == 0).sum()) == round(0.4 * w.numel()) if cfg.scope == "global" else int((w == 0).sum()) > 0
+    assert 0.0 < slimcore.measure(minilm, net, timing=False).score.value < 1.0
 
 
 def test_a_classifier_has_no_heads(digits_cnn):
@@ -152,10 +164,20 @@ class _RegressionFamily:
     def units(self, model, kind):
         return []
 
-    def prune_masks(self, model, cfg, scores=None, calibration=None):
-        raise F.unsupported("pruning", self, [])   # no pruning for this family: slimcore.prune says so
+    def prune_masks(self, model, cfg, scores=None, calibration=None):   # single weights, by any method
+        if cfg.structured:
+            raise F.unsupported("structured pruning", self, ["single weights"])
+        scores = scores if scores is not None else P.weight_scores(model, cfg.method, calibration, cfg.seed, self)
+        return P.masks(model, cfg, calibration, scores)
 
     remove_units = prune_masks
+
+    def importance_loss(self, calibration):
+        return lambda net: ((net(calibration.x) - calibration.y) ** 2).mean()
+
+    def tuning(self, sample):
+        return F.Tuning(len(sample.x), lambda net, idx: ((net(sample.x[idx]) - sample.y[idx]) ** 2).mean(),
+                        lambda net: list(net.parameters()))
 
     def layer_groups(self, model, whole=False):
         return []
@@ -178,5 +200,8 @@ def test_a_new_family_is_one_class_and_one_registration(monkeypatch):
     assert m.score.metric.short == "-MSE" and set(m.latencies) == {1, 8} and m.macs == 3 * 4 + 4 * 1
     q = slimcore.quantize(s, slimcore.QuantConfig(2))
     assert len(torch.unique(q[0].weight)) <= 3
-    with pytest.raises(ValueError, match="prune is not available for regressors"):
-        slimcore.prune(s, slimcore.PruneConfig(0.5))
+    for method in ("l1", "taylor"):   # Taylor differentiates the family's own loss
+        pruned = slimcore.prune(s, slimcore.PruneConfig(0.5, method, "global"))
+        assert sum(int((m.weight == 0).sum()) for m in slimcore.weight_layers(pruned).values()) == round(0.5 * 16)
+    with pytest.raises(ValueError, match="structured pruning is not available for regressors"):
+        slimcore.prune(s, slimcore.PruneConfig(0.5, structured=True))

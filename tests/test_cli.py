@@ -254,7 +254,8 @@ MINILM_BAD = [  # recipe text -> a piece of the one-line message (exit code 2, n
      "prune.unit: 'neurons' is not a unit of sentence encoders; choose from heads, ffn"),
     ("prune: {amount: 0.5, structured: true, unit: channels, norm: 2}", "prune.unit: 'channels' is not a unit"),
     ("int8: {kind: static}", "int8: static int8 is not available for sentence encoders"),
-    ("prune: {amount: 0.5, method: taylor}", "pruning with method 'taylor'"),
+    ("prune: {amount: 0.5, structured: true, unit: heads, norm: 2, skip: [encoder.layer.0.output.dense]}",
+     "skipped or overridden Linear layers when removing heads or FFN neurons is not available"),
 ]
 
 
@@ -282,9 +283,9 @@ def test_sweep_on_minilm_is_the_family_generic_grid(tmp_path, capsys):
     assert f"mean cosine to the original on {len(s.data.quick_set)} examples" in out.out, out.out
     frame = tradeoffs.grid(s, tradeoffs.GridConfig(("unstructured",), ("l1",), (0.0, 0.5), ("fp32", "8-bit")))
     assert (tmp_path / "t.csv").read_bytes() == tradeoffs.csv(frame)   # the same function, the same bytes
-    assert cli.main(["sweep", "--model", "minilm", "--out", str(tmp_path / "u.csv"), "--methods", "taylor"]) == 2
+    assert cli.main(["sweep", "--model", "minilm", "--out", str(tmp_path / "u.csv"), "--latency"]) == 2
     err = capsys.readouterr().err
-    assert "pruning method 'taylor' is not available for sentence encoders" in err and err.count("\n") == 1
+    assert "timing a whole grid is not available for sentence encoders" in err and err.count("\n") == 1
     assert not (tmp_path / "u.csv").exists()
 
 

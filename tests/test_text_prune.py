@@ -81,14 +81,73 @@ def test_bad_settings_are_refused_with_a_clear_message(ratio, kind, message):
         TP.config(ratio, kind)
 
 
-@pytest.mark.parametrize("cfg, what", [(P.PruneConfig(0.3, "taylor"), "method 'taylor'"),
-                                        (P.PruneConfig(0.3, scope="global"), "scope 'global'"),
-                                        (P.PruneConfig(0.3, structured=True, unit="channels", norm=2), "'channels'"),
-                                        (P.PruneConfig(0.3, structured=True, unit="heads", norm=1), "L1 norm")])
+@pytest.mark.parametrize("cfg, what", [(P.PruneConfig(0.3, structured=True, unit="channels", norm=2), "'channels'"),
+                                        (P.PruneConfig(0.3, structured=True, unit="heads",
+                                                       skip=("encoder.layer.0.attention.self.query",)), "skipped"),
+                                        (P.PruneConfig(0.3, structured=True, unit="ffn",
+                                                       overrides=(("encoder.layer.0.output.dense", 0.5),)),
+                                         "overridden")])
 def test_what_the_encoder_lacks_is_one_line_naming_what_it_has(s, score, cfg, what):
     with pytest.raises(ValueError, match="not available for sentence encoders; supported") as e:
         P.evaluate(s.model, cfg, score, family=ENC)
     assert what in str(e.value) and "\n" not in str(e.value)
+
+
+def test_taylor_scores_are_weight_times_the_paraphrase_loss_gradient(s):
+    calib = ENC.split(s, "calibration").head(48)
+    ours = P.weight_scores(s.model, "taylor", calib, family=ENC)
+    net = copy.deepcopy(s.model).requires_grad_(True)   # plain autograd on a copy, not our functional_call path
+    T.paraphrase_loss(net, calib).backward()
+    for n, m in T.linear_layers(net).items():
+        assert torch.allclose(ours[n], (m.weight * m.weight.grad).abs(), rtol=1e-5, atol=1e-12), n
+    assert all(float(v.sum()) > 0 for v in ours.values())     # the loss has a gradient at the original model
+    assert not any(p.grad is not None for p in s.model.parameters())   # the shared model is untouched
+
+
+def test_global_unstructured_masks_are_torch_global_l1_masks(s):
+    keep = ENC.prune_masks(s.model, P.PruneConfig(0.6, scope="global"))
+    net = copy.deepcopy(s.model)
+    layers = T.linear_layers(net)
+    tprune.global_unstructured([(m, "weight") for m in layers.values()], tprune.L1Unstructured, amount=0.6)
+    differ = sum(int((keep[n] != m.weight_mask.bool()).sum()) for n, m in layers.items())
+    removed = sum(int((~k).sum()) for k in keep.values())
+    assert removed == sum(int((~m.weight_mask.bool()).sum()) for m in layers.values())
+    assert differ <= 2e-6 * removed   # only ties at the cut may be taken differently
+    sparsity = [1 - float(k.float().mean()) for k in keep.values()]
+    assert max(sparsity) - min(sparsity) > 0.1   # one ranking: layers lose different shares
+
+
+@pytest.mark.parametrize("unit, norm", [("heads", 1), ("ffn", 1), ("heads", 2)])
+def test_global_units_rank_every_layer_together_and_keep_one_per_layer(s, unit, norm):
+    cfg = P.PruneConfig(0.9, scope="global", structured=True, unit=unit, norm=norm)
+    keep, kept = _plan(s.model, cfg)
+    scores = (TP.head_scores if unit == "heads" else TP.neuron_scores)(s.model, None, norm)
+    total = sum(x.numel() for x in scores)
+    assert all(len(k) >= 1 for k in kept)
+    assert sum(len(k) for k in kept) == max(total - round(0.9 * total), len(kept))
+    flat_kept = torch.cat([sc[k] for sc, k in zip(scores, kept)])
+    gone = torch.cat([sc[[i for i in range(sc.numel()) if i not in set(k.tolist())]] for sc, k in zip(scores, kept)])
+    best = {i: int(sc.argmax()) for i, sc in enumerate(scores)}
+    others = torch.cat([sc[[i for i in k.tolist() if i != best[j]]] for j, (sc, k) in enumerate(zip(scores, kept))])
+    assert float(gone.max()) <= float(others.min()) if others.numel() else True
+    assert len(set(len(k) for k in kept)) > 1   # layers keep different numbers of units
+
+
+def test_structured_l1_head_scores_are_the_sum_of_their_weights_scores(s):
+    l0 = s.model.encoder.layer[0].attention
+    d = slice(3 * T.HEAD_DIM, 4 * T.HEAD_DIM)   # head 3
+    by_hand = sum(float(m.weight[d].abs().sum()) for m in (l0.self.query, l0.self.key, l0.self.value)) + \
+        float(l0.output.dense.weight[:, d].abs().sum())
+    assert TP.head_scores(s.model, None, 1)[0][3].item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_random_and_taylor_units_differ_from_l1_and_random_is_seeded(s):
+    cfgs = [P.PruneConfig(0.5, m, structured=True, unit="heads", norm=2, seed=sd)
+            for m, sd in (("l1", 0), ("random", 0), ("random", 0), ("random", 1))]
+    kept = [_plan(s.model, c)[1] for c in cfgs]
+    assert all(torch.equal(a, b) for a, b in zip(kept[1], kept[2]))
+    assert any(not torch.equal(a, b) for a, b in zip(kept[1], kept[3]))
+    assert any(not torch.equal(a, b) for a, b in zip(kept[0], kept[1]))
 
 
 @pytest.mark.parametrize("ratio", [0.3, 0.75])

@@ -2,12 +2,12 @@
 
 Adding a family is one module implementing `Family` plus one `register(...)` line here.
 """
-from .base import SPLITS, Family, LayerGroup, Metric, Score, Scorer, UnitGroup, family_of, get, register, unsupported, REGISTRY
+from .base import SPLITS, Family, LayerGroup, Metric, Score, Scorer, Tuning, UnitGroup, family_of, get, register, unsupported, REGISTRY
 from .classifier import ACCURACY, Classifier
 from .encoder import COSINE, SentenceEncoder
 
 register(SentenceEncoder())
 register(Classifier())
 
-__all__ = ["SPLITS", "Family", "LayerGroup", "Metric", "Score", "Scorer", "UnitGroup", "family_of", "get", "register", "unsupported",
+__all__ = ["SPLITS", "Family", "LayerGroup", "Metric", "Score", "Scorer", "Tuning", "UnitGroup", "family_of", "get", "register", "unsupported",
            "REGISTRY", "ACCURACY", "COSINE", "Classifier", "SentenceEncoder"]

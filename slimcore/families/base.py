@@ -85,6 +85,16 @@ class LayerGroup:
 Scorer = Callable[[nn.Module], Score]
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """What fine-tuning a compressed copy of a sample's model trains on (Family.tuning): gradual pruning's steps and
+    the Deep Compression pipeline take batches of `examples` training examples by index."""
+
+    examples: int                                           # training examples, indexed 0..examples-1
+    loss: Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (model, batch indices) -> the batch's mean loss
+    parameters: Callable[[nn.Module], list[nn.Parameter]]   # which of a model's parameters learn
+
+
 @runtime_checkable
 class Family(Protocol):
     """What a kind of model provides to the techniques. Sizes come from the model, never from literals."""
@@ -142,6 +152,18 @@ class Family(Protocol):
         """A new, smaller model without the units of a kind that structured keep-masks drop (really removed: the
         tensors shrink), and the masks extended to everything the removal takes (e.g. the next layer's inputs).
         `example`: one input batch, to trace the model where the family needs it. A ValueError when it cannot."""
+        ...
+
+    def importance_loss(self, calibration: Any) -> Callable[[nn.Module], torch.Tensor]:
+        """The loss whose gradients first-order (Taylor) importance |w * dL/dw| uses, on a calibration batch (the
+        family's calibration split cut by `.head(n)`), as a function of a model: classifiers, cross-entropy with the
+        labels; encoders, the in-batch paraphrase ranking loss (its gradient is not zero at the original model)."""
+        ...
+
+    def tuning(self, sample: Any) -> Tuning:
+        """What fine-tuning a compressed copy of the sample's model trains on: classifiers, cross-entropy with the
+        training labels, every parameter; encoders, MSE of the embeddings to the original encoder's on the training
+        sentences (recovering the original), the transformer layers only."""
         ...
 
     # Distillation (slimcore.distillation.distill is the one training loop; these are what differs):

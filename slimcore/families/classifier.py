@@ -6,15 +6,16 @@ output layer; a student is the teacher with every hidden width scaled down.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .. import distillation as D
 from ..data import Split
 from ..metrics import accuracy, predict, weight_layers
-from .base import LayerGroup, Metric, Score, Scorer, UnitGroup, unsupported
+from .base import LayerGroup, Metric, Score, Scorer, Tuning, UnitGroup, unsupported
 
 ACCURACY = Metric("test accuracy", "accuracy", percent=True,
                   help="Measured: top-1 accuracy on held-out test examples the model never trained on.")
@@ -82,6 +83,16 @@ class Classifier:
                      ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         from .. import pruning   # torch-pruning's dependency graph removes the channels and every input reading them
         return pruning.split_channels(model, keep, example)
+
+    def importance_loss(self, calibration: Split) -> Callable[[nn.Module], torch.Tensor]:
+        if calibration is None or len(calibration) == 0:
+            raise ValueError("Taylor importance needs a calibration batch with labels")
+        return lambda net: F.cross_entropy(net(calibration.x), calibration.y)
+
+    def tuning(self, sample: Any) -> Tuning:
+        train = sample.data.train
+        return Tuning(len(train), lambda net, idx: F.cross_entropy(net(train.x[idx]), train.y[idx]),
+                      lambda net: list(net.parameters()))
 
     def student(self, teacher: nn.Module, cfg: D.DistillConfig) -> nn.Module:
         return D.make_student(teacher, cfg.student, cfg.seed)   # every hidden width scaled by cfg.student

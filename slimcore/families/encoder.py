@@ -7,15 +7,16 @@ structured pruning removes attention heads or FFN neurons; a student keeps some 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .. import distillation as D
 from .. import text as T
 from .. import text_distill as TD
-from .base import LayerGroup, Metric, Score, Scorer, UnitGroup, unsupported
+from .base import LayerGroup, Metric, Score, Scorer, Tuning, UnitGroup, unsupported
 
 COSINE = Metric("mean cosine to the original", "mean cosine", percent=False,
                 help="Measured: cosine of each held-out sentence's embedding to the original encoder's, averaged.")
@@ -85,13 +86,25 @@ class SentenceEncoder:
 
     def prune_masks(self, model: nn.Module, cfg: Any, scores: dict[str, torch.Tensor] | None = None,
                     calibration: Any = None) -> dict[str, torch.Tensor]:
-        from .. import text_prune   # l1 per layer; heads / FFN neurons by the L2 norm of their rows and columns
+        from .. import pruning, text_prune   # units: the L1/L2 norm of the scores of their rows and columns
+        if scores is None:
+            scores = pruning.weight_scores(model, cfg.method, calibration, cfg.seed, family=self)
         return text_prune.masks(model, cfg, scores)
 
     def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
                      ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         from .. import text_prune   # heads and neurons sliced out of the Linear layers; the masks say it all already
         return text_prune.remove_units(model, unit, keep), keep
+
+    def importance_loss(self, calibration: T.TextSplit) -> Callable[[nn.Module], torch.Tensor]:
+        return lambda net: T.paraphrase_loss(net, calibration)   # at the original, MSE to itself has no gradient
+
+    def tuning(self, sample: Any) -> Tuning:
+        train = sample.data.train
+        targets = T.embed(sample.model, train)   # the original's embeddings, once
+        return Tuning(len(train), lambda net, idx: F.mse_loss(net(T.pad([list(train.ids[i]) for i in idx])),
+                                                               targets[idx]),
+                      lambda net: [p for n, p in net.named_parameters() if n.startswith("encoder.")])
 
     def student(self, teacher: nn.Module, cfg: D.DistillConfig) -> nn.Module:
         return TD.student(teacher, cfg)   # cfg.student of the transformer layers, copied from the teacher
