@@ -504,7 +504,7 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split | Scorer, budget
     layers = family.layers(model)
     groups = _groups(family, model, sens["group"])
     if kind == "prune" and scores is None:
-        scores = weight_scores(model, method, calibration)
+        scores = weight_scores(model, method, calibration, family=family)
     base = {k: v.detach() for k, v in model.named_parameters()}
     first = on_split(model)
     metric, n = first.metric, first.examples
@@ -585,6 +585,8 @@ def allocate_sample(sample: Any, sens: pd.DataFrame, budget: float, **kwargs: An
     """allocate() for a loaded sample of any family: chosen with its scorer on its validation split (an encoder's
     quick set), reported on test; `budget` in the family's metric's units (points of accuracy; mean cosine)."""
     fam = family_of(sample)
+    if kwargs.get("method") == "taylor" and kwargs.get("calibration") is None and kwargs.get("scores") is None:
+        kwargs["calibration"] = fam.split(sample, "calibration").head(CALIBRATION)
     return allocate(sample.model, sens, fam.scorer(sample, "validation"), budget, fam.scorer(sample, "test"),
                     family=fam, **kwargs)
 

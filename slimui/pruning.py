@@ -18,6 +18,7 @@ from slimcore import Latency, plots
 from slimcore import pruning as P
 from slimcore import text as T
 from slimcore import text_prune as TP
+from slimcore import tradeoffs as TR
 from slimcore.families import Family, Metric, Score, family_of
 
 from . import cache, state, urlstate
@@ -52,7 +53,7 @@ def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor] | N
     """Weight scores of a sample model for a method (read-only, shared); None for l1 (the magnitudes themselves)."""
     if method == "l1":
         return None
-    return P.weight_scores(cache.sample(name).model, method, _calibration(name, method), seed)
+    return TR.scores(cache.sample(name), method, seed)   # the family's layers and loss
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
