@@ -3,8 +3,8 @@
 Each takes a sample (slimcore.load_sample(name), or an upload) and, where it applies, a config; the family
 (slimcore.families) says how the sample is scored, timed and traced and which layers are compressed, so the same
 call works on a classifier and on a sentence encoder and returns the same kinds of objects. What a family cannot do
-is a one-line ValueError naming what it can. Techniques are looked up by (technique, family) in HANDLERS, so a new
-family adds entries there instead of another `elif`.
+is a one-line ValueError naming what it can. Every technique is written once over the family protocol, so a new
+family needs no entry here.
 """
 from __future__ import annotations
 
@@ -18,26 +18,8 @@ from . import distillation as D
 from . import pruning as P
 from . import quantization as Q
 from . import text_quant as TQ  # noqa: F401 (registers the encoder's real int8 builder, slimcore.int8.build)
-from .families import Family, Score, family_of, unsupported
+from .families import Score, family_of, unsupported
 from .metrics import LayerInfo, Latency, compare_latency, layer_table, serialized_bytes
-
-Handler = Callable[..., Any]
-HANDLERS: dict[tuple[str, str], Handler] = {}
-
-
-def handles(technique: str, family: str) -> Callable[[Handler], Handler]:
-    """Register the function that carries out a technique on a family's samples."""
-    def register(fn: Handler) -> Handler:
-        HANDLERS[technique, family] = fn
-        return fn
-    return register
-
-
-def _handler(technique: str, fam: Family) -> Handler:
-    if (technique, fam.name) not in HANDLERS:
-        raise unsupported(technique, fam, sorted(t for t, f in HANDLERS if f == fam.name))
-    return HANDLERS[technique, fam.name]
-
 
 # ----------------------------------------------------------------------------------------------------- measure
 
@@ -109,19 +91,12 @@ def prune(sample: Any, cfg: P.PruneConfig) -> nn.Module:
 
 
 def prune_gradually(sample: Any, cfg: P.GradualConfig, **callbacks: Callable) -> P.GradualResult:
-    """Prune a copy of the sample's model along the cubic schedule, fine-tuning between steps (pruning.gradual_prune);
-    `on_step`, `should_stop` as there."""
-    return _handler("prune-gradually", family_of(sample))(sample, cfg, **callbacks)
-
-
-def supports(technique: str, sample: Any) -> bool:
-    """True when the sample's family has a handler for a technique ("prune", "prune-gradually", "distill", ...)."""
-    return (technique, family_of(sample).name) in HANDLERS
-
-
-@handles("prune-gradually", "classifier")
-def _gradual_classifier(sample: Any, cfg: P.GradualConfig, **callbacks: Callable) -> P.GradualResult:
-    return P.gradual_prune(sample.model, sample.data, cfg, **callbacks)
+    """Prune a copy of the sample's model along the cubic schedule, fine-tuning between steps on what its family
+    trains on (pruning.gradual_prune); `on_step`, `should_stop` as there."""
+    fam = family_of(sample)
+    if cfg.prune.structured and cfg.prune.unit not in fam.unit_kinds:
+        raise unsupported(f"structured pruning of {cfg.prune.unit!r}", fam, list(fam.unit_kinds))
+    return P.gradual_prune(sample, cfg, **callbacks)
 
 
 # ---------------------------------------------------------------------------------------------------- quantize
@@ -149,8 +124,4 @@ def distill(teacher: Any, cfg: D.DistillConfig | None = None, **options: Any) ->
     family's headline score). cfg: the family's distill_defaults unless given; cfg.student is the share of the teacher
     the student keeps (hidden width for classifiers, transformer layers for encoders). Options: student (a model to
     start from), on_epoch, on_batch, should_stop."""
-    return _handler("distill", family_of(teacher))(teacher, cfg, **options)
-
-
-handles("distill", "classifier")(D.distill)   # every family with a student, a loss and a lesson (Family.distill_*)
-handles("distill", "encoder")(D.distill)
+    return D.distill(teacher, cfg, **options)   # one loop: a family gives its student, loss and lesson (distill_*)

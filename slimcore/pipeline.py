@@ -1,13 +1,16 @@
 """The Deep Compression pipeline (Han, Mao & Dally 2016): prune with fine-tuning -> share weights by k-means with the
 centroids fine-tuned -> Huffman-code the streams. Every stage writes a real byte stream that the decoder here turns
-back into a working model, so each stage's size is measured (the length of its bytes) and its accuracy is that of
-the decoded model. Never mutates the model it is given.
+back into a working model, so each stage's size is measured (the length of its bytes) and its score (the family's
+headline: accuracy, or an encoder's mean cosine to the original) is that of the decoded model. Works on any model
+family: it compresses the family's layers (Family.layers) and fine-tunes on what the family trains on
+(Family.tuning). Never mutates the model it is given.
 
-Stream format (ours; the decoder needs the architecture, as a state dict does): for each Linear/Conv weight in
-forward order, the positions of the kept weights as b-bit gaps (a gap symbol 2^b - 1 means "skip that many positions,
+Stream format (ours; the decoder needs the architecture and the family, as a state dict does): for each weight of the
+family's compressible layers in forward order, the positions of the kept weights as b-bit gaps (a gap symbol 2^b - 1 means "skip that many positions,
 no weight here", so long runs of zeros cost no stored weights), then the weights: fp32 values (stage 2), or k-bit
 indices into a per-layer codebook of 2^k fp32 centroids (stage 3), or the same symbols Huffman-coded with one
-canonical code per stream kind (stage 4). Biases and any other tensors are stored as fp32.
+canonical code per stream kind (stage 4). Biases and any other tensors (an encoder's embedding tables too) are
+stored as fp32.
 """
 from __future__ import annotations
 
@@ -18,15 +21,15 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from .data import Dataset
-from .metrics import accuracy, serialized_bytes, weight_layers
+from .families import Family, Tuning, family_of, get
+from .metrics import serialized_bytes
 from .pruning import GradualConfig, PruneConfig, gradual_prune
 
 MAGIC = b"SLDC1"
@@ -34,10 +37,11 @@ MAGIC = b"SLDC1"
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of the pipeline: its decoded model's test accuracy and the bytes of its stream."""
+    """One stage of the pipeline: its decoded model's test score (the family's headline metric) and the bytes of its
+    stream."""
 
     name: str
-    accuracy: float
+    score: float
     bytes: int
     label: str        # "measured": the length of a real byte stream that decodes to the evaluated model
     ratio: float      # original bytes / these bytes
@@ -165,13 +169,21 @@ class Layer:
     bits: int                         # index width
 
 
-def _other_tensors(model: nn.Module) -> list[np.ndarray]:
-    names = {f"{n}.weight" for n in weight_layers(model)}
-    return [v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items() if k not in names]
+def _family(family: Family | None) -> Family:
+    return family if family is not None else get("classifier")
 
 
-def encode(model: nn.Module, layers: list[Layer], position_bits: int, huffman: bool = False) -> bytes:
-    """A byte stream of a compressed model: see the module docstring for the layout."""
+def other_tensors(model: nn.Module, family: Family | None = None) -> dict[str, torch.Tensor]:
+    """Every state-dict tensor outside the family's compressible layers' weights (biases, norms, an encoder's
+    embedding tables), in state-dict order: the streams store them as fp32."""
+    names = {f"{n}.weight" for n in _family(family).layers(model)}
+    return {k: v for k, v in model.state_dict().items() if k not in names}
+
+
+def encode(model: nn.Module, layers: list[Layer], position_bits: int, huffman: bool = False,
+           family: Family | None = None) -> bytes:
+    """A byte stream of a compressed model: see the module docstring for the layout. `layers` are the family's
+    (default: classifiers), in Family.layers order."""
     shared = layers[0].codebook is not None
     if huffman and not shared:
         raise ValueError("Huffman coding here codes codebook indices: share weights first")
@@ -191,8 +203,8 @@ def encode(model: nn.Module, layers: list[Layer], position_bits: int, huffman: b
         else:
             w = huffman_encode(L.indices, idx_len) if huffman else pack_bits(L.indices, L.bits)
             buf.write(struct.pack("<BI", L.bits, len(w)) + L.codebook.astype("<f4").tobytes() + w)
-    for t in _other_tensors(model):
-        buf.write(t.astype("<f4").tobytes())
+    for t in other_tensors(model, family).values():
+        buf.write(t.detach().numpy().astype("<f4").tobytes())
     body = buf.getvalue()
     return body + struct.pack("<I", zlib.crc32(body))  # a checksum, so damage is found rather than decoded
 
@@ -212,8 +224,9 @@ class _Reader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
 
 
-def decode(data: bytes, architecture: nn.Module) -> nn.Module:
-    """The model a stream holds, on a copy of its architecture (whose own values are not used)."""
+def decode(data: bytes, architecture: nn.Module, family: Family | None = None) -> nn.Module:
+    """The model a stream holds, on a copy of its architecture (whose own values are not used); `family` (default:
+    classifiers) says which layers the stream compressed."""
     if len(data) < len(MAGIC) + 4 or not data.startswith(MAGIC):
         raise ValueError("not a SlimLab Deep Compression stream")
     data, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
@@ -228,7 +241,7 @@ def decode(data: bytes, architecture: nn.Module) -> nn.Module:
         idx_len = np.frombuffer(r.take(1 << idx_bits), dtype=np.uint8).astype(np.int64)
     model = copy.deepcopy(architecture)
     state = model.state_dict()
-    names = [f"{k}.weight" for k in weight_layers(model)]
+    names = [f"{k}.weight" for k in _family(family).layers(model)]
     if len(names) != n:
         raise ValueError(f"the stream holds {n} weight layers, the architecture {len(names)}")
     for name in names:
@@ -277,51 +290,72 @@ def kmeans_1d(values: np.ndarray, k: int, iterations: int = 40) -> tuple[np.ndar
 
 
 def _finetune_codebooks(model: nn.Module, masks: dict[str, torch.Tensor], codebooks: dict[str, torch.Tensor],
-                        assign: dict[str, torch.Tensor], data: Dataset, epochs: int, lr: float, seed: int,
-                        should_stop: Callable[[], bool] | None) -> dict[str, torch.Tensor]:
+                        assign: dict[str, torch.Tensor], tuning: Tuning, epochs: int, lr: float, seed: int,
+                        batch_size: int, should_stop: Callable[[], bool] | None) -> dict[str, torch.Tensor]:
     """Train the centroids (each weight's gradient summed into its centroid, by autograd through the gather) and the
-    biases, with the assignments and the pruning masks fixed. Returns the new codebooks; biases are updated in place
-    on `model`, which is the pipeline's own copy."""
+    other parameters the family tunes (Family.tuning: a classifier's biases; an encoder's biases and norms), with the
+    assignments and the pruning masks fixed. Returns the new codebooks; the other parameters are updated in place on
+    `model`, which is the pipeline's own copy."""
     books = {n: c.clone().requires_grad_(True) for n, c in codebooks.items()}
-    others = {k: v for k, v in model.named_parameters() if not any(k == f"{n}.weight" for n in books)}
+    tuned = {id(p) for p in tuning.parameters(model)}
+    others = {k: v for k, v in model.named_parameters()
+              if id(v) in tuned and not any(k == f"{n}.weight" for n in books)}
     for v in others.values():
         v.requires_grad_(True)
     opt = torch.optim.Adam(list(books.values()) + list(others.values()), lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    buffers = dict(model.named_buffers())
     for _ in range(epochs):
-        order = torch.randperm(len(data.train), generator=gen)
-        for i in range(0, len(order), 64):
+        order = torch.randperm(tuning.examples, generator=gen)
+        for i in range(0, len(order), batch_size):
             if should_stop is not None and should_stop():
                 return {n: b.detach() for n, b in books.items()}
-            idx = order[i:i + 64]
             params = dict(others) | {f"{n}.weight": books[n][assign[n]] * masks[n] for n in books}
-            loss = nn.functional.cross_entropy(functional_call(model, params, (data.train.x[idx],)), data.train.y[idx])
+            loss = tuning.loss(lambda *x: functional_call(model, (params, buffers), x), order[i:i + batch_size])
             opt.zero_grad()
             loss.backward()
             opt.step()
     return {n: b.detach() for n, b in books.items()}
 
 
-def deep_compression(model: nn.Module, data: Dataset, prune_amount: float = 0.92, bits: int = 4, conv_bits: int = 8,
+def _unshared(model: nn.Module, family: Family, stream_bytes: int) -> str:
+    """What the stream keeps at fp32 outside the compressed layers, when that includes matrices (an encoder's
+    embedding tables): their names and bytes, and their share of the stream."""
+    tables = {k: v.numel() * 4 for k, v in other_tensors(model, family).items() if v.dim() >= 2}
+    if not tables:
+        return ""
+    total = sum(tables.values())
+    return (f"; {', '.join(tables)} stay fp32 ({total / 2**20:,.1f} MiB, {total / stream_bytes:.0%} of the stream): "
+            "only the family's compressible layers are pruned and shared")
+
+
+def deep_compression(sample: Any, prune_amount: float = 0.92, bits: int = 4, conv_bits: int = 8,
                      position_bits: int = 4, steps: int = 6, finetune_epochs: int = 4, cluster_epochs: int = 4,
-                     lr: float = 1e-3, seed: int = 0, on_stage: Callable[[Stage], None] | None = None,
+                     lr: float = 1e-3, seed: int = 0, batch_size: int = 64,
+                     on_stage: Callable[[Stage], None] | None = None,
+                     on_step: Callable[[Any, float], None] | None = None,
                      should_stop: Callable[[], bool] | None = None) -> PipelineResult:
     """Prune (global L1, gradual with fine-tuning) -> share weights (k-means, 2^bits centroids per Linear layer and
-    2^conv_bits per conv layer, centroids fine-tuned) -> Huffman-code positions and indices. Each stage's accuracy is
-    that of the model decoded from its own bytes. `on_stage` is called after each stage."""
+    2^conv_bits per conv layer, centroids fine-tuned) -> Huffman-code positions and indices, on a copy of a sample's
+    model of any family (its layers, its tuning, its test scorer). Each stage's score is that of the model decoded
+    from its own bytes. `on_stage` is called after each stage, `on_step(step, fraction)` after each pruning step."""
     if not 0 < prune_amount < 1:
         raise ValueError(f"prune amount must be in (0, 1), got {prune_amount}")
     if not (1 <= bits <= 8 and 1 <= conv_bits <= 8 and 2 <= position_bits <= 8):
         raise ValueError("index widths must be 1..8 bits and gaps 2..8 bits")
     if steps < 1 or min(finetune_epochs, cluster_epochs) < 0:
         raise ValueError("need at least one pruning step and no negative epoch counts")
+    fam = family_of(sample)
+    model = sample.model
+    test = fam.scorer(sample, "test")
+    tuning = fam.tuning(sample)
     stages: list[Stage] = []
     streams: dict[str, bytes] = {}
     original = serialized_bytes(model)
 
     def done(name: str, stream: bytes | None, decoded: nn.Module, detail: str, t0: float) -> None:
         size = original if stream is None else len(stream)
-        stage = Stage(name, accuracy(decoded, data.test), size, "measured", original / size,
+        stage = Stage(name, test(decoded).value, size, "measured", original / size,
                       f"{detail}; {time.perf_counter() - t0:.1f} s")
         if stream is not None:
             streams[name] = stream
@@ -334,18 +368,20 @@ def deep_compression(model: nn.Module, data: Dataset, prune_amount: float = 0.92
     done("original (fp32)", None, model, f"torch.save of the state dict (the fp32 tensors alone: {raw:,} B)", t0)
 
     t0 = time.perf_counter()
-    run = gradual_prune(model, data, GradualConfig(PruneConfig(prune_amount, "l1", "global"), steps, finetune_epochs,
-                                                   lr=lr, seed=seed), should_stop=should_stop)
+    run = gradual_prune(sample, GradualConfig(PruneConfig(prune_amount, "l1", "global"), steps, finetune_epochs,
+                                              lr=lr, batch_size=batch_size, seed=seed),
+                        on_step=on_step, should_stop=should_stop, tuning=tuning,
+                        scorers=(test, fam.scorer(sample, "validation")))
     if run.cancelled:
         return PipelineResult(tuple(stages), model, streams, True)
     net, masks = run.model, {n: m for n, m in run.masks.items()}
-    layers = weight_layers(net)
+    layers = fam.layers(net)
     pruned = [Layer(masks[n].numpy().ravel(), layers[n].weight.detach().numpy().ravel()[masks[n].numpy().ravel()],
                     None, None, 32) for n in layers]
-    stream = encode(net, pruned, position_bits)
-    done("pruned + fine-tuned", stream, decode(stream, net),
+    stream = encode(net, pruned, position_bits, family=fam)
+    done("pruned + fine-tuned", stream, decode(stream, net, fam),
          f"{run.steps[-1].sparsity:.1%} of weights removed (global L1, {steps} steps, {finetune_epochs} epochs each); "
-         f"kept weights fp32 with {position_bits}-bit gaps", t0)
+         f"kept weights fp32 with {position_bits}-bit gaps" + _unshared(net, fam, len(stream)), t0)
 
     t0 = time.perf_counter()
     books, assign, widths = {}, {}, {}
@@ -357,19 +393,20 @@ def deep_compression(model: nn.Module, data: Dataset, prune_amount: float = 0.92
         full[masks[n].numpy().ravel()] = a
         books[n] = torch.tensor(c, dtype=torch.float32)
         assign[n] = torch.from_numpy(full).view(m.weight.shape)
-    books = _finetune_codebooks(net, {n: masks[n].float() for n in layers}, books, assign, data, cluster_epochs, lr,
-                                seed, should_stop)
+    books = _finetune_codebooks(net, {n: masks[n].float() for n in layers}, books, assign, tuning, cluster_epochs,
+                                lr, seed, batch_size, should_stop)
     net.requires_grad_(False)
     if should_stop is not None and should_stop():
-        return PipelineResult(tuple(stages), decode(streams["pruned + fine-tuned"], net), streams, True)
+        return PipelineResult(tuple(stages), decode(streams["pruned + fine-tuned"], net, fam), streams, True)
     shared = [Layer(masks[n].numpy().ravel(), None, books[n].numpy(), assign[n].numpy().ravel()[masks[n].numpy().ravel()],
                     widths[n]) for n in layers]
-    stream = encode(net, shared, position_bits)
-    done("weight sharing", stream, decode(stream, net),
+    stream = encode(net, shared, position_bits, family=fam)
+    done("weight sharing", stream, decode(stream, net, fam),
          f"k-means: {bits}-bit indices for Linear, {conv_bits}-bit for conv, centroids fine-tuned "
-         f"{cluster_epochs} epochs", t0)
+         f"{cluster_epochs} epochs" + _unshared(net, fam, len(stream)), t0)
     t0 = time.perf_counter()
-    stream = encode(net, shared, position_bits, huffman=True)
-    final = decode(stream, net)
-    done("Huffman coded", stream, final, "canonical Huffman codes for the gaps and the indices", t0)
+    stream = encode(net, shared, position_bits, huffman=True, family=fam)
+    final = decode(stream, net, fam)
+    done("Huffman coded", stream, final, "canonical Huffman codes for the gaps and the indices"
+         + _unshared(net, fam, len(stream)), t0)
     return PipelineResult(tuple(stages), final, streams, False)

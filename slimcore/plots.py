@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -215,15 +215,19 @@ def tradeoff_scatter(x: Sequence[float], accuracy: Sequence[float], names: Seque
                    yaxis=dict(range=[0, 102], ticksuffix=" %") if percent else dict(autorange=True))
 
 
-def pipeline_waterfall(names: Sequence[str], sizes: Sequence[float], accuracy: Sequence[float],
-                       labels: Sequence[str], title: str = "Size after each stage") -> go.Figure:
+def pipeline_waterfall(names: Sequence[str], sizes: Sequence[float], scores: Sequence[float],
+                       labels: Sequence[str], title: str = "Size after each stage",
+                       score_format: Callable[[float], str] = "{:.2%}".format,
+                       size_unit: tuple[str, float] = (" KiB", 1 / 1024)) -> go.Figure:
     """A waterfall of bytes, stage by stage: the first bar is the original's size, each next one what a stage
-    removed (red); under each stage its size (and whether measured), its ratio to the original and its accuracy."""
+    removed (red); under each stage its size (and whether measured), its ratio to the original and its score (the
+    family's headline, written by `score_format`: Metric.format)."""
     sizes = [float(v) for v in sizes]
     steps = [sizes[0]] + [b - a for a, b in zip(sizes, sizes[1:])]
     same = len(set(labels)) == 1
-    ticks = [f"{n}<br>{b / 1024:,.1f} KiB{'' if same else f' ({lab})'}<br>{sizes[0] / b:.1f}x · {a:.2%}"
-             for n, b, a, lab in zip(names, sizes, accuracy, labels)]
+    unit, scale = size_unit
+    ticks = [f"{n}<br>{b * scale:,.1f}{unit}{'' if same else f' ({lab})'}<br>{sizes[0] / b:.1f}x · {score_format(a)}"
+             for n, b, a, lab in zip(names, sizes, scores, labels)]
     bar = dict(type="waterfall", x=list(names), y=steps, measure=["absolute"] + ["relative"] * (len(sizes) - 1),
                textposition="none", customdata=[t.replace("<br>", " · ") for t in ticks],
                decreasing=dict(marker=dict(color=REMOVED)), totals=dict(marker=dict(color=KEPT)),

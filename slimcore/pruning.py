@@ -9,17 +9,17 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from .data import Dataset, Split
-from .families import Family, Score, Scorer, get
+from .data import Split
+from .families import Family, Score, Scorer, Tuning, family_of, get
 from .families.classifier import accuracy_scorer
-from .metrics import ModelledSize, accuracy, modelled_size, serialized_bytes, weight_layers
+from .metrics import ModelledSize, modelled_size, serialized_bytes, weight_layers
 
 METHODS = {"l1": "L1 magnitude |w|", "random": "random (seeded)", "taylor": "first-order Taylor |w · ∂L/∂w|"}
 SCOPES = {"layer": "per layer", "global": "global"}
@@ -441,60 +441,68 @@ class GradualConfig:
 
 @dataclass(frozen=True)
 class GradualStep:
-    """The state after one pruning step and its fine-tuning."""
+    """The state after one pruning step and its fine-tuning; scores are the family's headline metric (accuracy for
+    classifiers, mean cosine to the original for encoders)."""
 
     step: int
     amount: float            # the schedule's ratio for this step
     sparsity: float          # weights actually zero over the pruned layers
-    oneshot_accuracy: float  # test accuracy right after pruning, before fine-tuning
-    accuracy: float          # test accuracy after fine-tuning
-    val_accuracy: float
+    oneshot: float           # test score right after pruning, before fine-tuning
+    score: float             # test score after fine-tuning
+    val_score: float         # validation score after fine-tuning (the family's validation split)
     seconds: float
 
 
 @dataclass(frozen=True)
 class GradualResult:
-    model: nn.Module         # dense, pruned weights zero (use remove_channels on it when structured)
+    model: nn.Module         # dense, pruned weights zero; structured, the units are masked, not removed (the caller
+                             # removes them: Family.remove_units on it with `masks`)
     masks: Masks
     steps: tuple[GradualStep, ...]
     cancelled: bool
 
 
-def gradual_prune(model: nn.Module, data: Dataset, cfg: GradualConfig,
-                  on_step: Callable[[GradualStep, float], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> GradualResult:
-    """Prune a copy along the cubic schedule, fine-tuning between steps with the pruned weights held at zero.
-    Deterministic for a seed. `on_step(step, fraction_done)` reports progress; `should_stop()` cancels (checked
-    every batch), returning what was done so far."""
+def gradual_prune(sample: Any, cfg: GradualConfig, on_step: Callable[[GradualStep, float], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None, *, tuning: Tuning | None = None,
+                  scorers: tuple[Scorer, Scorer] | None = None) -> GradualResult:
+    """Prune a copy of a sample's model (any family) along the cubic schedule, fine-tuning between steps on what the
+    family trains on (Family.tuning) with the pruned weights held at zero. Deterministic for a seed.
+    `on_step(step, fraction_done)` reports progress; `should_stop()` cancels (checked every batch), returning what was
+    done so far. `tuning` and `scorers` (test, validation) are the family's, when already built."""
+    fam = family_of(sample)
+    tuning = tuning if tuning is not None else fam.tuning(sample)
+    test, val = scorers if scorers is not None else (fam.scorer(sample, "test"), fam.scorer(sample, "validation"))
     gen = torch.Generator().manual_seed(cfg.seed)  # a private generator: sessions run in threads of one process
-    net = copy.deepcopy(model).requires_grad_(True)  # our own copy: the given model may be shared and frozen
-    calib = data.train.head(256)
-    keep: Masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in weight_layers(net).items()}
+    net = copy.deepcopy(sample.model).requires_grad_(False)  # our own copy: the given model may be shared and frozen
+    params = tuning.parameters(net)
+    for p in params:
+        p.requires_grad_(True)
+    calib = fam.split(sample, "calibration").head(CALIBRATION)
+    keep: Masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in fam.layers(net).items()}
     done: list[GradualStep] = []
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     for t, amount in enumerate(cubic_schedule(cfg.prune.amount, cfg.steps), start=1):
         t0 = time.perf_counter()
-        scores = weight_scores(net.eval(), cfg.prune.method, calib, cfg.prune.seed + t)
-        # What is pruned stays pruned: its score goes below every live one (scores are >= 0; a channel's is a norm).
+        scores = weight_scores(net.eval(), cfg.prune.method, calib, cfg.prune.seed + t, family=fam)
+        # What is pruned stays pruned: its score goes below every live one (scores are >= 0; a unit's is a norm).
         floor = 0.0 if cfg.prune.structured else -1.0
         scores = {n: torch.where(keep[n], s, torch.full_like(s, floor)) for n, s in scores.items()}
-        keep = masks(net, replace(cfg.prune, amount=amount), scores=scores)
-        _hold(net, keep, cfg.prune.structured)
-        oneshot = accuracy(net.eval(), data.test)
+        keep = fam.prune_masks(net, replace(cfg.prune, amount=amount), scores, calib)
+        _hold(net, keep, cfg.prune.structured, fam)
+        oneshot = test(net.eval()).value
         for _ in range(cfg.epochs):
             net.train()
-            order = torch.randperm(len(data.train), generator=gen)
+            order = torch.randperm(tuning.examples, generator=gen)
             for i in range(0, len(order), cfg.batch_size):
                 if should_stop is not None and should_stop():
                     return GradualResult(net.eval(), keep, tuple(done), True)
-                idx = order[i:i + cfg.batch_size]
-                loss = nn.functional.cross_entropy(net(data.train.x[idx]), data.train.y[idx])
+                loss = tuning.loss(net, order[i:i + cfg.batch_size])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                _hold(net, keep, cfg.prune.structured)
+                _hold(net, keep, cfg.prune.structured, fam)
         net.eval()
-        step = GradualStep(t, amount, sparsity(keep), oneshot, accuracy(net, data.test), accuracy(net, data.val),
+        step = GradualStep(t, amount, sparsity(keep), oneshot, test(net).value, val(net).value,
                            time.perf_counter() - t0)
         done.append(step)
         if on_step is not None:
@@ -502,9 +510,10 @@ def gradual_prune(model: nn.Module, data: Dataset, cfg: GradualConfig,
     return GradualResult(net.eval(), keep, tuple(done), False)
 
 
-def _hold(net: nn.Module, keep: Masks, structured: bool) -> None:
-    """Zero the pruned weights of a model being fine-tuned, in place (the model is our own copy)."""
-    layers = weight_layers(net)
+def _hold(net: nn.Module, keep: Masks, structured: bool, family: Family) -> None:
+    """Zero the pruned weights of a model being fine-tuned (the family's layers), in place: the model is our own copy.
+    Structured, also the biases of rows that keep no weight (removed units: channels, heads' q/k/v rows, neurons)."""
+    layers = family.layers(net)
     with torch.no_grad():
         for n, m in keep.items():
             layers[n].weight.mul_(m)

@@ -152,6 +152,11 @@ def gradual(name: str, cfg: P.GradualConfig, on_step) -> tuple[P.GradualStep, ..
     return slimcore.api.prune_gradually(cache.sample(name), cfg, on_step=on_step).steps
 
 
+def tuned(name: str, cfg: P.PruneConfig) -> tuple[P.GradualStep, ...] | None:
+    """This session's last fine-tuned run for a model and method (tuned_key), if any."""
+    return st.session_state.get("prune_tuned", {}).get(tuned_key(name, cfg))
+
+
 def sentence(words: str) -> str:
     """Words as the start of a sentence, acronyms kept: 'FFN neurons' stays, 'attention heads' -> 'Attention heads'."""
     return words[:1].upper() + words[1:]
@@ -179,6 +184,19 @@ def score_delta(metric: Metric, value: float, reference: float) -> dict:
 # ---------------------------------------------------------------------------------------------------- the panels
 
 @dataclass(frozen=True)
+class Gradual:
+    """A family's defaults for gradual pruning with fine-tuning (pruning.GradualConfig), and what the page says of
+    them: what fine-tuning trains on and how long a step takes here."""
+
+    steps: int = 5
+    epochs: int = 2
+    lr: float = 5e-4                  # Adam
+    batch_size: int = 64
+    trains: str = "on the training split (cross-entropy with its labels)"
+    step_time: str = "a second or less"   # measured on this 2-core server
+
+
+@dataclass(frozen=True)
 class Panel:
     """What the Pruning page does differently for one family, and nothing else: its caption, its controls (they
     return the PruneConfig and keep their URL state), the curve's ratios and figure, the layer shown by default, the
@@ -196,6 +214,7 @@ class Panel:
     pick_layer: bool = True                          # the layer is chosen beside its histogram (else in controls)
     export: bool = True                              # the Export section (recipes of this family)
     detail: Callable[[str, P.PruneReport], None] | None = None   # the headline's detail figures, where it has some
+    gradual: Gradual = Gradual()                     # gradual pruning's defaults for the family
 
 
 def _classifier_controls(s: Any, teacher: bool) -> P.PruneConfig:
@@ -226,8 +245,8 @@ def _classifier_picture(name: str, cfg: P.PruneConfig, layer_name: str, view: di
 
 
 def _classifier_curve(name: str, cfg: P.PruneConfig, rep: P.PruneReport, qs: list[Score], base: float) -> go.Figure:
-    tuned = st.session_state.get("prune_tuned", {}).get(tuned_key(name, cfg))
-    extra = {"gradual + fine-tuned": ([t.amount for t in tuned], [t.accuracy for t in tuned])} if tuned else None
+    run = tuned(name, cfg)
+    extra = {"gradual + fine-tuned": ([t.amount for t in run], [t.score for t in run])} if run else None
     return plots.accuracy_curve(CLASSIFIER.curve, [q.value for q in qs], (cfg.amount, rep.score.value),
                                 f"Accuracy against prune ratio ({P.METHODS[cfg.method]}, {P.SCOPES[cfg.scope]}"
                                 f"{', structured' if cfg.structured else ''})", reference=base, extra=extra)
@@ -304,6 +323,10 @@ def _encoder_curve(name: str, cfg: P.PruneConfig, rep: P.PruneReport, qs: list[S
                                            "paraphrase found (top-1)": [q.detail.paraphrase_top1 for q in qs]},
                            f"Quality against prune ratio ({TP.KINDS[kind]})", "prune ratio", "cosine / fraction",
                            marker=cfg.amount, height=340)
+    run = tuned(name, cfg)
+    if run:
+        fig.add_scatter(x=[t.amount for t in run], y=[t.score for t in run], mode="lines+markers",
+                        name="gradual + fine-tuned (mean cosine)", line=dict(color="#16a34a", dash="dash"))
     fig.update_layout(legend_y=-0.32)   # below the axis title
     return fig
 
@@ -320,7 +343,10 @@ ENCODER = Panel(
     "attention heads (removed for real: smaller Linear layers, a smaller and faster model). Quality is measured "
     "against the original encoder's embeddings of held-out sentences.",
     (0.0, 0.25, 0.5, 0.75, 0.9), _encoder_controls, _encoder_picture, _encoder_curve,
-    lambda s, cfg: _encoder_layer(s, cfg.unit), short, (96, 400), False, False, _encoder_detail)
+    lambda s, cfg: _encoder_layer(s, cfg.unit), short, (96, 400), False, False, _encoder_detail,
+    gradual=Gradual(4, 2, 3e-4, 32, "on the training sentences (MSE of the embeddings to the original encoder's; the "
+                    "transformer layers learn, the embedding tables stay)", "about 10-15 s (2 epochs of 240 sentences, "
+                    "then the test and quick sets embedded)"))
 
 PANELS = {"classifier": CLASSIFIER, "encoder": ENCODER}
 

@@ -30,14 +30,36 @@ AXES = {  # x axis choice -> (column, axis title, unit, scale to the unit, log a
     "latency": ("latency_ms", "latency at batch 256", " ms", 1.0, False),
     "MACs": ("macs", "multiply-accumulates per example", "", 1.0, True),
 }
-PIPELINE_MODEL = "digits-mlp"
 # Han, Mao & Dally, "Deep Compression", ICLR 2016 (arXiv:1510.00149), Table 1 and Fig. 1: LeNet-300-100 on MNIST.
 PUBLISHED = {"source": "LeNet-300-100 on MNIST, Han et al. 2016", "detail": "1070 KB -> 27 KB, error 1.64 % -> 1.58 %",
              "ratios": (1.0, 12.0, 32.0, 40.0)}
 
 
 # What differs between families on these pages: the grid's choices and defaults, whether the grid can be timed as a
-# whole and its MACs counted, and whether its evaluations are slow enough to wait for a click.
+# whole and its MACs counted, whether its evaluations are slow enough to wait for a click, and Deep Compression's
+# settings.
+@dataclass(frozen=True)
+class PipelineChoices:
+    """A family's Deep Compression settings on the Trade-offs page: the choices offered, the defaults, the fixed
+    settings of the run (pipeline.deep_compression's keywords) and how long a run takes on this server."""
+
+    amounts: tuple[float, ...] = (0.8, 0.9, 0.92, 0.95)
+    amount: float = 0.92
+    bits: tuple[int, ...] = (3, 4, 5, 6)
+    default_bits: int = 4
+    steps: int = 6                     # pruning steps, each followed by fine-tuning
+    finetune_epochs: int = 4
+    cluster_epochs: int = 4            # centroid fine-tuning
+    lr: float = 1e-3
+    batch_size: int = 64
+    run_time: str = "a few seconds"
+
+    def options(self) -> dict:
+        """The fixed keywords of pipeline.deep_compression."""
+        return dict(steps=self.steps, finetune_epochs=self.finetune_epochs, cluster_epochs=self.cluster_epochs,
+                    lr=self.lr, batch_size=self.batch_size)
+
+
 @dataclass(frozen=True)
 class GridChoices:
     """A family's Trade-offs choices: the options offered and the defaults chosen."""
@@ -50,13 +72,16 @@ class GridChoices:
     slow: bool                         # grids and scans wait for a click (seconds per evaluation)
     size_unit: tuple[str, float]       # (" KiB", 1 / 1024) or (" MiB", 1 / 2**20)
     log_size: bool                     # sizes spread over decades (a log axis) or bunch up (a linear one)
+    pipeline: PipelineChoices = PipelineChoices()
 
 
 CHOICES = {
     "classifier": GridChoices(RATIOS, RATIOS, tuple(core.precisions("classifier")), "per tensor",
                               ("size", "latency", "MACs"), False, (" KiB", 1 / 1024), True),
     "encoder": GridChoices((0.0, 0.1, 0.25, 0.5, 0.75), (0.0, 0.25, 0.5), ("fp32", "int8", "4-bit"), "per channel",
-                           ("size",), True, (" MiB", 1 / 2**20), False),
+                           ("size",), True, (" MiB", 1 / 2**20), False,
+                           PipelineChoices((0.3, 0.5, 0.7), 0.5, (4, 5, 6, 8), 5, 2, 1, 1, 3e-4, 32,
+                                           "about 1-2 minutes")),
 }
 
 
@@ -163,26 +188,30 @@ def csv(frame: pd.DataFrame) -> bytes:
 
 @st.cache_resource
 def pipeline_runs() -> dict[tuple, tuple]:
-    """Finished pipeline runs, shared by every session: {(prune amount, bits): stages}."""
+    """Finished pipeline runs, shared by every session: {(model, prune amount, bits): stages}."""
     return {}
 
 
-def run_pipeline(prune_amount: float, bits: int, on_stage: Callable | None = None) -> tuple:
-    """Run Deep Compression on PIPELINE_MODEL (a copy; slimcore.pipeline never changes the model) and keep its
-    stages for every session."""
+def run_pipeline(name: str, prune_amount: float, bits: int, on_stage: Callable | None = None,
+                 on_step: Callable | None = None) -> tuple:
+    """Run Deep Compression on a sample model (a copy; slimcore.pipeline never changes the model) with its family's
+    settings (choices(name).pipeline), and keep its stages for every session."""
     from slimcore import pipeline  # imported when first run: the rest of the page does not need it
 
-    s = cache.sample(PIPELINE_MODEL)
-    res = pipeline.deep_compression(s.model, s.data, prune_amount=prune_amount, bits=bits, seed=0, on_stage=on_stage)
-    pipeline_runs()[(prune_amount, bits)] = tuple(res.stages)
+    res = pipeline.deep_compression(cache.sample(name), prune_amount=prune_amount, bits=bits, seed=0,
+                                    on_stage=on_stage, on_step=on_step, **choices(name).pipeline.options())
+    pipeline_runs()[(name, prune_amount, bits)] = tuple(res.stages)
     return tuple(res.stages)
 
 
-def stage_table(stages) -> pd.DataFrame:
+def stage_table(stages, metric: Metric, size_unit: tuple[str, float]) -> pd.DataFrame:
     published = PUBLISHED["ratios"]
+    unit, scale = size_unit
     return pd.DataFrame([{
-        "stage": st_.name, "size, KiB": round(st_.bytes / 1024, 2), "size is": st_.label,
-        "ratio (ours)": f"{st_.ratio:.1f}x", "test accuracy, %": round(st_.accuracy * 100, 2),
+        "stage": st_.name, f"size,{unit}": round(st_.bytes * scale, 2), "size is": st_.label,
+        "ratio (ours)": f"{st_.ratio:.2f}x" if st_.ratio < 10 else f"{st_.ratio:.1f}x",
+        f"test {metric.short}{', %' if metric.percent else ''}": round(st_.score * metric.scale,
+                                                                      2 if metric.percent else 4),
         "published ratio (reference)": f"{published[i]:g}x" if i < len(published) else "",
         "detail": st_.detail} for i, st_ in enumerate(stages)])
 

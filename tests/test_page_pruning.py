@@ -197,7 +197,8 @@ def test_encoder_default_view_shows_measured_figures_of_30_percent_unstructured(
     assert any("no real speed-up" in md.value for md in at.markdown)
     assert not at.error and all("noisy" in w.value for w in at.warning)
     keys = {b.key for b in at.button}
-    assert "prune_finetune" not in keys and "text_prune_full_button" in keys   # fine-tuning: classifiers only
+    assert {"prune_finetune", "text_prune_full_button"} <= keys   # fine-tuning waits for its button on every family
+    assert at.number_input(key="prune_steps").value == 4 and at.number_input(key="prune_epochs").value == 2
 
 
 def test_encoder_slider_and_ffn_remove_neurons_for_real(at, s, ref):
@@ -265,3 +266,20 @@ def test_encoder_bad_link_is_ignored_with_a_message_and_teacher_mode_hides_the_e
     assert "text_prune_full_button" in keys
     hist = figures(page)["prune_hist"]["layout"]["title"]["text"]   # a layer that removing heads changes
     assert hist.startswith("encoder.layer.0.attention.output.dense")
+
+
+@pytest.mark.slow
+def test_encoder_fine_tuning_adds_its_run_in_mean_cosine():
+    at = run_for_model(PAGE, "minilm")
+    at.number_input(key="prune_steps").set_value(1)
+    at.number_input(key="prune_epochs").set_value(1)
+    at.slider(key="prune_ratio").set_value(0.5).run()
+    at.button(key="prune_finetune").click().run()
+    assert not at.exception and not at.error
+    curve = figures(at)["prune_curve"]["data"]
+    tuned = next(t for t in curve if t["name"].startswith("gradual + fine-tuned"))
+    steps = at.dataframe[1].value
+    assert list(steps["step"]) == [1] and steps["prune ratio"].iloc[-1] == 0.5
+    assert list(array(tuned["y"])) == pytest.approx(list(steps["after fine-tuning"]), abs=1e-4)
+    assert steps["after fine-tuning"].iloc[-1] > steps["mean cosine right after pruning"].iloc[-1]
+    assert "mean cosine" in at.success[0].value

@@ -142,7 +142,7 @@ def test_no_method_is_a_message_not_an_error(page):
     assert "at least one pruning method" in page.info[0].value
 
 
-FakeStage = namedtuple("FakeStage", "name accuracy bytes label ratio detail")
+FakeStage = namedtuple("FakeStage", "name score bytes label ratio detail")
 
 
 @pytest.fixture
@@ -155,13 +155,14 @@ def fake_pipeline():
                    for n, a, b in zip(["original (fp32)", "pruned + fine-tuned", "weight sharing", "Huffman coded"],
                                       [0.97, 0.965, 0.96, 0.96], sizes))
     store = ui.pipeline_runs()
-    before = store.get((0.92, 4))
-    store[(0.92, 4)] = stages
+    key = (slimcore.DEFAULT_SAMPLE, 0.92, 4)
+    before = store.get(key)
+    store[key] = stages
     yield stages
     if before is None:
-        store.pop((0.92, 4), None)
+        store.pop(key, None)
     else:
-        store[(0.92, 4)] = before
+        store[key] = before
 
 
 def test_the_waterfall_is_drawn_from_the_stages_beside_the_published_ones(fake_pipeline):

@@ -1,5 +1,6 @@
 """Deep Compression pipeline: every stream decodes to the model it claims, Huffman codes are valid and never longer
-than fixed widths, and the pipeline on digits-mlp shrinks stage by stage with consistent sizes."""
+than fixed widths, and the pipeline on digits-mlp shrinks stage by stage with consistent sizes; on the sentence
+encoder (slow) every stage's size is its stream's bytes and its score that of the model decoded from them."""
 import numpy as np
 import pytest
 import torch
@@ -48,7 +49,7 @@ def result():
     s = slimcore.load_sample("digits-mlp")
     before = {k: v.clone() for k, v in s.model.state_dict().items()}
     seen = []
-    res = PL.deep_compression(s.model, s.data, on_stage=seen.append)
+    res = PL.deep_compression(s, on_stage=seen.append)
     assert all(torch.equal(v, s.model.state_dict()[k]) for k, v in before.items())
     return s, res, seen
 
@@ -63,15 +64,15 @@ def test_pipeline_stages_shrink_and_sizes_are_the_streams(result):
     for st in res.stages[1:]:
         assert st.bytes == len(res.streams[st.name]) and st.label == "measured"
         assert st.ratio == pytest.approx(sizes[0] / st.bytes)
-        assert st.accuracy == slimcore.accuracy(PL.decode(res.streams[st.name], s.model), s.test)
+        assert st.score == slimcore.accuracy(PL.decode(res.streams[st.name], s.model), s.test)
 
 
 def test_pipeline_meets_the_targets_on_digits_mlp(result):
     s, res, _ = result
     final = res.stages[-1]
     assert final.ratio >= 30
-    assert final.accuracy >= res.stages[0].accuracy - 0.01
-    assert final.accuracy == slimcore.accuracy(res.model, s.test)
+    assert final.score >= res.stages[0].score - 0.01
+    assert final.score == slimcore.accuracy(res.model, s.test)
 
 
 def test_weight_sharing_leaves_at_most_2_to_the_k_values_per_layer(result):
@@ -105,6 +106,43 @@ def test_single_byte_damage_is_always_found(result):
 def test_a_stopped_pipeline_reports_only_what_it_finished():
     s = slimcore.load_sample("digits-mlp")
     calls = []
-    res = PL.deep_compression(s.model, s.data, should_stop=lambda: calls.append(1) or len(calls) > 5)
+    res = PL.deep_compression(s, should_stop=lambda: calls.append(1) or len(calls) > 5)
     assert res.cancelled
     assert [st.name for st in res.stages] == ["original (fp32)"]
+
+
+@pytest.mark.slow
+def test_deep_compression_on_the_encoder_measures_its_streams():
+    """Tiny settings (1 pruning step without fine-tuning, 1 epoch of centroid tuning): what is checked is that every
+    stage is its own stream, decoded through the encoder family's layers, embedding tables and all."""
+    s = slimcore.load_sample("minilm")
+    fam = slimcore.family_of(s)
+    before = {k: v.clone() for k, v in s.model.state_dict().items()}
+    res = PL.deep_compression(s, prune_amount=0.9, bits=3, steps=1, finetune_epochs=0, cluster_epochs=1, lr=1e-4,
+                              batch_size=32)
+    assert all(torch.equal(v, s.model.state_dict()[k]) for k, v in before.items())
+    assert not res.cancelled and [st.name for st in res.stages] == ["original (fp32)", "pruned + fine-tuned",
+                                                                    "weight sharing", "Huffman coded"]
+    sizes = [st.bytes for st in res.stages]
+    assert sizes[0] == slimcore.serialized_bytes(s.model) and sizes == sorted(sizes, reverse=True)
+    tables = sum(v.numel() * 4 for k, v in s.model.state_dict().items() if k.startswith("embeddings.")
+                 and v.dim() == 2)
+    test = fam.scorer(s, "test")
+    assert res.stages[0].score == 1.0
+    decoded = {}
+    for st in res.stages[1:]:
+        assert st.bytes == len(res.streams[st.name]) and st.label == "measured" > "" and tables < st.bytes
+        decoded[st.name] = PL.decode(res.streams[st.name], s.model, fam)
+        assert st.score == test(decoded[st.name]).value
+        assert "embeddings.word_embeddings.weight" in st.detail and "stay fp32" in st.detail
+    for k, v in s.model.state_dict().items():   # the embedding tables come back exactly (fp32)
+        if k.startswith("embeddings."):
+            assert torch.equal(decoded["Huffman coded"].state_dict()[k], v), k
+    layers = fam.layers(decoded["weight sharing"])
+    kept = sum(int(torch.count_nonzero(m.weight)) for m in layers.values())
+    assert kept == pytest.approx(0.1 * sum(m.weight.numel() for m in layers.values()), rel=1e-3)
+    for name, m in layers.items():
+        assert len(torch.unique(m.weight[m.weight != 0])) <= 8, name   # 3-bit indices
+    huff = decoded["Huffman coded"].state_dict()
+    assert all(torch.equal(huff[k], v) for k, v in decoded["weight sharing"].state_dict().items())
+    assert res.stages[-1].score == test(res.model).value

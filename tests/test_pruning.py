@@ -181,7 +181,7 @@ def test_cubic_schedule():
 
 def _gradual(sample, **kw):
     cfg = P.GradualConfig(P.PruneConfig(0.9, "l1", "global"), steps=3, epochs=1, seed=0)
-    return P.gradual_prune(sample.model, sample.data, cfg, **kw)
+    return P.gradual_prune(sample, cfg, **kw)
 
 
 def test_gradual_pruning_recovers_accuracy_deterministically(digits_cnn):
@@ -196,9 +196,12 @@ def test_gradual_pruning_recovers_accuracy_deterministically(digits_cnn):
     for name, module in slimcore.weight_layers(a.model).items():
         assert torch.all(module.weight[~a.masks[name]] == 0), name
     last = a.steps[-1]
-    assert last.accuracy > last.oneshot_accuracy
+    assert last.score > last.oneshot
+    assert last.score == slimcore.accuracy(a.model, digits_cnn.test)
+    assert last.val_score == slimcore.accuracy(a.model, digits_cnn.data.val)
     oneshot = slimcore.accuracy(P.prune(digits_cnn.model, 0.9, "l1", "global"), digits_cnn.test)
-    assert last.accuracy > oneshot
+    assert last.score > oneshot
+
 
 
 def test_gradual_pruning_can_be_cancelled(digits_cnn):
@@ -209,13 +212,13 @@ def test_gradual_pruning_can_be_cancelled(digits_cnn):
 
 def test_structured_gradual_pruning_removes_whole_channels_and_recovers(digits_cnn):
     cfg = P.GradualConfig(P.PruneConfig(0.5, "l1", "layer", structured=True), steps=3, epochs=1)
-    res = P.gradual_prune(digits_cnn.model, digits_cnn.data, cfg)
+    res = P.gradual_prune(digits_cnn, cfg)
     for name, m in res.masks.items():
         rows = m.reshape(m.shape[0], -1)
         assert torch.equal(rows.all(1), rows.any(1)), f"{name}: channels are kept or removed whole"
     oneshot = slimcore.accuracy(P.prune(digits_cnn.model, 0.5, structured=True, example=digits_cnn.test.x[:1]),
                                 digits_cnn.test)
-    assert res.steps[-1].accuracy > max(oneshot, 0.8)
+    assert res.steps[-1].score > max(oneshot, 0.8)
     small = P.remove_channels(res.model, res.masks, digits_cnn.test.x[:1])
     with torch.no_grad():
         torch.testing.assert_close(small(digits_cnn.test.x), res.model(digits_cnn.test.x), atol=1e-4, rtol=1e-4)
@@ -268,3 +271,72 @@ def test_curves_and_scores_never_touch_the_shared_model_while_others_use_it(digi
     done.set()
     t.join()
     assert seen and set(seen) == {expected}
+
+
+# Gradual pruning of the sentence encoder (minilm): the same loop over the family protocol ---------------------------
+
+@pytest.fixture(scope="module")
+def minilm():
+    return slimcore.load_sample("minilm")
+
+
+@pytest.fixture(scope="module")
+def encoder_parts(minilm):
+    """The encoder family's tuning and scorers, built once (embedding the original's references takes seconds)."""
+    fam = slimcore.family_of(minilm)
+    return dict(tuning=fam.tuning(minilm), scorers=(fam.scorer(minilm, "test"), fam.scorer(minilm, "validation")))
+
+
+def _tiny(prune: P.PruneConfig, epochs: int = 1) -> P.GradualConfig:
+    return P.GradualConfig(prune, steps=2, epochs=epochs, lr=3e-4, batch_size=32, seed=0)
+
+
+@pytest.mark.slow
+def test_encoder_gradual_pruning_holds_its_masks_and_beats_one_shot(minilm, encoder_parts):
+    before = _state(minilm.model)
+    fam = slimcore.family_of(minilm)
+    cfg = _tiny(P.PruneConfig(0.5, "l1", "global"))
+    seen = []
+    a = P.gradual_prune(minilm, cfg, on_step=lambda step, frac: seen.append(frac), **encoder_parts)
+    assert _same_state(minilm.model, before) and not a.cancelled and seen == [0.5, 1.0]
+    layers = fam.layers(a.model)
+    assert set(a.masks) == set(layers)
+    assert a.steps[-1].sparsity == pytest.approx(0.5, abs=1e-6)
+    assert P.sparsity(a.masks) == pytest.approx(0.5, abs=1e-6)
+    for name, module in layers.items():   # fine-tuned with the pruned weights held at exactly zero
+        assert torch.all(module.weight[~a.masks[name]] == 0), name
+    embeddings = a.model.embeddings.word_embeddings.weight   # the family trains the transformer layers only
+    assert torch.equal(embeddings, minilm.model.embeddings.word_embeddings.weight)
+    test = encoder_parts["scorers"][0]
+    last = a.steps[-1]
+    assert last.score == test(a.model).value
+    oneshot = test(P.prune_model(minilm.model, cfg.prune, fam)).value   # the same ratio at once, no fine-tuning
+    assert last.score > last.oneshot and last.score > oneshot + 0.05
+    b = P.gradual_prune(minilm, cfg, **encoder_parts)   # deterministic for a seed
+    assert [t.score for t in b.steps] == [t.score for t in a.steps]
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_encoder_structured_gradual_pruning_masks_whole_units(minilm, encoder_parts):
+    fam = slimcore.family_of(minilm)
+    res = P.gradual_prune(minilm, _tiny(P.PruneConfig(0.5, "l1", "layer", structured=True, unit="ffn", norm=2)),
+                          **encoder_parts)
+    neurons = minilm.model.shape()["ffn"]
+    layers = fam.layers(res.model)
+    for i, n in enumerate(neurons):
+        rows = res.masks[f"encoder.layer.{i}.intermediate.dense"]
+        assert torch.equal(rows.all(1), rows.any(1)) and int(rows.any(1).sum()) == n - round(0.5 * n)
+        dense = layers[f"encoder.layer.{i}.intermediate.dense"]   # held: weights and biases of removed neurons zero
+        assert torch.all(dense.weight[~rows.any(1)] == 0) and torch.all(dense.bias[~rows.any(1)] == 0)
+    thin, _ = fam.remove_units(res.model, "ffn", res.masks, fam.example(minilm))   # the masked model, removed for real
+    test = encoder_parts["scorers"][0]
+    assert test(thin).value == pytest.approx(res.steps[-1].score, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_encoder_gradual_pruning_can_be_cancelled(minilm, encoder_parts):
+    calls = []
+    res = P.gradual_prune(minilm, _tiny(P.PruneConfig(0.5, "l1", "global")),
+                          should_stop=lambda: calls.append(1) or len(calls) > 9, **encoder_parts)   # 8 batches a step
+    assert res.cancelled and len(res.steps) == 1 and res.steps[0].amount == P.cubic_schedule(0.5, 2)[0]

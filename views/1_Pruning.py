@@ -137,34 +137,46 @@ timed.explain(f"At batch {large} " + ", while ".join(parts) + f". Latency: media
               "its median, so smaller differences are noise.",
               [b for key in lat for b in lat[key].values()], markdown=True)
 
-if slimcore.api.supports("prune-gradually", s):
-    st.subheader("Gradual pruning with fine-tuning")
-    g1, g2, g3 = st.columns([1, 1, 2])
-    steps = 5 if teacher else g1.number_input("Steps", 1, 20, key="prune_steps",
-                                              help="Pruning steps along the cubic schedule.")
-    epochs = 2 if teacher else g2.number_input("Fine-tuning epochs per step", 0, 10, key="prune_epochs")
-    g3.markdown(f"Prunes a copy of **{state.label(name)}** to ratio **{cfg.amount:.2f}** in {steps} steps (sparsity "
-                f"s_t = s_f (1 - (1 - t/n)^3)), fine-tuning {epochs} epoch(s) on the training split after each step "
-                "with the pruned weights held at zero. Moving any control stops a run.")
-    if st.button("Prune gradually and fine-tune", key="prune_finetune", type="primary"):
-        with state.friendly_errors():
-            gcfg = P.GradualConfig(cfg, int(steps), int(epochs))
-            bar = st.progress(0.0, "Pruning and fine-tuning…")
-            res = ui.gradual(name, gcfg, lambda step, frac: bar.progress(
-                frac, f"step {step.step}/{steps}: ratio {step.amount:.2f}, test accuracy {step.accuracy:.2%}"))
-            st.session_state.setdefault("prune_tuned", {})[ui.tuned_key(name, cfg)] = res
-            st.rerun()
-    tuned = st.session_state.get("prune_tuned", {}).get(ui.tuned_key(name, cfg))
-    if tuned:
-        last = tuned[-1]
-        st.success(f"Your last run, gradual pruning to {last.amount:.2f} with fine-tuning: test accuracy "
-                   f"**{last.accuracy:.2%}** (original {base.score.value:.2%}). The green curve above shows each step.")
-        st.dataframe(pd.DataFrame([{"step": t.step, "prune ratio": round(t.amount, 3),
-                                    "sparsity": round(t.sparsity, 3),
-                                    "accuracy right after pruning, %": round(t.oneshot_accuracy * 100, 2),
-                                    "after fine-tuning, %": round(t.accuracy * 100, 2),
-                                    "validation, %": round(t.val_accuracy * 100, 2), "seconds": round(t.seconds, 2)}
-                                   for t in tuned]), hide_index=True)
+st.subheader("Gradual pruning with fine-tuning")
+grad = panel.gradual
+g1, g2, g3 = st.columns([1, 1, 2])
+for key, value in (("prune_steps", grad.steps), ("prune_epochs", grad.epochs)):
+    st.session_state.setdefault(key, value)   # the family's default where the link or a visit has set none
+steps = grad.steps if teacher else g1.number_input("Steps", 1, 20, key="prune_steps",
+                                                   help="Pruning steps along the cubic schedule.")
+epochs = grad.epochs if teacher else g2.number_input("Fine-tuning epochs per step", 0, 10, key="prune_epochs")
+g3.markdown(f"Prunes a copy of **{state.label(name)}** to ratio **{cfg.amount:.2f}** in {steps} steps (sparsity "
+            f"s_t = s_f (1 - (1 - t/n)^3)), fine-tuning {epochs} epoch(s) {grad.trains} after each step with the "
+            f"pruned weights held at zero (Adam, learning rate {grad.lr:g}, batches of {grad.batch_size}). A step "
+            f"takes {grad.step_time} here. Moving any control stops a run.")
+if st.button("Prune gradually and fine-tune", key="prune_finetune", type="primary"):
+    with state.friendly_errors():
+        gcfg = P.GradualConfig(cfg, int(steps), int(epochs), lr=grad.lr, batch_size=grad.batch_size)
+        bar = st.progress(0.0, f"Pruning and fine-tuning, step 1 of {steps} (a step takes {grad.step_time})…")
+        res = ui.gradual(name, gcfg, lambda step, frac: bar.progress(
+            frac, f"step {step.step}/{steps} done: ratio {step.amount:.2f}, test {metric.short} "
+                  f"{metric.format(step.score)} ({step.seconds:.0f} s)"))
+        st.session_state.setdefault("prune_tuned", {})[ui.tuned_key(name, cfg)] = res
+        st.rerun()
+tuned = ui.tuned(name, cfg)
+if tuned:
+    last = tuned[-1]
+    pct, places = (", %", 2) if metric.percent else ("", 4)
+
+    def shown(v: float) -> float:
+        return round(v * metric.scale, places)
+
+    st.success(f"Your last run, gradual pruning to {last.amount:.2f} with fine-tuning: test {metric.short} "
+               f"**{metric.format(last.score)}** (original {metric.format(base.score.value)}, one-shot at this ratio "
+               f"{metric.format(last.oneshot)}). The fine-tuned curve above shows each step.")
+    st.dataframe(pd.DataFrame([{"step": t.step, "prune ratio": round(t.amount, 3), "sparsity": round(t.sparsity, 3),
+                                f"{metric.short} right after pruning{pct}": shown(t.oneshot),
+                                f"after fine-tuning{pct}": shown(t.score),
+                                f"validation{pct}": shown(t.val_score), "seconds": round(t.seconds, 2)}
+                               for t in tuned]), hide_index=True)
+    if cfg.structured:
+        st.caption(f"The fine-tuned model keeps its {unit} masked (zero rows and columns); removing them for real "
+                   "computes the same.")
 
 with st.expander("How the methods choose what to prune", expanded=False):
     st.markdown("Each weight $w$ gets a score; the lowest-scored fraction $p$ is removed (its mask entry set to 0).")

@@ -191,9 +191,9 @@ def pruning_classifier(name: str) -> dict:
 def gradual_classifier(name: str) -> dict:
     """Pruning lab, "Prune gradually and fine-tune": a short seeded run (2 steps, 1 epoch each); no seconds."""
     s = sample(name)
-    res = P.gradual_prune(s.model, s.data, P.GradualConfig(P.PruneConfig(0.8, "l1", "layer"), steps=2, epochs=1))
-    return {f"step{t.step}": {"amount": t.amount, "sparsity": t.sparsity, "oneshot_accuracy": t.oneshot_accuracy,
-                              "accuracy": t.accuracy, "val_accuracy": t.val_accuracy} for t in res.steps}
+    res = P.gradual_prune(s, P.GradualConfig(P.PruneConfig(0.8, "l1", "layer"), steps=2, epochs=1))
+    return {f"step{t.step}": {"amount": t.amount, "sparsity": t.sparsity, "oneshot_accuracy": t.oneshot,
+                              "accuracy": t.score, "val_accuracy": t.val_score} for t in res.steps}
 
 
 def _quant_configs() -> dict[str, Q.QuantConfig]:
@@ -397,8 +397,8 @@ def pipeline_classifier() -> dict:
     """Trade-offs page, Deep Compression on digits-mlp at the page's default (prune 0.92, 4-bit sharing), seed 0:
     each stage's decoded accuracy, measured stream bytes and ratio (the stage seconds left out)."""
     s = sample(PIPELINE_MODEL)
-    res = PL.deep_compression(s.model, s.data, prune_amount=0.92, bits=4, seed=0)
-    return {st.name: {"accuracy": st.accuracy, "bytes": st.bytes, "label": st.label, "ratio": st.ratio,
+    res = PL.deep_compression(s, prune_amount=0.92, bits=4, seed=0)
+    return {st.name: {"accuracy": st.score, "bytes": st.bytes, "label": st.label, "ratio": st.ratio,
                       "detail": no_seconds(st.detail)} for st in res.stages} | {
         "streams": {k: digest(np.frombuffer(v, dtype=np.uint8)) for k, v in res.streams.items()}}
 
