@@ -6,11 +6,11 @@ family: it compresses the family's layers (Family.layers) and fine-tunes on what
 (Family.tuning). Never mutates the model it is given.
 
 Stream format (ours; the decoder needs the architecture and the family, as a state dict does): for each weight of the
-family's compressible layers in forward order, the positions of the kept weights as b-bit gaps (a gap symbol 2^b - 1 means "skip that many positions,
-no weight here", so long runs of zeros cost no stored weights), then the weights: fp32 values (stage 2), or k-bit
-indices into a per-layer codebook of 2^k fp32 centroids (stage 3), or the same symbols Huffman-coded with one
-canonical code per stream kind (stage 4). Biases and any other tensors (an encoder's embedding tables too) are
-stored as fp32.
+family's compressible layers in forward order, the positions of the kept weights as b-bit gaps (a gap symbol
+2^b - 1 means "skip that many positions, no weight here", so long runs of zeros cost no stored weights), then the
+weights: fp32 values (stage 2), or k-bit indices into a per-layer codebook of 2^k fp32 centroids (stage 3), or the
+same symbols Huffman-coded with one canonical code per stream kind (stage 4). Biases and any other tensors (an
+encoder's embedding tables too) are stored as fp32.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import slimcore
+from slimcore import plots
 from slimcore import sensitivity as SE
 from slimcore import tradeoffs as core   # the grid, its latencies and its CSV: shared with the CLI and benchmarks
 from slimcore.families import Metric, Score, Scorer, family_of
@@ -19,7 +20,7 @@ from slimcore.families import Metric, Score, Scorer, family_of
 # `from slimcore import sweep` may give the function.
 from slimcore.sweep import FP32, Allocation, allocate_sample, pareto
 
-from . import cache
+from . import cache, state
 from . import pruning as prune_ui
 
 RATIOS = core.RATIOS               # 20 prune ratios, 0 .. 0.95
@@ -215,6 +216,61 @@ def stage_table(stages, metric: Metric, size_unit: tuple[str, float]) -> pd.Data
         "published ratio (reference)": f"{published[i]:g}x" if i < len(published) else "",
         "detail": st_.detail} for i, st_ in enumerate(stages)])
 
+
+
+def pipeline_section(name: str) -> None:
+    """The Trade-offs page's Deep Compression section for a sample model of any family: its settings, the run (at
+    once for a fast family, behind a button for a slow one; shared by every visitor once finished) and its stages
+    beside the published ones. Independent of the grid: the page draws it whether or not the grid is built."""
+    s = cache.sample(name)
+    fam, opts = family_of(s), choices(name)
+    metric, pipe, (unit, scale) = fam.metric, opts.pipeline, opts.size_unit
+    st.subheader(f"Deep Compression, stage by stage, on {state.label(name)}")
+    st.caption(f"Prune with fine-tuning → share weights by k-means → Huffman-code (Han, Mao & Dally 2016), on the "
+               f"model's compressible layers ({len(fam.layers(s.model))} of them); everything else is stored fp32. "
+               f"Each stage of ours writes a real byte stream: its size is **measured** (the stream's length) and its "
+               f"{metric.name} is that of the model decoded from it. The published stages are **reference** only: "
+               "another model, on 28×28 MNIST, on other hardware.")
+    p1, p2, p3 = st.columns([2, 2, 3])
+    amount = p1.select_slider("Prune amount", list(pipe.amounts), key="tradeoff_pipe_prune")
+    bits = p2.select_slider("Weight-sharing bits", list(pipe.bits), key="tradeoff_pipe_bits")
+    p3.caption(f"Global L1 in {pipe.steps} steps, {pipe.finetune_epochs} fine-tuning epoch(s) each, centroids "
+               f"fine-tuned {pipe.cluster_epochs} epoch(s) (Adam, learning rate {pipe.lr:g}). Fine-tuning is seeded: "
+               f"each setting is run once ({pipe.run_time} on this server) and then kept for every visitor.")
+    stages = pipeline_runs().get((name, amount, bits))
+    if stages is None and (not opts.slow or st.button(f"Run Deep Compression ({pipe.run_time})",
+                                                      key="tradeoff_pipe_run", type="primary")):
+        running = st.status(f"Running Deep Compression on {state.label(name)} ({pipe.run_time})…", expanded=True)
+        with state.friendly_errors(), running as box:
+            stages = run_pipeline(name, amount, bits, on_stage=lambda st_: box.write(
+                f"{st_.name}: {st_.bytes * scale:,.1f}{unit} ({st_.ratio:.2f}x), test {metric.short} "
+                f"{metric.format(st_.score)}"), on_step=lambda step, frac: box.write(
+                f"pruning step {step.step} of {pipe.steps}: ratio {step.amount:.2f}, fine-tuned test {metric.short} "
+                f"{metric.format(step.score)} ({step.seconds:.0f} s)"))
+            box.update(label="Deep Compression finished", state="complete", expanded=False)
+    if stages is None:
+        st.info(f"Not run yet at this setting: press the button ({pipe.run_time} on this server's 2 cores). Every "
+                "visitor then sees the result.")
+        return
+    reference = f"published: {PUBLISHED['source']} (reference)"
+    ours = f"ours: {name}, bytes {stages[-1].label}"
+    n = len(stages)
+    series = {ours: [st_.ratio for st_ in stages], reference: (list(PUBLISHED["ratios"]) + [None] * n)[:n]}
+    w1, w2 = st.columns(2)
+    w1.plotly_chart(plots.pipeline_waterfall([st_.name for st_ in stages], [st_.bytes for st_ in stages],
+                                             [st_.score for st_ in stages], [st_.label for st_ in stages],
+                                             f"{name}: bytes after each stage", metric.format, opts.size_unit),
+                    key="tradeoff_waterfall")
+    w2.plotly_chart(plots.grouped_bars([st_.name for st_ in stages], series, "Compression ratio after each stage",
+                                       "stage", "times smaller than the original", text_format="{:.1f}x",
+                                       hover="%{x}: %{y:.1f}x", colors=[plots.KEPT, "#9ca3af"]),
+                    key="tradeoff_reference")
+    st.dataframe(stage_table(stages, metric, opts.size_unit), hide_index=True, width="stretch")
+    st.caption(f"Ours: {stages[-1].ratio:.1f}x smaller at test {metric.short} {metric.format(stages[-1].score)} "
+               f"(original {metric.format(stages[0].score)}). The published ratios (grey) are the paper's for "
+               f"{PUBLISHED['source']} ({PUBLISHED['detail']}): context only, not our result. Where tensors outside "
+               "the compressed layers are large (an encoder's embedding tables), they stay fp32 and bound the ratio: "
+               "the stage details say how much.")
 
 # Sensitivity -------------------------------------------------------------------------------------------------------
 

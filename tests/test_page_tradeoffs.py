@@ -190,3 +190,30 @@ def test_the_waterfall_is_drawn_from_the_stages_beside_the_published_ones(fake_p
 def test_every_sample_model_renders(name):
     at = run_for_model(PAGE, name)
     assert {"tradeoff_chart", "tradeoff_reference"} <= set(figures(at))
+
+
+def test_a_slow_family_offers_deep_compression_behind_its_button_and_draws_a_finished_run():
+    """minilm: the section is there before any grid is built; a finished run (here, stage-like records in the shared
+    store) is drawn in the family's units: MiB and mean cosine."""
+    from slimui import tradeoffs as ui
+
+    at = app(PAGE, timeout=300)
+    at.session_state["model_name"] = "minilm"
+    at.run()
+    assert not at.exception and at.button(key="tradeoff_run") and at.button(key="tradeoff_pipe_run")
+    assert "tradeoff_waterfall" not in figures(at)
+    sizes = [90_000_000, 70_000_000, 52_000_000, 50_000_000]
+    stages = tuple(FakeStage(n, c, b, "measured", sizes[0] / b, "fake")
+                   for n, c, b in zip(["original (fp32)", "pruned + fine-tuned", "weight sharing", "Huffman coded"],
+                                      [1.0, 0.86, 0.85, 0.85], sizes))
+    store, key = ui.pipeline_runs(), ("minilm", 0.5, 5)   # the family's default setting
+    store[key] = stages
+    try:
+        at.run()
+    finally:
+        store.pop(key, None)
+    assert not at.exception
+    ticks = figures(at)["tradeoff_waterfall"]["layout"]["xaxis"]["ticktext"]
+    assert ticks[-1] == f"Huffman coded<br>{50_000_000 / 2**20:,.1f} MiB<br>1.8x · 0.8500"
+    table = at.dataframe[-1].value
+    assert list(table["test mean cosine"]) == [1.0, 0.86, 0.85, 0.85] and "size, MiB" in table

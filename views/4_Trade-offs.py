@@ -64,6 +64,7 @@ axis = st.radio(f"{metric.short.capitalize()} against", list(opts.axes), key="tr
 URL.save()
 if not methods or not ratios or not precisions:
     st.info("Choose at least one pruning method, one prune ratio and one precision to sweep.")
+    ui.pipeline_section(name)   # it needs no grid
     st.stop()
 
 kinds = ("unstructured", *fam.unit_kinds) if structured else ("unstructured",)
@@ -80,6 +81,7 @@ if opts.slow and (name, cfg) not in done:
                 "(each is kept once built).")
         go = st.button(f"Build the {len(todo) * len(cfg.precisions)} points", key="tradeoff_run", type="primary")
     if not go:
+        ui.pipeline_section(name)   # it needs no grid
         st.stop()
     offer.empty()
 done.append((name, cfg))
@@ -209,50 +211,4 @@ st.dataframe(ui.table(frame, on_size_front, metric, opts.size_unit), hide_index=
 st.download_button("Download the experiments (CSV)", ui.csv(frame), file_name=f"slimlab-tradeoffs-{name}.csv",
                    mime="text/csv", key="tradeoff_csv")
 
-st.subheader(f"Deep Compression, stage by stage, on {state.label(name)}")
-pipe = opts.pipeline
-st.caption(f"Prune with fine-tuning → share weights by k-means → Huffman-code (Han, Mao & Dally 2016), on the model's "
-           f"compressible layers ({len(fam.layers(s.model))} of them); everything else is stored fp32. Each stage of "
-           f"ours writes a real byte stream: its size is **measured** (the stream's length) and its {metric.name} is "
-           "that of the model decoded from it. The published stages are **reference** only: another model, on 28×28 "
-           "MNIST, on other hardware.")
-p1, p2, p3 = st.columns([2, 2, 3])
-amount = p1.select_slider("Prune amount", list(pipe.amounts), key="tradeoff_pipe_prune")
-bits = p2.select_slider("Weight-sharing bits", list(pipe.bits), key="tradeoff_pipe_bits")
-p3.caption(f"Global L1 in {pipe.steps} steps, {pipe.finetune_epochs} fine-tuning epoch(s) each, centroids fine-tuned "
-           f"{pipe.cluster_epochs} epoch(s) (Adam, learning rate {pipe.lr:g}). Fine-tuning is seeded: each setting is "
-           f"run once ({pipe.run_time} on this server) and then kept for every visitor.")
-stages = ui.pipeline_runs().get((name, amount, bits))
-if stages is None and (not opts.slow or st.button(f"Run Deep Compression ({pipe.run_time})", key="tradeoff_pipe_run",
-                                                  type="primary")):
-    running = st.status(f"Running Deep Compression on {state.label(name)} ({pipe.run_time})…", expanded=True)
-    with state.friendly_errors(), running as box:
-        stages = ui.run_pipeline(name, amount, bits, on_stage=lambda st_: box.write(
-            f"{st_.name}: {st_.bytes * scale:,.1f}{unit} ({st_.ratio:.2f}x), test {metric.short} "
-            f"{metric.format(st_.score)}"), on_step=lambda step, frac: box.write(
-            f"pruning step {step.step} of {pipe.steps}: ratio {step.amount:.2f}, fine-tuned test {metric.short} "
-            f"{metric.format(step.score)} ({step.seconds:.0f} s)"))
-        box.update(label="Deep Compression finished", state="complete", expanded=False)
-if stages is None:
-    st.info(f"Not run yet at this setting: press the button ({pipe.run_time} on this server's 2 cores). Every "
-            "visitor then sees the result.")
-else:
-    reference = f"published: {ui.PUBLISHED['source']} (reference)"
-    ours = f"ours: {name}, bytes {stages[-1].label}"
-    n = len(stages)
-    series = {ours: [st_.ratio for st_ in stages], reference: (list(ui.PUBLISHED["ratios"]) + [None] * n)[:n]}
-    w1, w2 = st.columns(2)
-    w1.plotly_chart(plots.pipeline_waterfall([st_.name for st_ in stages], [st_.bytes for st_ in stages],
-                                             [st_.score for st_ in stages], [st_.label for st_ in stages],
-                                             f"{name}: bytes after each stage", metric.format, opts.size_unit),
-                    key="tradeoff_waterfall")
-    w2.plotly_chart(plots.grouped_bars([st_.name for st_ in stages], series, "Compression ratio after each stage",
-                                       "stage", "times smaller than the original", text_format="{:.1f}x",
-                                       hover="%{x}: %{y:.1f}x", colors=[plots.KEPT, "#9ca3af"]),
-                    key="tradeoff_reference")
-    st.dataframe(ui.stage_table(stages, metric, opts.size_unit), hide_index=True, width="stretch")
-    st.caption(f"Ours: {stages[-1].ratio:.1f}x smaller at test {metric.short} {metric.format(stages[-1].score)} "
-               f"(original {metric.format(stages[0].score)}). The published ratios (grey) are the paper's for "
-               f"{ui.PUBLISHED['source']} ({ui.PUBLISHED['detail']}): context only, not our result. Where tensors "
-               "outside the compressed layers are large (an encoder's embedding tables), they stay fp32 and bound "
-               "the ratio: the stage details say how much.")
+ui.pipeline_section(name)
