@@ -288,8 +288,10 @@ def quality_curve(model: nn.Module, scorer: Scorer | Split, cfg: PruneConfig, ra
                   scores: dict[str, torch.Tensor] | None = None) -> list[Score]:
     """The family's one-shot quality (no fine-tuning) at each prune ratio: the model prune_model builds (masked
     instead where a layer would lose every unit), scored; ratio 0 is the model itself. Weight scores are computed
-    once for all ratios when given (`scores`)."""
+    once for all ratios (or taken from `scores`)."""
     scorer, family, example = _scoring(scorer, family, example)
+    if scores is None and cfg.method != "l1" and any(ratios):
+        scores = weight_scores(model, cfg.method, calibration, cfg.seed, family)
     return [scorer(model) if r == 0 else scorer(_variant(model, replace(cfg, amount=r), family, example, scores,
                                                          calibration)) for r in ratios]
 
@@ -330,35 +332,6 @@ class PruneReport:
     thin: Thin | None
     thin_note: str                        # why there is no thin model, when there is none
 
-    # The classifier lab's names for the same figures (recipes, the CLI and the upload pages read them).
-    @property
-    def accuracy(self) -> float:
-        return self.score.value
-
-    @property
-    def dense_bytes(self) -> int:
-        return self.size_bytes
-
-    @property
-    def small_params(self) -> int | None:
-        return None if self.thin is None else self.thin.params
-
-    @property
-    def small_bytes(self) -> int | None:
-        return None if self.thin is None else self.thin.size_bytes
-
-    @property
-    def small_accuracy(self) -> float | None:
-        return None if self.thin is None else self.thin.score.value
-
-    @property
-    def small_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {} if self.thin is None else self.thin.shapes
-
-    @property
-    def small_note(self) -> str:
-        return self.thin_note
-
 
 def _thin(model: nn.Module, cfg: PruneConfig, keep: Masks, family: Family, example: torch.Tensor | None
           ) -> tuple[nn.Module | None, Masks | None, str]:
@@ -376,9 +349,9 @@ def evaluate(model: nn.Module, cfg: PruneConfig, scorer: Scorer | Split, *, fami
     None). `scorer` is the family's (families.Family.scorer); a labelled Split stands for a classifier's accuracy on
     it. The one computation behind a slider move on the Pruning page, its benchmark, the CLI and recipes."""
     scorer, family, example = _scoring(scorer, family, example)
-    keep = family.prune_masks(model, cfg, scores, calibration)   # what the family lacks fails here, in one line
     if scores is None and cfg.method != "l1":   # computed once for the comparison's masks too
-        scores = weight_scores(model, cfg.method, calibration, cfg.seed)
+        scores = weight_scores(model, cfg.method, calibration, cfg.seed, family)
+    keep = family.prune_masks(model, cfg, scores, calibration)   # what the family lacks fails here, in one line
     thin, note = None, ""
     structured = cfg if cfg.structured else replace(cfg, structured=True)
     if structured.unit in family.unit_kinds:

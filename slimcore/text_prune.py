@@ -20,7 +20,7 @@ from torch import nn
 
 from . import text as T
 from .families import get, unsupported
-from .pruning import Masks, PruneConfig, apply_masks, masks as weight_masks
+from .pruning import Masks, PruneConfig, apply_masks, masks as weight_masks, weight_scores
 
 KINDS = {"unstructured": "unstructured L1 (single weights)", "ffn": "FFN neurons (structured)",
          "heads": "attention heads (structured)"}   # the Pruning page's "What to remove" on an encoder
@@ -142,6 +142,8 @@ def masks(model: T.MiniLM, cfg: PruneConfig, scores: dict[str, torch.Tensor] | N
     rows and columns of the heads or FFN neurons whose scores' L1/L2 norm (cfg.norm) is lowest, in each transformer
     layer (scope "layer") or over all of them (scope "global", each layer keeping its best unit)."""
     check(cfg)
+    if scores is None and (cfg.method != "l1" or not cfg.structured):
+        scores = weight_scores(model, cfg.method, None, cfg.seed, family=get("encoder"))
     if not cfg.structured:
         return weight_masks(model, cfg, scores=scores)
     unit_scores = (neuron_scores if cfg.unit == "ffn" else head_scores)(model, scores, cfg.norm)
