@@ -124,7 +124,7 @@ def test_apply_and_sweep_on_a_model_file_with_data(tmp_path):
     R.dump(Recipe(up.name, prune=PruneConfig(0.5)), recipe)
     out = run("apply", "--recipe", str(recipe), "--model", str(model), "--data", str(data), "--no-latency", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["figures"]["accuracy"] == want.accuracy
+    assert json.loads(out.stdout)["figures"]["accuracy"] == want.score.value
     out = run("sweep", "--model", str(model), "--data", str(data), "--out", "-", "--methods", "l1", "--ratios", "0,0.5",
               "--bits", "32,8")
     assert out.returncode == 0 and len(pd.read_csv(io.StringIO(out.stdout))) > 0, out.stderr
@@ -145,11 +145,11 @@ def test_apply_prints_the_pruning_labs_figures(recipes):
         out = run("apply", "--recipe", str(recipes / file), "--no-latency")
         assert out.returncode == 0 and out.stderr == "", out.stderr
         lines = {line[:12].strip(): line[12:] for line in out.stdout.splitlines()}
-        assert lines["accuracy"].startswith(f"{report.accuracy:.2%} measured on 359 test examples")
-        size = report.small_bytes if cfg.structured else report.dense_bytes
+        assert lines["accuracy"].startswith(f"{report.score.value:.2%} measured on 359 test examples")
+        size = report.thin.size_bytes if cfg.structured else report.size_bytes
         assert lines["size"].startswith(f"{size:,} B measured")
         figures = json.loads(run("apply", "--recipe", str(recipes / file), "--no-latency", "--json").stdout)["figures"]
-        assert figures["accuracy"] == report.accuracy and figures["size_bytes"] == size
+        assert figures["accuracy"] == report.score.value and figures["size_bytes"] == size
         if not cfg.structured:
             assert figures["modelled_bytes"] == report.sparse.bytes
 

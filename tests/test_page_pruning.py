@@ -29,7 +29,7 @@ def _expected(name, cfg):
 def test_page_shows_the_default_configuration(page):
     want = _expected(slimcore.DEFAULT_SAMPLE, P.PruneConfig(0.5))
     shown = metrics(page)
-    assert shown["Test accuracy"] == f"{want.accuracy:.2%}"
+    assert shown["Test accuracy"] == f"{want.score.value:.2%}"
     assert shown["Non-zero parameters"] == f"{want.nonzeros:,}"
     assert shown["Dense size (measured)"] == f"{want.size_bytes / 1024:,.1f} KiB"
     assert shown["Sparse size (modelled)"] == f"{want.sparse.bytes / 1024:,.1f} KiB"
@@ -37,8 +37,8 @@ def test_page_shows_the_default_configuration(page):
     assert set(figures(page)) == {"prune_hist", "prune_mask", "prune_layers", "prune_curve"}
     table = page.dataframe[0].value
     assert list(table["model"].str.split(" ").str[0]) == ["original", "masked", "output"]
-    assert list(table["accuracy"]) == [f"{_expected(slimcore.DEFAULT_SAMPLE, P.PruneConfig(0.0)).accuracy:.2%}",
-                                       f"{want.accuracy:.2%}", f"{want.thin.score.value:.2%}"]
+    assert list(table["accuracy"]) == [f"{_expected(slimcore.DEFAULT_SAMPLE, P.PruneConfig(0.0)).score.value:.2%}",
+                                       f"{want.score.value:.2%}", f"{want.thin.score.value:.2%}"]
     assert (table["latency b=256, ms"] > 0).all()
     assert not page.error
     assert all("noisy" in w.value for w in page.warning), "only a busy CPU may raise a warning here"
@@ -51,12 +51,12 @@ def test_moving_prune_ratio_changes_sparsity_accuracy_and_plots(page):
     after, figs2 = metrics(page), figures(page)
     want = _expected(slimcore.DEFAULT_SAMPLE, P.PruneConfig(0.9))
     assert after["Non-zero parameters"] == f"{want.nonzeros:,}" != before["Non-zero parameters"]
-    assert after["Test accuracy"] == f"{want.accuracy:.2%}" != before["Test accuracy"]
+    assert after["Test accuracy"] == f"{want.score.value:.2%}" != before["Test accuracy"]
     assert array(figs2["prune_mask"]["data"][0]["z"]).mean() < array(figs["prune_mask"]["data"][0]["z"]).mean()
     bars = array(figs2["prune_layers"]["data"][0]["y"])
     assert bars == pytest.approx([90.0] * len(bars), abs=0.05)  # per layer: every layer loses 90 %
     current = figs2["prune_curve"]["data"][-1]
-    assert array(current["x"])[0] == 0.9 and array(current["y"])[0] == pytest.approx(want.accuracy * 100)
+    assert array(current["x"])[0] == 0.9 and array(current["y"])[0] == pytest.approx(want.score.value * 100)
 
 
 def test_global_scope_prunes_layers_unevenly(page):
@@ -84,7 +84,7 @@ def test_other_methods_render(page, method):
     assert not page.exception and not page.error
     assert not figures(page)["prune_hist"]["layout"].get("shapes"), "a magnitude cut only means something for L1"
     want = _expected(slimcore.DEFAULT_SAMPLE, P.PruneConfig(0.5, method))
-    assert metrics(page)["Test accuracy"] == f"{want.accuracy:.2%}"
+    assert metrics(page)["Test accuracy"] == f"{want.score.value:.2%}"
 
 
 def test_structured_removes_channels_and_an_emptying_ratio_warns(page):
@@ -119,7 +119,7 @@ def test_fine_tuning_adds_a_curve_and_a_step_table(page):
 def test_every_sample_model_renders(name):
     at = run_for_model(PAGE, name)
     want = _expected(name, P.PruneConfig(0.5))
-    assert metrics(at)["Test accuracy"] == f"{want.accuracy:.2%}"
+    assert metrics(at)["Test accuracy"] == f"{want.score.value:.2%}"
 
 
 def test_sessions_do_not_share_settings_or_change_the_cached_model():
@@ -235,6 +235,25 @@ def test_encoder_heads_at_95_percent_keep_one_head_and_the_layer_choice_follows(
     hist = figures(at)["prune_hist"]
     assert "encoder.layer.2.attention.output.dense" in hist["layout"]["title"]["text"]
     assert array(hist["data"][1]["y"]).sum() == 384 * T.HEAD_DIM            # one head's columns left
+
+
+def test_encoder_takes_every_method_and_scope_and_exports_its_recipe(at, s, ref):
+    at.radio(key="prune_kind").set_value("heads")
+    at.slider(key="prune_ratio").set_value(0.5)
+    at.selectbox(key="prune_method").set_value("taylor")
+    at.radio(key="prune_scope").set_value("global").run()
+    assert not at.exception and not at.error
+    cfg = P.PruneConfig(0.5, "taylor", "global", True, 2, unit="heads")
+    want = P.evaluate(s.model, cfg, cosine_scorer(s.data.quick_set, ref), family=ENC,
+                      calibration=ENC.split(s, "calibration").head(P.CALIBRATION))[0]
+    assert metrics(at)["Mean cosine to original"] == f"{want.score.value:.4f}"
+    kept = list(array(figures(at)["prune_layers"]["data"][0]["y"]))      # heads removed per layer: one ranking
+    assert sum(kept) == round(0.5 * 6 * s.model.shape()["heads"][0]) and len(set(kept)) > 1
+    assert "Taylor" in figures(at)["prune_curve"]["layout"]["title"]["text"]
+    yaml = next(c.value for c in at.code if "model: minilm" in c.value)   # the Export section's recipe
+    assert "method: taylor" in yaml and "scope: global" in yaml and "unit: heads" in yaml
+    at.selectbox(key="prune_method").set_value("l1")
+    at.radio(key="prune_scope").set_value("layer").run()
 
 
 def test_encoder_whole_test_split_button_measures_the_current_setting(at, s):

@@ -67,7 +67,7 @@ def test_every_lab_works_on_an_uploaded_model(mlp_file, page):
     if page.endswith("Pruning.py"):  # the same figures as for the sample architecture it was exported from
         s = slimcore.load_sample("digits-mlp")
         want = P.evaluate(s.model, P.PruneConfig(0.5), s.test)[0]
-        assert metrics(at)["Test accuracy"] == f"{want.accuracy:.2%}"
+        assert metrics(at)["Test accuracy"] == f"{want.score.value:.2%}"
 
 
 def test_distillation_trains_a_student_for_an_uploaded_model(mlp_file):
@@ -165,7 +165,7 @@ def test_sessions_side_by_side_see_only_their_own_settings(mlp_file):
             want = P.evaluate(models[name].model, P.PruneConfig(ratios[step]), models[name].test)[0]
             got = metrics(at)
             assert (got["Non-zero parameters"], got["Test accuracy"]) == (
-                f"{want.nonzeros:,}", f"{want.accuracy:.2%}"), (name, ratios[step])
+                f"{want.nonzeros:,}", f"{want.score.value:.2%}"), (name, ratios[step])
     for at, (name, ratios) in zip(sessions, plans):  # nobody else's move reached a session
         assert at.session_state["model_name"] == name and at.slider(key="prune_ratio").value == ratios[-1]
     assert _untouched(models, before)
@@ -199,8 +199,8 @@ def test_sessions_computing_at_once_each_get_their_own_results(mlp_file):
     for i, (name, ratios) in enumerate(plans):
         for r in ratios:
             want = P.evaluate(models[name].model, P.PruneConfig(r), models[name].test)[0]
-            assert (got[i, r].nonzeros, got[i, r].accuracy, got[i, r].removed) == (
-                want.nonzeros, want.accuracy, want.removed), (name, r)
+            assert (got[i, r].nonzeros, got[i, r].score.value, got[i, r].removed) == (
+                want.nonzeros, want.score.value, want.removed), (name, r)
     assert _untouched(models, before)
 
 

@@ -161,9 +161,8 @@ def test_quality_curve_matches_pruned_models(digits_cnn):
 def test_report_is_the_family_figures_with_the_classifier_names(digits_cnn):
     report, dense, small = P.evaluate(digits_cnn.model, P.PruneConfig(0.5), digits_cnn.test)
     assert report.score.metric.short == "accuracy" and report.score.value == slimcore.accuracy(dense, digits_cnn.test)
-    assert report.accuracy == report.score.value and report.dense_bytes == report.size_bytes
-    assert report.thin.params == report.small_params == sum(p.numel() for p in small.parameters())
-    assert report.thin.score.value == report.small_accuracy == slimcore.accuracy(small, digits_cnn.test)
+    assert report.thin.params == sum(p.numel() for p in small.parameters())
+    assert report.thin.score.value == slimcore.accuracy(small, digits_cnn.test)
     assert report.thin.units == {n: m.weight.shape[0] for n, m in list(slimcore.weight_layers(small).items())[:-1]}
     assert not report.unit_removed and not report.notes   # unstructured: the thin model is only for comparison
     assert report.thresholds == {n: P.threshold(digits_cnn.model, P.masks(digits_cnn.model, P.PruneConfig(0.5)), n)
@@ -201,7 +200,6 @@ def test_gradual_pruning_recovers_accuracy_deterministically(digits_cnn):
     assert last.val_score == slimcore.accuracy(a.model, digits_cnn.data.val)
     oneshot = slimcore.accuracy(P.prune(digits_cnn.model, 0.9, "l1", "global"), digits_cnn.test)
     assert last.score > oneshot
-
 
 
 def test_gradual_pruning_can_be_cancelled(digits_cnn):

@@ -144,13 +144,13 @@ def test_pruned_figures_are_the_pruning_labs(cnn, cfg):
 
     report, dense, small = page.result("digits-cnn", cfg)       # what the Pruning page shows
     f = R.apply(cnn, Recipe("digits-cnn", prune=cfg), timing=False).figures
-    assert f.accuracy == report.accuracy
+    assert f.accuracy == report.score.value
     if cfg.structured:
-        assert (f.kind, f.size_bytes, f.params, f.modelled_bytes) == ("channel-pruned", report.small_bytes,
-                                                                      report.small_params, None)
-        assert f.accuracy == report.small_accuracy
+        assert (f.kind, f.size_bytes, f.params, f.modelled_bytes) == ("channel-pruned", report.thin.size_bytes,
+                                                                      report.thin.params, None)
+        assert f.accuracy == report.thin.score.value
     else:
-        assert (f.kind, f.size_bytes, f.nonzeros) == ("masked", report.dense_bytes, report.nonzeros)
+        assert (f.kind, f.size_bytes, f.nonzeros) == ("masked", report.size_bytes, report.nonzeros)
         assert f.modelled_bytes == report.sparse.bytes and f.modelled_detail == report.sparse.detail
 
 

@@ -38,7 +38,7 @@ def test_prune_ratio_slider_moves_figures_and_plots(server, page):
         thumb.press("ArrowRight")
     at_80 = P.evaluate(s.model, P.PruneConfig(0.8), s.test)[0]
     expect_metric(page, "Non-zero parameters", f"{at_80.nonzeros:,}")
-    expect_metric(page, "Test accuracy", f"{at_80.accuracy:.2%}")
+    expect_metric(page, "Test accuracy", f"{at_80.score.value:.2%}")
     wait_idle(page)
     page.wait_for_function("() => { const c = document.querySelectorAll('[data-testid=stPlotlyChart] .js-plotly-plot');"
                            " return c.length === 4 }")

@@ -15,7 +15,7 @@ PEOPLE = [("digits-mlp", 0.30, +25), ("digits-cnn", 0.70, -25)]  # model, ratio 
 def _figures(name: str, ratio: float) -> tuple[str, str]:
     s = slimcore.load_sample(name)
     r = P.evaluate(s.model, P.PruneConfig(round(ratio, 2)), s.test)[0]
-    return f"{r.nonzeros:,}", f"{r.accuracy:.2%}"
+    return f"{r.nonzeros:,}", f"{r.score.value:.2%}"
 
 
 def test_two_sessions_moving_sliders_at_once_see_only_their_own(server, browser):
