@@ -212,8 +212,8 @@ class Panel:
     short: Callable[[str], str] = str
     crop: tuple[int, int] | None = None              # the corner of a large layer's mask drawn (None: all of it)
     pick_layer: bool = True                          # the layer is chosen beside its histogram (else in controls)
-    export: bool = True                              # the Export section (recipes of this family)
     detail: Callable[[str, P.PruneReport], None] | None = None   # the headline's detail figures, where it has some
+    settings: Callable[[P.PruneConfig], dict] = lambda cfg: {}    # the controls' session keys that give a config
     gradual: Gradual = Gradual()                     # gradual pruning's defaults for the family
 
 
@@ -257,7 +257,9 @@ CLASSIFIER = Panel(
     "Move the prune ratio and watch which weights go, what accuracy it costs on the held-out test split, and what it "
     "really buys: masked weights keep dense tensors; removed channels make the model smaller.",
     tuple(round(r / 20, 2) for r in range(20)) + (0.97, 0.99), _classifier_controls, _classifier_picture,
-    _classifier_curve, lambda s, cfg: st.session_state.get("prune_layer") or list(family_of(s).layers(s.model))[0])
+    _classifier_curve, lambda s, cfg: st.session_state.get("prune_layer") or list(family_of(s).layers(s.model))[0],
+    settings=lambda cfg: dict(prune_ratio=round(cfg.amount, 2), prune_method=cfg.method, prune_scope=cfg.scope,
+                              prune_structured=cfg.structured, prune_norm=cfg.norm))
 
 
 SHORT = {"attention.self.query": "q", "attention.self.key": "k", "attention.self.value": "v",
@@ -279,22 +281,34 @@ def _encoder_layer(s: Any, unit: str) -> str:
 def _encoder_controls(s: Any, teacher: bool) -> P.PruneConfig:
     layers = list(family_of(s).layers(s.model))
     url = urlstate.Spec(Float("prune_ratio", 0.3, 0.0, 0.95, 0.05), Choice("prune_kind", list(TP.KINDS)),
+                        Choice("prune_method", list(P.METHODS)), Choice("prune_scope", list(P.SCOPES)),
+                        Choice("prune_norm", [1, 2], default=2, advanced=True),
                         Choice("prune_layer", layers, default=_encoder_layer(s, "ffn"), advanced=True))
     url.load()
-    c1, c2, c3 = st.columns([3, 3, 2])
+    c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     sizes = {g.kind: g.count for k in ("heads", "ffn") for g in family_of(s).units(s.model, k)[:1]}
     ratio = c1.slider("Prune ratio", 0.0, 0.95, step=0.05, key="prune_ratio",
-                      help=f"The fraction removed in every layer: of each Linear layer's weights (unstructured), of "
-                           f"each layer's {sizes['ffn']} FFN neurons, or of its {sizes['heads']} attention heads "
-                           "(rounded to whole heads).")
+                      help=f"The fraction removed: of the Linear layers' weights (unstructured), of the "
+                           f"{sizes['ffn']} FFN neurons, or of the {sizes['heads']} attention heads per layer "
+                           "(rounded to whole heads) — in every layer, or over all layers together (global).")
     kind = c2.radio("What to remove", list(TP.KINDS), format_func=TP.KINDS.get, key="prune_kind",
                     horizontal=True, help="Single weights are masked (set to zero, tensors keep their shape); "
                                           "neurons and heads are removed for real (smaller Linear layers).")
+    method = c3.selectbox("Method", list(P.METHODS), format_func=P.METHODS.get, key="prune_method",
+                          help="How weights are scored; a unit's score is the norm of its weights' scores. Taylor "
+                               "differentiates the paraphrase ranking loss on the training sentences.")
+    scope = c4.radio("Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="prune_scope", horizontal=True,
+                     help="Per layer: every layer loses the same fraction. Global: one ranking over all layers "
+                          "(each keeps at least one head or neuron).")
+    norm = url.default("prune_norm") if teacher else c4.radio(
+        "Unit norm", [1, 2], format_func=lambda n: f"L{n}", key="prune_norm", horizontal=True,
+        disabled=kind == "unstructured")
     if not teacher:
         c3.selectbox("Layer to inspect", layers, format_func=short, key="prune_layer",
                      help="The Linear layer whose weights and mask are drawn below.")
     url.save()
-    return TP.config(round(float(ratio), 2), kind)
+    cfg = TP.config(round(float(ratio), 2), kind)
+    return replace(cfg, method=method, scope=scope, norm=int(norm) if cfg.structured else cfg.norm)
 
 
 def kept_map(keep: P.Masks, model: nn.Module, fam: Family, unit: str) -> go.Figure:
@@ -321,7 +335,8 @@ def _encoder_curve(name: str, cfg: P.PruneConfig, rep: P.PruneReport, qs: list[S
     fig = plots.line_chart(ENCODER.curve, {"mean cosine to original": [q.detail.mean_cosine for q in qs],
                                            "top-1 neighbour agreement": [q.detail.top1_agreement for q in qs],
                                            "paraphrase found (top-1)": [q.detail.paraphrase_top1 for q in qs]},
-                           f"Quality against prune ratio ({TP.KINDS[kind]})", "prune ratio", "cosine / fraction",
+                           f"Quality against prune ratio ({TP.KINDS[kind]}, {P.METHODS[cfg.method].split(' |')[0]}, "
+                           f"{P.SCOPES[cfg.scope]})", "prune ratio", "cosine / fraction",
                            marker=cfg.amount, height=340)
     run = tuned(name, cfg)
     if run:
@@ -343,7 +358,9 @@ ENCODER = Panel(
     "attention heads (removed for real: smaller Linear layers, a smaller and faster model). Quality is measured "
     "against the original encoder's embeddings of held-out sentences.",
     (0.0, 0.25, 0.5, 0.75, 0.9), _encoder_controls, _encoder_picture, _encoder_curve,
-    lambda s, cfg: _encoder_layer(s, cfg.unit), short, (96, 400), False, False, _encoder_detail,
+    lambda s, cfg: _encoder_layer(s, cfg.unit), short, (96, 400), False, _encoder_detail,
+    lambda cfg: dict(prune_ratio=round(cfg.amount * 20) / 20, prune_kind=TP.kind(cfg), prune_method=cfg.method,
+                     prune_scope=cfg.scope) | ({"prune_norm": cfg.norm} if cfg.structured else {}),
     gradual=Gradual(4, 2, 3e-4, 32, "on the training sentences (MSE of the embeddings to the original encoder's; the "
                     "transformer layers learn, the embedding tables stay)", "about 10-15 s (2 epochs of 240 sentences, "
                     "then the test and quick sets embedded)"))

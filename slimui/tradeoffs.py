@@ -108,10 +108,7 @@ def base_score(name: str, split: str) -> Score:
 @st.cache_data(show_spinner=False, max_entries=2048)
 def piece(name: str, cfg: core.GridConfig, kind: str, method: str, ratio: float) -> pd.DataFrame:
     """One prune setting at every precision of cfg: score on the family's quick split, size, counts, MACs."""
-    s = cache.sample(name)
-    fam = family_of(s)
-    return core.piece(s, cfg, kind, method, ratio,
-                      method_scores=prune_ui.scores(name, method) if fam.name == "classifier" else None)
+    return core.piece(cache.sample(name), cfg, kind, method, ratio, method_scores=prune_ui.scores(name, method))
 
 
 def grid(name: str, cfg: core.GridConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
@@ -217,7 +214,6 @@ def stage_table(stages, metric: Metric, size_unit: tuple[str, float]) -> pd.Data
         "detail": st_.detail} for i, st_ in enumerate(stages)])
 
 
-
 def pipeline_section(name: str) -> None:
     """The Trade-offs page's Deep Compression section for a sample model of any family: its settings, the run (at
     once for a fast family, behind a button for a slow one; shared by every visitor once finished) and its stages
@@ -288,8 +284,7 @@ def scan_group(name: str, cfg: SE.ScanConfig, index: int) -> pd.DataFrame:
     """One layer group alone at every setting of cfg, scored on the validation data."""
     s = cache.sample(name)
     g = groups(name, cfg.whole)[index]
-    scores = prune_ui.scores(name, cfg.method) if cfg.kind == "prune" and family_of(s).name == "classifier" \
-        else None
+    scores = prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None
     return SE.scan(s.model, [g], scorer(name, SPLIT), cfg, scores, base=base_score(name, SPLIT))
 
 

@@ -112,3 +112,11 @@ def test_page_builds_a_grid_and_inspects_a_point():
     at.selectbox(key="tradeoff_point").set_value("L1 50% weights · int8").run()
     assert not at.exception
     assert float(metrics(at)["Mean cosine to original"]) < 1
+    assert [s.value for s in at.subheader if s.value == "Export"]   # the point can be taken home
+    assert any("python -m slimcore apply --recipe recipe.yaml" in c.value for c in at.code)
+    yaml = next(c.value for c in at.code if "model: minilm" in c.value)
+    assert "amount: 0.5" in yaml and "int8:" in yaml
+    at.button(key="tradeoff_to_pruning").click().run()   # an encoder's configuration opens in its Pruning lab
+    assert not at.exception and [t.value for t in at.title] == ["Pruning lab"]
+    assert at.slider(key="prune_ratio").value == 0.5 and at.radio(key="prune_kind").value == "unstructured"
+    assert at.selectbox(key="prune_method").value == "l1" and at.radio(key="prune_scope").value == "layer"

@@ -193,5 +193,5 @@ with st.expander("How the methods choose what to prune", expanded=False):
                 "L2 norm of every weight that computes or reads them. A ratio $p$ on two consecutive layers removes "
                 "about $1 - (1 - p)^2$ of the weights between them.")
 
-if panel.export and not teacher:  # a lecture needs the figures, not the files
+if not teacher:  # a lecture needs the figures, not the files
     export_panel(name, Recipe(name, prune=cfg))

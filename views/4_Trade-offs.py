@@ -12,6 +12,7 @@ from slimcore import tradeoffs as TR
 from slimcore.families import family_of
 from slimcore.recipe import Recipe
 from slimui import cache, state, urlstate
+from slimui import pruning as prune_ui
 from slimui import text as text_ui
 from slimui import tradeoffs as ui
 from slimui.export import export_panel
@@ -21,7 +22,7 @@ s, teacher = state.current()
 name, fam = s.name, family_of(s)
 metric, opts = fam.metric, ui.choices(name)
 unit, scale = opts.size_unit
-methods_known = TR.PRUNE_METHODS.get(fam.name, ("l1",))
+methods_known = list(P.METHODS)
 precisions_known = TR.precisions(fam.name)
 structure = " or ".join(fam.unit_kinds.values())
 real = ", or a real int8 engine" if TR.REAL.get(fam.name) else ""
@@ -47,7 +48,7 @@ methods = URL.default("tradeoff_methods") if teacher or len(methods_known) == 1 
     "Pruning methods", list(methods_known), format_func=P.METHODS.get, key="tradeoff_methods")
 structured = c2.toggle(f"Add structured pruning ({structure})", key="tradeoff_structured",
                        help="Add models with whole units removed (structured: the tensors really shrink).")
-scope = URL.default("tradeoff_scope") if teacher or fam.name != "classifier" else c3.radio(
+scope = URL.default("tradeoff_scope") if teacher else c3.radio(
     "Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="tradeoff_scope", horizontal=True)
 granularity = URL.default("tradeoff_granularity") if teacher else c4.radio(
     "Quantization grid", list(ui.GRANULARITIES), key="tradeoff_granularity", horizontal=True,
@@ -142,22 +143,21 @@ with right:
         d[1].metric("Latency b=256 (measured)", lat, help=row.latency_label or "Choose the latency axis to time "
                     "the real fp32 models.")
     st.caption(f"Non-zero weights: {row.nonzeros:,} · {row.size_rule}.")
-    if fam.name == "classifier":   # the classifier labs take a configuration's settings
-        b1, b2 = st.columns(2)
-        if b1.button("Open in Pruning", key="tradeoff_to_pruning", width="stretch",
-                     help="Sets the Pruning lab's ratio, method, scope and structured switch to this configuration."):
-            st.session_state.update(prune_ratio=float(row.prune_ratio), prune_method=row.method, prune_scope=scope,
-                                    prune_structured=bool(row.structured))
-            st.switch_page("views/1_Pruning.py")
-        if b2.button("Open in Quantization", key="tradeoff_to_quant", width="stretch",
-                     disabled=row.bits == ui.FP32, help="Sets the Quantization lab's bit width and grid (it "
-                                                        "quantizes the unpruned model)." if row.bits != ui.FP32 else
-                     "This configuration keeps fp32 weights: there is no bit width to send."):
-            st.session_state.update(bit_width=int(row.bits), ternary=False, scheme="symmetric",
-                                    granularity=granularity)
-            st.switch_page("views/2_Quantization.py")
-        if not teacher:
-            export_panel(name, Recipe.from_sweep_row(name, row, ui.GRANULARITIES[granularity]))
+    b1, b2 = st.columns(2)
+    recipe = Recipe.from_sweep_row(name, row, ui.GRANULARITIES[granularity])
+    if b1.button("Open in Pruning", key="tradeoff_to_pruning", width="stretch", disabled=recipe.prune is None,
+                 help="Sets the Pruning lab's ratio, method, scope and what is removed to this configuration."
+                 if recipe.prune is not None else "This configuration prunes nothing."):
+        st.session_state.update(prune_ui.panel(fam).settings(recipe.prune))
+        st.switch_page("views/1_Pruning.py")
+    if b2.button("Open in Quantization", key="tradeoff_to_quant", width="stretch",
+                 disabled=row.bits == ui.FP32, help="Sets the Quantization lab's bit width and grid (it "
+                                                    "quantizes the unpruned model)." if row.bits != ui.FP32 else
+                 "This configuration keeps fp32 weights: there is no bit width to send."):
+        st.session_state.update(bit_width=int(row.bits), ternary=False, scheme="symmetric", granularity=granularity)
+        st.switch_page("views/2_Quantization.py")
+    if not teacher:
+        export_panel(name, recipe)
 with left:
     idx = {c: i for i, c in enumerate(shown.config)}
     labels = shown.size_label if axis == "size" else ["measured" if axis == "latency" else "counted"] * len(shown)

@@ -39,7 +39,7 @@ URL.load()
 c1, c2, c3 = st.columns([2, 2, 3])
 kind = c1.radio("Compress one group at a time by", list(KINDS), format_func=KINDS.get, key="sens_kind",
                 horizontal=True)
-method = URL.default("sens_method") if teacher or fam.name != "classifier" else c2.selectbox(
+method = URL.default("sens_method") if teacher else c2.selectbox(
     "Pruning method", list(P.METHODS), format_func=P.METHODS.get, key="sens_method", disabled=kind != "prune",
     help="Unstructured, within the layer: its lowest-scored weights go.")
 granularity = URL.default("sens_granularity") if teacher else c2.radio(
@@ -49,8 +49,9 @@ settings, whole = (), False
 if grid_layout:   # one setting at a time: every cell is one evaluation of a slow model
     if kind == "prune":
         settings = (round(float(c3.slider("Prune ratio (each layer of the group)", 0.05, 0.95, step=0.05,
-                                          key="sens_ratio", help="The smallest-|w| fraction of each layer's weights "
-                                                                 "set to zero (unstructured, within the layer).")),
+                                          key="sens_ratio", help="The lowest-scored fraction (by the method) of "
+                                                                 "each layer's weights set to zero (unstructured, "
+                                                                 "within the layer).")),
                           2),)
     else:
         settings = (int(c3.slider("Weight bits (each layer of the group)", 2, 16, key="sens_bits",
