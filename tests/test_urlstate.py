@@ -354,8 +354,8 @@ def test_an_unreadable_old_switch_is_passed_on_for_the_lab_to_reject():
     ({"text_sens_kind": "quantize", "text_sens_bits": "3", "text_sens_per_channel": "1"},
      {"sens_kind": "quantize", "sens_bits": 3, "sens_granularity": "per channel"},
      {"sens_kind": "quantize", "sens_bits": "3", "sens_granularity": "per-channel"}),
-    ({"text_sens_ratio": "0.7", "sens_budget": "2"},   # an old key beside a classifier lab's key
-     {"sens_kind": "prune", "sens_ratio": 0.7}, {"sens_ratio": "0.7", "sens_budget": "2"}),
+    ({"text_sens_ratio": "0.7", "sens_budget": "0.02"},   # an old key beside a key both families share
+     {"sens_kind": "prune", "sens_ratio": 0.7, "sens_budget": 0.02}, {"sens_ratio": "0.7", "sens_budget": "0.02"}),
 ])
 def test_an_old_text_link_opens_the_same_view_and_the_url_gets_the_new_keys(link, want, url):
     at = open_link("views/5_Sensitivity.py", link, model="minilm")   # the text lab: its scan waits for a button
