@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -38,7 +39,7 @@ def server():
     """Start the dashboard as a user would and yield its URL; stopped by PID at the end."""
     _need_browser()
     port = _free_port()
-    log = open(ROOT / ".pytest_cache" / f"streamlit-{port}.log", "w") if (ROOT / ".pytest_cache").exists() else subprocess.DEVNULL
+    log = open(Path(tempfile.gettempdir()) / f"slimlab-streamlit-{port}.log", "w")   # outside the checkout
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
          "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
