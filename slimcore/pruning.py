@@ -23,6 +23,7 @@ from .metrics import ModelledSize, modelled_size, serialized_bytes, weight_layer
 
 METHODS = {"l1": "L1 magnitude |w|", "random": "random (seeded)", "taylor": "first-order Taylor |w · ∂L/∂w|"}
 SCOPES = {"layer": "per layer", "global": "global"}
+SHORT = {"l1": "L1", "random": "random", "taylor": "Taylor"}   # the methods in a chart title
 CALIBRATION = 256   # training examples that Taylor importance is computed on (the labs, sweeps and recipes alike)
 
 Masks = dict[str, torch.Tensor]
@@ -506,6 +507,6 @@ def layer_sparsity(keep: Masks) -> dict[str, float]:
     return {n: 1.0 - float(m.float().mean()) for n, m in keep.items()}
 
 
-__all__ = ["METHODS", "SCOPES", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
+__all__ = ["METHODS", "SCOPES", "SHORT", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
            "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "split_channels", "prune", "sparsity", "layer_sparsity",
            "prune_model", "quality_curve", "Thin", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]

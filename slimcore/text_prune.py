@@ -22,7 +22,7 @@ from . import text as T
 from .families import get, unsupported
 from .pruning import Masks, PruneConfig, apply_masks, masks as weight_masks, weight_scores
 
-KINDS = {"unstructured": "unstructured L1 (single weights)", "ffn": "FFN neurons (structured)",
+KINDS = {"unstructured": "single weights (unstructured)", "ffn": "FFN neurons (structured)",
          "heads": "attention heads (structured)"}   # the Pruning page's "What to remove" on an encoder
 UNIT = get("encoder").unit_kinds   # the units structured pruning removes, in words ({"heads": "attention heads", ...})
 

@@ -335,7 +335,7 @@ def _encoder_curve(name: str, cfg: P.PruneConfig, rep: P.PruneReport, qs: list[S
     fig = plots.line_chart(ENCODER.curve, {"mean cosine to original": [q.detail.mean_cosine for q in qs],
                                            "top-1 neighbour agreement": [q.detail.top1_agreement for q in qs],
                                            "paraphrase found (top-1)": [q.detail.paraphrase_top1 for q in qs]},
-                           f"Quality against prune ratio ({TP.KINDS[kind]}, {P.METHODS[cfg.method].split(' |')[0]}, "
+                           f"Quality against prune ratio ({TP.KINDS[kind].split(' (')[0]}, {P.SHORT[cfg.method]}, "
                            f"{P.SCOPES[cfg.scope]})", "prune ratio", "cosine / fraction",
                            marker=cfg.amount, height=340)
     run = tuned(name, cfg)
