@@ -205,3 +205,7 @@ def test_a_new_family_is_one_class_and_one_registration(monkeypatch):
         assert sum(int((m.weight == 0).sum()) for m in slimcore.weight_layers(pruned).values()) == round(0.5 * 16)
     with pytest.raises(ValueError, match="structured pruning is not available for regressors"):
         slimcore.prune(s, slimcore.PruneConfig(0.5, structured=True))
+    run = slimcore.api.prune_gradually(s, P.GradualConfig(P.PruneConfig(0.5), steps=2, epochs=2, batch_size=4))
+    assert [round(t.amount, 3) for t in run.steps] == [0.438, 0.5]   # the cubic schedule, fine-tuned on its loss
+    assert sum(int((m.weight == 0).sum()) for m in slimcore.weight_layers(run.model).values()) == 8
+    assert run.steps[-1].score >= run.steps[-1].oneshot   # fine-tuning on the family's MSE does not make it worse
