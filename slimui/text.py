@@ -9,6 +9,7 @@ from slimcore import Latency, serialized_bytes
 from slimcore import text as T
 
 from . import cache
+from .components import delta
 
 
 def is_text(s) -> bool:
@@ -65,13 +66,13 @@ def show_quality(q: T.TextQuality, base: T.TextQuality, name: str, quick: bool =
                         "1 means unchanged.")
     cols[1].metric("Worst cosine", f"{q.worst_cosine:.4f}",
                    help=f"Measured: the lowest of those cosines, for: “{q.worst_sentence[:160]}”")
-    cols[2].metric("Top-1 neighbour agreement", f"{q.top1_agreement:.1%}",
-                   help=f"Measured: how often a sentence's nearest neighbour (by cosine, among {q.sentences}) is the "
-                        "same sentence as under the original encoder.")
-    cols[3].metric("Spearman of pair similarities", f"{q.spearman:.4f}",
-                   help=f"Measured: rank correlation of the {q.pairs} pair similarities (paraphrase, contrast, "
+    cols[2].metric("Neighbour agreement", f"{q.top1_agreement:.1%}",
+                   help=f"Measured: top-1 neighbour agreement, how often a sentence's nearest neighbour (by cosine, "
+                        f"among {q.sentences}) is the same sentence as under the original encoder.")
+    cols[3].metric("Pair-rank Spearman", f"{q.spearman:.4f}",
+                   help=f"Measured: Spearman rank correlation of the {q.pairs} pair similarities (paraphrase, contrast, "
                         "unrelated) with the original's. 1 means every pair keeps its rank.")
     cols[4].metric("Paraphrase found (top-1)", f"{q.paraphrase_top1:.1%}",
-                   f"{(q.paraphrase_top1 - base.paraphrase_top1) * 100:+.1f} pt",
+                   **delta((q.paraphrase_top1 - base.paraphrase_top1) * 100, "{:+.1f} pt"),
                    help="Measured against ground truth: how often a sentence's nearest neighbour is its own paraphrase "
                         f"(the original encoder: {base.paraphrase_top1:.1%}).")

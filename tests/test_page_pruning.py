@@ -171,7 +171,7 @@ def test_encoder_default_view_shows_measured_figures_of_30_percent_unstructured(
     m = metrics(at)
     assert at.title[0].value == "Pruning lab"
     assert m["Mean cosine to the original"] == f"{want.score.value:.4f}" == m["Mean cosine to original"]
-    assert m["Spearman of pair similarities"] == f"{want.score.detail.spearman:.4f}"
+    assert m["Pair-rank Spearman"] == f"{want.score.detail.spearman:.4f}"
     assert m["Non-zero parameters"] == f"{want.nonzeros:,}"
     assert m["Dense size (measured)"] == f"{want.size_bytes / 2**20:,.2f} MiB" == size(want.size_bytes)
     assert m["Sparse size (modelled)"] == f"{want.sparse.bytes / 2**20:,.2f} MiB"
