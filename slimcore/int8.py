@@ -14,6 +14,7 @@ classifier's here, the sentence encoder's in slimcore.text_quant), as torchao ma
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,13 +101,23 @@ def _calibrate(prepared: nn.Module, x: torch.Tensor, batch: int = 256) -> None:
         prepared(x[i:i + batch])
 
 
+# torch.fx's symbolic tracing patches torch.nn.Module.__call__ for the whole process while it traces: a forward pass
+# in another thread meanwhile fails ("module is not installed as a submodule"). Traces take this lock, so two builds
+# never overlap; the dashboard runs one script run per session at a time (runner.fastReruns = false), so a slider
+# move cannot run a model while its previous run still traces. Other sessions' forward passes in the same few
+# milliseconds are not covered: the ONNX Runtime engine (issue 17) needs no tracing by torch.fx.
+FX_TRACE = threading.Lock()
+
+
 def _static(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    prepared = prepare_fx(_fusable_graph(model), get_default_qconfig_mapping(ENGINE), (calibration[:1],))
+    with FX_TRACE:
+        prepared = prepare_fx(_fusable_graph(model), get_default_qconfig_mapping(ENGINE), (calibration[:1],))
     _calibrate(prepared, calibration)
-    return convert_fx(prepared).eval()
+    with FX_TRACE:
+        return convert_fx(prepared).eval()
 
 
 def int8_model(model: nn.Module, calibration: torch.Tensor | None = None, kind: str = "auto") -> Int8Model:
