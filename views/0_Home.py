@@ -18,7 +18,7 @@ st.title("SlimLab — see what compression costs and buys")
 st.caption("Pick a model in the sidebar, then open a lab. Every figure here is computed live by `slimcore` on "
            "held-out data and the real model.")
 
-with st.expander("Upload your own model", expanded=not state.my_uploads()):
+with st.expander("Upload your own model"):   # closed: the chosen model's card comes first
     up.upload_form()
 
 if s.card.get("source") == "upload":

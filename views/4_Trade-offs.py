@@ -46,8 +46,8 @@ URL.load()
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
 methods = URL.default("tradeoff_methods") if teacher or len(methods_known) == 1 else c1.multiselect(
     "Pruning methods", list(methods_known), format_func=P.METHODS.get, key="tradeoff_methods")
-structured = c2.toggle(f"Add structured pruning ({structure})", key="tradeoff_structured",
-                       help="Add models with whole units removed (structured: the tensors really shrink).")
+structured = c2.toggle("Structured too", key="tradeoff_structured",
+                       help=f"Add models with whole {structure} removed (structured: the tensors really shrink).")
 scope = URL.default("tradeoff_scope") if teacher else c3.radio(
     "Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="tradeoff_scope", horizontal=True)
 granularity = URL.default("tradeoff_granularity") if teacher else c4.radio(

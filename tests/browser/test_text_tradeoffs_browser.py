@@ -26,7 +26,7 @@ def test_text_grid_builds_and_a_point_opens(server, page):
     page.goto(f"{server}/Trade-offs?model=minilm")
     expect(page.get_by_role("button", name="Build the")).to_be_visible(timeout=120_000)
     wait_idle(page)
-    page.get_by_text("Add structured pruning").first.click()
+    page.get_by_text("Structured too").first.click()
     wait_idle(page)   # single weights only: unpruned and -50 %
     _drop(page, "Prune ratios", "25%")
     _drop(page, "Precisions", "4-bit fake quant (simulated)")
