@@ -86,8 +86,7 @@ def prune(sample: Any, cfg: P.PruneConfig) -> nn.Module:
     fam = family_of(sample)
     if cfg.structured and cfg.unit not in fam.unit_kinds:
         raise unsupported(f"structured pruning of {cfg.unit!r}", fam, list(fam.unit_kinds))
-    calibration = fam.split(sample, "calibration").head(P.CALIBRATION) if cfg.method == "taylor" else None
-    return P.prune_model(sample.model, cfg, fam, fam.example(sample), calibration)
+    return P.prune_model(sample.model, cfg, fam, fam.example(sample), P.calibration_batch(sample, cfg.method))
 
 
 def prune_gradually(sample: Any, cfg: P.GradualConfig, **callbacks: Callable) -> P.GradualResult:

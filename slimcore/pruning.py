@@ -83,6 +83,21 @@ def weight_scores(model: nn.Module, method: str, calibration: Split | None = Non
     raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
 
 
+def calibration_batch(sample: object, method: str) -> object | None:
+    """The batch a method's weight scores need on a loaded sample of any family: Taylor, the first CALIBRATION
+    examples of the family's calibration split; the other methods none."""
+    if method != "taylor":
+        return None
+    fam = family_of(sample)
+    return fam.split(sample, "calibration").head(CALIBRATION)
+
+
+def sample_scores(sample: object, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """weight_scores of a loaded sample's model with its family's layers and loss (the Pruning lab's, the grid's,
+    the sensitivity scan's and the allocation's)."""
+    return weight_scores(sample.model, method, calibration_batch(sample, method), seed, family=family_of(sample))
+
+
 def lowest(scores: torch.Tensor, amount: float) -> torch.Tensor:
     """Keep-mask removing the round(amount * n) lowest scores, as torch.nn.utils.prune's L1Unstructured counts them.
     The cut is found by a linear-time partition (np.partition) instead of a top-k sort; ties at the cut go in index
@@ -508,5 +523,5 @@ def layer_sparsity(keep: Masks) -> dict[str, float]:
 
 
 __all__ = ["METHODS", "SCOPES", "SHORT", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
-           "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "split_channels", "prune", "sparsity", "layer_sparsity",
+           "calibration_batch", "sample_scores", "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "split_channels", "prune", "sparsity", "layer_sparsity",
            "prune_model", "quality_curve", "Thin", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .families import LayerGroup, Score, Scorer, family_of
-from .pruning import METHODS, lowest, weight_scores
+from .pruning import METHODS, lowest, sample_scores
 from .quantization import BITS_RANGE, QuantConfig, copy_with, quantize_tensor
 
 KINDS = {"prune": "pruned alone (unstructured, within each layer)", "quantize": "fake-quantized alone (weights)"}
@@ -89,10 +89,7 @@ def scores_for(sample: Any, cfg: ScanConfig, seed: int = 0) -> dict[str, torch.T
     """Weight scores of cfg's pruning method on the sample's calibration data (None for |w| or when quantizing)."""
     if cfg.kind != "prune" or cfg.method == "l1":
         return None
-    from .pruning import CALIBRATION
-    fam = family_of(sample)
-    calibration = fam.split(sample, "calibration").head(CALIBRATION) if cfg.method == "taylor" else None
-    return weight_scores(sample.model, cfg.method, calibration, seed, family=fam)
+    return sample_scores(sample, cfg.method, seed)
 
 
 def scan(model: nn.Module, groups: Sequence[LayerGroup], scorer: Scorer, cfg: ScanConfig,

@@ -40,7 +40,8 @@ from .families import Family, LayerGroup, Metric, Scorer, family_of, get
 from .families.classifier import ACCURACY, accuracy_scorer
 from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
 from . import pruning as P
-from .pruning import METHODS, PruneConfig, apply_masks, masked_parameters, masks, remove_channels, weight_scores
+from .pruning import (METHODS, PruneConfig, apply_masks, calibration_batch, masked_parameters, masks, remove_channels,
+                      weight_scores)
 from .quantization import QuantConfig, copy_with, quantize_tensor
 
 FP32 = 32                                              # "bits" of an unquantized row
@@ -585,8 +586,8 @@ def allocate_sample(sample: Any, sens: pd.DataFrame, budget: float, **kwargs: An
     """allocate() for a loaded sample of any family: chosen with its scorer on its validation split (an encoder's
     quick set), reported on test; `budget` in the family's metric's units (points of accuracy; mean cosine)."""
     fam = family_of(sample)
-    if kwargs.get("method") == "taylor" and kwargs.get("calibration") is None and kwargs.get("scores") is None:
-        kwargs["calibration"] = fam.split(sample, "calibration").head(CALIBRATION)
+    if kwargs.get("calibration") is None and kwargs.get("scores") is None:
+        kwargs["calibration"] = calibration_batch(sample, kwargs.get("method", "l1"))
     return allocate(sample.model, sens, fam.scorer(sample, "validation"), budget, fam.scorer(sample, "test"),
                     family=fam, **kwargs)
 

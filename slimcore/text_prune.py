@@ -64,7 +64,7 @@ def _root(s: torch.Tensor, norm: int) -> torch.Tensor:
 def neuron_scores(model: T.MiniLM, scores: dict[str, torch.Tensor] | None = None, norm: int = 2) -> list[torch.Tensor]:
     """Per transformer layer, one score per FFN neuron: the L1 or L2 norm of the scores of its intermediate.dense row
     and its output.dense column together (scores: pruning.weight_scores; default |w|, so L2 is the weights' norm)."""
-    scores = scores if scores is not None else {n: m.weight.detach().abs() for n, m in T.linear_layers(model).items()}
+    scores = scores if scores is not None else weight_scores(model, "l1", family=get("encoder"))
     out = []
     for i in range(len(model.encoder.layer)):
         p = f"encoder.layer.{i}."
@@ -76,7 +76,7 @@ def neuron_scores(model: T.MiniLM, scores: dict[str, torch.Tensor] | None = None
 def head_scores(model: T.MiniLM, scores: dict[str, torch.Tensor] | None = None, norm: int = 2) -> list[torch.Tensor]:
     """Per transformer layer, one score per attention head: the L1 or L2 norm of the scores of its query, key and
     value rows and its attention-output columns together."""
-    scores = scores if scores is not None else {n: m.weight.detach().abs() for n, m in T.linear_layers(model).items()}
+    scores = scores if scores is not None else weight_scores(model, "l1", family=get("encoder"))
     out = []
     for i in range(len(model.encoder.layer)):
         p = f"encoder.layer.{i}.attention."
@@ -97,19 +97,11 @@ def _keep_global(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]
     """One ranking over the units of every layer (units of a kind have the same size, so their norms compare):
     round(ratio x all) of the lowest go, but each layer keeps its best unit (a layer without heads or neurons
     would be no layer). Indices ascending, per layer."""
-    flat = torch.cat(scores)
-    drop = round(ratio * flat.numel())
-    best = {i: int(s.argmax()) for i, s in enumerate(scores)}
-    protected = torch.zeros(flat.numel(), dtype=torch.bool)
-    starts = [0]
-    for s in scores:
-        starts.append(starts[-1] + s.numel())
-    for i, j in best.items():
-        protected[starts[i] + j] = True
-    order = torch.argsort(flat.masked_fill(protected, float("inf")), stable=True)
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
-    keep[order[:min(drop, flat.numel() - len(scores))]] = False
-    return [keep[a:b].nonzero().flatten() for a, b in zip(starts, starts[1:])]
+    best = torch.cat([torch.arange(s.numel()) == s.argmax() for s in scores])   # never ranked among those to go
+    order = torch.argsort(torch.cat(scores).masked_fill(best, float("inf")), stable=True)
+    keep = torch.ones(best.numel(), dtype=torch.bool)
+    keep[order[:min(round(ratio * best.numel()), best.numel() - len(scores))]] = False
+    return [k.nonzero().flatten() for k in torch.split(keep, [s.numel() for s in scores])]
 
 
 # --------------------------------------------------------------------------------------------------------- masks

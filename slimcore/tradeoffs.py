@@ -31,7 +31,7 @@ from torch import nn
 from .api import prune as prune_sample
 from .families import family_of, unsupported
 from .metrics import modelled_size, serialized_bytes
-from .pruning import METHODS, PruneConfig, prune_model, weight_scores
+from .pruning import METHODS, PruneConfig, prune_model, sample_scores
 from .quantization import QuantConfig, modelled_bytes, quantize
 
 _sweep = importlib.import_module(".sweep", __package__)  # the module: the package exports the function `sweep`
@@ -130,11 +130,8 @@ def quant(per_channel: bool) -> QuantConfig:
 
 
 def scores(sample: Any, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The weight scores of a method on any family's model, Taylor on the first CALIBRATION examples of the
-    calibration split (the Pruning lab's)."""
-    fam = family_of(sample)
-    calibration = fam.split(sample, "calibration").head(CALIBRATION) if method == "taylor" else None
-    return weight_scores(sample.model, method, calibration, seed, family=fam)
+    """The weight scores of a method on any family's model (pruning.sample_scores: the Pruning lab's)."""
+    return sample_scores(sample, method, seed)
 
 
 def piece(sample: Any, cfg: GridConfig, kind: str, method: str, ratio: float, split: str = "quick",

@@ -18,7 +18,6 @@ from slimcore import Latency, plots
 from slimcore import pruning as P
 from slimcore import text as T
 from slimcore import text_prune as TP
-from slimcore import tradeoffs as TR
 from slimcore.families import Family, Metric, Score, family_of
 
 from . import cache, state, urlstate
@@ -44,8 +43,7 @@ def scorer(name: str) -> Callable[[nn.Module], Score]:
 
 
 def _calibration(name: str, method: str):
-    s = cache.sample(name)
-    return family_of(s).split(s, "calibration").head(CALIBRATION) if method == "taylor" else None
+    return P.calibration_batch(cache.sample(name), method)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -53,7 +51,7 @@ def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor] | N
     """Weight scores of a sample model for a method (read-only, shared); None for l1 (the magnitudes themselves)."""
     if method == "l1":
         return None
-    return TR.scores(cache.sample(name), method, seed)   # the family's layers and loss
+    return P.sample_scores(cache.sample(name), method, seed)   # the family's layers and loss
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
