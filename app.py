@@ -2,7 +2,9 @@
 picker and teacher mode — then the page chosen. Pages read the model and the teacher flag with state.current()."""
 import streamlit as st
 
-from slimui import state, urlstate
+from slimcore import jobs
+
+from slimui import state, urlstate, warmup
 from slimui import text as text_ui
 
 # file, title, icon. The title is the URL path too: /Pruning, /Trade-offs... as Streamlit derived them from the file
@@ -15,7 +17,11 @@ page = st.navigation([st.Page(path, title=title, icon=icon, url_path=title, defa
                       for path, title, icon in PAGES])
 st.set_page_config(page_title="SlimLab" if page.title == "Home" else f"SlimLab · {page.title}", page_icon=page.icon,
                    layout="wide")
+warmup.start()   # once per server: the default views of every sample, in the background
 s = state.sidebar()
 urlstate.rename_old_keys(text_ui.is_text(s))   # links made before one key per setting
 urlstate.teacher_toggle()
-page.run()
+with st.sidebar:
+    warmup.note()
+with jobs.GATE.shared():   # the background worker waits for page runs, and torch.fx traces never overlap one
+    page.run()

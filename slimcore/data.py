@@ -79,7 +79,8 @@ def digits() -> Dataset:
     return Dataset("digits", "UCI handwritten digits (8x8, scikit-learn)", (1, 8, 8), 10, train, val, test)
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """The cache folder: $SLIMLAB_CACHE, else $XDG_CACHE_HOME/slimlab (~/.cache/slimlab)."""
     root = os.environ.get("SLIMLAB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "slimlab")
     return Path(root)
 
@@ -87,7 +88,7 @@ def _cache_dir() -> Path:
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
     """Generate MNIST-1D with the package's default arguments (seed 42), cached on disk because it takes seconds."""
     # Keyed by the package's version, read without importing it: importing mnist1d (and scipy) costs most of a second.
-    path = _cache_dir() / f"mnist1d-{importlib.metadata.version('mnist1d')}-defaults.npz"
+    path = cache_dir() / f"mnist1d-{importlib.metadata.version('mnist1d')}-defaults.npz"
     try:
         with np.load(path) as z:
             return {k: z[k] for k in ("x", "y", "x_test", "y_test")}

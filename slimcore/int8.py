@@ -14,7 +14,6 @@ classifier's here, the sentence encoder's in slimcore.text_quant), as torchao ma
 from __future__ import annotations
 
 import copy
-import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import jobs
 from .families import family_of, unsupported
 from .quantization import CALIBRATION as Q_CALIBRATION
 
@@ -102,21 +102,20 @@ def _calibrate(prepared: nn.Module, x: torch.Tensor, batch: int = 256) -> None:
 
 
 # torch.fx's symbolic tracing patches torch.nn.Module.__call__ for the whole process while it traces: a forward pass
-# in another thread meanwhile fails ("module is not installed as a submodule"). Traces take this lock, so two builds
-# never overlap; the dashboard runs one script run per session at a time (runner.fastReruns = false), so a slider
-# move cannot run a model while its previous run still traces. Other sessions' forward passes in the same few
-# milliseconds are not covered: the ONNX Runtime engine (issue 17) needs no tracing by torch.fx.
-FX_TRACE = threading.Lock()
+# in another thread meanwhile fails ("module is not installed as a submodule"). Traces pass jobs.GATE exclusively:
+# they wait until no other thread runs a page (the dashboard's page runs pass it shared), and hold the pages back for
+# the milliseconds a trace takes. The dashboard builds int8 models in its background worker, one job at a time.
+FX_TRACE = jobs.GATE
 
 
 def _static(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    with FX_TRACE:
+    with FX_TRACE.exclusive():
         prepared = prepare_fx(_fusable_graph(model), get_default_qconfig_mapping(ENGINE), (calibration[:1],))
     _calibrate(prepared, calibration)
-    with FX_TRACE:
+    with FX_TRACE.exclusive():
         return convert_fx(prepared).eval()
 
 

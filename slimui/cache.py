@@ -71,14 +71,13 @@ def sample(name: str) -> Sample:
 @st.cache_data(show_spinner="Measuring baseline…")
 def baseline(name: str) -> slimcore.Measurement:
     """Baseline figures of a sample model (accuracy, counts, size), measured once per process; timing apart."""
-    s = sample(name)
-    return slimcore.measure(s, timing=False)
+    from . import work
+    return work.kept("baseline", name, None, lambda: slimcore.measure(sample(name), timing=False))
 
 
-@st.cache_data(show_spinner=False)
 def baseline_latency(name: str) -> dict[int, slimcore.Latency]:
     """Latency of a sample model at its family's batch sizes ({batch: Latency}: 1 and 256 for classifiers, 1 and 32
-    sentences for encoders), timed once per process (pages time it after drawing the rest)."""
+    sentences for encoders); pages time it in the background worker (components.Timed), once per process."""
     s = sample(name)
     return slimcore.time_models(s, {"model": s.model}, max_seconds=0.5)["model"]  # short: the browser needs the CPU
 

@@ -10,6 +10,8 @@ import streamlit as st
 
 from slimcore import Latency
 
+from . import work
+
 T = TypeVar("T")
 
 NOISY = ("Some of these timings are noisy: a wide spread between runs, or the machine was busy while timing — often "
@@ -21,25 +23,33 @@ RETIME_HELP = ("Timing shares this server's CPU with everything else on it (your
 class Timed:
     """A timed block drawn in place: a slot for the timed table (none when the page shows the figures as metrics),
     the note saying how they were timed, the noisy-timing warning and the Time again button (not in teacher mode).
-    The button clears the cached timing in the run it is pressed, so the page's timing call below measures afresh.
+    Timing runs in the server's background worker (slimui.work): the page run never waits for it; until it is done
+    the note says what is being timed and how long it is expected to take, and the page is drawn again when it is.
 
-        timed = Timed("prune_retime", lambda: latencies.clear(name, cfg), teacher)
-        lat = timed.measure("Timing the models side by side…", lambda: latencies(name, cfg))
-        timed.table.dataframe(...)
-        timed.explain("Median of ... on this server's CPU.", lat["original"] + lat["pruned"])
+        timed = Timed("prune_retime", teacher)
+        timed.measure("Timing the models side by side", name, f"prune|{name}|{cfg}", lambda: time_them(name, cfg),
+                      lambda lat: draw_table(lat))
     """
 
-    def __init__(self, key: str, clear: Callable[[], None], teacher: bool, table: bool = True) -> None:
+    def __init__(self, key: str, teacher: bool, table: bool = True) -> None:
         self.table = st.empty() if table else None
         self.note, self.warning = st.empty(), st.empty()
+        self.slot = st.container()
         self.button = not teacher
-        if self.button and st.button("Time again", key=key, help=RETIME_HELP):
-            clear()
+        self.again = self.button and st.button("Time again", key=key, help=RETIME_HELP)
 
-    def measure(self, what: str, timing: Callable[[], T]) -> T:
-        """Call `timing` with a spinner saying `what`, where the note will be."""
-        with self.note, st.spinner(what):
-            return timing()
+    def measure(self, what: str, name: str, key: str, timing: Callable[[], T], draw: Callable[[T], None],
+                guess: float = 3.0) -> T | None:
+        """Time models of sample `name` in the background under `key` (what decides the models timed); draw the
+        result when it is there (then return it), else show what is being timed, and return None."""
+        key = f"timing|{key}"
+        if self.again:
+            work.forget(key)
+        with self.slot:
+            lat = work.later(key, lambda progress: timing(), what, "timing", name, guess=guess, keep=64)
+        if lat is not None:
+            draw(lat)
+        return lat
 
     def show(self, frame: pd.DataFrame) -> None:
         """The timed table, full width."""

@@ -499,10 +499,10 @@ def curves(s, run: Run, baseline: Run | None) -> None:
                f"{held}, so that choosing a setting does not peek at the test split.")
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def compare(key: RunKey) -> tuple[list[dict], bool]:
     """Teacher, distilled student and (classifiers) the scratch student side by side: the family's score on the whole
-    test split, parameters, measured size and latency at the family's batch sizes; and whether any timing was noisy."""
+    test split, parameters, measured size and latency at the family's batch sizes; and whether any timing was noisy.
+    The page times them in the background (components.Timed)."""
     s = cache.sample(key.teacher)
     fam = family_of(s)
     runs = {"distilled student": store().get(key)}
@@ -533,7 +533,7 @@ def compare(key: RunKey) -> tuple[list[dict], bool]:
 def comparison(s, key: RunKey, teacher: bool) -> Callable[[], None]:
     """The timed comparison table's place (drawn now) and the step that times the models and fills it, for the page
     to call once everything else is drawn."""
-    timed = Timed("distill_retime", lambda: compare.clear(key), teacher)
+    timed = Timed("distill_retime", teacher)
     timed.table.caption("Teacher and student side by side: timed once the rest of the page is drawn…")
     return lambda: _fill(s, key, timed)
 
@@ -541,7 +541,12 @@ def comparison(s, key: RunKey, teacher: bool) -> Callable[[], None]:
 def _fill(s, key: RunKey, timed: Timed) -> None:
     fam = family_of(s)
     with state.friendly_errors():
-        rows, noisy = timed.measure("Timing teacher and student side by side…", lambda: compare(key))
+        timed.measure("Timing teacher and student side by side", s.name, f"distill|{key}", lambda: compare(key),
+                      lambda result: _show(s, timed, *result), guess=3.0 if fam.name == "classifier" else 15.0)
+
+
+def _show(s, timed: Timed, rows: list[dict], noisy: bool) -> None:
+    fam = family_of(s)
     timed.show(pd.DataFrame(rows))
     by = {r["model"]: r for r in rows}
     column = next(iter(by["teacher"].keys() - {"model"}))

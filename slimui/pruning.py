@@ -20,7 +20,7 @@ from slimcore import text as T
 from slimcore import text_prune as TP
 from slimcore.families import Family, Metric, Score, family_of
 
-from . import cache, state, urlstate
+from . import cache, state, urlstate, work
 from . import text as text_ui
 from .components import delta
 from .urlstate import Bool, Choice, Float, Int
@@ -111,19 +111,23 @@ def weights(name: str, layer_name: str) -> np.ndarray:
     return family(name).layers(cache.sample(name).model)[layer_name].weight.detach().numpy().ravel().copy()
 
 
-def curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score]:
-    """One-shot quality at each ratio for a setting (its own ratio aside: computed once per model and method),
-    without fine-tuning."""
-    return _curve(name, replace(cfg, amount=0.0), ratios)
+def curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score] | None:
+    """One-shot quality at each ratio for a setting (its own ratio aside: computed once per model and method, kept on
+    disk), without fine-tuning; computed in the background: None, with a placeholder drawn, until it is there."""
+    base = replace(cfg, amount=0.0)
+    return work.later(f"prune_curve|{name}|{base}|{ratios}", lambda progress: curve_now(name, base, ratios),
+                      "Computing the quality curve (once per model and method)", "prune_curve", name,
+                      guess=2.0 if family(name).name == "classifier" else 20.0)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score]:
-    s = cache.sample(name)
-    fam = family_of(s)
-    return P.quality_curve(s.model, scorer(name), cfg, ratios, family=fam,
-                           example=fam.example(s), calibration=_calibration(name, cfg.method),
-                           scores=scores(name, cfg.method, cfg.seed))
+def curve_now(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score]:
+    """The curve itself, from disk when this model's was computed before."""
+    def compute() -> list[Score]:
+        s = cache.sample(name)
+        fam = family_of(s)
+        return P.quality_curve(s.model, scorer(name), cfg, ratios, family=fam, example=fam.example(s),
+                               calibration=_calibration(name, cfg.method), scores=scores(name, cfg.method, cfg.seed))
+    return work.kept("prune_curve", name, (cfg, ratios), compute)
 
 
 def timed_models(name: str, cfg: P.PruneConfig) -> dict[str, nn.Module]:
@@ -134,9 +138,9 @@ def timed_models(name: str, cfg: P.PruneConfig) -> dict[str, nn.Module]:
             | ({"thin": thin} if thin is not None else {}))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def latencies(name: str, cfg: P.PruneConfig) -> dict[str, dict[int, Latency]]:
-    """Latency of the timed models at the family's batch sizes, timed side by side on real held-out inputs."""
+    """Latency of the timed models at the family's batch sizes, timed side by side on real held-out inputs (the
+    page times them in the background: components.Timed)."""
     return slimcore.time_models(cache.sample(name), timed_models(name, cfg), max_seconds=0.5)  # a short budget
 
 

@@ -21,7 +21,7 @@ from slimcore import int8 as int8_backend
 from slimcore import quantization as q
 from slimcore.api import ACTIVATION_FAMILIES
 
-from . import cache
+from . import cache, work
 from .components import delta
 
 CALIBRATION_EXAMPLES = q.CALIBRATION    # training inputs that calibrate activation ranges, simulated and real int8
@@ -150,15 +150,25 @@ def layer_detail(name: str, cfg_key: str, layer: str) -> dict:
     return q.layer_grid(known[layer].weight, cfg, q.quantized_weights(model, cfg, known)[f"{layer}.weight"])
 
 
-@st.cache_data(show_spinner="Measuring the quality at every bit width (once per setting)…", max_entries=64)
-def curve(name: str, cfg_key: str) -> dict:
+def curve(name: str, cfg_key: str) -> dict | None:
     """The family's quality at 1..16 weight bits and with ternary weights, for one scheme / granularity / activation
-    / rounding setting: {"bits", "scores", "ternary"}."""
+    / rounding setting: {"bits", "scores", "ternary"}; computed in the background once per setting and kept on disk
+    (None, with a placeholder drawn, until it is there)."""
+    return work.later(f"quant_curve|{name}|{cfg_key}", lambda progress: curve_now(name, cfg_key),
+                      "Measuring the quality at every bit width (once per setting)", "quant_curve", name,
+                      guess=3.0 if family(name).name == "classifier" else 30.0)
+
+
+def curve_now(name: str, cfg_key: str) -> dict:
     cfg = replace(_cfg(cfg_key), bits=8, ternary=False)
-    s, calib = cache.sample(name), _calibration(name, cfg)
-    points = q.quality_by_bits(s.model, scorer(name), cfg, CURVE_BITS, calib, layers(name))
-    tern = scorer(name)(q.quantize(s.model, config=replace(cfg, ternary=True), calibration=calib, layers=layers(name)))
-    return {"bits": [p.bits for p in points], "scores": [p.score for p in points], "ternary": tern}
+
+    def compute() -> dict:
+        s, calib = cache.sample(name), _calibration(name, cfg)
+        points = q.quality_by_bits(s.model, scorer(name), cfg, CURVE_BITS, calib, layers(name))
+        tern = scorer(name)(q.quantize(s.model, config=replace(cfg, ternary=True), calibration=calib,
+                                       layers=layers(name)))
+        return {"bits": [p.bits for p in points], "scores": [p.score for p in points], "ternary": tern}
+    return work.kept("quant_curve", name, cfg, compute)
 
 
 def curve_key(cfg: q.QuantConfig) -> str:
@@ -177,24 +187,32 @@ def int8_labels(name: str) -> list[str]:
     return list(int8_variants(name))
 
 
-@st.cache_resource(show_spinner="Building the real int8 model…")
+@st.cache_resource(show_spinner=False, max_entries=8)
 def int8_model(name: str, label: str) -> int8_backend.Int8Model:
     """A real int8 model of a sample, built once per process and shared (read-only) by every session."""
     return int8_backend.build(cache.sample(name), label)
 
 
-@st.cache_data(show_spinner=False)
 def int8_figures(name: str, label: str, split: str = SPLIT) -> dict:
-    """Measured score (the family's) and serialized size of a real int8 model."""
-    r = int8_model(name, label)
-    return {"score": scorer(name, split)(r.model), "size_bytes": slimcore.serialized_bytes(r.model), "kind": r.kind,
-            "engine": r.engine, "notes": " ".join(r.notes)}
+    """Measured score (the family's) and serialized size of a real int8 model (kept on disk)."""
+    def compute() -> dict:
+        r = int8_model(name, label)
+        return {"score": scorer(name, split)(r.model), "size_bytes": slimcore.serialized_bytes(r.model),
+                "kind": r.kind, "engine": r.engine, "notes": " ".join(r.notes)}
+    return work.kept("int8_figures", name, (label, split), compute)
 
 
-@st.cache_data(show_spinner=False)
+def int8_all(name: str) -> dict | None:
+    """The figures of every real int8 variant, built in the background (None, with a placeholder, until then)."""
+    return work.later(f"int8|{name}", lambda progress: {k: int8_figures(name, k) for k in int8_labels(name)},
+                      "Building the real int8 models (once per model)", "int8", name,
+                      guess=2.0 if family(name).name == "classifier" else 15.0)
+
+
 def timings(name: str) -> dict[str, dict[int, Latency]]:
     """Latency of fp32 and of every real int8 variant at the family's timing batches, timed side by side
-    (round-robin, so that the machine's load hits them alike), once per process: {model: {batch: Latency}}."""
+    (round-robin, so that the machine's load hits them alike): {model: {batch: Latency}}. The page times them in the
+    background (components.Timed)."""
     s = cache.sample(name)
     return slimcore.time_models(s, {"fp32": s.model, **{k: int8_model(name, k).model for k in int8_labels(name)}})
 

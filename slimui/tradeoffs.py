@@ -20,7 +20,7 @@ from slimcore.families import Metric, Score, Scorer, family_of
 # `from slimcore import sweep` may give the function.
 from slimcore.sweep import FP32, Allocation, allocate_sample, pareto
 
-from . import cache, state
+from . import cache, state, work
 from . import pruning as prune_ui
 
 RATIOS = core.RATIOS               # 20 prune ratios, 0 .. 0.95
@@ -105,14 +105,20 @@ def base_score(name: str, split: str) -> Score:
 
 # The grid (computed by slimcore.tradeoffs, which `python -m slimcore sweep` calls too) ------------------------------
 
-@st.cache_data(show_spinner=False, max_entries=2048)
+def _piece_setting(cfg: core.GridConfig, kind: str, method: str, ratio: float) -> core.GridConfig:
+    """What decides one piece: the grid's precisions, scope and grid, with this one prune setting."""
+    return core.GridConfig((kind,), (method,), (ratio,), cfg.precisions, cfg.scope, cfg.per_channel)
+
+
 def piece(name: str, cfg: core.GridConfig, kind: str, method: str, ratio: float) -> pd.DataFrame:
-    """One prune setting at every precision of cfg: score on the family's quick split, size, counts, MACs."""
-    return core.piece(cache.sample(name), cfg, kind, method, ratio, method_scores=prune_ui.scores(name, method))
+    """One prune setting at every precision of cfg: score on the family's quick split, size, counts, MACs (kept on
+    disk)."""
+    return work.kept("grid_piece", name, _piece_setting(cfg, kind, method, ratio), lambda: core.piece(
+        cache.sample(name), cfg, kind, method, ratio, method_scores=prune_ui.scores(name, method)))
 
 
 def grid(name: str, cfg: core.GridConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """The whole grid, piece by piece (each piece cached), reporting (done, total) pieces as it goes."""
+    """The whole grid, piece by piece (each kept), reporting (done, total) pieces as it goes."""
     todo = cfg.pieces()
     frames = []
     for i, (k, m, r) in enumerate(todo):
@@ -120,6 +126,24 @@ def grid(name: str, cfg: core.GridConfig, on_progress: Callable[[int, int], None
         if on_progress is not None:
             on_progress(i + 1, len(todo))
     return core.combine(frames)
+
+
+def grid_key(name: str, cfg: core.GridConfig) -> str:
+    return f"grid|{name}|{cfg}"
+
+
+def grid_started(name: str, cfg: core.GridConfig) -> bool:
+    """Whether the grid is computed or being computed: every piece on disk, or its job known to the worker."""
+    return work.worker().get(grid_key(name, cfg)) is not None or all(
+        work.on_disk("grid_piece", name, _piece_setting(cfg, *p)) for p in cfg.pieces())
+
+
+def grid_later(name: str, cfg: core.GridConfig) -> pd.DataFrame | None:
+    """The grid, built in the background with its progress shown (None, with the placeholder drawn, until then)."""
+    todo = len(cfg.pieces())
+    return work.later(grid_key(name, cfg), lambda progress: grid(name, cfg, progress),
+                      f"Sweeping the grid: {todo} prune settings, each at {len(cfg.precisions)} precisions", "grid",
+                      name, guess=todo * (0.3 if family_of(cache.sample(name)).name == "classifier" else 3.0))
 
 
 def sweep(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], scope: str, per_channel: bool,
@@ -130,12 +154,17 @@ def sweep(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], sco
                 on_progress)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def latencies(name: str, cfg: core.GridConfig) -> dict[str, tuple]:
     """Latency at batch 256 of every real fp32 model of a classifier's grid (masked or channel-pruned), timed
-    round-robin: {configuration name: (median ms, label)}."""
-    frame = grid(name, cfg)  # cached pieces: only the fp32 rows are used
+    round-robin: {configuration name: (median ms, label)}. The page times them in the background."""
+    frame = grid(name, cfg)  # kept pieces: only the fp32 rows are used
     return core.latencies(cache.sample(name), frame, {m: prune_ui.scores(name, m) for m in cfg.methods})
+
+
+def latencies_later(name: str, cfg: core.GridConfig) -> dict[str, tuple] | None:
+    return work.later(f"timing|grid|{name}|{cfg}", lambda progress: latencies(name, cfg),
+                      "Timing every real fp32 model side by side at batch 256 (once per grid)", "timing_grid", name,
+                      guess=10.0, keep=8)
 
 
 def with_latency(frame: pd.DataFrame, timed: dict[str, tuple] | None) -> pd.DataFrame:
@@ -143,12 +172,17 @@ def with_latency(frame: pd.DataFrame, timed: dict[str, tuple] | None) -> pd.Data
     return core.with_latency(frame, timed)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def point_latency(name: str, kind: str, method: str, ratio: float, precision: str, per_channel: bool) -> dict:
     """One point of a grid timed against the original, side by side at the family's batch sizes."""
     s = cache.sample(name)
     net = core.build(s, kind, ratio, precision, per_channel, method)[0]
     return slimcore.time_models(s, {"original": s.model, "point": net}, max_seconds=1.5)
+
+
+def point_latency_later(name: str, *point) -> dict | None:
+    """point_latency in the background (None, with a placeholder drawn, until it is timed)."""
+    return work.later(f"timing|point|{name}|{point}", lambda progress: point_latency(name, *point),
+                      "Timing both models side by side", "timing_point", name, guess=4.0, keep=16)
 
 
 def frontier(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -184,22 +218,38 @@ def csv(frame: pd.DataFrame) -> bytes:
 
 # The Deep Compression pipeline --------------------------------------------------------------------------------
 
-@st.cache_resource
-def pipeline_runs() -> dict[tuple, tuple]:
-    """Finished pipeline runs, shared by every session: {(model, prune amount, bits): stages}."""
-    return {}
-
-
 def run_pipeline(name: str, prune_amount: float, bits: int, on_stage: Callable | None = None,
                  on_step: Callable | None = None) -> tuple:
-    """Run Deep Compression on a sample model (a copy; slimcore.pipeline never changes the model) with its family's
-    settings (choices(name).pipeline), and keep its stages for every session."""
+    """Deep Compression on a sample model (a copy; slimcore.pipeline never changes the model) with its family's
+    settings (choices(name).pipeline): its stages, kept on disk for every visitor (the run is seeded)."""
     from slimcore import pipeline  # imported when first run: the rest of the page does not need it
 
-    res = pipeline.deep_compression(cache.sample(name), prune_amount=prune_amount, bits=bits, seed=0,
-                                    on_stage=on_stage, on_step=on_step, **choices(name).pipeline.options())
-    pipeline_runs()[(name, prune_amount, bits)] = tuple(res.stages)
-    return tuple(res.stages)
+    options = choices(name).pipeline.options()
+
+    def compute() -> tuple:
+        return tuple(pipeline.deep_compression(cache.sample(name), prune_amount=prune_amount, bits=bits, seed=0,
+                                               on_stage=on_stage, on_step=on_step, **options).stages)
+    return work.kept("deep_compression", name, (prune_amount, bits, options), compute)
+
+
+def pipeline_key(name: str, amount: float, bits: int) -> str:
+    return f"deep_compression|{name}|{amount}|{bits}"
+
+
+def pipeline_later(name: str, amount: float, bits: int) -> tuple | None:
+    """Deep Compression's stages, run in the background with its steps as progress (None until they are there)."""
+    pipe = choices(name).pipeline
+    total = pipe.steps + 3   # the pruning steps, then sharing, Huffman coding and the final check
+
+    def run(progress) -> tuple:
+        count = {"n": 0}
+
+        def tick(*_) -> None:
+            count["n"] += 1
+            progress(min(count["n"], total), total)
+        return run_pipeline(name, amount, bits, on_stage=tick, on_step=tick)
+    return work.later(pipeline_key(name, amount, bits), run, f"Running Deep Compression ({pipe.run_time})",
+                      "deep_compression", name, keep=16)
 
 
 def stage_table(stages, metric: Metric, size_unit: tuple[str, float]) -> pd.DataFrame:
@@ -233,20 +283,16 @@ def pipeline_section(name: str) -> None:
     p3.caption(f"Global L1 in {pipe.steps} steps, {pipe.finetune_epochs} fine-tuning epoch(s) each, centroids "
                f"fine-tuned {pipe.cluster_epochs} epoch(s) (Adam, learning rate {pipe.lr:g}). Fine-tuning is seeded: "
                f"each setting is run once ({pipe.run_time} on this server) and then kept for every visitor.")
-    stages = pipeline_runs().get((name, amount, bits))
-    if stages is None and (not opts.slow or st.button(f"Run Deep Compression ({pipe.run_time})",
-                                                      key="tradeoff_pipe_run", type="primary")):
-        running = st.status(f"Running Deep Compression on {state.label(name)} ({pipe.run_time})…", expanded=True)
-        with state.friendly_errors(), running as box:
-            stages = run_pipeline(name, amount, bits, on_stage=lambda st_: box.write(
-                f"{st_.name}: {st_.bytes * scale:,.1f}{unit} ({st_.ratio:.2f}x), test {metric.short} "
-                f"{metric.format(st_.score)}"), on_step=lambda step, frac: box.write(
-                f"pruning step {step.step} of {pipe.steps}: ratio {step.amount:.2f}, fine-tuned test {metric.short} "
-                f"{metric.format(step.score)} ({step.seconds:.0f} s)"))
-            box.update(label="Deep Compression finished", state="complete", expanded=False)
-    if stages is None:
+    started = (work.worker().get(pipeline_key(name, amount, bits)) is not None
+               or work.on_disk("deep_compression", name, (amount, bits, pipe.options())))
+    if not started and opts.slow and not st.button(f"Run Deep Compression ({pipe.run_time})",
+                                                   key="tradeoff_pipe_run", type="primary"):
         st.info(f"Not run yet at this setting: press the button ({pipe.run_time} on this server's 2 cores). Every "
-                "visitor then sees the result.")
+                "visitor then sees the result, also after a restart.")
+        return
+    with state.friendly_errors():
+        stages = pipeline_later(name, amount, bits)   # None (its progress drawn) until it has run
+    if stages is None:
         return
     reference = f"published: {PUBLISHED['source']} (reference)"
     ours = f"ours: {name}, bytes {stages[-1].label}"
@@ -279,17 +325,18 @@ def groups(name: str, whole: bool = False) -> list:
     return family_of(s).layer_groups(s.model, whole)
 
 
-@st.cache_data(show_spinner=False, max_entries=4096)
 def scan_group(name: str, cfg: SE.ScanConfig, index: int) -> pd.DataFrame:
-    """One layer group alone at every setting of cfg, scored on the validation data."""
-    s = cache.sample(name)
-    g = groups(name, cfg.whole)[index]
-    scores = prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None
-    return SE.scan(s.model, [g], scorer(name, SPLIT), cfg, scores, base=base_score(name, SPLIT))
+    """One layer group alone at every setting of cfg, scored on the validation data (kept on disk)."""
+    def compute() -> pd.DataFrame:
+        s = cache.sample(name)
+        g = groups(name, cfg.whole)[index]
+        scores = prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None
+        return SE.scan(s.model, [g], scorer(name, SPLIT), cfg, scores, base=base_score(name, SPLIT))
+    return work.kept("scan_group", name, (cfg, index), compute)
 
 
 def scan(name: str, cfg: SE.ScanConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Every layer group, piece by piece (each cached)."""
+    """Every layer group, piece by piece (each kept)."""
     todo = groups(name, cfg.whole)
     frames = []
     for i in range(len(todo)):
@@ -301,14 +348,47 @@ def scan(name: str, cfg: SE.ScanConfig, on_progress: Callable[[int, int], None] 
     return frame
 
 
-@st.cache_data(show_spinner="Allocating, then building and measuring the allocated and uniform models…",
-               max_entries=256)
+def scan_key(name: str, cfg: SE.ScanConfig) -> str:
+    return f"scan|{name}|{cfg}"
+
+
+def scan_started(name: str, cfg: SE.ScanConfig) -> bool:
+    """Whether the scan is computed or being computed: every group on disk, or its job known to the worker."""
+    return work.worker().get(scan_key(name, cfg)) is not None or all(
+        work.on_disk("scan_group", name, (cfg, i)) for i in range(len(groups(name, cfg.whole))))
+
+
+def scan_later(name: str, cfg: SE.ScanConfig) -> pd.DataFrame | None:
+    """The scan, in the background with its progress shown (None, with the placeholder drawn, until then)."""
+    n = len(groups(name, cfg.whole))
+    return work.later(scan_key(name, cfg), lambda progress: scan(name, cfg, progress),
+                      f"Scanning the {n} groups, each at {len(cfg.values)} settings", "scan", name,
+                      guess=n * len(cfg.values) * (0.05 if family_of(cache.sample(name)).name == "classifier" else 0.5))
+
+
 def allocation(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation:
     """The allocation under a budget (the family's metric, in its units: accuracy points; mean cosine) on the
-    validation split, measured on validation and test."""
-    s = cache.sample(name)
-    return allocate_sample(s, scan(name, cfg), budget, method=cfg.method, quant=core.quant(cfg.per_channel),
-                           scores=prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None)
+    validation split, measured on validation and test (kept on disk)."""
+    def compute() -> Allocation:
+        return allocate_sample(cache.sample(name), scan(name, cfg), budget, method=cfg.method,
+                               quant=core.quant(cfg.per_channel),
+                               scores=prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None)
+    return work.kept("allocation", name, (cfg, budget), compute)
+
+
+def allocation_key(name: str, cfg: SE.ScanConfig, budget: float) -> str:
+    return f"allocation|{name}|{cfg}|{budget}"
+
+
+def allocation_started(name: str, cfg: SE.ScanConfig, budget: float) -> bool:
+    return (work.worker().get(allocation_key(name, cfg, budget)) is not None
+            or work.on_disk("allocation", name, (cfg, budget)))
+
+
+def allocation_later(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation | None:
+    return work.later(allocation_key(name, cfg, budget), lambda progress: allocation(name, cfg, budget),
+                      "Allocating, then building and measuring the allocated and uniform models", "allocation", name,
+                      guess=5.0 if family_of(cache.sample(name)).name == "classifier" else 60.0, keep=32)
 
 
 def budget_range(metric: Metric) -> tuple[float, float, float, float]:

@@ -17,6 +17,14 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
+# Pages run their slow parts in the background worker (slimcore.jobs); in AppTest a page run is one script run, with
+# no browser to poll for the results, so the tests run them inline (the browser tests serve the app as users get it).
+# Results kept on disk go to a folder of this test run, never to the user's cache.
+os.environ.setdefault("SLIMLAB_JOBS", "inline")
+if "SLIMLAB_RESULTS" not in os.environ:
+    import tempfile
+    os.environ["SLIMLAB_RESULTS"] = tempfile.mkdtemp(prefix="slimlab-results-")
+
 import slimcore  # noqa: E402  (after the thread count: importing slimcore imports torch)
 import torch  # noqa: E402
 

@@ -133,13 +133,14 @@ def test_settings_that_do_not_apply_are_explained(page):
 
 
 def test_time_again_times_fp32_and_int8_afresh(page):
-    from slimui import quant as ui
+    from slimcore import jobs
 
-    first = ui.timings(slimcore.DEFAULT_SAMPLE)
+    key = f"timing|quant|{slimcore.DEFAULT_SAMPLE}"     # the page's timing job in the worker
+    first = jobs.worker().get(key).result
     page.button(key="quant_retime").click().run()
     assert not page.exception and not page.error
-    again = ui.timings(slimcore.DEFAULT_SAMPLE)
-    assert again != first and again["int8 (torch.ao)"][256].batch == 256
+    again = jobs.worker().get(key).result
+    assert again is not first and again["int8 (torch.ao)"][256].batch == 256
     shown = page.dataframe[0].value.set_index("model").loc["fp32 (original)", "latency, batch 1 (measured)"]
     assert shown == f"{again['fp32'][1].median_ms:.3f} ms (IQR {again['fp32'][1].iqr_ms:.3f})"
 
@@ -169,8 +170,9 @@ def test_nan_weights_give_a_message_not_a_traceback(tmp_path, monkeypatch):
     state["conv2.weight"][0, 0, 0, 0] = math.nan
     torch.save(state, tmp_path / "digits-cnn.pt")
     monkeypatch.setattr(zoo, "SAMPLE_DIR", tmp_path)
-    caches = (cache._sample, cache.baseline, cache.baseline_latency, ui.ranges, ui.variant, ui.layer_detail, ui.curve,
-              ui.int8_model, ui.int8_figures, ui.timings, ui.scorer, ui.original, ui.fake_score, ui.fp32_bytes)
+    from slimui import work
+    caches = (cache._sample, cache.baseline, ui.ranges, ui.variant, ui.layer_detail, ui.int8_model, ui.scorer,
+              ui.original, ui.fake_score, ui.fp32_bytes, work)
     for c in caches:
         c.clear()
     try:

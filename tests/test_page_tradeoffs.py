@@ -149,20 +149,19 @@ FakeStage = namedtuple("FakeStage", "name score bytes label ratio detail")
 def fake_pipeline():
     """Stage-like records in the page's store of finished runs (so the page draws them instead of running)."""
     from slimui import tradeoffs as ui
+    from slimui import work
 
     sizes = [200_000, 20_000, 7_000, 5_000]
     stages = tuple(FakeStage(n, a, b, "measured", sizes[0] / b, "fake")
                    for n, a, b in zip(["original (fp32)", "pruned + fine-tuned", "weight sharing", "Huffman coded"],
                                       [0.97, 0.965, 0.96, 0.96], sizes))
-    store = ui.pipeline_runs()
-    key = (slimcore.DEFAULT_SAMPLE, 0.92, 4)
-    before = store.get(key)
-    store[key] = stages
+    key = ui.pipeline_key(slimcore.DEFAULT_SAMPLE, 0.92, 4)   # the page's job in the background worker
+    before = work.worker().get(key)
+    work.worker().put(key, stages)
     yield stages
-    if before is None:
-        store.pop(key, None)
-    else:
-        store[key] = before
+    work.forget(key)
+    if before is not None:
+        work.worker().put(key, before.result)
 
 
 def test_the_waterfall_is_drawn_from_the_stages_beside_the_published_ones(fake_pipeline):
@@ -196,6 +195,7 @@ def test_a_slow_family_offers_deep_compression_behind_its_button_and_draws_a_fin
     """minilm: the section is there before any grid is built; a finished run (here, stage-like records in the shared
     store) is drawn in the family's units: MiB and mean cosine."""
     from slimui import tradeoffs as ui
+    from slimui import work
 
     at = app(PAGE, timeout=300)
     at.session_state["model_name"] = "minilm"
@@ -206,12 +206,12 @@ def test_a_slow_family_offers_deep_compression_behind_its_button_and_draws_a_fin
     stages = tuple(FakeStage(n, c, b, "measured", sizes[0] / b, "fake")
                    for n, c, b in zip(["original (fp32)", "pruned + fine-tuned", "weight sharing", "Huffman coded"],
                                       [1.0, 0.86, 0.85, 0.85], sizes))
-    store, key = ui.pipeline_runs(), ("minilm", 0.5, 5)   # the family's default setting
-    store[key] = stages
+    key = ui.pipeline_key("minilm", 0.5, 5)   # the family's default setting
+    work.worker().put(key, stages)
     try:
         at.run()
     finally:
-        store.pop(key, None)
+        work.forget(key)
     assert not at.exception
     ticks = figures(at)["tradeoff_waterfall"]["layout"]["xaxis"]["ticktext"]
     assert ticks[-1] == f"Huffman coded<br>{50_000_000 / 2**20:,.1f} MiB<br>1.8x · 0.8500"

@@ -98,44 +98,50 @@ with right:
     st.plotly_chart(panel.picture(name, cfg, chosen, view, now), key="prune_mask")
 
 with curve_slot:
-    with st.spinner("Computing the quality curve (once per model and method)…"):
-        qs = ui.curve(name, cfg, panel.curve)
-    st.plotly_chart(panel.curve_figure(name, cfg, now, qs, base.score.value), key="prune_curve")
-    st.caption(f"One-shot (no fine-tuning), measured at ratios {', '.join(map(str, panel.curve))}; computed once per "
+    qs = ui.curve(name, cfg, panel.curve)   # None (a placeholder drawn) until it is computed
+if qs is not None:
+    curve_slot.plotly_chart(panel.curve_figure(name, cfg, now, qs, base.score.value), key="prune_curve")
+    curve_slot.caption(f"One-shot (no fine-tuning), measured at ratios {', '.join(map(str, panel.curve))}; computed once per "
                f"model and method, then cached. Current ratio: {metric.short} {metric.format(now.score.value)}.")
 
 st.subheader("What it buys: the real models, timed")
-timed = Timed("prune_retime", lambda: ui.latencies.clear(name, cfg), teacher)
-lat = timed.measure("Timing the real models side by side…", lambda: ui.latencies(name, cfg))
+timed = Timed("prune_retime", teacher)
 small, large = fam.timing_batches[0], fam.timing_batches[-1]
-rows = [("original (dense)", "original", base.params, base.nonzeros, base.size_bytes, base.score.value)]
-if "masked" in lat:
-    rows.append(("masked (dense kernels, zeros kept)", "masked", now.params, now.nonzeros, now.size_bytes,
-                 now.score.value))
-if "thin" in lat:
-    rows.append((f"{unit} removed ({'this setting' if cfg.structured else 'structured, same ratio'})", "thin",
-                 now.thin.params, now.thin.nonzeros, now.thin.size_bytes, now.thin.score.value))
-timed.show(pd.DataFrame([{
-    "model": label, "parameters": params, "non-zeros": nonzeros, "size (measured)": ui.size(size_bytes),
-    f"{metric.short}": metric.format(value), f"latency b={small}, ms": round(lat[key][small].median_ms, 3),
-    f"latency b={large}, ms": round(lat[key][large].median_ms, 3),
-    f"b={large} spread (IQR), ms": round(lat[key][large].iqr_ms, 3),
-    f"speed-up b={large}": round(lat["original"][large].median_ms / lat[key][large].median_ms, 2)}
-    for label, key, params, nonzeros, size_bytes, value in rows]))
-ref = lat["original"][large]
-speed = {key: ref.median_ms / lat[key][large].median_ms for _, key, *_ in rows[1:]}
-parts = []
-if "masked" in speed:
-    parts.append(f"the masked model runs at **{speed['masked']:.2f}x** the original's speed — dense kernels multiply "
-                 "the zeros too: no real speed-up is expected")
-if "thin" in speed:
-    parts.append(f"the model with {unit} removed runs at **{speed['thin']:.2f}x** "
-                 f"({' / '.join(map(str, now.thin.units.values()))} {unit} kept per layer: it is really smaller)")
-timed.explain(f"At batch {large} " + ", while ".join(parts) + f". Latency: median of up to {ref.repeats} timed runs "
-              f"after {ref.warmup} warm-up each, the models timed in turn on real held-out inputs, {ref.threads} "
-              f"thread(s), on this server's CPU; the original's spread (IQR) was {ref.iqr_ms / ref.median_ms:.0%} of "
-              "its median, so smaller differences are noise.",
-              [b for key in lat for b in lat[key].values()], markdown=True)
+
+
+def timing_table(lat: dict) -> None:
+    rows = [("original (dense)", "original", base.params, base.nonzeros, base.size_bytes, base.score.value)]
+    if "masked" in lat:
+        rows.append(("masked (dense kernels, zeros kept)", "masked", now.params, now.nonzeros, now.size_bytes,
+                     now.score.value))
+    if "thin" in lat:
+        rows.append((f"{unit} removed ({'this setting' if cfg.structured else 'structured, same ratio'})", "thin",
+                     now.thin.params, now.thin.nonzeros, now.thin.size_bytes, now.thin.score.value))
+    timed.show(pd.DataFrame([{
+        "model": label, "parameters": params, "non-zeros": nonzeros, "size (measured)": ui.size(size_bytes),
+        f"{metric.short}": metric.format(value), f"latency b={small}, ms": round(lat[key][small].median_ms, 3),
+        f"latency b={large}, ms": round(lat[key][large].median_ms, 3),
+        f"b={large} spread (IQR), ms": round(lat[key][large].iqr_ms, 3),
+        f"speed-up b={large}": round(lat["original"][large].median_ms / lat[key][large].median_ms, 2)}
+        for label, key, params, nonzeros, size_bytes, value in rows]))
+    ref = lat["original"][large]
+    speed = {key: ref.median_ms / lat[key][large].median_ms for _, key, *_ in rows[1:]}
+    parts = []
+    if "masked" in speed:
+        parts.append(f"the masked model runs at **{speed['masked']:.2f}x** the original's speed — dense kernels "
+                     "multiply the zeros too: no real speed-up is expected")
+    if "thin" in speed:
+        parts.append(f"the model with {unit} removed runs at **{speed['thin']:.2f}x** "
+                     f"({' / '.join(map(str, now.thin.units.values()))} {unit} kept per layer: it is really smaller)")
+    timed.explain(f"At batch {large} " + ", while ".join(parts) + f". Latency: median of up to {ref.repeats} timed "
+                  f"runs after {ref.warmup} warm-up each, the models timed in turn on real held-out inputs, "
+                  f"{ref.threads} thread(s), on this server's CPU; the original's spread (IQR) was "
+                  f"{ref.iqr_ms / ref.median_ms:.0%} of its median, so smaller differences are noise.",
+                  [b for key in lat for b in lat[key].values()], markdown=True)
+
+
+timed.measure("Timing the real models side by side", name, f"prune|{name}|{cfg}", lambda: ui.latencies(name, cfg),
+              timing_table, guess=3.0 if fam.name == "classifier" else 15.0)
 
 st.subheader("Gradual pruning with fine-tuning")
 grad = panel.gradual

@@ -116,9 +116,9 @@ with right:
                                     f"SQNR per layer ({weights_label} weights)"), key="q_sqnr")
 
 with state.friendly_errors():
-    line = ui.curve(name, ui.curve_key(cfg))
+    line = ui.curve(name, ui.curve_key(cfg))   # None (a placeholder drawn) until it is computed
 left, right = st.columns(2)
-with left:
+if line is not None:
     act_note = f", A{cfg.activations.bits}" if cfg.activations else ""
     title = f"{metric.short.capitalize()} vs weight bits, simulated ({scheme}, {granularity}{act_note})"
     here = math.log2(3) if cfg.ternary else cfg.bits
@@ -129,12 +129,13 @@ with left:
         series = panel.curve_series(line["scores"]) if panel else {metric.short: [p.value for p in line["scores"]]}
         fig = plots.line_chart(line["bits"], series, title, "weight bits", f"{metric.short} (to the original)",
                                marker=here)
-    st.plotly_chart(fig, key="q_curve")
-    st.caption(f"The curve is computed once per scheme, granularity, activation and rounding setting "
-               f"({len(line['bits']) + 1} quantized models evaluated on {score.examples:,} held-out examples), then "
-               f"cached: moving the slider only moves the marker. Ternary: {metric.format(line['ternary'].value)}."
-               + (f" A{cfg.activations.bits}: {cfg.activations.bits}-bit activations at every point."
-                  if cfg.activations else ""))
+    left.plotly_chart(fig, key="q_curve")
+    left.caption(f"The curve is computed once per scheme, granularity, activation and rounding setting "
+                 f"({len(line['bits']) + 1} quantized models evaluated on {score.examples:,} held-out examples), "
+                 f"then kept: moving the slider only moves the marker. Ternary: "
+                 f"{metric.format(line['ternary'].value)}."
+                 + (f" A{cfg.activations.bits}: {cfg.activations.bits}-bit activations at every point."
+                    if cfg.activations else ""))
 with right:
     st.markdown("**Reading the figures.** SQNR (signal-to-quantization-noise ratio) rises by about 6 dB per bit: "
                 "each bit halves the grid step. Per channel, small-range channels get their own fine grid; per "
@@ -143,19 +144,17 @@ with right:
                 "2 and 3 bits across schemes.")
 
 st.subheader("Simulated vs real int8")
-timed = Timed("quant_retime", lambda: ui.timings.clear(name), teacher)  # filled at the end of the run
+timed = Timed("quant_retime", teacher)
 detail_cols = panel.detail if panel else None
 sim = (weights_label, score, now["size"].bytes)
-timed.show(ui.int8_table(name, *sim, None, None, detail_cols))
-
 with state.friendly_errors():
-    int8 = timed.measure("Building the real int8 models (once per model)…",
-                         lambda: {k: ui.int8_figures(name, k) for k in ui.int8_labels(name)})
+    int8 = ui.int8_all(name)   # built in the background: None (a placeholder drawn) until then
 timed.show(ui.int8_table(name, *sim, int8, None, detail_cols))
-notes = " ".join(dict.fromkeys(f["notes"] for f in int8.values()))
-engine = ", ".join(dict.fromkeys(f"{f['kind']} int8, {f['engine']} engine" for f in int8.values()))
-st.caption(f"Real int8 ({engine}, torch.ao), measured on {base.examples:,} held-out examples; size: "
-           f"torch.save of each state dict. {notes} It does not follow the slider.")
+if int8 is not None:
+    notes = " ".join(dict.fromkeys(f["notes"] for f in int8.values()))
+    engine = ", ".join(dict.fromkeys(f"{f['kind']} int8, {f['engine']} engine" for f in int8.values()))
+    st.caption(f"Real int8 ({engine}, torch.ao), measured on {base.examples:,} held-out examples; size: "
+               f"torch.save of each state dict. {notes} It does not follow the slider.")
 
 if panel:
     panel.sections(name, cfg)
@@ -184,16 +183,22 @@ with f2:
                 + "**Real int8** is another model: PyTorch's own int8 kernels (dynamic: activations quantized on the "
                 "fly; static: activation ranges calibrated on training inputs, for models with convolutions).")
 
-with state.friendly_errors():
-    lat = timed.measure("Timing fp32 and int8 side by side (once per model)…", lambda: ui.timings(name))
-timed.show(ui.int8_table(name, *sim, int8, lat, detail_cols))
-if panel:
-    panel.why(timed, name, lat)
-else:
-    timed.explain(f"{metric.help} Fake-quantized weights are fp32 numbers run by the same dense fp32 kernels, so the "
-                  "simulated model is exactly as fast, and as large on disk, as fp32; its size at k bits is modelled. "
-                  "Latency: median of timed runs on this server's CPU, fp32 and int8 timed side by side, once per "
-                  "model.", [b for per in lat.values() for b in per.values()])
+
+
+def timing_table(lat: dict) -> None:
+    timed.show(ui.int8_table(name, *sim, int8, lat, detail_cols))
+    if panel:
+        panel.why(timed, name, lat)
+    else:
+        timed.explain(f"{metric.help} Fake-quantized weights are fp32 numbers run by the same dense fp32 kernels, so "
+                      "the simulated model is exactly as fast, and as large on disk, as fp32; its size at k bits is "
+                      "modelled. Latency: median of timed runs on this server's CPU, fp32 and int8 timed side by "
+                      "side, once per model.", [b for per in lat.values() for b in per.values()])
+
+
+if int8 is not None:   # timed once the int8 models are built
+    timed.measure("Timing fp32 and int8 side by side (once per model)", name, f"quant|{name}",
+                  lambda: ui.timings(name), timing_table, guess=3.0 if fam.name == "classifier" else 20.0)
 
 if not teacher:  # a lecture needs the figures, not the files
     simulated = Recipe(name, quant=cfg)

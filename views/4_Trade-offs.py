@@ -74,29 +74,30 @@ with state.friendly_errors():
                                                                              if p in precisions),
                         scope, ui.GRANULARITIES[granularity])
 todo = cfg.pieces()
-done = st.session_state.setdefault("tradeoff_built", [])
-if opts.slow and (name, cfg) not in done:
-    offer = st.empty()  # the offer goes away once taken: the build's progress bar replaces it
+if opts.slow and not ui.grid_started(name, cfg):   # not computed yet, by anyone: offered, not started unasked
+    offer = st.empty()  # the offer goes away once taken: the build's progress replaces it
     with offer.container():
         st.info(f"{len(todo) * len(cfg.precisions)} points to build and measure: a few seconds each on this server "
-                "(each is kept once built).")
+                "(each is kept once built, for every visitor and across restarts).")
         go = st.button(f"Build the {len(todo) * len(cfg.precisions)} points", key="tradeoff_run", type="primary")
     if not go:
         ui.pipeline_section(name)   # it needs no grid
         st.stop()
     offer.empty()
-done.append((name, cfg))
 with state.friendly_errors():
     base = cache.baseline(name)
-    bar = st.progress(0.0, "Sweeping the grid…")
-    frame = ui.grid(name, cfg, on_progress=lambda d, total: bar.progress(
-        d / total, f"Swept {d} of {total} prune settings, each at {len(cfg.precisions)} precisions…"))
-    bar.empty()
+    frame = ui.grid_later(name, cfg)   # built in the background: None (its progress drawn) until then
+    if frame is None:
+        ui.pipeline_section(name)
+        st.stop()
     timed_key = (name, cfg)
     if axis == "latency" or timed_key in st.session_state.get("tradeoff_timed", []):
-        with st.spinner("Timing every real fp32 model side by side at batch 256 (once per grid)…"):
-            frame = ui.with_latency(frame, ui.latencies(name, cfg))
         st.session_state.setdefault("tradeoff_timed", []).append(timed_key)
+        lat = ui.latencies_later(name, cfg)   # timed in the background
+        if lat is None:
+            ui.pipeline_section(name)
+            st.stop()
+        frame = ui.with_latency(frame, lat)
 
 base_score = ui.base_score(name, "quick").value
 column, x_title, x_unit, x_scale, log_x = ui.AXES[axis]
@@ -194,17 +195,21 @@ if fam.name == "encoder":   # what the encoder's sizes bunch up above: its word-
         st.subheader(f"Chosen: {pick}")
         text_ui.show_quality(row.detail, text_ui.original_quality(name), name)
 
-if st.button("Time this point against the original", key="tradeoff_time"):
-    with st.spinner("Timing both models side by side…"):
-        lat = ui.point_latency(name, row.prune if row.prune_ratio else "unstructured", row.method,
-                               float(row.prune_ratio), row.precision, ui.GRANULARITIES[granularity])
-    st.dataframe(pd.DataFrame([{"model": k} | {f"batch {b}, ms": round(v.median_ms, 3) for b, v in per.items()}
-                               | {f"batch {b} IQR, ms": round(v.iqr_ms, 3) for b, v in per.items()}
-                               for k, per in lat.items()]), hide_index=True)
-    big = max(fam.timing_batches)
-    st.caption(f"Measured on this server's CPU, round-robin, on real held-out inputs. Speed-up at batch {big}: "
-               f"{lat['original'][big].median_ms / lat['point'][big].median_ms:.2f}x. Masked weights and fake "
-               "quantization run the same dense fp32 kernels as the original.")
+point = (row.prune if row.prune_ratio else "unstructured", row.method, float(row.prune_ratio), row.precision,
+         ui.GRANULARITIES[granularity])
+asked = st.session_state.setdefault("tradeoff_point_timed", [])
+if st.button("Time this point against the original", key="tradeoff_time") and (name, point) not in asked:
+    asked.append((name, point))
+if (name, point) in asked:
+    lat = ui.point_latency_later(name, *point)   # timed in the background: None (a placeholder) until then
+    if lat is not None:
+        st.dataframe(pd.DataFrame([{"model": k} | {f"batch {b}, ms": round(v.median_ms, 3) for b, v in per.items()}
+                                   | {f"batch {b} IQR, ms": round(v.iqr_ms, 3) for b, v in per.items()}
+                                   for k, per in lat.items()]), hide_index=True)
+        big = max(fam.timing_batches)
+        st.caption(f"Measured on this server's CPU, round-robin, on real held-out inputs. Speed-up at batch {big}: "
+                   f"{lat['original'][big].median_ms / lat['point'][big].median_ms:.2f}x. Masked weights and fake "
+                   "quantization run the same dense fp32 kernels as the original.")
 
 st.subheader("Every experiment")
 st.dataframe(ui.table(frame, on_size_front, metric, opts.size_unit), hide_index=True, width="stretch", height=320)

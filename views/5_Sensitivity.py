@@ -70,9 +70,7 @@ with state.friendly_errors():
     cfg = SE.ScanConfig(kind, settings, method, ui.GRANULARITIES[granularity], whole)
 todo = ui.groups(name, whole)
 unit = "prune ratio" if kind == "prune" else "weight bits"
-done_key = (name, cfg)
-asked = st.session_state.setdefault("sens_done", [])
-if opts.slow and done_key not in asked:
+if opts.slow and not ui.scan_started(name, cfg):   # not computed yet, by anyone: offered, not started unasked
     offer = st.empty()  # the offer goes away once taken: the scan's progress replaces it
     with offer.container():
         st.info(f"{len(todo) * len(cfg.values)} evaluations on {where}, a few seconds each: "
@@ -81,12 +79,11 @@ if opts.slow and done_key not in asked:
     if not go:
         st.stop()
     offer.empty()
-asked.append(done_key)
 
 with state.friendly_errors():
-    bar = st.progress(0.0, "Scanning the groups…")
-    sens = ui.scan(name, cfg, on_progress=lambda d, total: bar.progress(d / total, f"Scanned {d} of {total} groups…"))
-    bar.empty()
+    sens = ui.scan_later(name, cfg)   # in the background: None (its progress drawn) until it is done
+if sens is None:
+    st.stop()
 
 base = sens.attrs["base_score"]
 done = "pruned" if kind == "prune" else "quantized"
@@ -129,15 +126,15 @@ else:   # rows: transformer layers, columns: kinds of Linear, cells: the drop at
 
 # Per-group settings under a budget of the family's metric: slow families wait for a click, as the scan does
 st.subheader(f"Allocation for a drop of at most {ui.drop_text(metric, budget)}")
-alloc_key, allocated = (name, cfg, float(budget)), st.session_state.setdefault("sens_alloc_done", [])
-if opts.slow and alloc_key not in allocated:
+if opts.slow and not ui.allocation_started(name, cfg, float(budget)):
     st.info(f"Plans the settings, then builds and measures the allocated model and the uniform ones on {where} and "
             f"on the test split: about a minute.")
     if not st.button("Allocate under the budget", key="sens_allocate", type="primary"):
         st.stop()
-allocated.append(alloc_key)
 with state.friendly_errors():
-    alloc = ui.allocation(name, cfg, float(budget))
+    alloc = ui.allocation_later(name, cfg, float(budget))   # in the background: None (a placeholder) until done
+if alloc is None:
+    st.stop()
 if alloc.message:
     st.warning(alloc.message)
 uniform = min(alloc.uniform, key=lambda o: abs(o.size_bytes - alloc.result.size_bytes))

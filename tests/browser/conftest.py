@@ -40,10 +40,11 @@ def server():
     _need_browser()
     port = _free_port()
     log = open(Path(tempfile.gettempdir()) / f"slimlab-streamlit-{port}.log", "w")   # outside the checkout
+    env = {k: v for k, v in os.environ.items() if k != "SLIMLAB_JOBS"}   # slow work in the background, as served
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
          "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:

@@ -1,0 +1,272 @@
+"""Slow work off the request path: one background worker per process, shared by every session, and the gate that
+keeps torch.fx tracing apart from every other forward pass.
+
+A page submits a job under a key (what decides its result); the same key submitted again, by any session, is the
+same job: it runs once and its result is kept (the most recent ones, a bounded number per kind). The worker runs one
+job at a time, the highest priority first (a visitor's page before the warm-up), and waits for running pages to
+finish before it starts one, so its work does not slow a slider's rerun. Each kind of job remembers how long it took,
+so a page can say how long the next one is expected to take.
+
+Inline mode (SLIMLAB_JOBS=inline: the AppTest tests) runs a job in the caller as it is submitted."""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import Counter, OrderedDict, defaultdict, deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]      # progress(done, total)
+
+
+class Gate:
+    """A readers-writer gate. Page runs pass it shared (many at once); a torch.fx trace, which patches
+    torch.nn.Module.__call__ for the whole process while it runs, passes it exclusively: it waits until no other
+    thread runs a page, and pages wait the few milliseconds it takes. A thread that runs a page may trace itself; two
+    that would wait for each other go on after `patience` seconds rather than wait for ever."""
+
+    patience = 10.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers: Counter[int] = Counter()
+        self._writer: int | None = None
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            self._cond.wait_for(lambda: self._writer in (None, me))
+            self._readers[me] += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers[me] -= 1
+                if not self._readers[me]:
+                    del self._readers[me]
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._writer is None and set(self._readers) <= {me}, self.patience):
+                log.warning("gate: a page still runs after %.0f s; tracing beside it", self.patience)
+                self._cond.wait_for(lambda: self._writer is None)
+            self._writer = me
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = None
+                self._cond.notify_all()
+
+    def busy(self) -> bool:
+        """Whether any page is running now."""
+        with self._cond:
+            return bool(self._readers)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no page runs (at most `timeout` seconds); True if none does."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._readers, timeout)
+
+
+GATE = Gate()
+
+
+@dataclass(eq=False)
+class Job:
+    """One piece of slow work and what became of it."""
+
+    key: str
+    kind: str                        # what it is, for its measured duration: "timing", "curve", "grid"...
+    what: str                        # in words, for the page: "Timing the models side by side"
+    fn: Callable[[Progress], Any] = field(repr=False)
+    priority: int = 0                # higher first
+    estimate: float | None = None    # seconds, from the last jobs of its kind (or the caller's guess)
+    state: str = "queued"            # queued, running, done, failed
+    result: Any = field(default=None, repr=False)
+    error: str = ""
+    progress: tuple[int, int] | None = None
+    submitted: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("done", "failed")
+
+    @property
+    def seconds(self) -> float:
+        """Seconds it ran (so far)."""
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def status(self) -> str:
+        """A sentence for the page: what runs, for how long so far, how long it is expected to take."""
+        if self.state == "queued":
+            return f"{self.what}: waiting for the work before it" + (
+                f" (it takes about {_seconds(self.estimate)} once it starts)" if self.estimate else "") + "…"
+        text = f"{self.what}… {_seconds(self.seconds)} so far"
+        if self.progress:
+            text += f", {self.progress[0]} of {self.progress[1]} done"
+        if self.estimate:
+            text += f", about {_seconds(self.estimate)} in all"
+        return text + "."
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
+
+
+class Worker:
+    """One background thread that runs submitted jobs, the highest priority first, one at a time."""
+
+    def __init__(self, inline: bool | None = None, keep: int = 256, yield_to_pages: float = 3.0) -> None:
+        self.inline = os.environ.get("SLIMLAB_JOBS") == "inline" if inline is None else inline
+        self.keep, self.yield_to_pages = keep, yield_to_pages
+        self._lock = threading.Condition()
+        self._jobs: OrderedDict[str, Job] = OrderedDict()       # every job known, oldest first
+        self._queue: list[tuple[int, int, str]] = []           # (-priority, order, key)
+        self._order = itertools.count()
+        self._durations: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=5))
+        self._kept: dict[str, int] = {}                        # results kept per kind (default: keep)
+        self._thread: threading.Thread | None = None
+
+    def submit(self, key: str, fn: Callable[[Progress], Any], what: str, kind: str = "work", priority: int = 0,
+               guess: float | None = None, keep: int | None = None, retry: bool = False) -> Job:
+        """The job under `key`: the one already known (queued, running, done or failed; a failed one is tried again
+        when `retry`), or a new one. `guess` is the expected seconds until a job of its kind has been measured; at most `keep` results
+        of a kind are kept (the most recent)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and not (retry and job.state == "failed"):
+                self._jobs.move_to_end(key)
+                if job.state == "queued" and priority > job.priority:   # asked for by a visitor: sooner
+                    job.priority = priority
+                    heapq.heappush(self._queue, (-priority, next(self._order), key))
+                return job
+            job = Job(key, kind, what, fn, priority, self.estimate(kind) or guess)
+            self._jobs[key] = job
+            if keep is not None:
+                self._kept[kind] = keep
+            if not self.inline:
+                heapq.heappush(self._queue, (-priority, next(self._order), key))
+                self._start()
+                self._lock.notify_all()
+        if self.inline:
+            self._run(job)
+        return job
+
+    def put(self, key: str, result: Any, what: str = "", kind: str = "work") -> Job:
+        """Keep a result computed elsewhere as the finished job under `key`."""
+        job = Job(key, kind, what, lambda progress: result, state="done", result=result)
+        job.started = job.finished = time.monotonic()
+        job._done.set()
+        with self._lock:
+            self._jobs[key] = job
+        return job
+
+    def get(self, key: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    def forget(self, key: str) -> None:
+        """Drop a finished job, so the next submit computes it afresh (Time again)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and job.done:
+                del self._jobs[key]
+
+    def clear(self) -> None:
+        """Drop every finished job (a model changed under its name: tests do that)."""
+        with self._lock:
+            for key in [k for k, j in self._jobs.items() if j.done]:
+                del self._jobs[key]
+
+    def estimate(self, kind: str) -> float | None:
+        """Seconds a job of this kind is expected to take: the median of the last ones here."""
+        with self._lock:
+            d = sorted(self._durations.get(kind, ()))
+        return d[len(d) // 2] if d else None
+
+    def known(self) -> dict[str, str]:
+        """Every job known, by key: its state."""
+        with self._lock:
+            return {k: j.state for k, j in self._jobs.items()}
+
+    def pending(self) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if not j.done]
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="slimlab-worker", daemon=True)
+            self._thread.start()
+
+    def _next(self) -> Job:
+        with self._lock:
+            while True:
+                while self._queue:
+                    _, _, key = heapq.heappop(self._queue)
+                    job = self._jobs.get(key)
+                    if job is not None and job.state == "queued":
+                        return job
+                self._lock.wait()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._next()
+            GATE.wait_idle(self.yield_to_pages)   # let running pages finish first (not for ever: others wait too)
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        job.state, job.started = "running", time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            job.progress = (done, total)
+
+        try:
+            job.result = job.fn(progress)
+            job.state = "done"
+        except Exception as e:   # the page says what went wrong; the next submit tries again
+            log.warning("job %s failed: %s: %s", job.key, type(e).__name__, e, exc_info=not isinstance(e, ValueError))
+            job.error, job.state = f"{e}" or type(e).__name__, "failed"
+        job.finished = time.monotonic()
+        with self._lock:
+            if job.state == "done":
+                self._durations[job.kind].append(job.seconds)
+            self._trim(job.kind)
+        job._done.set()
+
+    def _trim(self, kind: str) -> None:
+        limit = self._kept.get(kind, self.keep)
+        done = [k for k, j in self._jobs.items() if j.kind == kind and j.done]
+        for k in done[:max(0, len(done) - limit)]:
+            del self._jobs[k]
+
+
+_worker: Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def worker() -> Worker:
+    """This process's worker (made on first use)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = Worker()
+        return _worker

@@ -1,0 +1,222 @@
+"""Warm-up: the default view of every page of every sample computed once per server, in the background worker, as
+soon as the server starts (`python -m slimui`) or, under a plain `streamlit run app.py`, at the first visit.
+
+Each page's slow parts are submitted under the very keys the page uses (its defaults, as a first visit sees them),
+at a priority below any visitor's, so a visitor never waits for a warm-up: what a visitor asks for runs first, and
+what the warm-up already paid for is there for everyone. Deterministic results land in the disk store too, so after a
+restart the warm-up mostly reads files. The page shows a note with its progress while it runs (`note()`)."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import streamlit as st
+
+import slimcore
+from slimcore import pruning as P
+from slimcore import sensitivity as SE
+from slimcore import text_prune as TP
+from slimcore import tradeoffs as core
+from slimcore.families import family_of
+
+from . import cache, home, work
+from . import pruning as prune_ui
+from . import quant as quant_ui
+from . import tradeoffs as trade_ui
+
+WARM = 0   # the warm-up's priority: below every visitor's (work.VISITOR)
+
+
+def prune_default(name: str) -> P.PruneConfig:
+    """The Pruning page's setting on a first visit (its controls' defaults)."""
+    if family_of(cache.sample(name)).name == "encoder":
+        return replace(TP.config(0.3, "unstructured"), method="l1", scope="layer")
+    return P.PruneConfig(0.5, "l1", "layer", False, 1)
+
+
+def quant_default(name: str):
+    return quant_ui.config(8, False, next(iter(quant_ui.SCHEMES)), next(iter(quant_ui.GRANULARITIES)),
+                           quant_ui.TARGETS[0], 8, next(iter(quant_ui.CALIBRATION_METHODS)),
+                           next(iter(quant_ui.ROUNDING)))
+
+
+def grid_default(name: str) -> core.GridConfig:
+    fam, opts = family_of(cache.sample(name)), trade_ui.choices(name)
+    precisions = core.precisions(fam.name)
+    return core.GridConfig(("unstructured", *fam.unit_kinds), ("l1",), tuple(sorted(opts.default_ratios)),
+                           tuple(p for p in precisions if p in opts.default_precisions), next(iter(P.SCOPES)),
+                           trade_ui.GRANULARITIES[opts.granularity])
+
+
+def scan_default(name: str) -> SE.ScanConfig:
+    groups = family_of(cache.sample(name)).layer_groups(cache.sample(name).model)
+    settings = (0.5,) if any(g.column for g in groups) else ()
+    return SE.ScanConfig("prune", settings, "l1", trade_ui.GRANULARITIES[next(iter(trade_ui.GRANULARITIES))], False)
+
+
+def _page_path(name: str) -> None:
+    """What the pages compute in their own run on a first visit, cached in memory for every session."""
+    s = cache.sample(name)
+    fam = family_of(s)
+    cache.baseline(name)
+    layers = list(fam.layers(s.model))
+    cache.layer_weights(name, layers[0])
+    if fam.name == "encoder":
+        home.neighbours(name)
+    else:
+        cache.examples(name)
+    cfg = prune_default(name)
+    prune_ui.result(name, cfg)
+    prune_ui.original(name)
+    prune_ui.masks(name, cfg)
+    q = quant_default(name)
+    quant_ui.variant(name, quant_ui.key(q))
+    quant_ui.layer_detail(name, quant_ui.key(q), layers[0])
+    trade_ui.base_score(name, "quick")
+    trade_ui.base_score(name, trade_ui.SPLIT)
+
+
+def _jobs(name: str) -> list[tuple[str, Callable[[], object]]]:
+    """The slow parts of the pages' default views, as (what, submit): each submits the page's own job."""
+    fam = family_of(cache.sample(name))
+    cfg, q = prune_default(name), quant_default(name)
+    grid, scan = grid_default(name), scan_default(name)
+    opts = trade_ui.choices(name)
+    budget = trade_ui.budget_range(fam.metric)[0]
+    base = replace(cfg, amount=0.0)
+    panel = prune_ui.panel(fam)
+    small = fam.name == "classifier"   # the slow family's Deep Compression waits for a click, as on the page
+    steps = [
+        ("home timing", lambda: work.submit(f"timing|baseline|{name}", lambda p: cache.baseline_latency(name),
+                                            "Timing the model", f"timing|{name}", priority=WARM, keep=64)),
+        ("pruning curve", lambda: work.submit(f"prune_curve|{name}|{base}|{panel.curve}",
+                                              lambda p: prune_ui.curve_now(name, base, panel.curve),
+                                              "Computing the quality curve", f"prune_curve|{name}", priority=WARM)),
+        ("pruning timing", lambda: work.submit(f"timing|prune|{name}|{cfg}", lambda p: prune_ui.latencies(name, cfg),
+                                               "Timing the real models", f"timing|{name}", priority=WARM, keep=64)),
+        ("quantization curve", lambda: work.submit(
+            f"quant_curve|{name}|{quant_ui.curve_key(q)}", lambda p: quant_ui.curve_now(name, quant_ui.curve_key(q)),
+            "Measuring the quality at every bit width", f"quant_curve|{name}", priority=WARM)),
+        ("int8 builds", lambda: work.submit(
+            f"int8|{name}", lambda p: {k: quant_ui.int8_figures(name, k) for k in quant_ui.int8_labels(name)},
+            "Building the real int8 models", f"int8|{name}", priority=WARM)),
+        ("int8 timing", lambda: work.submit(f"timing|quant|{name}", lambda p: quant_ui.timings(name),
+                                            "Timing fp32 and int8", f"timing|{name}", priority=WARM, keep=64)),
+        ("trade-off grid", lambda: work.submit(trade_ui.grid_key(name, grid), lambda p: trade_ui.grid(name, grid, p),
+                                               "Sweeping the grid", f"grid|{name}", priority=WARM)),
+        ("sensitivity scan", lambda: work.submit(trade_ui.scan_key(name, scan), lambda p: trade_ui.scan(name, scan, p),
+                                                 "Scanning the groups", f"scan|{name}", priority=WARM)),
+    ]
+    if small:
+        amount, bits = opts.pipeline.amount, opts.pipeline.default_bits
+        steps += [
+            ("allocation", lambda: work.submit(trade_ui.allocation_key(name, scan, budget),
+                                               lambda p: trade_ui.allocation(name, scan, budget),
+                                               "Allocating", f"allocation|{name}", priority=WARM, keep=32)),
+            ("Deep Compression", lambda: work.submit(trade_ui.pipeline_key(name, amount, bits),
+                                                     lambda p: trade_ui.run_pipeline(name, amount, bits),
+                                                     "Running Deep Compression", f"deep_compression|{name}",
+                                                     priority=WARM, keep=16)),
+        ]
+    return steps
+
+
+@dataclass
+class Progress:
+    """How far the warm-up is: samples and jobs done of all, since when, and the time it took once done."""
+
+    samples: list[str] = field(default_factory=list)
+    done: int = 0
+    total: int = 0
+    started: float = field(default_factory=time.monotonic)
+    seconds: float | None = None
+    failed: list[str] = field(default_factory=list)
+    now: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.seconds is None
+
+
+_progress: Progress | None = None
+_lock = threading.Lock()
+
+
+def start(samples: list[str] | None = None) -> Progress | None:
+    """Start the warm-up once per process (later calls return its progress); None when it is not enabled()."""
+    global _progress
+    if not enabled():
+        return None
+    with _lock:
+        if _progress is None:
+            _progress = Progress(list(samples or _order()))
+            threading.Thread(target=_run, args=(_progress,), name="slimlab-warmup", daemon=True).start()
+        return _progress
+
+
+def _order() -> list[str]:
+    names = slimcore.list_samples()
+    return [slimcore.DEFAULT_SAMPLE] + [n for n in names if n != slimcore.DEFAULT_SAMPLE]
+
+
+def _run(progress: Progress) -> None:
+    """Prepare every sample (the default one first), one at a time: its page path, then its pages' jobs, each waited
+    for. The worker runs a visitor's jobs before the warm-up's as they come."""
+    _wait_for_server()
+    try:
+        plans = {name: _jobs(name) for name in progress.samples}   # loads every sample
+    except Exception as e:   # a sample that cannot be loaded: its pages say why; the warm-up stops here
+        progress.failed.append(f"loading the samples: {e}")
+        plans = {}
+    progress.total = sum(1 + len(steps) for steps in plans.values())
+    for name, steps in plans.items():
+        progress.now = name
+        progress.failed += prepare(name, steps, progress)
+    progress.seconds = time.monotonic() - progress.started
+    progress.now = ""
+    print(f"SlimLab warm-up: {progress.done} of {progress.total} parts of {len(plans)} samples ready in "
+          f"{progress.seconds:.1f} s" + (f"; failed: {'; '.join(progress.failed)}" if progress.failed else ""),
+          file=sys.stderr, flush=True)
+
+
+def prepare(name: str, steps: list | None = None, progress: Progress | None = None) -> list[str]:
+    """Prepare one sample's default views (its page path, then its pages' jobs, each waited for); return what
+    failed, in words."""
+    w, failed = work.worker(), []
+    page = w.submit(f"warm|{name}", lambda p: _page_path(name), f"Preparing {name}", "warm", priority=WARM)
+    page.wait()
+    for what, submit in [("pages", None)] + (_jobs(name) if steps is None else steps):
+        job = page if submit is None else submit()
+        job.wait()
+        if progress is not None:
+            progress.done += 1
+        if job.state == "failed":
+            failed.append(f"{name} {what}: {job.error}")
+    return failed
+
+
+def _wait_for_server(timeout: float = 60.0) -> None:
+    """Wait until Streamlit's runtime runs (its caches are the ones the sessions will read)."""
+    from streamlit.runtime import Runtime
+
+    end = time.monotonic() + timeout
+    while not Runtime.exists() and time.monotonic() < end:
+        time.sleep(0.1)
+
+
+def enabled() -> bool:
+    """Whether this process warms up: not in the tests' inline mode, nor with SLIMLAB_WARMUP=0."""
+    return not work.worker().inline and os.environ.get("SLIMLAB_WARMUP", "1") != "0"
+
+
+def note() -> None:
+    """One line on the page while the warm-up runs: what it prepares and how far it is."""
+    p = _progress
+    if p is None or not p.running:
+        return
+    st.caption(f"⏳ Warming up in the background: preparing every sample's default views so that they open at once "
+               f"({p.done} of {max(p.total, 1)} done, now {p.now or 'starting'}). What you ask for runs first.")

@@ -1,0 +1,120 @@
+"""The page side of slow work: results kept on disk (slimcore.store) and jobs run by the server's one background
+worker (slimcore.jobs), shown when they are ready.
+
+`later(...)` draws a job's result when it is there; until then a placeholder says what is being computed, for how
+long so far and how long it is expected to take (from measured times), and polls (a fragment, so only it reruns)
+until the job is done, then reruns the page once to draw it. The page run itself never waits for the job: a slider
+move is answered by what depends on it, and the slow parts follow."""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Any, Callable, TypeVar
+
+import streamlit as st
+
+from slimcore import jobs, store
+
+T = TypeVar("T")
+
+
+class _WorkerThreads(logging.Filter):
+    """Streamlit warns once per thread that calls a cached function outside a script run: the worker and the warm-up
+    do that on purpose (their results are shared), so the warning says nothing there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not threading.current_thread().name.startswith("slimlab-")
+
+
+logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_WorkerThreads())
+POLL = 0.5                  # seconds between looks at a running job
+VISITOR = 10                # the priority of what a visitor's page asks for (the warm-up's is 0)
+
+_store: store.Store | None = None
+_store_lock = threading.Lock()
+
+
+def results() -> store.Store:
+    """The server's result store on disk (the cache folder's results/, or $SLIMLAB_RESULTS)."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            _store = store.Store()
+        return _store
+
+
+@functools.lru_cache(maxsize=64)
+def model_hash(name: str) -> str:
+    """The content hash of a model's weights (what its kept results are keyed by)."""
+    from . import cache   # cache keeps its results with kept(): imported here, not at the top
+    return store.model_hash(cache.sample(name).model)
+
+
+def kept(kind: str, name: str, setting: Any, compute: Callable[[], T]) -> T:
+    """A deterministic result of a model for a setting: from disk when it was computed before (by this code, for
+    these weights), else computed and kept. Never for latency: that is measured here, now."""
+    return results().cached(kind, model_hash(name), setting, compute)
+
+
+def on_disk(kind: str, name: str, setting: Any) -> bool:
+    """Whether a result is kept on disk for this key (checked when read)."""
+    return results().has(kind, model_hash(name), setting)
+
+
+def worker() -> jobs.Worker:
+    return jobs.worker()
+
+
+def submit(key: str, fn: Callable[[jobs.Progress], Any], what: str, kind: str, guess: float | None = None,
+           priority: int = VISITOR, keep: int | None = None) -> jobs.Job:
+    return worker().submit(key, fn, what, kind=kind, priority=priority, guess=guess, keep=keep)
+
+
+def later(key: str, fn: Callable[[jobs.Progress], T], what: str, kind: str, name: str,
+          draw: Callable[[T], Any] | None = None, guess: float | None = None, keep: int | None = None) -> T | None:
+    """Run `fn` in the background under `key` (once, whoever asks) and return its result when it is there (after
+    calling `draw` with it); until then show a placeholder that says what runs and reruns the page when it is done,
+    and return None. A failure is said in one line, with a button to try again. `kind` and the model's `name` say
+    which measured durations estimate it."""
+    kind = f"{kind}|{name}"
+    job = submit(key, fn, what, kind, guess, keep=keep)
+    if job.state == "done":
+        return draw(job.result) if draw is not None else job.result
+    if job.state == "failed":
+        st.warning(f"{what} failed: {job.error}")
+        if st.button("Try again", key=f"retry|{key}"):
+            worker().submit(key, fn, what, kind=kind, priority=VISITOR, retry=True)
+            st.rerun()
+        return None
+    pending(key)
+    return None
+
+
+def pending(key: str) -> None:
+    """The placeholder of a job that is not done: what runs, for how long, the progress, an estimate; it looks
+    again every POLL seconds and reruns the page once the job is done."""
+
+    @st.fragment(run_every=POLL)
+    def look() -> None:
+        job = worker().get(key)
+        if job is None or job.done:
+            st.rerun(scope="app")
+        if job.progress:
+            done, total = job.progress
+            st.progress(done / max(total, 1), job.status())
+        else:
+            st.info(job.status(), icon="⏳")
+
+    look()
+
+
+def clear() -> None:
+    """Forget every finished job and model hash of this process (the weights under a sample's name changed)."""
+    worker().clear()
+    model_hash.cache_clear()
+
+
+def forget(key: str) -> None:
+    """Drop a finished job (Time again): the next `later` runs it afresh."""
+    worker().forget(key)
