@@ -41,7 +41,7 @@ SLIDER_PAGES = ["Pruning", "Quantization"]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 STATE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
-PENDING = "document.body.innerText.includes('\u23f3')"   # a placeholder of work being computed (or warm-up note)
+PENDING = "document.querySelector('[data-testid=stMain]').innerText.includes('\u23f3')"   # work being computed
 CHART = "[data-testid=stPlotlyChart] .js-plotly-plot"
 
 

@@ -5,17 +5,29 @@ then starts with the first visit."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 from streamlit.web import cli
 
-from . import warmup
-
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
+def _warm_up_when_served(timeout: float = 60.0) -> None:
+    """Start the warm-up once Streamlit's runtime exists: the pages' caches are made with it (imported before it,
+    they would warn and keep their own storage)."""
+    from streamlit.runtime import Runtime
+
+    end = time.monotonic() + timeout
+    while not Runtime.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    from . import warmup
+    warmup.start()
+
+
 def main(argv: list[str] | None = None) -> None:
-    warmup.start()   # waits for the server's runtime, then prepares every sample in the background worker
+    threading.Thread(target=_warm_up_when_served, name="slimlab-start", daemon=True).start()
     sys.argv = ["streamlit", "run", str(APP), *(sys.argv[1:] if argv is None else argv)]
     cli.main(prog_name="streamlit")
 

@@ -46,7 +46,7 @@ def _calibration(name: str, method: str):
     return P.calibration_batch(cache.sample(name), method)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor] | None:
     """Weight scores of a sample model for a method (read-only, shared); None for l1 (the magnitudes themselves)."""
     if method == "l1":
@@ -54,13 +54,20 @@ def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor] | N
     return P.sample_scores(cache.sample(name), method, seed)   # the family's layers and loss
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def result(name: str, cfg: P.PruneConfig) -> tuple[P.PruneReport, nn.Module, nn.Module | None]:
-    """A configuration's report and its models, masked and thin (read-only, shared by sessions)."""
+    """A configuration's report and its models, masked and thin (read-only, shared by sessions). Few are kept: a
+    masked encoder is a whole copy of it; the page reads its figures from report(), which keeps many."""
     s = cache.sample(name)
     fam = family_of(s)
     return P.evaluate(s.model, cfg, scorer(name), family=fam, example=fam.example(s),
                       calibration=_calibration(name, cfg.method), scores=scores(name, cfg.method, cfg.seed))
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def report(name: str, cfg: P.PruneConfig) -> P.PruneReport:
+    """A configuration's report (its figures, no models: small), shared by sessions."""
+    return result(name, cfg)[0]
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def _page_path(name: str) -> None:
     else:
         cache.examples(name)
     cfg = prune_default(name)
-    prune_ui.result(name, cfg)
+    prune_ui.report(name, cfg)
     prune_ui.original(name)
     prune_ui.masks(name, cfg)
     q = quant_default(name)
@@ -166,7 +166,6 @@ def _order() -> list[str]:
 def _run(progress: Progress) -> None:
     """Prepare every sample (the default one first), one at a time: its page path, then its pages' jobs, each waited
     for. The worker runs a visitor's jobs before the warm-up's as they come."""
-    _wait_for_server()
     try:
         plans = {name: _jobs(name) for name in progress.samples}   # loads every sample
     except Exception as e:   # a sample that cannot be loaded: its pages say why; the warm-up stops here
@@ -199,24 +198,24 @@ def prepare(name: str, steps: list | None = None, progress: Progress | None = No
     return failed
 
 
-def _wait_for_server(timeout: float = 60.0) -> None:
-    """Wait until Streamlit's runtime runs (its caches are the ones the sessions will read)."""
-    from streamlit.runtime import Runtime
-
-    end = time.monotonic() + timeout
-    while not Runtime.exists() and time.monotonic() < end:
-        time.sleep(0.1)
-
-
 def enabled() -> bool:
     """Whether this process warms up: not in the tests' inline mode, nor with SLIMLAB_WARMUP=0."""
     return not work.worker().inline and os.environ.get("SLIMLAB_WARMUP", "1") != "0"
 
 
 def note() -> None:
-    """One line on the page while the warm-up runs: what it prepares and how far it is."""
-    p = _progress
-    if p is None or not p.running:
+    """One line while the warm-up runs (what it prepares, how far it is), looked at again every few seconds; the
+    page is drawn once more without it when the warm-up is done."""
+    if _progress is None or not _progress.running:
         return
-    st.caption(f"⏳ Warming up in the background: preparing every sample's default views so that they open at once "
-               f"({p.done} of {max(p.total, 1)} done, now {p.now or 'starting'}). What you ask for runs first.")
+
+    @st.fragment(run_every=3.0)
+    def line() -> None:
+        p = _progress
+        if not p.running:
+            st.rerun(scope="app")
+        st.caption(f"Warming up in the background: every sample's default views are being prepared so that they "
+                   f"open at once ({p.done} of {max(p.total, 1)} done, now {p.now or 'starting'}). What you ask for "
+                   "runs first.")
+
+    line()

@@ -20,7 +20,7 @@ st.caption(panel.caption)
 with state.friendly_errors():
     cfg = panel.controls(s, teacher)
     with st.spinner("Pruning and measuring…"):
-        now = ui.result(name, cfg)[0]
+        now = ui.report(name, cfg)
     base = ui.original(name)
 
 if now.emptied:
