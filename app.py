@@ -23,5 +23,8 @@ urlstate.rename_old_keys(text_ui.is_text(s))   # links made before one key per s
 urlstate.teacher_toggle()
 with st.sidebar:
     warmup.note()
-with jobs.GATE.shared():   # the background worker waits for page runs, and torch.fx traces never overlap one
-    page.run()
+try:
+    with jobs.GATE.shared():   # the background worker waits for page runs, and torch.fx traces never overlap one
+        page.run()
+finally:
+    jobs.release_memory()   # what the run built and dropped goes back to the system

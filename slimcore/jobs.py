@@ -10,6 +10,7 @@ so a page can say how long the next one is expected to take.
 Inline mode (SLIMLAB_JOBS=inline: the AppTest tests) runs a job in the caller as it is submitted."""
 from __future__ import annotations
 
+import ctypes
 import heapq
 import itertools
 import logging
@@ -23,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]      # progress(done, total)
+VISITOR = 10   # the priority of what a visitor waits for; below it: speculative work (warm-up, prefetch)
 
 
 class Gate:
@@ -133,11 +135,16 @@ def _seconds(s: float) -> str:
 
 
 class Worker:
-    """One background thread that runs submitted jobs, the highest priority first, one at a time."""
+    """One background thread that runs submitted jobs, the highest priority first, one at a time. A visitor's job
+    waits for running pages to finish (at most `yield_to_pages` seconds); speculative work (the warm-up, slider
+    positions prepared ahead) waits as long as any page runs."""
 
-    def __init__(self, inline: bool | None = None, keep: int = 256, yield_to_pages: float = 3.0) -> None:
+    def __init__(self, inline: bool | None = None, keep: int = 256, yield_to_pages: float = 3.0,
+                 urgent: int = VISITOR) -> None:
         self.inline = os.environ.get("SLIMLAB_JOBS") == "inline" if inline is None else inline
         self.keep, self.yield_to_pages = keep, yield_to_pages
+        self.urgent = urgent   # jobs of this priority or more (a visitor's) run after pages finish, or 3 s at most;
+                               # the others (warm-up, prefetch) only while no page runs
         self._lock = threading.Condition()
         self._jobs: OrderedDict[str, Job] = OrderedDict()       # every job known, oldest first
         self._queue: list[tuple[int, int, str]] = []           # (-priority, order, key)
@@ -197,6 +204,11 @@ class Worker:
             for key in [k for k, j in self._jobs.items() if j.done]:
                 del self._jobs[key]
 
+    def record(self, kind: str, seconds: float) -> None:
+        """A duration of work of this kind measured elsewhere (a page run's own slow part), for estimate()."""
+        with self._lock:
+            self._durations[kind].append(seconds)
+
     def estimate(self, kind: str) -> float | None:
         """Seconds a job of this kind is expected to take: the median of the last ones here."""
         with self._lock:
@@ -230,8 +242,21 @@ class Worker:
     def _loop(self) -> None:
         while True:
             job = self._next()
-            GATE.wait_idle(self.yield_to_pages)   # let running pages finish first (not for ever: others wait too)
+            if job.priority >= self.urgent:
+                GATE.wait_idle(self.yield_to_pages)   # let running pages finish first (not for ever: others wait)
+            elif not GATE.wait_idle(0.5) or self._more_urgent(job.priority):
+                self._requeue(job)                     # speculative work only runs while no page does, and after
+                continue                               # anything more urgent that came meanwhile
             self._run(job)
+
+    def _more_urgent(self, priority: int) -> bool:
+        with self._lock:
+            return any(-p > priority and self._jobs.get(k) is not None and self._jobs[k].state == "queued"
+                       for p, _, k in self._queue)
+
+    def _requeue(self, job: Job) -> None:
+        with self._lock:
+            heapq.heappush(self._queue, (-job.priority, next(self._order), job.key))
 
     def _run(self, job: Job) -> None:
         job.state, job.started = "running", time.monotonic()
@@ -246,6 +271,7 @@ class Worker:
             log.warning("job %s failed: %s: %s", job.key, type(e).__name__, e, exc_info=not isinstance(e, ValueError))
             job.error, job.state = f"{e}" or type(e).__name__, "failed"
         job.finished = time.monotonic()
+        release_memory()
         with self._lock:
             if job.state == "done":
                 self._durations[job.kind].append(job.seconds)
@@ -259,6 +285,20 @@ class Worker:
             del self._jobs[k]
 
 
+def release_memory() -> None:
+    """Give the heap that freed tensors leave behind back to the system. glibc keeps it for reuse otherwise, so a
+    server that builds and drops models (a masked copy of an encoder is 90 MB) only grows; a no-op elsewhere."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: Any = None
 _worker: Worker | None = None
 _worker_lock = threading.Lock()
 

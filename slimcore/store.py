@@ -195,6 +195,7 @@ class Store:
         self._lock = threading.Lock()
         self._secret: bytes | None = None
         self.rejected = 0   # files found but not trusted (damaged, foreign or of another key), since start
+        self._sources: dict[Path, tuple[bool, dict]] = {}   # per file: (read from disk, its provenance)
 
     def secret(self) -> bytes:
         """The key the files are signed with: made once per cache folder, readable by its owner only."""
@@ -272,10 +273,19 @@ class Store:
 
     def cached(self, kind: str, model: str, setting: Any, compute: Callable[[], T]) -> T:
         """The kept result for this key, else compute it and keep it."""
+        path = self.path(self.key(kind, model, setting))
         hit = self.get(kind, model, setting)
         if hit is not None:
+            self._sources[path] = (True, hit[1])
             return hit[0]
         start = time.perf_counter()
         value = compute()
-        self.put(kind, model, setting, value, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if self.put(kind, model, setting, value, seconds):
+            self._sources[path] = (False, {"seconds": round(seconds, 3)})
         return value
+
+    def source(self, kind: str, model: str, setting: Any) -> tuple[bool, dict] | None:
+        """Where this process's last cached() of a key got it: (True, provenance) when read from disk, (False,
+        {seconds}) when computed here; None when it has not asked for it."""
+        return self._sources.get(self.path(self.key(kind, model, setting)))

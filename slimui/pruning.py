@@ -54,20 +54,36 @@ def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor] | N
     return P.sample_scores(cache.sample(name), method, seed)   # the family's layers and loss
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def result(name: str, cfg: P.PruneConfig) -> tuple[P.PruneReport, nn.Module, nn.Module | None]:
-    """A configuration's report and its models, masked and thin (read-only, shared by sessions). Few are kept: a
-    masked encoder is a whole copy of it; the page reads its figures from report(), which keeps many."""
+def _evaluate(name: str, cfg: P.PruneConfig) -> tuple[P.PruneReport, nn.Module, nn.Module | None]:
     s = cache.sample(name)
     fam = family_of(s)
     return P.evaluate(s.model, cfg, scorer(name), family=fam, example=fam.example(s),
                       calibration=_calibration(name, cfg.method), scores=scores(name, cfg.method, cfg.seed))
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def result(name: str, cfg: P.PruneConfig) -> tuple[P.PruneReport, nn.Module, nn.Module | None]:
+    """A configuration's report and its models, masked and thin (read-only, shared by sessions). Few are kept: a
+    masked encoder is a whole copy of it; the page reads its figures from report(), which keeps many."""
+    return _evaluate(name, cfg)
+
+
 @st.cache_resource(show_spinner=False, max_entries=256)
 def report(name: str, cfg: P.PruneConfig) -> P.PruneReport:
-    """A configuration's report (its figures, no models: small), shared by sessions."""
-    return result(name, cfg)[0]
+    """A configuration's report (its figures, no models: small), shared by sessions and kept on disk."""
+    return work.kept("prune_report", name, cfg, lambda: result(name, cfg)[0])
+
+
+def prefetch(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
+    """The reports of every slider position of this setting, computed in the background (after what visitors wait
+    for; the nearest positions first, one job each, so a visitor's job never waits long behind them) and kept on
+    disk, so that moving the slider of a slow model reads its figures instead of computing them."""
+    for r in sorted(ratios, key=lambda r: abs(r - cfg.amount)):
+        c = replace(cfg, amount=r)
+        if c != cfg and not work.on_disk("prune_report", name, c):
+            work.submit(f"prune_prefetch|{name}|{c}", lambda progress, c=c: work.kept(
+                "prune_report", name, c, lambda: _evaluate(name, c)[0]),   # its figures only: no models kept
+                "Preparing another slider position", f"prune_prefetch|{name}", priority=work.PREFETCH, keep=64)
 
 
 @dataclass(frozen=True)
@@ -122,9 +138,12 @@ def curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Scor
     """One-shot quality at each ratio for a setting (its own ratio aside: computed once per model and method, kept on
     disk), without fine-tuning; computed in the background: None, with a placeholder drawn, until it is there."""
     base = replace(cfg, amount=0.0)
-    return work.later(f"prune_curve|{name}|{base}|{ratios}", lambda progress: curve_now(name, base, ratios),
-                      "Computing the quality curve (once per model and method)", "prune_curve", name,
-                      guess=2.0 if family(name).name == "classifier" else 20.0)
+    qs = work.later(f"prune_curve|{name}|{base}|{ratios}", lambda progress: curve_now(name, base, ratios),
+                    "Computing the quality curve (once per model and method)", "prune_curve", name,
+                    guess=2.0 if family(name).name == "classifier" else 20.0)
+    if qs is not None:
+        st.caption(f"Quality curve: {work.origin('prune_curve', name, (base, ratios))}.")
+    return qs
 
 
 def curve_now(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score]:
@@ -224,6 +243,7 @@ class Panel:
     detail: Callable[[str, P.PruneReport], None] | None = None   # the headline's detail figures, where it has some
     settings: Callable[[P.PruneConfig], dict] = lambda cfg: {}    # the controls' session keys that give a config
     gradual: Gradual = Gradual()                     # gradual pruning's defaults for the family
+    positions: tuple[float, ...] = ()                # slider positions prepared in the background (slow families)
 
 
 def _classifier_controls(s: Any, teacher: bool) -> P.PruneConfig:
@@ -372,7 +392,8 @@ ENCODER = Panel(
                      prune_scope=cfg.scope) | ({"prune_norm": cfg.norm} if cfg.structured else {}),
     gradual=Gradual(4, 2, 3e-4, 32, "on the training sentences (MSE of the embeddings to the original encoder's; the "
                     "transformer layers learn, the embedding tables stay)", "about 10-15 s (2 epochs of 240 sentences, "
-                    "then the test and quick sets embedded)"))
+                    "then the test and quick sets embedded)"),
+    positions=tuple(round(i * 0.05, 2) for i in range(20)))
 
 PANELS = {"classifier": CLASSIFIER, "encoder": ENCODER}
 

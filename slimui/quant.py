@@ -126,18 +126,23 @@ def _quantized(name: str, cfg: q.QuantConfig) -> torch.nn.Module:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def fake_score(name: str, cfg_key: str, split: str = SPLIT) -> families.Score:
-    """The family's score of the fake-quantized model (measured, of a simulated model)."""
-    return scorer(name, split)(_quantized(name, _cfg(cfg_key)))
+    """The family's score of the fake-quantized model (measured, of a simulated model), kept on disk; the quality
+    curve keeps the score of each of its bit widths there too, so a slider move to a width the curve has measured
+    reads it instead of evaluating the model again."""
+    return work.kept("fake_score", name, (cfg_key, split), lambda: scorer(name, split)(_quantized(name, _cfg(cfg_key))))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def variant(name: str, cfg_key: str) -> dict:
-    """Score (measured, of the simulated model), per-layer weight errors and modelled size of one setting."""
-    cfg = _cfg(cfg_key)
-    model = cache.sample(name).model
-    qw = q.quantized_weights(model, cfg, layers(name))
-    return {"score": fake_score(name, cfg_key), "errors": q.layer_errors(model, qw, layers(name)),
-            "size": q.modelled_bytes(model, cfg, layers(name))}
+    """Score (measured, of the simulated model), per-layer weight errors and modelled size of one setting (kept on
+    disk; the quality curve's job prepares every bit width of its setting)."""
+    def compute() -> dict:
+        cfg = _cfg(cfg_key)
+        model = cache.sample(name).model
+        qw = q.quantized_weights(model, cfg, layers(name))
+        return {"score": fake_score(name, cfg_key), "errors": q.layer_errors(model, qw, layers(name)),
+                "size": q.modelled_bytes(model, cfg, layers(name))}
+    return work.kept("quant_variant", name, cfg_key, compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -154,9 +159,13 @@ def curve(name: str, cfg_key: str) -> dict | None:
     """The family's quality at 1..16 weight bits and with ternary weights, for one scheme / granularity / activation
     / rounding setting: {"bits", "scores", "ternary"}; computed in the background once per setting and kept on disk
     (None, with a placeholder drawn, until it is there)."""
-    return work.later(f"quant_curve|{name}|{cfg_key}", lambda progress: curve_now(name, cfg_key),
+    line = work.later(f"quant_curve|{name}|{cfg_key}", lambda progress: curve_now(name, cfg_key),
                       "Measuring the quality at every bit width (once per setting)", "quant_curve", name,
                       guess=3.0 if family(name).name == "classifier" else 30.0)
+    if line is not None:
+        cfg = replace(_cfg(cfg_key), bits=8, ternary=False)
+        st.caption(f"Quality against bits: {work.origin('quant_curve', name, cfg)}.")
+    return line
 
 
 def curve_now(name: str, cfg_key: str) -> dict:
@@ -167,6 +176,9 @@ def curve_now(name: str, cfg_key: str) -> dict:
         points = q.quality_by_bits(s.model, scorer(name), cfg, CURVE_BITS, calib, layers(name))
         tern = scorer(name)(q.quantize(s.model, config=replace(cfg, ternary=True), calibration=calib,
                                        layers=layers(name)))
+        for p in points:   # the same evaluation as fake_score's: kept, and the slider's other figures prepared
+            work.keep("fake_score", name, (key(p.config), SPLIT), p.score)
+            variant(name, key(p.config))
         return {"bits": [p.bits for p in points], "scores": [p.score for p in points], "ternary": tern}
     return work.kept("quant_curve", name, cfg, compute)
 

@@ -159,8 +159,10 @@ def start(samples: list[str] | None = None) -> Progress | None:
 
 
 def _order() -> list[str]:
-    names = slimcore.list_samples()
-    return [slimcore.DEFAULT_SAMPLE] + [n for n in names if n != slimcore.DEFAULT_SAMPLE]
+    """Every sample, the default one first (or those named in $SLIMLAB_WARMUP_SAMPLES, comma-separated)."""
+    chosen = [n for n in os.environ.get("SLIMLAB_WARMUP_SAMPLES", "").split(",") if n]
+    names = [n for n in slimcore.list_samples() if n in chosen] if chosen else slimcore.list_samples()
+    return sorted(names, key=lambda n: n != slimcore.DEFAULT_SAMPLE)
 
 
 def _run(progress: Progress) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Any, Callable, TypeVar
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 import streamlit as st
 
@@ -29,7 +31,8 @@ class _WorkerThreads(logging.Filter):
 
 logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_WorkerThreads())
 POLL = 0.5                  # seconds between looks at a running job
-VISITOR = 10                # the priority of what a visitor's page asks for (the warm-up's is 0)
+VISITOR = jobs.VISITOR      # the priority of what a visitor's page asks for (the warm-up's is 0)
+PREFETCH = 5                # what a visitor may ask for next (the other positions of a slider)
 
 _store: store.Store | None = None
 _store_lock = threading.Lock()
@@ -55,6 +58,24 @@ def kept(kind: str, name: str, setting: Any, compute: Callable[[], T]) -> T:
     """A deterministic result of a model for a setting: from disk when it was computed before (by this code, for
     these weights), else computed and kept. Never for latency: that is measured here, now."""
     return results().cached(kind, model_hash(name), setting, compute)
+
+
+def origin(kind: str, name: str, setting: Any) -> str:
+    """Where a kept result came from, in words: read from the result cache (when and in how long it was computed),
+    or computed here and kept."""
+    src = results().source(kind, model_hash(name), setting)
+    if src is None:
+        return ""
+    read, prov = src
+    if read:
+        return (f"read from the result cache (computed {prov.get('computed', '?')[:16].replace('T', ' ')} in "
+                f"{prov.get('seconds', 0):.1f} s by this code on these weights)")
+    return f"computed in {prov['seconds']:.1f} s and kept in the result cache"
+
+
+def keep(kind: str, name: str, setting: Any, value: Any, seconds: float = 0.0) -> None:
+    """Keep a result computed as part of another (a curve's points), as kept() would have."""
+    results().put(kind, model_hash(name), setting, value, seconds)
 
 
 def on_disk(kind: str, name: str, setting: Any) -> bool:
@@ -113,6 +134,20 @@ def clear() -> None:
     """Forget every finished job and model hash of this process (the weights under a sample's name changed)."""
     worker().clear()
     model_hash.cache_clear()
+
+
+@contextmanager
+def spinner(what: str, kind: str, name: str, fast: float = 0.3) -> Iterator[None]:
+    """A spinner around a page run's own slow part (what a slider changes), saying how long it took the last times
+    on this model; durations above `fast` seconds are remembered (a cached answer says nothing of the work)."""
+    kind = f"{kind}|{name}"
+    est = worker().estimate(kind)
+    start = time.perf_counter()
+    with st.spinner(f"{what}" + (f" (about {est:.1f} s)" if est else "") + "…"):
+        yield
+    seconds = time.perf_counter() - start
+    if seconds > fast:
+        worker().record(kind, seconds)
 
 
 def forget(key: str) -> None:

@@ -138,3 +138,14 @@ def test_two_pages_that_both_trace_do_not_wait_for_ever(monkeypatch):
     for t in threads:
         t.join(10)
     assert done == [1, 1]
+
+
+def test_speculative_work_waits_for_pages_and_lets_a_visitor_go_first():
+    w, order = J.Worker(inline=False, yield_to_pages=0.1), []
+    with J.GATE.shared():   # a page runs
+        w.submit("warm", lambda p: order.append("warm"), "warm-up", priority=0)
+        time.sleep(0.8)
+        assert order == []   # not while a page runs (a visitor's job would have gone after 0.1 s)
+        w.submit("visitor", lambda p: order.append("visitor"), "visitor", priority=10)
+        assert w.get("visitor").wait(5) and order == ["visitor"]
+    assert w.get("warm").wait(5) and order == ["visitor", "warm"]

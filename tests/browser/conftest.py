@@ -34,34 +34,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server():
-    """Start the dashboard as a user would and yield its URL; stopped by PID at the end."""
-    _need_browser()
-    port = _free_port()
-    log = open(Path(tempfile.gettempdir()) / f"slimlab-streamlit-{port}.log", "w")   # outside the checkout
-    env = {k: v for k, v in os.environ.items() if k != "SLIMLAB_JOBS"}   # slow work in the background, as served
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
+class Served:
+    """The dashboard served by `streamlit run app.py` on a free port of 127.0.0.1, as a user starts it, with slow
+    work in the background worker. `results`: its result cache folder; `warmup`: whether it warms up."""
+
+    def __init__(self, results: Path, warmup: bool = False) -> None:
+        _need_browser()
+        port = _free_port()
+        self.log = Path(tempfile.gettempdir()) / f"slimlab-streamlit-{port}.log"   # outside the checkout
+        env = {k: v for k, v in os.environ.items() if k != "SLIMLAB_JOBS"}   # slow work in the background
+        env |= {"SLIMLAB_RESULTS": str(results), "SLIMLAB_WARMUP": "1" if warmup else "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+             "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.time() > deadline:
+                    self.proc.kill()
+                    pytest.fail(f"streamlit did not start (exit {self.proc.poll()}); see {self.log}")
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.terminate()
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"streamlit did not start (exit {proc.poll()})")
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """Start the dashboard as a user would (no warm-up: the tests decide what is computed) and yield its URL."""
+    served = Served(tmp_path_factory.mktemp("results"))
+    yield served.url
+    served.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,19 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 
-def wait_idle(page: Page) -> None:
-    """Wait until the app has finished running (no 'Running...' status widget)."""
+STATE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
+PENDING = "document.querySelector('[data-testid=stMain]')?.innerText.includes('\u23f3')"   # work in the background
+
+
+def wait_idle(page: Page, timeout: float = 60_000) -> None:
+    """Wait until the page's script run has finished (slow work may still be computed in the background)."""
     page.wait_for_selector("[data-testid='stApp']")
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function(f"() => {STATE} === 'notRunning'", timeout=timeout)
+
+
+def wait_complete(page: Page, timeout: float = 180_000) -> None:
+    """Wait until the page is complete: its run finished and no placeholder of background work left."""
+    page.wait_for_function(f"() => {STATE} === 'notRunning' && !({PENDING})", timeout=timeout, polling=100)
 
 
 def metric(page: Page, label: str) -> str:
