@@ -20,12 +20,35 @@ def _hist(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     return (edges[:-1] + edges[1:]) / 2, counts
 
 
+TITLE_CHARS = 46   # a title longer than this ran past a half-width chart on a 1280 px window
+
+
+def _wrap_title(title: str) -> tuple[str, int]:
+    """A long title goes on two lines, the detail on a second, smaller one: Plotly never wraps a title, and a long one
+    was cut at the chart's right edge. It breaks after " —" or ":", or before a closing parenthesis ("Accuracy against
+    prune ratio (L1 magnitude |w|, per layer)"), wherever the longer line is shortest; the text stays the same but for
+    the line break. Returns the title and its number of lines."""
+    if len(title) <= TITLE_CHARS or "<br>" in title:
+        return title, 1
+    cuts = [(i + 2, i + 3) for i in range(len(title)) if title.startswith(" — ", i)]
+    cuts += [(i + 1, i + 2) for i in range(len(title)) if title.startswith(": ", i)]
+    paren = title.rfind(" (")
+    if paren > 0 and title.endswith(")"):
+        cuts.append((paren, paren + 1))
+    if not cuts:
+        return title, 1
+    end, start = min(cuts, key=lambda c: max(c[0], len(title) - c[1]))
+    return f"{title[:end]}<br><span style=\"font-size:13px\">{title[start:]}</span>", 2
+
+
 def _figure(traces: list, title: str, x: str, y: str, height: int = 320, shapes: Sequence[dict] = (),
             annotations: Sequence[dict] = (), **layout) -> go.Figure:
     """A figure with the house layout, built in one constructor call: Plotly's update_layout / add_vline
     validate as they go and cost ~5 ms each, which a slider move would pay every time."""
+    title, lines = _wrap_title(title)
     return go.Figure(data=traces, layout=dict(
-        title=dict(text=title), height=height, margin=dict(l=50, r=20, t=50, b=45), legend=dict(orientation="h", y=-0.25),
+        title=dict(text=title), height=height + 18 * (lines - 1), margin=dict(l=50, r=20, t=50 + 18 * (lines - 1), b=45),
+        legend=dict(orientation="h", y=-0.3),   # at -0.25 it ran into the x axis's title
         bargap=0.02, shapes=list(shapes), annotations=list(annotations),
         xaxis=dict(title=dict(text=x), **layout.pop("xaxis", {})), yaxis=dict(title=dict(text=y), **layout.pop("yaxis", {})),
         **layout))
@@ -57,9 +80,14 @@ def weight_histogram(values: np.ndarray, title: str = "Weights", threshold: floa
 
 
 def layer_bars(names: Sequence[str], values: Sequence[float], title: str, axis: str) -> go.Figure:
-    """One bar per layer (parameters, MACs, sparsity, ...)."""
+    """One bar per layer (parameters, MACs, sparsity, ...). Long layer names (an encoder's
+    "encoder.layer.0.attention.self.query") stand upright below the bars: the chart grows to hold them, else their ends
+    were cut at the bottom of the chart and the axis title was drawn across them."""
+    longest = max((len(str(n)) for n in names), default=0)
     return _figure([dict(type="bar", x=list(names), y=list(values), marker=dict(color=KEPT),
-                         hovertemplate="%{x}: %{y:,}<extra></extra>")], title, "layer", axis, height=280)
+                         hovertemplate="%{x}: %{y:,}<extra></extra>")], title, "layer", axis,
+                   height=280 + (int(5.5 * longest) if longest > 12 else 0),
+                   xaxis=dict(automargin=True, tickfont=dict(size=10) if longest > 12 else {}))
 
 
 def example_gallery(inputs: np.ndarray, labels: Sequence[int], preds: Sequence[int], confidences: Sequence[float],
@@ -370,7 +398,8 @@ def bits_curve(bits: Sequence[int], acc: Sequence[float], current: tuple[float, 
         notes = [dict(x=1, xref="paper", y=reference * 100, text=f"fp32 {reference:.2%}", showarrow=False,
                       xanchor="right", yanchor="top")]
     return _figure(traces, title, "weight bits", "test accuracy", shapes=shapes, annotations=notes,
-                   xaxis=dict(tickmode="array", tickvals=list(bits), ticktext=["1 (bin)" if b == 1 else str(b) for b in bits]),
+                   xaxis=dict(tickmode="array", tickvals=list(bits), tickangle=0,   # upright: turned, they ran into
+                              ticktext=["1<br>(bin)" if b == 1 else str(b) for b in bits]),   # the axis title
                    yaxis=dict(range=[0, 101], ticksuffix=" %"))
 
 

@@ -66,6 +66,18 @@ class Timed:
             self.warning.empty()
 
 
+def metric_slots(n: int, per_row: int = 4) -> list:
+    """`n` columns for metrics, in rows of at most `per_row`, the rows as even as they go (5 → 3 + 2, 6 → 3 + 3),
+    every slot as wide as the widest row's: five or six metrics in one row cut their labels and values ("Dense size
+    (measur…", "148,635,6…") on a 1280 px wide window."""
+    rows = -(-n // per_row)
+    width = -(-n // rows)
+    slots: list = []
+    for _ in range(rows):
+        slots += st.columns(width)
+    return slots[:n]
+
+
 def delta(change: float, fmt: str, lower_is_better: bool = False) -> dict:
     """st.metric's delta arguments for a change against the original: green when better, red when worse. A change
     that rounds to zero is not a change: shown grey without an arrow ("0.0 KiB", not a red "+0.0 KiB")."""

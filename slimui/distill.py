@@ -30,7 +30,7 @@ from slimcore.families import Family, Score, family_of
 
 from . import cache, state, urlstate
 from . import text as text_ui
-from .components import Timed
+from .components import Timed, delta
 from .urlstate import Choice, Float, Int
 
 GRID = D.GRID                  # classifier temperatures of the accuracy-against-temperature grid
@@ -198,7 +198,7 @@ def _classifier_controls(s, teacher: bool) -> dict:
         Int("seed", d.seed, 0, 10_000, advanced=True), Int("example", 0, 0, len(s.test) - 1))
     url.load()
     v = {}
-    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 1])
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 4, 1, 1])   # the student's size: "1/2 width · 30,135 parameters", whole
     v["temperature"] = c1.slider("Temperature", 1.0, 20.0, step=0.5, key="temperature",
                                  help="T in softmax(z / T): 1 is the teacher's ordinary output; higher is softer.")
     v["alpha"] = url.default("alpha") if teacher else c2.slider("Alpha (weight of the soft targets)", 0.0, 1.0,
@@ -339,12 +339,13 @@ def encoder_student(s, cfg: D.DistillConfig) -> None:
     c[0].metric("Layers", f"{card['layers']} of {tc['layers']}",
                 help=f"Copied from the teacher's layers {', '.join(map(str, card['kept']))} (0-based); embeddings "
                      "copied too.")
-    c[1].metric("Parameters", f"{card['parameters']:,}", f"{card['parameters'] / tc['parameters'] - 1:+.1%}",
-                delta_color="off", help=f"Teacher: {tc['parameters']:,}. The embedding tables stay whole.")
-    c[2].metric("Size (measured)", f"{card['bytes'] / 2**20:,.1f} MiB", f"{card['bytes'] / tc['bytes'] - 1:+.1%}",
-                delta_color="off", help=f"Measured: bytes of torch.save of the state dict (teacher "
-                                        f"{tc['bytes'] / 2**20:,.1f} MiB).")
-    c[3].metric("Speed-up (modelled)", f"~{tc['layers'] / card['layers']:.1f}x", delta_color="off",
+    c[1].metric("Parameters", f"{card['parameters']:,}",
+                **delta(card['parameters'] / tc['parameters'] - 1, "{:+.1%}", True),
+                help=f"Teacher: {tc['parameters']:,}. The embedding tables stay whole.")
+    c[2].metric("Size (measured)", f"{card['bytes'] / 2**20:,.1f} MiB",
+                **delta(card['bytes'] / tc['bytes'] - 1, "{:+.1%}", True),
+                help=f"Measured: bytes of torch.save of the state dict (teacher {tc['bytes'] / 2**20:,.1f} MiB).")
+    c[3].metric("Speed-up (modelled)", f"~{tc['layers'] / card['layers']:.1f}x",
                 help="Modelled: the ratio of transformer layers, which do nearly all the work. The measured latency "
                      "is in the table after training.")
     st.caption(f"{card['architecture']}, teacher layers {', '.join(map(str, card['kept']))} kept. Its quality "
@@ -549,7 +550,7 @@ def _show(s, timed: Timed, rows: list[dict], noisy: bool) -> None:
     fam = family_of(s)
     timed.show(pd.DataFrame(rows))
     by = {r["model"]: r for r in rows}
-    column = next(iter(by["teacher"].keys() - {"model"}))
+    column = next(k for k in by["teacher"] if k != "model")   # the score, the first figure (a set's order is the hash's)
     how = (f"Sizes are measured (torch.save); latency is measured side by side on this server's CPU (median of timed "
            f"runs after warm-up, batch {' and '.join(map(str, fam.timing_batches))}).")
     if panel(fam).scratch:

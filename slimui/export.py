@@ -35,9 +35,10 @@ def bundle(name: str, recipe_json: str) -> bytes:
         return E.archive(exported)
 
 
-def export_panel(name: str, recipe: Recipe, choices: dict[str, Recipe] | None = None) -> None:
+def export_panel(name: str, recipe: Recipe, choices: dict[str, Recipe] | None = None, narrow: bool = False) -> None:
     """Draw the Export section for a recipe applied to the model `name`; with `choices` ({label: recipe}), the user
-    picks which of them to export."""
+    picks which of them to export. `narrow` (drawn in a side column): the button above the command, not beside it,
+    where a third of the column cut the button's label."""
     st.subheader("Export")
     if choices:
         label = st.radio("What to export", list(choices), key="export_choice", horizontal=True)
@@ -49,12 +50,12 @@ def export_panel(name: str, recipe: Recipe, choices: dict[str, Recipe] | None = 
     st.caption(f"{recipe.describe(state.label(name))}. The zip holds the model as {', '.join(NAMES[f] for f in formats)}, each loaded "
                "back and checked against the model, with `recipe.yaml` and the measured figures (`figures.json`); "
                "it is built when you press the button (a few seconds).")
-    left, right = st.columns([1, 2])
+    left, right = (st.container(), st.container()) if narrow else st.columns([1, 2])
     left.download_button("Download model (zip)", lambda: bundle(name, text), file_name=f"slimlab-{name}-{digest}.zip",
                          mime="application/zip", key=f"export_zip_{digest}", on_click="ignore", icon=":material/download:")
     model = " --model YOUR_MODEL_FILE" + (" --data YOUR_DATA.npz" if cache.sample(name).data.name == "upload" else "") \
         if U.is_upload(name) else ""  # the CLI reads the file itself: an upload's name means nothing outside this server
-    right.code(f"python -m slimcore apply --recipe recipe.yaml{model} --out export", language="bash")
+    right.code(f"python -m slimcore apply --recipe recipe.yaml{model} --out export", language="bash", wrap_lines=True)
     for fmt, why in missing.items():
         st.caption(f"No {NAMES[fmt]} file: {why}.")
     with st.expander("Recipe (YAML)"):

@@ -83,14 +83,15 @@ def neighbours(name: str) -> dict:
 def similarity(s: Any, m: Any) -> None:
     st.subheader("What its embeddings do")
     q = m.score.detail   # the original's own figures on the test split (slimcore.text.TextQuality)
-    st.metric("Paraphrase found (top-1)", f"{q.paraphrase_top1:.1%}",
-              help=f"Measured on {q.sentences} held-out test sentences: how often a sentence's nearest neighbour is "
-                   "its own paraphrase. The compression labs compare every compressed encoder with this original.")
     nb = neighbours(s.name)
     left, right = st.columns([3, 2])
+    right.metric("Paraphrase found (top-1)", f"{q.paraphrase_top1:.1%}",
+                 help=f"Measured on {q.sentences} held-out test sentences: how often a sentence's nearest neighbour is "
+                      "its own paraphrase. The compression labs compare every compressed encoder with this original.")
     left.plotly_chart(plots.similarity_heatmap(nb["sim"], nb["labels"], f"Cosine similarity of the first {SHOWN} "
                                                "test sentences (six paraphrase pairs)"), key="home_sim")
-    right.dataframe(pd.DataFrame(nb["rows"]), hide_index=True, height=460)
+    # full width, wrapped: in a side column a data grid cut every sentence and hid the columns after it
+    st.table(pd.DataFrame(nb["rows"]), hide_index=True)
 
 
 PANELS = {"classifier": Panel(classifier_card, gallery), "encoder": Panel(encoder_card, similarity)}

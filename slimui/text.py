@@ -9,7 +9,7 @@ from slimcore import Latency, serialized_bytes
 from slimcore import text as T
 
 from . import cache
-from .components import delta
+from .components import delta, metric_slots
 
 
 def is_text(s) -> bool:
@@ -59,7 +59,7 @@ def where(name: str, quick: bool = True) -> str:
 
 def show_quality(q: T.TextQuality, base: T.TextQuality, name: str, quick: bool = True, cols=None) -> None:
     """The five embedding-quality metrics, measured against the original encoder's embeddings."""
-    cols = cols if cols is not None else st.columns(5)
+    cols = cols if cols is not None else metric_slots(5)
     on = where(name, quick)
     cols[0].metric("Mean cosine to original", f"{q.mean_cosine:.4f}",
                    help=f"Measured: cosine similarity of each compressed embedding to the original's, averaged over {on}. "

@@ -37,7 +37,7 @@ def test_similarity_picture_is_the_encoders(at):
     # the first six test items are paraphrase groups: each sentence is most similar to its partner
     off = z - 2 * np.eye(12)
     assert all(off[i].argmax() == (i ^ 1) for i in range(12))
-    table = at.dataframe[-1].value
+    table = at.table[-1].value   # a table, wrapped: a data grid in a side column cut the sentences
     assert len(table) == 12 and table["is its paraphrase"].mean() > 0.8
 
 

@@ -8,7 +8,7 @@ from slimcore import plots
 from slimcore.families import family_of
 from slimui import cache, home, state
 from slimui import upload as up
-from slimui.components import Timed
+from slimui.components import Timed, metric_slots
 
 s, teacher = state.current()
 name = s.name
@@ -32,7 +32,7 @@ with state.friendly_errors():
 score, metric = m.score, m.score.metric
 rows = home.layer_rows(s, m)
 other = sum(r["parameters"] for r in rows if not r["compressed"])
-cols = st.columns(5)
+cols = metric_slots(5)
 cols[0].metric(metric.name[:1].upper() + metric.name[1:], metric.format(score.value),
                help=f"{metric.help} On {score.examples:,} held-out test examples." + (
                    "" if metric.percent else " The original against itself: the labs compare every compressed model "

@@ -9,7 +9,7 @@ from slimcore import pruning as P
 from slimcore.recipe import Recipe
 from slimui import state
 from slimui import pruning as ui
-from slimui.components import Timed, delta
+from slimui.components import Timed, delta, metric_slots
 from slimui.export import export_panel
 
 s, teacher = state.current()
@@ -33,7 +33,7 @@ if now.thin_note:
     st.warning(f"{now.thin_note.capitalize()}. Every other figure stands.")
 
 metric, unit = fam.metric, fam.unit_kinds.get(cfg.unit, "units").split(" (")[0]
-cols = st.columns(6 if cfg.structured and now.thin is not None else 5)
+cols = metric_slots(6 if cfg.structured and now.thin is not None else 5)
 cols[0].metric(metric.name.capitalize(), metric.format(now.score.value),
                **ui.score_delta(metric, now.score.value, base.score.value),
                help=f"{metric.help} {now.score}; change against the unpruned model.")

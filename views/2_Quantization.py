@@ -9,7 +9,7 @@ from slimcore.recipe import Int8Config, Recipe
 from slimui import state, urlstate
 from slimui import quant as ui
 from slimui import text_quant
-from slimui.components import Timed
+from slimui.components import Timed, metric_slots
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
 
@@ -84,7 +84,7 @@ st.markdown(f"**Fake quantization: simulated** — {cfg.describe()}; measured on
             "examples.")
 err = errors[layer]
 sqnr = "∞ dB (exact)" if math.isinf(err.sqnr_db) and err.sqnr_db > 0 else f"{err.sqnr_db:.1f} dB"
-cols = st.columns(5)
+cols = metric_slots(5)
 cols[0].metric(f"{metric.short.capitalize()} (simulated)", metric.format(score.value), **ui.score_delta(score, base),
                help=f"{metric.help} Of the fake-quantized model ({cfg.describe()}), on {score.examples:,} held-out "
                     "examples; change against fp32.")

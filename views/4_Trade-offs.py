@@ -45,7 +45,7 @@ URL.load()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
 methods = URL.default("tradeoff_methods") if teacher or len(methods_known) == 1 else c1.multiselect(
-    "Pruning methods", list(methods_known), format_func=P.METHODS.get, key="tradeoff_methods")
+    "Pruning methods", list(methods_known), format_func=P.METHODS.get, key="tradeoff_methods", wrap=True)
 structured = c2.toggle("Structured too", key="tradeoff_structured",
                        help=f"Add models with whole {structure} removed (structured: the tensors really shrink).")
 scope = URL.default("tradeoff_scope") if teacher else c3.radio(
@@ -56,10 +56,11 @@ granularity = URL.default("tradeoff_granularity") if teacher else c4.radio(
 if teacher:
     ratios, precisions = URL.default("tradeoff_ratios"), URL.default("tradeoff_precisions")
 else:
-    r1, r2 = st.columns(2)
-    ratios = r1.multiselect("Prune ratios", list(opts.ratios), key="tradeoff_ratios", format_func=lambda r: f"{r:.0%}")
+    r1, r2 = st.container(), st.container()   # full width: in half a column the chips of nine precisions were cut
+    ratios = r1.multiselect("Prune ratios", list(opts.ratios), key="tradeoff_ratios", format_func=lambda r: f"{r:.0%}",
+                            wrap=True)   # in a column the chips would scroll in one row: most of them out of sight
     precisions = r2.multiselect("Precisions", list(precisions_known), key="tradeoff_precisions",
-                                format_func=TR.precision_label)
+                                format_func=TR.precision_label, wrap=True)
 axis = st.radio(f"{metric.short.capitalize()} against", list(opts.axes), key="tradeoff_x", horizontal=True,
                 format_func={"size": "size", "latency": "latency (real fp32 models)", "MACs": "MACs"}.get)
 URL.save()
@@ -131,7 +132,8 @@ with right:
     URL.save()
     row = valid.set_index("config").loc[pick]
     d = st.columns(2)
-    d[0].metric(f"{metric.name.capitalize()} (measured)", metric.format(row.score), metric.delta(row.score, base_score))
+    d[0].metric(f"{metric.name.capitalize()} (measured)", metric.format(row.score),
+                **prune_ui.score_delta(metric, row.score, base_score))
     d[1].metric(f"Size ({row.size_label})", f"{row.size_bytes * scale:,.1f}{unit}",
                 f"{base.size_bytes / row.size_bytes:.1f}x smaller", delta_color="off", delta_arrow="off",
                 help=row.size_rule)
@@ -141,8 +143,8 @@ with right:
                     "compute them: every MAC of a masked layer, fewer when channels are removed.")
     if "latency" in opts.axes:
         lat = "not timed" if math.isnan(row.latency_ms) else f"{row.latency_ms:.3f} ms"
-        d[1].metric("Latency b=256 (measured)", lat, help=row.latency_label or "Choose the latency axis to time "
-                    "the real fp32 models.")
+        d[1].metric("Latency (measured)", lat, help="At batch 256. " + (row.latency_label or "Choose the latency "
+                    "axis to time the real fp32 models."))
     st.caption(f"Non-zero weights: {row.nonzeros:,} · {row.size_rule}.")
     b1, b2 = st.columns(2)
     recipe = Recipe.from_sweep_row(name, row, ui.GRANULARITIES[granularity])
@@ -158,7 +160,7 @@ with right:
         st.session_state.update(bit_width=int(row.bits), ternary=False, scheme="symmetric", granularity=granularity)
         st.switch_page("views/2_Quantization.py")
     if not teacher:
-        export_panel(name, recipe)
+        export_panel(name, recipe, narrow=True)
 with left:
     idx = {c: i for i, c in enumerate(shown.config)}
     labels = shown.size_label if axis == "size" else ["measured" if axis == "latency" else "counted"] * len(shown)

@@ -12,6 +12,7 @@ from slimcore import sensitivity as SE
 from slimcore.families import family_of
 from slimui import state, urlstate
 from slimui import tradeoffs as ui
+from slimui.pruning import score_delta
 from slimui.urlstate import Bool, Choice, Float, Int
 
 KINDS = {"prune": "pruning", "quantize": "quantization"}
@@ -147,7 +148,7 @@ m[0].metric("Drop, validation (measured)", ui.drop_text(metric, alloc.drop),
                  f"{metric.format(alloc.base_accuracy)}. The plan predicted {ui.drop_text(metric, alloc.predicted_drop)}"
                  f" (per-group drops added up); {alloc.tries} plan(s) measured until one met the budget.")
 m[1].metric(f"Test {metric.short} (measured)", metric.format(alloc.result.test_accuracy),
-            metric.delta(alloc.result.test_accuracy, alloc.base_test_accuracy),
+            **score_delta(metric, alloc.result.test_accuracy, alloc.base_test_accuracy),
             help=f"Held-out test split, never used to choose; original {metric.format(alloc.base_test_accuracy)}.")
 m[2].metric("Size (modelled)", f"{alloc.result.size_bytes / 1024:,.1f} KiB",
             f"{alloc.base_bytes / alloc.result.size_bytes:.2f}x smaller", delta_color="off", delta_arrow="off",
