@@ -22,6 +22,8 @@ with state.friendly_errors():
     with st.spinner("Pruning and measuring…"):
         now = ui.report(name, cfg)
     base = ui.original(name)
+    if panel.positions:   # a slow model: the other slider positions are prepared in the background
+        ui.prefetch(name, cfg, panel.positions)
 
 if now.emptied:
     st.warning(f"At this ratio every weight of {', '.join(now.emptied)} is removed: "
