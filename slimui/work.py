@@ -47,6 +47,14 @@ def results() -> store.Store:
         return _store
 
 
+def use_results(new: store.Store) -> store.Store:
+    """Make `new` the result store of this process; return the one it replaces (tests isolate themselves so)."""
+    global _store
+    with _store_lock:
+        old, _store = _store or store.Store(), new
+    return old
+
+
 @functools.lru_cache(maxsize=64)
 def model_hash(name: str) -> str:
     """The content hash of a model's weights (what its kept results are keyed by)."""

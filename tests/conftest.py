@@ -97,3 +97,17 @@ def sample(request) -> slimcore.Sample:
 @pytest.fixture(scope="session")
 def digits_cnn() -> slimcore.Sample:
     return slimcore.load_sample("digits-cnn")
+
+
+@pytest.fixture
+def fresh_results(tmp_path):
+    """This test's own result cache and job table: what it expects to compute (a button offering a scan) is not
+    found already computed by another test run before it in the same process."""
+    from slimcore import store
+    from slimui import work
+
+    before = work.use_results(store.Store(tmp_path / "results"))
+    work.clear()
+    yield
+    work.clear()
+    work.use_results(before)

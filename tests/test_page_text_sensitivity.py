@@ -10,6 +10,8 @@ from slimcore import text as T
 from slimcore import sensitivity as SE
 from tests.apptest_utils import run_link, array, figures
 
+pytestmark = pytest.mark.usefixtures("fresh_results")   # each test finds nothing computed before it
+
 PAGE = "views/5_Sensitivity.py"
 
 

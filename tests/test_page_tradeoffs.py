@@ -191,6 +191,7 @@ def test_every_sample_model_renders(name):
     assert {"tradeoff_chart", "tradeoff_reference"} <= set(figures(at))
 
 
+@pytest.mark.usefixtures("fresh_results")   # nothing found computed by another test
 def test_a_slow_family_offers_deep_compression_behind_its_button_and_draws_a_finished_run():
     """minilm: the section is there before any grid is built; a finished run (here, stage-like records in the shared
     store) is drawn in the family's units: MiB and mean cosine."""

@@ -86,6 +86,7 @@ def test_fake_quant_and_sparse_points_are_modelled(s):
                            s.model.encoder.layer[0].intermediate.dense.weight)
 
 
+@pytest.mark.usefixtures("fresh_results")   # the grid is not found built by another test
 def test_page_builds_a_grid_and_inspects_a_point():
     at = app("views/4_Trade-offs.py", timeout=300)
     at.session_state["model_name"] = "minilm"
