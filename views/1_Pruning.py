@@ -7,7 +7,7 @@ import slimcore
 from slimcore import plots
 from slimcore import pruning as P
 from slimcore.recipe import Recipe
-from slimui import state
+from slimui import state, work
 from slimui import pruning as ui
 from slimui.components import Timed, delta, metric_slots
 from slimui.export import export_panel
@@ -19,7 +19,7 @@ st.title(panel.title)
 st.caption(panel.caption)
 with state.friendly_errors():
     cfg = panel.controls(s, teacher)
-    with st.spinner("Pruning and measuring…"):
+    with work.spinner("Pruning and measuring", "prune_report", name):
         now = ui.report(name, cfg)
     base = ui.original(name)
     if panel.positions:   # a slow model: the other slider positions are prepared in the background
@@ -121,9 +121,9 @@ def timing_table(lat: dict) -> None:
                      now.thin.params, now.thin.nonzeros, now.thin.size_bytes, now.thin.score.value))
     timed.show(pd.DataFrame([{
         "model": label, "parameters": params, "non-zeros": nonzeros, "size (measured)": ui.size(size_bytes),
-        f"{metric.short}": metric.format(value), f"latency b={small}, ms": round(lat[key][small].median_ms, 3),
-        f"latency b={large}, ms": round(lat[key][large].median_ms, 3),
-        f"b={large} spread (IQR), ms": round(lat[key][large].iqr_ms, 3),
+        f"{metric.short}": metric.format(value), f"b={small}, ms": round(lat[key][small].median_ms, 3),
+        f"b={large}, ms": round(lat[key][large].median_ms, 3),
+        f"IQR b={large}, ms": round(lat[key][large].iqr_ms, 3),
         f"speed-up b={large}": round(lat["original"][large].median_ms / lat[key][large].median_ms, 2)}
         for label, key, params, nonzeros, size_bytes, value in rows]))
     ref = lat["original"][large]
@@ -135,7 +135,8 @@ def timing_table(lat: dict) -> None:
     if "thin" in speed:
         parts.append(f"the model with {unit} removed runs at **{speed['thin']:.2f}x** "
                      f"({' / '.join(map(str, now.thin.units.values()))} {unit} kept per layer: it is really smaller)")
-    timed.explain(f"At batch {large} " + ", while ".join(parts) + f". Latency: median of up to {ref.repeats} timed "
+    timed.explain(f"At batch {large} " + ", while ".join(parts) + ". Latency (b = batch size, in ms): median of up to "
+                  f"{ref.repeats} timed "
                   f"runs after {ref.warmup} warm-up each, the models timed in turn on real held-out inputs, "
                   f"{ref.threads} thread(s), on this server's CPU; the original's spread (IQR) was "
                   f"{ref.iqr_ms / ref.median_ms:.0%} of its median, so smaller differences are noise.",

@@ -6,7 +6,7 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore.recipe import Int8Config, Recipe
-from slimui import state, urlstate
+from slimui import state, urlstate, work
 from slimui import quant as ui
 from slimui import text_quant
 from slimui.components import Timed, metric_slots
@@ -66,7 +66,8 @@ URL.save()
 with state.friendly_errors():
     cfg = ui.config(bits, ternary, scheme, granularity, target, act_bits, calibration, rounding)
     base = ui.original(name)
-    now = ui.variant(name, ui.key(cfg))
+    with work.spinner("Quantizing and measuring", "quant_variant", name):
+        now = ui.variant(name, ui.key(cfg))
     errors = {e.name: e for e in now["errors"]}
     layer = st.session_state.get("quant_layer", layers[0])
     if layer not in layers:  # another model's layer, kept from before a model switch
