@@ -38,7 +38,7 @@ from . import data
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 FORMAT = 1
-MAX_FILE_BYTES = 64 * 2**20     # a larger file is not read at all
+MAX_FILE_BYTES = 256 * 2**20    # a larger file is not read at all (a MiniLM student's weights: ~90 MB as text)
 ARRAY_DTYPES = {"bool", "int8", "uint8", "int16", "int32", "int64", "float16", "float32", "float64"}
 
 

@@ -28,7 +28,7 @@ from slimcore import text as T
 from slimcore import text_distill as TD
 from slimcore.families import Family, Score, family_of
 
-from . import cache, state, urlstate
+from . import cache, state, urlstate, work
 from . import text as text_ui
 from .components import Timed, delta
 from .urlstate import Choice, Float, Int
@@ -86,21 +86,35 @@ def _bytes(run: Run) -> int:
 
 
 class RunStore:
-    """Finished runs by key, shared by all sessions, least recently used out beyond `limit` runs or `max_bytes`."""
+    """Finished runs by key, shared by all sessions, least recently used out beyond `limit` runs or `max_bytes`.
+    With `load` and `save`, a run is also kept beyond the process (the result cache on disk: a restarted server has
+    the students trained before it)."""
 
-    def __init__(self, limit: int = 128, max_bytes: int = STORE_BYTES) -> None:
+    def __init__(self, limit: int = 128, max_bytes: int = STORE_BYTES,
+                 load: Callable[[RunKey], Run | None] | None = None,
+                 save: Callable[[RunKey, Run], None] | None = None) -> None:
         self._runs: OrderedDict[RunKey, Run] = OrderedDict()
         self._lock = threading.Lock()
         self.limit, self.max_bytes = limit, max_bytes
+        self.load, self.save = load, save
 
     def get(self, key: RunKey) -> Run | None:
         with self._lock:
             run = self._runs.get(key)
             if run is not None:
                 self._runs.move_to_end(key)
-            return run
+                return run
+        run = self.load(key) if self.load is not None else None
+        if run is not None:
+            self._keep(key, run)
+        return run
 
     def put(self, key: RunKey, run: Run) -> None:
+        if self.save is not None and not run.result.cancelled:
+            self.save(key, run)
+        self._keep(key, run)
+
+    def _keep(self, key: RunKey, run: Run) -> None:
         with self._lock:
             self._runs[key] = run
             self._runs.move_to_end(key)
@@ -114,9 +128,32 @@ class RunStore:
             return [(k, r) for k, r in self._runs.items() if k.teacher == teacher]
 
 
+def _save_run(key: RunKey, run: Run) -> None:
+    r = run.result
+    work.keep("distill_run", key.teacher, key.cfg,
+              {"state": dict(r.student.state_dict()), "history": r.history, "before": r.before, "examples": r.examples,
+               "teacher_seconds": r.teacher_seconds, "seconds": r.seconds, "test": run.test}, r.seconds)
+
+
+def _load_run(key: RunKey) -> Run | None:
+    """A run kept on disk, its student rebuilt from the teacher as training built it and given the kept weights."""
+    kept = work.find("distill_run", key.teacher, key.cfg)
+    if kept is None:
+        return None
+    s = cache.sample(key.teacher)
+    try:
+        student = family_of(s).student(s.model, key.cfg)
+        student.load_state_dict(kept["state"], strict=True)
+    except (RuntimeError, KeyError, ValueError):   # not this student's weights: train again
+        return None
+    student.eval().requires_grad_(False)
+    return Run(D.DistillResult(key.cfg, student, tuple(kept["history"]), False, kept["before"], kept["examples"],
+                               kept["teacher_seconds"], kept["seconds"]), kept["test"])
+
+
 @st.cache_resource
 def store() -> RunStore:
-    return RunStore()
+    return RunStore(load=_load_run, save=_save_run)
 
 
 @st.cache_resource(show_spinner="Embedding the held-out test data with the teacher…", max_entries=8)

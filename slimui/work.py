@@ -81,6 +81,12 @@ def origin(kind: str, name: str, setting: Any) -> str:
     return f"computed in {prov['seconds']:.1f} s and kept in the result cache"
 
 
+def find(kind: str, name: str, setting: Any) -> Any | None:
+    """A result kept on disk for this key, or None (absent, or not to be trusted)."""
+    hit = results().get(kind, model_hash(name), setting)
+    return None if hit is None else hit[0]
+
+
 def keep(kind: str, name: str, setting: Any, value: Any, seconds: float = 0.0) -> None:
     """Keep a result computed as part of another (a curve's points), as kept() would have."""
     results().put(kind, model_hash(name), setting, value, seconds)

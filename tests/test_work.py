@@ -30,8 +30,27 @@ def test_an_encoders_slider_positions_are_prepared_as_the_page_computes_them():
 
     name = "minilm"
     cfg = replace(TP.config(0.3, "heads"), method="l1", scope="layer")
-    ui.prefetch(name, cfg, (0.25, 0.3))
-    for r in (0.25, 0.3):
+    ui.prefetch(name, cfg, (0.25, 0.3, 0.35))   # the other positions (the page computes its own)
+    assert not work.on_disk("prune_report", name, cfg)
+    for r in (0.25, 0.35):
         c = replace(cfg, amount=r)
         assert work.on_disk("prune_report", name, c)
         assert ui.report(name, c).score == ui.result(name, c)[0].score
+
+
+@pytest.mark.usefixtures("fresh_results")
+def test_a_trained_student_is_kept_on_disk_and_comes_back_the_same():
+    import torch
+
+    from slimcore import distillation as D
+    from slimui import distill as ui
+
+    key = ui.run_key("digits-mlp", D.DistillConfig(temperature=4.0, alpha=0.5, epochs=1, seed=0))
+    run = ui.train(key)
+    assert work.on_disk("distill_run", "digits-mlp", key.cfg)
+    again = ui.RunStore(load=ui.store().load).get(key)   # a new process's store: from disk, not from memory
+    assert again is not None and again is not run
+    x = ui.cache.sample("digits-mlp").test.x[:64]
+    assert torch.equal(again.student(x), run.student(x))
+    assert again.test == run.test and again.history == run.history and not any(
+        p.requires_grad for p in again.student.parameters())
