@@ -74,10 +74,21 @@ def report(name: str, cfg: P.PruneConfig) -> P.PruneReport:
     return work.kept("prune_report", name, cfg, lambda: result(name, cfg)[0])
 
 
+def positions(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
+    """Every slider position's report of this setting, now (what prefetch does in the background, as one piece of
+    work: the warm-up's)."""
+    for r in ratios:
+        c = replace(cfg, amount=r)
+        work.kept("prune_report", name, c, lambda c=c: _evaluate(name, c)[0])
+
+
 def prefetch(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
     """The reports of every slider position of this setting, computed in the background (after what visitors wait
     for; the nearest positions first, one job each, so a visitor's job never waits long behind them) and kept on
-    disk, so that moving the slider of a slow model reads its figures instead of computing them."""
+    disk, so that moving the slider of a slow model reads its figures instead of computing them. Not in inline mode
+    (the tests): speculative work shows nothing, and there it would run in the page."""
+    if work.worker().inline:
+        return
     for r in sorted(ratios, key=lambda r: abs(r - cfg.amount)):
         c = replace(cfg, amount=r)
         if c != cfg and not work.on_disk("prune_report", name, c):

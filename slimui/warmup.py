@@ -17,6 +17,7 @@ from typing import Callable
 import streamlit as st
 
 import slimcore
+from slimcore import distillation as D
 from slimcore import pruning as P
 from slimcore import sensitivity as SE
 from slimcore import text_prune as TP
@@ -24,6 +25,7 @@ from slimcore import tradeoffs as core
 from slimcore.families import family_of
 
 from . import cache, home, work
+from . import distill as distill_ui
 from . import pruning as prune_ui
 from . import quant as quant_ui
 from . import tradeoffs as trade_ui
@@ -58,6 +60,16 @@ def scan_default(name: str) -> SE.ScanConfig:
     return SE.ScanConfig("prune", settings, "l1", trade_ui.GRANULARITIES[next(iter(trade_ui.GRANULARITIES))], False)
 
 
+def distill_default(name: str) -> D.DistillConfig:
+    """The Distillation page's setting on a first visit: the family's defaults, the student as its control rounds it."""
+    s = cache.sample(name)
+    d = family_of(s).distill_defaults
+    if family_of(s).name == "encoder":
+        from slimcore import text_distill as TD
+        return replace(d, student=TD.share(s.model, TD.student_layers(s.model, d.student)))
+    return d
+
+
 def _page_path(name: str) -> None:
     """What the pages compute in their own run on a first visit, cached in memory for every session."""
     s = cache.sample(name)
@@ -78,6 +90,16 @@ def _page_path(name: str) -> None:
     quant_ui.layer_detail(name, quant_ui.key(q), layers[0])
     trade_ui.base_score(name, "quick")
     trade_ui.base_score(name, trade_ui.SPLIT)
+    d = distill_default(name)
+    if fam.name == "encoder":   # the Distillation page's picture of the default student
+        distill_ui.student_card(name, d.student)
+        distill_ui.teacher_card(name)
+        distill_ui.first_batch(name, d.seed, d.batch_size)
+        distill_ui.untrained_rows(name, d.student, d.seed, d.batch_size)
+    else:
+        distill_ui.teacher_logits(name)
+        for width in D.WIDTHS:
+            distill_ui.student_params(name, width)
 
 
 def _jobs(name: str) -> list[tuple[str, Callable[[], object]]]:
@@ -111,6 +133,10 @@ def _jobs(name: str) -> list[tuple[str, Callable[[], object]]]:
         ("sensitivity scan", lambda: work.submit(trade_ui.scan_key(name, scan), lambda p: trade_ui.scan(name, scan, p),
                                                  "Scanning the groups", f"scan|{name}", priority=WARM)),
     ]
+    if panel.positions:   # a slow model: every position of the Pruning slider, as its page would prepare them
+        steps.append(("slider positions", lambda: work.submit(
+            f"warm_positions|{name}|{base}", lambda p: prune_ui.positions(name, cfg, panel.positions),
+            "Preparing every slider position", f"warm_positions|{name}", priority=WARM)))
     if small:
         amount, bits = opts.pipeline.amount, opts.pipeline.default_bits
         steps += [

@@ -30,7 +30,14 @@ def test_an_encoders_slider_positions_are_prepared_as_the_page_computes_them():
 
     name = "minilm"
     cfg = replace(TP.config(0.3, "heads"), method="l1", scope="layer")
-    ui.prefetch(name, cfg, (0.25, 0.3, 0.35))   # the other positions (the page computes its own)
+    w = work.worker()
+    w.inline = False                             # as served: in the background
+    try:
+        ui.prefetch(name, cfg, (0.25, 0.3, 0.35))   # the other positions (the page computes its own)
+        for r in (0.25, 0.35):
+            assert w.get(f"prune_prefetch|{name}|{replace(cfg, amount=r)}").wait(300)
+    finally:
+        w.inline = True
     assert not work.on_disk("prune_report", name, cfg)
     for r in (0.25, 0.35):
         c = replace(cfg, amount=r)
