@@ -26,7 +26,7 @@ def plan(recipe: Recipe) -> tuple[list[str], dict[str, str]]:
     return list(E.FORMATS), {}
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=2)   # a MiniLM bundle holds the model three times: ~250 MB
 def bundle(name: str, recipe_json: str) -> bytes:
     """The zip of an applied recipe: every exported file, recipe.yaml and figures.json (figures measured anew)."""
     s = cache.sample(name)

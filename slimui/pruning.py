@@ -129,7 +129,7 @@ def masks(name: str, cfg: P.PruneConfig) -> P.Masks:
     return keep
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
+@st.cache_data(show_spinner=False, max_entries=24)   # a MiniLM layer's kept weights: ~3 MB an entry
 def layer(name: str, cfg: P.PruneConfig, layer_name: str, crop: tuple[int, int] | None = None) -> dict:
     """One layer's kept weights, its mask (or its top-left `crop` corner), the share removed and the magnitude cut."""
     model = cache.sample(name).model

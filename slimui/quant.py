@@ -145,7 +145,7 @@ def variant(name: str, cfg_key: str) -> dict:
     return work.kept("quant_variant", name, cfg_key, compute)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner=False, max_entries=24)   # a MiniLM layer's weights and codes: ~9 MB an entry
 def layer_detail(name: str, cfg_key: str, layer: str) -> dict:
     """One layer's fp32 weights, quantized weights, grid levels (of the widest channel when per channel) and step."""
     cfg = _cfg(cfg_key)
