@@ -24,6 +24,7 @@ def test_a_quantization_curve_prepares_every_bit_width_of_the_slider():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("fresh_results")   # nothing found prepared by another test
 def test_an_encoders_slider_positions_are_prepared_as_the_page_computes_them():
     from slimcore import text_prune as TP
     from slimui import pruning as ui
