@@ -176,28 +176,11 @@ def curve_now(name: str, cfg_key: str) -> dict:
         points = q.quality_by_bits(s.model, scorer(name), cfg, CURVE_BITS, calib, layers(name))
         tern = scorer(name)(q.quantize(s.model, config=replace(cfg, ternary=True), calibration=calib,
                                        layers=layers(name)))
-        for p in points:   # the same evaluation as fake_score's: kept for the slider
+        for p in points:   # the same evaluation as fake_score's: kept, and the slider's other figures prepared
             work.keep("fake_score", name, (key(p.config), SPLIT), p.score)
+            variant(name, key(p.config))
         return {"bits": [p.bits for p in points], "scores": [p.score for p in points], "ternary": tern}
     return work.kept("quant_curve", name, cfg, compute)
-
-
-def bit_widths(name: str, cfg: q.QuantConfig) -> None:
-    """Every bit width's figures of this setting, now (the warm-up's one piece of work for a slow model)."""
-    for b in CURVE_BITS:
-        variant(name, key(replace(cfg, bits=b, ternary=False)))
-
-
-def prefetch(name: str, cfg: q.QuantConfig) -> None:
-    """The figures of the slider's other bit widths at this setting, prepared in the background (nearest first, one
-    job each, after what visitors wait for) and kept on disk: a move then reads them. Not in inline mode (tests)."""
-    if work.worker().inline:
-        return
-    for b in sorted(CURVE_BITS, key=lambda b: abs(b - cfg.bits)):
-        k = key(replace(cfg, bits=b, ternary=False))
-        if k != key(cfg) and not work.on_disk("quant_variant", name, k):
-            work.submit(f"quant_prefetch|{name}|{k}", lambda progress, k=k: variant(name, k),
-                        "Preparing another bit width", "quant_prefetch", priority=work.PREFETCH, keep=64)
 
 
 def curve_key(cfg: q.QuantConfig) -> str:

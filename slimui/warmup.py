@@ -133,10 +133,6 @@ def _jobs(name: str) -> list[tuple[str, Callable[[], object]]]:
         ("sensitivity scan", lambda: work.submit(trade_ui.scan_key(name, scan), lambda p: trade_ui.scan(name, scan, p),
                                                  "Scanning the groups", f"scan|{name}", priority=WARM)),
     ]
-    if panel.positions:   # a slow model: every bit width of the Quantization slider, as its page would prepare them
-        steps.append(("bit widths", lambda: work.submit(
-            f"warm_bits|{name}|{quant_ui.key(q)}", lambda p: quant_ui.bit_widths(name, q),
-            "Preparing every bit width", f"warm_bits|{name}", priority=WARM)))
     if panel.positions:   # a slow model: every position of the Pruning slider, as its page would prepare them
         steps.append(("slider positions", lambda: work.submit(
             f"warm_positions|{name}|{base}", lambda p: prune_ui.positions(name, cfg, panel.positions),

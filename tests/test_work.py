@@ -17,6 +17,7 @@ def test_a_quantization_curve_prepares_every_bit_width_of_the_slider():
     for bits, point in zip(line["bits"], line["scores"]):
         slider = ui.config(bits, False, "symmetric", "per tensor", ui.TARGETS[0])   # as the page builds it
         assert work.on_disk("fake_score", name, (ui.key(slider), ui.SPLIT))
+        assert work.on_disk("quant_variant", name, ui.key(slider))
         assert ui.fake_score(name, ui.key(slider)) == point
         direct = ui.scorer(name)(Q.quantize(ui.cache.sample(name).model, config=slider, layers=ui.layers(name)))
         assert direct.value == point.value

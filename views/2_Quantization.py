@@ -68,8 +68,6 @@ with state.friendly_errors():
     base = ui.original(name)
     with work.spinner("Quantizing and measuring", "quant_variant", name):
         now = ui.variant(name, ui.key(cfg))
-    if panel:   # a slow model: the slider's other bit widths are prepared in the background
-        ui.prefetch(name, cfg)
     errors = {e.name: e for e in now["errors"]}
     layer = st.session_state.get("quant_layer", layers[0])
     if layer not in layers:  # another model's layer, kept from before a model switch
