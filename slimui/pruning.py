@@ -4,6 +4,7 @@ encoder's single weights / FFN neurons / heads and its map of the units kept). E
 nothing here mutates a cached model."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -87,7 +88,7 @@ def prefetch(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
     for; the nearest positions first, one job each, so a visitor's job never waits long behind them) and kept on
     disk, so that moving the slider of a slow model reads its figures instead of computing them. Not in inline mode
     (the tests): speculative work shows nothing, and there it would run in the page."""
-    if work.worker().inline:
+    if work.worker().inline or os.environ.get("SLIMLAB_PREFETCH") == "0":
         return
     for r in sorted(ratios, key=lambda r: abs(r - cfg.amount)):
         c = replace(cfg, amount=r)

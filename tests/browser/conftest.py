@@ -43,7 +43,8 @@ class Served:
         port = _free_port()
         self.log = Path(tempfile.gettempdir()) / f"slimlab-streamlit-{port}.log"   # outside the checkout
         env = {k: v for k, v in os.environ.items() if k != "SLIMLAB_JOBS"}   # slow work in the background
-        env |= {"SLIMLAB_RESULTS": str(results), "SLIMLAB_WARMUP": "1" if warmup else "0"}
+        # No speculative slider positions on a test server: on 2 cores they starve the next tests' pages.
+        env |= {"SLIMLAB_RESULTS": str(results), "SLIMLAB_WARMUP": "1" if warmup else "0", "SLIMLAB_PREFETCH": "0"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
              "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
