@@ -3,15 +3,15 @@ keeps torch.fx tracing apart from every other forward pass.
 
 A page submits a job under a key (what decides its result); the same key submitted again, by any session, is the
 same job: it runs once and its result is kept (the most recent ones, a bounded number per kind). The worker runs one
-job at a time, the highest priority first (a visitor's page before the warm-up), and waits for running pages to
-finish before it starts one, so its work does not slow a slider's rerun. Each kind of job remembers how long it took,
+job at a time, the highest priority first (a visitor's page before the warm-up; among a visitor's jobs, those a page
+still watches before those of pages left behind), and waits for running pages to finish before it starts one, so its
+work does not slow a slider's rerun. Each kind of job remembers how long it took,
 so a page can say how long the next one is expected to take.
 
 Inline mode (SLIMLAB_JOBS=inline: the AppTest tests) runs a job in the caller as it is submitted."""
 from __future__ import annotations
 
 import ctypes
-import heapq
 import itertools
 import logging
 import os
@@ -99,6 +99,8 @@ class Job:
     error: str = ""
     progress: tuple[int, int] | None = None
     submitted: float = field(default_factory=time.monotonic)
+    asked: float = field(default_factory=time.monotonic)   # when a page last asked for it or watched it
+    order: int = 0                   # submission order: first come, first served among equals
     started: float | None = None
     finished: float | None = None
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -135,19 +137,21 @@ def _seconds(s: float) -> str:
 
 
 class Worker:
-    """One background thread that runs submitted jobs, the highest priority first, one at a time. A visitor's job
-    waits for running pages to finish (at most `yield_to_pages` seconds); speculative work (the warm-up, slider
-    positions prepared ahead) waits as long as any page runs."""
+    """One background thread that runs submitted jobs, the highest priority first, one at a time. Among a visitor's
+    jobs, those a page still watches (asked for or polled within `watched` seconds) go before those of pages the
+    visitor has left, so the page on the screen is not kept waiting by the one before it. A visitor's job waits for
+    running pages to finish (at most `yield_to_pages` seconds); speculative work (the warm-up, slider positions
+    prepared ahead) waits as long as any page runs."""
 
     def __init__(self, inline: bool | None = None, keep: int = 256, yield_to_pages: float = 3.0,
-                 urgent: int = VISITOR) -> None:
+                 urgent: int = VISITOR, watched: float = 3.0) -> None:
         self.inline = os.environ.get("SLIMLAB_JOBS") == "inline" if inline is None else inline
-        self.keep, self.yield_to_pages = keep, yield_to_pages
+        self.keep, self.yield_to_pages, self.watched = keep, yield_to_pages, watched
         self.urgent = urgent   # jobs of this priority or more (a visitor's) run after pages finish, or 3 s at most;
                                # the others (warm-up, prefetch) only while no page runs
         self._lock = threading.Condition()
         self._jobs: OrderedDict[str, Job] = OrderedDict()       # every job known, oldest first
-        self._queue: list[tuple[int, int, str]] = []           # (-priority, order, key)
+        self._queued: set[str] = set()                         # keys of the jobs waiting to run
         self._order = itertools.count()
         self._durations: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=5))
         self._kept: dict[str, int] = {}                        # results kept per kind (default: keep)
@@ -162,16 +166,15 @@ class Worker:
             job = self._jobs.get(key)
             if job is not None and not (retry and job.state == "failed"):
                 self._jobs.move_to_end(key)
-                if job.state == "queued" and priority > job.priority:   # asked for by a visitor: sooner
-                    job.priority = priority
-                    heapq.heappush(self._queue, (-priority, next(self._order), key))
+                job.asked = time.monotonic()
+                job.priority = max(job.priority, priority)   # asked for by a visitor: sooner
                 return job
-            job = Job(key, kind, what, fn, priority, self.estimate(kind) or guess)
+            job = Job(key, kind, what, fn, priority, self.estimate(kind) or guess, order=next(self._order))
             self._jobs[key] = job
             if keep is not None:
                 self._kept[kind] = keep
             if not self.inline:
-                heapq.heappush(self._queue, (-priority, next(self._order), key))
+                self._queued.add(key)
                 self._start()
                 self._lock.notify_all()
         if self.inline:
@@ -190,6 +193,14 @@ class Worker:
     def get(self, key: str) -> Job | None:
         with self._lock:
             return self._jobs.get(key)
+
+    def watch(self, key: str) -> Job | None:
+        """The job under `key`, noted as still watched by a page (its placeholder polls it)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None:
+                job.asked = time.monotonic()
+            return job
 
     def forget(self, key: str) -> None:
         """Drop a finished job, so the next submit computes it afresh (Time again)."""
@@ -229,15 +240,23 @@ class Worker:
             self._thread = threading.Thread(target=self._loop, name="slimlab-worker", daemon=True)
             self._thread.start()
 
+    def _rank(self, job: Job, now: float) -> tuple[int, bool, int]:
+        """Higher runs first: the priority, then whether a page still watches a visitor's job, then the oldest."""
+        watched = job.priority >= self.urgent and now - job.asked <= self.watched
+        return job.priority, watched, -job.order
+
+    def _first(self) -> Job | None:
+        """The queued job to run next (under the lock)."""
+        self._queued = {k for k in self._queued if k in self._jobs and self._jobs[k].state == "queued"}
+        now = time.monotonic()
+        return max((self._jobs[k] for k in self._queued), key=lambda j: self._rank(j, now), default=None)
+
     def _next(self) -> Job:
         with self._lock:
-            while True:
-                while self._queue:
-                    _, _, key = heapq.heappop(self._queue)
-                    job = self._jobs.get(key)
-                    if job is not None and job.state == "queued":
-                        return job
+            while (job := self._first()) is None:
                 self._lock.wait()
+            self._queued.discard(job.key)
+            return job
 
     def _loop(self) -> None:
         while True:
@@ -251,12 +270,12 @@ class Worker:
 
     def _more_urgent(self, priority: int) -> bool:
         with self._lock:
-            return any(-p > priority and self._jobs.get(k) is not None and self._jobs[k].state == "queued"
-                       for p, _, k in self._queue)
+            first = self._first()
+            return first is not None and first.priority > priority
 
     def _requeue(self, job: Job) -> None:
         with self._lock:
-            heapq.heappush(self._queue, (-job.priority, next(self._order), job.key))
+            self._queued.add(job.key)
 
     def _run(self, job: Job) -> None:
         job.state, job.started = "running", time.monotonic()

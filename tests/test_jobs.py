@@ -51,6 +51,21 @@ def test_a_queued_job_asked_for_again_with_priority_moves_up():
     assert w.get("a").wait(5) and order == ["b", "a"]
 
 
+def test_the_page_still_watched_goes_before_a_page_left_behind():
+    w, order = J.Worker(inline=False, watched=0.3), []
+    block = threading.Event()
+    w.submit("first", lambda p: block.wait(5), "blocking", priority=J.VISITOR)
+    time.sleep(0.1)
+    for key in ("left", "shown", "also shown"):
+        w.submit(key, lambda p, key=key: order.append(key), key, priority=J.VISITOR)
+    time.sleep(0.4)                     # nobody polls them any more...
+    w.watch("shown")                    # ...but the page on the screen polls its placeholders
+    w.submit("also shown", None, "also shown", priority=J.VISITOR)   # and asks again in its rerun
+    w.submit("warm", lambda p: order.append("warm"), "warm", priority=0)
+    block.set()
+    assert w.get("warm").wait(5) and order == ["shown", "also shown", "left", "warm"]
+
+
 def test_a_failure_is_said_and_retried_only_when_asked():
     w, calls = J.Worker(inline=True), []
 
