@@ -27,8 +27,8 @@ class Timed:
     the note says what is being timed and how long it is expected to take, and the page is drawn again when it is.
 
         timed = Timed("prune_retime", teacher)
-        timed.measure("Timing the models side by side", name, f"prune|{name}|{cfg}", lambda: time_them(name, cfg),
-                      lambda lat: draw_table(lat))
+        timed.measure(timing_task("Timing the models side by side", name, f"prune|{name}|{cfg}",
+                                  lambda: time_them(name, cfg)), lambda lat: draw_table(lat))
     """
 
     def __init__(self, key: str, teacher: bool, table: bool = True) -> None:
@@ -38,15 +38,13 @@ class Timed:
         self.button = not teacher
         self.again = self.button and st.button("Time again", key=key, help=RETIME_HELP)
 
-    def measure(self, what: str, name: str, key: str, timing: Callable[[], T], draw: Callable[[T], None],
-                guess: float = 3.0) -> T | None:
-        """Time models of sample `name` in the background under `key` (what decides the models timed); draw the
-        result when it is there (then return it), else show what is being timed, and return None."""
-        key = f"timing|{key}"
+    def measure(self, task: work.Task, draw: Callable[[T], None]) -> T | None:
+        """Time models in the background (a `timing_task`); draw the result when it is there (then return it), else
+        show what is being timed, and return None."""
         if self.again:
-            work.forget(key)
+            work.forget(task.key)
         with self.slot:
-            lat = work.later(key, lambda progress: timing(), what, "timing", name, guess=guess, keep=64)
+            lat = work.later(task)
         if lat is not None:
             draw(lat)
         return lat
@@ -64,6 +62,12 @@ class Timed:
             self.warning.warning(NOISY + (" Press **Time again**." if self.button else ""))
         else:
             self.warning.empty()
+
+
+def timing_task(what: str, name: str, key: str, timing: Callable[[], T], guess: float = 3.0) -> work.Task:
+    """The task that times models of sample `name` (under `key`: what decides the models timed) for a Timed block;
+    the most recent 64 timings are kept."""
+    return work.Task(f"timing|{key}", lambda progress: timing(), what, "timing", name, guess=guess, keep=64)
 
 
 def metric_slots(n: int, per_row: int = 4) -> list:

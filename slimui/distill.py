@@ -30,7 +30,7 @@ from slimcore.families import Family, Score, family_of
 
 from . import cache, state, urlstate, work
 from . import text as text_ui
-from .components import Timed, delta
+from .components import Timed, delta, timing_task
 from .urlstate import Choice, Float, Int
 
 GRID = D.GRID                  # classifier temperatures of the accuracy-against-temperature grid
@@ -579,8 +579,9 @@ def comparison(s, key: RunKey, teacher: bool) -> Callable[[], None]:
 def _fill(s, key: RunKey, timed: Timed) -> None:
     fam = family_of(s)
     with state.friendly_errors():
-        timed.measure("Timing teacher and student side by side", s.name, f"distill|{key}", lambda: compare(key),
-                      lambda result: _show(s, timed, *result), guess=3.0 if fam.name == "classifier" else 15.0)
+        timed.measure(timing_task("Timing teacher and student side by side", s.name, f"distill|{key}",
+                                  lambda: compare(key), guess=3.0 if fam.name == "classifier" else 15.0),
+                      lambda result: _show(s, timed, *result))
 
 
 def _show(s, timed: Timed, rows: list[dict], noisy: bool) -> None:

@@ -14,7 +14,8 @@ import streamlit as st
 from slimcore import plots
 from slimcore import text as T
 
-from . import cache
+from . import cache, work
+from .components import timing_task
 
 SHOWN = 12  # sentences in the similarity picture: the first six paraphrase pairs of the test split
 
@@ -122,3 +123,9 @@ def layer_rows(s: Any, m: Any) -> list[dict]:
 def size_text(size: int) -> str:
     """Bytes as the home writes them: KiB below 10 MiB, MiB above."""
     return f"{size / 1024:,.1f} KiB" if size < 10 * 2**20 else f"{size / 2**20:,.1f} MiB"
+
+
+def timing(name: str) -> work.Task:
+    """The Home page's timed block: the model at batch 1 and at its family's large batch (cache.baseline_latency)."""
+    return timing_task("Timing the model at batch 1 and a large batch", name, f"baseline|{name}",
+                       lambda: cache.baseline_latency(name))

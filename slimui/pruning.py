@@ -23,7 +23,7 @@ from slimcore.families import Family, Metric, Score, family_of
 
 from . import cache, state, urlstate, work
 from . import text as text_ui
-from .components import delta
+from .components import delta, timing_task
 from .urlstate import Bool, Choice, Float, Int
 
 CALIBRATION = P.CALIBRATION            # training examples that Taylor importance is computed on
@@ -93,9 +93,15 @@ def prefetch(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
     for r in sorted(ratios, key=lambda r: abs(r - cfg.amount)):
         c = replace(cfg, amount=r)
         if c != cfg and not work.on_disk("prune_report", name, c):
-            work.submit(f"prune_prefetch|{name}|{c}", lambda progress, c=c: work.kept(
+            work.submit(work.Task(f"prune_prefetch|{name}|{c}", lambda progress, c=c: work.kept(
                 "prune_report", name, c, lambda: _evaluate(name, c)[0]),   # its figures only: no models kept
-                "Preparing another slider position", f"prune_prefetch|{name}", priority=work.PREFETCH, keep=64)
+                "Preparing another slider position", "prune_prefetch", name, keep=64), priority=work.PREFETCH)
+
+
+def positions_task(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> work.Task:
+    """Every slider position of a setting in one job (the warm-up's: positions())."""
+    return work.Task(f"warm_positions|{name}|{replace(cfg, amount=0.0)}", lambda progress: positions(name, cfg, ratios),
+                     "Preparing every slider position", "warm_positions", name)
 
 
 @dataclass(frozen=True)
@@ -149,13 +155,17 @@ def weights(name: str, layer_name: str) -> np.ndarray:
 def curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score] | None:
     """One-shot quality at each ratio for a setting (its own ratio aside: computed once per model and method, kept on
     disk), without fine-tuning; computed in the background: None, with a placeholder drawn, until it is there."""
-    base = replace(cfg, amount=0.0)
-    qs = work.later(f"prune_curve|{name}|{base}|{ratios}", lambda progress: curve_now(name, base, ratios),
-                    "Computing the quality curve (once per model and method)", "prune_curve", name,
-                    guess=2.0 if family(name).name == "classifier" else 20.0)
+    qs = work.later(curve_task(name, cfg, ratios))
     if qs is not None:
-        st.caption(f"Quality curve: {work.origin('prune_curve', name, (base, ratios))}.")
+        st.caption(f"Quality curve: {work.origin('prune_curve', name, (replace(cfg, amount=0.0), ratios))}.")
     return qs
+
+
+def curve_task(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> work.Task:
+    base = replace(cfg, amount=0.0)
+    return work.Task(f"prune_curve|{name}|{base}|{ratios}", lambda progress: curve_now(name, base, ratios),
+                     "Computing the quality curve (once per model and method)", "prune_curve", name,
+                     guess=2.0 if family(name).name == "classifier" else 20.0)
 
 
 def curve_now(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score]:
@@ -180,6 +190,12 @@ def latencies(name: str, cfg: P.PruneConfig) -> dict[str, dict[int, Latency]]:
     """Latency of the timed models at the family's batch sizes, timed side by side on real held-out inputs (the
     page times them in the background: components.Timed)."""
     return slimcore.time_models(cache.sample(name), timed_models(name, cfg), max_seconds=0.5)  # a short budget
+
+
+def timing(name: str, cfg: P.PruneConfig) -> work.Task:
+    """The Pruning page's timed block: latencies() in the background."""
+    return timing_task("Timing the real models side by side", name, f"prune|{name}|{cfg}",
+                       lambda: latencies(name, cfg), guess=3.0 if family(name).name == "classifier" else 15.0)
 
 
 def tuned_key(name: str, cfg: P.PruneConfig) -> str:

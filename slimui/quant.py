@@ -22,7 +22,7 @@ from slimcore import quantization as q
 from slimcore.api import ACTIVATION_FAMILIES
 
 from . import cache, work
-from .components import delta
+from .components import delta, timing_task
 
 CALIBRATION_EXAMPLES = q.CALIBRATION    # training inputs that calibrate activation ranges, simulated and real int8
 SCHEMES = {"symmetric": True, "asymmetric": False}
@@ -159,13 +159,17 @@ def curve(name: str, cfg_key: str) -> dict | None:
     """The family's quality at 1..16 weight bits and with ternary weights, for one scheme / granularity / activation
     / rounding setting: {"bits", "scores", "ternary"}; computed in the background once per setting and kept on disk
     (None, with a placeholder drawn, until it is there)."""
-    line = work.later(f"quant_curve|{name}|{cfg_key}", lambda progress: curve_now(name, cfg_key),
-                      "Measuring the quality at every bit width (once per setting)", "quant_curve", name,
-                      guess=3.0 if family(name).name == "classifier" else 30.0)
+    line = work.later(curve_task(name, cfg_key))
     if line is not None:
         cfg = replace(_cfg(cfg_key), bits=8, ternary=False)
         st.caption(f"Quality against bits: {work.origin('quant_curve', name, cfg)}.")
     return line
+
+
+def curve_task(name: str, cfg_key: str) -> work.Task:
+    return work.Task(f"quant_curve|{name}|{cfg_key}", lambda progress: curve_now(name, cfg_key),
+                     "Measuring the quality at every bit width (once per setting)", "quant_curve", name,
+                     guess=3.0 if family(name).name == "classifier" else 30.0)
 
 
 def curve_now(name: str, cfg_key: str) -> dict:
@@ -216,9 +220,13 @@ def int8_figures(name: str, label: str, split: str = SPLIT) -> dict:
 
 def int8_all(name: str) -> dict | None:
     """The figures of every real int8 variant, built in the background (None, with a placeholder, until then)."""
-    return work.later(f"int8|{name}", lambda progress: {k: int8_figures(name, k) for k in int8_labels(name)},
-                      "Building the real int8 models (once per model)", "int8", name,
-                      guess=2.0 if family(name).name == "classifier" else 15.0)
+    return work.later(int8_task(name))
+
+
+def int8_task(name: str) -> work.Task:
+    return work.Task(f"int8|{name}", lambda progress: {k: int8_figures(name, k) for k in int8_labels(name)},
+                     "Building the real int8 models (once per model)", "int8", name,
+                     guess=2.0 if family(name).name == "classifier" else 15.0)
 
 
 def timings(name: str) -> dict[str, dict[int, Latency]]:
@@ -227,6 +235,12 @@ def timings(name: str) -> dict[str, dict[int, Latency]]:
     background (components.Timed)."""
     s = cache.sample(name)
     return slimcore.time_models(s, {"fp32": s.model, **{k: int8_model(name, k).model for k in int8_labels(name)}})
+
+
+def timing(name: str) -> work.Task:
+    """The Quantization page's timed block: timings() in the background."""
+    return timing_task("Timing fp32 and int8 side by side (once per model)", name, f"quant|{name}",
+                       lambda: timings(name), guess=3.0 if family(name).name == "classifier" else 20.0)
 
 
 def _speed(lat: Latency | None, ref: Latency | None = None) -> str:

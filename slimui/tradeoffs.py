@@ -128,22 +128,23 @@ def grid(name: str, cfg: core.GridConfig, on_progress: Callable[[int, int], None
     return core.combine(frames)
 
 
-def grid_key(name: str, cfg: core.GridConfig) -> str:
-    return f"grid|{name}|{cfg}"
+def grid_task(name: str, cfg: core.GridConfig) -> work.Task:
+    """The grid, built in the background with its progress."""
+    todo = len(cfg.pieces())
+    return work.Task(f"grid|{name}|{cfg}", lambda progress: grid(name, cfg, progress),
+                     f"Sweeping the grid: {todo} prune settings, each at {len(cfg.precisions)} precisions", "grid",
+                     name, guess=todo * (0.3 if family_of(cache.sample(name)).name == "classifier" else 3.0))
 
 
 def grid_started(name: str, cfg: core.GridConfig) -> bool:
     """Whether the grid is computed or being computed: every piece on disk, or its job known to the worker."""
-    return work.worker().get(grid_key(name, cfg)) is not None or all(
+    return work.started(grid_task(name, cfg)) or all(
         work.on_disk("grid_piece", name, _piece_setting(cfg, *p)) for p in cfg.pieces())
 
 
 def grid_later(name: str, cfg: core.GridConfig) -> pd.DataFrame | None:
-    """The grid, built in the background with its progress shown (None, with the placeholder drawn, until then)."""
-    todo = len(cfg.pieces())
-    return work.later(grid_key(name, cfg), lambda progress: grid(name, cfg, progress),
-                      f"Sweeping the grid: {todo} prune settings, each at {len(cfg.precisions)} precisions", "grid",
-                      name, guess=todo * (0.3 if family_of(cache.sample(name)).name == "classifier" else 3.0))
+    """The grid (None, with the placeholder drawn, until it is built)."""
+    return work.later(grid_task(name, cfg))
 
 
 def sweep(name: str, methods: tuple[str, ...], structured: tuple[bool, ...], scope: str, per_channel: bool,
@@ -162,9 +163,9 @@ def latencies(name: str, cfg: core.GridConfig) -> dict[str, tuple]:
 
 
 def latencies_later(name: str, cfg: core.GridConfig) -> dict[str, tuple] | None:
-    return work.later(f"timing|grid|{name}|{cfg}", lambda progress: latencies(name, cfg),
-                      "Timing every real fp32 model side by side at batch 256 (once per grid)", "timing_grid", name,
-                      guess=10.0, keep=8)
+    return work.later(work.Task(f"timing|grid|{name}|{cfg}", lambda progress: latencies(name, cfg),
+                                "Timing every real fp32 model side by side at batch 256 (once per grid)",
+                                "timing_grid", name, guess=10.0, keep=8))
 
 
 def with_latency(frame: pd.DataFrame, timed: dict[str, tuple] | None) -> pd.DataFrame:
@@ -181,8 +182,8 @@ def point_latency(name: str, kind: str, method: str, ratio: float, precision: st
 
 def point_latency_later(name: str, *point) -> dict | None:
     """point_latency in the background (None, with a placeholder drawn, until it is timed)."""
-    return work.later(f"timing|point|{name}|{point}", lambda progress: point_latency(name, *point),
-                      "Timing both models side by side", "timing_point", name, guess=4.0, keep=16)
+    return work.later(work.Task(f"timing|point|{name}|{point}", lambda progress: point_latency(name, *point),
+                                "Timing both models side by side", "timing_point", name, guess=4.0, keep=16))
 
 
 def frontier(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -232,12 +233,8 @@ def run_pipeline(name: str, prune_amount: float, bits: int, on_stage: Callable |
     return work.kept("deep_compression", name, (prune_amount, bits, options), compute)
 
 
-def pipeline_key(name: str, amount: float, bits: int) -> str:
-    return f"deep_compression|{name}|{amount}|{bits}"
-
-
-def pipeline_later(name: str, amount: float, bits: int) -> tuple | None:
-    """Deep Compression's stages, run in the background with its steps as progress (None until they are there)."""
+def pipeline_task(name: str, amount: float, bits: int) -> work.Task:
+    """Deep Compression's stages, run in the background with its steps as progress."""
     pipe = choices(name).pipeline
     total = pipe.steps + 3   # the pruning steps, then sharing, Huffman coding and the final check
 
@@ -248,8 +245,8 @@ def pipeline_later(name: str, amount: float, bits: int) -> tuple | None:
             count["n"] += 1
             progress(min(count["n"], total), total)
         return run_pipeline(name, amount, bits, on_stage=tick, on_step=tick)
-    return work.later(pipeline_key(name, amount, bits), run, f"Running Deep Compression ({pipe.run_time})",
-                      "deep_compression", name, keep=16)
+    return work.Task(f"deep_compression|{name}|{amount}|{bits}", run, f"Running Deep Compression ({pipe.run_time})",
+                     "deep_compression", name, keep=16)
 
 
 def stage_table(stages, metric: Metric, size_unit: tuple[str, float]) -> pd.DataFrame:
@@ -283,7 +280,7 @@ def pipeline_section(name: str) -> None:
     p3.caption(f"Global L1 in {pipe.steps} steps, {pipe.finetune_epochs} fine-tuning epoch(s) each, centroids "
                f"fine-tuned {pipe.cluster_epochs} epoch(s) (Adam, learning rate {pipe.lr:g}). Fine-tuning is seeded: "
                f"each setting is run once ({pipe.run_time} on this server) and then kept for every visitor.")
-    started = (work.worker().get(pipeline_key(name, amount, bits)) is not None
+    started = (work.started(pipeline_task(name, amount, bits))
                or work.on_disk("deep_compression", name, (amount, bits, pipe.options())))
     if not started and opts.slow and not st.button(f"Run Deep Compression ({pipe.run_time})",
                                                    key="tradeoff_pipe_run", type="primary"):
@@ -291,7 +288,7 @@ def pipeline_section(name: str) -> None:
                 "visitor then sees the result, also after a restart.")
         return
     with state.friendly_errors():
-        stages = pipeline_later(name, amount, bits)   # None (its progress drawn) until it has run
+        stages = work.later(pipeline_task(name, amount, bits))   # None (its progress drawn) until it has run
     if stages is None:
         return
     reference = f"published: {PUBLISHED['source']} (reference)"
@@ -348,22 +345,23 @@ def scan(name: str, cfg: SE.ScanConfig, on_progress: Callable[[int, int], None] 
     return frame
 
 
-def scan_key(name: str, cfg: SE.ScanConfig) -> str:
-    return f"scan|{name}|{cfg}"
+def scan_task(name: str, cfg: SE.ScanConfig) -> work.Task:
+    """The scan, in the background with its progress."""
+    n = len(groups(name, cfg.whole))
+    return work.Task(f"scan|{name}|{cfg}", lambda progress: scan(name, cfg, progress),
+                     f"Scanning the {n} groups, each at {len(cfg.values)} settings", "scan", name,
+                     guess=n * len(cfg.values) * (0.05 if family_of(cache.sample(name)).name == "classifier" else 0.5))
 
 
 def scan_started(name: str, cfg: SE.ScanConfig) -> bool:
     """Whether the scan is computed or being computed: every group on disk, or its job known to the worker."""
-    return work.worker().get(scan_key(name, cfg)) is not None or all(
+    return work.started(scan_task(name, cfg)) or all(
         work.on_disk("scan_group", name, (cfg, i)) for i in range(len(groups(name, cfg.whole))))
 
 
 def scan_later(name: str, cfg: SE.ScanConfig) -> pd.DataFrame | None:
-    """The scan, in the background with its progress shown (None, with the placeholder drawn, until then)."""
-    n = len(groups(name, cfg.whole))
-    return work.later(scan_key(name, cfg), lambda progress: scan(name, cfg, progress),
-                      f"Scanning the {n} groups, each at {len(cfg.values)} settings", "scan", name,
-                      guess=n * len(cfg.values) * (0.05 if family_of(cache.sample(name)).name == "classifier" else 0.5))
+    """The scan (None, with the placeholder drawn, until it is done)."""
+    return work.later(scan_task(name, cfg))
 
 
 def allocation(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation:
@@ -376,19 +374,18 @@ def allocation(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation:
     return work.kept("allocation", name, (cfg, budget), compute)
 
 
-def allocation_key(name: str, cfg: SE.ScanConfig, budget: float) -> str:
-    return f"allocation|{name}|{cfg}|{budget}"
+def allocation_task(name: str, cfg: SE.ScanConfig, budget: float) -> work.Task:
+    return work.Task(f"allocation|{name}|{cfg}|{budget}", lambda progress: allocation(name, cfg, budget),
+                     "Allocating, then building and measuring the allocated and uniform models", "allocation", name,
+                     guess=5.0 if family_of(cache.sample(name)).name == "classifier" else 60.0, keep=32)
 
 
 def allocation_started(name: str, cfg: SE.ScanConfig, budget: float) -> bool:
-    return (work.worker().get(allocation_key(name, cfg, budget)) is not None
-            or work.on_disk("allocation", name, (cfg, budget)))
+    return work.started(allocation_task(name, cfg, budget)) or work.on_disk("allocation", name, (cfg, budget))
 
 
 def allocation_later(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation | None:
-    return work.later(allocation_key(name, cfg, budget), lambda progress: allocation(name, cfg, budget),
-                      "Allocating, then building and measuring the allocated and uniform models", "allocation", name,
-                      guess=5.0 if family_of(cache.sample(name)).name == "classifier" else 60.0, keep=32)
+    return work.later(allocation_task(name, cfg, budget))
 
 
 def budget_range(metric: Metric) -> tuple[float, float, float, float]:

@@ -103,52 +103,30 @@ def _page_path(name: str) -> None:
 
 
 def _jobs(name: str) -> list[tuple[str, Callable[[], object]]]:
-    """The slow parts of the pages' default views, as (what, submit): each submits the page's own job."""
+    """The slow parts of the pages' default views, as (what, submit): each submits the very task its page asks for
+    (so a visitor and the warm-up share one job), at the warm-up's priority."""
     fam = family_of(cache.sample(name))
     cfg, q = prune_default(name), quant_default(name)
     grid, scan = grid_default(name), scan_default(name)
     opts = trade_ui.choices(name)
     budget = trade_ui.budget_range(fam.metric)[0]
-    base = replace(cfg, amount=0.0)
     panel = prune_ui.panel(fam)
     small = fam.name == "classifier"   # the slow family's Deep Compression waits for a click, as on the page
-    steps = [
-        ("home timing", lambda: work.submit(f"timing|baseline|{name}", lambda p: cache.baseline_latency(name),
-                                            "Timing the model", f"timing|{name}", priority=WARM, keep=64)),
-        ("pruning curve", lambda: work.submit(f"prune_curve|{name}|{base}|{panel.curve}",
-                                              lambda p: prune_ui.curve_now(name, base, panel.curve),
-                                              "Computing the quality curve", f"prune_curve|{name}", priority=WARM)),
-        ("pruning timing", lambda: work.submit(f"timing|prune|{name}|{cfg}", lambda p: prune_ui.latencies(name, cfg),
-                                               "Timing the real models", f"timing|{name}", priority=WARM, keep=64)),
-        ("quantization curve", lambda: work.submit(
-            f"quant_curve|{name}|{quant_ui.curve_key(q)}", lambda p: quant_ui.curve_now(name, quant_ui.curve_key(q)),
-            "Measuring the quality at every bit width", f"quant_curve|{name}", priority=WARM)),
-        ("int8 builds", lambda: work.submit(
-            f"int8|{name}", lambda p: {k: quant_ui.int8_figures(name, k) for k in quant_ui.int8_labels(name)},
-            "Building the real int8 models", f"int8|{name}", priority=WARM)),
-        ("int8 timing", lambda: work.submit(f"timing|quant|{name}", lambda p: quant_ui.timings(name),
-                                            "Timing fp32 and int8", f"timing|{name}", priority=WARM, keep=64)),
-        ("trade-off grid", lambda: work.submit(trade_ui.grid_key(name, grid), lambda p: trade_ui.grid(name, grid, p),
-                                               "Sweeping the grid", f"grid|{name}", priority=WARM)),
-        ("sensitivity scan", lambda: work.submit(trade_ui.scan_key(name, scan), lambda p: trade_ui.scan(name, scan, p),
-                                                 "Scanning the groups", f"scan|{name}", priority=WARM)),
-    ]
+    tasks = [("home timing", lambda: home.timing(name)),
+             ("pruning curve", lambda: prune_ui.curve_task(name, cfg, panel.curve)),
+             ("pruning timing", lambda: prune_ui.timing(name, cfg)),
+             ("quantization curve", lambda: quant_ui.curve_task(name, quant_ui.curve_key(q))),
+             ("int8 builds", lambda: quant_ui.int8_task(name)),
+             ("int8 timing", lambda: quant_ui.timing(name)),
+             ("trade-off grid", lambda: trade_ui.grid_task(name, grid)),
+             ("sensitivity scan", lambda: trade_ui.scan_task(name, scan))]
     if panel.positions:   # a slow model: every position of the Pruning slider, as its page would prepare them
-        steps.append(("slider positions", lambda: work.submit(
-            f"warm_positions|{name}|{base}", lambda p: prune_ui.positions(name, cfg, panel.positions),
-            "Preparing every slider position", f"warm_positions|{name}", priority=WARM)))
+        tasks.append(("slider positions", lambda: prune_ui.positions_task(name, cfg, panel.positions)))
     if small:
         amount, bits = opts.pipeline.amount, opts.pipeline.default_bits
-        steps += [
-            ("allocation", lambda: work.submit(trade_ui.allocation_key(name, scan, budget),
-                                               lambda p: trade_ui.allocation(name, scan, budget),
-                                               "Allocating", f"allocation|{name}", priority=WARM, keep=32)),
-            ("Deep Compression", lambda: work.submit(trade_ui.pipeline_key(name, amount, bits),
-                                                     lambda p: trade_ui.run_pipeline(name, amount, bits),
-                                                     "Running Deep Compression", f"deep_compression|{name}",
-                                                     priority=WARM, keep=16)),
-        ]
-    return steps
+        tasks += [("allocation", lambda: trade_ui.allocation_task(name, scan, budget)),
+                  ("Deep Compression", lambda: trade_ui.pipeline_task(name, amount, bits))]
+    return [(what, lambda task=task: work.submit(task(), priority=WARM)) for what, task in tasks]
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The page side of slow work: results kept on disk (slimcore.store) and jobs run by the server's one background
 worker (slimcore.jobs), shown when they are ready.
 
-`later(...)` draws a job's result when it is there; until then a placeholder says what is being computed, for how
+A page part's slow work is a `Task` (its key, its work, what it is in words): the page and the warm-up submit the
+same task, so they share one job. `later(task)` draws its result when it is there; until then a placeholder says what is being computed, for how
 long so far and how long it is expected to take (from measured times), and polls (a fragment, so only it reruns)
 until the job is done, then reruns the page once to draw it. The page run itself never waits for the job: a slider
 move is answered by what depends on it, and the slow parts follow."""
@@ -12,6 +13,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 
 import streamlit as st
@@ -101,28 +103,47 @@ def worker() -> jobs.Worker:
     return jobs.worker()
 
 
-def submit(key: str, fn: Callable[[jobs.Progress], Any], what: str, kind: str, guess: float | None = None,
-           priority: int = VISITOR, keep: int | None = None) -> jobs.Job:
-    return worker().submit(key, fn, what, kind=kind, priority=priority, guess=guess, keep=keep)
+@dataclass(frozen=True)
+class Task:
+    """One part of a page's slow work, as the page and the warm-up both submit it: the job's `key` (what decides its
+    result), the work `fn(progress)`, `what` it is in words, its `kind` and model `name` (whose measured durations
+    estimate it), a `guess` of its seconds until one is measured, and how many results of its kind the worker
+    `keep`s (None: the worker's default)."""
+
+    key: str
+    fn: Callable[[jobs.Progress], Any] = field(repr=False, compare=False)
+    what: str
+    kind: str
+    name: str
+    guess: float | None = None
+    keep: int | None = None
 
 
-def later(key: str, fn: Callable[[jobs.Progress], T], what: str, kind: str, name: str,
-          draw: Callable[[T], Any] | None = None, guess: float | None = None, keep: int | None = None) -> T | None:
-    """Run `fn` in the background under `key` (once, whoever asks) and return its result when it is there (after
-    calling `draw` with it); until then show a placeholder that says what runs and reruns the page when it is done,
-    and return None. A failure is said in one line, with a button to try again. `kind` and the model's `name` say
-    which measured durations estimate it."""
-    kind = f"{kind}|{name}"
-    job = submit(key, fn, what, kind, guess, keep=keep)
+def submit(task: Task, priority: int = VISITOR, retry: bool = False) -> jobs.Job:
+    """The task's job (the one known, or a new one queued at `priority`)."""
+    return worker().submit(task.key, task.fn, task.what, kind=f"{task.kind}|{task.name}", priority=priority,
+                           guess=task.guess, keep=task.keep, retry=retry)
+
+
+def started(task: Task) -> bool:
+    """Whether the worker knows the task's job (queued, running, done or failed)."""
+    return worker().get(task.key) is not None
+
+
+def later(task: Task, draw: Callable[[Any], Any] | None = None) -> Any | None:
+    """Run the task in the background (once, whoever asks) and return its result when it is there (after calling
+    `draw` with it); until then show a placeholder that says what runs and reruns the page when it is done, and
+    return None. A failure is said in one line, with a button to try again."""
+    job = submit(task)
     if job.state == "done":
         return draw(job.result) if draw is not None else job.result
     if job.state == "failed":
-        st.warning(f"{what} failed: {job.error}")
-        if st.button("Try again", key=f"retry|{key}"):
-            worker().submit(key, fn, what, kind=kind, priority=VISITOR, retry=True)
+        st.warning(f"{task.what} failed: {job.error}")
+        if st.button("Try again", key=f"retry|{task.key}"):
+            submit(task, retry=True)
             st.rerun()
         return None
-    pending(key)
+    pending(task.key)
     return None
 
 
@@ -132,7 +153,7 @@ def pending(key: str) -> None:
 
     @st.fragment(run_every=POLL)
     def look() -> None:
-        job = worker().get(key)
+        job = worker().watch(key)   # still on the screen: it goes before the jobs of pages left behind
         if job is None or job.done:
             st.rerun(scope="app")
         if job.progress:

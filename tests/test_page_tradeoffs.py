@@ -155,7 +155,7 @@ def fake_pipeline():
     stages = tuple(FakeStage(n, a, b, "measured", sizes[0] / b, "fake")
                    for n, a, b in zip(["original (fp32)", "pruned + fine-tuned", "weight sharing", "Huffman coded"],
                                       [0.97, 0.965, 0.96, 0.96], sizes))
-    key = ui.pipeline_key(slimcore.DEFAULT_SAMPLE, 0.92, 4)   # the page's job in the background worker
+    key = ui.pipeline_task(slimcore.DEFAULT_SAMPLE, 0.92, 4).key   # the page's job in the background worker
     before = work.worker().get(key)
     work.worker().put(key, stages)
     yield stages
@@ -207,7 +207,7 @@ def test_a_slow_family_offers_deep_compression_behind_its_button_and_draws_a_fin
     stages = tuple(FakeStage(n, c, b, "measured", sizes[0] / b, "fake")
                    for n, c, b in zip(["original (fp32)", "pruned + fine-tuned", "weight sharing", "Huffman coded"],
                                       [1.0, 0.86, 0.85, 0.85], sizes))
-    key = ui.pipeline_key("minilm", 0.5, 5)   # the family's default setting
+    key = ui.pipeline_task("minilm", 0.5, 5).key   # the family's default setting
     work.worker().put(key, stages)
     try:
         at.run()

@@ -71,5 +71,4 @@ def show_latency(lat: dict) -> None:
 
 
 latency_metric.metric("Latency (measured)", "timing…", help="Timed in the background once the page is drawn.")
-timed.measure("Timing the model at batch 1 and a large batch", name, f"baseline|{name}",
-              lambda: cache.baseline_latency(name), show_latency)
+timed.measure(home.timing(name), show_latency)

@@ -143,8 +143,7 @@ def timing_table(lat: dict) -> None:
                   [b for key in lat for b in lat[key].values()], markdown=True)
 
 
-timed.measure("Timing the real models side by side", name, f"prune|{name}|{cfg}", lambda: ui.latencies(name, cfg),
-              timing_table, guess=3.0 if fam.name == "classifier" else 15.0)
+timed.measure(ui.timing(name, cfg), timing_table)
 
 st.subheader("Gradual pruning with fine-tuning")
 grad = panel.gradual

@@ -198,8 +198,7 @@ def timing_table(lat: dict) -> None:
 
 
 if int8 is not None:   # timed once the int8 models are built
-    timed.measure("Timing fp32 and int8 side by side (once per model)", name, f"quant|{name}",
-                  lambda: ui.timings(name), timing_table, guess=3.0 if fam.name == "classifier" else 20.0)
+    timed.measure(ui.timing(name), timing_table)
 
 if not teacher:  # a lecture needs the figures, not the files
     simulated = Recipe(name, quant=cfg)
