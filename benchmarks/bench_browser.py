@@ -21,13 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -35,6 +32,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import slimcore  # noqa: E402
+from slimui.served import Dashboard  # noqa: E402
 
 PAGES = ["", "Pruning", "Quantization", "Distillation", "Trade-offs", "Sensitivity"]
 SLIDER_PAGES = ["Pruning", "Quantization"]
@@ -45,41 +43,16 @@ PENDING = "document.querySelector('[data-testid=stMain]').innerText.includes('\u
 CHART = "[data-testid=stPlotlyChart] .js-plotly-plot"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """The dashboard served by `python -m slimui` on a free port, with a result folder; its log says when the
-    warm-up is done."""
+class Server(Dashboard):
+    """The dashboard as the README starts it, warming up; its log says when the warm-up is done."""
 
     def __init__(self, results: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = Path(tempfile.gettempdir()) / f"slimlab-bench-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("SLIMLAB_JOBS", "SLIMLAB_WARMUP")}
-        env["SLIMLAB_RESULTS"] = str(results)
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "slimui", "--server.headless", "true", "--server.address", "127.0.0.1",
-             "--server.port", str(self.port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
-        while True:
-            try:
-                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise SystemExit(f"the server did not start: see {self.log_path}")
-                time.sleep(0.2)
-        self.ready = time.monotonic() - self.started
+        super().__init__(results, warmup=True)
 
     def warmup_seconds(self, timeout: float = 900) -> float:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            m = re.search(r"SlimLab warm-up: .* ready in ([\d.]+) s(.*)", self.log_path.read_text())
+            m = re.search(r"SlimLab warm-up: .* ready in ([\d.]+) s(.*)", self.log.read_text())
             if m:
                 if m.group(2).strip():
                     print(f"  warm-up reported failures: {m.group(2).strip()}")
@@ -90,13 +63,6 @@ class Server:
     def rss_mib(self) -> float:
         p = psutil.Process(self.proc.pid)
         return sum(q.memory_info().rss for q in [p, *p.children(recursive=True)]) / 2**20
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def open_page(page, url: str, timeout: float = 300) -> dict[str, float]:

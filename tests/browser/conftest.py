@@ -1,18 +1,12 @@
-"""Real-browser fixtures: the app served on 127.0.0.1 by `streamlit run`, driven by Debian's headless Chromium."""
+"""Real-browser fixtures: the app served on 127.0.0.1 by `python -m slimui`, driven by Debian's headless Chromium."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from slimui.served import Dashboard
 
 CHROMIUM = Path(os.environ.get("SLIMLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,45 +22,15 @@ def _need_browser() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """The dashboard served by `streamlit run app.py` on a free port of 127.0.0.1, as a user starts it, with slow
-    work in the background worker. `results`: its result cache folder; `warmup`: whether it warms up."""
-
-    def __init__(self, results: Path, warmup: bool = False) -> None:
-        _need_browser()
-        port = _free_port()
-        self.log = Path(tempfile.gettempdir()) / f"slimlab-streamlit-{port}.log"   # outside the checkout
-        env = {k: v for k, v in os.environ.items() if k != "SLIMLAB_JOBS"}   # slow work in the background
-        # No speculative slider positions on a test server: on 2 cores they starve the next tests' pages.
-        env |= {"SLIMLAB_RESULTS": str(results), "SLIMLAB_WARMUP": "1" if warmup else "0", "SLIMLAB_PREFETCH": "0"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-             "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env)
-        self.url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    self.proc.kill()
-                    pytest.fail(f"streamlit did not start (exit {self.proc.poll()}); see {self.log}")
-                time.sleep(0.3)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+def Served(results: Path, warmup: bool = False, **env: str) -> Dashboard:
+    """The dashboard served as a user starts it (`python -m slimui`) with its own result cache folder, slow work in
+    the background worker. No speculative slider positions on a test server: on 2 cores they starve the next tests'
+    pages. `warmup`: whether it warms up (the tests decide what is computed: no, by default)."""
+    _need_browser()
+    try:
+        return Dashboard(results, warmup=warmup, prefetch=False, env=env)
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="session")

@@ -89,38 +89,27 @@ def test_a_restarted_server_serves_kept_figures_and_recomputes_a_tampered_file(b
 
 def test_python_m_slimui_serves_with_its_warm_up(browser, tmp_path):
     """The README's run command: the server warms up as it starts; a page it prepared opens complete at once."""
-    import os
-    import subprocess
-    import sys
     import time
     import urllib.request
 
-    from tests.browser.conftest import _free_port
-    from tests.conftest import ROOT
-
-    port, log = _free_port(), tmp_path / "server.log"
-    env = {k: v for k, v in os.environ.items() if k != "SLIMLAB_JOBS"}
-    env |= {"SLIMLAB_RESULTS": str(tmp_path / "results"), "SLIMLAB_WARMUP_SAMPLES": "digits-mlp"}
-    proc = subprocess.Popen([sys.executable, "-m", "slimui", "--server.headless", "true", "--server.address",
-                             "127.0.0.1", "--server.port", str(port)], cwd=ROOT, env=env, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT)
+    served = Served(tmp_path / "results", warmup=True, SLIMLAB_WARMUP_SAMPLES="digits-mlp")
+    log = served.log
     try:
         deadline = time.time() + 240
         while "SlimLab warm-up:" not in log.read_text():   # nobody visited: it started with the server
-            assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
+            assert served.proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
             time.sleep(0.5)
         line = next(ln for ln in log.read_text().splitlines() if "SlimLab warm-up:" in ln)
         assert "of 1 samples ready" in line and "failed" not in line, line
-        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health").read() == b"ok"
+        assert urllib.request.urlopen(f"{served.url}/_stcore/health").read() == b"ok"
         ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
         page = ctx.new_page()
         start = time.monotonic()
-        page.goto(f"http://127.0.0.1:{port}/Pruning?model=digits-mlp")
+        page.goto(f"{served.url}/Pruning?model=digits-mlp")
         wait_complete(page, 60_000)
         assert not page.evaluate(f"() => {PENDING}")
         expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()   # timed by the warm-up
         print(f"warmed Pruning page complete after {time.monotonic() - start:.1f} s")
         ctx.close()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        served.stop()

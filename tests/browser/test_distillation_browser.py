@@ -3,7 +3,7 @@ produces the curves and the comparison table."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import wait_idle
+from tests.browser.helpers import BACKGROUND, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +16,7 @@ def _soft_trace_name(page):
 def test_temperature_and_training(server, page):
     page.goto(f"{server}/Distillation")
     wait_idle(page)
-    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(2, timeout=60_000)
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(2, timeout=BACKGROUND)
     assert _soft_trace_name(page).startswith("T = 4 ")
     thumb = page.get_by_role("slider").first  # Temperature
     thumb.focus()
@@ -33,5 +33,5 @@ def test_temperature_and_training(server, page):
     page.get_by_role("button", name="Train").click()
     expect(page.get_by_text("against the one trained on labels alone")).to_be_visible(timeout=120_000)
     wait_idle(page)
-    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4, timeout=60_000)
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4, timeout=BACKGROUND)
     assert page.locator("text=Traceback").count() == 0

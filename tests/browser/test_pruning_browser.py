@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 import slimcore
 from slimcore import pruning as P
-from tests.browser.helpers import expect_metric, wait_idle
+from tests.browser.helpers import BACKGROUND, expect_metric, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def test_prune_ratio_slider_moves_figures_and_plots(server, page):
     at_half = P.evaluate(s.model, P.PruneConfig(0.5), s.test)[0]
     expect_metric(page, "Non-zero parameters", f"{at_half.nonzeros:,}")
     wait_idle(page)
-    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4, timeout=60_000)
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4, timeout=BACKGROUND)
     kept_before = _mask_mean(page)
     assert kept_before == pytest.approx(0.5, abs=0.01)
 

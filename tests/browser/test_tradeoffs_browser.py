@@ -3,7 +3,7 @@ switching the x axis redraws the chart, the budget slider moves the allocation, 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.helpers import wait_idle
+from tests.browser.helpers import BACKGROUND, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -17,7 +17,7 @@ def no_errors(page) -> None:
 
 def test_tradeoffs_draw_and_the_x_axis_switches(server, page):
     page.goto(server + "/Trade-offs")
-    expect(page.locator(CHARTS)).to_have_count(3, timeout=60_000)   # frontier chart, waterfall, published ratios
+    expect(page.locator(CHARTS)).to_have_count(3, timeout=BACKGROUND)   # frontier chart, waterfall, published ratios
     wait_idle(page)
     no_errors(page)
     chart = page.locator(CHARTS).nth(0)
@@ -38,7 +38,7 @@ def test_tradeoffs_draw_and_the_x_axis_switches(server, page):
 
 def test_sensitivity_draws_and_the_budget_moves_the_allocation(server, page):
     page.goto(server + "/Sensitivity")
-    expect(page.locator(CHARTS)).to_have_count(3, timeout=60_000)   # heatmap, curves, allocation bars
+    expect(page.locator(CHARTS)).to_have_count(3, timeout=BACKGROUND)   # heatmap, curves, allocation bars
     wait_idle(page)
     no_errors(page)
     size = page.locator("[data-testid='stMetric']", has_text="Size (modelled)").locator("[data-testid='stMetricValue']")

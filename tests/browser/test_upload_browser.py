@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 import slimcore
 from slimcore import pruning as P
-from tests.browser.helpers import expect_metric, wait_idle
+from tests.browser.helpers import BACKGROUND, expect_metric, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +41,7 @@ def test_upload_a_bad_file_then_a_good_one(server, browser, page, tmp_path):
     expect_metric(page, "Parameters", f"{s.card['parameters']:,}")
     wait_idle(page)
     assert "model=upload-" in page.url
-    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3, timeout=60_000)
+    expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(3, timeout=BACKGROUND)
 
     page.get_by_role("link", name="Pruning").first.click()  # the upload stays this session's model on a lab
     want = P.evaluate(s.model, P.PruneConfig(0.5), s.test)[0]
