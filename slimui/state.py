@@ -12,10 +12,12 @@ from slimcore import Sample, SampleError
 from slimcore import upload as U
 
 from . import cache, urlstate
+from .safe import code, md  # noqa: F401  (pages name them state.md / state.code)
 
 MODEL = "model_name"            # the chosen model; a plain key, so it survives page switches
 MODEL_WIDGET = "model_select"   # the sidebar selectbox that edits it
 UPLOADS = "my_uploads"          # this session's uploads: {content name: file name shown}
+MODEL_NOTE = "model_note"       # why the link's ?model= was not taken (said once, on the next page drawn)
 
 
 def current_model() -> str:
@@ -27,6 +29,11 @@ def current_model() -> str:
         if kept:
             my_uploads()[wanted] = "uploaded model (shared link)"  # not the uploader's file name: that is theirs
         st.session_state[MODEL] = wanted if wanted in slimcore.list_samples() or kept else slimcore.DEFAULT_SAMPLE
+        if wanted and st.session_state[MODEL] != wanted:
+            gone = " (an uploaded model is kept only while the server that read it runs)" if U.is_upload(wanted) else ""
+            st.session_state[MODEL_NOTE] = (
+                f"The link asks for the model {code(wanted)}, which this server does not have{gone}: showing "
+                f"{slimcore.DEFAULT_SAMPLE} instead. Its models: {', '.join(slimcore.list_samples())}.")
     return st.session_state[MODEL]
 
 
@@ -50,14 +57,11 @@ def _on_pick() -> None:
     choose(st.session_state[MODEL_WIDGET])
 
 
-def md(text: str) -> str:
-    """Text from a user (a file name) made safe to put inside markdown: no formatting, links or HTML."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~$" else ch for ch in text)
-
-
 def sidebar() -> Sample:
     """Draw the model picker and the model's headline in the sidebar; return the loaded (read-only) sample."""
     name = current_model()
+    if note := st.session_state.pop(MODEL_NOTE, None):   # the link's model was not taken: said once
+        st.warning(note)
     st.session_state[MODEL_WIDGET] = name  # re-seed the widget on every page so the choice persists
     names = slimcore.list_samples() + [n for n in my_uploads() if n not in slimcore.list_samples()]
     if name not in names:  # an upload reached by a link: offer it too

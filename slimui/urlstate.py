@@ -31,6 +31,8 @@ from typing import Any, Sequence
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from .safe import code
+
 TEACHER = "teacher"              # plain session key (survives page switches, like state.MODEL) and URL key
 TEACHER_WIDGET = "teacher_mode"  # the sidebar toggle that edits it
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -308,7 +310,7 @@ class Spec:
             fresh = p.key not in st.session_state
             if p.advanced and teacher():
                 if fresh and p.key in st.query_params:
-                    ignored.append(f"`{p.key}={st.query_params[p.key]}`: hidden in teacher mode, its default is used")
+                    ignored.append(f"{_given(p.key)}: hidden in teacher mode, its default is used")
                 continue
             if not fresh and not history and p.valid(st.session_state[p.key]):
                 fitted = p.fit(st.session_state[p.key])   # the widget's own state, or a value another page (or the
@@ -321,12 +323,17 @@ class Spec:
                 try:
                     value, remark = p.read(raw)
                     if remark and fresh:
-                        ignored.append(f"`{p.key}={st.query_params[p.key]}`: {remark}")
+                        ignored.append(f"{_given(p.key)}: {remark}")   # our words: no value of the link
                 except Invalid as e:
-                    ignored.append(f"`{p.key}={st.query_params[p.key]}`: {e}, so the default is used")
+                    ignored.append(f"{_given(p.key)}: {e}, so the default is used")
             st.session_state[p.key] = value
         if ignored:
             st.info("Some settings in the link were not taken as written: " + "; ".join(ignored) + ".")
+
+
+def _given(key: str) -> str:
+    """A parameter of the link as it was given (key=value), as inline code that no value can break out of."""
+    return code(f"{key}={st.query_params.get(key, '')}")
 
 
 def renamed(params: dict[str, list[str]], text: bool) -> dict[str, list[str]]:
@@ -386,7 +393,7 @@ def teacher_toggle() -> bool:
             try:
                 on = _bool(st.query_params["teacher"])
             except Invalid as e:
-                note = f"Ignored `teacher={st.query_params['teacher']}` in the link: {e}."
+                note = f"Ignored {_given('teacher')} in the link: {e}."
         st.session_state[TEACHER] = on
     st.session_state[TEACHER_WIDGET] = st.session_state[TEACHER]  # re-seeded on every page, as the model picker is
     st.sidebar.toggle("Teacher mode", key=TEACHER_WIDGET, on_change=_on_teacher,

@@ -378,3 +378,22 @@ def test_a_setting_follows_the_lab_to_the_other_family_fitted_to_its_slider():
     at.sidebar.selectbox(key="model_select").set_value("minilm").run(timeout=600)   # one prune ratio for both
     assert not at.exception and not at.error
     assert at.slider(key="prune_ratio").value == 0.55 and at.query_params["prune_ratio"] == "0.55"
+
+
+def test_a_value_with_backticks_cannot_break_out_of_the_notice_into_a_link():
+    from markdown_it import MarkdownIt
+
+    evil = "x` [here](http://evil.example) ![i](http://evil.example/p.png) `"
+    at = open_link("views/1_Pruning.py", {"prune_ratio": evil})
+    html = MarkdownIt("commonmark").render(notes(at))
+    assert "<a " not in html and "<img" not in html and "default is used" in html
+    assert at.slider(key="prune_ratio").value == 0.5
+
+
+def test_an_unknown_model_in_the_link_is_said_not_replaced_silently():
+    at = open_link("views/1_Pruning.py", model="no-such-model")
+    said = " ".join(w.value for w in at.warning)
+    assert "no-such-model" in said and "does not have" in said and "digits-cnn" in said
+    assert at.query_params["model"] != "no-such-model"
+    at.run()
+    assert not any("no-such-model" in w.value for w in at.warning), "said once"
