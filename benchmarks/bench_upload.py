@@ -3,15 +3,24 @@
 The model is an MLP for 8x8 digits, 64-4096-4096-2048-10 (25.4 M parameters, 102 MB as TorchScript), with seeded
 random weights: what is timed is reading, rebuilding, checking and measuring it, which does not depend on training.
 
-Usage: python benchmarks/bench_upload.py [--no-browser]
+Every upload is read in a confined process (slimcore.sandbox): the figures say what that costs beside reading in
+the server process itself (slimcore.upload.inspect, the reader's own work), and --hostile uploads every file of the
+hostile review (tests/hostile_files.py) and reports, per file, the message, the server process's memory growth
+(sampled every 10 ms) and the reading process's peak.
+
+Usage: python benchmarks/bench_upload.py [--no-browser] [--hostile]
 """
 from __future__ import annotations
 
 import io
+import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 import torch
 from torch import nn
@@ -20,7 +29,11 @@ from _util import CHROMIUM_ARGS, start_dashboard
 
 import slimcore
 from slimcore import plots
+from slimcore import sandbox
 from slimcore import upload as U
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.hostile_files import hostile  # noqa: E402
 
 
 def big_model() -> nn.Module:
@@ -43,8 +56,13 @@ def server_side(blobs: dict[str, bytes], params: int) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model: {params / 1e6:.1f} M parameters")
     for label, blob in blobs.items():
         t0 = time.perf_counter()
+        U.inspect(blob, None)   # the reader's own work, here in the server process (as before the sandbox)
+        here = time.perf_counter() - t0
+        t0 = time.perf_counter()
         s = U.load_upload(blob, f"big.{'pt2' if 'export' in label else 'pt'}")
         t1 = time.perf_counter()
+        print(f"{label:<13} read in the server process {here:5.2f} s; in the confined reader and rebuilt here "
+              f"{t1 - t0:5.2f} s (the sandbox's overhead {t1 - t0 - here:+.2f} s)")
         m = slimcore.measure(s, timing=False)  # the home page's baseline figures
         t2 = time.perf_counter()
         layer = max(m.layers, key=lambda r: r.params).name
@@ -98,7 +116,51 @@ def browser_side(blob: bytes) -> None:
             b.close()
 
 
+class Peak:
+    """This process's resident memory sampled every 10 ms while in the block: its peak growth over the start."""
+
+    def __enter__(self) -> "Peak":
+        self.proc, self.peak, self.stop = psutil.Process(), 0, threading.Event()
+        self.start = self.proc.memory_info().rss
+
+        def sample() -> None:
+            while not self.stop.wait(0.01):
+                self.peak = max(self.peak, self.proc.memory_info().rss - self.start)
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss - self.start)
+
+
+def hostile_side() -> None:
+    """Every hostile file uploaded as the dashboard reads it: the message, the server process's memory growth, the
+    reading process's peak (the largest of the readers so far: ru_maxrss of the children)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        marker = Path(tmp) / "code-ran"
+        files = hostile(str(marker))
+        print(f"hostile uploads (reader limits: {sandbox.LIMITS.said()}):")
+        for name, (model, data) in files.items():
+            t0 = time.perf_counter()
+            with Peak() as peak:
+                try:
+                    U.load_upload(model, "hostile.pt", data, "hostile.npz" if data else None)
+                    said = "ACCEPTED"
+                except U.UploadError as e:
+                    said = str(e)
+            child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10
+            print(f"  {name:<44} {len(model) + len(data or b''):>10,} B  {time.perf_counter() - t0:5.1f} s  server "
+                  f"+{peak.peak / 2**20:6.1f} MiB  readers' peak so far {child:7.1f} MiB  -> {said[:110]}")
+        print(f"code executed: {'YES' if marker.exists() else 'none'} (marker folder {'created' if marker.exists() else 'never created'})")
+
+
 if __name__ == "__main__":
+    if "--hostile" in sys.argv:
+        hostile_side()
+        sys.exit()
     model = big_model()
     blobs = files(model)
     server_side(blobs, sum(p.numel() for p in model.parameters()))

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import functools
+import hmac
+import io
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -12,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+log = logging.getLogger(__name__)
 SPLIT_SEED = 0  # the seed of every train / validation / test split
 
 
@@ -85,26 +89,63 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def _trusted(path: Path, limit: int = 64 * 2**20) -> bytes | None:
+    """A cache file's bytes if this installation wrote them: its signature (`<file>.mac`, an HMAC of its name and
+    content with the cache folder's secret) matches. Anything else (absent, damaged, edited, copied from elsewhere,
+    larger than `limit`) is None, and a present file that fails the check is removed and logged."""
+    from .store import sign   # store imports this module
+
+    try:
+        if path.stat().st_size > limit:
+            raise ValueError("too large")
+        content, mac = path.read_bytes(), path.with_name(path.name + ".mac").read_text().strip()
+        if hmac.compare_digest(mac, sign(path.parent, path.name, content)):
+            return content
+        raise ValueError("signature mismatch")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("data cache: %s not trusted (%s): computed again", path.name, e)
+        for p in (path, path.with_name(path.name + ".mac")):
+            p.unlink(missing_ok=True)
+        return None
+
+
+def _keep(path: Path, content: bytes) -> None:
+    """Write a cache file and its signature (atomically: a concurrent reader sees the old pair or the new file
+    with its own signature written first)."""
+    from .store import sign
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mac = path.with_name(path.name + ".mac")
+        for target, data in ((mac, sign(path.parent, path.name, content).encode()), (path, content)):
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
+                f.write(data)
+            os.replace(f.name, target)
+    except OSError:
+        pass  # a read-only home still works, only slower
+
+
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
-    """Generate MNIST-1D with the package's default arguments (seed 42), cached on disk because it takes seconds."""
+    """Generate MNIST-1D with the package's default arguments (seed 42), cached on disk because it takes seconds;
+    the cached file is used only when its signature says this installation wrote it."""
     # Keyed by the package's version, read without importing it: importing mnist1d (and scipy) costs most of a second.
     path = cache_dir() / f"mnist1d-{importlib.metadata.version('mnist1d')}-defaults.npz"
-    try:
-        with np.load(path) as z:
-            return {k: z[k] for k in ("x", "y", "x_test", "y_test")}
-    except (OSError, ValueError, KeyError):
-        pass  # absent or damaged: generate again
+    content = _trusted(path)
+    if content is not None:
+        try:
+            with np.load(io.BytesIO(content), allow_pickle=False) as z:
+                return {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+        except (OSError, ValueError, KeyError):
+            pass  # damaged although signed (a bug of ours): generate again
     from mnist1d.data import get_dataset_args, make_dataset
 
     raw = make_dataset(get_dataset_args())
     arrays = {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
-            np.savez(f, **arrays)
-        os.replace(f.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
-    except OSError:
-        pass  # a read-only home still works, only slower
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    _keep(path, buffer.getvalue())
     return arrays
 
 

@@ -185,6 +185,27 @@ def _record(name: str, fields: dict) -> Any:
 
 # ------------------------------------------------------------------------------------------------------ the store
 
+def folder_secret(folder: Path) -> bytes:
+    """The key files in `folder` are signed with: 32 random bytes made once (`.secret`, mode 0600, owner only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    except FileExistsError:
+        pass
+    raw = path.read_bytes()
+    if len(raw) != 32:
+        raise StoreError(f"{path} is not a key SlimLab wrote: remove it to start afresh")
+    return raw
+
+
+def sign(folder: Path, name: str, content: bytes) -> str:
+    """The HMAC of a file's name and content with its folder's secret."""
+    return hmac.new(folder_secret(folder), name.encode() + b"\0" + content, hashlib.sha256).hexdigest()
+
+
 class Store:
     """Results on disk under `root` (default: $SLIMLAB_RESULTS, else the cache folder's `results/`), one signed JSON
     file per key."""
@@ -201,18 +222,7 @@ class Store:
         """The key the files are signed with: made once per cache folder, readable by its owner only."""
         with self._lock:
             if self._secret is None:
-                self.root.mkdir(parents=True, exist_ok=True)
-                path = self.root / ".secret"
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(secrets.token_bytes(32))
-                except FileExistsError:
-                    pass
-                raw = path.read_bytes()
-                if len(raw) != 32:
-                    raise StoreError(f"{path} is not a key this store wrote: remove it to start afresh")
-                self._secret = raw
+                self._secret = folder_secret(self.root)
             return self._secret
 
     @staticmethod

@@ -37,8 +37,10 @@ from .data import Dataset, Split, load_dataset, split_arrays
 from .metrics import accuracy, weight_layers
 from .zoo import SAMPLES, Sample, first_line
 
-MAX_MODEL_BYTES = 200 * 2**20   # a model file above this is refused before it is read (.streamlit: maxUploadSize)
-MAX_DATA_BYTES = 200 * 2**20    # the same for evaluation data
+# A file above this is refused before it is read. Decimal megabytes, as the browser counts them: Streamlit's upload
+# widget refuses a file above server.maxUploadSize (200) x 10^6 bytes and says "200MB" (a 199 MiB file is refused).
+MAX_MODEL_BYTES = 200 * 10**6
+MAX_DATA_BYTES = 200 * 10**6    # the same for evaluation data
 DATA_FRACTIONS = (0.1, 0.3)     # uploaded data is split train 60 % / validation 10 % / test 30 % (seed 0)
 MIN_EXAMPLES = 20
 TOLERANCE = 1e-4                # largest output difference allowed between the file's program and its rebuild
@@ -50,23 +52,24 @@ class UploadError(ValueError):
     """An uploaded file that cannot be used, with a message fit to show a person."""
 
 
-def display_name(filename: str | None, limit: int = 60) -> str:
-    """A file name safe to show and to use as a label: no folders, no control characters, at most `limit` characters."""
-    name = re.split(r"[\\/]", filename or "")[-1]
-    name = "".join(ch for ch in unicodedata.normalize("NFC", name) if unicodedata.category(ch)[0] != "C").strip()
+def display_name(filename: str | None, limit: int = 120) -> str:
+    """A file name as given, whole (slashes included: a name is never cut at one), without control characters and
+    bidirectional overrides, at most `limit` characters. Plain text: a page escapes it (slimui.safe) to show it."""
+    name = "".join(ch for ch in unicodedata.normalize("NFC", filename or "") if unicodedata.category(ch)[0] != "C").strip()
     name = name or "unnamed file"
     return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
+def _mb(n: int) -> str:
+    """Bytes in decimal megabytes, the unit the browser's upload limit is stated in."""
+    return f"{n / 10**6:,.1f} MB"
 
 
 def _check_size(data: bytes, limit: int, what: str) -> None:
     if len(data) == 0:
         raise UploadError(f"the {what} file is empty (0 bytes)")
     if len(data) > limit:
-        raise UploadError(f"the {what} file is {_mib(len(data))}; the limit is {_mib(limit)}")
+        raise UploadError(f"the {what} file is {_mb(len(data))}; the limit is {_mb(limit)}")
 
 
 def _check_expansion(data: bytes, limit: int, what: str) -> None:
@@ -78,7 +81,7 @@ def _check_expansion(data: bytes, limit: int, what: str) -> None:
     except (zipfile.BadZipFile, ValueError, OSError):
         return  # the reader says what is wrong with it
     if total > 2 * limit:
-        raise UploadError(f"the {what} file would expand to {_mib(total)}; the limit is {_mib(2 * limit)}")
+        raise UploadError(f"the {what} file would expand to {_mb(total)}; the limit is {_mb(2 * limit)}")
 
 
 def _short(e: BaseException, limit: int = 160) -> str:
@@ -187,6 +190,15 @@ class _Archive:
         except Exception as e:  # PyTorch's reader refuses the archive: the loader would too
             raise UploadError(f"the file is truncated or corrupt ({_short(e)})") from None
 
+    def size(self, name: str) -> int | None:
+        """The stored length of an entry, in bytes (None if there is none of that name)."""
+        if name not in self.names:
+            return None
+        try:
+            return len(self._reader.get_record(name[1:]))
+        except Exception:
+            return None
+
     def read(self, name: str) -> bytes:
         try:
             return bytes(self._reader.get_record(name[1:]))
@@ -194,8 +206,37 @@ class _Archive:
             raise UploadError(f"the file is truncated or corrupt ({_short(e)})") from None
 
 
-def _check_pt2(data: bytes) -> None:
-    """Refuse a .pt2 archive that torch.export.load would unpickle anything but plain tensors from."""
+def _check_declared(meta: Any, stored: int | None, limit: int) -> None:
+    """A tensor a .pt2 archive declares (sizes, strides, offset, dtype) against the bytes it stores for it, before
+    anything is allocated: every stride at least 1 where the size is above 1 (a zero stride makes one stored value
+    look like millions), the furthest element inside the stored bytes, the whole within the upload limit."""
+    from torch._export.serde.serialize import _SERIALIZE_TO_TORCH_DTYPE
+
+    try:
+        sizes = [int(d["as_int"]) for d in meta["sizes"]]
+        strides = [int(d["as_int"]) for d in meta["strides"]]
+        offset = int(meta["storage_offset"]["as_int"])
+        itemsize = _SERIALIZE_TO_TORCH_DTYPE[meta["dtype"]].itemsize
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UploadError("the .pt2 archive declares a weight without plain sizes and strides (symbolic or "
+                          "damaged): refused") from None
+    if len(sizes) != len(strides) or len(sizes) > 8 or min(sizes + [0]) < 0 or offset < 0:
+        raise UploadError("the .pt2 archive declares a weight of an impossible shape: refused")
+    if any(st < 1 for size, st in zip(sizes, strides) if size > 1):
+        raise UploadError("the .pt2 archive declares a weight that repeats one stored value along a dimension (a "
+                          "zero stride): refused, it would take far more memory than the file holds")
+    numel = math.prod(sizes)
+    if numel * itemsize > 2 * limit:
+        raise UploadError(f"the .pt2 archive declares a weight of {numel * itemsize / 10**6:,.0f} MB, beyond the "
+                          f"{2 * limit / 10**6:,.0f} MB limit")
+    furthest = 0 if numel == 0 else (offset + sum((size - 1) * st for size, st in zip(sizes, strides)) + 1) * itemsize
+    if stored is None or furthest > stored:
+        raise UploadError("the .pt2 archive declares a weight larger than the bytes it stores for it: refused")
+
+
+def _check_pt2(data: bytes, limit: int = MAX_MODEL_BYTES) -> None:
+    """Refuse a .pt2 archive that torch.export.load would unpickle anything but plain tensors from, or whose weights
+    declare more than the archive stores."""
     z = _Archive(data)
     for n in z.names:
         if n.endswith((".so", ".cpp", ".dll", ".dylib", ".py")) or "/aotinductor/" in n:
@@ -216,11 +257,13 @@ def _check_pt2(data: bytes) -> None:
                 entries = list(config.values())
             except (ValueError, AttributeError):
                 raise UploadError("the .pt2 archive's weight table is not valid JSON: the file is corrupt") from None
+            folder = n.rsplit("/", 1)[0]
             for e in entries:
                 if not isinstance(e, dict) or e.get("use_pickle") or not str(e.get("path_name", "")).startswith(
                         ("weight_", "tensor_")):
                     raise UploadError("the .pt2 archive stores pickled objects or custom classes among its weights; "
                                       "only plain tensors are accepted (SlimLab never unpickles code)")
+                _check_declared(e.get("tensor_meta"), z.size(f"{folder}/{e['path_name']}"), limit)
 
 
 # The TorchScript functions a rebuildable model's code may name: its layers, the shape checks PyTorch's own modules
@@ -232,6 +275,10 @@ _TORCH_CALLS = {
     "feature_dropout", "log_softmax", "contiguous", "clone", "detach", "size", "dim", "len", "eq", "ne", "gt", "lt",
     "ge", "le", "format", "warn", "__is__", "__isnot__", "__not__", "add", "add_", "sub", "mul", "div", "neg",
     "Tensor", "device", "dtype"}
+# The methods it may call on its values and submodules (a layer's forward, PyTorch's own input checks, activations):
+# a method such as weight.new_ones(20000, 20000) or .matmul would run on the weights while the archive loads.
+_METHOD_CALLS = {"forward", "forward1", "_conv_forward", "_check_input_dim", "relu", "silu", "gelu", "sigmoid", "tanh", "size",
+                 "dim", "view", "reshape", "flatten", "contiguous", "append", "format", "__getitem__"}
 _BUILTIN_CALLS = {"annotate", "unchecked_cast", "getattr", "hasattr", "isinstance", "range", "len", "int", "float",
                   "bool", "str", "list", "tuple", "min", "max", "abs", "uninitialized", "print"}
 
@@ -274,6 +321,11 @@ def _check_torchscript(data: bytes) -> None:
                 if root == "ops" and len(parts) > 1 and parts[0] == "aten" and parts[1] not in _TORCH_CALLS:
                     raise UploadError(f"the TorchScript code calls aten.{parts[1]}, which SlimLab does not support "
                                       "in a model it rebuilds: refused without running it")
+            if isinstance(t, ast.Call) and isinstance(t.func, ast.Attribute):
+                root, parts = _root(t.func)
+                if root not in ("torch", "ops", "__torch__") and parts[-1] not in _METHOD_CALLS:
+                    raise UploadError(f"the TorchScript code calls the method .{parts[-1]}() on a value, which SlimLab "
+                                      "does not support in a model it rebuilds: refused without running it")
             if isinstance(t, ast.Call) and isinstance(t.func, ast.Name) and t.func.id not in _BUILTIN_CALLS | local:
                 raise UploadError(f"the TorchScript code calls {t.func.id}(), which SlimLab does not support in a "
                                   "model it rebuilds: refused without running it")
@@ -596,6 +648,18 @@ def _fit_sample(state: dict[str, torch.Tensor]) -> tuple[str, nn.Module]:
                       + best_msg + ". For another architecture, upload TorchScript or a torch.export program")
 
 
+def _rebuilt(make: Callable[[], Any]) -> Any:
+    """A step of rebuilding a graph as layers; what the checks did not foresee (a weight of no elements, an argument
+    of another type) is said in one line."""
+    try:
+        return make()
+    except UploadError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+        raise UploadError(f"the model could not be rebuilt from its graph ({type(e).__name__}: {_short(e, 120)})") \
+            from None
+
+
 def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
     """Read a model file safely; raises UploadError with a clear message for anything that cannot be used."""
     _check_size(data, limit, "model")
@@ -612,9 +676,9 @@ def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
         except Exception as e:  # truncated archive, unknown ops, newer format
             raise UploadError(f"the TorchScript archive could not be loaded: it is truncated, corrupt or from an "
                               f"incompatible PyTorch ({_short(e)})") from None
-        model = _sequential(_torchscript_ops(program))
+        model = _rebuilt(lambda: _sequential(_torchscript_ops(program)))
         return ReadModel(model, "TorchScript", "rebuilt from the graph", program.eval(), None)
-    _check_pt2(data)
+    _check_pt2(data, limit)
     try:
         ep = _export_load(data)
     except UploadError:
@@ -622,8 +686,8 @@ def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
     except Exception as e:
         raise UploadError(f"the torch.export program could not be loaded: it is truncated, corrupt or from an "
                           f"incompatible PyTorch ({_short(e)})") from None
-    ops, shape = _exported_ops(ep)
-    return ReadModel(_sequential(ops), "torch.export", "rebuilt from the graph", ep.module(), tuple(shape[1:]),
+    ops, shape = _rebuilt(lambda: _exported_ops(ep))
+    return ReadModel(_rebuilt(lambda: _sequential(ops)), "torch.export", "rebuilt from the graph", ep.module(), tuple(shape[1:]),
                      int(shape[0]) if isinstance(shape[0], int) else None)
 
 
@@ -642,7 +706,12 @@ def _check_npz_headers(data: bytes, limit: int) -> None:
                                    else np.lib.format.read_array_header_2_0(f))
             if math.prod(shape) * max(dtype.itemsize, 1) > 2 * limit:
                 raise UploadError(f"the data file's array {display_name(info.filename)} declares shape {shape}, "
-                                  f"beyond the {_mib(2 * limit)} limit")
+                                  f"beyond the {_mb(2 * limit)} limit")
+            held = {"x.npy": 4, "y.npy": 8}.get(info.filename)   # as the labs hold them: float32 inputs, int64 labels
+            if held and math.prod(shape) * held > limit:
+                raise UploadError(f"the data's array {info.filename[:-4]} ({' x '.join(map(str, shape))}) would take "
+                                  f"{_mb(math.prod(shape) * held)} in memory once read; data may take {_mb(limit)} "
+                                  "(the upload limit), however small the file")
     except UploadError:
         raise
     except Exception:  # a damaged header: np.load below reports the file as unreadable
@@ -724,8 +793,16 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return " x ".join(map(str, shape))
 
 
-def _choose_data(read: ReadModel, split: Split | None) -> tuple[Dataset, str]:
-    """The dataset an uploaded model is evaluated on: the uploaded data, else a shipped dataset whose inputs fit."""
+def _uploaded_dataset(split: Split, classes: int) -> Dataset:
+    """Uploaded data as a dataset: split 60 / 10 / 30 % into train / validation / test (seed 0)."""
+    x, y = split.x.numpy(), split.y.numpy()
+    train, val, test = split_arrays(x, y, DATA_FRACTIONS, 0)
+    return Dataset("upload", f"your data ({len(y):,} examples)", tuple(x.shape[1:]), classes, train, val, test)
+
+
+def _choose_data(read: ReadModel, split: Split | None) -> tuple[str, int]:
+    """What an uploaded model is evaluated on: ("uploaded", its classes) for the uploaded data, else the name of a
+    shipped dataset whose inputs fit, with its classes."""
     if split is not None:
         out = _outputs(read.model, split.x[:2])
         if out is None:
@@ -736,10 +813,7 @@ def _choose_data(read: ReadModel, split: Split | None) -> tuple[Dataset, str]:
         if int(split.y.max()) >= classes:
             raise UploadError(f"the labels go up to {int(split.y.max())} but the model has {classes} outputs")
         _check_rebuild(read, split.x[:8])
-        x, y = split.x.numpy(), split.y.numpy()
-        train, val, test = split_arrays(x, y, DATA_FRACTIONS, 0)
-        return Dataset("upload", f"your data ({len(y):,} examples)", tuple(x.shape[1:]), classes,
-                       train, val, test), "uploaded"
+        return "uploaded", classes
     tried = []
     for name in ("digits", "mnist1d"):
         ds = load_dataset(name)
@@ -749,7 +823,7 @@ def _choose_data(read: ReadModel, split: Split | None) -> tuple[Dataset, str]:
         out = _outputs(read.model, ds.test.x[:2])
         if out is not None and out.shape[1] == ds.classes:
             _check_rebuild(read, ds.test.x[:8])
-            return ds, "shipped"
+            return name, ds.classes
     want = f"takes {_shape_text(read.input_shape)} inputs, and " if read.input_shape else ""
     raise UploadError(f"the model {want}fits none of the shipped datasets (inputs {', '.join(tried)} with 10 "
                       "classes): add evaluation data, a .npz with x (inputs) and y (labels)")
@@ -768,42 +842,167 @@ def is_upload(name: str) -> bool:
 
 
 def load_upload(model_bytes: bytes, filename: str | None = None, data_bytes: bytes | None = None,
-                data_filename: str | None = None, limit: int = MAX_MODEL_BYTES) -> Sample:
-    """An uploaded model (and optional .npz data) as a Sample every lab can use; UploadError says what is wrong."""
+                data_filename: str | None = None, limit: int = MAX_MODEL_BYTES,
+                budget: int | None = None) -> Sample:
+    """An uploaded model (and optional .npz data) as a Sample every lab can use; UploadError says what is wrong.
+    The files are read in a confined process (slimcore.sandbox); this process only rebuilds standard layers from the
+    plain description it hands back. `budget`: the most bytes the model and data may take in memory here."""
+    from . import sandbox
+
+    doc, blob = sandbox.read(model_bytes, data_bytes, limit)
     try:
-        return _load_upload(model_bytes, filename, data_bytes, data_filename, limit)
+        return assemble(doc, blob, model_bytes, filename, data_bytes, budget)
     except UploadError:
         raise
     except MemoryError:
-        raise UploadError("the file would need more memory than this server has to read") from None
-    except Exception as e:  # a case the checks above did not foresee: still one clear line, never a traceback
-        raise UploadError(f"the file could not be read ({type(e).__name__}: {_short(e, 120)})") from None
+        raise UploadError("the model would need more memory than this server has") from None
+    except Exception as e:  # a case the checks did not foresee: still one clear line, never a traceback
+        raise UploadError(f"the file could not be used ({type(e).__name__}: {_short(e, 120)})") from None
 
 
-def _load_upload(model_bytes: bytes, filename: str | None, data_bytes: bytes | None, data_filename: str | None,
-                 limit: int) -> Sample:
+def inspect(model_bytes: bytes, data_bytes: bytes | None, limit: int = MAX_MODEL_BYTES) -> tuple[dict, bytes]:
+    """Read and check an upload here (the confined reading process does: slimcore.sandbox): its description as
+    plain data, and its tensors (the model's state, the uploaded data) as safetensors bytes."""
+    from safetensors.torch import save
+
     read = read_model(model_bytes, limit)
     _check_finite_weights(read.model)
-    for p in read.model.parameters():
-        p.requires_grad_(False)
     split = read_data(data_bytes, limit) if data_bytes is not None else None
-    data, source = _choose_data(read, split)
+    source, classes = _choose_data(read, split)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in read.model.state_dict().items()}
+    if split is not None:
+        tensors |= {"data.x": split.x.contiguous(), "data.y": split.y.contiguous()}
+    doc = {"format": read.format, "architecture": read.architecture, "classes": classes, "data": source,
+           "layers": None if read.architecture in SAMPLES else describe(read.model)}
+    return doc, save(tensors)
+
+
+# The layers a rebuilt model may hold, with the arguments that make each (read back from a built one).
+_LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
+    "Linear": (nn.Linear, ("in_features", "out_features", "bias")),
+    "Conv1d": (nn.Conv1d, ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias")),
+    "Conv2d": (nn.Conv2d, ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias")),
+    "BatchNorm1d": (nn.BatchNorm1d, ("num_features", "eps")),
+    "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps")),
+    "ReLU": (nn.ReLU, ()), "Tanh": (nn.Tanh, ()), "Sigmoid": (nn.Sigmoid, ()), "SiLU": (nn.SiLU, ()),
+    "GELU": (nn.GELU, ("approximate",)), "LeakyReLU": (nn.LeakyReLU, ("negative_slope",)),
+    "MaxPool1d": (nn.MaxPool1d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
+    "MaxPool2d": (nn.MaxPool2d, ("kernel_size", "stride", "padding", "dilation", "ceil_mode")),
+    "AvgPool1d": (nn.AvgPool1d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")),
+    "AvgPool2d": (nn.AvgPool2d, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")),
+    "AdaptiveAvgPool1d": (nn.AdaptiveAvgPool1d, ("output_size",)),
+    "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ("output_size",)),
+    "Flatten": (nn.Flatten, ("start_dim", "end_dim")), "LogSoftmax": (nn.LogSoftmax, ("dim",)),
+}
+
+
+def describe(model: nn.Sequential) -> list[list]:
+    """A rebuilt model as plain data: [name, layer type, {argument: value}] per layer."""
+    out = []
+    for name, m in model.named_children():
+        kind = type(m).__name__
+        if kind not in _LAYERS:
+            raise UploadError(f"layer {name} is a {kind}, which SlimLab does not rebuild")
+        args = {}
+        for a in _LAYERS[kind][1]:
+            v = getattr(m, a)
+            args[a] = (v is not None) if a == "bias" else list(v) if isinstance(v, tuple) else v
+        out.append([name, kind, args])
+    return out
+
+
+def _plain(v: Any) -> bool:
+    """An argument value a description may carry: a bool, a small number, a short name, or a short list of ints."""
+    if isinstance(v, bool) or v is None:
+        return True
+    if isinstance(v, int):
+        return -2**31 < v < 2**31
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, str):
+        return v in ("none", "tanh")
+    return isinstance(v, list) and 0 < len(v) <= 3 and all(isinstance(x, int) and 0 <= x < 2**31 for x in v)
+
+
+def rebuild(layers: Any, state: dict[str, torch.Tensor]) -> nn.Sequential:
+    """The model a description names, built from standard layers only and filled with its tensors; the description is
+    checked first (known layers, plain arguments, every tensor of the right shape) and nothing is allocated for a
+    layer before its shapes match the tensors handed over."""
+    if not isinstance(layers, list) or not layers or len(layers) > 512:
+        raise UploadError("the file could not be read (its description holds no layers)")
+    built: OrderedDict[str, nn.Module] = OrderedDict()
+    for entry in layers:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str) and entry[1] in _LAYERS
+                and isinstance(entry[2], dict) and re.fullmatch(r"[A-Za-z0-9_]{1,80}", entry[0])
+                and entry[0] not in built):
+            raise UploadError("the file could not be read (its description names a layer SlimLab does not build)")
+        name, kind, args = entry
+        cls, expected = _LAYERS[kind]
+        if set(args) != set(expected) or not all(_plain(v) for v in args.values()):
+            raise UploadError(f"the file could not be read (layer {name}'s arguments are not a {kind}'s)")
+        args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+        with torch.device("meta"):   # shapes only: nothing allocated yet
+            m = cls(**args)
+        built[name] = m
+    model = nn.Sequential(built)
+    want = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    have = {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
+    if want != have:
+        raise UploadError("the file could not be read (its tensors do not match its layers)")
+    model = model.to_empty(device="cpu")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = None,
+             data_bytes: bytes | None = None, budget: int | None = None) -> Sample:
+    """A Sample from what the reading process handed back (slimcore.sandbox): the model rebuilt from standard layers
+    (or a sample architecture) and its tensors, the data chosen, the card measured here."""
+    from safetensors.torch import load
+
+    tensors = load(blob)
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    held = sum(v.numel() * v.element_size() for v in tensors.values())
+    if budget is not None and held > budget:
+        raise UploadError(f"the model and its data take {held / 10**6:,.0f} MB in memory; uploads may take "
+                          f"{budget / 10**6:,.0f} MB on this server")
+    arch = doc.get("architecture")
+    if arch in SAMPLES:
+        model = SAMPLES[arch].build()
+        want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if want != {k: tuple(v.shape) for k, v in state.items()}:
+            raise UploadError("the file could not be read (its tensors do not match its architecture)")
+        model.load_state_dict(state)
+        model.eval()
+    else:
+        model = rebuild(doc.get("layers"), state)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    classes = int(doc.get("classes", 0))
+    if doc.get("data") == "uploaded":
+        if "data.x" not in tensors or "data.y" not in tensors:
+            raise UploadError("the file could not be read (its data went missing)")
+        data, source = _uploaded_dataset(Split(tensors["data.x"].float(), tensors["data.y"].long()), classes), "uploaded"
+    elif doc.get("data") in ("digits", "mnist1d"):
+        data, source = load_dataset(doc["data"]), "shipped"
+    else:
+        raise UploadError("the file could not be read (no data to evaluate it on)")
+    fmt = str(doc.get("format", ""))
     shown = display_name(filename)
-    params = sum(p.numel() for p in read.model.parameters())
-    layers = weight_layers(read.model)
+    layers = weight_layers(model)
     kinds = sorted({type(m).__name__ for m in layers.values()})
-    arch = (f"{read.architecture} architecture" if read.architecture in SAMPLES
-            else f"{len(layers)} weight layers ({', '.join(kinds)}), rebuilt from the graph")
+    described = (f"{arch} architecture" if arch in SAMPLES
+                 else f"{len(layers)} weight layers ({', '.join(kinds)}), rebuilt from the graph")
     card = {
-        "name": shown, "source": "upload", "format": read.format, "file_bytes": len(model_bytes),
-        "sha256": hashlib.sha256(model_bytes).hexdigest(), "architecture": f"{read.format}, {arch}",
-        "module": str(read.model), "dataset": data.description, "data_source": source,
+        "name": shown, "source": "upload", "format": fmt, "file_bytes": len(model_bytes),
+        "sha256": hashlib.sha256(model_bytes).hexdigest(), "architecture": f"{fmt}, {described}",
+        "module": str(model), "dataset": data.description, "data_source": source,
         "splits": {"train": len(data.train), "val": len(data.val), "test": len(data.test),
                    "split_seed": 0 if source == "uploaded" else None},
-        "parameters": params, "test_accuracy": accuracy(read.model, data.test),
-        "sample_architecture": read.architecture if read.architecture in SAMPLES else None,
+        "parameters": sum(p.numel() for p in model.parameters()), "test_accuracy": accuracy(model, data.test),
+        "sample_architecture": arch if arch in SAMPLES else None, "memory_bytes": held,
     }
-    return Sample(upload_name(model_bytes, data_bytes), read.model, data, card)
+    return Sample(upload_name(model_bytes, data_bytes), model, data, card)
 
 
 def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_MODEL_BYTES) -> Sample:
@@ -816,7 +1015,7 @@ def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_M
         if not path.is_file():
             raise UploadError(f"the {what} file {display_name(str(path))!r} does not exist")
         if path.stat().st_size > limit:
-            raise UploadError(f"the {what} file is {_mib(path.stat().st_size)}; the limit is {_mib(limit)}")
+            raise UploadError(f"the {what} file is {_mb(path.stat().st_size)}; the limit is {_mb(limit)}")
         blobs.append(path.read_bytes())
     return load_upload(blobs[0], paths[0][0].name, blobs[1] if data_path else None,
                        paths[1][0].name if data_path else None, limit)

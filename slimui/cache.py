@@ -13,6 +13,9 @@ from slimcore import upload as U
 from slimcore.families import family_of
 
 UPLOADS_KEPT = 8  # uploaded models kept in memory (the oldest go first); each is named by a hash of its bytes
+# Bytes every session's uploads may take in memory together (their weights and data tensors, as expanded, not as
+# compressed in the file): a new upload makes room by dropping the oldest; one larger than this is refused.
+UPLOAD_BUDGET = 600 * 10**6
 
 
 @st.cache_resource(show_spinner="Loading model…")
@@ -22,10 +25,17 @@ def _sample(name: str) -> Sample:
 
 class UploadStore:
     """Uploaded models by content name, shared by sessions (read-only): a name is a hash of the bytes, so one
-    session can only reach another's upload by holding the same file. Keeps the most recent UPLOADS_KEPT."""
+    session can only reach another's upload by holding the same file. Keeps the most recent UPLOADS_KEPT, and at
+    most `budget` bytes of them all together (their card's memory_bytes: weights and data as held in memory)."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int = UPLOAD_BUDGET) -> None:
         self._lock, self._items = threading.Lock(), OrderedDict()
+        self.budget = budget
+
+    def held(self) -> int:
+        """Bytes the kept uploads take in memory."""
+        with self._lock:
+            return sum(_bytes(s) for s in self._items.values())
 
     def get(self, name: str) -> Sample | None:
         with self._lock:
@@ -37,8 +47,13 @@ class UploadStore:
         with self._lock:
             self._items[s.name] = s
             self._items.move_to_end(s.name)
-            while len(self._items) > UPLOADS_KEPT:
-                self._items.popitem(last=False)
+            while len(self._items) > UPLOADS_KEPT or (
+                    len(self._items) > 1 and sum(_bytes(s) for s in self._items.values()) > self.budget):
+                self._items.popitem(last=False)   # the oldest first; the newest always stays (it fits: see add_upload)
+
+
+def _bytes(s: Sample) -> int:
+    return int(s.card.get("memory_bytes", 0))
 
 
 @st.cache_resource
@@ -51,7 +66,7 @@ def add_upload(model: bytes, filename: str | None, data: bytes | None = None, da
     name = U.upload_name(model, data)
     s = uploads().get(name)
     if s is None:
-        s = U.load_upload(model, filename, data, data_filename)
+        s = U.load_upload(model, filename, data, data_filename, budget=uploads().budget)
         uploads().put(s)
     return s
 

@@ -12,7 +12,7 @@ DONE, ERROR = "upload_done", "upload_error"  # the files last read (their ids), 
 
 FORMATS = ("**Model:** a TorchScript archive (`torch.jit.save`), a `torch.export` program (`.pt2`), or a state dict "
            "of one of the sample architectures (`torch.save(model.state_dict(), f)` or safetensors). "
-           f"Up to {U.MAX_MODEL_BYTES // 2**20} MiB. Nothing in the file is ever run as Python: state dicts are read "
+           f"Up to {U.MAX_MODEL_BYTES // 10**6} MB per file (as the browser counts: 10^6 bytes a MB). Nothing in the file is ever run as Python: state dicts are read "
            "with `weights_only=True`, and TorchScript and exported graphs are rebuilt from standard layers "
            f"({', '.join(U.SUPPORTED)}).  \n**Evaluation data (optional):** a NumPy `.npz` with `x` (inputs, one "
            "example per row) and `y` (integer labels); it is split 60 / 10 / 30 % into train / validation / test "

@@ -31,3 +31,10 @@ def test_one_run_per_session_no_file_watcher_and_no_tracebacks(served_config):
     assert served_config("server.fileWatcherType") == "none"
     assert served_config("client.showErrorDetails") == "type"
     assert served_config("client.toolbarMode") == "viewer"
+
+
+def test_one_upload_limit_in_the_browsers_unit(served_config):
+    from slimcore import upload as U
+
+    # the browser refuses a file above maxUploadSize decimal megabytes; the server's own check says the same limit
+    assert served_config("server.maxUploadSize") * 10**6 == U.MAX_MODEL_BYTES == U.MAX_DATA_BYTES

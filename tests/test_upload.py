@@ -246,8 +246,9 @@ def test_a_model_that_fits_no_shipped_dataset_asks_for_data():
 
 
 @pytest.mark.parametrize("name,shown", [
-    ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\model.pt", "model.pt"), ("", "unnamed file"),
-    ("mo\x00del\x1b[31m.pt", "model[31m.pt"), ("\u202egnp.pt", "gnp.pt"), ("x" * 500 + ".pt", "x" * 59 + "…"),
+    ("../../etc/passwd", "../../etc/passwd"), ("C:\\Users\\me\\model.pt", "C:\\Users\\me\\model.pt"),
+    ("<script>/script>.pt", "<script>/script>.pt"), ("", "unnamed file"),   # whole: the page escapes it
+    ("mo\x00del\x1b[31m.pt", "model[31m.pt"), ("\u202egnp.pt", "gnp.pt"), ("x" * 500 + ".pt", "x" * 119 + "…"),
     ("**bold** [link](javascript:alert(1)).pt", "**bold** [link](javascript:alert(1)).pt"),
 ])
 def test_odd_file_names_are_shown_safely_and_change_nothing(files, name, shown):
