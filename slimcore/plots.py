@@ -41,6 +41,17 @@ def _wrap_title(title: str) -> tuple[str, int]:
     return f"{title[:end]}<br><span style=\"font-size:13px\">{title[start:]}</span>", 2
 
 
+def _wrap_words(text: str, width: int) -> str:
+    """Text broken into lines of at most about `width` characters at spaces (joined with <br>)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines) or text
+
+
 def _figure(traces: list, title: str, x: str, y: str, height: int = 320, shapes: Sequence[dict] = (),
             annotations: Sequence[dict] = (), **layout) -> go.Figure:
     """A figure with the house layout, built in one constructor call: Plotly's update_layout / add_vline
@@ -48,7 +59,7 @@ def _figure(traces: list, title: str, x: str, y: str, height: int = 320, shapes:
     title, lines = _wrap_title(title)
     return go.Figure(data=traces, layout=dict(
         title=dict(text=title), height=height + 18 * (lines - 1), margin=dict(l=50, r=20, t=50 + 18 * (lines - 1), b=45),
-        legend=dict(orientation="h", y=-0.3),   # at -0.25 it ran into the x axis's title
+        legend=layout.pop("legend", dict(orientation="h", y=-0.3)),   # at -0.25 it ran into the x axis's title
         bargap=0.02, shapes=list(shapes), annotations=list(annotations),
         xaxis=dict(title=dict(text=x), **layout.pop("xaxis", {})), yaxis=dict(title=dict(text=y), **layout.pop("yaxis", {})),
         **layout))
@@ -281,7 +292,12 @@ def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], 
               for i, (name, ys) in enumerate(series.items())]
     values = [float(v) for ys in series.values() for v in ys if v is not None and v > 0]
     yaxis = dict(type="log") if log_y else dict(range=[0, max(values, default=1) * 1.2])
-    return _figure(traces, title, x_title, y_title, height=height, barmode="group", yaxis=yaxis)
+    # long category names ("pruned + fine-tuned") wrapped upright: turned, they were clipped and ran into the legend
+    ticks = [_wrap_words(str(c), 14) for c in categories]
+    lines = max((t.count("<br>") + 1 for t in ticks), default=1)
+    return _figure(traces, title, x_title, y_title, height=height + 14 * (lines - 1), barmode="group", yaxis=yaxis,
+                   xaxis=dict(tickmode="array", tickvals=list(categories), ticktext=ticks, tickangle=0),
+                   legend=dict(orientation="h", y=-0.3 - 0.09 * (lines - 1)))
 
 
 def sensitivity_heatmap(layers: Sequence[str], settings: Sequence[str], accuracy: np.ndarray, reference: float,
@@ -369,11 +385,23 @@ def sqnr_bars(names: Sequence[str], sqnr_db: Sequence[float], highlight: str | N
     cap = (max(finite) if finite else 0.0) + 10.0
     ys = [v if math.isfinite(v) else (cap if v > 0 else 0.0) for v in vals]
     text = [f"{v:.1f} dB" if math.isfinite(v) else ("∞ (exact)" if v > 0 else "−∞") for v in vals]
-    bar = go.Bar(x=list(names), y=ys, text=text, textposition="outside", cliponaxis=False,
+    many = len(vals) > 12   # an encoder's 36 layers: labels on every bar overlapped, full names took the height
+    bar = go.Bar(x=list(names), y=ys, text=text, textposition="none" if many else "outside", cliponaxis=False,
                  marker_color=[REMOVED if n == highlight else KEPT for n in names],
                  hovertemplate="%{x}: %{text}<extra></extra>")
     low, high = min([0.0, *ys]), max([1.0, *ys])
-    return _figure([bar], title, "layer", "SQNR (dB)", yaxis=dict(range=[low * 1.18 - 1 if low < 0 else 0, high * 1.18 + 1]))
+    xaxis = dict(tickmode="array", tickvals=list(names), ticktext=[_short_name(n) for n in names]) if many else {}
+    return _figure([bar], title, "layer (value on hover)" if many else "layer", "SQNR (dB)", xaxis=xaxis,
+                   yaxis=dict(range=[low * 1.18 - 1 if low < 0 else 0, high * 1.18 + 1]))
+
+
+def _short_name(name: str) -> str:
+    """A dotted layer name cut to its last parts ("encoder.layer.0.attention.self.query" -> "0.…self.query")."""
+    parts = name.split(".")
+    if len(parts) <= 2:
+        return name
+    block = next((p for p in parts if p.isdigit()), "")
+    return (f"{block}.…" if block else "…") + ".".join(parts[-2:])
 
 
 def bits_curve(bits: Sequence[int], acc: Sequence[float], current: tuple[float, float] | None = None,
@@ -398,6 +426,7 @@ def bits_curve(bits: Sequence[int], acc: Sequence[float], current: tuple[float, 
         notes = [dict(x=1, xref="paper", y=reference * 100, text=f"fp32 {reference:.2%}", showarrow=False,
                       xanchor="right", yanchor="top")]
     return _figure(traces, title, "weight bits", "test accuracy", shapes=shapes, annotations=notes,
+                   legend=dict(orientation="h", y=-0.4),   # below the two-line "1 (bin)" tick and the axis title
                    xaxis=dict(tickmode="array", tickvals=list(bits), tickangle=0,   # upright: turned, they ran into
                               ticktext=["1<br>(bin)" if b == 1 else str(b) for b in bits]),   # the axis title
                    yaxis=dict(range=[0, 101], ticksuffix=" %"))

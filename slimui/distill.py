@@ -425,14 +425,15 @@ def encoder_picture(s, cfg: D.DistillConfig) -> None:
     related = float(sum(p_t[k] for k in range(len(others)) if rel[k] != "other"))
     right.metric("Teacher's entropy", f"{h:.2f} bits", help=f"At most log2({len(others)}) = {np.log2(len(others)):.2f} "
                  "bits (uniform). 2^entropy is the number of sentences the distribution effectively spreads over.")
-    right.metric("Mass on its variants and paraphrase", f"{related:.1%}",
-                 help=f"{sum(r != 'other' for r in rel)} of the {len(others)} other sentences are variants of the "
+    right.metric("Mass on variants + paraphrase", f"{related:.1%}",
+                 help=f"The teacher's probability on the anchor's own variants and its paraphrase. "
+                      f"{sum(r != 'other' for r in rel)} of the {len(others)} other sentences are variants of the "
                       "anchor or its paraphrase; the rest come from other paraphrase groups.")
-    right.metric("T² · KL(teacher ‖ untrained student)", f"{cfg.temperature ** 2 * kl_div(p_t, p_s):.4f}",
-                 help="This anchor's term of the similarity loss before training (KL in nats, times T²).")
+    right.metric("T² · KL, untrained student", f"{cfg.temperature ** 2 * kl_div(p_t, p_s):.4f}",
+                 help="T² · KL(teacher ‖ untrained student): this anchor's term of the similarity loss before training (KL in nats, times T²).")
     if p_tr is not None:
-        right.metric("T² · KL(teacher ‖ trained student)", f"{cfg.temperature ** 2 * kl_div(p_t, p_tr):.4f}",
-                     help="The same term for the student trained at this setting (on the train split, which this "
+        right.metric("T² · KL, trained student", f"{cfg.temperature ** 2 * kl_div(p_t, p_tr):.4f}",
+                     help="T² · KL(teacher ‖ trained student): the same term for the student trained at this setting (on the train split, which this "
                           "batch comes from).")
     left.dataframe(pd.DataFrame([{"#": n + 1, "sentence": b["texts"][others[k]], "is": RELATION[rel[k]],
                                   "cosine (teacher)": round(float(b["teacher"][anchor][k]), 3),

@@ -4,6 +4,7 @@ encoder's single weights / FFN neurons / heads and its map of the units kept). E
 nothing here mutates a cached model."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -230,6 +231,14 @@ def size(n: float) -> str:
 def size_delta(n: float, like: float) -> dict:
     """st.metric's delta arguments for a change of size, in the unit `like` (a size) is written in."""
     return delta(n / 2**20, "{:+,.2f} MiB", True) if _large(like) else delta(n / 1024, "{:+,.1f} KiB", True)
+
+
+def times_smaller(before: float, after: float) -> str:
+    """A size change in words: "4.1x smaller", "1.3x larger", or "same size" when it rounds to no change."""
+    ratio = before / after if after else math.inf
+    if round(ratio, 1) == 1.0:
+        return "same size"
+    return f"{ratio:.1f}x smaller" if ratio > 1 else f"{1 / ratio:.1f}x larger"
 
 
 def score_delta(metric: Metric, value: float, reference: float) -> dict:

@@ -104,7 +104,7 @@ def test_distill_trains_compares_and_keeps_the_run(at, sample):
     # the trained student joins the temperature picture, closer to the teacher's distribution than before training
     assert [t["name"] for t in figs["distill_similarity"]["data"]][2] == "trained student (this setting)"
     m = metrics(at)
-    assert float(m["T² · KL(teacher ‖ trained student)"]) < float(m["T² · KL(teacher ‖ untrained student)"])
+    assert float(m["T² · KL, trained student"]) < float(m["T² · KL, untrained student"])
     # another setting has no run yet; coming back shows the kept one without training again
     at.select_slider(key="temperature").set_value(0.5).run()
     assert "distill_score" not in figures(at) and not at.button(key="train").disabled

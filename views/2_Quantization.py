@@ -95,9 +95,11 @@ cols[2].metric(f"Size at {weights_label} (modelled)", ui.fmt_bytes(now["size"].b
                f"{ui.fp32_bytes(name) / now['size'].bytes:.2f}× smaller than fp32", delta_color="off",
                delta_arrow="off",
                help=f"Modelled from bit counts: {now['size'].detail}.")
-cols[3].metric(f"SQNR of {layer}", sqnr, help="10·log10(mean w² / mean (w − ŵ)²) over the layer's weights.")
-cols[4].metric(f"Distinct values in {layer}", f"{err.distinct:,}",
-               help=f"Among its {err.numel:,} quantized weights; MSE {err.mse:.3g}, largest error {err.max_abs:.3g}.")
+# the layer's name goes in the help: an encoder's ("encoder.layer.0.attention.self.query") cut the labels
+cols[3].metric("SQNR, chosen layer", sqnr, help=f"Of {layer}: 10·log10(mean w² / mean (w − ŵ)²) over its weights.")
+cols[4].metric("Distinct values, layer", f"{err.distinct:,}",
+               help=f"In {layer}, among its {err.numel:,} quantized weights; MSE {err.mse:.3g}, largest error "
+                    f"{err.max_abs:.3g}.")
 if panel:
     panel.quality(score, base, name)
 

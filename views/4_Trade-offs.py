@@ -118,7 +118,7 @@ m[1].metric(f"On the {axis} frontier", f"{len(front):,}")
 m[2].metric("Original size (measured)", f"{base.size_bytes * scale:,.1f}{unit}", help="torch.save of the state dict.")
 if best is not None:
     m[3].metric(f"Smallest within {within}", f"{best.size_bytes * scale:,.1f}{unit}",
-                f"{base.size_bytes / best.size_bytes:.1f}x smaller ({best.size_label})", delta_color="off",
+                f"{prune_ui.times_smaller(base.size_bytes, best.size_bytes)} ({best.size_label})", delta_color="off",
                 delta_arrow="off", help=f"{best.config}: {metric.name} {metric.format(best.score)} (original "
                                         f"{metric.format(base_score)}).")
 
@@ -132,10 +132,10 @@ with right:
     URL.save()
     row = valid.set_index("config").loc[pick]
     d = st.columns(2)
-    d[0].metric(f"{metric.name.capitalize()} (measured)", metric.format(row.score),
-                **prune_ui.score_delta(metric, row.score, base_score))
+    d[0].metric(f"{metric.short.capitalize()} (measured)", metric.format(row.score),
+                **prune_ui.score_delta(metric, row.score, base_score), help=f"{metric.name.capitalize()}.")
     d[1].metric(f"Size ({row.size_label})", f"{row.size_bytes * scale:,.1f}{unit}",
-                f"{base.size_bytes / row.size_bytes:.1f}x smaller", delta_color="off", delta_arrow="off",
+                prune_ui.times_smaller(base.size_bytes, row.size_bytes), delta_color="off", delta_arrow="off",
                 help=row.size_rule)
     if not math.isnan(row.macs):
         d[0].metric("MACs (counted)", f"{row.macs:,.0f}", f"{row.macs / base.macs:.0%} of the original",
