@@ -132,7 +132,8 @@ with right:
     URL.save()
     row = valid.set_index("config").loc[pick]
     d = st.columns(2)
-    d[0].metric(f"{metric.short.capitalize()} (measured)", metric.format(row.score),
+    named = metric.name if len(metric.name) <= 20 else metric.short   # "mean cosine to the original" was cut
+    d[0].metric(f"{named.capitalize()} (measured)", metric.format(row.score),
                 **prune_ui.score_delta(metric, row.score, base_score), help=f"{metric.name.capitalize()}.")
     d[1].metric(f"Size ({row.size_label})", f"{row.size_bytes * scale:,.1f}{unit}",
                 prune_ui.times_smaller(base.size_bytes, row.size_bytes), delta_color="off", delta_arrow="off",
