@@ -84,7 +84,10 @@ def layer_table(model: nn.Module, example: tuple[int, ...] | torch.Tensor) -> li
 
 
 def serialized_bytes(model: nn.Module) -> int:
-    """Measured size: bytes of the model's state dict as written by torch.save."""
+    """Measured size: bytes of the model's state dict as written by torch.save; for a model that runs a file of its
+    own (an ONNX Runtime int8 model: `file_bytes()`), that file's length."""
+    if callable(getattr(model, "file_bytes", None)):
+        return int(model.file_bytes())
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.getbuffer().nbytes
