@@ -53,8 +53,11 @@ def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS) 
     header = json.dumps({"model": len(model), "data": None if data is None else len(data), "limit": limit,
                          "limits": asdict(limits)}).encode()
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    from .data import cache_dir
+
     env |= {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1",
-            "PYTHONDONTWRITEBYTECODE": "1"}
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "SLIMLAB_CACHE": str(cache_dir())}   # the shipped datasets it may match a model to (HOME is a temp dir)
     with tempfile.TemporaryDirectory(prefix="slimlab-read-") as home, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, "-m", "slimcore.sandbox"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err, cwd=home, env=env | {"HOME": home})
