@@ -33,13 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import slimcore  # noqa: E402
 from slimui.served import Dashboard  # noqa: E402
+from tests.browser.helpers import PENDING, STATE  # noqa: E402  (the page states the browser tests wait for)
 
 PAGES = ["", "Pruning", "Quantization", "Distillation", "Trade-offs", "Sensitivity"]
 SLIDER_PAGES = ["Pruning", "Quantization"]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-STATE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
-PENDING = "document.querySelector('[data-testid=stMain]').innerText.includes('\u23f3')"   # work being computed
 CHART = "[data-testid=stPlotlyChart] .js-plotly-plot"
 
 

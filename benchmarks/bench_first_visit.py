@@ -15,9 +15,8 @@ from pathlib import Path
 
 import _util  # noqa: F401  (puts the repository on the path)
 from slimui.served import Dashboard
+from tests.browser.helpers import PENDING, STATE   # the same page states the browser tests wait for
 
-STATE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
-PENDING = "document.querySelector('[data-testid=stMain]')?.innerText.includes('\u23f3')"
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """Hostile files of the upload review (issue 16), built the same way by the tests (tests/test_hostile.py) and the
-benchmark (benchmarks/bench_upload.py --hostile)."""
+benchmark (benchmarks/bench_upload.py --hostile); and the one way the tests assert that an upload is refused."""
 from __future__ import annotations
 
 import io
@@ -9,6 +9,7 @@ import pickle
 import zipfile
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -86,3 +87,16 @@ def hostile(marker: str) -> dict[str, tuple[bytes, bytes | None]]:
         "pickle payload": (pickle_payload(marker), None),
         "truncated TorchScript": (mlp[: len(mlp) // 2], None),
     }
+
+
+def refused(blob: bytes, *words: str, data: bytes | None = None, **kw) -> str:
+    """Upload `blob` (and `data`) and assert it is refused with one clear line holding `words`; return the line."""
+    from slimcore import upload as U
+
+    with pytest.raises(U.UploadError) as e:
+        U.load_upload(blob, "file.pt", data, "data.npz", **kw)
+    msg = str(e.value)
+    assert "Traceback" not in msg and len(msg) < 600
+    for w in words:
+        assert w in msg, msg
+    return msg

@@ -19,7 +19,9 @@ from slimcore import data as D
 from slimcore import sandbox
 from slimcore import upload as U
 from slimui.safe import code, md
-from tests.hostile_files import Wasteful, declare, hostile, npz_bomb, rewrite, saved, small_pt2
+from tests.hostile_files import Wasteful, declare, hostile, npz_bomb, refused, rewrite, saved, small_pt2
+
+_refused = refused
 
 
 _bytes, _declare = saved, declare
@@ -28,16 +30,6 @@ _bytes, _declare = saved, declare
 @pytest.fixture(scope="module")
 def pt2() -> bytes:
     return small_pt2()
-
-
-def _refused(blob: bytes, *words: str, data: bytes | None = None) -> str:
-    with pytest.raises(U.UploadError) as e:
-        U.load_upload(blob, "file.pt", data, "data.npz")
-    msg = str(e.value)
-    assert "Traceback" not in msg and len(msg) < 600
-    for w in words:
-        assert w in msg, msg
-    return msg
 
 
 # ---------------------------------------------------------------------------------------------- the six findings

@@ -16,6 +16,7 @@ import slimcore
 from slimcore import pruning as P
 from slimcore import upload as U
 from slimcore.distillation import make_student
+from tests.hostile_files import refused
 
 
 def _bytes(save, obj) -> bytes:
@@ -114,14 +115,7 @@ def test_batchnorm_dropout_and_pooling_are_rebuilt_and_uploaded_data_is_split():
 
 # ------------------------------------------------------------------ bad input: a clear message each, and no code run
 
-def _refused(blob: bytes, *words: str, data: bytes | None = None, **kw) -> str:
-    with pytest.raises(U.UploadError) as e:
-        U.load_upload(blob, "file.pt", data, "data.npz", **kw)
-    msg = str(e.value)
-    assert "Traceback" not in msg and len(msg) < 600
-    for w in words:
-        assert w in msg, msg
-    return msg
+_refused = refused
 
 
 def test_a_pickle_with_a_code_payload_is_refused_and_never_runs(tmp_path):
