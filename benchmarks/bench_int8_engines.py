@@ -1,19 +1,23 @@
-"""Real int8 in two engines, side by side: torch.ao (slimcore.int8, what the Quantization lab builds) and ONNX Runtime
-(slimcore.ort_int8), against fp32 in each engine. For every sample: quality on the held-out test split (the family's
-scorer: accuracy, or mean cosine to the original), measured size (torch.save of the state dict; the ONNX file's
-length) and latency at the family's timing batches (median of timed runs, all models of a sample timed round-robin,
-torch and onnxruntime on the same number of threads).
+"""Real int8 in two engines, side by side: torch.ao and ONNX Runtime, every variant of the Quantization lab's table
+(slimcore.int8.variants, built by slimcore.int8.build as the page builds them), against fp32 in each engine. For every
+sample: quality on the held-out test split (the family's scorer: accuracy, or mean cosine to the original), measured
+size (torch.save of the state dict; the ONNX file's length) and latency at the family's timing batches (median of timed
+runs, all models of a sample timed round-robin, torch and onnxruntime on the same number of threads, ONNX Runtime's
+idle threads not spinning).
 
-Then the per-Linear kernel ceiling on MiniLM's widest Linear (384 -> 1536) at batch 32 sentences x 43 tokens: fp32
-GEMM against each engine's int8 Linear alone, and what that kernel speed-up allows for the whole forward (Amdahl: the
-Linears' share of the fp32 forward, from torch.profiler, sped up by the kernel ratio; the rest unchanged).
+For the encoder, two more measurements:
+- why the engines' quality differs: torch.ao's int8 per channel run with 8-bit activations (its kernel called with
+  reduce_range off) against the 7-bit activations it uses;
+- the per-Linear kernel ceiling: each of the encoder's Linear shapes timed alone on the large batch's token rows, fp32
+  against each engine's int8 Linear (slimcore.text_quant.kernel_times), summed over its 36 Linears; the whole forward
+  could at best become fp32 time - fp32 Linear time + int8 Linear time (Amdahl with measured parts), and each engine's
+  whole-forward int8 speed-up is reported as a share of that ceiling.
 
     .venv/bin/python benchmarks/bench_int8_engines.py [--samples digits-mlp minilm] [--threads 2]
 """
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch import nn
@@ -22,27 +26,22 @@ import _util  # noqa: F401  (puts the repository on the path)
 import slimcore
 from slimcore import int8 as I
 from slimcore import ort_int8 as O
+from slimcore import text_quant as TQ
 from slimcore.export import check_inputs
 from slimcore.families import family_of
 
 
 def engines(s) -> dict[str, nn.Module]:
-    """fp32 and int8 in both engines, by label."""
-    models: dict[str, nn.Module] = {"torch fp32": s.model}
-    for label in I.variants(s):
-        models[f"torch.ao {label}"] = I.build(s, label).model
-    models["onnxruntime fp32"] = O.OrtModel(O.fp32_onnx(s.model, check_inputs(s)))
-    convs = any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in s.model.modules())
-    if convs:
-        models["onnxruntime static int8 (QDQ, per channel)"] = O.build(s, "static")[0]
-    else:
-        for per_channel in (False, True):
-            models[f"onnxruntime dynamic int8 per {'channel' if per_channel else 'tensor'}"] = \
-                O.build(s, "dynamic", per_channel)[0]
+    """fp32 in both engines and every real int8 variant of the lab's table, by label."""
+    models: dict[str, nn.Module] = {"torch fp32": s.model,
+                                    "onnxruntime fp32": O.OrtModel(O.fp32_onnx(s.model, check_inputs(s)))}
+    for label, variant in I.variants(s).items():
+        engine = I.ENGINE_NAMES[variant.engine]
+        models[label if engine in label else f"{label} ({engine})"] = I.build(s, label).model
     return models
 
 
-def table(name: str) -> None:
+def table(name: str) -> dict[str, dict]:
     s = slimcore.load_sample(name)
     fam = family_of(s)
     score = fam.scorer(s, "test")
@@ -56,50 +55,49 @@ def table(name: str) -> None:
         size = slimcore.serialized_bytes(m)
         times = " / ".join(f"{lat[label][b].median_ms:8.3f}" for b in batches)
         speed = " / ".join(f"{base[b].median_ms / lat[label][b].median_ms:4.2f}x" for b in batches)
-        print(f"  {label:<46} {fam.metric.format(q.value):>9}  {size / 2**20:8.2f} MiB  {times} ms  "
+        print(f"  {label:<50} {fam.metric.format(q.value):>9}  {size / 2**20:8.2f} MiB  {times} ms  "
               f"(vs torch fp32 {speed})")
+    return lat
 
 
-def _best(fn, x, repeats: int = 30) -> float:
-    with torch.no_grad():
-        for _ in range(3):
-            fn(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2] * 1e3
+def reduce_range(s) -> None:
+    """torch.ao's int8 per channel with 8-bit activations: its kernel called with reduce_range off."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    score = family_of(s).scorer(s, "test")
+    m = I.build(s, "int8 per channel").model
+    seven = score(m).value
+    forward = DynamicLinear.forward
+    DynamicLinear.forward = lambda self, x: torch.ops.quantized.linear_dynamic(
+        x, self._packed_params._packed_params, reduce_range=False)
+    try:
+        eight = score(m).value
+    finally:
+        DynamicLinear.forward = forward
+    print(f"\nwhy the quality differs: torch.ao int8 per channel, mean cosine {seven:.4f} with 7-bit activations "
+          f"(reduce_range, what it uses) and {eight:.4f} with all 8 bits; ONNX Runtime uses 8 bits")
 
 
-def ceiling() -> None:
-    """The int8 Linear kernel against fp32 GEMM on MiniLM's widest Linear, and the whole-forward bound it allows."""
-    s = slimcore.load_sample("minilm")
-    x_ids = family_of(s).timing_inputs(s)
-    ids = x_ids[max(x_ids)]                          # the family's large batch (32 sentences)
-    tokens = ids.numel()
-    linear = nn.Linear(384, 1536).eval()
-    x = torch.randn(tokens, 384)
-    fp32 = _best(linear, x)
-    ao = I.dynamic_int8(nn.Sequential(linear), per_channel=True).model
-    ao_ms = _best(ao, x)
-    ort_lin = O.OrtModel(O.dynamic(O.fp32_onnx(nn.Sequential(linear), x[:4]), per_channel=True))
-    ort_ms = _best(ort_lin, x)
-    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for _ in range(5):
-            s.model(ids)
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    linear_share = sum(e.self_cpu_time_total for e in events if e.key in ("aten::addmm", "aten::mm", "aten::matmul",
-                                                                          "aten::linear", "aten::bmm")
-                       and e.key != "aten::bmm") / total
-    print(f"\nper-Linear kernel, 384 -> 1536 on {tokens:,} tokens ({ids.shape[0]} sentences x {ids.shape[1]} tokens), "
-          f"median of 30: fp32 {fp32:.2f} ms; torch.ao int8 {ao_ms:.2f} ms ({fp32 / ao_ms:.2f}x); onnxruntime int8 "
-          f"{ort_ms:.2f} ms ({fp32 / ort_ms:.2f}x)")
-    for label, k in (("torch.ao", fp32 / ao_ms), ("onnxruntime", fp32 / ort_ms)):
-        bound = 1 / ((1 - linear_share) + linear_share / k)
-        print(f"  {label}: the Linears are {linear_share:.0%} of the fp32 forward's CPU time; sped up {k:.2f}x they "
-              f"allow at most {bound:.2f}x for the whole forward")
+def ceiling(s, lat: dict) -> None:
+    """Each engine's whole-forward int8 speed-up at the large batch against the ceiling its Linear kernels allow."""
+    ids = check_inputs(s)
+    rows = ids.numel()
+    count = {"qkv": 4, "ffn_in": 1, "ffn_out": 1}   # Linears of each shape per layer: q, k, v and attention output
+    layers = len(s.model.encoder.layer)
+    fp32 = lat["torch fp32"][max(lat["torch fp32"])].median_ms
+    print(f"\nper-Linear kernel ceiling at batch {len(ids)} ({len(ids)} sentences x {ids.shape[1]} tokens = {rows:,} "
+          f"token rows; torch fp32 forward {fp32:.1f} ms):")
+    for engine, label in (("torch", "int8 per channel (torch.ao)"),
+                          ("onnxruntime", "ONNX Runtime int8 per channel, embeddings too")):
+        ks = TQ.kernel_times(s.model, [rows], repeats=30, max_seconds=3.0, engine=engine)
+        f = layers * sum(count[g] * k.fp32.median_ms for g, k in zip(TQ.SHAPES, ks))
+        q = layers * sum(count[g] * k.int8.median_ms for g, k in zip(TQ.SHAPES, ks))
+        bound = fp32 / (fp32 - f + q)
+        got = fp32 / lat[label][max(lat[label])].median_ms
+        shapes = ", ".join(f"{k.shape} {k.speedup:.2f}x" for k in ks)
+        print(f"  {I.ENGINE_NAMES[engine]:<12}: kernels alone {shapes}; the {layers * 6} Linears take {f:.1f} ms in "
+              f"fp32 ({f / fp32:.0%} of the forward) and {q:.1f} ms in int8; ceiling {bound:.2f}x, measured "
+              f"{got:.2f}x = {got / bound:.0%} of it")
 
 
 def main() -> None:
@@ -111,9 +109,11 @@ def main() -> None:
     print(f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, {a.threads} threads "
           "(torch and onnxruntime alike)")
     for name in a.samples:
-        table(name)
-    if "minilm" in a.samples:
-        ceiling()
+        lat = table(name)
+        if name == "minilm":
+            s = slimcore.load_sample(name)
+            reduce_range(s)
+            ceiling(s, lat)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def figure_lines(f: R.Figures) -> list[str]:
     lines = [f"model       {f.kind}: {R.KINDS[f.kind]}",
              f"{f.metric.short:<11s} {fmt(f.score)} measured on {f.examples:,} test examples (original "
              f"{fmt(f.base_score)}; {f.metric.name})",
-             f"size        {f.size_bytes:,} B measured (torch.save of the state dict; original {f.base_size_bytes:,} B)"]
+             f"size        {f.size_bytes:,} B measured ({f.size_source}; original {f.base_size_bytes:,} B, torch.save)"]
     if f.modelled_bytes is not None:
         lines.append(f"            {f.modelled_bytes:,.0f} B modelled ({f.modelled_detail})")
     lines.append(f"parameters  {f.params:,} ({f.nonzeros:,} non-zero)")

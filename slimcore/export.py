@@ -15,7 +15,8 @@ embeddings) with the model's: a classifier's by top-1 agreement, an encoder's by
   2.13 but still works).
 - ONNX (`model.onnx`): exported with torch.onnx (the torch.export-based exporter), batch size (and an encoder's
   sentence length) left free, checked with onnxruntime. Every fp32 kind (original, masked, structurally pruned,
-  fake-quantized); not int8.
+  fake-quantized), and int8 built by ONNX Runtime (engine "onnxruntime": its own int8 file, written as it is and
+  checked in a fresh session); not torch.ao's int8. ONNX Runtime's int8 has only this format.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from .families import family_of
+from .jobs import GATE
 from .metrics import predict, weight_layers
 from .recipe import Applied, Recipe, apply, dump
 
@@ -45,8 +47,12 @@ OURS = (STATE, SHAPES, SCRIPT, ONNX, RECIPE, FIGURES)   # the files an export wr
 NO_INT8_STATE = ("the int8 weights are torch.ao packed parameters inside quantized modules, not plain tensors: no "
                  "state dict of the original architecture can hold them; use the TorchScript file")
 NO_INT8_ONNX = ("ONNX export of torch.ao quantized modules is not supported: torch.onnx's exporter (torch.export) "
-                "cannot trace their packed int8 parameters; use the TorchScript file, or export the fp32 or pruned "
-                "model to ONNX and quantize it with onnxruntime's own tools")
+                "cannot trace their packed int8 parameters; use the TorchScript file, or choose the ONNX Runtime "
+                "engine (int8: {engine: onnxruntime}), whose int8 model is an ONNX file")
+NO_ORT_STATE = ("the ONNX Runtime int8 weights are int8 codes with scales inside the ONNX file, not tensors of the "
+                "original architecture; use the ONNX file")
+NO_ORT_SCRIPT = ("the ONNX Runtime int8 model runs in onnxruntime, not in torch: there is nothing for torch.jit to "
+                 "trace; use the ONNX file")
 _SHAPES_FORMAT = 1
 
 
@@ -245,21 +251,48 @@ def onnx_outputs(path: str | Path, x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0])
 
 
-def _onnx(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
-    # every dimension of the input left free (batch; an encoder's sentence length too)
+def write_onnx(net: nn.Module, x: torch.Tensor, path: str | Path, family: str = "classifier") -> None:
+    """Export a model to an ONNX file with torch.onnx (the torch.export-based exporter), every input dimension left
+    free (the batch; an encoder's sentence length too). The one ONNX writer: exports and ONNX Runtime int8 use it."""
     free = {d: torch.export.Dim.AUTO for d in range(x.dim())} if x.dim() == 2 and not x.is_floating_point() \
         else {0: torch.export.Dim("batch")}
     with _quiet():
-        # an example batch of 2: with 1, torch.export would fix the batch size at 1
-        torch.onnx.export(net, (x[:2],), str(out / ONNX), dynamo=True, external_data=False, verbose=False,
-                          input_names=["input"], output_names=[OUTPUT_NAME.get(family, "output")],
-                          dynamic_shapes=(free,))
+        program = _program(net, (x[:2],), (free,))   # a batch of 2: with 1, torch.export would fix it at 1
+        torch.onnx.export(program, (x[:2],), str(path), dynamo=True, external_data=False, verbose=False,
+                          input_names=["input"], output_names=[OUTPUT_NAME.get(family, "output")])
+
+
+def _program(net: nn.Module, args: tuple, shapes: tuple) -> torch.export.ExportedProgram:
+    """torch.export's program of a model. Strict mode (TorchDynamo reads the bytecode) first: it leaves other threads
+    alone. Non-strict mode, which torch.onnx uses by default, patches module calls for the whole process while it
+    traces: a forward pass in another thread meanwhile (another visitor's page) failed with "Unexpected key
+    _export_root...". So it runs, for models strict mode cannot trace, only while no page runs (jobs.GATE)."""
+    try:
+        return torch.export.export(net, args, dynamic_shapes=shapes, strict=True)
+    except Exception:  # a construct TorchDynamo cannot trace
+        with GATE.exclusive():
+            return torch.export.export(net, args, dynamic_shapes=shapes, strict=False)
+
+
+def _onnx(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
+    write_onnx(net, x, out / ONNX, family)
     got, want = onnx_outputs(out / ONNX, x), predict(net, x)
     gap = float((got - want).abs().max())
     ok = gap <= ONNX_TOLERANCE
     check = (f"onnxruntime on {len(x)} test inputs: {_diff(got, want, family)}"
              + ("" if ok else f" — above the {ONNX_TOLERANCE:g} tolerance"))
     return Artifact(ONNX, (out / ONNX).stat().st_size, "ONNX (batch size free): run with onnxruntime", check, ok)
+
+
+def _int8_onnx(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
+    """An ONNX Runtime int8 model's own file, written as it is and checked in a fresh onnxruntime session."""
+    (out / ONNX).write_bytes(net.onnx)
+    got, want = onnx_outputs(out / ONNX, x), predict(net, x)
+    same = torch.equal(got, want)
+    check = (f"a fresh onnxruntime session on {len(x)} test inputs: outputs {'identical' if same else 'DIFFERENT'}"
+             + ("" if same else f" ({_diff(got, want, family)})"))
+    return Artifact(ONNX, (out / ONNX).stat().st_size, "int8 ONNX (ONNX Runtime, batch size free): run with "
+                    "onnxruntime", check, same)
 
 
 def _missing_onnx() -> str | None:
@@ -291,19 +324,25 @@ def export(applied: Applied, sample, out: str | Path, formats: Sequence[str] = F
     files: list[Artifact] = []
     unavailable: dict[str, str] = {}
     int8 = applied.kind == "int8"
+    ort = int8 and applied.recipe.int8 is not None and applied.recipe.int8.engine == "onnxruntime"
     if "state_dict" in formats:
         if int8:
-            unavailable["state_dict"] = NO_INT8_STATE
+            unavailable["state_dict"] = NO_ORT_STATE if ort else NO_INT8_STATE
         else:
             files += _state_dict(applied, architecture, x, out, family)
     if "torchscript" in formats:
-        files.append(_torchscript(applied.model, x, out, family))
+        if ort:
+            unavailable["torchscript"] = NO_ORT_SCRIPT
+        else:
+            files.append(_torchscript(applied.model, x, out, family))
     if "onnx" in formats:
         missing = _missing_onnx()
-        if int8:
+        if int8 and not ort:
             unavailable["onnx"] = NO_INT8_ONNX
         elif missing:
             unavailable["onnx"] = missing
+        elif ort:
+            files.append(_int8_onnx(applied.model, x, out, family))
         else:
             try:
                 files.append(_onnx(applied.model, x, out, family))
@@ -337,5 +376,5 @@ def archive(exported: Exported) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["FORMATS", "ONNX_TOLERANCE", "Artifact", "Exported", "export", "export_recipe", "archive", "thin",
+__all__ = ["FORMATS", "ONNX_TOLERANCE", "write_onnx", "Artifact", "Exported", "export", "export_recipe", "archive", "thin",
            "load_state", "layer_shapes", "onnx_outputs", "check_inputs"]

@@ -93,6 +93,11 @@ def serialized_bytes(model: nn.Module) -> int:
     return buf.getbuffer().nbytes
 
 
+def size_source(model: nn.Module) -> str:
+    """What serialized_bytes measured for this model, in words."""
+    return "the int8 ONNX file" if callable(getattr(model, "file_bytes", None)) else "torch.save of the state dict"
+
+
 SPARSE_FORMATS = ("dense", "bitmask", "csr")
 
 

@@ -11,6 +11,13 @@ by onnxruntime's own tools:
 The result is an `OrtModel` module: it runs the int8 ONNX file in an onnxruntime session and is called like the
 original model (inputs in, logits or embeddings out), so the family's scorer, the timing and the page measure it like
 any other model. Its size is the int8 ONNX file's length (`file_bytes`, read by slimcore.metrics.serialized_bytes).
+slimcore.int8.build makes one for a variant with engine "onnxruntime"; slimcore.export writes its file as is.
+
+Why its int8 differs from torch.ao's (measured on MiniLM, benchmarks/bench_int8_engines.py): both quantize the same
+36 Linear layers (ONNX Runtime: MatMulInteger; the attention products, softmax, LayerNorm and GELU stay fp32 in both),
+but torch.ao's dynamic Linear quantizes activations to 7 of the 8 bits (reduce_range, against overflow in fbgemm's
+16-bit intermediate sums on x86 CPUs without VNNI) and ONNX Runtime uses all 8. That alone is the quality gap: torch.ao
+called with 8-bit activations matches ONNX Runtime's mean cosine.
 """
 from __future__ import annotations
 
@@ -29,6 +36,17 @@ from .families import family_of
 ENGINE = "onnxruntime"
 
 
+class _NoPreprocessingAdvice(logging.Filter):
+    """onnxruntime's quantizer advises, on the root logger, to pre-process before quantizing; static does, and
+    dynamic int8 of MatMul/Gemm/Gather does not need it: keep that line out of the server's and the CLI's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "consider to run pre-processing" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_NoPreprocessingAdvice())
+
+
 class OrtModel(nn.Module):
     """An ONNX model run by onnxruntime on the CPU, called like the torch model it came from."""
 
@@ -41,6 +59,10 @@ class OrtModel(nn.Module):
         options.intra_op_num_threads = threads or torch.get_num_threads()   # the same threads as torch's timing
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle worker threads must not spin: spinning after every run took the CPU from whatever ran next (torch
+        # models timed round-robin beside it, a page): MiniLM fp32 in torch measured 52.6 ms at batch 1 beside
+        # spinning sessions and 8.9 ms without them, on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
@@ -58,29 +80,28 @@ class OrtModel(nn.Module):
         self.__init__(state["onnx"])
 
 
-def fp32_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
-    """The model as an fp32 ONNX file (opset of torch.onnx's exporter), every input dimension free for an encoder's
-    token ids, the batch free otherwise."""
-    free = ({d: torch.export.Dim.AUTO for d in range(example.dim())}
-            if example.dim() == 2 and not example.is_floating_point() else {0: torch.export.Dim("batch")})
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+def fp32_onnx(model: nn.Module, example: torch.Tensor, family: str = "classifier") -> bytes:
+    """The model as an fp32 ONNX file, written by slimcore.export.write_onnx (the exports' writer: batch size and an
+    encoder's sentence length free)."""
+    from .export import write_onnx
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fp32.onnx"
-        torch.onnx.export(model.eval(), (example[:2],), str(path), dynamo=True, external_data=False, verbose=False,
-                          input_names=["input"], output_names=["output"], dynamic_shapes=(free,))
+        write_onnx(model.eval(), example, path, family)
         return path.read_bytes()
 
 
-def dynamic(onnx: bytes, per_channel: bool) -> bytes:
+def dynamic(onnx: bytes, per_channel: bool, embeddings: bool = True) -> bytes:
     """onnxruntime's dynamic int8: int8 weights (per output channel or per tensor) of MatMul/Gemm, activations
-    quantized per batch; embedding tables (Gather) stored in 8 bits too, dequantized as they are read."""
+    quantized per batch (uint8, all 8 bits); with `embeddings`, embedding tables (Gather) stored in 8 bits too,
+    dequantized as they are read."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(onnx)
         quantize_dynamic(str(src), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm", "Gather"])
+                         op_types_to_quantize=["MatMul", "Gemm"] + (["Gather"] if embeddings else []))
         return dst.read_bytes()
 
 
@@ -120,19 +141,54 @@ def ops(onnx: bytes) -> dict[str, int]:
     return counts
 
 
-def build(sample: Any, kind: str = "auto", per_channel: bool = True, calibration: int = 512) -> tuple[OrtModel, dict]:
+INT8_OPS = {"MatMulInteger": "int8 matrix products", "DynamicQuantizeLinear": "activations quantized per batch",
+            "QLinearConv": "int8 convolutions", "QLinearMatMul": "int8 matrix products",
+            "QuantizeLinear": "quantize", "DequantizeLinear": "dequantize"}
+
+
+def notes(how: dict) -> tuple[str, ...]:
+    """What the ONNX Runtime int8 file holds, in words, from its operator counts: what is int8, what stays fp32."""
+    ops = how["ops"]
+    fp32 = sorted(k for k in ("MatMul", "Gemm", "Conv", "Softmax", "LayerNormalization", "Gelu") if ops.get(k))
+    if how["kind"] == "static":
+        text = (f"ONNX Runtime static int8 (QDQ): weights int8 per output channel, activations uint8 per tensor "
+                f"(all 8 bits) with ranges calibrated (min/max) on {how['calibration']:,} training inputs; "
+                f"{ops.get('QuantizeLinear', 0)} quantize and {ops.get('DequantizeLinear', 0)} dequantize nodes, which "
+                "ONNX Runtime fuses with the convolutions and matrix products around them into int8 kernels when it "
+                "loads the file.")
+    else:
+        text = (f"ONNX Runtime dynamic int8: {ops.get('MatMulInteger', 0)} weight matrix products int8 "
+                f"(MatMulInteger, weights {'per output channel' if how['per_channel'] else 'per tensor'}); "
+                f"activations quantized per batch to uint8 with all 8 bits ({ops.get('DynamicQuantizeLinear', 0)} "
+                "DynamicQuantizeLinear nodes: layers that read the same input share one).")
+        if how["embeddings"] and ops.get("DequantizeLinear"):
+            text += f" {ops['DequantizeLinear']} embedding table(s) stored in 8 bits, dequantized as rows are read."
+    kept = f" Stays fp32: {', '.join(f'{ops[k]} {k}' for k in fp32)}." if fp32 else ""
+    return (text + kept,)
+
+
+def build(sample: Any, kind: str = "auto", per_channel: bool = True, calibration: int = 512,
+          embeddings: bool = True) -> tuple[OrtModel, dict]:
     """The ONNX Runtime int8 model of a sample (its model is only read): static QDQ when it has convolutions (or
-    kind="static"), dynamic otherwise; and how it was made ({"kind", "per_channel", "fp32_bytes", "ops"})."""
+    kind="static"), dynamic otherwise; and how it was made ({"kind", "per_channel", "embeddings", "calibration",
+    "fp32_bytes", "ops"})."""
     fam = family_of(sample)
     convs = any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in sample.model.modules())
     kind = ("static" if convs else "dynamic") if kind == "auto" else kind
+    if kind not in ("dynamic", "static"):
+        raise ValueError(f"kind must be auto, dynamic or static, got {kind!r}")
     from .export import check_inputs   # the family's example batch, as every export uses (2 or more inputs)
 
-    fp32 = fp32_onnx(sample.model, check_inputs(sample))
+    example = check_inputs(sample)
+    if kind == "static" and not example.is_floating_point():
+        raise ValueError("static int8 calibrates activation ranges from float inputs; this model reads token ids: "
+                         "use dynamic")
+    fp32 = fp32_onnx(sample.model, example, fam.name)
     if kind == "static":
         x = fam.split(sample, "calibration").x[:calibration]
         int8 = static(fp32, x)
     else:
-        int8 = dynamic(fp32, per_channel)
-    return OrtModel(int8), {"kind": kind, "per_channel": per_channel or kind == "static", "fp32_bytes": len(fp32),
-                           "ops": ops(int8)}
+        int8 = dynamic(fp32, per_channel, embeddings)
+    how = {"kind": kind, "per_channel": per_channel or kind == "static", "embeddings": embeddings and kind == "dynamic",
+           "calibration": calibration if kind == "static" else 0, "fp32_bytes": len(fp32), "ops": ops(int8)}
+    return OrtModel(int8), how

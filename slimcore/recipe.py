@@ -29,7 +29,7 @@ from . import api
 from . import families as F
 from . import int8 as I8
 from .int8 import KINDS as INT8_KINDS
-from .metrics import Latency, ModelledSize, modelled_size, serialized_bytes
+from .metrics import Latency, ModelledSize, modelled_size, serialized_bytes, size_source
 from . import pruning as P
 from . import quantization as Q
 from .pruning import PruneConfig
@@ -43,17 +43,22 @@ SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 @dataclass(frozen=True)
 class Int8Config:
-    """A real int8 model built by PyTorch (torch.ao) from the (pruned) fp32 model, with slimcore.int8.build (the
-    family's builder): the fields of an int8.Int8Variant, plus the calibration size."""
+    """A real int8 model built from the (pruned) fp32 model with slimcore.int8.build, by torch.ao (engine "torch",
+    the family's builder) or ONNX Runtime (engine "onnxruntime"): the fields of an int8.Int8Variant, plus the
+    calibration size. A recipe without an engine means torch.ao, as recipes did before engines could be chosen; the
+    lab writes the engine into every recipe it makes."""
 
     kind: str = "auto"          # "auto": static when the model has convolutions, else dynamic; or "dynamic", "static"
     calibration: int = QUANT_CALIBRATION  # calibration-split inputs of static int8 (slimcore.int8.CALIBRATION only)
     per_channel: bool = False   # dynamic int8 (encoders): one weight grid per output channel instead of per tensor
     embeddings: bool = False    # encoders: the word-embedding table in 8 bits too (per row, weight-only)
+    engine: str = "torch"       # "torch" (torch.ao) or "onnxruntime" (an int8 ONNX file run by ONNX Runtime)
 
     def __post_init__(self) -> None:
         if self.kind not in INT8_KINDS:
             raise ValueError(f"int8 kind must be one of {', '.join(INT8_KINDS)}, got {self.kind!r}")
+        if self.engine not in I8.ENGINES:
+            raise ValueError(f"int8 engine must be one of {', '.join(I8.ENGINES)}, got {self.engine!r}")
         if isinstance(self.calibration, bool) or not isinstance(self.calibration, int) or self.calibration < 1:
             raise ValueError(f"calibration must be a whole number of training inputs >= 1, got {self.calibration!r}")
         for name in ("per_channel", "embeddings"):
@@ -63,15 +68,16 @@ class Int8Config:
     @classmethod
     def from_variant(cls, variant: I8.Int8Variant) -> "Int8Config":
         """The recipe step of one of a family's real int8 variants (slimcore.int8.variants(sample))."""
-        return cls(variant.kind, per_channel=variant.per_channel, embeddings=variant.embeddings)
+        return cls(variant.kind, per_channel=variant.per_channel, embeddings=variant.embeddings,
+                   engine=variant.engine)
 
     @property
     def variant(self) -> I8.Int8Variant:
         """The int8 variant slimcore.int8.build makes."""
-        return I8.Int8Variant(self.kind, self.per_channel, self.embeddings)
+        return I8.Int8Variant(self.kind, self.per_channel, self.embeddings, self.engine)
 
     def describe(self) -> str:
-        return ", ".join([self.kind] + (["per channel"] if self.per_channel else []) +
+        return ", ".join([I8.ENGINE_NAMES[self.engine], self.kind] + (["per channel"] if self.per_channel else []) +
                          (["word table in 8 bits"] if self.embeddings else []))
 
 
@@ -82,7 +88,7 @@ class Recipe:
     model: str                          # the model it was made for (a sample name)
     prune: PruneConfig | None = None    # None: no pruning
     quant: QuantConfig | None = None    # fake quantization (simulated k-bit weights); None: none
-    int8: Int8Config | None = None      # real int8 (torch.ao); None: none. Not together with quant
+    int8: Int8Config | None = None      # real int8 (torch.ao or ONNX Runtime); None: none. Not together with quant
     version: int = FORMAT               # file format version
 
     def __post_init__(self) -> None:
@@ -112,7 +118,8 @@ class Recipe:
                             norm=1 if unit == "channels" else 2, unit=unit) if ratio else None
         precision = str(row["precision"]) if "precision" in row else ""
         if precision.startswith("int8"):
-            return cls(model, prune, int8=Int8Config("dynamic", per_channel=True, embeddings=precision == "int8+emb"))
+            return cls(model, prune, int8=Int8Config("dynamic", per_channel=True, embeddings=precision == "int8+emb",
+                                                     engine="torch"))   # what slimcore.tradeoffs builds
         return cls(model, prune, QuantConfig(bits, per_channel=per_channel) if bits != 32 else None)
 
     @property
@@ -323,7 +330,7 @@ KINDS = {  # what the compressed model is
     "head-pruned": "smaller fp32 encoder with attention heads removed",
     "ffn-pruned": "smaller fp32 encoder with FFN neurons removed",
     "fake-quantized": "fp32 model whose weights lie on a k-bit grid (simulated quantization)",
-    "int8": "real int8 model (torch.ao quantized kernels)",
+    "int8": "real int8 model (torch.ao quantized kernels, or an int8 ONNX file run by ONNX Runtime)",
 }
 PRUNED = {"channels": "channel-pruned", "heads": "head-pruned", "ffn": "ffn-pruned"}   # structured unit -> kind
 STRUCTURED = frozenset(PRUNED.values())   # kinds whose layers are smaller than the original's
@@ -349,7 +356,7 @@ class Figures:
     examples: int                    # test examples (or sentences) it was measured on
     params: int
     nonzeros: int
-    size_bytes: int                  # measured: torch.save of the compressed model's state dict
+    size_bytes: int                  # measured: torch.save of the state dict (or the int8 ONNX file: size_source)
     modelled_bytes: float | None     # modelled from bit counts, where the labs show one (None: measured is the size)
     modelled_detail: str
     latencies: dict[int, Latency] | None   # measured, by batch size (the family's timing batches); None: not timed
@@ -358,6 +365,7 @@ class Figures:
     base_latencies: dict[int, Latency] | None
     notes: tuple[str, ...] = ()
     detail: dict = field(default_factory=dict, compare=False)   # the family's detail figures (encoders: agreement...)
+    size_source: str = "torch.save of the state dict"           # what size_bytes measured (slimcore.metrics)
 
     @property
     def accuracy(self) -> float:
@@ -395,7 +403,7 @@ class Figures:
             d |= {f"{prefix}latency_b{b}": asdict(v) for b, v in (lat or {}).items()}
         if self.metric == F.ACCURACY:
             d["accuracy"], d["base_accuracy"] = self.score, self.base_score
-        d["labels"] = {"score": f"measured ({self.metric.name})", "size_bytes": "measured (torch.save)",
+        d["labels"] = {"score": f"measured ({self.metric.name})", "size_bytes": f"measured ({self.size_source})",
                        "modelled_bytes": "modelled", "latency": "measured (median of timed runs)"}
         return d
 
@@ -513,7 +521,8 @@ def apply(sample: Any, recipe: Recipe, timing: bool = True, max_seconds: float =
         recipe.model, kind, got.metric, got.value, got.examples, sum(p.numel() for p in counted.parameters()),
         sum(int(torch.count_nonzero(p)) for p in counted.parameters()), serialized_bytes(net),
         None if modelled is None else float(modelled.bytes), "" if modelled is None else modelled.detail,
-        lat.get("compressed"), base.value, serialized_bytes(model), lat.get("original"), tuple(notes), detail)
+        lat.get("compressed"), base.value, serialized_bytes(model), lat.get("original"), tuple(notes), detail,
+        size_source(net))
     return Applied(recipe, net, figures, shapes, units)
 
 

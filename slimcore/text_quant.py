@@ -168,7 +168,8 @@ SHAPES = {"qkv": "attention.self.query", "ffn_in": "intermediate.dense", "ffn_ou
 
 @dataclass(frozen=True)
 class KernelTime:
-    """One Linear layer's matrix product timed alone, fp32 (nn.Linear) against torch.ao's dynamic int8 kernel."""
+    """One Linear layer's matrix product timed alone, fp32 (nn.Linear) against an engine's dynamic int8 kernel
+    (torch.ao's, or ONNX Runtime's MatMulInteger with its activation quantization)."""
 
     layer: str            # the real layer whose weights were used
     shape: str            # "in x out"
@@ -182,10 +183,11 @@ class KernelTime:
 
 
 def kernel_times(model: T.MiniLM, tokens: Iterable[int], per_channel: bool = True, repeats: int = 30,
-                 max_seconds: float = 1.0, seed: int = 0) -> list[KernelTime]:
+                 max_seconds: float = 1.0, seed: int = 0, engine: str = "torch") -> list[KernelTime]:
     """fp32 against int8 time of the encoder's three Linear shapes (384x384, 384x1536, 1536x384; layer 0's real
-    weights) on inputs of each number of token rows, timed side by side (round-robin). Inputs: normal noise (the
-    time of a matrix product does not depend on the values)."""
+    weights) on inputs of each number of token rows, timed side by side (round-robin), int8 in `engine` ("torch":
+    torch.ao; "onnxruntime"). Inputs: normal noise (the time of a matrix product does not depend on the values)."""
+    tokens = list(tokens)
     out = []
     gen = torch.Generator().manual_seed(seed)
     for group, end in SHAPES.items():
@@ -193,7 +195,13 @@ def kernel_times(model: T.MiniLM, tokens: Iterable[int], per_channel: bool = Tru
         lin = T.linear_layers(model)[name]
         fp32 = nn.Sequential(nn.Linear(lin.in_features, lin.out_features)).eval()
         fp32[0].load_state_dict(lin.state_dict())
-        q = int8_backend.dynamic_int8(fp32, per_channel).model
+        if engine == "onnxruntime":
+            from . import ort_int8
+
+            example = torch.zeros(2, lin.in_features)
+            q = ort_int8.OrtModel(ort_int8.dynamic(ort_int8.fp32_onnx(fp32, example), per_channel, embeddings=False))
+        else:
+            q = int8_backend.dynamic_int8(fp32, per_channel).model
         for n in tokens:
             x = torch.randn(n, lin.in_features, generator=gen)
             t = compare_latency({"fp32": fp32, "int8": q}, x, n, repeats=repeats, max_seconds=max_seconds)

@@ -17,10 +17,13 @@ from slimcore.recipe import Recipe
 from . import cache, state
 
 NAMES = {"state_dict": "state dict", "torchscript": "TorchScript", "onnx": "ONNX"}
+# A recipe's int8 engine decides the formats: torch.ao's int8 is TorchScript only, ONNX Runtime's int8 ONNX only.
 
 
 def plan(recipe: Recipe) -> tuple[list[str], dict[str, str]]:
     """The formats a recipe's model will be exported in, and those it cannot be, with why."""
+    if recipe.int8 is not None and recipe.int8.engine == "onnxruntime":
+        return ["onnx"], {"state_dict": E.NO_ORT_STATE, "torchscript": E.NO_ORT_SCRIPT}
     if recipe.int8 is not None:
         return ["torchscript"], {"state_dict": E.NO_INT8_STATE, "onnx": E.NO_INT8_ONNX}
     return list(E.FORMATS), {}

@@ -258,19 +258,59 @@ def int8_table(name: str, sim_label: str, sim: families.Score, sim_bytes: float,
     batches = fam.timing_batches
     quality = f"{fam.metric.short} (measured)"
 
-    def row(label: str, score: families.Score | None, size: str, times: list[str]) -> dict:
-        cells = {"model": label, quality: fam.metric.format(score.value) if score else "building…", "size": size}
+    def row(label: str, engine: str, score: families.Score | None, size: str, times: list[str]) -> dict:
+        cells = {"model": label, "engine": engine, quality: fam.metric.format(score.value) if score else "building…",
+                 "size": size}
         cells.update({f"latency, batch {b} (measured)": t for b, t in zip(batches, times)})
         return {**cells, **(detail(score) if detail and score else {})}
 
     f32 = lat["fp32"] if lat else {}
-    rows = [row("fp32 (original)", base, f"{fmt_bytes(fp32_bytes(name))} (measured file)",
+    rows = [row("fp32 (original)", "torch", base, f"{fmt_bytes(fp32_bytes(name))} (measured file)",
                 [_speed(f32.get(b)) for b in batches]),
-            row(f"simulated: {sim_label} fake quant", sim, f"{fmt_bytes(sim_bytes)} (modelled)",
+            row(f"simulated: {sim_label} fake quant", "torch", sim, f"{fmt_bytes(sim_bytes)} (modelled)",
                 ["= fp32 (fp32 kernels)"] * len(batches))]
-    for label in int8_labels(name):
+    for label, v in int8_variants(name).items():
         f = (int8 or {}).get(label)
         times = [_speed(lat[label][b], f32[b]) if lat else "timing…" for b in batches]
-        rows.append(row(f"real {label}", f["score"] if f else None,
+        rows.append(row(f"real {label}", int8_backend.ENGINE_NAMES[v.engine], f["score"] if f else None,
                         f"{fmt_bytes(f['size_bytes'])} (measured file)" if f else "building…", times))
     return pd.DataFrame(rows)
+
+
+def engines_note(name: str, int8: dict, lat: dict | None) -> str:
+    """Why the two int8 engines differ, with the measured figures of each engine's best row (the family's quality;
+    with `lat`, each one's speed-up over fp32 at every timing batch): one paragraph under the int8 table."""
+    fam, table = family(name), int8_variants(name)
+    sign = 1 if fam.metric.higher_is_better else -1
+    best = {}
+    for engine in int8_backend.ENGINES:
+        labels = [k for k, v in table.items() if v.engine == engine and k in int8]
+        if labels:
+            best[engine] = max(labels, key=lambda k: sign * int8[k]["score"].value)
+    if len(best) < 2:
+        return ""
+    ort, ao = best["onnxruntime"], best["torch"]
+    q = {e: fam.metric.format(int8[k]["score"].value) for e, k in best.items()}
+    text = (f"**Why the engines differ.** Both make the same layers int8 and keep the rest fp32 (each row's notes, "
+            f"below, list what). torch.ao quantizes activations to 7 of their 8 bits (reduce_range, against overflow "
+            f"in fbgemm's 16-bit intermediate sums on x86 CPUs without VNNI); ONNX Runtime uses all 8. Best "
+            f"{fam.metric.short}: ONNX Runtime {q['onnxruntime']} ({ort}), torch.ao {q['torch']} ({ao}).")
+    quality = ("higher" if sign * (int8[ort]["score"].value - int8[ao]["score"].value) > 0 else "lower") \
+        if q["onnxruntime"] != q["torch"] else "the same"
+    text += (f" ONNX Runtime is the lab's default engine (listed first; its int8 model exports as one ONNX file): "
+             f"here it measured {quality} {fam.metric.short}")
+    if lat:
+        def speedup(engine: str, batch: int) -> float:
+            return lat["fp32"][batch].median_ms / lat[best[engine]][batch].median_ms
+
+        parts = []
+        for batch in sorted(lat["fp32"]):
+            o, t = speedup("onnxruntime", batch), speedup("torch", batch)
+            parts.append(f"{'faster' if o > t else 'slower'} at batch {batch} ({o:.2f}× fp32 against {t:.2f}×)")
+        text += ", and was " + " and ".join(parts)
+        small = min(lat["fp32"])
+        if speedup("onnxruntime", small) > speedup("torch", small):
+            text += (". ONNX Runtime runs the whole graph in one call, where torch dispatches each layer from Python: "
+                     "small batches feel that most")
+    return text + "."
+

@@ -99,7 +99,7 @@ def why(timed: Timed, name: str, lat: dict) -> None:
     one = lat["fp32"][small]
     text = (f"Latency measured on this server's CPU ({one.threads} thread(s)), fp32 and int8 timed round-robin: "
             f"batch {small} is one median-length sentence ({x[small].shape[1]} tokens), batch {large} is {large} "
-            f"sentences padded to {x[large].shape[1]} tokens. Int8 per channel is **{b1:.2f}×** as fast as fp32 at "
+            f"sentences padded to {x[large].shape[1]} tokens. torch.ao's int8 per channel is **{b1:.2f}×** as fast as fp32 at "
             f"batch {small} and **{b32:.2f}×** at batch {large}. ")
     text += (f"Batch {small} gains more here. " if b1 > b32 else
              f"This time batch {small} did not gain more than batch {large}, as it usually does on this machine: "

@@ -107,12 +107,25 @@ def test_bad_requests_get_clear_messages(digits_cnn):
 def test_build_is_the_one_entry_point_over_the_family_table(sample, built):
     """int8.build(sample, label) for a classifier is int8_model calibrated on the calibration split's head: the same
     kind and the same int8 weights; a label the family does not offer names the ones it does."""
-    (label,) = int8.variants(sample)
+    assert list(int8.variants(sample)) == ["int8 (ONNX Runtime)", "int8 (torch.ao)"]   # the default engine first
+    label = "int8 (torch.ao)"
     r = int8.build(sample, label)
     assert (r.kind, r.engine, r.notes) == (built.kind, built.engine, built.notes)
     assert slimcore.accuracy(r.model, sample.test) == slimcore.accuracy(built.model, sample.test)
     assert int8.build(sample, int8.Int8Variant("dynamic")).kind == "dynamic"
-    with pytest.raises(ValueError, match=f"supported: {re.escape(label)}"):
+    with pytest.raises(ValueError, match=f"supported: .*{re.escape(label)}"):
         int8.build(sample, "int8 per channel")
     with pytest.raises(ValueError, match="kind must be one of"):
         int8.Int8Variant("int4")
+    with pytest.raises(ValueError, match="engine must be one of torch, onnxruntime"):
+        int8.Int8Variant(engine="tensorrt")
+
+
+def test_the_onnx_runtime_variant_is_built_by_onnx_runtime(sample, built):
+    """The classifier's ONNX Runtime row: static (QDQ) int8 with convolutions, dynamic without, like torch.ao's
+    choice, run in an onnxruntime session and sized by its file; its notes say what stays fp32."""
+    r = int8.build(sample, "int8 (ONNX Runtime)")
+    assert (r.kind, r.engine) == (built.kind, "onnxruntime")
+    assert slimcore.serialized_bytes(r.model) == len(r.model.onnx)
+    assert "ONNX Runtime " + r.kind in r.notes[0]
+    assert abs(slimcore.accuracy(r.model, sample.test) - slimcore.accuracy(sample.model, sample.test)) <= 0.005

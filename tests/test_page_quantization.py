@@ -35,20 +35,28 @@ def set_bits(at, bits: int):
 def test_page_shows_every_figure_and_the_three_models(page):
     assert set(figures(page)) == {"q_levels", "q_values", "q_error", "q_sqnr", "q_curve"}
     table = page.dataframe[0].value.set_index("model")
-    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", "real int8 (torch.ao)"]
+    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", "real int8 (ONNX Runtime)",
+                                 "real int8 (torch.ao)"]   # the default engine first
     b1, b256 = "latency, batch 1 (measured)", "latency, batch 256 (measured)"
-    assert list(table.columns) == ["accuracy (measured)", "size", b1, b256]
-    real, sim = table.loc["real int8 (torch.ao)"], table.loc["simulated: 8-bit fake quant"]
-    assert all(real[c].endswith("× fp32") for c in (b1, b256))
-    assert real["size"].endswith("(measured file)") and sim["size"].endswith("(modelled)")
-    assert sim[b1].startswith("= fp32")
+    assert list(table.columns) == ["engine", "accuracy (measured)", "size", b1, b256]
+    assert list(table["engine"]) == ["torch", "torch", "ONNX Runtime", "torch.ao"]
+    sim = table.loc["simulated: 8-bit fake quant"]
+    assert sim["size"].endswith("(modelled)") and sim[b1].startswith("= fp32")
     from slimui import quant as ui
 
-    int8 = ui.int8_figures(slimcore.DEFAULT_SAMPLE, "int8 (torch.ao)")
-    assert int8["kind"] == "static"   # digits-cnn has convolutions: calibrated static int8
-    assert real["size"] == f"{int8['size_bytes'] / 1024:,.1f} KiB (measured file)"
-    assert real["accuracy (measured)"] == f"{int8['score'].value:.2%}"
-    assert any("static" in c.value and "calibrated on 512 training inputs" in c.value for c in page.caption)
+    for label in ("int8 (ONNX Runtime)", "int8 (torch.ao)"):
+        real, int8 = table.loc[f"real {label}"], ui.int8_figures(slimcore.DEFAULT_SAMPLE, label)
+        assert all(real[c].endswith("× fp32") for c in (b1, b256))
+        assert int8["kind"] == "static"   # digits-cnn has convolutions: calibrated static int8 in both engines
+        assert real["size"] == f"{int8['size_bytes'] / 1024:,.1f} KiB (measured file)"
+        assert real["accuracy (measured)"] == f"{int8['score'].value:.2%}"
+    captions = [c.value for c in page.caption]
+    assert any("static" in c and "calibrated on 512 training inputs" in c for c in captions)   # torch.ao's notes
+    assert any("ONNX Runtime static int8 (QDQ)" in c and "on 512 training inputs" in c for c in captions)
+    why = next(m.value for m in page.markdown if m.value.startswith("**Why the engines differ.**"))
+    ort, ao = (ui.int8_figures(slimcore.DEFAULT_SAMPLE, k)["score"].value for k in ("int8 (ONNX Runtime)",
+                                                                                  "int8 (torch.ao)"))
+    assert f"ONNX Runtime {ort:.2%}" in why and f"torch.ao {ao:.2%}" in why and "at batch 256 (" in why
     assert not page.error
     assert len(page.get("latex")) >= 6  # the formulas are on the page
 
@@ -141,6 +149,7 @@ def test_time_again_times_fp32_and_int8_afresh(page):
     assert not page.exception and not page.error
     again = jobs.worker().get(key).result
     assert again is not first and again["int8 (torch.ao)"][256].batch == 256
+    assert again["int8 (ONNX Runtime)"][256].batch == 256   # both engines timed beside fp32
     shown = page.dataframe[0].value.set_index("model").loc["fp32 (original)", "latency, batch 1 (measured)"]
     assert shown == f"{again['fp32'][1].median_ms:.3f} ms (IQR {again['fp32'][1].iqr_ms:.3f})"
 

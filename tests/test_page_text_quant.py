@@ -67,11 +67,13 @@ def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(p
     assert any("activation quantization is not available for sentence encoders" in c.value for c in page.caption)
     table = page.dataframe[0].value.set_index("model")
     both = "real int8 per channel, embeddings too"
-    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", "real int8 per tensor",
+    ort = ["real ONNX Runtime int8 per tensor, embeddings too", "real ONNX Runtime int8 per channel, embeddings too"]
+    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", *ort, "real int8 per tensor",
                                  "real int8 per channel", both]
+    assert list(table["engine"].iloc[2:]) == ["ONNX Runtime"] * 2 + ["torch.ao"] * 3
     b1, b32 = "latency, batch 1 (measured)", "latency, batch 32 (measured)"
-    assert all(table.loc[k, c].endswith("× fp32") for k in ("real int8 per tensor", "real int8 per channel", both)
-               for c in (b1, b32))
+    assert all(table.loc[k, c].endswith("× fp32") for k in (*ort, "real int8 per tensor", "real int8 per channel",
+                                                            both) for c in (b1, b32))
     size = serialized_bytes(TQ.int8_text(s.model, True).model)
     assert table.loc["real int8 per channel", "size"] == f"{size / 2**20:,.1f} MiB (measured file)"
     small = serialized_bytes(TQ.int8_text(s.model, True, embeddings=True).model)
@@ -152,7 +154,7 @@ def test_whole_test_split_comes_behind_a_button(page, s):
     page.button(key="text_quant_full").click().run()
     assert not page.exception
     full = page.dataframe[-1].value
-    assert len(full) == 4 and full["model"].iloc[0].startswith("fake ")
+    assert len(full) == 6 and full["model"].iloc[0].startswith("fake ")   # the simulation, then 5 real int8 models
     test_ref = T.embed(s.model, s.test)
     q = T.evaluate(TQ.int8_text(s.model, True).model, s.test, test_ref)
     assert full.set_index("model").loc["real int8 per channel", COSINE] == f"{q.mean_cosine:.4f}"

@@ -69,6 +69,8 @@ BAD = [  # recipe text -> the start of the message after the file name
     ("version: 1\nmodel: digits-cnn\nquant: {activations: {bits: 40}}\n", "quant.activations.bits: activation bits"),
     ("version: 1\nmodel: digits-cnn\nquant: {activations: {bitz: 4}}\n", "quant.activations.bitz: unknown setting"),
     ("version: 1\nmodel: digits-cnn\nint8: {kind: fast}\n", "int8.kind: int8 kind must be one of auto, dynamic"),
+    ("version: 1\nmodel: digits-cnn\nint8: {engine: tensorrt}\n",
+     "int8.engine: int8 engine must be one of torch, onnxruntime"),
     ("version: 1\nmodel: digits-cnn\nint8: {calibration: 0}\n", "int8.calibration: calibration must be a whole"),
     ("version: 1\nmodel: digits-cnn\nquant: {bits: 4}\nint8: {}\n", "quant, int8: choose one"),
     ("model: digits-cnn\n", "version: missing"),
@@ -168,13 +170,21 @@ def test_quantized_figures_are_the_quantization_labs(cnn, cfg):
     assert f.size_bytes == slimcore.serialized_bytes(cnn.model)   # measured: fp32 numbers, an fp32-sized file
 
 
-def test_int8_figures_are_the_quantization_labs(cnn):
+@pytest.mark.parametrize("label", ["int8 (torch.ao)", "int8 (ONNX Runtime)"])
+def test_int8_figures_are_the_quantization_labs(cnn, label):
+    """The recipe the page's Export offers for each real int8 row (Int8Config.from_variant) gives the row's figures;
+    a recipe without an engine is torch.ao's, as it was before engines could be chosen."""
+    from slimcore import int8 as I8
     from slimui import quant as page
 
-    shown = page.int8_figures("digits-cnn", "int8 (torch.ao)")
-    f = R.apply(cnn, Recipe("digits-cnn", int8=Int8Config()), timing=False).figures
+    shown = page.int8_figures("digits-cnn", label)
+    config = Int8Config.from_variant(I8.variants(cnn)[label])
+    f = R.apply(cnn, Recipe("digits-cnn", int8=config), timing=False).figures
     assert (f.kind, f.accuracy, f.size_bytes) == ("int8", shown["score"].value, shown["size_bytes"])
     assert any(shown["notes"] in n for n in f.notes)
+    assert (R.loads(R.dumps(Recipe("digits-cnn", int8=config))).int8.engine == config.engine
+            == ("torch" if "torch" in label else "onnxruntime"))
+    assert R.loads("version: 1\nmodel: digits-cnn\nint8: {}\n").int8.engine == "torch"
 
 
 @pytest.mark.parametrize("structured", [False, True])

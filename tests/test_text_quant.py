@@ -108,15 +108,19 @@ def test_int8_is_measured_smaller_and_the_modelled_8_bit_size_agrees(s):
 
 
 def test_build_offers_the_three_encoders_through_the_one_int8_entry_point(s):
-    """int8.build on the encoder: its family's table (per tensor, per channel, per channel + 8-bit word table) built
-    by int8_text; static int8 has no encoder path and says so."""
-    assert list(I.variants(s)) == list(TQ.INT8_VARIANTS) == ["int8 per tensor", "int8 per channel",
-                                                             "int8 per channel, embeddings too"]
+    """int8.build on the encoder: its family's table (ONNX Runtime per tensor and per channel first, then torch.ao
+    per tensor, per channel, per channel + 8-bit word table, built by int8_text); static int8 has no encoder path in
+    either engine and says so."""
+    assert list(I.variants(s)) == list(TQ.INT8_VARIANTS) == [
+        "ONNX Runtime int8 per tensor, embeddings too", "ONNX Runtime int8 per channel, embeddings too",
+        "int8 per tensor", "int8 per channel", "int8 per channel, embeddings too"]
     r, direct = I.build(s, "int8 per channel"), TQ.int8_text(s.model, True)
     assert r.notes == direct.notes and all(I.is_dynamic_int8(m) for m in T.linear_layers(r.model).values())
     assert serialized_bytes(r.model) == serialized_bytes(direct.model)
     with pytest.raises(ValueError, match="static int8 is not available"):
         I.build(s, I.Int8Variant("static"))
+    with pytest.raises(ValueError, match="static int8 calibrates activation ranges from float inputs"):
+        I.build(s, I.Int8Variant("static", engine="onnxruntime"))
 
 
 @pytest.mark.slow

@@ -153,11 +153,15 @@ sim = (weights_label, score, now["size"].bytes)
 with state.friendly_errors():
     int8 = ui.int8_all(name)   # built in the background: None (a placeholder drawn) until then
 timed.show(ui.int8_table(name, *sim, int8, None, detail_cols))
+engines = st.empty()
 if int8 is not None:
-    notes = " ".join(dict.fromkeys(f["notes"] for f in int8.values()))
-    engine = ", ".join(dict.fromkeys(f"{f['kind']} int8, {f['engine']} engine" for f in int8.values()))
-    st.caption(f"Real int8 ({engine}, torch.ao), measured on {base.examples:,} held-out examples; size: "
-               f"torch.save of each state dict. {notes} It does not follow the slider.")
+    st.caption(f"Real int8 in two engines, torch.ao and ONNX Runtime, measured on {base.examples:,} held-out "
+               "examples; size: each int8 model's file (torch.ao: torch.save of its state dict; ONNX Runtime: its int8 "
+               "ONNX file). It does not follow the slider.")
+    engines.markdown(ui.engines_note(name, int8, None))
+    with st.expander("What each real int8 model holds: what is int8, what stays fp32"):
+        for label, f in int8.items():
+            st.caption(f"**{label}** ({f['kind']} int8, {f['engine']} engine): {f['notes']}")
 
 if panel:
     panel.sections(name, cfg)
@@ -183,13 +187,15 @@ with f2:
     st.latex(r"\text{SQNR} = 10 \log_{10} \frac{\sum w^2}{\sum (w - \hat w)^2}\ \text{dB} \approx 6.02\,k + c")
     st.markdown((f"**Activations** (when on): each Linear/Conv input is rounded onto a per-tensor asymmetric grid "
                  f"whose range was calibrated on {ui.CALIBRATION_EXAMPLES} training inputs. " if acts else "")
-                + "**Real int8** is another model: PyTorch's own int8 kernels (dynamic: activations quantized on the "
-                "fly; static: activation ranges calibrated on training inputs, for models with convolutions).")
+                + "**Real int8** is another model, built and run by an int8 engine, ONNX Runtime or PyTorch's torch.ao "
+                "(dynamic: activations quantized on the fly; static: activation ranges calibrated on training inputs, "
+                "for models with convolutions).")
 
 
 
 def timing_table(lat: dict) -> None:
     timed.show(ui.int8_table(name, *sim, int8, lat, detail_cols))
+    engines.markdown(ui.engines_note(name, int8, lat))
     if panel:
         panel.why(timed, name, lat)
     else:
