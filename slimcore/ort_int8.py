@@ -141,6 +141,13 @@ def ops(onnx: bytes) -> dict[str, int]:
     return counts
 
 
+def fp32_model(sample: Any) -> OrtModel:
+    """The sample's fp32 model as ONNX, run by ONNX Runtime: what the engine alone changes, before any int8."""
+    from .export import check_inputs
+
+    return OrtModel(fp32_onnx(sample.model, check_inputs(sample), family_of(sample).name))
+
+
 INT8_OPS = {"MatMulInteger": "int8 matrix products", "DynamicQuantizeLinear": "activations quantized per batch",
             "QLinearConv": "int8 convolutions", "QLinearMatMul": "int8 matrix products",
             "QuantizeLinear": "quantize", "DequantizeLinear": "dequantize"}

@@ -14,10 +14,12 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 import torch
+from torch import nn
 
 import slimcore
 from slimcore import Latency, families
 from slimcore import int8 as int8_backend
+from slimcore import ort_int8
 from slimcore import quantization as q
 from slimcore.api import ACTIVATION_FAMILIES
 
@@ -209,9 +211,29 @@ def int8_model(name: str, label: str) -> int8_backend.Int8Model:
     return int8_backend.build(cache.sample(name), label)
 
 
+ORT_FP32 = "fp32 (ONNX Runtime)"   # the fp32 model in ONNX Runtime: the engine's own effect, before int8
+ORT_FP32_NOTE = ("The fp32 model exported to ONNX (torch.onnx) and run by ONNX Runtime, unquantized: what the engine "
+                 "alone changes, so that its int8 rows can be read against it.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def ort_fp32(name: str) -> nn.Module:
+    """The sample's fp32 model run by ONNX Runtime, built once per process and shared."""
+    return ort_int8.fp32_model(cache.sample(name))
+
+
+def engine_models(name: str) -> dict[str, nn.Module]:
+    """The models of the int8 table besides the original: fp32 in ONNX Runtime, then every real int8 variant."""
+    return {ORT_FP32: ort_fp32(name), **{k: int8_model(name, k).model for k in int8_labels(name)}}
+
+
 def int8_figures(name: str, label: str, split: str = SPLIT) -> dict:
-    """Measured score (the family's) and serialized size of a real int8 model (kept on disk)."""
+    """Measured score (the family's) and serialized size of a real int8 model, or of ORT_FP32 (kept on disk)."""
     def compute() -> dict:
+        if label == ORT_FP32:
+            m = ort_fp32(name)
+            return {"score": scorer(name, split)(m), "size_bytes": slimcore.serialized_bytes(m), "kind": "fp32",
+                    "engine": ort_int8.ENGINE, "notes": ORT_FP32_NOTE}
         r = int8_model(name, label)
         return {"score": scorer(name, split)(r.model), "size_bytes": slimcore.serialized_bytes(r.model),
                 "kind": r.kind, "engine": r.engine, "notes": " ".join(r.notes)}
@@ -224,9 +246,9 @@ def int8_all(name: str) -> dict | None:
 
 
 def int8_task(name: str) -> work.Task:
-    return work.Task(f"int8|{name}", lambda progress: {k: int8_figures(name, k) for k in int8_labels(name)},
+    return work.Task(f"int8|{name}", lambda progress: {k: int8_figures(name, k) for k in [ORT_FP32, *int8_labels(name)]},
                      "Building the real int8 models (once per model)", "int8", name,
-                     guess=2.0 if family(name).name == "classifier" else 15.0)
+                     guess=4.0 if family(name).name == "classifier" else 30.0)
 
 
 def timings(name: str) -> dict[str, dict[int, Latency]]:
@@ -234,13 +256,13 @@ def timings(name: str) -> dict[str, dict[int, Latency]]:
     (round-robin, so that the machine's load hits them alike): {model: {batch: Latency}}. The page times them in the
     background (components.Timed)."""
     s = cache.sample(name)
-    return slimcore.time_models(s, {"fp32": s.model, **{k: int8_model(name, k).model for k in int8_labels(name)}})
+    return slimcore.time_models(s, {"fp32": s.model, **engine_models(name)})
 
 
 def timing(name: str) -> work.Task:
     """The Quantization page's timed block: timings() in the background."""
     return timing_task("Timing fp32 and int8 side by side (once per model)", name, f"quant|{name}",
-                       lambda: timings(name), guess=3.0 if family(name).name == "classifier" else 20.0)
+                       lambda: timings(name), guess=3.0 if family(name).name == "classifier" else 30.0)
 
 
 def _speed(lat: Latency | None, ref: Latency | None = None) -> str:
@@ -269,6 +291,10 @@ def int8_table(name: str, sim_label: str, sim: families.Score, sim_bytes: float,
                 [_speed(f32.get(b)) for b in batches]),
             row(f"simulated: {sim_label} fake quant", "torch", sim, f"{fmt_bytes(sim_bytes)} (modelled)",
                 ["= fp32 (fp32 kernels)"] * len(batches))]
+    f = (int8 or {}).get(ORT_FP32)
+    rows.insert(1, row(ORT_FP32, "ONNX Runtime", f["score"] if f else None,
+                       f"{fmt_bytes(f['size_bytes'])} (measured file)" if f else "building…",
+                       [_speed(lat[ORT_FP32][b], f32[b]) if lat else "timing…" for b in batches]))
     for label, v in int8_variants(name).items():
         f = (int8 or {}).get(label)
         times = [_speed(lat[label][b], f32[b]) if lat else "timing…" for b in batches]

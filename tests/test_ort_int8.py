@@ -43,3 +43,24 @@ def test_minilm_in_onnx_runtime_int8_per_channel():
     quality = family_of(s).scorer(s, "test")(model)
     assert quality.value >= 0.99                                     # mean cosine to the original
     assert model.file_bytes() <= 22.5 * 2**20 and {"MatMulInteger", "DynamicQuantizeLinear"} <= set(how["ops"])
+
+
+@pytest.mark.slow
+def test_an_exported_minilm_int8_file_reproduces_the_pages_figure(tmp_path):
+    """The Quantization page's ONNX Runtime row for minilm, exported through its recipe (what the Export section and
+    `python -m slimcore apply` write), loaded back from the file alone in a fresh session: the page's mean cosine,
+    exactly."""
+    from slimcore import int8 as I8
+    from slimcore.export import export_recipe
+    from slimcore.recipe import Int8Config, Recipe
+    from slimui import quant as page
+
+    s = slimcore.load_sample("minilm")
+    label = "ONNX Runtime int8 per channel, embeddings too"
+    shown = page.int8_figures("minilm", label, "test")
+    applied, exported = export_recipe(s, Recipe("minilm", int8=Int8Config.from_variant(I8.variants(s)[label])),
+                                      tmp_path, timing=False)
+    assert [f.name for f in exported.files] == ["model.onnx", "recipe.yaml", "figures.json"]
+    fresh = O.OrtModel((tmp_path / "model.onnx").read_bytes())
+    assert family_of(s).scorer(s, "test")(fresh).value == shown["score"].value == applied.figures.score
+    assert len(fresh.onnx) == shown["size_bytes"]

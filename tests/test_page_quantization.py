@@ -35,11 +35,13 @@ def set_bits(at, bits: int):
 def test_page_shows_every_figure_and_the_three_models(page):
     assert set(figures(page)) == {"q_levels", "q_values", "q_error", "q_sqnr", "q_curve"}
     table = page.dataframe[0].value.set_index("model")
-    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", "real int8 (ONNX Runtime)",
-                                 "real int8 (torch.ao)"]   # the default engine first
+    assert list(table.index) == ["fp32 (original)", "fp32 (ONNX Runtime)", "simulated: 8-bit fake quant",
+                                 "real int8 (ONNX Runtime)", "real int8 (torch.ao)"]   # the default engine first
     b1, b256 = "latency, batch 1 (measured)", "latency, batch 256 (measured)"
     assert list(table.columns) == ["engine", "accuracy (measured)", "size", b1, b256]
-    assert list(table["engine"]) == ["torch", "torch", "ONNX Runtime", "torch.ao"]
+    assert list(table["engine"]) == ["torch", "ONNX Runtime", "torch", "ONNX Runtime", "torch.ao"]
+    fp32 = table.loc[["fp32 (original)", "fp32 (ONNX Runtime)"], "accuracy (measured)"]
+    assert fp32.iloc[0] == fp32.iloc[1] and table.loc["fp32 (ONNX Runtime)", b256].endswith("× fp32")
     sim = table.loc["simulated: 8-bit fake quant"]
     assert sim["size"].endswith("(modelled)") and sim[b1].startswith("= fp32")
     from slimui import quant as ui

@@ -68,9 +68,9 @@ def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(p
     table = page.dataframe[0].value.set_index("model")
     both = "real int8 per channel, embeddings too"
     ort = ["real ONNX Runtime int8 per tensor, embeddings too", "real ONNX Runtime int8 per channel, embeddings too"]
-    assert list(table.index) == ["fp32 (original)", "simulated: 8-bit fake quant", *ort, "real int8 per tensor",
-                                 "real int8 per channel", both]
-    assert list(table["engine"].iloc[2:]) == ["ONNX Runtime"] * 2 + ["torch.ao"] * 3
+    assert list(table.index) == ["fp32 (original)", "fp32 (ONNX Runtime)", "simulated: 8-bit fake quant", *ort,
+                                 "real int8 per tensor", "real int8 per channel", both]
+    assert list(table["engine"].iloc[3:]) == ["ONNX Runtime"] * 2 + ["torch.ao"] * 3
     b1, b32 = "latency, batch 1 (measured)", "latency, batch 32 (measured)"
     assert all(table.loc[k, c].endswith("× fp32") for k in (*ort, "real int8 per tensor", "real int8 per channel",
                                                             both) for c in (b1, b32))
