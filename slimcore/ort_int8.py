@@ -156,13 +156,19 @@ INT8_OPS = {"MatMulInteger": "int8 matrix products", "DynamicQuantizeLinear": "a
 def notes(how: dict) -> tuple[str, ...]:
     """What the ONNX Runtime int8 file holds, in words, from its operator counts: what is int8, what stays fp32."""
     ops = how["ops"]
-    fp32 = sorted(k for k in ("MatMul", "Gemm", "Conv", "Softmax", "LayerNormalization", "Gelu") if ops.get(k))
-    if how["kind"] == "static":
+    static = how["kind"] == "static"
+    # in a QDQ file, convolutions and matrix products keep their float op type between quantize and dequantize nodes:
+    # ONNX Runtime runs them as int8 kernels (QLinearConv, QGemm...), so they are not fp32 work
+    kinds = ("Softmax", "LayerNormalization", "Gelu") if static else ("MatMul", "Gemm", "Conv", "Softmax",
+                                                                      "LayerNormalization", "Gelu")
+    fp32 = sorted(k for k in kinds if ops.get(k))
+    if static:
+        int8 = [f"{ops[k]} {k}" for k in ("Conv", "Gemm", "MatMul") if ops.get(k)]
         text = (f"ONNX Runtime static int8 (QDQ): weights int8 per output channel, activations uint8 per tensor "
                 f"(all 8 bits) with ranges calibrated (min/max) on {how['calibration']:,} training inputs; "
-                f"{ops.get('QuantizeLinear', 0)} quantize and {ops.get('DequantizeLinear', 0)} dequantize nodes, which "
-                "ONNX Runtime fuses with the convolutions and matrix products around them into int8 kernels when it "
-                "loads the file.")
+                f"{ops.get('QuantizeLinear', 0)} quantize and {ops.get('DequantizeLinear', 0)} dequantize nodes "
+                f"around {', '.join(int8)}, which ONNX Runtime fuses into int8 kernels (QLinearConv, QGemm) when it "
+                "loads the file; ReLU is folded into the activation ranges.")
     else:
         text = (f"ONNX Runtime dynamic int8: {ops.get('MatMulInteger', 0)} weight matrix products int8 "
                 f"(MatMulInteger, weights {'per output channel' if how['per_channel'] else 'per tensor'}); "
@@ -170,7 +176,8 @@ def notes(how: dict) -> tuple[str, ...]:
                 "DynamicQuantizeLinear nodes: layers that read the same input share one).")
         if how["embeddings"] and ops.get("DequantizeLinear"):
             text += f" {ops['DequantizeLinear']} embedding table(s) stored in 8 bits, dequantized as rows are read."
-    kept = f" Stays fp32: {', '.join(f'{ops[k]} {k}' for k in fp32)}." if fp32 else ""
+    named = {"MatMul": "MatMul (products of two activations: attention)"}
+    kept = f" Stays fp32: {', '.join(f'{ops[k]} {named.get(k, k)}' for k in fp32)}." if fp32 else ""
     return (text + kept,)
 
 

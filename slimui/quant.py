@@ -316,11 +316,16 @@ def engines_note(name: str, int8: dict, lat: dict | None) -> str:
     if len(best) < 2:
         return ""
     ort, ao = best["onnxruntime"], best["torch"]
+
+    def named(label: str) -> str:   # which row, where an engine has several
+        several = sum(v.engine == table[label].engine for v in table.values()) > 1
+        return f" ({label})" if several else ""
+
     q = {e: fam.metric.format(int8[k]["score"].value) for e, k in best.items()}
     text = (f"**Why the engines differ.** Both make the same layers int8 and keep the rest fp32 (each row's notes, "
             f"below, list what). torch.ao quantizes activations to 7 of their 8 bits (reduce_range, against overflow "
             f"in fbgemm's 16-bit intermediate sums on x86 CPUs without VNNI); ONNX Runtime uses all 8. Best "
-            f"{fam.metric.short}: ONNX Runtime {q['onnxruntime']} ({ort}), torch.ao {q['torch']} ({ao}).")
+            f"{fam.metric.short}: ONNX Runtime {q['onnxruntime']}{named(ort)}, torch.ao {q['torch']}{named(ao)}.")
     quality = ("higher" if sign * (int8[ort]["score"].value - int8[ao]["score"].value) > 0 else "lower") \
         if q["onnxruntime"] != q["torch"] else "the same"
     text += (f" ONNX Runtime is the lab's default engine (listed first; its int8 model exports as one ONNX file): "
@@ -332,10 +337,11 @@ def engines_note(name: str, int8: dict, lat: dict | None) -> str:
         parts = []
         for batch in sorted(lat["fp32"]):
             o, t = speedup("onnxruntime", batch), speedup("torch", batch)
-            parts.append(f"{'faster' if o > t else 'slower'} at batch {batch} ({o:.2f}× fp32 against {t:.2f}×)")
+            how = "as fast" if round(o, 2) == round(t, 2) else "faster" if o > t else "slower"
+            parts.append(f"{how} at batch {batch} ({o:.2f}× fp32 against {t:.2f}×)")
         text += ", and was " + " and ".join(parts)
         small = min(lat["fp32"])
-        if speedup("onnxruntime", small) > speedup("torch", small):
+        if round(speedup("onnxruntime", small), 2) > round(speedup("torch", small), 2):
             text += (". ONNX Runtime runs the whole graph in one call, where torch dispatches each layer from Python: "
                      "small batches feel that most")
     return text + "."

@@ -159,9 +159,10 @@ if int8 is not None:
                "examples; size: each int8 model's file (torch.ao: torch.save of its state dict; ONNX Runtime: its int8 "
                "ONNX file). It does not follow the slider.")
     engines.markdown(ui.engines_note(name, int8, None))
-    with st.expander("What each real int8 model holds: what is int8, what stays fp32"):
+    with st.expander("What each model holds: what is int8, what stays fp32"):
         for label, f in int8.items():
-            st.caption(f"**{label}** ({f['kind']} int8, {f['engine']} engine): {f['notes']}")
+            kind = "fp32" if f["kind"] == "fp32" else f"{f['kind']} int8"
+            st.caption(f"**{label}** ({kind}, {f['engine']} engine): {f['notes']}")
 
 if panel:
     panel.sections(name, cfg)
