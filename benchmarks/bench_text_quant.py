@@ -30,7 +30,8 @@ from slimcore import quantization as Q
 from slimcore.quantization import QuantConfig
 
 warnings.filterwarnings("ignore")   # torch.ao deprecation notices (the library code silences them itself)
-INT8 = TQ.INT8_VARIANTS             # the Quantization lab's real int8 encoders
+INT8 = {k: v for k, v in TQ.INT8_VARIANTS.items() if v.engine == "torch"}   # the lab's torch.ao encoders (ONNX
+#                                     Runtime's, and both engines side by side: benchmarks/bench_int8_engines.py)
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -39,6 +39,7 @@ from .jobs import GATE
 from .metrics import predict, weight_layers
 from .recipe import Applied, Recipe, apply, dump
 
+log = logging.getLogger(__name__)
 FORMATS = ("state_dict", "torchscript", "onnx")
 ONNX_TOLERANCE = 1e-4          # largest |onnxruntime - torch| accepted on the example batch's outputs
 STATE, SHAPES, SCRIPT, ONNX = "state_dict.pt", "shapes.json", "model.torchscript.pt", "model.onnx"
@@ -269,7 +270,9 @@ def _program(net: nn.Module, args: tuple, shapes: tuple) -> torch.export.Exporte
     _export_root...". So it runs, for models strict mode cannot trace, only while no page runs (jobs.GATE)."""
     try:
         return torch.export.export(net, args, dynamic_shapes=shapes, strict=True)
-    except Exception:  # a construct TorchDynamo cannot trace
+    except Exception as e:  # a construct TorchDynamo cannot trace
+        log.warning("torch.export strict mode failed (%s: %s); tracing in non-strict mode while no page runs",
+                    type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
         with GATE.exclusive():
             return torch.export.export(net, args, dynamic_shapes=shapes, strict=False)
 

@@ -16,7 +16,7 @@ exported to ONNX and quantized by ONNX Runtime's tools, slimcore.ort_int8: the s
 The lab's default engine, DEFAULT_ENGINE, is ONNX Runtime. Measured on this project's 2-core x86 machine
 (benchmarks/bench_int8_engines.py): it keeps the encoder's quality (mean cosine 0.993 against torch.ao's 0.977, because
 torch.ao uses 7-bit activations), the classifiers' accuracy is within half a point of fp32 in both; at batch 1 it is
-faster than fp32 on every sample where torch.ao's int8 is slower than fp32 on every classifier; at the large batch it
+faster than fp32 on every sample (torch.ao's int8 is slower than fp32 there on every classifier); at the large batch it
 is about 10 % slower than torch.ao on the encoder (its graph runs attention as separate ops where torch runs one fused
 kernel) and much slower on digits-cnn's 2-D convolutions (QLinearConv against fbgemm's); and its int8 model is a file (ONNX) that loads anywhere ONNX Runtime runs. Int8Variant's own default stays "torch", so that a recipe written before
 engines could be chosen still builds what it built.
@@ -63,11 +63,12 @@ def quiet() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Int8Model:
-    """A real int8 model (int8 weights in packed int8 kernels) and how it was made."""
+    """A real int8 model (int8 weights run by int8 kernels: torch.ao's packed modules, or an ONNX Runtime session) and
+    how it was made."""
 
     model: nn.Module
     kind: str                # "dynamic" or "static"
-    engine: str              # torch.backends.quantized.engine used for its kernels
+    engine: str              # torch.ao: the torch.backends.quantized.engine of its kernels ("x86"); or "onnxruntime"
     notes: tuple[str, ...]   # what is int8, what stays fp32, what did not apply
 
     def describe(self) -> str:
@@ -228,9 +229,9 @@ class Int8Variant:
 
 CALIBRATION = Q_CALIBRATION   # training inputs that calibrate static int8: the simulation's number
 
-# The real int8 models each family's Quantization lab shows, by label, the default engine's first: the page,
+# The real int8 models each family's Quantization lab shows, by label, ONNX Runtime's (the default engine) first: the page,
 # benchmarks and golden read this table.
-_ORT = DEFAULT_ENGINE
+_ORT = "onnxruntime"
 VARIANTS: dict[str, dict[str, Int8Variant]] = {
     "classifier": {"int8 (ONNX Runtime)": Int8Variant("auto", True, engine=_ORT),
                    "int8 (torch.ao)": Int8Variant("auto")},

@@ -5,7 +5,8 @@ by onnxruntime's own tools:
 - dynamic int8 (quantize_dynamic): int8 weights, per tensor or per output channel; activations quantized on the fly
   per batch. For Linear-heavy models (MLPs, the sentence encoder).
 - static int8 (quantize_static, QDQ format): int8 weights per channel and uint8 activations whose ranges are
-  calibrated (min/max, as the lab's default observer) on the same calibration inputs torch.ao's static int8 uses.
+  calibrated (min/max, the lab's default for simulated activations; torch.ao's static int8 uses a histogram
+  observer) on the same calibration inputs torch.ao's static int8 uses.
   For models with convolutions.
 
 The result is an `OrtModel` module: it runs the int8 ONNX file in an onnxruntime session and is called like the
@@ -22,8 +23,13 @@ called with 8-bit activations matches ONNX Runtime's mean cosine.
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
+import subprocess
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,13 +147,6 @@ def ops(onnx: bytes) -> dict[str, int]:
     return counts
 
 
-def fp32_model(sample: Any) -> OrtModel:
-    """The sample's fp32 model as ONNX, run by ONNX Runtime: what the engine alone changes, before any int8."""
-    from .export import check_inputs
-
-    return OrtModel(fp32_onnx(sample.model, check_inputs(sample), family_of(sample).name))
-
-
 INT8_OPS = {"MatMulInteger": "int8 matrix products", "DynamicQuantizeLinear": "activations quantized per batch",
             "QLinearConv": "int8 convolutions", "QLinearMatMul": "int8 matrix products",
             "QuantizeLinear": "quantize", "DequantizeLinear": "dequantize"}
@@ -185,7 +184,7 @@ def build(sample: Any, kind: str = "auto", per_channel: bool = True, calibration
           embeddings: bool = True) -> tuple[OrtModel, dict]:
     """The ONNX Runtime int8 model of a sample (its model is only read): static QDQ when it has convolutions (or
     kind="static"), dynamic otherwise; and how it was made ({"kind", "per_channel", "embeddings", "calibration",
-    "fp32_bytes", "ops"})."""
+    "fp32_bytes", "ops"}). Exported and quantized in a child process (see `made`)."""
     fam = family_of(sample)
     convs = any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in sample.model.modules())
     kind = ("static" if convs else "dynamic") if kind == "auto" else kind
@@ -197,12 +196,81 @@ def build(sample: Any, kind: str = "auto", per_channel: bool = True, calibration
     if kind == "static" and not example.is_floating_point():
         raise ValueError("static int8 calibrates activation ranges from float inputs; this model reads token ids: "
                          "use dynamic")
-    fp32 = fp32_onnx(sample.model, example, fam.name)
-    if kind == "static":
-        x = fam.split(sample, "calibration").x[:calibration]
-        int8 = static(fp32, x)
-    else:
-        int8 = dynamic(fp32, per_channel, embeddings)
+    x = fam.split(sample, "calibration").x[:calibration] if kind == "static" else None
+    fp32, int8, counts = made(Job(sample.model, example, fam.name, kind, per_channel, embeddings, x))
     how = {"kind": kind, "per_channel": per_channel or kind == "static", "embeddings": embeddings and kind == "dynamic",
-           "calibration": calibration if kind == "static" else 0, "fp32_bytes": len(fp32), "ops": ops(int8)}
+           "calibration": calibration if kind == "static" else 0, "fp32_bytes": len(fp32), "ops": counts}
     return OrtModel(int8), how
+
+
+def fp32_model(sample: Any) -> OrtModel:
+    """The sample's fp32 model as ONNX, run by ONNX Runtime: what the engine alone changes, before any int8."""
+    from .export import check_inputs
+
+    fp32, _, _ = made(Job(sample.model, check_inputs(sample), family_of(sample).name))
+    return OrtModel(fp32)
+
+
+# ------------------------------------------------------------------------------------ building in a child process
+
+@dataclass
+class Job:
+    """What a child process makes: the model's fp32 ONNX file and, with a kind, its int8 file."""
+
+    model: nn.Module
+    example: torch.Tensor
+    family: str
+    kind: str | None = None          # None: the fp32 file only; "dynamic" or "static"
+    per_channel: bool = True
+    embeddings: bool = True
+    calibration: torch.Tensor | None = None
+
+    def run(self) -> tuple[bytes, bytes | None, dict[str, int]]:
+        fp32 = fp32_onnx(self.model, self.example, self.family)
+        if self.kind is None:
+            return fp32, None, ops(fp32)
+        int8 = static(fp32, self.calibration) if self.kind == "static" else dynamic(fp32, self.per_channel,
+                                                                                  self.embeddings)
+        return fp32, int8, ops(int8)
+
+
+def made(job: Job) -> tuple[bytes, bytes | None, dict[str, int]]:
+    """Run a Job in a child process (`python -m slimcore.ort_int8 FOLDER`): torch.export, the ONNX exporter and
+    onnxruntime's quantizer then leave nothing behind in this one. In the dashboard's server they held about 280 MiB
+    for good after the first export, and their seconds of Python held the interpreter lock the pages need. The model
+    goes to the child pickled by torch.save in a private temporary folder and is unpickled there in full
+    (torch.load): our own objects, written a moment before (an upload's model is our rebuild of it, never the
+    user's pickle). A model that cannot be pickled is built here instead."""
+    with tempfile.TemporaryDirectory(prefix="slimlab-ort-") as tmp:
+        folder = Path(tmp)
+        try:
+            torch.save(job, folder / "job.pt")
+        except Exception:  # something unpicklable (a local function in a hook): build it in this process
+            return job.run()
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+                   OMP_NUM_THREADS=str(torch.get_num_threads()))
+        child = subprocess.run([sys.executable, "-m", "slimcore.ort_int8", str(folder)], env=env,
+                               capture_output=True, text=True, timeout=CHILD_SECONDS)
+        if child.returncode != 0:
+            lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
+            raise RuntimeError(f"ONNX Runtime int8 could not be built: {lines[-1] if lines else child.returncode}")
+        int8 = folder / "int8.onnx"
+        return ((folder / "fp32.onnx").read_bytes(), int8.read_bytes() if int8.exists() else None,
+                json.loads((folder / "ops.json").read_text()))
+
+
+CHILD_SECONDS = 600   # a MiniLM export and quantization take about 8 s on 2 cores
+
+
+def _child(folder: Path) -> None:
+    job = torch.load(folder / "job.pt", weights_only=False)   # written by `made` in its private folder
+    fp32, int8, counts = job.run()
+    (folder / "fp32.onnx").write_bytes(fp32)
+    if int8 is not None:
+        (folder / "int8.onnx").write_bytes(int8)
+    (folder / "ops.json").write_text(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    _child(Path(sys.argv[1]))

@@ -52,10 +52,17 @@ _code_version: str | None = None
 
 
 def code_version() -> str:
-    """A hash of every slimcore source file and of the torch version: results of other code are not reused."""
+    """A hash of every slimcore source file and of the torch and onnxruntime versions (ONNX Runtime builds and runs
+    the default int8 models): results of other code are not reused."""
     global _code_version
     if _code_version is None:
         h = hashlib.sha256(torch.__version__.encode())
+        try:
+            from importlib.metadata import version
+
+            h.update(version("onnxruntime").encode())
+        except Exception:  # not installed: no ONNX Runtime figures to tell apart
+            pass
         root = Path(__file__).parent
         for path in sorted(root.rglob("*.py")):
             h.update(str(path.relative_to(root)).encode())

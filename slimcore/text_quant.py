@@ -188,6 +188,8 @@ def kernel_times(model: T.MiniLM, tokens: Iterable[int], per_channel: bool = Tru
     weights) on inputs of each number of token rows, timed side by side (round-robin), int8 in `engine` ("torch":
     torch.ao; "onnxruntime"). Inputs: normal noise (the time of a matrix product does not depend on the values)."""
     tokens = list(tokens)
+    if engine not in int8_backend.ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(int8_backend.ENGINES)}, got {engine!r}")
     out = []
     gen = torch.Generator().manual_seed(seed)
     for group, end in SHAPES.items():

@@ -42,8 +42,8 @@ FP32 = _sweep.FP32
 CALIBRATION = _sweep.CALIBRATION  # training examples Taylor scores are computed on
 COLUMNS = _sweep.COLUMNS
 # Real int8 precisions (a real engine, measured), by family: key -> what it is. "k-bit" precisions are fake (simulated).
-REAL = {"encoder": {"int8": "real int8 (dynamic, per channel)",
-                    "int8+emb": "real int8 (per channel), word embeddings 8-bit too"}}
+REAL = {"encoder": {"int8": "real int8 (torch.ao, dynamic, per channel)",
+                    "int8+emb": "real int8 (torch.ao, per channel), word embeddings 8-bit too"}}
 
 Piece = tuple[str, str, float]   # (prune kind: "unstructured" or a unit kind, method, prune ratio)
 

@@ -1,5 +1,8 @@
 """Real int8 in ONNX Runtime (slimcore.ort_int8): built from the lab's model, measured like any model, and the int8
 file alone reproduces the figures in a fresh onnxruntime session."""
+import copy
+from dataclasses import replace
+
 import onnxruntime as ort
 import pytest
 import torch
@@ -64,3 +67,25 @@ def test_an_exported_minilm_int8_file_reproduces_the_pages_figure(tmp_path):
     fresh = O.OrtModel((tmp_path / "model.onnx").read_bytes())
     assert family_of(s).scorer(s, "test")(fresh).value == shown["score"].value == applied.figures.score
     assert len(fresh.onnx) == shown["size_bytes"]
+
+
+def test_the_export_and_quantizer_run_in_a_child_process():
+    """Building an ONNX Runtime int8 model leaves the exporter and the quantizer out of the calling process (in the
+    dashboard they held ~280 MiB for good and the interpreter lock for seconds): only onnxruntime is imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys, slimcore; from slimcore import ort_int8 as O; m, how = O.build(slimcore.load_sample("
+            "'digits-mlp')); assert how['ops']['MatMulInteger'] == 3; print(sorted(k for k in ('onnx', 'onnxscript', "
+            "'onnxruntime.quantization', 'onnxruntime') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "['onnxruntime']"
+
+
+def test_a_model_that_cannot_be_pickled_is_built_in_this_process():
+    s = slimcore.load_sample("digits-mlp")
+    model = copy.deepcopy(s.model)
+    model.note = lambda: None   # a local function: torch.save cannot pickle it
+    built, how = O.build(replace(s, model=model))
+    x = s.data.test.x[:64]
+    assert how["kind"] == "dynamic" and torch.equal(built(x).argmax(1), O.build(s)[0](x).argmax(1))

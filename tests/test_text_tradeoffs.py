@@ -106,7 +106,7 @@ def test_page_builds_a_grid_and_inspects_a_point():
     assert {t["name"] for t in points} == {"fp32", "int8"}
     assert fig["layout"]["yaxis"]["title"]["text"] == "mean cosine to the original"
     assert "tradeoff_waterfall" not in figures(at) and at.button(key="tradeoff_pipe_run")   # slow: waits for a click
-    assert any("choose the precision *real int8 (per channel), word embeddings 8-bit too*" in c.value
+    assert any("choose the precision *real int8 (torch.ao, per channel), word embeddings 8-bit too*" in c.value
                for c in at.caption)   # the way below the fp32 word table, when the grid lacks it
     at.selectbox(key="tradeoff_point").set_value("unpruned · fp32").run()
     assert metrics(at)["Mean cosine to original"] == "1.0000"

@@ -162,7 +162,8 @@ if int8 is not None:
     with st.expander("What each model holds: what is int8, what stays fp32"):
         for label, f in int8.items():
             kind = "fp32" if f["kind"] == "fp32" else f"{f['kind']} int8"
-            st.caption(f"**{label}** ({kind}, {f['engine']} engine): {f['notes']}")
+            engine = "ONNX Runtime" if f["engine"] == "onnxruntime" else f"torch.ao, {f['engine']} kernels"
+            st.caption(f"**{label}** ({kind}, {engine}): {f['notes']}")
 
 if panel:
     panel.sections(name, cfg)
