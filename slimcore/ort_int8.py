@@ -226,12 +226,23 @@ class Job:
     calibration: torch.Tensor | None = None
 
     def run(self) -> tuple[bytes, bytes | None, dict[str, int]]:
-        fp32 = fp32_onnx(self.model, self.example, self.family)
+        fp32 = lean(fp32_onnx(self.model, self.example, self.family))
         if self.kind is None:
             return fp32, None, ops(fp32)
         int8 = static(fp32, self.calibration) if self.kind == "static" else dynamic(fp32, self.per_channel,
                                                                                   self.embeddings)
-        return fp32, int8, ops(int8)
+        return fp32, lean(int8), ops(int8)
+
+
+def lean(onnx: bytes) -> bytes:
+    """The ONNX file without the exporter's per-node debugging metadata (the Python stack and module path of each
+    node: 0.3 MiB of MiniLM's 22 MiB int8 file); the graph, its weights and its shapes are unchanged."""
+    import onnx as onnx_lib
+
+    model = onnx_lib.load_model(io.BytesIO(onnx))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    return model.SerializeToString()
 
 
 def made(job: Job) -> tuple[bytes, bytes | None, dict[str, int]]:
