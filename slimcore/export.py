@@ -310,6 +310,16 @@ def _missing_onnx() -> str | None:
 
 # The export ----------------------------------------------------------------------------------------------------------
 
+def plan(recipe: Recipe) -> tuple[list[str], dict[str, str]]:
+    """The formats a recipe's model is exported in, and those it cannot take with why: every format for fp32 kinds;
+    torch.ao's int8 as TorchScript only; ONNX Runtime's int8 as its ONNX file only."""
+    if recipe.int8 is None:
+        return list(FORMATS), {}
+    if recipe.int8.engine == "onnxruntime":
+        return ["onnx"], {"state_dict": NO_ORT_STATE, "torchscript": NO_ORT_SCRIPT}
+    return ["torchscript"], {"state_dict": NO_INT8_STATE, "onnx": NO_INT8_ONNX}
+
+
 def export(applied: Applied, sample, out: str | Path, formats: Sequence[str] = FORMATS) -> Exported:
     """Write an applied recipe's model into `out` (created if needed; an earlier export's files there are replaced,
     other files left alone) in each of `formats` it can take, check each file against the model on the family's
@@ -326,23 +336,16 @@ def export(applied: Applied, sample, out: str | Path, formats: Sequence[str] = F
     x, family, architecture = check_inputs(sample), family_of(sample).name, sample.model
     files: list[Artifact] = []
     unavailable: dict[str, str] = {}
-    int8 = applied.kind == "int8"
-    ort = int8 and applied.recipe.int8 is not None and applied.recipe.int8.engine == "onnxruntime"
-    if "state_dict" in formats:
-        if int8:
-            unavailable["state_dict"] = NO_ORT_STATE if ort else NO_INT8_STATE
-        else:
+    _, cannot = plan(applied.recipe)
+    ort = applied.recipe.int8 is not None and applied.recipe.int8.engine == "onnxruntime"
+    for fmt in formats:
+        if fmt in cannot:
+            unavailable[fmt] = cannot[fmt]
+        elif fmt == "state_dict":
             files += _state_dict(applied, architecture, x, out, family)
-    if "torchscript" in formats:
-        if ort:
-            unavailable["torchscript"] = NO_ORT_SCRIPT
-        else:
+        elif fmt == "torchscript":
             files.append(_torchscript(applied.model, x, out, family))
-    if "onnx" in formats:
-        missing = _missing_onnx()
-        if int8 and not ort:
-            unavailable["onnx"] = NO_INT8_ONNX
-        elif missing:
+        elif missing := _missing_onnx():
             unavailable["onnx"] = missing
         elif ort:
             files.append(_int8_onnx(applied.model, x, out, family))
@@ -379,5 +382,5 @@ def archive(exported: Exported) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["FORMATS", "ONNX_TOLERANCE", "write_onnx", "Artifact", "Exported", "export", "export_recipe", "archive", "thin",
+__all__ = ["FORMATS", "ONNX_TOLERANCE", "write_onnx", "plan", "Artifact", "Exported", "export", "export_recipe", "archive", "thin",
            "load_state", "layer_shapes", "onnx_outputs", "check_inputs"]

@@ -17,16 +17,6 @@ from slimcore.recipe import Recipe
 from . import cache, state
 
 NAMES = {"state_dict": "state dict", "torchscript": "TorchScript", "onnx": "ONNX"}
-# A recipe's int8 engine decides the formats: torch.ao's int8 is TorchScript only, ONNX Runtime's int8 ONNX only.
-
-
-def plan(recipe: Recipe) -> tuple[list[str], dict[str, str]]:
-    """The formats a recipe's model will be exported in, and those it cannot be, with why."""
-    if recipe.int8 is not None and recipe.int8.engine == "onnxruntime":
-        return ["onnx"], {"state_dict": E.NO_ORT_STATE, "torchscript": E.NO_ORT_SCRIPT}
-    if recipe.int8 is not None:
-        return ["torchscript"], {"state_dict": E.NO_INT8_STATE, "onnx": E.NO_INT8_ONNX}
-    return list(E.FORMATS), {}
 
 
 @st.cache_data(show_spinner=False, max_entries=2)   # a MiniLM bundle holds the model three times: ~250 MB
@@ -49,7 +39,7 @@ def export_panel(name: str, recipe: Recipe, choices: dict[str, Recipe] | None = 
     recipe = recipe if recipe.model == name else replace(recipe, model=name)
     text = recipe.to_json()
     digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-    formats, missing = plan(recipe)
+    formats, missing = E.plan(recipe)
     st.caption(f"{recipe.describe(state.label(name))}. The zip holds the model as {', '.join(NAMES[f] for f in formats)}, each loaded "
                "back and checked against the model, with `recipe.yaml` and the measured figures (`figures.json`); "
                "it is built when you press the button (a few seconds).")
