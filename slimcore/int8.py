@@ -278,10 +278,29 @@ def _onnxruntime(sample: Any, variant: Int8Variant) -> Int8Model:
     first CALIBRATION inputs when it has convolutions (kind auto or static), else dynamic."""
     from . import ort_int8
 
-    if not any(isinstance(m, (nn.Linear, *CONVS)) for m in sample.model.modules()):
-        raise ValueError("this model has no Linear or Conv layers: there is nothing for int8 kernels to run")
+    _has_int8_layers(sample.model)
     model, how = ort_int8.build(sample, variant.kind, variant.per_channel, CALIBRATION, variant.embeddings)
     return Int8Model(model, how["kind"], ort_int8.ENGINE, ort_int8.notes(how))
+
+
+def _has_int8_layers(model: nn.Module) -> None:
+    if not any(isinstance(m, (nn.Linear, *CONVS)) for m in model.modules()):
+        raise ValueError("this model has no Linear or Conv layers: there is nothing for int8 kernels to run")
+
+
+def build_table(sample: Any) -> tuple[dict[str, Int8Model], nn.Module]:
+    """Every real int8 variant of the sample's family table, by label, each as `build` makes it, and the sample's
+    fp32 model run by ONNX Runtime: ONNX Runtime's models all come from one export in one child process (what the
+    Quantization page shows, built at once)."""
+    from . import ort_int8
+
+    _has_int8_layers(sample.model)
+    table = variants(sample)
+    ort = [k for k, v in table.items() if v.engine == "onnxruntime"]
+    fp32, built = ort_int8.build_many(sample, [(table[k].kind, table[k].per_channel, table[k].embeddings)
+                                               for k in ort], CALIBRATION)
+    made = {k: Int8Model(m, how["kind"], ort_int8.ENGINE, ort_int8.notes(how)) for k, (m, how) in zip(ort, built)}
+    return {k: made[k] if k in made else build(sample, k) for k in table}, fp32
 
 
 @builds("classifier")

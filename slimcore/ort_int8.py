@@ -180,58 +180,70 @@ def notes(how: dict) -> tuple[str, ...]:
     return (text + kept,)
 
 
+Spec = tuple[str, bool, bool]   # (kind: "auto", "dynamic" or "static"; per_channel; embeddings)
+
+
 def build(sample: Any, kind: str = "auto", per_channel: bool = True, calibration: int = 512,
           embeddings: bool = True) -> tuple[OrtModel, dict]:
     """The ONNX Runtime int8 model of a sample (its model is only read): static QDQ when it has convolutions (or
     kind="static"), dynamic otherwise; and how it was made ({"kind", "per_channel", "embeddings", "calibration",
     "fp32_bytes", "ops"}). Exported and quantized in a child process (see `made`)."""
+    _, [built] = build_many(sample, [(kind, per_channel, embeddings)], calibration)
+    return built
+
+
+def build_many(sample: Any, specs: list[Spec], calibration: int = 512) -> tuple[OrtModel, list[tuple[OrtModel, dict]]]:
+    """The sample's fp32 model in ONNX Runtime and one int8 model per spec, as `build` makes each, from one export
+    in one child process (a page shows them all: one export instead of one per model)."""
     fam = family_of(sample)
     convs = any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in sample.model.modules())
-    kind = ("static" if convs else "dynamic") if kind == "auto" else kind
-    if kind not in ("dynamic", "static"):
-        raise ValueError(f"kind must be auto, dynamic or static, got {kind!r}")
     from .export import check_inputs   # the family's example batch, as every export uses (2 or more inputs)
 
     example = check_inputs(sample)
-    if kind == "static" and not example.is_floating_point():
-        raise ValueError("static int8 calibrates activation ranges from float inputs; this model reads token ids: "
-                         "use dynamic")
-    x = fam.split(sample, "calibration").x[:calibration] if kind == "static" else None
-    fp32, int8, counts = made(Job(sample.model, example, fam.name, kind, per_channel, embeddings, x))
-    how = {"kind": kind, "per_channel": per_channel or kind == "static", "embeddings": embeddings and kind == "dynamic",
-           "calibration": calibration if kind == "static" else 0, "fp32_bytes": len(fp32), "ops": counts}
-    return OrtModel(int8), how
+    kinds = []
+    for kind, _, _ in specs:
+        kind = ("static" if convs else "dynamic") if kind == "auto" else kind
+        if kind not in ("dynamic", "static"):
+            raise ValueError(f"kind must be auto, dynamic or static, got {kind!r}")
+        if kind == "static" and not example.is_floating_point():
+            raise ValueError("static int8 calibrates activation ranges from float inputs; this model reads token "
+                             "ids: use dynamic")
+        kinds.append(kind)
+    jobs = tuple((k, pc, emb) for k, (_, pc, emb) in zip(kinds, specs))
+    x = fam.split(sample, "calibration").x[:calibration] if "static" in kinds else None
+    fp32, files, counts = made(Job(sample.model, example, fam.name, jobs, x))
+    out = []
+    for (kind, per_channel, embeddings), int8, n in zip(jobs, files, counts):
+        how = {"kind": kind, "per_channel": per_channel or kind == "static",
+               "embeddings": embeddings and kind == "dynamic", "calibration": calibration if kind == "static" else 0,
+               "fp32_bytes": len(fp32), "ops": n}
+        out.append((OrtModel(int8), how))
+    return OrtModel(fp32), out
 
 
 def fp32_model(sample: Any) -> OrtModel:
     """The sample's fp32 model as ONNX, run by ONNX Runtime: what the engine alone changes, before any int8."""
-    from .export import check_inputs
-
-    fp32, _, _ = made(Job(sample.model, check_inputs(sample), family_of(sample).name))
-    return OrtModel(fp32)
+    return build_many(sample, [])[0]
 
 
 # ------------------------------------------------------------------------------------ building in a child process
 
 @dataclass
 class Job:
-    """What a child process makes: the model's fp32 ONNX file and, with a kind, its int8 file."""
+    """What a child process makes: the model's fp32 ONNX file and an int8 file for each (kind, per_channel,
+    embeddings) of `int8`, kind "dynamic" or "static" (static: calibrated on `calibration`)."""
 
     model: nn.Module
     example: torch.Tensor
     family: str
-    kind: str | None = None          # None: the fp32 file only; "dynamic" or "static"
-    per_channel: bool = True
-    embeddings: bool = True
+    int8: tuple[Spec, ...] = ()
     calibration: torch.Tensor | None = None
 
-    def run(self) -> tuple[bytes, bytes | None, dict[str, int]]:
+    def run(self) -> tuple[bytes, list[bytes], list[dict[str, int]]]:
         fp32 = lean(fp32_onnx(self.model, self.example, self.family))
-        if self.kind is None:
-            return fp32, None, ops(fp32)
-        int8 = static(fp32, self.calibration) if self.kind == "static" else dynamic(fp32, self.per_channel,
-                                                                                  self.embeddings)
-        return fp32, lean(int8), ops(int8)
+        files = [lean(static(fp32, self.calibration) if kind == "static" else dynamic(fp32, per_channel, embeddings))
+                 for kind, per_channel, embeddings in self.int8]
+        return fp32, files, [ops(f) for f in files]
 
 
 def lean(onnx: bytes) -> bytes:
@@ -245,7 +257,7 @@ def lean(onnx: bytes) -> bytes:
     return model.SerializeToString()
 
 
-def made(job: Job) -> tuple[bytes, bytes | None, dict[str, int]]:
+def made(job: Job) -> tuple[bytes, list[bytes], list[dict[str, int]]]:
     """Run a Job in a child process (`python -m slimcore.ort_int8 FOLDER`): torch.export, the ONNX exporter and
     onnxruntime's quantizer then leave nothing behind in this one. In the dashboard's server they held about 280 MiB
     for good after the first export, and their seconds of Python held the interpreter lock the pages need. The model
@@ -265,20 +277,20 @@ def made(job: Job) -> tuple[bytes, bytes | None, dict[str, int]]:
         if child.returncode != 0:
             lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
             raise RuntimeError(f"ONNX Runtime int8 could not be built: {lines[-1] if lines else child.returncode}")
-        int8 = folder / "int8.onnx"
-        return ((folder / "fp32.onnx").read_bytes(), int8.read_bytes() if int8.exists() else None,
-                json.loads((folder / "ops.json").read_text()))
+        counts = json.loads((folder / "ops.json").read_text())
+        return ((folder / "fp32.onnx").read_bytes(),
+                [(folder / f"int8-{i}.onnx").read_bytes() for i in range(len(job.int8))], counts)
 
 
-CHILD_SECONDS = 600   # a MiniLM export and quantization take about 8 s on 2 cores
+CHILD_SECONDS = 600   # a MiniLM export and two quantizations take about 12 s on 2 cores
 
 
 def _child(folder: Path) -> None:
     job = torch.load(folder / "job.pt", weights_only=False)   # written by `made` in its private folder
-    fp32, int8, counts = job.run()
+    fp32, files, counts = job.run()
     (folder / "fp32.onnx").write_bytes(fp32)
-    if int8 is not None:
-        (folder / "int8.onnx").write_bytes(int8)
+    for i, data in enumerate(files):
+        (folder / f"int8-{i}.onnx").write_bytes(data)
     (folder / "ops.json").write_text(json.dumps(counts))
 
 

@@ -205,26 +205,33 @@ def int8_labels(name: str) -> list[str]:
     return list(int8_variants(name))
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)   # every sample's rows: 4 x 2 classifiers + 5 of minilm
-def int8_model(name: str, label: str) -> int8_backend.Int8Model:
-    """A real int8 model of a sample, built once per process and shared (read-only) by every session."""
-    return int8_backend.build(cache.sample(name), label)
-
-
 ORT_FP32 = "fp32 (ONNX Runtime)"   # the fp32 model in ONNX Runtime: the engine's own effect, before int8
 ORT_FP32_NOTE = ("The fp32 model exported to ONNX (torch.onnx) and run by ONNX Runtime, unquantized: what the engine "
                  "alone changes, so that its int8 rows can be read against it.")
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
+def engine_table(name: str) -> tuple[dict[str, int8_backend.Int8Model], nn.Module]:
+    """Every real int8 model of a sample and its fp32 model in ONNX Runtime (slimcore.int8.build_table: ONNX
+    Runtime's from one export), built once per process and shared (read-only) by every session."""
+    return int8_backend.build_table(cache.sample(name))
+
+
+def int8_model(name: str, label: str) -> int8_backend.Int8Model:
+    """A real int8 model of a sample, from engine_table (a label the family does not offer: the one-line error)."""
+    built = engine_table(name)[0]
+    return built[label] if label in built else int8_backend.build(cache.sample(name), label)
+
+
 def ort_fp32(name: str) -> nn.Module:
-    """The sample's fp32 model run by ONNX Runtime, built once per process and shared."""
-    return ort_int8.fp32_model(cache.sample(name))
+    """The sample's fp32 model run by ONNX Runtime, from engine_table."""
+    return engine_table(name)[1]
 
 
 def engine_models(name: str) -> dict[str, nn.Module]:
     """The models of the int8 table besides the original: fp32 in ONNX Runtime, then every real int8 variant."""
-    return {ORT_FP32: ort_fp32(name), **{k: int8_model(name, k).model for k in int8_labels(name)}}
+    built, fp32 = engine_table(name)
+    return {ORT_FP32: fp32, **{k: r.model for k, r in built.items()}}
 
 
 def int8_figures(name: str, label: str, split: str = SPLIT) -> dict:

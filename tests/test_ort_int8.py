@@ -100,3 +100,18 @@ def test_lean_drops_only_the_exporters_debugging_metadata():
     assert len(small) < len(full) and O.ops(small) == O.ops(full)
     x = s.data.test.x[:64]
     assert torch.equal(_fresh_outputs(small, x), _fresh_outputs(full, x))
+
+
+def test_the_table_is_built_at_once_as_each_row_alone():
+    """int8.build_table (the page's: ONNX Runtime's rows from one export in one child) gives each row's model as
+    int8.build gives it alone: the same int8 file and notes; and the fp32 model in ONNX Runtime beside them."""
+    from slimcore import int8 as I8
+
+    s = slimcore.load_sample("digits-cnn")
+    built, fp32 = I8.build_table(s)
+    assert list(built) == list(I8.variants(s))
+    alone = I8.build(s, "int8 (ONNX Runtime)")
+    assert built["int8 (ONNX Runtime)"].model.onnx == alone.model.onnx
+    assert built["int8 (ONNX Runtime)"].notes == alone.notes and built["int8 (torch.ao)"].kind == "static"
+    x = s.data.test.x[:64]
+    assert (fp32(x) - s.model(x)).abs().max() <= 1e-4 and O.ops(fp32.onnx).get("Conv") == 2

@@ -182,7 +182,7 @@ def test_nan_weights_give_a_message_not_a_traceback(tmp_path, monkeypatch):
     torch.save(state, tmp_path / "digits-cnn.pt")
     monkeypatch.setattr(zoo, "SAMPLE_DIR", tmp_path)
     from slimui import work
-    caches = (cache._sample, cache.baseline, ui.ranges, ui.variant, ui.layer_detail, ui.int8_model, ui.scorer,
+    caches = (cache._sample, cache.baseline, ui.ranges, ui.variant, ui.layer_detail, ui.engine_table, ui.scorer,
               ui.original, ui.fake_score, ui.fp32_bytes, work)
     for c in caches:
         c.clear()
