@@ -288,19 +288,31 @@ def _has_int8_layers(model: nn.Module) -> None:
         raise ValueError("this model has no Linear or Conv layers: there is nothing for int8 kernels to run")
 
 
-def build_table(sample: Any) -> tuple[dict[str, Int8Model], nn.Module]:
+def build_table(sample: Any, files: dict | None = None) -> tuple[dict[str, Int8Model], nn.Module]:
     """Every real int8 variant of the sample's family table, by label, each as `build` makes it, and the sample's
     fp32 model run by ONNX Runtime: ONNX Runtime's models all come from one export in one child process (what the
-    Quantization page shows, built at once)."""
+    Quantization page shows, built at once). `files`: ONNX Runtime's part as `table_files` made it before (kept on
+    disk by the page), so that only sessions are opened."""
     from . import ort_int8
 
     _has_int8_layers(sample.model)
     table = variants(sample)
+    files = table_files(sample) if files is None else files
+    made = {k: Int8Model(ort_int8.OrtModel(bytes(data)), how["kind"], ort_int8.ENGINE, ort_int8.notes(how))
+            for k, data, how in zip(files["labels"], files["int8"], files["how"])}
+    return {k: made[k] if k in made else build(sample, k) for k in table}, ort_int8.OrtModel(bytes(files["fp32"]))
+
+
+def table_files(sample: Any) -> dict:
+    """ONNX Runtime's part of the sample's int8 table as plain data: {"labels", "int8": [file bytes], "how": [how
+    each was made], "fp32": the fp32 ONNX file}, from one export in one child process."""
+    from . import ort_int8
+
+    table = variants(sample)
     ort = [k for k, v in table.items() if v.engine == "onnxruntime"]
     fp32, built = ort_int8.build_many(sample, [(table[k].kind, table[k].per_channel, table[k].embeddings)
                                                for k in ort], CALIBRATION)
-    made = {k: Int8Model(m, how["kind"], ort_int8.ENGINE, ort_int8.notes(how)) for k, (m, how) in zip(ort, built)}
-    return {k: made[k] if k in made else build(sample, k) for k in table}, fp32
+    return {"labels": ort, "int8": [m.onnx for m, _ in built], "how": [how for _, how in built], "fp32": fp32.onnx}
 
 
 @builds("classifier")

@@ -212,13 +212,10 @@ def build_many(sample: Any, specs: list[Spec], calibration: int = 512) -> tuple[
     jobs = tuple((k, pc, emb) for k, (_, pc, emb) in zip(kinds, specs))
     x = fam.split(sample, "calibration").x[:calibration] if "static" in kinds else None
     fp32, files, counts = made(Job(sample.model, example, fam.name, jobs, x))
-    out = []
-    for (kind, per_channel, embeddings), int8, n in zip(jobs, files, counts):
-        how = {"kind": kind, "per_channel": per_channel or kind == "static",
-               "embeddings": embeddings and kind == "dynamic", "calibration": calibration if kind == "static" else 0,
-               "fp32_bytes": len(fp32), "ops": n}
-        out.append((OrtModel(int8), how))
-    return OrtModel(fp32), out
+    hows = [{"kind": kind, "per_channel": per_channel or kind == "static",
+             "embeddings": embeddings and kind == "dynamic", "calibration": calibration if kind == "static" else 0,
+             "fp32_bytes": len(fp32), "ops": n} for (kind, per_channel, embeddings), n in zip(jobs, counts)]
+    return OrtModel(fp32), [(OrtModel(int8), how) for int8, how in zip(files, hows)]
 
 
 def fp32_model(sample: Any) -> OrtModel:

@@ -11,6 +11,7 @@ import json
 from dataclasses import replace
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
@@ -213,8 +214,18 @@ ORT_FP32_NOTE = ("The fp32 model exported to ONNX (torch.onnx) and run by ONNX R
 @st.cache_resource(show_spinner=False, max_entries=8)
 def engine_table(name: str) -> tuple[dict[str, int8_backend.Int8Model], nn.Module]:
     """Every real int8 model of a sample and its fp32 model in ONNX Runtime (slimcore.int8.build_table: ONNX
-    Runtime's from one export), built once per process and shared (read-only) by every session."""
-    return int8_backend.build_table(cache.sample(name))
+    Runtime's from one export), built once per process and shared (read-only) by every session. ONNX Runtime's files
+    are kept on disk like any deterministic result: after a restart, timing the table opens sessions instead of
+    exporting again (a minilm export and quantization take about 15 s)."""
+    s = cache.sample(name)
+
+    def files() -> dict:
+        made = int8_backend.table_files(s)
+        return {**made, "int8": [np.frombuffer(b, np.uint8) for b in made["int8"]],
+                "fp32": np.frombuffer(made["fp32"], np.uint8)}
+    kept = work.kept("ort_files", name, tuple(int8_labels(name)), files)
+    return int8_backend.build_table(s, {**kept, "int8": [a.tobytes() for a in kept["int8"]],
+                                        "fp32": kept["fp32"].tobytes()})
 
 
 def int8_model(name: str, label: str) -> int8_backend.Int8Model:

@@ -142,6 +142,23 @@ def test_settings_that_do_not_apply_are_explained(page):
     assert "does not apply" in page.info[0].value
 
 
+def test_onnx_runtime_files_are_kept_so_a_restart_opens_sessions_instead_of_exporting(page, monkeypatch):
+    """The page's ONNX Runtime models come from files kept in the result cache: with the process's models dropped
+    (as after a restart), the table is rebuilt from them without a new export, and gives the same figures."""
+    from slimcore import int8 as I8
+    from slimui import quant as ui
+    from slimui import work
+
+    name = slimcore.DEFAULT_SAMPLE
+    kept = work.find("ort_files", name, tuple(ui.int8_labels(name)))
+    assert kept is not None and kept["labels"] == ["int8 (ONNX Runtime)"]
+    before = ui.int8_model(name, "int8 (ONNX Runtime)").model.onnx
+    ui.engine_table.clear()
+    monkeypatch.setattr(I8, "table_files", lambda s: pytest.fail("exported again"))
+    assert ui.int8_model(name, "int8 (ONNX Runtime)").model.onnx == before == kept["int8"][0].tobytes()
+    assert ui.ort_fp32(name).onnx == kept["fp32"].tobytes()
+
+
 def test_time_again_times_fp32_and_int8_afresh(page):
     from slimcore import jobs
 
