@@ -279,7 +279,13 @@ def _onnxruntime(sample: Any, variant: Int8Variant) -> Int8Model:
     from . import ort_int8
 
     _has_int8_layers(sample.model)
-    model, how = ort_int8.build(sample, variant.kind, variant.per_channel, CALIBRATION, variant.embeddings)
+    return _ort_result(*ort_int8.build(sample, variant.kind, variant.per_channel, CALIBRATION, variant.embeddings))
+
+
+def _ort_result(model: nn.Module, how: dict) -> Int8Model:
+    """An ONNX Runtime int8 model and how slimcore.ort_int8 made it, as an Int8Model (its notes from the file)."""
+    from . import ort_int8
+
     return Int8Model(model, how["kind"], ort_int8.ENGINE, ort_int8.notes(how))
 
 
@@ -298,7 +304,7 @@ def build_table(sample: Any, files: dict | None = None) -> tuple[dict[str, Int8M
     _has_int8_layers(sample.model)
     table = variants(sample)
     files = table_files(sample) if files is None else files
-    made = {k: Int8Model(ort_int8.OrtModel(bytes(data)), how["kind"], ort_int8.ENGINE, ort_int8.notes(how))
+    made = {k: _ort_result(ort_int8.OrtModel(bytes(data)), how)
             for k, data, how in zip(files["labels"], files["int8"], files["how"])}
     return {k: made[k] if k in made else build(sample, k) for k in table}, ort_int8.OrtModel(bytes(files["fp32"]))
 

@@ -218,11 +218,6 @@ def build_many(sample: Any, specs: list[Spec], calibration: int = 512) -> tuple[
     return OrtModel(fp32), [(OrtModel(int8), how) for int8, how in zip(files, hows)]
 
 
-def fp32_model(sample: Any) -> OrtModel:
-    """The sample's fp32 model as ONNX, run by ONNX Runtime: what the engine alone changes, before any int8."""
-    return build_many(sample, [])[0]
-
-
 # ------------------------------------------------------------------------------------ building in a child process
 
 @dataclass
