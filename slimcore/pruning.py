@@ -7,7 +7,9 @@ next layer: the model really gets smaller. Masks are boolean tensors shaped like
 from __future__ import annotations
 
 import copy
+import threading
 import time
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
@@ -131,9 +133,80 @@ def output_layer(model: nn.Module) -> str:
     return list(weight_layers(model))[-1]
 
 
+_COUPLED: "weakref.WeakKeyDictionary[nn.Module, Structure]" = weakref.WeakKeyDictionary()
+_COUPLED_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What torch-pruning's dependency graph says about a model's channels: which weight layers' output channels are
+    tied (a residual add sums them channel by channel), and which BatchNorm layers normalise each layer's outputs."""
+
+    coupled: tuple[tuple[str, ...], ...]
+    norms: dict[str, tuple[str, ...]]
+
+
+def structure(model: nn.Module) -> Structure:
+    """The model's channel structure, read (once per model object) for models that say their input shape
+    (`model.input_shape`: residual samples, uploads); a model that does not is taken as a chain: no ties."""
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        return Structure((), {})
+    with _COUPLED_LOCK:
+        if model in _COUPLED:
+            return _COUPLED[model]
+    import torch_pruning as tp
+
+    twin = copy.deepcopy(model).eval()
+    graph = _dependency_graph(twin, torch.zeros((1, *shape)))
+    layers = weight_layers(twin)
+    names = {id(m): n for n, m in twin.named_modules()}
+    found, norms = [], {}
+    outs_fn = (tp.prune_conv_out_channels, tp.prune_linear_out_channels)
+    for group in graph.get_all_groups(root_module_types=[nn.Conv1d, nn.Conv2d, nn.Linear]):
+        outs, bns = [], []
+        for dep, _ in group:
+            module = dep.target.module
+            n = names.get(id(module))
+            if n in layers and dep.handler in outs_fn and n not in outs:
+                outs.append(n)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm) and n is not None and n not in bns:
+                bns.append(n)
+        if len(outs) > 1 and len({int(layers[n].weight.shape[0]) for n in outs}) == 1:
+            found.append(tuple(sorted(outs, key=list(layers).index)))
+        for n in outs:
+            norms[n] = tuple(bns)
+    result = Structure(tuple(found), norms)
+    with _COUPLED_LOCK:
+        _COUPLED[model] = result
+    return result
+
+
+def coupled_layers(model: nn.Module) -> tuple[tuple[str, ...], ...]:
+    """Weight layers whose output channels are tied together (see structure): structured pruning keeps or removes
+    a channel in all of them at once."""
+    return structure(model).coupled
+
+
+def _units(model: nn.Module, names: list[str], structured: bool) -> list[tuple[str, ...]]:
+    """The layers pruning decides on together: structured, each set of coupled layers is one unit; else one each."""
+    coupled = coupled_layers(model) if structured else ()
+    seen: set[str] = set()
+    units: list[tuple[str, ...]] = []
+    for group in coupled:
+        members = tuple(n for n in group if n in names)
+        if len(members) > 1:
+            units.append(members)
+            seen.update(members)
+    return units + [(n,) for n in names if n not in seen]
+
+
 def masks(model: nn.Module, cfg: PruneConfig, calibration: Split | None = None,
           scores: dict[str, torch.Tensor] | None = None) -> Masks:
-    """Keep-masks (True = kept) for every weight layer under a configuration. Pass `scores` to reuse them."""
+    """Keep-masks (True = kept) for every weight layer under a configuration. Pass `scores` to reuse them.
+    Structured: coupled layers (coupled_layers) keep the same channels, chosen by the sum of their channel scores
+    (each layer's mean per weight, so layers of different fan-in weigh alike); a skip or override on one of them
+    applies to all."""
     scores = scores if scores is not None else weight_scores(model, cfg.method, calibration, cfg.seed)
     overrides = dict(cfg.overrides)
     unknown = sorted((set(cfg.skip) | set(overrides)) - set(scores))
@@ -141,26 +214,38 @@ def masks(model: nn.Module, cfg: PruneConfig, calibration: Split | None = None,
         raise ValueError(f"unknown layer(s) {', '.join(unknown)}; layers with weights: {', '.join(scores)}")
     skip = set(cfg.skip) | ({output_layer(model)} if cfg.structured else set())
     out = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
-    pooled = [n for n in scores if n not in skip and n not in overrides]
-    own = {n: a for n, a in overrides.items() if n in scores and n not in skip}
+    units = [u for u in _units(model, list(scores), cfg.structured) if not skip & set(u)]
+    own = {u: next(overrides[n] for n in u if n in overrides) for u in units if set(u) & set(overrides)}
+    pooled = [u for u in units if u not in own]
     if cfg.scope == "layer":
-        own |= {n: cfg.amount for n in pooled}
+        own |= {u: cfg.amount for u in pooled}
         pooled = []
-    for n, amount in own.items():
-        if cfg.structured:
-            keep = _keep_channels(_channel_scores(scores[n], cfg.norm), amount)
+
+    def unit_channels(u: tuple[str, ...]) -> torch.Tensor:
+        if len(u) == 1:
+            return _channel_scores(scores[u[0]], cfg.norm)
+        return sum(_channel_scores(scores[n], cfg.norm) / scores[n][0].numel() ** (1 / cfg.norm) for n in u)
+
+    def set_channels(u: tuple[str, ...], keep: torch.Tensor) -> None:
+        for n in u:
             out[n] = keep.view(-1, *[1] * (scores[n].dim() - 1)).expand_as(scores[n]).clone()
+
+    for u, amount in own.items():
+        if cfg.structured:
+            set_channels(u, _keep_channels(unit_channels(u), amount))
         else:
-            out[n] = lowest(scores[n], amount)
+            out[u[0]] = lowest(scores[u[0]], amount)
     if pooled and cfg.amount > 0:
         if cfg.structured:  # channels of layers with different fan-in compare by their mean (L1) or RMS (L2) score
-            per = [_channel_scores(scores[n], cfg.norm) / scores[n][0].numel() ** (1 / cfg.norm) for n in pooled]
+            per = [_channel_scores(scores[u[0]], cfg.norm) / scores[u[0]][0].numel() ** (1 / cfg.norm) if len(u) == 1
+                   else unit_channels(u) / len(u) for u in pooled]
             keep = lowest(torch.cat(per), cfg.amount)
-            for n, k in zip(pooled, torch.split(keep, [p.numel() for p in per])):
-                out[n] = k.view(-1, *[1] * (scores[n].dim() - 1)).expand_as(scores[n]).clone()
+            for u, k in zip(pooled, torch.split(keep, [p.numel() for p in per])):
+                set_channels(u, k)
         else:
-            keep = lowest(torch.cat([scores[n].reshape(-1) for n in pooled]), cfg.amount)
-            for n, k in zip(pooled, torch.split(keep, [scores[n].numel() for n in pooled])):
+            names = [u[0] for u in pooled]
+            keep = lowest(torch.cat([scores[n].reshape(-1) for n in names]), cfg.amount)
+            for n, k in zip(names, torch.split(keep, [scores[n].numel() for n in names])):
                 out[n] = k.view(scores[n].shape)
     return out
 
@@ -171,13 +256,18 @@ def channel_keep(mask: torch.Tensor) -> torch.Tensor:
 
 
 def masked_parameters(model: nn.Module, keep: Masks, structured: bool = False) -> dict[str, torch.Tensor]:
-    """The model's parameters with pruned weights zeroed (and, structured, the biases of removed channels), as new
-    tensors: evaluate them with torch.func.functional_call on a private copy of the module (it swaps them in)."""
+    """The model's parameters with pruned weights zeroed (and, structured, the biases of removed channels and the
+    scale and shift of the BatchNorm after them, so a removed channel gives exactly zero, as it does once removed), as
+    new tensors: evaluate them with torch.func.functional_call on a private copy of the module (it swaps them in)."""
     params = {k: v.detach() for k, v in model.named_parameters()}
+    norms = structure(model).norms if structured else {}
     for n, m in keep.items():
         params[f"{n}.weight"] = params[f"{n}.weight"] * m
-        if structured and f"{n}.bias" in params:
-            params[f"{n}.bias"] = params[f"{n}.bias"] * channel_keep(m)
+        if structured:
+            channels = channel_keep(m)
+            for t in [f"{n}.bias"] + [f"{b}.{k}" for b in norms.get(n, ()) for k in ("weight", "bias")]:
+                if t in params and params[t].shape == channels.shape:
+                    params[t] = params[t] * channels
     return params
 
 
@@ -204,11 +294,14 @@ def _channel_groups(model: nn.Module, keep: Masks, example: torch.Tensor):
     removes them (the layer's output channels and every input that reads them)."""
     import torch_pruning as tp
 
+    followers = {n for group in coupled_layers(model) for n in group[1:]}   # one group removes a tie's channels
     new = copy.deepcopy(model).eval()
     graph = _dependency_graph(new, example)
     layers = weight_layers(new)
     groups = []
     for n, m in keep.items():
+        if n in followers:
+            continue
         drop = (~channel_keep(m)).nonzero().flatten().tolist()
         if not drop:
             continue

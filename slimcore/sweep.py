@@ -566,7 +566,8 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split | Scorer, budget
         tries += 1
         if measured <= budget + 1e-9 or capacity <= 0 or tries >= max_tries:
             break
-        capacity -= max(1, round((measured - budget) / metric.scale * per))   # less room, by the measured excess
+        # less room, by the measured excess; never below none at all (the plan that changes nothing costs 0)
+        capacity = max(0, capacity - max(1, round((measured - budget) / metric.scale * per)))
     if measured > budget + 1e-9:   # the loop gave up: leave every group as it was, which meets any budget
         settings = {g: full for g in groups}
         result = outcome("allocated per layer", settings)

@@ -99,3 +99,17 @@ def test_corrupt_weights_show_a_message_not_a_traceback(tmp_path, monkeypatch):
     finally:
         cache._sample.clear()
         cache.baseline.clear()
+
+
+def test_the_residual_sample_is_offered_and_measured(home):
+    """digits-resnet (BatchNorm, residual adds) is in the model list; its figures are its card's and its table lists
+    every conv, the 1x1 projection and the classifier."""
+    select = home.sidebar.selectbox(key="model_select")
+    assert "digits-resnet" in select.options
+    select.set_value("digits-resnet").run()
+    assert not home.exception and not home.error
+    s = slimcore.load_sample("digits-resnet")
+    shown = metrics(home)
+    assert shown["Test accuracy"] == f"{s.card['test_accuracy']:.2%}"
+    assert shown["Parameters"] == f"{s.card['parameters']:,}"
+    assert list(home.dataframe[0].value["layer"]) == list(slimcore.weight_layers(s.model))

@@ -88,7 +88,9 @@ def test_measure_is_consistent(sample):
     m = slimcore.measure(sample, repeats=5)
     assert m.accuracy == m.score.value == slimcore.accuracy(sample.model, sample.test)
     assert m.score.metric.short == "accuracy" and m.score.examples == len(sample.test)
-    assert m.params == sum(r.params for r in m.layers) == m.nonzeros
+    layers = slimcore.weight_layers(sample.model)   # the rows; other parameters are BatchNorm's scales and shifts
+    others = sum(p.numel() for n, p in sample.model.named_parameters() if n.rpartition(".")[0] not in layers)
+    assert m.params == sum(r.params for r in m.layers) + others == m.nonzeros
     assert m.macs == sum(r.macs for r in m.layers) > 0
     assert m.latency_b1.batch == 1 and m.latency_b256.batch == 256
 

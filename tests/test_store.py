@@ -1,5 +1,7 @@
 """The disk result cache: values come back equal, keys separate results, and a damaged, foreign or hostile file is
 never trusted (it is recomputed)."""
+import copy
+import hashlib
 import json
 
 import numpy as np
@@ -114,3 +116,19 @@ def test_model_hash_reads_the_weights():
     with torch.no_grad():
         next(changed.parameters()).view(-1)[0] += 1e-6
     assert S.model_hash(changed) != h and S.model_hash(same) == h
+
+
+def test_model_hash_reads_batchnorm_counters_and_keeps_other_models_hashes():
+    """A 0-dim buffer (BatchNorm's num_batches_tracked, int64) is hashed like any tensor; models without one hash
+    as they did before it could be (bytes of each tensor taken as they lie)."""
+    resnet = slimcore.load_sample("digits-resnet").model
+    h = S.model_hash(resnet)
+    counted = copy.deepcopy(resnet)
+    counted.bn.num_batches_tracked += 1
+    assert len(h) == 32 and S.model_hash(counted) != h
+    cnn = slimcore.load_sample("digits-cnn").model
+    before = hashlib.sha256()
+    for name, t in cnn.state_dict().items():
+        before.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        before.update(t.contiguous().view(torch.uint8).numpy().tobytes())
+    assert S.model_hash(cnn) == before.hexdigest()[:32]

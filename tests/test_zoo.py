@@ -21,7 +21,8 @@ def test_card_accuracy_is_the_measured_accuracy(sample):
 
 
 def test_trained_models_reach_expected_accuracy(sample):
-    floor = {"digits-mlp": 0.95, "digits-cnn": 0.96, "mnist1d-mlp": 0.60, "mnist1d-cnn": 0.88}[sample.name]
+    floor = {"digits-mlp": 0.95, "digits-cnn": 0.96, "digits-resnet": 0.96, "mnist1d-mlp": 0.60,
+             "mnist1d-cnn": 0.88}[sample.name]
     assert slimcore.accuracy(sample.model, sample.test) >= floor
 
 
