@@ -24,7 +24,8 @@ from torch import nn
 from .metrics import Latency, compare_latency
 
 NAME = "minilm"
-HEAD_DIM = 32             # 12 heads of 32 dimensions make the hidden size 384
+HEAD_DIM = 32             # minilm's: 12 heads of 32 dimensions make the hidden size 384 (a model's own: .head_dim)
+LAYER_NORM_EPS = 1e-12    # minilm's (BERT's) LayerNorm epsilon
 PAD_ID = 0
 MAX_TOKENS = 256            # sentence-transformers' max_seq_length for this model
 SENTENCES = Path(__file__).resolve().parent.parent / "sample_models" / "minilm-sentences.json"
@@ -45,42 +46,44 @@ class TextModelError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------------- model
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention; the number of heads is read from the query layer's shape (32 dimensions each)."""
+    """Multi-head self-attention; the number of heads is read from the query layer's shape (head_dim each)."""
 
-    def __init__(self, hidden: int, heads: int) -> None:
+    def __init__(self, hidden: int, heads: int, head_dim: int = HEAD_DIM) -> None:
         super().__init__()
-        self.query = nn.Linear(hidden, heads * HEAD_DIM)
-        self.key = nn.Linear(hidden, heads * HEAD_DIM)
-        self.value = nn.Linear(hidden, heads * HEAD_DIM)
+        self.head_dim = head_dim
+        self.query = nn.Linear(hidden, heads * head_dim)
+        self.key = nn.Linear(hidden, heads * head_dim)
+        self.value = nn.Linear(hidden, heads * head_dim)
 
     def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b, n, _ = h.shape
+        d = self.head_dim
         q, k, v = self.query(h), self.key(h), self.value(h)
-        heads = q.shape[-1] // HEAD_DIM
+        heads = q.shape[-1] // d
         if heads == 0:  # every head removed: the layer adds nothing but the output bias
             return q
-        q, k, v = (t.view(b, n, heads, HEAD_DIM).transpose(1, 2) for t in (q, k, v))
+        q, k, v = (t.view(b, n, heads, d).transpose(1, 2) for t in (q, k, v))
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
-        return ctx.transpose(1, 2).reshape(b, n, heads * HEAD_DIM)
+        return ctx.transpose(1, 2).reshape(b, n, heads * d)
 
 
 class AddNorm(nn.Module):
     """A projection back to the hidden size, added to the residual and layer-normalised."""
 
-    def __init__(self, inner: int, hidden: int) -> None:
+    def __init__(self, inner: int, hidden: int, eps: float = LAYER_NORM_EPS) -> None:
         super().__init__()
         self.dense = nn.Linear(inner, hidden)
-        self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dense(x) + residual)
 
 
 class Attention(nn.Module):
-    def __init__(self, hidden: int, heads: int) -> None:
+    def __init__(self, hidden: int, heads: int, head_dim: int = HEAD_DIM, eps: float = LAYER_NORM_EPS) -> None:
         super().__init__()
-        self.self = SelfAttention(hidden, heads)
-        self.output = AddNorm(heads * HEAD_DIM, hidden)
+        self.self = SelfAttention(hidden, heads, head_dim)
+        self.output = AddNorm(heads * head_dim, hidden, eps)
 
 
 class Intermediate(nn.Module):
@@ -92,11 +95,12 @@ class Intermediate(nn.Module):
 class Layer(nn.Module):
     """One transformer layer: attention, then the feed-forward network (FFN in, GELU, FFN out)."""
 
-    def __init__(self, hidden: int, heads: int, ffn: int) -> None:
+    def __init__(self, hidden: int, heads: int, ffn: int, head_dim: int = HEAD_DIM,
+                 eps: float = LAYER_NORM_EPS) -> None:
         super().__init__()
-        self.attention = Attention(hidden, heads)
+        self.attention = Attention(hidden, heads, head_dim, eps)
         self.intermediate = Intermediate(hidden, ffn)
-        self.output = AddNorm(ffn, hidden)
+        self.output = AddNorm(ffn, hidden, eps)
 
     def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         h = self.attention.output(self.attention.self(h, keep), h)
@@ -104,12 +108,13 @@ class Layer(nn.Module):
 
 
 class Embeddings(nn.Module):
-    def __init__(self, vocab: int, hidden: int, positions: int) -> None:
+    def __init__(self, vocab: int, hidden: int, positions: int, type_vocab: int = 2,
+                 eps: float = LAYER_NORM_EPS) -> None:
         super().__init__()
         self.word_embeddings = nn.Embedding(vocab, hidden, padding_idx=PAD_ID)
         self.position_embeddings = nn.Embedding(positions, hidden)
-        self.token_type_embeddings = nn.Embedding(2, hidden)
-        self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+        self.token_type_embeddings = nn.Embedding(type_vocab, hidden)   # every token is of type 0
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(ids.shape[1], device=ids.device)
@@ -118,21 +123,26 @@ class Embeddings(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, hidden: int, heads: list[int], ffn: list[int]) -> None:
+    def __init__(self, hidden: int, heads: list[int], ffn: list[int], head_dim: int = HEAD_DIM,
+                 eps: float = LAYER_NORM_EPS) -> None:
         super().__init__()
-        self.layer = nn.ModuleList(Layer(hidden, h, f) for h, f in zip(heads, ffn))
+        self.layer = nn.ModuleList(Layer(hidden, h, f, head_dim, eps) for h, f in zip(heads, ffn))
 
 
 class MiniLM(nn.Module):
-    """A BERT sentence encoder: token ids (padded with 0) -> mean-pooled, L2-normalised embeddings."""
+    """A BERT sentence encoder: token ids (padded with 0) -> mean-pooled, L2-normalised embeddings. The defaults are
+    all-MiniLM-L6-v2's sizes; another BERT encoder gives its own (slimcore.hf reads them from a config.json)."""
 
     def __init__(self, vocab: int = 30522, hidden: int = 384, heads: list[int] | None = None,
-                 ffn: list[int] | None = None, positions: int = 512) -> None:
+                 ffn: list[int] | None = None, positions: int = 512, head_dim: int = HEAD_DIM,
+                 eps: float = LAYER_NORM_EPS, type_vocab: int = 2) -> None:
         super().__init__()
         heads = list(heads) if heads is not None else [12] * 6
         ffn = list(ffn) if ffn is not None else [1536] * len(heads)
-        self.embeddings = Embeddings(vocab, hidden, positions)
-        self.encoder = Encoder(hidden, heads, ffn)
+        self.head_dim = head_dim     # dimensions per attention head (heads are removed in whole blocks of these)
+        self.eps = eps               # the LayerNorms' epsilon
+        self.embeddings = Embeddings(vocab, hidden, positions, type_vocab, eps)
+        self.encoder = Encoder(hidden, heads, ffn, head_dim, eps)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         keep = ids != PAD_ID
@@ -145,7 +155,7 @@ class MiniLM(nn.Module):
 
     def shape(self) -> dict[str, list[int]]:
         """Heads and FFN neurons per layer (read from the weights, so it is right after structured pruning)."""
-        return {"heads": [_out(l.attention.self.query) // HEAD_DIM for l in self.encoder.layer],
+        return {"heads": [_out(l.attention.self.query) // self.head_dim for l in self.encoder.layer],
                 "ffn": [_out(l.intermediate.dense) for l in self.encoder.layer]}
 
 
@@ -201,11 +211,12 @@ def variant(model: MiniLM, weights: dict[str, torch.Tensor]) -> MiniLM:
 
 def architecture(model: MiniLM) -> str:
     s = model.shape()
+    hidden = model.embeddings.word_embeddings.embedding_dim
     same = len(set(s["heads"])) == 1 and len(set(s["ffn"])) == 1
     if same:
-        return f"BERT encoder, {len(s['heads'])} layers x ({s['heads'][0]} heads, FFN {s['ffn'][0]}), hidden 384"
+        return f"BERT encoder, {len(s['heads'])} layers x ({s['heads'][0]} heads, FFN {s['ffn'][0]}), hidden {hidden}"
     return (f"BERT encoder, {len(s['heads'])} layers, heads {'/'.join(map(str, s['heads']))}, "
-            f"FFN {'/'.join(map(str, s['ffn']))}, hidden 384")
+            f"FFN {'/'.join(map(str, s['ffn']))}, hidden {hidden}")
 
 
 def model_dir() -> Path:
@@ -244,9 +255,19 @@ def tokenizer():
     return tok
 
 
-def encode(texts: list[str]) -> list[list[int]]:
-    """Token ids of each text, with [CLS] and [SEP]."""
-    return [e.ids for e in tokenizer().encode_batch(list(texts))]
+@lru_cache(maxsize=4)
+def tokenizer_from(text: str):
+    """A tokenizer from the text of a tokenizer.json, used as that text sets it up (padding, truncation): Rust's
+    `tokenizers` reads it as data, no code runs. slimcore.hf prepares an upload's (no padding, its truncation)."""
+    from tokenizers import Tokenizer
+    return Tokenizer.from_str(text)
+
+
+def encode(texts: list[str], tokenizer_json: str | None = None) -> list[list[int]]:
+    """Token ids of each text, with [CLS] and [SEP]: by the shipped tokenizer, or by the one whose tokenizer.json
+    text is given (an uploaded encoder's, slimcore.hf)."""
+    tok = tokenizer() if tokenizer_json is None else tokenizer_from(tokenizer_json)
+    return [e.ids for e in tok.encode_batch(list(texts))]
 
 
 def pad(ids: list[list[int]]) -> torch.Tensor:
@@ -266,6 +287,8 @@ class TextSplit:
     topics: tuple[str, ...] = field(repr=False)
     groups: tuple[int, ...] = field(repr=False)       # sentences of one paraphrase group share a number (-1: none)
     pairs: tuple[tuple[int, int, str], ...] = field(repr=False)
+    # the tokenizer.json text that made the ids (None: the shipped tokenizer); students' new sentences use it too
+    tokenizer: str | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -278,7 +301,7 @@ class TextSplit:
         """The first n sentences (whole groups come first, so pairs stay whole) and the pairs inside them."""
         n = min(n, len(self))
         return TextSplit(self.texts[:n], self.ids[:n], self.topics[:n], self.groups[:n],
-                         tuple(p for p in self.pairs if p[0] < n and p[1] < n))
+                         tuple(p for p in self.pairs if p[0] < n and p[1] < n), self.tokenizer)
 
     def head(self, n: int) -> "TextSplit":
         """The first n sentences (as data.Split.head): subset(n)."""
@@ -311,7 +334,7 @@ def _check(raw: dict) -> None:
                 raise _Error(f"{SENTENCES.name}: every entry of '{part}' needs a topic and two or more sentences")
 
 
-def _split(items: list[tuple[str, list[str], str]], seed: int) -> TextSplit:
+def _split(items: list[tuple[str, list[str], str]], seed: int, tokenizer_json: str | None = None) -> TextSplit:
     """Sentences of whole groups in the given order, with paraphrase, contrast and unrelated pairs."""
     texts, topics, groups, pairs, starts = [], [], [], [], []
     for g, (topic, sentences, kind) in enumerate(items):
@@ -327,14 +350,20 @@ def _split(items: list[tuple[str, list[str], str]], seed: int) -> TextSplit:
         others = [j for j in starts if j < i and topics[j] != topics[i]]  # prefix of the split keeps its pairs)
         if others:
             unrelated.append((i, int(rng.choice(others)), "unrelated"))
-    ids = encode(texts)
+    ids = encode(texts, tokenizer_json)
     return TextSplit(tuple(texts), tuple(tuple(i) for i in ids), tuple(topics), tuple(groups),
-                     tuple(pairs + unrelated))
+                     tuple(pairs + unrelated), tokenizer_json)
 
 
 @lru_cache(maxsize=1)
 def load_sentences(path: str | None = None) -> TextData:
     """The shipped sentence set: 200 paraphrase groups (with contrast pairs) for test, the rest for training."""
+    return load_sentences_with(None, path)
+
+
+def load_sentences_with(tokenizer_json: str | None, path: str | None = None) -> TextData:
+    """The shipped sentence set (as load_sentences) tokenized by the tokenizer whose tokenizer.json text is given
+    (None: the shipped one): the same sentences, splits and pairs for every encoder."""
     p = Path(path) if path else SENTENCES
     try:
         raw = json.loads(p.read_text(encoding="utf-8"))
@@ -351,8 +380,8 @@ def load_sentences(path: str | None = None) -> TextData:
     k = QUICK_GROUPS
     quick = test[:k] + contrast[::3]
     rest = test[k:] + [c for i, c in enumerate(contrast) if i % 3]
-    return TextData(_split(train, SPLIT_SEED), _split(quick + rest, SPLIT_SEED), str(raw.get("about", "")),
-                    quick=sum(len(s) for _, s, _ in quick))
+    return TextData(_split(train, SPLIT_SEED, tokenizer_json), _split(quick + rest, SPLIT_SEED, tokenizer_json),
+                    str(raw.get("about", "")), quick=sum(len(s) for _, s, _ in quick))
 
 
 # -------------------------------------------------------------------------------------------------------- metrics

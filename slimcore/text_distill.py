@@ -81,7 +81,8 @@ def student_from_teacher(teacher: T.MiniLM, layers: int) -> T.MiniLM:
     emb = teacher.embeddings
     student = T.MiniLM(emb.word_embeddings.num_embeddings, emb.word_embeddings.embedding_dim,
                        heads=[shape["heads"][i] for i in keep], ffn=[shape["ffn"][i] for i in keep],
-                       positions=emb.position_embeddings.num_embeddings)
+                       positions=emb.position_embeddings.num_embeddings, head_dim=teacher.head_dim,
+                       eps=teacher.eps, type_vocab=emb.token_type_embeddings.num_embeddings)
     state = {}
     for k, v in teacher.state_dict().items():
         if k.startswith("encoder.layer."):
@@ -177,7 +178,7 @@ def training_pool(split: T.TextSplit, seed: int) -> Pool:
             source.append(i)
             group.append(g)
             kind.append(k)
-    ids = T.encode(texts)
+    ids = T.encode(texts, split.tokenizer)   # the encoder's own tokenizer (an upload's may differ)
     return Pool(tuple(texts), tuple(tuple(x) for x in ids), tuple(source), tuple(group), tuple(kind))
 
 

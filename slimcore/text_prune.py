@@ -82,7 +82,7 @@ def head_scores(model: T.MiniLM, scores: dict[str, torch.Tensor] | None = None, 
         p = f"encoder.layer.{i}.attention."
         rows = sum(_power(scores[p + f"self.{m}"], norm).sum(1) for m in ("query", "key", "value"))
         per_dim = rows + _power(scores[p + "output.dense"], norm).sum(0)
-        out.append(_root(per_dim.view(-1, T.HEAD_DIM).sum(1), norm))
+        out.append(_root(per_dim.view(-1, model.head_dim).sum(1), norm))
     return out
 
 
@@ -117,9 +117,9 @@ def _unit_masks(model: T.MiniLM, unit: str, keep: list[torch.Tensor]) -> Masks:
             out[p + "intermediate.dense"] = mask[:, None].expand_as(layer.intermediate.dense.weight).clone()
             out[p + "output.dense"] = mask[None, :].expand_as(layer.output.dense.weight).clone()
         else:
-            mask = torch.zeros(layer.attention.self.query.out_features // T.HEAD_DIM, dtype=torch.bool)
+            mask = torch.zeros(layer.attention.self.query.out_features // model.head_dim, dtype=torch.bool)
             mask[kept] = True
-            dims = mask.repeat_interleave(T.HEAD_DIM)
+            dims = mask.repeat_interleave(model.head_dim)
             for m in ("query", "key", "value"):
                 w = getattr(layer.attention.self, m).weight
                 out[p + f"attention.self.{m}"] = dims[:, None].expand_as(w).clone()
@@ -152,7 +152,7 @@ def kept_units(model: T.MiniLM, unit: str, keep: Masks) -> list[torch.Tensor]:
             out.append(keep[f"encoder.layer.{i}.intermediate.dense"].any(1).nonzero().flatten())
         else:
             dims = keep[f"encoder.layer.{i}.attention.self.query"].any(1)
-            out.append(dims.view(-1, T.HEAD_DIM).any(1).nonzero().flatten())
+            out.append(dims.view(-1, model.head_dim).any(1).nonzero().flatten())
     return out
 
 
@@ -186,7 +186,8 @@ def remove_units(model: T.MiniLM, unit: str, keep: Masks) -> T.MiniLM:
             rows = ("intermediate.dense.weight", "intermediate.dense.bias")
             columns = ("output.dense.weight",)
         else:
-            kept = (kept[:, None] * T.HEAD_DIM + torch.arange(T.HEAD_DIM)).reshape(-1)   # the heads' dimensions
+            d = model.head_dim
+            kept = (kept[:, None] * d + torch.arange(d)).reshape(-1)   # the heads' dimensions
             rows = tuple(f"attention.self.{m}.{k}" for m in ("query", "key", "value") for k in ("weight", "bias"))
             columns = ("attention.output.dense.weight",)
         new |= {pre + k: old[pre + k][kept] for k in rows} | {pre + k: old[pre + k][:, kept] for k in columns}
@@ -214,12 +215,13 @@ def evaluate_in_parts(model: T.MiniLM, split: T.TextSplit, reference: torch.Tens
     return T.quality(torch.cat(chunks), reference, split)
 
 
-def thin_parameters(shape: dict[str, list[int]], vocab: int = 30522, hidden: int = 384, positions: int = 512) -> int:
+def thin_parameters(shape: dict[str, list[int]], vocab: int = 30522, hidden: int = 384, positions: int = 512,
+                    head_dim: int = T.HEAD_DIM, type_vocab: int = 2) -> int:
     """Parameters of an encoder of a given shape, by arithmetic (embedding tables, then per layer: q/k/v and the
-    attention output, the FFN in and out, two LayerNorms)."""
-    total = (vocab + positions + 2) * hidden + 2 * hidden
+    attention output, the FFN in and out, two LayerNorms). The size defaults are minilm's."""
+    total = (vocab + positions + type_vocab) * hidden + 2 * hidden
     for h, f in zip(shape["heads"], shape["ffn"]):
-        d = h * T.HEAD_DIM
+        d = h * head_dim
         total += 3 * (hidden * d + d) + (d * hidden + hidden) + (hidden * f + f) + (f * hidden + hidden) + 4 * hidden
     return total
 

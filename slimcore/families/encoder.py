@@ -1,4 +1,5 @@
-"""The sentence-encoder family: all-MiniLM-L6-v2 (`minilm`) as slimcore.text writes it.
+"""The sentence-encoder family: BERT sentence encoders as slimcore.text writes them (all-MiniLM-L6-v2, `minilm`, and
+uploaded Hugging Face folders, slimcore.hf).
 
 Data are the project's sentence set (slimcore.text.TextData); a compressed encoder is scored by the mean cosine of its
 embeddings to the original's on held-out sentences, with nearest-neighbour agreement, Spearman of pair similarities
