@@ -83,6 +83,16 @@ def digits() -> Dataset:
     return Dataset("digits", "UCI handwritten digits (8x8, scikit-learn)", (1, 8, 8), 10, train, val, test)
 
 
+def digit_images(size: int = 32, channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits as an image set for models that take larger colour images (an ImageNet-style ResNet): each
+    8x8 digit scaled to size x size (bilinear) and repeated over `channels`, pixels in [0, 1]; (x, y) arrays, the
+    shape an evaluation-data upload takes (.npz with x and y)."""
+    images, target = _digits_arrays()
+    x = torch.nn.functional.interpolate(torch.as_tensor(images / 16.0, dtype=torch.float32)[:, None], size=(size, size),
+                                        mode="bilinear", align_corners=False)
+    return x.repeat(1, channels, 1, 1).numpy(), target.astype(np.int64)
+
+
 def cache_dir() -> Path:
     """The cache folder: $SLIMLAB_CACHE, else $XDG_CACHE_HOME/slimlab (~/.cache/slimlab)."""
     root = os.environ.get("SLIMLAB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "slimlab")

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .metrics import weight_layers
-from .zoo import DigitsCNN, DigitsMLP, Mnist1dCNN, Mnist1dMLP, spec
+from .zoo import DigitsCNN, DigitsMLP, DigitsResNet, Mnist1dCNN, Mnist1dMLP, spec
 
 WIDTHS = {"1/2": 0.5, "1/4": 0.25, "1/8": 0.125, "1/16": 0.0625}  # classifier student widths, relative to the teacher
 GRID = (1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 20.0)   # temperatures of the classifier's accuracy-against-temperature grid
@@ -138,12 +138,18 @@ def student_architecture(teacher: str | nn.Module, width: float) -> nn.Module:
         return DigitsMLP(hidden=(_w(300, width), _w(100, width)))
     if kind is DigitsCNN:
         return DigitsCNN(channels=(_w(20, width), _w(50, width)), hidden=_w(500, width))
+    if kind is DigitsResNet:   # each stage's channels scaled (the stem writes stage 1's); as many blocks
+        net = teacher if isinstance(teacher, DigitsResNet) else DigitsResNet()
+        return DigitsResNet(channels=(_w(net.conv.out_channels, width), _w(net.fc.in_features, width)),
+                            blocks=(len(net.layer1), len(net.layer2)))
     if kind is Mnist1dMLP:
         return Mnist1dMLP(hidden=_w(100, width))
     if kind is Mnist1dCNN:
         return Mnist1dCNN(channels=_w(25, width))
     if isinstance(teacher, nn.Sequential):
         return _thin_sequential(teacher, width)
+    if getattr(teacher, "input_shape", None) is not None:   # any traceable model (a graph model, a ResNet)
+        return _thin_channels(teacher, width)
     raise ValueError(f"no student family for {teacher if isinstance(teacher, str) else type(teacher).__name__}")
 
 
@@ -173,6 +179,18 @@ def _thin_sequential(teacher: nn.Sequential, width: float) -> nn.Sequential:
     return nn.Sequential(OrderedDict(layers))
 
 
+def _thin_channels(teacher: nn.Module, width: float) -> nn.Module:
+    """The teacher with `width` of the output channels of every layer but the classifier, removed as structured
+    pruning removes them (torch-pruning's dependency graph: channels tied by residual adds go together): the same
+    graph, thinner. Its weights are set afresh by make_student."""
+    from . import pruning
+
+    if width >= 1:
+        return copy.deepcopy(teacher)
+    keep = pruning.masks(teacher, pruning.PruneConfig(1 - width, "l1", "layer", structured=True))
+    return pruning.split_channels(teacher, keep, torch.zeros((1, *teacher.input_shape)))[0]
+
+
 def make_student(teacher: str | nn.Module, width: float, seed: int) -> nn.Module:
     """The classifier student a (teacher, width, seed) triple always gives: same weights for the same seed, whatever
     other threads (other dashboard sessions) do meanwhile. Weights are drawn from a private generator with PyTorch's
@@ -185,7 +203,10 @@ def make_student(teacher: str | nn.Module, width: float, seed: int) -> nn.Module
             m.weight.uniform_(-bound, bound, generator=gen)
             if m.bias is not None:
                 m.bias.uniform_(-bound, bound, generator=gen)
-    return net
+        for m in net.modules():   # normalisation starts as the identity, with fresh running statistics
+            if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)):
+                m.reset_parameters()
+    return net.requires_grad_(True)
 
 
 def shuffled_batches(n: int, cfg: DistillConfig) -> tuple[tuple[torch.Tensor, ...], ...]:

@@ -45,13 +45,14 @@ class SandboxError(ValueError):
     """The reading process failed or hit a limit: a message fit to show a person."""
 
 
-def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS) -> tuple[dict, bytes]:
+def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS,
+         architecture: str | None = None) -> tuple[dict, bytes]:
     """Read an upload in a confined process: (its description, the tensors as safetensors bytes). Raises
     slimcore.upload.UploadError for a file that cannot be used (the reader's own message, or the limit it hit)."""
     from .upload import UploadError
 
     header = json.dumps({"model": len(model), "data": None if data is None else len(data), "limit": limit,
-                         "limits": asdict(limits)}).encode()
+                         "limits": asdict(limits), "architecture": architecture}).encode()
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     from .data import cache_dir
 
@@ -172,7 +173,7 @@ def main() -> None:
     from .upload import UploadError, inspect
 
     try:
-        doc, blob = inspect(model, data, header["limit"])
+        doc, blob = inspect(model, data, header["limit"], header.get("architecture"))
     except UploadError as e:
         return _answer({"ok": False, "message": str(e)})
     except MemoryError:

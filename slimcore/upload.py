@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import graph as G
 from .data import Dataset, Split, load_dataset, split_arrays
 from .metrics import accuracy, weight_layers
 from .zoo import SAMPLES, Sample, first_line
@@ -101,6 +102,9 @@ def sniff(data: bytes) -> str:
                               "but cannot be opened as one") from None
         if any(n.endswith("/archive_format") for n in names) and any("/models/" in n for n in names):
             return "pt2"
+        if any(n.rsplit("/", 1)[-1] == "config.json" for n in names) and \
+                any(n.rsplit("/", 1)[-1] == "model.safetensors" for n in names):
+            return "hf-folder"
         if any("/code/" in n for n in names) or any(n.endswith("/constants.pkl") for n in names):
             return "torchscript"
         if any(n.endswith("data.pkl") for n in names):
@@ -415,12 +419,14 @@ def _torchscript_ops(module: torch.jit.ScriptModule) -> list[_Op]:
             continue  # a shape check that raises on bad input (scripted BatchNorm, pooling): no effect on the values
         if not kind.startswith("aten::"):
             raise UploadError(f"the model's graph uses {kind} (control flow or a Python construct), which SlimLab "
-                              "does not support; supported layers: " + ", ".join(SUPPORTED))
+                              "does not read in TorchScript; export the model with torch.export (.pt2) instead: "
+                              "SlimLab runs such a program as its graph")
         args = list(node.inputs())
         name = _normalize(kind)
         if not args or args[0] is not current:
             raise UploadError(f"the model's graph is not a single chain of layers: {name} does not take the previous "
-                              "layer's output (skip connections and branches are not supported)")
+                              "layer's output. SlimLab rebuilds TorchScript as a chain only: for skip connections "
+                              "and branches, export the model with torch.export (.pt2), which runs as its graph")
         vals, label = [], ""
         for a in args[1:]:
             v = values.get(a, a)
@@ -622,6 +628,7 @@ class ReadModel:
     original: Callable[[torch.Tensor], torch.Tensor] | None  # the file's own program, to check the rebuild against
     input_shape: tuple[int, ...] | None  # one example's shape, when the file says
     batch: int | None = None     # the batch size an exported program was specialised to, if it was
+    graph: dict | None = None    # a graph model's description (slimcore.graph), handed to the server as plain data
 
 
 def _fit_sample(state: dict[str, torch.Tensor]) -> tuple[str, nn.Module]:
@@ -660,11 +667,14 @@ def _rebuilt(make: Callable[[], Any]) -> Any:
             from None
 
 
-def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
-    """Read a model file safely; raises UploadError with a clear message for anything that cannot be used."""
+def read_model(data: bytes, limit: int = MAX_MODEL_BYTES, architecture: str | None = None) -> ReadModel:
+    """Read a model file safely; raises UploadError with a clear message for anything that cannot be used.
+    `architecture`: a name from slimcore.architectures that a state dict (or safetensors file) holds weights for."""
     _check_size(data, limit, "model")
     _check_expansion(data, limit, "model")
     kind = sniff(data)
+    if architecture is not None:
+        return _named(kind, data, architecture)
     if kind in ("torch.save", "safetensors"):
         state = _read_torch_save(data) if kind == "torch.save" else _read_safetensors(data)
         arch, model = _fit_sample(state)
@@ -686,9 +696,59 @@ def read_model(data: bytes, limit: int = MAX_MODEL_BYTES) -> ReadModel:
     except Exception as e:
         raise UploadError(f"the torch.export program could not be loaded: it is truncated, corrupt or from an "
                           f"incompatible PyTorch ({_short(e)})") from None
-    ops, shape = _rebuilt(lambda: _exported_ops(ep))
-    return ReadModel(_rebuilt(lambda: _sequential(ops)), "torch.export", "rebuilt from the graph", ep.module(), tuple(shape[1:]),
+    try:
+        ops, shape = _exported_ops(ep)
+        chain = _sequential(ops)
+    except UploadError as e:
+        if "no Linear or Conv layer" in str(e):
+            return _graph_read(ep, "torch.export")
+        if "chain" not in str(e) and "does not support" not in str(e) and "computed value" not in str(e):
+            raise
+        return _graph_read(ep, "torch.export")   # residual adds, branches, attention: run as its own graph
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError):
+        return _graph_read(ep, "torch.export")
+    return ReadModel(chain, "torch.export", "rebuilt from the graph", ep.module(), tuple(shape[1:]),
                      int(shape[0]) if isinstance(shape[0], int) else None)
+
+
+GRAPH = "graph"   # ReadModel.architecture of a model run as its own graph (slimcore.graph)
+
+
+def _graph_read(ep: torch.export.ExportedProgram, fmt: str, architecture: str = GRAPH) -> ReadModel:
+    """An exported program as a graph model: described as plain data and rebuilt from it here, exactly as the server
+    will rebuild it; a program fixed to one batch size must also run at another."""
+    try:
+        desc, tensors = G.describe(ep)
+        model = G.build(json.loads(json.dumps(desc)), tensors)   # the plain-data round trip the server makes
+    except G.GraphError as e:
+        raise UploadError(str(e)) from None
+    batch = desc.get("batch")
+    if isinstance(batch, int):
+        probe = torch.zeros((batch + 1, *desc["input_shape"]))
+        if _outputs(model, probe) is None:
+            raise UploadError(f"the program was exported for a batch of exactly {batch} and does not run on other "
+                              "batch sizes; export it with a dynamic batch dimension, e.g. torch.export.export(model, "
+                              "(x,), dynamic_shapes=({0: torch.export.Dim('batch')},))")
+    return ReadModel(model, fmt, architecture, ep.module(), tuple(desc["input_shape"]), batch, graph=desc)
+
+
+def _named(kind: str, data: bytes, name: str) -> ReadModel:
+    """Weights for an architecture named by the user (slimcore.architectures), loaded into it strictly; it becomes a
+    graph model once the data say its input shape (inspect)."""
+    from . import architectures
+
+    if name not in architectures.ARCHITECTURES:
+        raise UploadError(f"unknown architecture {display_name(name, 40)!r}; known: "
+                          f"{', '.join(architectures.ARCHITECTURES)}")
+    if kind not in ("torch.save", "safetensors"):
+        raise UploadError(f"for a named architecture ({name}) upload its weights: a state dict (torch.save) or a "
+                          "safetensors file; this file is a whole program (upload it without an architecture name)")
+    state = _read_torch_save(data) if kind == "torch.save" else _read_safetensors(data)
+    try:
+        model = architectures.fit(name, state)
+    except ValueError as e:
+        raise UploadError(str(e)) from None
+    return ReadModel(model, "state dict" if kind == "torch.save" else "safetensors", name, None, None)
 
 
 def _check_npz_headers(data: bytes, limit: int) -> None:
@@ -829,11 +889,13 @@ def _choose_data(read: ReadModel, split: Split | None) -> tuple[str, int]:
                       "classes): add evaluation data, a .npz with x (inputs) and y (labels)")
 
 
-def upload_name(model_bytes: bytes, data_bytes: bytes | None = None) -> str:
+def upload_name(model_bytes: bytes, data_bytes: bytes | None = None, architecture: str | None = None) -> str:
     """A stable name for an upload, from its content: the same files give the same name in every session."""
     h = hashlib.sha256(model_bytes)
     if data_bytes is not None:
         h.update(b"\0data\0" + data_bytes)
+    if architecture is not None:
+        h.update(b"\0architecture\0" + architecture.encode())
     return "upload-" + h.hexdigest()[:16]
 
 
@@ -843,15 +905,15 @@ def is_upload(name: str) -> bool:
 
 def load_upload(model_bytes: bytes, filename: str | None = None, data_bytes: bytes | None = None,
                 data_filename: str | None = None, limit: int = MAX_MODEL_BYTES,
-                budget: int | None = None) -> Sample:
+                budget: int | None = None, architecture: str | None = None) -> Sample:
     """An uploaded model (and optional .npz data) as a Sample every lab can use; UploadError says what is wrong.
     The files are read in a confined process (slimcore.sandbox); this process only rebuilds standard layers from the
     plain description it hands back. `budget`: the most bytes the model and data may take in memory here."""
     from . import sandbox
 
-    doc, blob = sandbox.read(model_bytes, data_bytes, limit)
+    doc, blob = sandbox.read(model_bytes, data_bytes, limit, architecture=architecture)
     try:
-        return assemble(doc, blob, model_bytes, filename, data_bytes, budget)
+        return assemble(doc, blob, model_bytes, filename, data_bytes, budget, architecture)
     except UploadError:
         raise
     except MemoryError:
@@ -860,21 +922,65 @@ def load_upload(model_bytes: bytes, filename: str | None = None, data_bytes: byt
         raise UploadError(f"the file could not be used ({type(e).__name__}: {_short(e, 120)})") from None
 
 
-def inspect(model_bytes: bytes, data_bytes: bytes | None, limit: int = MAX_MODEL_BYTES) -> tuple[dict, bytes]:
+def inspect(model_bytes: bytes, data_bytes: bytes | None, limit: int = MAX_MODEL_BYTES,
+            architecture: str | None = None) -> tuple[dict, bytes]:
     """Read and check an upload here (the confined reading process does: slimcore.sandbox): its description as
-    plain data, and its tensors (the model's state, the uploaded data) as safetensors bytes."""
+    plain data, and its tensors (the model's state, the uploaded data) as safetensors bytes. A named architecture's
+    model is exported on an example of the data and handed over as a graph model, as a .pt2 of it would be."""
     from safetensors.torch import save
 
-    read = read_model(model_bytes, limit)
+    if _is_hf_folder(model_bytes):
+        return _hf_folder(model_bytes, data_bytes, limit)
+    read = read_model(model_bytes, limit, architecture)
     _check_finite_weights(read.model)
     split = read_data(data_bytes, limit) if data_bytes is not None else None
     source, classes = _choose_data(read, split)
+    if architecture is not None:
+        x = split.x[:2] if split is not None else load_dataset(source).test.x[:2]
+        try:
+            ep = torch.export.export(read.model, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        except Exception as e:  # an input this architecture cannot trace with
+            raise UploadError(f"{architecture} could not be traced on inputs of shape {_shape_text(tuple(x.shape[1:]))}"
+                              f" ({_short(e, 120)})") from None
+        named = _graph_read(ep, read.format, architecture)
+        if not torch.equal(named.model(x), read.model(x)):
+            raise UploadError(f"{architecture} gives other outputs as a graph than as written: refused")
+        read = named
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in read.model.state_dict().items()}
     if split is not None:
         tensors |= {"data.x": split.x.contiguous(), "data.y": split.y.contiguous()}
     doc = {"format": read.format, "architecture": read.architecture, "classes": classes, "data": source,
-           "layers": None if read.architecture in SAMPLES else describe(read.model)}
+           "layers": None if read.architecture in SAMPLES or read.graph else describe(read.model),
+           "graph": read.graph}
     return doc, save(tensors)
+
+
+def _is_hf_folder(data: bytes) -> bool:
+    """A zip that holds a Hugging Face model folder (anything else goes through read_model's checks, in their order)."""
+    if data[:2] != b"PK":
+        return False
+    try:
+        return sniff(data) == "hf-folder"
+    except UploadError:
+        return False
+
+
+def _hf_folder(model_bytes: bytes, data_bytes: bytes | None, limit: int) -> tuple[dict, bytes]:
+    """A zipped Hugging Face model folder (slimcore.hf: BERT-family sentence encoders) read here: its description as
+    plain data and its weights; it is evaluated on the project's sentence set, tokenized by its own tokenizer."""
+    from safetensors.torch import save
+
+    from . import hf
+
+    _check_size(model_bytes, limit, "model")
+    if data_bytes is not None:
+        raise UploadError("a sentence encoder is evaluated on SlimLab's sentence set; leave the evaluation data empty")
+    try:
+        desc, tensors = hf.read_folder(model_bytes, limit)
+    except hf.FolderError as e:
+        raise UploadError(str(e)) from None
+    return {"format": hf.FORMAT, "architecture": desc["config"].get("model_type"), "hf": desc, "data": "sentences",
+            "classes": 0, "layers": None, "graph": None}, save({f"model.{k}": v for k, v in tensors.items()})
 
 
 # The layers a rebuilt model may hold, with the arguments that make each (read back from a built one).
@@ -911,19 +1017,6 @@ def describe(model: nn.Sequential) -> list[list]:
     return out
 
 
-def _plain(v: Any) -> bool:
-    """An argument value a description may carry: a bool, a small number, a short name, or a short list of ints."""
-    if isinstance(v, bool) or v is None:
-        return True
-    if isinstance(v, int):
-        return -2**31 < v < 2**31
-    if isinstance(v, float):
-        return math.isfinite(v)
-    if isinstance(v, str):
-        return v in ("none", "tanh")
-    return isinstance(v, list) and 0 < len(v) <= 3 and all(isinstance(x, int) and 0 <= x < 2**31 for x in v)
-
-
 def rebuild(layers: Any, state: dict[str, torch.Tensor]) -> nn.Sequential:
     """The model a description names, built from standard layers only and filled with its tensors; the description is
     checked first (known layers, plain arguments, every tensor of the right shape) and nothing is allocated for a
@@ -938,7 +1031,7 @@ def rebuild(layers: Any, state: dict[str, torch.Tensor]) -> nn.Sequential:
             raise UploadError("the file could not be read (its description names a layer SlimLab does not build)")
         name, kind, args = entry
         cls, expected = _LAYERS[kind]
-        if set(args) != set(expected) or not all(_plain(v) for v in args.values()):
+        if set(args) != set(expected) or not all(G.plain(v, ("none", "tanh"), 3) for v in args.values()):
             raise UploadError(f"the file could not be read (layer {name}'s arguments are not a {kind}'s)")
         args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
         with torch.device("meta"):   # shapes only: nothing allocated yet
@@ -955,7 +1048,7 @@ def rebuild(layers: Any, state: dict[str, torch.Tensor]) -> nn.Sequential:
 
 
 def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = None,
-             data_bytes: bytes | None = None, budget: int | None = None) -> Sample:
+             data_bytes: bytes | None = None, budget: int | None = None, architecture: str | None = None) -> Sample:
     """A Sample from what the reading process handed back (slimcore.sandbox): the model rebuilt from standard layers
     (or a sample architecture) and its tensors, the data chosen, the card measured here."""
     from safetensors.torch import load
@@ -966,8 +1059,23 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
     if budget is not None and held > budget:
         raise UploadError(f"the model and its data take {held / 10**6:,.0f} MB in memory; uploads may take "
                           f"{budget / 10**6:,.0f} MB on this server")
+    if doc.get("hf") is not None:
+        from . import hf
+
+        name = upload_name(model_bytes, data_bytes, architecture)
+        try:
+            return hf.sample(doc["hf"], state, name, {
+                "name": display_name(filename), "file_bytes": len(model_bytes),
+                "sha256": hashlib.sha256(model_bytes).hexdigest(), "memory_bytes": held})
+        except hf.FolderError as e:
+            raise UploadError(str(e)) from None
     arch = doc.get("architecture")
-    if arch in SAMPLES:
+    if doc.get("graph") is not None:
+        try:
+            model = G.build(doc["graph"], state)
+        except G.GraphError as e:
+            raise UploadError(str(e)) from None
+    elif arch in SAMPLES:
         model = SAMPLES[arch].build()
         want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         if want != {k: tuple(v.shape) for k, v in state.items()}:
@@ -991,8 +1099,14 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
     shown = display_name(filename)
     layers = weight_layers(model)
     kinds = sorted({type(m).__name__ for m in layers.values()})
-    described = (f"{arch} architecture" if arch in SAMPLES
-                 else f"{len(layers)} weight layers ({', '.join(kinds)}), rebuilt from the graph")
+    if doc.get("graph") is not None:
+        ops = G.operations(model)
+        described = (f"{arch} architecture, " if arch != GRAPH else "") + \
+            f"run as its graph: {len(layers)} weight layers ({', '.join(kinds) or 'none'}) and {sum(ops.values())} " \
+            f"other operations ({', '.join(list(ops)[:8])}{', …' if len(ops) > 8 else ''})"
+    else:
+        described = (f"{arch} architecture" if arch in SAMPLES
+                     else f"{len(layers)} weight layers ({', '.join(kinds)}), rebuilt from the graph")
     card = {
         "name": shown, "source": "upload", "format": fmt, "file_bytes": len(model_bytes),
         "sha256": hashlib.sha256(model_bytes).hexdigest(), "architecture": f"{fmt}, {described}",
@@ -1001,8 +1115,9 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
                    "split_seed": 0 if source == "uploaded" else None},
         "parameters": sum(p.numel() for p in model.parameters()), "test_accuracy": accuracy(model, data.test),
         "sample_architecture": arch if arch in SAMPLES else None, "memory_bytes": held,
+        "graph": doc.get("graph") is not None,
     }
-    return Sample(upload_name(model_bytes, data_bytes), model, data, card)
+    return Sample(upload_name(model_bytes, data_bytes, architecture), model, data, card)
 
 
 def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_MODEL_BYTES) -> Sample:

@@ -61,12 +61,14 @@ def uploads() -> UploadStore:
     return UploadStore()
 
 
-def add_upload(model: bytes, filename: str | None, data: bytes | None = None, data_filename: str | None = None) -> Sample:
-    """Read an upload (slimcore.load_upload: never unpickles code) and keep it; raises slimcore.upload.UploadError."""
-    name = U.upload_name(model, data)
+def add_upload(model: bytes, filename: str | None, data: bytes | None = None, data_filename: str | None = None,
+               architecture: str | None = None) -> Sample:
+    """Read an upload (slimcore.load_upload: never unpickles code) and keep it; raises slimcore.upload.UploadError.
+    `architecture`: the named architecture (slimcore.architectures) a state dict holds weights for."""
+    name = U.upload_name(model, data, architecture)
     s = uploads().get(name)
     if s is None:
-        s = U.load_upload(model, filename, data, data_filename, budget=uploads().budget)
+        s = U.load_upload(model, filename, data, data_filename, budget=uploads().budget, architecture=architecture)
         uploads().put(s)
     return s
 

@@ -84,6 +84,15 @@ def sidebar() -> Sample:
     st.stop()
 
 
+def require_layers(s: Sample, lab: str) -> None:
+    """Stop a lab's page, with the reason, for a model it cannot work on (one without Linear or Conv layers)."""
+    if not slimcore.family_of(s).layers(s.model):
+        from slimcore.graph import NO_LAYERS
+
+        st.info(f"The {lab} lab does not apply to this model: {NO_LAYERS}.")
+        st.stop()
+
+
 class Frame(NamedTuple):
     """What a page reads from the frame app.py draws around it: the chosen model and whether teacher mode is on."""
 

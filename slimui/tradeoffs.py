@@ -5,7 +5,7 @@ a cached model."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import pandas as pd
@@ -86,8 +86,18 @@ CHOICES = {
 }
 
 
+SLOW_MACS = 2 * 10**9   # multiply-accumulates of one pass over the quick split beyond which a grid waits for a click
+
+
 def choices(name: str) -> GridChoices:
-    return CHOICES[family_of(cache.sample(name)).name]
+    """The family's choices; a classifier heavy enough that its grid takes minutes (an uploaded ResNet: 37 M MACs per
+    32 x 32 image) waits for a click as an encoder's does."""
+    s = cache.sample(name)
+    fam = family_of(s)
+    opts = CHOICES[fam.name]
+    if not opts.slow and cache.baseline(name).macs * len(fam.split(s, "quick")) > SLOW_MACS:
+        return replace(opts, slow=True)
+    return opts
 
 
 @st.cache_resource(show_spinner="Scoring the original model…")

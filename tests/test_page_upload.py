@@ -225,3 +225,60 @@ def test_two_sessions_uploading_the_same_bytes_each_see_only_their_own_file_name
     assert "bob.pt" in shown_b and "alice" not in shown_b
     shown_a = " ".join(e.value for e in [*a.run().subheader, *a.markdown, *a.caption]).replace("\\", "")
     assert "alice-secret-project.pt" in shown_a and "bob" not in shown_a
+
+
+@pytest.fixture(scope="module")
+def resnet18_upload():
+    """A ResNet-18 program (.pt2; random seeded weights) and 3 x 32 x 32 images, read as the home page reads them."""
+    from slimcore import architectures as A
+    from slimcore.data import digit_images
+    from slimui import cache
+
+    model = A.build("resnet18", 10, 3, seed=0)
+    x, y = digit_images(32, 3)
+    prog, data = io.BytesIO(), io.BytesIO()
+    torch.export.save(torch.export.export(model, (torch.as_tensor(x[:2]),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},)), prog)
+    np.savez(data, x=x, y=y)
+    return cache.add_upload(prog.getvalue(), "resnet18.pt2", data.getvalue(), "images.npz")
+
+
+@pytest.fixture(scope="module")
+def minilm_folder():
+    """The shipped MiniLM folder zipped as a Hugging Face folder, read as the home page reads it."""
+    import zipfile
+
+    from slimcore import text as T
+    from slimui import cache
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in sorted(T.model_dir().rglob("*")):
+            if f.is_file():
+                z.write(f, "all-MiniLM-L6-v2/" + str(f.relative_to(T.model_dir())))
+    return cache.add_upload(buf.getvalue(), "all-MiniLM-L6-v2.zip")
+
+
+@pytest.mark.parametrize("page", ["app.py", *LABS])
+@pytest.mark.parametrize("which", ["resnet18_upload", "minilm_folder"])
+def test_every_page_works_on_a_graph_model_and_a_hugging_face_folder(page, which, request):
+    up = request.getfixturevalue(which)
+    at = app(page)
+    at.session_state["model_name"] = up.name
+    at.session_state["my_uploads"] = {up.name: "mine.zip" if which == "minilm_folder" else "resnet18.pt2"}
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    if page == "app.py":
+        text = " ".join(e.value for e in [*at.markdown, *at.caption, *at.subheader]).replace("\\", "")
+        assert "(your upload)" in text
+        if which == "resnet18_upload":
+            assert "run as its graph" in text and "conv1 + layer1.0.conv2 + layer1.1.conv2" in text
+            assert metrics(at)["Test accuracy"] == f"{up.card['test_accuracy']:.2%}"
+        else:
+            minilm = slimcore.load_sample("minilm")
+            assert "Hugging Face folder" in text and metrics(at)["Parameters"] == f"{minilm.card['parameters']:,}"
+    if page.endswith("Pruning.py") and which == "minilm_folder":   # exactly minilm's figures
+        ref = app(page)
+        ref.session_state["model_name"] = "minilm"
+        ref.run()
+        assert metrics(at) == metrics(ref)

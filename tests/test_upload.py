@@ -178,7 +178,7 @@ def test_a_state_dict_for_another_architecture_names_the_closest_fit(cnn):
     _refused(_bytes(torch.save, {"encoder.layer.0.weight": torch.zeros(3, 3)}), "fits none")
 
 
-def test_models_with_layers_we_do_not_support_are_refused_naming_the_layer():
+def test_torchscript_branches_are_refused_pointing_to_torch_export_which_runs_them():
     class Residual(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -188,9 +188,14 @@ def test_models_with_layers_we_do_not_support_are_refused_naming_the_layer():
             x = x.flatten(1)
             return self.b(x + self.a(x))
 
+    torch.manual_seed(0)
+    net = Residual().eval()
     x = torch.zeros(2, 1, 8, 8)
-    _refused(_bytes(torch.jit.save, torch.jit.script(Residual())), "single chain", "add")
-    _refused(_bytes(torch.export.save, torch.export.export(Residual(), (x,))), "single chain", "add")
+    _refused(_bytes(torch.jit.save, torch.jit.script(net)), "single chain", "add", "torch.export (.pt2)")
+    up = U.load_upload(_bytes(torch.export.save, torch.export.export(net, (x,))), "residual.pt2")
+    assert up.card["graph"] and up.card["data_source"] == "shipped"
+    digits = up.data.test.x[:50]
+    assert torch.equal(up.model(digits), net(digits))
     lstm = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Softplus(), nn.Linear(8, 10))
     _refused(_bytes(torch.jit.save, torch.jit.script(lstm)), "softplus", "does not support")
     _refused(_bytes(torch.jit.save, torch.jit.script(nn.Sequential(nn.ReLU()))), "no Linear or Conv layer")

@@ -5,6 +5,7 @@ import streamlit as st
 
 import slimcore
 from slimcore import plots
+from slimcore.graph import coupled_note
 from slimcore import pruning as P
 from slimcore.recipe import Recipe
 from slimui import state, work
@@ -13,6 +14,7 @@ from slimui.components import Timed, delta, metric_slots
 from slimui.export import export_panel
 
 s, teacher = state.current()
+state.require_layers(s, "Pruning")
 name, fam = s.name, slimcore.family_of(s)
 panel = ui.panel(fam)
 st.title(panel.title)
@@ -77,6 +79,8 @@ with left:
                                          [v * 100 for v in now.layer_sparsity.values()],
                                          f"Weights removed per layer ({P.SCOPES[cfg.scope]})",
                                          "% of the layer's weights"), key="prune_layers")
+    if cfg.structured and (tied := coupled_note(s.model)):
+        st.caption(tied)
 curve_slot = right.container()
 
 layers = list(fam.layers(s.model))

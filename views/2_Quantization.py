@@ -14,6 +14,7 @@ from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
 
 s, teacher = state.current()
+state.require_layers(s, "Quantization")
 name = s.name
 fam = ui.family(name)
 metric = fam.metric

@@ -7,6 +7,7 @@ from slimui import distill as ui
 from slimui import state
 
 s, teacher = state.current()
+state.require_layers(s, "Distillation")
 panel = ui.panel(ui.family_of(s))
 st.title("Distillation lab")
 st.caption(ui.caption(s))

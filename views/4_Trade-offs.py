@@ -19,6 +19,7 @@ from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Choices
 
 s, teacher = state.current()
+state.require_layers(s, "Trade-offs")
 name, fam = s.name, family_of(s)
 metric, opts = fam.metric, ui.choices(name)
 unit, scale = opts.size_unit

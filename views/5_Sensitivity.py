@@ -18,6 +18,7 @@ from slimui.urlstate import Bool, Choice, Float, Int
 KINDS = {"prune": "pruning", "quantize": "quantization"}
 
 s, teacher = state.current()
+state.require_layers(s, "Sensitivity")
 name, fam = s.name, family_of(s)
 metric, opts = fam.metric, ui.choices(name)
 where = f"{len(fam.split(s, ui.SPLIT)):,} held-out {'validation examples' if fam.name == 'classifier' else 'examples'}"

@@ -81,3 +81,39 @@ def test_export_from_a_lab_gives_a_zip_that_loads_elsewhere_with_the_pages_figur
     x = s.test.x.numpy()
     logits = session.run(None, {session.get_inputs()[0].name: x})[0]
     assert f"{(logits.argmax(1) == s.test.y.numpy()).mean():.2%}" == shown  # and a runtime elsewhere agrees
+
+
+def test_a_resnet18_program_with_image_data_becomes_the_model_and_a_lab_works_on_it(server, page, tmp_path):
+    """A ResNet-18 exported with torch.export (residual adds: run as its graph) and 3 x 32 x 32 images: the card says
+    how it runs and which channels are tied; the Pruning page shows the figures slimcore computes for it."""
+    import numpy as np
+
+    from slimcore import architectures as A
+    from slimcore import upload as U
+    from slimcore.data import digit_images
+
+    model = A.build("resnet18", 10, 3, seed=0)
+    x, y = digit_images(32, 3)
+    program = tmp_path / "resnet18.pt2"
+    torch.export.save(torch.export.export(model, (torch.as_tensor(x[:2]),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},)), str(program))
+    images = tmp_path / "images.npz"
+    np.savez(images, x=x, y=y)
+    up = U.load_upload(program.read_bytes(), "resnet18.pt2", images.read_bytes(), "images.npz")
+
+    page.goto(server)
+    page.get_by_text("Upload your own model").first.click()
+    pickers = page.locator("[data-testid='stFileUploader'] input[type='file']")
+    pickers.nth(1).set_input_files(str(images))   # the data first: alone it waits for a model
+    pickers.nth(0).set_input_files(str(program))
+    expect(page.get_by_text("resnet18.pt2 (your upload)")).to_be_visible(timeout=120_000)
+    expect_metric(page, "Test accuracy", f"{up.card['test_accuracy']:.2%}")
+    expect_metric(page, "Parameters", f"{up.card['parameters']:,}")
+    expect(page.get_by_text("run as its graph").first).to_be_visible()
+    expect(page.get_by_text("conv1 + layer1.0.conv2 + layer1.1.conv2").first).to_be_visible()
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    page.get_by_role("link", name="Pruning").first.click()
+    want = P.evaluate(up.model, P.PruneConfig(0.5), up.test)[0]
+    expect_metric(page, "Non-zero parameters", f"{want.nonzeros:,}")
+    assert page.locator("[data-testid='stException']").count() == 0
