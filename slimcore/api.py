@@ -19,7 +19,7 @@ from . import pruning as P
 from . import quantization as Q
 from . import text_quant as TQ  # noqa: F401 (registers the encoder's real int8 builder, slimcore.int8.build)
 from .families import Score, family_of, unsupported
-from .metrics import LayerInfo, Latency, compare_latency, layer_table, serialized_bytes
+from .metrics import LayerInfo, Latency, compare_latency, flop_macs, layer_table, serialized_bytes
 
 # ----------------------------------------------------------------------------------------------------- measure
 
@@ -34,6 +34,7 @@ class Measurement:
     size_bytes: int                            # measured: torch.save of the state dict
     latencies: dict[int, Latency] | None       # by batch size (the family's timing batches); None: not timed
     layers: tuple[LayerInfo, ...]
+    all_macs: int | None = None                # a graph model: every operation's, by torch.utils.flop_counter
 
     @property
     def accuracy(self) -> float:
@@ -69,8 +70,11 @@ def measure(sample: Any, model: nn.Module | None = None, *, split: str = "test",
     params = sum(p.numel() for p in model.parameters())
     nonzeros = sum(int(torch.count_nonzero(p)) for p in model.parameters())
     lat = time_models(sample, {"model": model}, repeats, max_seconds)["model"] if timing else None
+    from .graph import is_graph
+
+    counted = flop_macs(model, fam.example(sample)) if is_graph(model) else None
     return Measurement(fam.scorer(sample, split)(model), params, nonzeros, sum(r.macs for r in layers),
-                       serialized_bytes(model), lat, layers)
+                       serialized_bytes(model), lat, layers, counted)
 
 
 def score(sample: Any, model: nn.Module | None = None, split: str = "test") -> Score:

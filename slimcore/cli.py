@@ -20,6 +20,7 @@ from . import tradeoffs
 from .families import family_of
 from .pruning import METHODS, SCOPES
 from .sweep import SweepError
+from .architectures import ARCHITECTURES
 from .upload import UploadError, is_upload, load_files
 from .zoo import SampleError, list_samples, load_sample
 
@@ -31,17 +32,19 @@ class UsageError(ValueError):
     """A command line that cannot run as given, with a message fit for one line."""
 
 
-def resolve_model(spec: str, data: str | None = None) -> Any:
+def resolve_model(spec: str, data: str | None = None, architecture: str | None = None) -> Any:
     """The model a --model argument names, with its data: a sample model's name (slimcore.list_samples(): classifiers
     and the sentence encoder), which brings its own data, or the path of a model file (read as the dashboard reads an
     upload) with an optional --data .npz. Raises UploadError (exit code 1) for a file that cannot be used."""
     if spec in list_samples():
+        if architecture is not None:
+            raise UsageError(f"--architecture is for a weights file; the sample model {spec!r} is its own")
         if data is not None:
             raise UsageError(f"--data is for a model file; the sample model {spec!r} brings its own data (leave "
                              "--data out)")
         return load_sample(spec)
     if Path(spec).is_file():
-        return load_files(spec, data)
+        return load_files(spec, data, architecture=architecture)
     if is_upload(spec):
         raise UsageError(f"{spec!r} names a model uploaded to the dashboard; give the path of its file instead")
     raise UsageError(f"unknown model {spec!r}: give a sample model ({', '.join(list_samples())}) or the path of a "
@@ -97,7 +100,7 @@ def figure_lines(f: R.Figures) -> list[str]:
 def cmd_apply(args: argparse.Namespace) -> int:
     recipe = R.load(args.recipe)
     spec = args.model or recipe.model
-    sample = resolve_model(spec, args.data)
+    sample = resolve_model(spec, args.data, args.architecture)
     if spec != recipe.model:
         print(f"note: the recipe was written for {recipe.model}; applying it to {spec}", file=sys.stderr)
         recipe = replace(recipe, model=spec)
@@ -140,7 +143,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    sample = resolve_model(args.model, args.data)
+    sample = resolve_model(args.model, args.data, args.architecture)
     fam = family_of(sample)
     out = None if args.out == "-" else Path(args.out)
     if out is not None and not out.parent.is_dir():
@@ -197,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--recipe", required=True, metavar="FILE", help="recipe file: .yaml, .yml or .json")
     a.add_argument("--model", metavar="M", help=f"the model to compress (default: the recipe's); one of {samples}")
     a.add_argument("--data", metavar="FILE", help="data for a model file (not for sample models, which bring theirs)")
+    a.add_argument("--architecture", choices=list(ARCHITECTURES), metavar="NAME",
+                   help=f"the architecture a weights file (state dict, safetensors) is for: {', '.join(ARCHITECTURES)}")
     a.add_argument("--out", metavar="DIR", help="export the compressed model into this folder (created if needed)")
     a.add_argument("--formats", default=",".join(FORMATS), metavar="LIST",
                    help=f"export formats, comma-separated (default: {','.join(FORMATS)})")
@@ -213,6 +218,8 @@ def parser() -> argparse.ArgumentParser:
                        "per-tensor grid, 20 ratios x 7 bit widths.")
     s.add_argument("--model", required=True, metavar="M", help=f"one of {samples}, or a model file")
     s.add_argument("--data", metavar="FILE", help="data for a model file (not for sample models, which bring theirs)")
+    s.add_argument("--architecture", choices=list(ARCHITECTURES), metavar="NAME",
+                   help=f"the architecture a weights file (state dict, safetensors) is for: {', '.join(ARCHITECTURES)}")
     s.add_argument("--out", required=True, metavar="FILE", help="CSV file to write ('-' for standard output)")
     s.add_argument("--methods", nargs="+", default=["l1"], choices=list(METHODS), metavar="METHOD",
                    help=f"pruning methods: {', '.join(METHODS)} (default: l1)")

@@ -83,6 +83,18 @@ def layer_table(model: nn.Module, example: tuple[int, ...] | torch.Tensor) -> li
     return rows
 
 
+def flop_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of every operation of one forward pass on one example, as torch.utils.flop_counter counts
+    them (FLOPs / 2: matrix products and convolutions, attention's included), for graphs whose matrix products are
+    not all Linear or Conv layers (the shape rule of layer_table counts those only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(example[:1])
+    return int(counter.get_total_flops()) // 2
+
+
 def serialized_bytes(model: nn.Module) -> int:
     """Measured size: bytes of the model's state dict as written by torch.save; for a model that runs a file of its
     own (an ONNX Runtime int8 model: `file_bytes()`), that file's length."""

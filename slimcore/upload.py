@@ -1120,7 +1120,8 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
     return Sample(upload_name(model_bytes, data_bytes, architecture), model, data, card)
 
 
-def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_MODEL_BYTES) -> Sample:
+def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_MODEL_BYTES,
+               architecture: str | None = None) -> Sample:
     """load_upload for files on disk (the command line): the same checks, and sizes checked before reading."""
     from pathlib import Path
 
@@ -1133,4 +1134,4 @@ def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_M
             raise UploadError(f"the {what} file is {_mb(path.stat().st_size)}; the limit is {_mb(limit)}")
         blobs.append(path.read_bytes())
     return load_upload(blobs[0], paths[0][0].name, blobs[1] if data_path else None,
-                       paths[1][0].name if data_path else None, limit)
+                       paths[1][0].name if data_path else None, limit, architecture=architecture)

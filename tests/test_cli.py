@@ -314,3 +314,30 @@ def test_apply_on_minilm_prints_the_encoders_score_and_exports(tmp_path, capsys)
     saved = json.loads((tmp_path / "x" / "figures.json").read_text())
     assert all(v["ok"] for v in saved["files"].values()), saved["files"]
     assert "lowest cosine" in saved["files"]["model.onnx"]["check"]
+
+
+@pytest.mark.slow   # two ResNet-18 uploads read in the sandbox and swept (about 20 s on 2 cores)
+def test_a_named_architecture_and_its_program_sweep_to_the_same_table(tmp_path):
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from slimcore import architectures as A
+    from slimcore.data import digit_images
+
+    model = A.build("resnet18", 10, 3, seed=0)
+    x, y = digit_images(32, 3)
+    np.savez(tmp_path / "images.npz", x=x, y=y)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "weights.safetensors"))
+    torch.export.save(torch.export.export(model, (torch.as_tensor(x[:2]),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},)), str(tmp_path / "m.pt2"))
+    common = ["--data", str(tmp_path / "images.npz"), "--ratios", "0,0.5", "--bits", "32,4"]
+    named = run("sweep", "--model", str(tmp_path / "weights.safetensors"), "--architecture", "resnet18", *common,
+                "--out", str(tmp_path / "named.csv"))
+    program = run("sweep", "--model", str(tmp_path / "m.pt2"), *common, "--out", str(tmp_path / "program.csv"))
+    assert named.returncode == program.returncode == 0, (named.stderr, program.stderr)
+    a, b = pd.read_csv(tmp_path / "named.csv"), pd.read_csv(tmp_path / "program.csv")
+    assert len(a) == 6 and a.drop(columns=["latency_ms"]).equals(b.drop(columns=["latency_ms"]))
+    wrong = run("sweep", "--model", str(tmp_path / "weights.safetensors"), "--architecture", "resnet50", *common,
+                "--out", str(tmp_path / "x.csv"))
+    assert wrong.returncode == 1 and "do not fit resnet50" in wrong.stderr and "Traceback" not in wrong.stderr

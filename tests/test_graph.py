@@ -230,3 +230,27 @@ def test_a_graph_copy_keeps_its_input_shape_and_structure():
     assert g.input_shape == (3, 32, 32)
     twin = copy.deepcopy(g)
     assert P.coupled_layers(twin) == P.coupled_layers(g)
+
+
+def test_macs_of_every_operation_are_counted_where_layers_miss_some():
+    """A graph whose matrix products are not all layers (attention's): the layer rule counts the projections,
+    torch.utils.flop_counter every product; for a plain ResNet the two agree."""
+    class Attend(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv, self.out = nn.Linear(16, 48), nn.Linear(16 * 8, 10)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x.reshape(x.shape[0], 8, 16)).chunk(3, -1)
+            a = torch.softmax(q @ k.transpose(1, 2) / 4, -1) @ v
+            return self.out(a.flatten(1))
+
+    x = torch.randn(3, 128)
+    desc, tensors = G.describe(torch.export.export(Attend().eval(), (x,), dynamic_shapes=({0: torch.export.Dim("b")},)))
+    g = G.build(desc, tensors)
+    layers = sum(r.macs for r in slimcore.metrics.layer_table(g, x))
+    assert layers == 8 * 16 * 48 + 128 * 10
+    assert slimcore.metrics.flop_macs(g, x) == layers + 2 * 8 * 8 * 16   # q k^T and a v
+    resnet = A.build("resnet18", 10, 3, seed=0)
+    img = torch.zeros(1, 3, 32, 32)
+    assert slimcore.metrics.flop_macs(resnet, img) == sum(r.macs for r in slimcore.metrics.layer_table(resnet, img))

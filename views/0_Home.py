@@ -40,7 +40,9 @@ cols[0].metric(metric.name[:1].upper() + metric.name[1:], metric.format(score.va
 cols[1].metric("Parameters", f"{m.params:,}", help=f"{m.nonzeros:,} non-zero." + (
     f" {other:,} of them in tables that compression leaves alone (a lookup, not a matrix product)." if other else ""))
 cols[2].metric("MACs per example", f"{m.macs:,}", help="Counted from the layer shapes on one real test input: "
-               "multiply-accumulates of the compressible layers for it, as dense kernels compute them.")
+               "multiply-accumulates of the compressible layers for it, as dense kernels compute them." + (
+                   f" Every operation of the graph, as torch.utils.flop_counter counts them: {m.all_macs:,}."
+                   if m.all_macs is not None else ""))
 cols[3].metric("Size (measured)", home.size_text(m.size_bytes), help="Measured: bytes of the state dict written by "
                "torch.save.")
 latency_metric = cols[4].empty()  # filled last: timing waits for the figures
