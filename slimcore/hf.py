@@ -67,7 +67,8 @@ def _safe(name: str) -> bool:
     return not (n.startswith("/") or re.match(r"^[A-Za-z]:", n) or ".." in parts or "\x00" in n)
 
 
-def _entries(data: bytes, limit: int) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo], str]:
+def _entries(data: bytes, limit: int, need: tuple[str, ...] = ("model.safetensors", "tokenizer.json")
+             ) -> tuple[zipfile.ZipFile, dict[str, zipfile.ZipInfo], str]:
     """The zip, its files by name, and the folder prefix ("" or one folder deep) where config.json lies."""
     if not isinstance(data, (bytes, bytearray)) or not zipfile.is_zipfile(io.BytesIO(data)):
         raise FolderError("this is not a zip archive: upload a zip of the model folder (config.json, "
@@ -98,7 +99,7 @@ def _entries(data: bytes, limit: int) -> tuple[zipfile.ZipFile, dict[str, zipfil
             raise FolderError("the zip has no config.json at its top or in one folder: zip the model folder "
                               "(config.json, model.safetensors, tokenizer.json)")
         prefix = tops[0] + "/"
-    for need in ("model.safetensors", "tokenizer.json"):
+    for need in need:
         if prefix + need not in files:
             extra = " (a pytorch_model.bin is not read: pickle can run code)" if need == "model.safetensors" \
                 and prefix + "pytorch_model.bin" in files else ""
@@ -466,6 +467,96 @@ def _name(r: _Reader, cfg: dict) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------------ the reader
+
+def model_type(data: bytes, limit: int) -> str:
+    """The model_type a zipped folder's config.json names ("" when it names none): which reader takes it."""
+    zf, files, prefix = _entries(data, limit, need=())
+    raw = _Reader(zf, files, prefix, limit).json("config.json")
+    return str(raw.get("model_type", "")) if isinstance(raw, dict) else ""
+
+
+# Image classifiers transformers writes in plain PyTorch, by model_type: the class and the config fields that size it.
+VISION = {"vit": ("ViTForImageClassification", {"hidden_size": (1, 4096), "num_hidden_layers": (1, 48),
+                                                 "num_attention_heads": (1, 64), "intermediate_size": (1, 16384),
+                                                 "image_size": (8, 1024), "patch_size": (1, 64),
+                                                 "num_channels": (1, 16)}),
+          "resnet": ("ResNetForImageClassification", {"embedding_size": (1, 4096), "num_channels": (1, 16)})}
+
+
+class Logits(nn.Module):
+    """A transformers image classifier as a model of one tensor in, logits out (what every lab measures)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=x).logits
+
+
+def read_image_classifier(data: bytes, limit: int) -> tuple[nn.Module, tuple[int, ...], dict]:
+    """A zipped Hugging Face image classifier folder (ViT or ResNet: config.json + model.safetensors) as a plain
+    module (transformers' own class for the model_type, never remote code), loaded strictly with its weights; with
+    one example's input shape and a card fragment. Runs where uploads are read (the confined process): the server
+    receives it as a graph (slimcore.graph), not as transformers code."""
+    zf, files, prefix = _entries(data, limit, need=("model.safetensors",))
+    r = _Reader(zf, files, prefix, limit)
+    raw = r.json("config.json")
+    if not isinstance(raw, dict):
+        raise FolderError("config.json is not a JSON object")
+    if raw.get("auto_map") or raw.get("trust_remote_code"):
+        raise FolderError("config.json asks for the folder's own code (auto_map): SlimLab never runs remote code")
+    kind = raw.get("model_type")
+    if kind not in VISION:
+        raise FolderError(f"model_type {str(kind)[:30]!r} is not an image classifier SlimLab reads (accepted: "
+                          f"{', '.join(VISION)}; sentence encoders: bert)")
+    cls_name, sizes = VISION[kind]
+    if raw.get("architectures") not in (None, [cls_name]):
+        raise FolderError(f"config.json's architectures {str(raw.get('architectures'))[:60]} is not {cls_name}")
+    for key, (lo, hi) in sizes.items():
+        v = raw.get(key)
+        if v is not None and not (type(v) is int and lo <= v <= hi):
+            raise FolderError(f"config.json: {key} = {str(v)[:20]} is outside {lo:,}..{hi:,}, the sizes accepted")
+    for key in ("hidden_sizes", "depths"):
+        v = raw.get(key)
+        if v is not None and not (isinstance(v, list) and 0 < len(v) <= 8 and all(type(x) is int and 0 < x <= 4096
+                                                                                    for x in v)):
+            raise FolderError(f"config.json: {key} must be a short list of sizes")
+    labels = raw.get("id2label") or {}
+    if not isinstance(labels, dict) or not 2 <= len(labels) <= 100_000:
+        raise FolderError("config.json: id2label must name between 2 and 100,000 classes")
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.for_model(kind, **{k: v for k, v in raw.items()
+                                                              if k not in ("transformers_version", "_name_or_path", "model_type")})
+        getattr(transformers, cls_name)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise FolderError(f"config.json does not describe a {cls_name} ({type(e).__name__}: {str(e)[:80]})") from None
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        state = load(r.read("model.safetensors"))
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise FolderError(f"model.safetensors cannot be read ({str(e)[:80]})") from None
+    _check_finite(state)
+    try:   # transformers maps the checkpoint's names to its classes' (its own conversion); nothing from the folder runs
+        model, info = getattr(transformers, cls_name).from_pretrained(
+            None, config=config, state_dict={k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+            output_loading_info=True, trust_remote_code=False, local_files_only=True)
+    except (TypeError, ValueError, KeyError, RuntimeError, OSError) as e:
+        raise FolderError(f"model.safetensors does not fit config.json's {cls_name} ({str(e)[:100]})") from None
+    odd = [k for part in ("missing_keys", "unexpected_keys", "mismatched_keys") for k in info.get(part, [])]
+    if odd:
+        raise FolderError(f"model.safetensors does not fit config.json's {cls_name}: "
+                          f"{', '.join(str(k)[:60] for k in odd[:SHOWN])}")
+    model.eval()
+    channels = int(config.num_channels)
+    side = int(getattr(config, "image_size", 0) or 224)
+    card = {"model_type": kind, "classes": len(labels), "name": _clean(str(raw.get("_name_or_path") or "")) or None}
+    return Logits(model).eval(), (channels, side, side), card
+
 
 def read_folder(data: bytes, limit: int) -> tuple[dict, dict[str, torch.Tensor]]:
     """Check and read a zip of a Hugging Face BERT encoder folder (at the zip's top or one folder deep): the files read

@@ -929,13 +929,24 @@ def inspect(model_bytes: bytes, data_bytes: bytes | None, limit: int = MAX_MODEL
     model is exported on an example of the data and handed over as a graph model, as a .pt2 of it would be."""
     from safetensors.torch import save
 
+    read = None
     if _is_hf_folder(model_bytes):
-        return _hf_folder(model_bytes, data_bytes, limit)
-    read = read_model(model_bytes, limit, architecture)
+        from . import hf
+
+        _check_size(model_bytes, limit, "model")
+        try:
+            if hf.model_type(model_bytes, limit) not in hf.VISION:
+                return _hf_folder(model_bytes, data_bytes, limit)
+            model, shape, about = hf.read_image_classifier(model_bytes, limit)
+        except hf.FolderError as e:
+            raise UploadError(str(e)) from None
+        architecture = f"{about['model_type']} (Hugging Face)"
+        read = ReadModel(model, hf.FORMAT, architecture, None, shape)
+    read = read or read_model(model_bytes, limit, architecture)
     _check_finite_weights(read.model)
     split = read_data(data_bytes, limit) if data_bytes is not None else None
     source, classes = _choose_data(read, split)
-    if architecture is not None:
+    if architecture is not None:   # a named architecture, or transformers' class: handed over as its graph
         x = split.x[:2] if split is not None else load_dataset(source).test.x[:2]
         try:
             ep = torch.export.export(read.model, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},))
@@ -943,7 +954,7 @@ def inspect(model_bytes: bytes, data_bytes: bytes | None, limit: int = MAX_MODEL
             raise UploadError(f"{architecture} could not be traced on inputs of shape {_shape_text(tuple(x.shape[1:]))}"
                               f" ({_short(e, 120)})") from None
         named = _graph_read(ep, read.format, architecture)
-        if not torch.equal(named.model(x), read.model(x)):
+        if not torch.allclose(named.model(x), read.model(x), atol=TOLERANCE, rtol=TOLERANCE):
             raise UploadError(f"{architecture} gives other outputs as a graph than as written: refused")
         read = named
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in read.model.state_dict().items()}

@@ -254,3 +254,75 @@ def test_macs_of_every_operation_are_counted_where_layers_miss_some():
     resnet = A.build("resnet18", 10, 3, seed=0)
     img = torch.zeros(1, 3, 32, 32)
     assert slimcore.metrics.flop_macs(resnet, img) == sum(r.macs for r in slimcore.metrics.layer_table(resnet, img))
+
+
+def _hf_zip(model, folder):
+    import zipfile
+
+    model.save_pretrained(folder)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for f in sorted(folder.iterdir()):
+            z.write(f, f"my-model/{f.name}")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["vit", "resnet"])
+def test_a_hugging_face_image_classifier_joins_the_classifiers_as_its_graph(kind, tmp_path):
+    """A ViT or a ResNet folder (config.json + model.safetensors, transformers' own classes; random seeded weights):
+    read without remote code, handed to the server as a graph (no transformers code runs there), the transformers
+    model's outputs; the labs work on it."""
+    import transformers
+
+    torch.manual_seed(0)
+    if kind == "vit":
+        config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, intermediate_size=128, num_labels=10)
+        net = transformers.ViTForImageClassification(config).eval()
+    else:
+        config = transformers.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], num_labels=10)
+        net = transformers.ResNetForImageClassification(config).eval()
+    x, y = digit_images(32, 3)
+    up = U.load_upload(_hf_zip(net, tmp_path / "folder"), "my-model.zip", _npz(x, y), "images.npz")
+    assert up.card["graph"] and f"{kind} (Hugging Face)" in up.card["architecture"]
+    images = up.test.x[:16]
+    torch.testing.assert_close(up.model(images), net(pixel_values=images).logits, atol=1e-5, rtol=1e-5)
+    assert all(isinstance(m, (nn.Linear, nn.Conv2d)) for m in slimcore.weight_layers(up.model).values())
+    pruned = slimcore.api.prune(up, P.PruneConfig(0.5))
+    assert slimcore.api.score(up, pruned).examples == len(up.test)
+    assert slimcore.api.score(up, slimcore.api.quantize(up, Q.QuantConfig(bits=8))).value == pytest.approx(
+        up.card["test_accuracy"], abs=0.05)
+    if kind == "resnet":   # the shortcut and the last conv of a stage add: tied
+        assert any(any("shortcut" in n for n in g) for g in P.coupled_layers(up.model))
+        thin = slimcore.api.prune(up, P.PruneConfig(0.5, structured=True))
+        assert thin(images).shape == (16, 10)
+
+
+def test_a_hugging_face_folder_that_asks_for_its_own_code_is_refused(tmp_path):
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("m/config.json", json.dumps({"model_type": "vit", "auto_map": {"AutoModel": "x.Model"},
+                                                "id2label": {"0": "a", "1": "b"}}))
+        z.writestr("m/model.safetensors", st_save({"w": torch.zeros(1)}))
+    with pytest.raises(U.UploadError, match="never runs remote code"):
+        U.load_upload(buf.getvalue(), "m.zip", _npz(*digit_images(32, 3)), "d.npz")
+
+
+def test_a_hugging_face_image_folder_whose_weights_do_not_fit_its_config_is_refused(tmp_path):
+    import zipfile
+
+    import transformers
+
+    net = transformers.ViTForImageClassification(transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=128, num_labels=10)).eval()
+    net.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("config.json", json.dumps(config | {"num_hidden_layers": 2}))   # one layer's weights missing
+        z.write(tmp_path / "model.safetensors", "model.safetensors")
+    with pytest.raises(U.UploadError, match="does not fit config.json's ViTForImageClassification"):
+        U.load_upload(buf.getvalue(), "m.zip", _npz(*digit_images(32, 3)), "d.npz")
