@@ -13,6 +13,7 @@ from the file, no custom or higher-order operators, and no operator that writes 
 """
 from __future__ import annotations
 
+import copy
 import math
 import operator
 import re
@@ -541,3 +542,22 @@ def coupled_note(model: nn.Module) -> str:
     return (f"{len(groups)} groups of layers add into one tensor (residual connections), so structured pruning keeps "
             "or removes a channel in all layers of a group at once: " +
             "; ".join(" + ".join(g) for g in groups[:6]) + ("; …" if len(groups) > 6 else "") + ".")
+
+
+def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of every tensor a graph model's nodes produce on a batch, per example of it: an upper bound on the
+    memory one example's activations take (what a batch of 256 would need is 256 times that)."""
+    from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
+
+    gm = copy.deepcopy(model)
+    with torch.inference_mode():
+        ShapeProp(gm).propagate(x)
+
+    def size(meta: Any) -> int:
+        if isinstance(meta, TensorMetadata):
+            return math.prod(meta.shape) * torch.empty((), dtype=meta.dtype).element_size()
+        if isinstance(meta, (list, tuple)):
+            return sum(size(m) for m in meta)
+        return 0
+    total = sum(size(node.meta.get("tensor_meta")) for node in gm.graph.nodes)
+    return total // max(1, len(x))

@@ -957,6 +957,8 @@ def inspect(model_bytes: bytes, data_bytes: bytes | None, limit: int = MAX_MODEL
         if not torch.allclose(named.model(x), read.model(x), atol=TOLERANCE, rtol=TOLERANCE):
             raise UploadError(f"{architecture} gives other outputs as a graph than as written: refused")
         read = named
+    if read.graph is not None:
+        _check_activations(read.model, split.x[:2] if split is not None else load_dataset(source).test.x[:2])
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in read.model.state_dict().items()}
     if split is not None:
         tensors |= {"data.x": split.x.contiguous(), "data.y": split.y.contiguous()}
@@ -974,6 +976,23 @@ def _is_hf_folder(data: bytes) -> bool:
         return sniff(data) == "hf-folder"
     except UploadError:
         return False
+
+
+ACTIVATIONS = 4 * 2**30   # the most a batch of LARGEST_BATCH examples may produce, over every node of the model
+LARGEST_BATCH = 256       # the largest batch the labs run a classifier at (timing)
+
+
+def _check_activations(model: nn.Module, x: torch.Tensor) -> None:
+    """A graph runs here on a few examples only; the server runs it on batches of 256: refuse a model whose
+    activations would then take more memory than a server can give one model (a graph may allocate at will)."""
+    try:
+        per = G.activation_bytes(model, x)
+    except Exception:   # a graph ShapeProp cannot follow: its outputs were checked already, its size is unknown
+        return
+    if per * LARGEST_BATCH > ACTIVATIONS:
+        raise UploadError(f"the model's activations take {per / 2**20:,.0f} MiB per example; a batch of "
+                          f"{LARGEST_BATCH} (the labs time models at that batch) would need "
+                          f"{per * LARGEST_BATCH / 2**30:,.1f} GiB, beyond the {ACTIVATIONS / 2**30:g} GiB a model may use here")
 
 
 def _hf_folder(model_bytes: bytes, data_bytes: bytes | None, limit: int) -> tuple[dict, bytes]:

@@ -326,3 +326,22 @@ def test_a_hugging_face_image_folder_whose_weights_do_not_fit_its_config_is_refu
         z.write(tmp_path / "model.safetensors", "model.safetensors")
     with pytest.raises(U.UploadError, match="does not fit config.json's ViTForImageClassification"):
         U.load_upload(buf.getvalue(), "m.zip", _npz(*digit_images(32, 3)), "d.npz")
+
+
+def test_a_graph_whose_activations_grow_beyond_the_server_at_the_labs_batch_is_refused():
+    """Fine on the few examples the reading process runs, 6 GiB at a batch of 256: refused with the figures."""
+    class Balloon(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            big = x.flatten(1).repeat(1, 100_000)        # 25.6 MB per example
+            return self.fc(x.flatten(1)) + big.mean(1, keepdim=True)
+
+    with pytest.raises(U.UploadError, match="per example; a batch of 256"):
+        U.load_upload(_pt2(Balloon().eval(), torch.zeros(2, 1, 8, 8)), "balloon.pt2")
+    model = A.build("resnet18", 10, 3, seed=0)
+    per = G.activation_bytes(G.build(*G.describe(torch.export.export(model, (torch.zeros(2, 3, 32, 32),)))),
+                             torch.zeros(2, 3, 32, 32))
+    assert 100_000 < per < 4 * 2**30 / 256   # a ResNet-18 on 32 x 32 images passes
