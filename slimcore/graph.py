@@ -531,17 +531,23 @@ def limits(model: nn.Module) -> list[str]:
 
 def coupled_note(model: nn.Module) -> str:
     """The channels structured pruning must remove together in a model, in a sentence ('' when none are tied)."""
-    from .pruning import coupled_layers
+    from .pruning import structure
 
     try:
-        groups = coupled_layers(model)
+        found = structure(model)
     except Exception:   # a graph torch-pruning cannot trace: structured pruning says so when it is asked for
         return ""
-    if not groups:
-        return ""
-    return (f"{len(groups)} groups of layers add into one tensor (residual connections), so structured pruning keeps "
-            "or removes a channel in all layers of a group at once: " +
-            "; ".join(" + ".join(g) for g in groups[:6]) + ("; …" if len(groups) > 6 else "") + ".")
+    groups, locked = found.coupled, found.locked
+    said = ""
+    if groups:
+        said = (f"{len(groups)} groups of layers add into one tensor (residual connections), so structured pruning "
+                "keeps or removes a channel in all layers of a group at once: " +
+                "; ".join(" + ".join(g) for g in groups[:6]) + ("; …" if len(groups) > 6 else "") + ".")
+    if locked:
+        said += (f" {len(locked)} layers keep all their channels: removing one breaks the model (its outputs are "
+                 "reshaped into attention heads, or other weights write into the same stream, such as a class "
+                 f"token): {', '.join(locked[:6])}{', …' if len(locked) > 6 else ''}.")
+    return said.strip()
 
 
 def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:

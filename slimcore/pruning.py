@@ -144,6 +144,8 @@ class Structure:
 
     coupled: tuple[tuple[str, ...], ...]
     norms: dict[str, tuple[str, ...]]
+    locked: tuple[str, ...] = ()   # layers whose channels cannot be removed (a reshape into heads, a stream that
+                                   # weights outside any layer also write: a ViT's class token): kept whole
 
 
 def structure(model: nn.Module) -> Structure:
@@ -176,10 +178,40 @@ def structure(model: nn.Module) -> Structure:
             found.append(tuple(sorted(outs, key=list(layers).index)))
         for n in outs:
             norms[n] = tuple(bns)
-    result = Structure(tuple(found), norms)
+    result = Structure(tuple(found), norms, _locked(model, tuple(found), torch.zeros((2, *shape))))
     with _COUPLED_LOCK:
         _COUPLED[model] = result
     return result
+
+
+def _locked(model: nn.Module, coupled: tuple[tuple[str, ...], ...], x: torch.Tensor) -> tuple[str, ...]:
+    """The layers whose output channels cannot be removed: found by removing one channel of every unit (a coupled
+    set, or a layer) and running the model; only when that fails, unit by unit."""
+    layers = weight_layers(model)
+    last = list(layers)[-1]
+    tied = {n for g in coupled for n in g}
+    units = [g for g in coupled if last not in g] + [(n,) for n in layers if n not in tied and n != last]
+    units = [u for u in units if all(int(layers[n].weight.shape[0]) > 1 for n in u)]
+    followers = {n for g in coupled for n in g[1:]}
+
+    def works(chosen: list[tuple[str, ...]]) -> bool:
+        keep = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
+        for u in chosen:
+            for n in u:
+                keep[n][0] = False
+        try:
+            small = _split(model, keep, x[:1], followers)[0]
+            with torch.inference_mode():
+                small(x)
+            return True
+        except Exception:   # torch-pruning could not follow the graph, or the thin model does not run
+            return False
+
+    if not units or works(units):
+        return ()
+    return tuple(n for u in units if not works([u]) for n in u)
+
+
 
 
 def coupled_layers(model: nn.Module) -> tuple[tuple[str, ...], ...]:
@@ -214,6 +246,8 @@ def masks(model: nn.Module, cfg: PruneConfig, calibration: Split | None = None,
         raise ValueError(f"unknown layer(s) {', '.join(unknown)}; layers with weights: {', '.join(scores)}")
     skip = set(cfg.skip) | ({output_layer(model)} if cfg.structured else set())
     out = {n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()}
+    if cfg.structured:
+        skip |= set(structure(model).locked)
     units = [u for u in _units(model, list(scores), cfg.structured) if not skip & set(u)]
     own = {u: next(overrides[n] for n in u if n in overrides) for u in units if set(u) & set(overrides)}
     pooled = [u for u in units if u not in own]
@@ -289,12 +323,13 @@ def _dependency_graph(model: nn.Module, example: torch.Tensor):
         return tp.DependencyGraph().build_dependency(model, example_inputs=example[:1], verbose=False)
 
 
-def _channel_groups(model: nn.Module, keep: Masks, example: torch.Tensor):
+def _channel_groups(model: nn.Module, keep: Masks, example: torch.Tensor, followers: set[str] | None = None):
     """A copy of the model, its weight layers, and for every layer losing channels the torch-pruning group that
     removes them (the layer's output channels and every input that reads them)."""
     import torch_pruning as tp
 
-    followers = {n for group in coupled_layers(model) for n in group[1:]}   # one group removes a tie's channels
+    if followers is None:   # one group removes a tie's channels
+        followers = {n for group in coupled_layers(model) for n in group[1:]}
     new = copy.deepcopy(model).eval()
     graph = _dependency_graph(new, example)
     layers = weight_layers(new)
@@ -317,8 +352,13 @@ def split_channels(model: nn.Module, keep: Masks, example: torch.Tensor) -> tupl
     extended to everything that removal takes away, i.e. also the input columns of every layer that read a removed
     channel, through flatten and element-wise ops). The dense model those masks give holds exactly the weights of
     the smaller model."""
+    return _split(model, keep, example)
+
+
+def _split(model: nn.Module, keep: Masks, example: torch.Tensor, followers: set[str] | None = None
+           ) -> tuple[nn.Module, Masks]:
     frozen = {k for k, p in model.named_parameters() if not p.requires_grad}
-    new, layers, groups = _channel_groups(model, keep, example)
+    new, layers, groups = _channel_groups(model, keep, example, followers)
     names = {id(m): n for n, m in layers.items()}
     effective = {n: m.clone() for n, m in keep.items()}
     for group in groups:

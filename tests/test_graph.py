@@ -345,3 +345,35 @@ def test_a_graph_whose_activations_grow_beyond_the_server_at_the_labs_batch_is_r
     per = G.activation_bytes(G.build(*G.describe(torch.export.export(model, (torch.zeros(2, 3, 32, 32),)))),
                              torch.zeros(2, 3, 32, 32))
     assert 100_000 < per < 4 * 2**30 / 256   # a ResNet-18 on 32 x 32 images passes
+
+
+def test_channels_whose_removal_breaks_the_graph_are_kept_and_said():
+    """A ViT-like graph: the residual stream is also written by a class token (a weight outside any layer) and q/k/v
+    are reshaped into heads: removing their channels breaks the model, so structured pruning keeps them whole and
+    thins what it can (the MLP's hidden layer)."""
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.cls = nn.Linear(16, 32), nn.Parameter(torch.randn(1, 1, 32))
+            self.qkv, self.proj = nn.Linear(32, 96), nn.Linear(32, 32)
+            self.fc1, self.fc2, self.head = nn.Linear(32, 64), nn.Linear(64, 32), nn.Linear(32, 10)
+
+        def forward(self, x):
+            h = self.embed(x.reshape(x.shape[0], 4, 16))
+            h = torch.cat([self.cls.expand(x.shape[0], -1, -1), h], 1)
+            q, k, v = self.qkv(h).reshape(x.shape[0], 5, 3, 4, 8).permute(2, 0, 3, 1, 4)
+            a = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(x.shape[0], 5, 32)
+            h = h + self.proj(a)
+            h = h + self.fc2(torch.relu(self.fc1(h)))
+            return self.head(h[:, 0])
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 64)
+    g = G.build(*G.describe(torch.export.export(Tiny().eval(), (x,), dynamic_shapes=({0: torch.export.Dim("b")},))))
+    locked = set(P.structure(g).locked)
+    assert {"embed", "proj", "fc2", "qkv"} <= locked and "fc1" not in locked
+    keep = P.masks(g, P.PruneConfig(0.5, structured=True))
+    assert all(keep[n].all() for n in locked) and not keep["fc1"].all()
+    thin, _ = P.split_channels(g, keep, x[:1])
+    assert thin(x).shape == (3, 10) and slimcore.weight_layers(thin)["fc1"].weight.shape[0] == 32
+    assert "keep all their channels" in G.coupled_note(g)
