@@ -178,6 +178,7 @@ def structure(model: nn.Module) -> Structure:
             found.append(tuple(sorted(outs, key=list(layers).index)))
         for n in outs:
             norms[n] = tuple(bns)
+    found.sort(key=lambda g: list(layers).index(g[0]))   # in forward order
     result = Structure(tuple(found), norms, _locked(model, tuple(found), torch.zeros((2, *shape))))
     with _COUPLED_LOCK:
         _COUPLED[model] = result
