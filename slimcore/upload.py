@@ -1125,6 +1125,8 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
         data, source = load_dataset(doc["data"]), "shipped"
     else:
         raise UploadError("the file could not be read (no data to evaluate it on)")
+    if isinstance(model, nn.Sequential):   # a rebuilt chain: its input shape lets structured pruning read its
+        model.input_shape = tuple(data.input_shape)   # BatchNorms (zeroed with the channels they follow)
     fmt = str(doc.get("format", ""))
     shown = display_name(filename)
     layers = weight_layers(model)

@@ -376,3 +376,22 @@ def test_impossible_headers_and_dtypes_get_messages_not_exceptions():
         z.writestr("x.npy", b"\x93NUMPY\x01\x00"[:0] + header.getvalue() + bytes(64))
         z.writestr("y.npy", _npz(y=np.zeros(3))[:0] + header.getvalue())
     _refused(blob, "declares shape", data=buf.getvalue())
+
+
+def test_a_rebuilt_chain_with_batchnorm_prunes_channels_as_its_thin_model_computes():
+    """Structured pruning's masked model zeroes a removed channel's BatchNorm too, so it computes what the model
+    with the channels really removed computes (a chain knows its input shape from its data)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 64, 10)).eval()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].bias.uniform_(-1, 1)
+    up = U.load_upload(_bytes(torch.jit.save, torch.jit.script(net)), "bn.pt")
+    assert up.model.input_shape == (1, 8, 8)
+    x = up.test.x[:64]
+    keep = P.masks(up.model, P.PruneConfig(0.5, structured=True))
+    thin, effective = P.split_channels(up.model, keep, x[:1])
+    dense = P.apply_masks(up.model, effective, structured=True)
+    with torch.no_grad():
+        torch.testing.assert_close(thin(x), dense(x), atol=1e-5, rtol=1e-5)
