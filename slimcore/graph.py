@@ -243,7 +243,7 @@ def describe(program: torch.export.ExportedProgram) -> tuple[dict, dict[str, tor
         name = _op_name(node.target)
         if name.split(".")[1:2] and name.split(".")[1] in CHECKS:
             continue
-        fqns = [a.name and named.get(a.name) if isinstance(a, torch.fx.Node) else None for a in node.args]
+        fqns = [named.get(a.name) if isinstance(a, torch.fx.Node) else None for a in node.args]
         layer = _layer(name, list(node.args), weights, fqns) if name.startswith("aten.") else None
         index = len(out_nodes) + 1
         if layer is not None:

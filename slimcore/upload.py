@@ -699,18 +699,17 @@ def read_model(data: bytes, limit: int = MAX_MODEL_BYTES, architecture: str | No
     try:
         ops, shape = _exported_ops(ep)
         chain = _sequential(ops)
-    except UploadError as e:
-        if "no Linear or Conv layer" in str(e):
-            return _graph_read(ep, "torch.export")
-        if "chain" not in str(e) and "does not support" not in str(e) and "computed value" not in str(e):
-            raise
-        return _graph_read(ep, "torch.export")   # residual adds, branches, attention: run as its own graph
+    except UploadError as e:   # not a chain (residual adds, attention, no layer): run as its own graph
+        if not any(said in str(e) for said in _NOT_A_CHAIN):
+            raise   # a chain's own refusal (a layer in training mode, ...) stands
+        return _graph_read(ep, "torch.export")
     except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError):
         return _graph_read(ep, "torch.export")
     return ReadModel(chain, "torch.export", "rebuilt from the graph", ep.module(), tuple(shape[1:]),
                      int(shape[0]) if isinstance(shape[0], int) else None)
 
 
+_NOT_A_CHAIN = ("chain", "does not support", "computed value", "no Linear or Conv layer")
 GRAPH = "graph"   # ReadModel.architecture of a model run as its own graph (slimcore.graph)
 
 
