@@ -11,6 +11,8 @@ from plotly.subplots import make_subplots
 DARK = "#1f2937"
 KEPT = "#2563eb"
 REMOVED = "#dc2626"
+PRUNED = "#4b5563"    # weights pruned: dark grey, and those kept light blue, in the histogram and in the mask
+KEPT_LIGHT = "#60a5fa"
 
 
 def _hist(values: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,23 +73,32 @@ def _vline(x: float, color: str = DARK, dash: str = "dash") -> dict:
 
 def weight_histogram(values: np.ndarray, title: str = "Weights", threshold: float | None = None,
                      after: np.ndarray | None = None, bins: int = 80) -> go.Figure:
-    """Histogram of weight values; optionally the values after compression overlaid and +-threshold lines drawn."""
+    """Histogram of weight values; given the values kept (`after`), each bar is split into the weights kept (light
+    blue) and those pruned (dark grey), stacked under an outline of all weights; optionally +-threshold lines drawn."""
     values = np.asarray(values, dtype=np.float64).ravel()
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
     edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
-    traces = [dict(type="bar", x=centers, y=np.histogram(values, edges)[0], name="weights", marker=dict(color=KEPT),
-                   opacity=0.55 if after is not None else 0.9)]
-    if after is not None:
-        after = np.asarray(after, dtype=np.float64).ravel()
-        traces.append(dict(type="bar", x=centers, y=np.histogram(after, edges)[0], name="kept",
-                           marker=dict(color=REMOVED), opacity=0.6))
+    counts = np.histogram(values, edges)[0]
+    if after is None:
+        traces = [dict(type="bar", x=centers, y=counts, name="weights", marker=dict(color=KEPT), opacity=0.9,
+                       hovertemplate="%{x:.3g}: %{y:,} weights<extra></extra>")]
+    else:
+        kept = np.histogram(np.asarray(after, dtype=np.float64).ravel(), edges)[0]
+        traces = [  # all weights first (a step outline: bars would stack on the others), then kept and pruned
+            dict(type="scatter", x=centers, y=counts, mode="lines", name="all weights",   # steps at the bin edges
+                 line=dict(color=DARK, width=1, shape="hvh"), hoverinfo="skip", legendrank=1003),
+            dict(type="bar", x=centers, y=kept, name="kept", marker=dict(color=KEPT_LIGHT), legendrank=1001,
+                 hovertemplate="%{x:.3g}: %{y:,} kept<extra></extra>"),
+            dict(type="bar", x=centers, y=np.clip(counts - kept, 0, None), name="pruned", marker=dict(color=PRUNED),
+                 legendrank=1002, hovertemplate="%{x:.3g}: %{y:,} pruned<extra></extra>")]
     shapes, notes = [], []
     if threshold is not None and threshold > 0:
         shapes = [_vline(-threshold), _vline(threshold)]
         notes = [dict(x=threshold, y=1, yref="paper", text=f"|w| = {threshold:.3g}", showarrow=False, xanchor="left",
                       yanchor="top")]
-    return _figure(traces, title, "weight value", "count", shapes=shapes, annotations=notes, barmode="overlay")
+    return _figure(traces, title, "weight value", "count", shapes=shapes, annotations=notes, barmode="stack",
+                   legend=dict(orientation="h", y=-0.3, traceorder="normal"))   # stacked: Plotly would reverse it
 
 
 def layer_bars(names: Sequence[str], values: Sequence[float], title: str, axis: str) -> go.Figure:
@@ -125,12 +136,20 @@ def example_gallery(inputs: np.ndarray, labels: Sequence[int], preds: Sequence[i
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_annotations(font_size=11)
-    fig.update_layout(height=170 * rows + 40, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    # square pixels: each image's y axis scaled to its x axis, the image shrunk inside its cell (not stretched to it)
+    square = {}
+    for trace in fig.data:
+        if trace.type == "heatmap":   # trace.xaxis "x3" is laid out by layout.xaxis3
+            square["xaxis" + trace.xaxis[1:]] = dict(constrain="domain")
+            square["yaxis" + trace.yaxis[1:]] = dict(scaleanchor=trace.xaxis, scaleratio=1, constrain="domain")
+    fig.update_layout(height=170 * rows + 40, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, **square)
     return fig
 
+
 def mask_heatmap(mask: np.ndarray, title: str = "Sparsity mask") -> go.Figure:
-    """A weight mask (True = kept) as a picture, pruned weights dark: a Linear layer as its (out, in) matrix, a Conv1d
-    as (out, in x k), a Conv2d with its k x k filters tiled (out x kh, in x kw)."""
+    """A weight mask (True = kept) as a picture, kept weights light blue and pruned ones dark grey, a two-colour bar
+    saying which is which: a Linear layer as its (out, in) matrix, a Conv1d as (out, in x k), a Conv2d with its k x k
+    filters tiled (out x kh, in x kw). Any boolean grid (say the heads each layer keeps) is drawn the same way."""
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim == 4:
         out, inp, kh, kw = mask.shape
@@ -138,9 +157,12 @@ def mask_heatmap(mask: np.ndarray, title: str = "Sparsity mask") -> go.Figure:
     else:
         image = mask.reshape(mask.shape[0], -1)
     kept = mask.mean() if mask.size else 1.0
-    heat = dict(type="heatmap", z=image.astype(np.uint8), colorscale=[[0, DARK], [1, "#bfdbfe"]], zmin=0, zmax=1,
-                showscale=False, hovertemplate="row %{y}, column %{x}: %{z}<extra>1 = kept</extra>")
-    return _figure([heat], f"{title} — {1 - kept:.1%} pruned (dark)",
+    heat = dict(type="heatmap", z=image.astype(np.uint8), zmin=0, zmax=1,   # 0 = pruned, 1 = kept: two flat halves
+                colorscale=[[0, PRUNED], [0.5, PRUNED], [0.5, KEPT_LIGHT], [1, KEPT_LIGHT]],
+                colorbar=dict(tickmode="array", tickvals=[0.25, 0.75], ticktext=["pruned", "kept"], thickness=14,
+                              len=0.5, lenmode="fraction", y=0.5, outlinewidth=1, outlinecolor=DARK),
+                hovertemplate="row %{y}, column %{x}: %{z}<extra>1 = kept, 0 = pruned</extra>")
+    return _figure([heat], f"{title} — {1 - kept:.1%} pruned",
                    "input (x kernel width)" if mask.ndim > 2 else "input",
                    "output channel (x kernel height)" if mask.ndim == 4 else "output channel",
                    yaxis=dict(autorange="reversed"))
@@ -185,20 +207,39 @@ def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], title: st
                    yaxis=dict(ticksuffix=" %") if percent else {})
 
 
+LOG_FLOOR = 1e-12   # the smallest probability a log axis shows: below it (0 included) a bar is drawn at the floor
+
+
 def soft_targets(p1: Sequence[float], pt: Sequence[float], temperature: float, entropies: tuple[float, float],
-                 true_class: int) -> go.Figure:
-    """A teacher's class probabilities at T = 1 and at temperature T, side by side, the true class outlined."""
+                 true_class: int, log: bool = False) -> go.Figure:
+    """A teacher's class probabilities at T = 1 and at temperature T, side by side, the true class outlined. On a log
+    axis (`log`) the tiny wrong-class probabilities show too: the axis reaches the decade of the smallest one, but not
+    below LOG_FLOOR, and a bar under that floor (0 among them) stands at it; hovering a bar shows its real value."""
     classes = [str(c) for c in range(len(p1))]
     line = [2 if c == true_class else 0 for c in range(len(p1))]
-    traces = [dict(type="bar", x=classes, y=[v * 100 for v in p1], name=f"T = 1 (entropy {entropies[0]:.2f} bits)",
+    pcts = [[float(v) * 100 for v in p] for p in (p1, pt)]
+    yaxis = dict(ticksuffix=" %", range=[0, 101])
+    y_title, shown, notes = "probability", pcts, []
+    if log:
+        positive = [v for p in pcts for v in p if v > 0]
+        floor = 10.0 ** math.floor(math.log10(max(min(positive, default=100.0), LOG_FLOOR * 100)))
+        shown = [[max(v, floor) for v in p] for p in pcts]
+        yaxis = dict(type="log", ticksuffix=" %", exponentformat="power",   # a decade below the floor: a floored
+                     range=[math.log10(floor) - 1, math.log10(100) + 0.15])   # bar keeps a visible stub
+        y_title = "probability (log scale)"
+        if any(v < floor for p in pcts for v in p):
+            notes = [dict(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="bottom", showarrow=False,
+                          text=f"below {floor:.0e} %: drawn at {floor:.0e} %", font=dict(size=11))]
+    traces = [dict(type="bar", x=classes, y=shown[0], customdata=pcts[0],
+                   name=f"T = 1 (entropy {entropies[0]:.2f} bits)",
                    marker=dict(color="#93c5fd", line=dict(color=DARK, width=line)),
-                   hovertemplate="class %{x}: %{y:.3g} %<extra>T = 1</extra>"),
-              dict(type="bar", x=classes, y=[v * 100 for v in pt],
+                   hovertemplate="class %{x}: %{customdata:.3g} %<extra>T = 1</extra>"),
+              dict(type="bar", x=classes, y=shown[1], customdata=pcts[1],
                    name=f"T = {temperature:g} (entropy {entropies[1]:.2f} bits)",
                    marker=dict(color=KEPT, line=dict(color=DARK, width=line)),
-                   hovertemplate="class %{x}: %{y:.3g} %" + f"<extra>T = {temperature:g}</extra>")]
+                   hovertemplate="class %{x}: %{customdata:.3g} %" + f"<extra>T = {temperature:g}</extra>")]
     return _figure(traces, f"Teacher's probabilities, softened at T = {temperature:g} (true class outlined)", "class",
-                   "probability", barmode="group", yaxis=dict(ticksuffix=" %", range=[0, 101]))
+                   y_title, barmode="group", yaxis=yaxis, annotations=notes)
 
 
 # --- Trade-offs and sensitivity ----------------------------------------------------------------------------------
@@ -406,9 +447,10 @@ def _short_name(name: str) -> str:
 
 def bits_curve(bits: Sequence[int], acc: Sequence[float], current: tuple[float, float] | None = None,
                reference: float | None = None, points: dict[str, float] | None = None,
-               title: str = "Accuracy against bit width") -> go.Figure:
+               title: str = "Accuracy against bit width", symmetric: bool | None = None) -> go.Figure:
     """Accuracy (a fraction, drawn in %) against weight bit width, the current setting marked, fp32 dotted, and
-    single named points (for example ternary, drawn at 1.58 bits = log2 3)."""
+    single named points (for example ternary, drawn at 1.58 bits = log2 3). Where binary scores above 2 bits, a note
+    says why (for the 2-bit grid's scheme: `symmetric` True or False; None when not known)."""
     traces = [go.Scatter(x=list(bits), y=[a * 100 for a in acc], mode="lines+markers", name="k-bit weights",
                          line=dict(color=KEPT), hovertemplate="%{x} bits: %{y:.2f} %<extra></extra>")]
     for i, (name, a) in enumerate((points or {}).items()):
@@ -425,11 +467,38 @@ def bits_curve(bits: Sequence[int], acc: Sequence[float], current: tuple[float, 
                        line=dict(color=DARK, dash="dot", width=1.5))]
         notes = [dict(x=1, xref="paper", y=reference * 100, text=f"fp32 {reference:.2%}", showarrow=False,
                       xanchor="right", yanchor="top")]
+    if (why := _binary_note(bits, acc, symmetric)) is not None:
+        notes.append(why)
     return _figure(traces, title, "weight bits", "test accuracy", shapes=shapes, annotations=notes,
                    legend=dict(orientation="h", y=-0.4),   # below the two-line "1 (bin)" tick and the axis title
                    xaxis=dict(tickmode="array", tickvals=list(bits), tickangle=0,   # upright: turned, they ran into
                               ticktext=["1<br>(bin)" if b == 1 else str(b) for b in bits]),   # the axis title
                    yaxis=dict(range=[0, 101], ticksuffix=" %"))
+
+
+TWO_BIT_GRID = {   # what a 2-bit grid is, by scheme (None: not known), for the note on why binary can beat it
+    True: "2-bit symmetric has 3 levels {−s, 0, +s}, s = max|w|",
+    False: "2-bit asymmetric has 4 levels (max − min) / 3 apart, 0 among them",
+    None: "a 2-bit grid spans the extreme weights in 3 or 4 levels (symmetric: {−s, 0, +s}, s = max|w|)"}
+BEATS_BY = 0.01   # binary must score this much (a percentage point) above 2 bits for the note: not a tie at chance
+
+
+def _binary_note(bits: Sequence[int], acc: Sequence[float], symmetric: bool | None) -> dict | None:
+    """An arrow to the 2-bit point saying why 1 bit (binary, scaled) scores above it, when the curve says so; None
+    otherwise. The box sits low, from the first bit width after which the curve stays above it (high if none)."""
+    at = {int(b): float(a) for b, a in zip(bits, acc)}
+    if 1 not in at or 2 not in at or not at[1] > at[2] + BEATS_BY:
+        return None
+    text = _wrap_words(f"Why 1 bit beats 2 here: {TWO_BIT_GRID[symmetric]}, so most weights, far smaller, round to 0. "
+                       "Binary keeps every weight's sign, scaled by mean|w|.", 44)   # ~250 px wide
+    top = 0.03 + (15 * (text.count("<br>") + 1) + 12) / 205 + 0.04   # the box's top (of a ~205 px plot) + a margin
+    span = max(at) - 1 or 1
+    start = next((b for b in sorted(at) if b >= 3 and all(a >= top for c, a in at.items() if c >= b)), None)
+    low = start is not None and start - 1 <= 0.45 * span   # the box, half the plot wide, fits right of it
+    return dict(x=2, y=at[2] * 100, axref="x", ayref="y", ax=start if low else 2 + 0.12 * span, ay=3 if low else 97,
+                xanchor="left", yanchor="bottom" if low else "top", align="left", text=text, showarrow=True,
+                arrowhead=2, arrowsize=1, arrowwidth=1, arrowcolor=DARK, standoff=6, font=dict(size=11, color=DARK),
+                bgcolor="rgba(255,255,255,0.9)", bordercolor="#9ca3af", borderwidth=1, borderpad=4)
 
 
 def similarity_heatmap(sim: np.ndarray, labels: Sequence[str], title: str = "Cosine similarity") -> go.Figure:
