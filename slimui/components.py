@@ -10,7 +10,7 @@ import streamlit as st
 
 from slimcore import Latency
 
-from . import work
+from . import urlstate, work
 
 T = TypeVar("T")
 
@@ -59,7 +59,12 @@ class Timed:
         one warning when any of `latencies` is noisy (or `noisy` says so)."""
         (self.note.markdown if markdown else self.note.caption)(text)
         if noisy or any(b.noisy for b in latencies):
-            self.warning.warning(NOISY + (" Press **Time again**." if self.button else ""))
+            if urlstate.projector() and self.table is not None:   # a lecture hall sees no figure it cannot trust
+                self.table.info("Latency is hidden in projector mode: these timings were noisy (a wide spread "
+                                "between runs, or a busy machine)." + (" Press **Time again**." if self.button else ""))
+                self.note.empty()
+            else:
+                self.warning.warning(NOISY + (" Press **Time again**." if self.button else ""))
         else:
             self.warning.empty()
 

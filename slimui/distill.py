@@ -30,6 +30,7 @@ from slimcore.families import Family, Score, family_of
 
 from . import cache, state, urlstate, work
 from . import text as text_ui
+from .compare import Figure, values as page_values
 from .components import Timed, delta, timing_task
 from .urlstate import Choice, Float, Int
 
@@ -232,7 +233,8 @@ def _classifier_controls(s, teacher: bool) -> dict:
     url = urlstate.Spec(  # the settings kept in the link (?temperature=8...); advanced ones are hidden in teacher mode
         Float("temperature", d.temperature, 1.0, 20.0, 0.5), Float("alpha", d.alpha, 0.0, 1.0, 0.05, advanced=True),
         Choice("student", list(D.WIDTHS), width_label(d.student)), Int("epochs", d.epochs, 1, 100, advanced=True),
-        Int("seed", d.seed, 0, 10_000, advanced=True), Int("example", 0, 0, len(s.test) - 1))
+        Int("seed", d.seed, 0, 10_000, advanced=True), Int("example", 0, 0, len(s.test) - 1),
+        urlstate.Bool("distill_log"))   # the probabilities' log scale
     url.load()
     v = {}
     c1, c2, c3, c4, c5 = st.columns([2, 2, 4, 1, 1])   # the student's size: "1/2 width · 30,135 parameters", whole
@@ -256,13 +258,9 @@ def width_label(share: float) -> str:
 def controls(s, teacher: bool) -> D.DistillConfig | None:
     """The family's settings (kept in the link; the advanced ones hidden in teacher mode) as a DistillConfig: what
     the family's controls leave out is its default."""
-    fam = family_of(s)
-    v = panel(fam).controls(s, teacher)
-    d = fam.distill_defaults
+    panel(family_of(s)).controls(s, teacher)   # draws the widgets, keeps the link
     with state.friendly_errors():
-        return D.DistillConfig(temperature=float(v["temperature"]), alpha=float(v["alpha"]), epochs=int(v["epochs"]),
-                               lr=float(v.get("lr", d.lr)), batch_size=int(v.get("batch_size", d.batch_size)),
-                               seed=int(v["seed"]), t_squared=d.t_squared, student=float(v["student"]))
+        return setting_config(s, page_values(urlstate.page_spec(), teacher))
     return None
 
 
@@ -295,7 +293,13 @@ def classifier_picture(s, cfg: D.DistillConfig) -> None:
     p1, pt = D.soften(logits[i], 1.0), D.soften(logits[i], t)
     h = (float(D.entropy_bits(p1)), float(D.entropy_bits(pt)))
     with right:
-        st.plotly_chart(plots.soft_targets(p1.tolist(), pt.tolist(), t, h, y), key="distill_soft")
+        log = st.checkbox("Log scale", key="distill_log",
+                          help="Probabilities on a log axis: the teacher's tiny probabilities for the wrong classes "
+                               "(its dark knowledge) show even at T = 1.")
+        soft = plots.soft_targets(p1.tolist(), pt.tolist(), t, h, y, log=log)
+        if urlstate.projector():   # the chart shares the screen with the slider
+            soft.update_layout(height=300)
+        st.plotly_chart(soft, key="distill_soft")
     wrong = [c for c in np.argsort(-pt.numpy()) if c != y]
     st.markdown(f"**Dark knowledge** — the wrong classes as the teacher ranks them for this **{y}**: "
                 + ", ".join(f"{c} ({float(pt[c]):.2%} at T = {t:g}, {float(p1[c]) * 100:.2g} % at T = 1)"
@@ -770,3 +774,62 @@ def caption(s) -> str:
 def untrained_note(s, cfg: D.DistillConfig) -> str:
     return (f"No student trained for this setting yet: press **Train** ({panel(family_of(s)).estimate(s, cfg)}). Any "
             "setting trained before, by anyone on this server, shows at once.")
+
+
+# ------------------------------------------------------------------------------------ settings and figures
+
+def presets(s) -> dict[str, dict]:
+    """Named settings for the family: a student that keeps up, one that strains, one too small to."""
+    if family_of(s).name == "encoder":
+        n = len(s.model.encoder.layer)
+        return {"mild": dict(student_layers=max(1, n - 2)), "aggressive": dict(student_layers=2),
+                "breaks it": dict(student_layers=1, epochs=1)}
+    return {"mild": dict(student="1/2"), "aggressive": dict(student="1/8"),
+            "breaks it": dict(student="1/16", temperature=20.0)}
+
+
+def setting_config(s, v: dict) -> D.DistillConfig:
+    """A setting (the page's values by key) as its DistillConfig; what the family's controls leave out is its
+    default (the same rule as controls())."""
+    d = family_of(s).distill_defaults
+    share = D.WIDTHS[v["student"]] if "student" in v else TD.share(s.model, int(v["student_layers"]))
+    return D.DistillConfig(temperature=float(v["temperature"]), alpha=float(v["alpha"]), epochs=int(v["epochs"]),
+                           lr=float(v.get("lr", d.lr)), batch_size=int(v.get("batch_size", d.batch_size)),
+                           seed=int(v["seed"]), t_squared=d.t_squared, student=share)
+
+
+def picture_figures(s, cfg: D.DistillConfig, example: int) -> dict[str, Figure]:
+    """What the temperature does to the teacher's output for one test example (a classifier's): the top class's
+    probability and the entropy, at T and at 1."""
+    if family_of(s).name != "classifier":
+        return {}
+    logits = teacher_logits(s.name)[int(example)]
+    p1, pt = D.soften(logits, 1.0), D.soften(logits, cfg.temperature)
+    return {"top_prob": Figure(f"Teacher's top class at T = {cfg.temperature:g}", float(pt.max()), "percent", None,
+                               "computed"),
+            "top_prob_t1": Figure("Teacher's top class at T = 1", float(p1.max()), "percent", None, "computed"),
+            "entropy_bits": Figure(f"Entropy at T = {cfg.temperature:g} (bits)", float(D.entropy_bits(pt)), "number",
+                                   None, "computed"),
+            "second_prob": Figure(f"Teacher's second class at T = {cfg.temperature:g}",
+                                  float(pt.sort(descending=True).values[1]), "percent", None, "computed")}
+
+
+def figures(s, cfg: D.DistillConfig, example: int | None = None) -> dict[str, Figure] | None:
+    """A setting's figures (A/B comparison, lessons): with `example`, the temperature's effect on the teacher's
+    output for it; once trained, the student's score on the test split, the same-budget scratch student's where the
+    family has one, and the student's size. None when there is nothing to show."""
+    out = picture_figures(s, cfg, example) if example is not None else {}
+    key = run_key(s.name, cfg)
+    run = store().get(key)
+    if run is None:
+        return out or None
+    metric = family_of(s).metric
+    kind = "percent" if metric.percent else "number"
+    out |= {"score": Figure(f"Student's test {metric.short}", run.test.value, kind, metric.higher_is_better,
+                            "measured"),
+            "params": Figure("Student's parameters", D.parameters(run.student), "count", False, "counted")}
+    if panel(family_of(s)).scratch and (base := store().get(scratch_key(key))) is not None:
+        out["scratch"] = Figure(f"Scratch student's test {metric.short}", base.test.value, kind,
+                                metric.higher_is_better, "measured")
+        out["gain"] = Figure("Distilled − scratch", run.test.value - base.test.value, kind, True, "measured")
+    return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +24,7 @@ from slimcore.families import Family, Metric, Score, family_of
 
 from . import cache, state, urlstate, work
 from . import text as text_ui
+from .compare import Figure
 from .components import delta, timing_task
 from .urlstate import Bool, Choice, Float, Int
 
@@ -261,6 +262,10 @@ class Gradual:
     step_time: str = "a second or less"   # measured on this 2-core server
 
 
+def _no_config(values: dict) -> P.PruneConfig:
+    raise ValueError("this family's panel reads no settings")
+
+
 @dataclass(frozen=True)
 class Panel:
     """What the Pruning page does differently for one family, and nothing else: its caption, its controls (they
@@ -281,6 +286,8 @@ class Panel:
     settings: Callable[[P.PruneConfig], dict] = lambda cfg: {}    # the controls' session keys that give a config
     gradual: Gradual = Gradual()                     # gradual pruning's defaults for the family
     positions: tuple[float, ...] = ()                # slider positions prepared in the background (slow families)
+    config: Callable[[dict], P.PruneConfig] = _no_config   # a setting (the controls' values by key) as a PruneConfig
+    presets: dict = field(default_factory=dict)      # named settings: mild / aggressive / breaks it
 
 
 def _classifier_controls(s: Any, teacher: bool) -> P.PruneConfig:
@@ -303,7 +310,13 @@ def _classifier_controls(s: Any, teacher: bool) -> P.PruneConfig:
         "Channel norm", [1, 2], format_func=lambda n: f"L{n}", key="prune_norm", horizontal=True,
         disabled=not structured)
     url.save()
-    return P.PruneConfig(ratio, method, scope, structured, norm)
+    return _classifier_config(dict(prune_ratio=ratio, prune_method=method, prune_scope=scope,
+                                   prune_structured=structured, prune_norm=norm))
+
+
+def _classifier_config(v: dict) -> P.PruneConfig:
+    return P.PruneConfig(v["prune_ratio"], v["prune_method"], v["prune_scope"], v["prune_structured"],
+                         v["prune_norm"])
 
 
 def _classifier_picture(name: str, cfg: P.PruneConfig, layer_name: str, view: dict, rep: P.PruneReport) -> go.Figure:
@@ -325,7 +338,10 @@ CLASSIFIER = Panel(
     tuple(round(r / 20, 2) for r in range(20)) + (0.97, 0.99), _classifier_controls, _classifier_picture,
     _classifier_curve, lambda s, cfg: st.session_state.get("prune_layer") or list(family_of(s).layers(s.model))[0],
     settings=lambda cfg: dict(prune_ratio=round(cfg.amount, 2), prune_method=cfg.method, prune_scope=cfg.scope,
-                              prune_structured=cfg.structured, prune_norm=cfg.norm))
+                              prune_structured=cfg.structured, prune_norm=cfg.norm),
+    config=_classifier_config,
+    presets={"mild": dict(prune_ratio=0.3), "aggressive": dict(prune_ratio=0.8, prune_scope="global"),
+             "breaks it": dict(prune_ratio=0.7, prune_structured=True)})
 
 
 SHORT = {"attention.self.query": "q", "attention.self.key": "k", "attention.self.value": "v",
@@ -373,8 +389,14 @@ def _encoder_controls(s: Any, teacher: bool) -> P.PruneConfig:
         c3.selectbox("Layer to inspect", layers, format_func=short, key="prune_layer",
                      help="The Linear layer whose weights and mask are drawn below.")
     url.save()
-    cfg = TP.config(round(float(ratio), 2), kind)
-    return replace(cfg, method=method, scope=scope, norm=int(norm) if cfg.structured else cfg.norm)
+    return _encoder_config(dict(prune_ratio=ratio, prune_kind=kind, prune_method=method, prune_scope=scope,
+                                prune_norm=norm))
+
+
+def _encoder_config(v: dict) -> P.PruneConfig:
+    cfg = TP.config(round(float(v["prune_ratio"]), 2), v["prune_kind"])
+    return replace(cfg, method=v["prune_method"], scope=v["prune_scope"],
+                   norm=int(v["prune_norm"]) if cfg.structured else cfg.norm)
 
 
 def kept_map(keep: P.Masks, model: nn.Module, fam: Family, unit: str) -> go.Figure:
@@ -430,7 +452,9 @@ ENCODER = Panel(
     gradual=Gradual(4, 2, 3e-4, 32, "on the training sentences (MSE of the embeddings to the original encoder's; the "
                     "transformer layers learn, the embedding tables stay)", "about 10-15 s (2 epochs of 240 sentences, "
                     "then the test and quick sets embedded)"),
-    positions=tuple(round(i * 0.05, 2) for i in range(20)))
+    positions=tuple(round(i * 0.05, 2) for i in range(20)), config=_encoder_config,
+    presets={"mild": dict(prune_ratio=0.2), "aggressive": dict(prune_ratio=0.5, prune_kind="ffn"),
+             "breaks it": dict(prune_ratio=0.9, prune_kind="heads")})
 
 PANELS = {"classifier": CLASSIFIER, "encoder": ENCODER}
 
@@ -460,3 +484,36 @@ def full_split(name: str, cfg: P.PruneConfig) -> None:
     if key in done:
         st.markdown(f"**The whole test split** ({text_ui.where(name, False)}), this setting:")
         text_ui.show_quality(done[key], text_ui.original_quality(name, False), name, quick=False)
+
+
+def figures(name: str, cfg: P.PruneConfig) -> dict[str, Figure]:
+    """A setting's headline figures, as the page's metrics show them (A/B comparison, lessons): the same cached
+    report."""
+    rep, metric = report(name, cfg), family(name).metric
+    out = {"score": Figure(metric.name.capitalize(), rep.score.value, "percent" if metric.percent else "number",
+                           metric.higher_is_better, "measured"),
+           "nonzeros": Figure("Non-zero parameters", rep.nonzeros, "count", False, "counted"),
+           "removed": Figure("Weights removed", rep.removed / max(rep.weights, 1), "percent", None, "counted"),
+           "dense_bytes": Figure("Dense size", rep.size_bytes, "bytes", False, "measured"),
+           "sparse_bytes": Figure("Sparse size", rep.sparse.bytes, "bytes", False, "modelled")}
+    base = original(name)
+    out["dense_share"] = Figure("Dense file, share of the original's", rep.size_bytes / base.size_bytes, "percent",
+                                False, "measured")
+    if rep.layer_sparsity:
+        out["most_removed"] = Figure("Most pruned layer: weights removed", max(rep.layer_sparsity.values()),
+                                     "percent", None, "counted")
+        out["least_removed"] = Figure("Least pruned layer: weights removed", min(rep.layer_sparsity.values()),
+                                      "percent", None, "counted")
+    if rep.thin is not None:
+        out["thin_bytes"] = Figure("Thin model size", rep.thin.size_bytes, "bytes", False, "measured")
+        out["thin_share"] = Figure("Thin file, share of the original's", rep.thin.size_bytes / base.size_bytes,
+                                   "percent", False, "measured")
+        out["thin_params"] = Figure("Thin model parameters", rep.thin.params, "count", False, "counted")
+    lat = work.done(timing(name, cfg))   # the page's timed block, when it has run (never waited for)
+    if lat is not None:
+        big = family(name).timing_batches[-1]
+        for key, label in (("masked", "Masked model"), ("thin", "Thin model")):
+            if key in lat:
+                out[f"speedup_{key}"] = Figure(f"{label}: speed-up at batch {big}", lat["original"][big].median_ms
+                                               / lat[key][big].median_ms, "ratio", True, "measured")
+    return out

@@ -8,6 +8,7 @@ cached models (the real int8 ones, the scorers' references) are shared by all se
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from typing import Callable
 
@@ -25,6 +26,7 @@ from slimcore import quantization as q
 from slimcore.api import ACTIVATION_FAMILIES
 
 from . import cache, work
+from .compare import Figure
 from .components import delta, timing_task
 
 CALIBRATION_EXAMPLES = q.CALIBRATION    # training inputs that calibrate activation ranges, simulated and real int8
@@ -375,3 +377,52 @@ def engines_note(name: str, int8: dict, lat: dict | None) -> str:
                      "torch's (the fp32 (ONNX Runtime) row)")
     return text + "."
 
+
+
+# ------------------------------------------------------------------------------------ settings and figures
+
+PRESETS = {"mild": dict(bit_width=6, granularity="per channel"), "aggressive": dict(bit_width=4, granularity="per channel"),
+           "breaks it": dict(bit_width=2)}
+
+
+def setting_config(v: dict) -> q.QuantConfig:
+    """A setting (the page's values by key; advanced ones at their defaults when hidden) as its QuantConfig."""
+    return config(v["bit_width"], v["ternary"], v["scheme"], v["granularity"], v["quant_target"], v["act_bits"],
+                  v["calibration"], v["rounding"])
+
+
+def figures(name: str, cfg: q.QuantConfig, real: bool = False) -> dict[str, Figure]:
+    """A setting's headline figures as the page shows them (A/B comparison, lessons): the same kept variant; with
+    `real`, also the real int8 models' (they do not follow the slider), when the page's background work has built
+    and timed them."""
+    now, metric = variant(name, key(cfg)), family(name).metric
+    extra = real_figures(name) if real else {}
+    sqnr = [e.sqnr_db for e in now["errors"]]
+    finite = [v for v in sqnr if math.isfinite(v)]
+    return {"score": Figure(f"{metric.short.capitalize()}, simulated", now["score"].value,
+                            "percent" if metric.percent else "number", metric.higher_is_better, "measured"),
+            "size_bytes": Figure("Size", now["size"].bytes, "bytes", False, "modelled"),
+            "smaller": Figure("Smaller than fp32", fp32_bytes(name) / now["size"].bytes, "ratio", True, "modelled"),
+            "sqnr": Figure("Mean SQNR over the layers", sum(finite) / len(finite) if finite else math.inf, "db", True,
+                           "measured"),
+            "worst_sqnr": Figure("Worst layer's SQNR", min(sqnr), "db", True, "measured")} | extra
+
+
+def real_figures(name: str) -> dict[str, Figure]:
+    """The smallest real int8 model's figures, when built (and its speed-up over fp32, when timed); else none."""
+    built = work.done(int8_task(name))
+    if not built:
+        return {}
+    metric = family(name).metric
+    label, f = min(((k, v) for k, v in built.items() if v["kind"] != "fp32"), key=lambda kv: kv[1]["size_bytes"])
+    out = {"int8_score": Figure(f"Real int8 ({label}): {metric.short}", f["score"].value,
+                                "percent" if metric.percent else "number", metric.higher_is_better, "measured"),
+           "int8_bytes": Figure(f"Real int8 ({label}): file size", f["size_bytes"], "bytes", False, "measured"),
+           "int8_smaller": Figure("Real int8: smaller than fp32", fp32_bytes(name) / f["size_bytes"], "ratio", True,
+                                  "measured")}
+    lat = work.done(timing(name))
+    if lat is not None and label in lat:
+        big = family(name).timing_batches[-1]
+        out["int8_speedup"] = Figure(f"Real int8: speed-up at batch {big}", lat["fp32"][big].median_ms
+                                     / lat[label][big].median_ms, "ratio", True, "measured")
+    return out

@@ -21,6 +21,7 @@ from slimcore.families import Metric, Score, Scorer, family_of
 from slimcore.sweep import FP32, Allocation, allocate_sample, pareto
 
 from . import cache, state, work
+from .compare import Figure
 from . import pruning as prune_ui
 
 RATIOS = core.RATIOS               # 20 prune ratios, 0 .. 0.95
@@ -439,3 +440,92 @@ def allocation_table(a: Allocation) -> pd.DataFrame:
                     | ({"weights kept": o.weights_kept} if a.kind == "prune"
                        else {"mean bits per weight": round(o.weight_bits / max(o.weights_kept, 1), 2)}))
     return pd.DataFrame(rows)
+
+
+# A/B comparison: settings and figures ------------------------------------------------------------------------------
+
+GRID_KEYS = ("tradeoff_methods", "tradeoff_ratios", "tradeoff_precisions")
+
+
+def grid_config(name: str, v: dict) -> core.GridConfig | None:
+    """The grid a Trade-offs setting (the page's values by key) sweeps; None when it sweeps nothing (no method, ratio
+    or precision chosen)."""
+    if not all(v[k] for k in GRID_KEYS):
+        return None
+    fam = family_of(cache.sample(name))
+    kinds = ("unstructured", *fam.unit_kinds) if v["tradeoff_structured"] else ("unstructured",)
+    return core.GridConfig(kinds, tuple(v["tradeoff_methods"]), tuple(sorted(v["tradeoff_ratios"])),
+                           tuple(p for p in core.precisions(fam.name) if p in v["tradeoff_precisions"]),
+                           v["tradeoff_scope"], GRANULARITIES[v["tradeoff_granularity"]])
+
+
+def tradeoff_presets(name: str) -> dict[str, dict]:
+    """Deep Compression from gentle to harsh (the grid's choices stay): the lowest prune amount at the most bits, the
+    defaults' neighbours, the highest amount at the fewest bits."""
+    pipe = choices(name).pipeline
+    return {"mild": dict(tradeoff_pipe_prune=pipe.amounts[0], tradeoff_pipe_bits=pipe.bits[-1]),
+            "aggressive": dict(tradeoff_pipe_prune=pipe.amounts[-2], tradeoff_pipe_bits=pipe.bits[1]),
+            "breaks it": dict(tradeoff_pipe_prune=pipe.amounts[-1], tradeoff_pipe_bits=pipe.bits[0])}
+
+
+def tradeoff_figures(name: str, v: dict) -> dict[str, Figure] | None:
+    """A Trade-offs setting's figures where they are computed (the grid when every piece is kept, Deep Compression's
+    last stage when it has run): never computed here. None when neither is there."""
+    metric = family_of(cache.sample(name)).metric
+    kind = "percent" if metric.percent else "number"
+    out: dict[str, Figure] = {}
+    cfg = grid_config(name, v)
+    if cfg is not None and all(work.on_disk("grid_piece", name, _piece_setting(cfg, *p)) for p in cfg.pieces()):
+        frame = grid(name, cfg).dropna(subset=["score"])
+        out["configurations"] = Figure("Configurations", len(frame), "count", None, "built")
+        out["frontier"] = Figure("On the size frontier", len(frontier(frame, "size_bytes")), "count", None, "counted")
+        best = best_within(frame, base_score(name, "quick").value)
+        if best is not None:
+            out["best_bytes"] = Figure("Smallest within 1 point: size", best.size_bytes, "bytes", False,
+                                       best.size_label)
+            out["best_score"] = Figure(f"Smallest within 1 point: {metric.short}", best.score, kind,
+                                       metric.higher_is_better, "measured")
+    pipe = choices(name).pipeline
+    stages = work.find("deep_compression", name, (v["tradeoff_pipe_prune"], v["tradeoff_pipe_bits"], pipe.options()))
+    if stages:
+        last = stages[-1]
+        out["pipeline_bytes"] = Figure(f"Deep Compression ({last.name}): size", last.bytes, "bytes", False, last.label)
+        out["pipeline_score"] = Figure(f"Deep Compression ({last.name}): {metric.short}", last.score, kind,
+                                       metric.higher_is_better, "measured")
+    return out or None
+
+
+def scan_config(name: str, v: dict) -> SE.ScanConfig:
+    """The scan a Sensitivity setting (the page's values by key) runs: one setting at a time where groups are laid
+    out as (layer x kind) cells, else the family's list of settings."""
+    grid_layout = any(g.column for g in groups(name))
+    settings: tuple = ()
+    if grid_layout:
+        settings = ((round(float(v["sens_ratio"]), 2),) if v["sens_kind"] == "prune" else (int(v["sens_bits"]),))
+    return SE.ScanConfig(v["sens_kind"], settings, v["sens_method"], GRANULARITIES[v["sens_granularity"]],
+                         bool(v["sens_whole"]) if grid_layout else False)
+
+
+def sensitivity_presets(name: str) -> dict[str, dict]:
+    """Budgets from gentle to harsh (pruning scans), and quantization's fewest bits for 'breaks it'."""
+    _, lo, hi, step = budget_range(family_of(cache.sample(name)).metric)
+    return {"mild": dict(sens_budget=round(lo + 5 * step, 12)), "aggressive": dict(sens_budget=round(hi / 2, 12)),
+            "breaks it": dict(sens_budget=hi, sens_kind="quantize", sens_bits=2)}
+
+
+def sensitivity_figures(name: str, v: dict) -> dict[str, Figure] | None:
+    """A Sensitivity setting's allocation figures when it has been computed (never computed here), else None."""
+    alloc = work.find("allocation", name, (scan_config(name, v), float(v["sens_budget"])))
+    if alloc is None:
+        return None
+    metric = alloc.metric
+    kind = "percent" if metric.percent else "number"
+    uniform = min(alloc.uniform, key=lambda o: abs(o.size_bytes - alloc.result.size_bytes))
+    return {"drop": Figure(f"Drop, validation ({'points' if metric.percent else metric.short})", alloc.drop, "number",
+                           False, "measured"),
+            "test": Figure(f"Test {metric.short}", alloc.result.test_accuracy, kind, metric.higher_is_better,
+                           "measured"),
+            "bytes": Figure("Size", alloc.result.size_bytes, "bytes", False, "modelled"),
+            "uniform_drop": Figure(f"Uniform, same size: drop ({'points' if metric.percent else metric.short})",
+                                   (alloc.base_accuracy - uniform.accuracy) * metric.scale, "number", False,
+                                   "measured")}

@@ -51,6 +51,22 @@ SWITCHED = {"text_per_channel", "text_sens_per_channel"}   # old 1/0 switches, n
 FLIPPED = {"mse_weight": "alpha"}   # applied after RENAMED (text_alpha -> mse_weight -> alpha)
 
 
+PAGE_SPEC = "_page_spec"   # session key: the Spec the page now running loaded (one per page run)
+
+
+SEEN = "_url_keys"         # session key: every lab setting key a page has declared in this session
+
+
+def seen_keys() -> set[str]:
+    """The lab settings declared in this session so far (what a lesson step resets to take its link's values)."""
+    return set(st.session_state.get(SEEN, ()))
+
+
+def page_spec() -> "Spec":
+    """The settings of the page now running: the Spec its controls loaded this run (a page loads one)."""
+    return st.session_state[PAGE_SPEC]
+
+
 class Invalid(ValueError):
     """A URL value that cannot be used; the message says why, in a few words."""
 
@@ -250,9 +266,11 @@ class Choices(Choice):
 Param = Float | Int | Bool | Choice | Choices
 
 
-def _history_navigation() -> bool:
+def history_navigation() -> bool:
     """True when this run follows the browser's back/forward buttons (the URL is then the state to restore)."""
     return bool(getattr(get_script_run_ctx(), "is_history_navigation", False))
+
+
 
 
 def _raw(key: str, multi: bool) -> Any:
@@ -282,7 +300,9 @@ class Spec:
 
     def load(self) -> None:
         """Seed session state for this page's keys before its widgets are drawn; then say which URL settings were
-        ignored, and whether teacher mode is on."""
+        ignored, and whether teacher mode is on. The spec becomes the page's (page_spec())."""
+        st.session_state[PAGE_SPEC] = self
+        st.session_state.setdefault(SEEN, set()).update(self.params)
         self._seed(list(self.params.values()))
         if teacher():
             st.caption("🎓 **Teacher mode**: the advanced controls are hidden and their defaults are used. To see "
@@ -291,6 +311,7 @@ class Spec:
     def add(self, param: Param) -> None:
         """Declare (and seed) a key whose options are known only later in the run, e.g. a point of a computed grid."""
         self.params[param.key] = param
+        st.session_state.setdefault(SEEN, set()).add(param.key)
         self._seed([param])
 
     def save(self) -> None:
@@ -305,7 +326,7 @@ class Spec:
         _update(want, list(self.params))
 
     def _seed(self, params: list[Param]) -> None:
-        history, ignored = _history_navigation(), []
+        history, ignored = history_navigation(), []
         for p in params:
             fresh = p.key not in st.session_state
             if p.advanced and teacher():
@@ -374,32 +395,52 @@ def rename_old_keys(text: bool) -> None:
         st.query_params.from_dict({k: v[0] if len(v) == 1 else v for k, v in new.items()})
 
 
+PROJECTOR = "projector"              # plain session key and URL key, as TEACHER
+PROJECTOR_WIDGET = "projector_mode"
+
+
 def teacher() -> bool:
     """Whether teacher mode is on in this session."""
     return bool(st.session_state.get(TEACHER, False))
 
 
-def _on_teacher() -> None:
-    st.session_state[TEACHER] = st.session_state[TEACHER_WIDGET]
+def projector() -> bool:
+    """Whether projector mode is on in this session (large type, the main slider and chart on one screen,
+    explanations folded away, latency only when it is not noisy)."""
+    return bool(st.session_state.get(PROJECTOR, False))
+
+
+def _flag_toggle(key: str, widget: str, label: str, help: str) -> bool:
+    """A sidebar toggle for a session-wide flag seeded from ?key=1 and kept in the URL (absent when off)."""
+    note = None
+    if key not in st.session_state or history_navigation():
+        on = False
+        if key in st.query_params:
+            try:
+                on = _bool(st.query_params[key])
+            except Invalid as e:
+                note = f"Ignored {_given(key)} in the link: {e}."
+        st.session_state[key] = on
+    st.session_state[widget] = st.session_state[key]  # re-seeded on every page, as the model picker is
+    st.sidebar.toggle(label, key=widget, on_change=lambda: st.session_state.update({key: st.session_state[widget]}),
+                      help=help)
+    if note:
+        st.sidebar.caption(note)
+    _update({key: ["1"]} if st.session_state[key] else {}, [key])
+    return bool(st.session_state[key])
 
 
 def teacher_toggle() -> bool:
     """Draw the sidebar's Teacher mode toggle (seeded from ?teacher=1) and keep the flag in the URL; return it.
     The frame (app.py) calls it once per run, after state.sidebar()."""
-    note = None
-    if TEACHER not in st.session_state or _history_navigation():
-        on = False
-        if "teacher" in st.query_params:
-            try:
-                on = _bool(st.query_params["teacher"])
-            except Invalid as e:
-                note = f"Ignored {_given('teacher')} in the link: {e}."
-        st.session_state[TEACHER] = on
-    st.session_state[TEACHER_WIDGET] = st.session_state[TEACHER]  # re-seeded on every page, as the model picker is
-    st.sidebar.toggle("Teacher mode", key=TEACHER_WIDGET, on_change=_on_teacher,
-                      help="Hide the advanced controls and use their defaults: the main sliders stay. Kept in the "
-                           "link as teacher=1, so a class can open the same simple view.")
-    if note:
-        st.sidebar.caption(note)
-    _update({"teacher": ["1"]} if teacher() else {}, ["teacher"])
-    return teacher()
+    return _flag_toggle(TEACHER, TEACHER_WIDGET, "Teacher mode",
+                        "Hide the advanced controls and use their defaults: the main sliders stay. Kept in the link as "
+                        "teacher=1, so a class can open the same simple view.")
+
+
+def projector_toggle() -> bool:
+    """Draw the sidebar's Projector mode toggle (seeded from ?projector=1), keep it in the URL; return it."""
+    return _flag_toggle(PROJECTOR, PROJECTOR_WIDGET, "Projector mode",
+                        "For a lecture hall: large type, the main slider and the main chart on one screen, the "
+                        "explanations folded away, and latency shown only when it is not noisy. Kept in the link as "
+                        "projector=1.")

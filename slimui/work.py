@@ -130,6 +130,13 @@ def started(task: Task) -> bool:
     return worker().get(task.key) is not None
 
 
+def done(task: Task) -> Any | None:
+    """The task's result if its job has finished here, else None: nothing submitted, nothing drawn (what a lesson's
+    answer or an A/B table reads of a page's background work)."""
+    job = worker().get(task.key)
+    return job.result if job is not None and job.state == "done" else None
+
+
 def later(task: Task, draw: Callable[[Any], Any] | None = None) -> Any | None:
     """Run the task in the background (once, whoever asks) and return its result when it is there (after calling
     `draw` with it); until then show a placeholder that says what runs and reruns the page when it is done, and

@@ -17,6 +17,7 @@ panel = home.panel(family_of(s).name)
 st.title("SlimLab — see what compression costs and buys")
 st.caption("Pick a model in the sidebar, then open a lab. Every figure here is computed live by `slimcore` on "
            "held-out data and the real model.")
+st.page_link("views/6_Lessons.py", label="New to compression? Start with a guided lesson", icon=":material/school:")
 
 with st.expander("Upload your own model"):   # closed: the chosen model's card comes first
     up.upload_form()

@@ -8,7 +8,7 @@ from slimcore import plots
 from slimcore.graph import coupled_note
 from slimcore import pruning as P
 from slimcore.recipe import Recipe
-from slimui import state, work
+from slimui import compare, lessons, projector, state, urlstate, work
 from slimui import pruning as ui
 from slimui.components import Timed, delta, metric_slots
 from slimui.export import export_panel
@@ -21,11 +21,16 @@ st.title(panel.title)
 st.caption(panel.caption)
 with state.friendly_errors():
     cfg = panel.controls(s, teacher)
+    setting = compare.setting(urlstate.page_spec(), "prune_layer", "prune_steps", "prune_epochs")
+    compare.toolbar("Pruning", setting, panel.presets, teacher)
+    lessons.banner("Pruning", lambda: ui.figures(name, cfg))
     with work.spinner("Pruning and measuring", "prune_report", name):
         now = ui.report(name, cfg)
     base = ui.original(name)
     if panel.positions:   # a slow model: the other slider positions are prepared in the background
         ui.prefetch(name, cfg, panel.positions)
+big = urlstate.projector()
+curve_slot = st.container() if big else None   # projector mode: the main chart right under the slider
 
 if now.emptied:
     st.warning(f"At this ratio every weight of {', '.join(now.emptied)} is removed: "
@@ -62,6 +67,8 @@ if len(cols) == 6:
                    help=f"Read from the thin model's weights: {unit} per layer, of the original's.")
 st.caption(f"Sparse size is **modelled** as `{now.sparse.format}` storage ({now.sparse.detail}); the other "
            "sizes are **measured** bytes of real files.")
+with state.friendly_errors():
+    compare.panel("Pruning", setting, lambda v: ui.figures(name, panel.config(v)), teacher, ui.figures(name, cfg))
 if panel.detail is not None:
     panel.detail(name, now)
 ui.full_split(name, cfg)
@@ -81,7 +88,7 @@ with left:
                                          "% of the layer's weights"), key="prune_layers")
     if cfg.structured and (tied := coupled_note(s.model)):
         st.caption(tied)
-curve_slot = right.container()
+curve_slot = curve_slot or right.container()
 
 layers = list(fam.layers(s.model))
 # The layer beside the histogram is a basic control (shown in teacher mode too); a family that picks it among its
@@ -106,7 +113,10 @@ with right:
 with curve_slot:
     qs = ui.curve(name, cfg, panel.curve)   # None (a placeholder drawn) until it is computed
 if qs is not None:
-    curve_slot.plotly_chart(panel.curve_figure(name, cfg, now, qs, base.score.value), key="prune_curve")
+    fig = panel.curve_figure(name, cfg, now, qs, base.score.value)
+    if big:
+        fig.update_layout(height=projector.height(420))
+    curve_slot.plotly_chart(fig, key="prune_curve")
     curve_slot.caption(f"One-shot (no fine-tuning), measured at ratios {', '.join(map(str, panel.curve))}; computed once per "
                f"model and method, then cached. Current ratio: {metric.short} {metric.format(now.score.value)}.")
 

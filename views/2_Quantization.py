@@ -6,7 +6,7 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore.recipe import Int8Config, Recipe
-from slimui import state, urlstate, work
+from slimui import compare, lessons, projector, state, urlstate, work
 from slimui import quant as ui
 from slimui import text_quant
 from slimui.components import Timed, metric_slots
@@ -33,6 +33,7 @@ URL = urlstate.Spec(  # the settings kept in the link (?bit_width=4...); advance
     Choice("calibration", list(ui.CALIBRATION_METHODS), advanced=True),
     Choice("rounding", list(ui.ROUNDING), advanced=True), Choice("quant_layer", layers))
 URL.load()
+setting = compare.setting(URL, "quant_layer")
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
 bits = c1.slider("Bit width", 1, 16, key="bit_width",
@@ -63,6 +64,7 @@ if not teacher:  # in teacher mode activations, calibration and rounding stay at
                             help="Stochastic rounding rounds up with probability equal to the fraction: unbiased on "
                                  "average, noisier per weight.")
 URL.save()
+compare.toolbar("Quantization", setting, ui.PRESETS, teacher)
 
 with state.friendly_errors():
     cfg = ui.config(bits, ternary, scheme, granularity, target, act_bits, calibration, rounding)
@@ -70,11 +72,14 @@ with state.friendly_errors():
     with work.spinner("Quantizing and measuring", "quant_variant", name):
         now = ui.variant(name, ui.key(cfg))
     errors = {e.name: e for e in now["errors"]}
+    lessons.banner("Quantization", lambda: ui.figures(name, cfg, real=True))
     layer = st.session_state.get("quant_layer", layers[0])
     if layer not in layers:  # another model's layer, kept from before a model switch
         layer = st.session_state["quant_layer"] = layers[0]
     detail = ui.layer_detail(name, ui.key(cfg), layer)
 
+big = urlstate.projector()
+top = st.container() if big else None   # projector mode: the main chart (quality against bits) under the slider
 score = now["score"]
 weights_label = ("ternary" if cfg.ternary else "binary" if cfg.bits == 1 else f"{cfg.bits}-bit")
 if (cfg.ternary or cfg.bits == 1) and not cfg.symmetric:
@@ -103,6 +108,9 @@ cols[4].metric("Distinct values, layer", f"{err.distinct:,}",
                     f"{err.max_abs:.3g}.")
 if panel:
     panel.quality(score, base, name)
+with state.friendly_errors():
+    compare.panel("Quantization", setting, lambda v: ui.figures(name, ui.setting_config(v)), teacher,
+                  ui.figures(name, cfg))
 
 st.selectbox("Layer to inspect", layers, key="quant_layer")
 shape = " × ".join(map(str, detail["shape"]))
@@ -128,12 +136,14 @@ if line is not None:
     here = math.log2(3) if cfg.ternary else cfg.bits
     if metric.percent:
         fig = plots.bits_curve(line["bits"], [p.value for p in line["scores"]], (here, score.value), base.value,
-                               {"ternary": line["ternary"].value}, title)
+                               {"ternary": line["ternary"].value}, title, symmetric=cfg.symmetric)
     else:
         series = panel.curve_series(line["scores"]) if panel else {metric.short: [p.value for p in line["scores"]]}
         fig = plots.line_chart(line["bits"], series, title, "weight bits", f"{metric.short} (to the original)",
                                marker=here)
-    left.plotly_chart(fig, key="q_curve")
+    if big:
+        fig.update_layout(height=projector.height(420))
+    (top or left).plotly_chart(fig, key="q_curve")
     left.caption(f"The curve is computed once per scheme, granularity, activation and rounding setting "
                  f"({len(line['bits']) + 1} quantized models evaluated on {score.examples:,} held-out examples), "
                  f"then kept: moving the slider only moves the marker. Ternary: "

@@ -4,7 +4,7 @@ families is the family's panel (slimui.distill.PANELS)."""
 import streamlit as st
 
 from slimui import distill as ui
-from slimui import state
+from slimui import compare, lessons, state, urlstate
 
 s, teacher = state.current()
 state.require_layers(s, "Distillation")
@@ -12,6 +12,10 @@ panel = ui.panel(ui.family_of(s))
 st.title("Distillation lab")
 st.caption(ui.caption(s))
 cfg = ui.controls(s, teacher)
+setting = compare.setting(urlstate.page_spec(), "example", "distill_log")
+compare.toolbar("Distillation", setting, ui.presets(s), teacher)
+example = st.session_state.get("example", 0) if ui.family_of(s).name == "classifier" else None
+lessons.banner("Distillation", lambda: ui.figures(s, cfg, example))
 key = ui.run_key(s.name, cfg)
 panel.picture(s, cfg)
 
@@ -31,6 +35,8 @@ else:
     if panel.results:
         panel.results(s, run)
     timing = ui.comparison(s, key, teacher)
+with state.friendly_errors():
+    compare.panel("Distillation", setting, lambda v: ui.figures(s, ui.setting_config(s, v), example), teacher)
 ui.kept_runs(s)
 if panel.grid:
     panel.grid(s, key)

@@ -11,7 +11,7 @@ from slimcore import pruning as P
 from slimcore import tradeoffs as TR
 from slimcore.families import family_of
 from slimcore.recipe import Recipe
-from slimui import cache, state, urlstate
+from slimui import cache, compare, lessons, projector, state, urlstate
 from slimui import pruning as prune_ui
 from slimui import text as text_ui
 from slimui import tradeoffs as ui
@@ -57,7 +57,10 @@ granularity = URL.default("tradeoff_granularity") if teacher else c4.radio(
 if teacher:
     ratios, precisions = URL.default("tradeoff_ratios"), URL.default("tradeoff_precisions")
 else:
-    r1, r2 = st.container(), st.container()   # full width: in half a column the chips of nine precisions were cut
+    # full width: in half a column the chips of nine precisions were cut; folded away in projector mode (the chart
+    # must share the screen with the controls)
+    grid_box = st.expander("Prune ratios and precisions of the grid") if urlstate.projector() else st.container()
+    r1, r2 = grid_box.container(), grid_box.container()
     ratios = r1.multiselect("Prune ratios", list(opts.ratios), key="tradeoff_ratios", format_func=lambda r: f"{r:.0%}",
                             wrap=True)   # in a column the chips would scroll in one row: most of them out of sight
     precisions = r2.multiselect("Precisions", list(precisions_known), key="tradeoff_precisions",
@@ -65,16 +68,20 @@ else:
 axis = st.radio(f"{metric.short.capitalize()} against", list(opts.axes), key="tradeoff_x", horizontal=True,
                 format_func={"size": "size", "latency": "latency (real fp32 models)", "MACs": "MACs"}.get)
 URL.save()
+big = urlstate.projector()
+chart_slot = st.container() if big else None   # projector mode: the main chart right under the controls
+setting = compare.setting(URL, "tradeoff_x", "tradeoff_point")
+compare.toolbar("Trade-offs", setting, ui.tradeoff_presets(name), teacher)
+lessons.banner("Trade-offs", lambda: ui.tradeoff_figures(name, compare.values(setting, teacher)))
+with state.friendly_errors():
+    compare.panel("Trade-offs", setting, lambda v: ui.tradeoff_figures(name, v), teacher)
 if not methods or not ratios or not precisions:
     st.info("Choose at least one pruning method, one prune ratio and one precision to sweep.")
     ui.pipeline_section(name)   # it needs no grid
     st.stop()
 
-kinds = ("unstructured", *fam.unit_kinds) if structured else ("unstructured",)
 with state.friendly_errors():
-    cfg = TR.GridConfig(kinds, tuple(methods), tuple(sorted(ratios)), tuple(p for p in precisions_known
-                                                                             if p in precisions),
-                        scope, ui.GRANULARITIES[granularity])
+    cfg = ui.grid_config(name, compare.values(setting, teacher))
 todo = cfg.pieces()
 if opts.slow and not ui.grid_started(name, cfg):   # not computed yet, by anyone: offered, not started unasked
     offer = st.empty()  # the offer goes away once taken: the build's progress replaces it
@@ -173,7 +180,9 @@ with left:
         f"{metric.name.capitalize()} against {x_title} ({', '.join(methods)}, {P.SCOPES[scope]}, {granularity})",
         x_title, x_unit, log_x and (axis != "size" or opts.log_size), base_score, list(notes),
         y_title=metric.name, percent=metric.percent)
-    st.plotly_chart(fig, key="tradeoff_chart")
+    if big:
+        fig.update_layout(height=projector.height(fig.layout.height or 480))
+    (chart_slot or st).plotly_chart(fig, key="tradeoff_chart")
 if axis == "size":
     st.caption("**Filled** markers: measured size (torch.save of a real model: the original, structurally pruned "
                "models at fp32, real int8 models). **Open**: modelled from bit counts — weights at k bits in the "

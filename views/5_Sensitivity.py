@@ -10,7 +10,7 @@ from slimcore import plots
 from slimcore import pruning as P
 from slimcore import sensitivity as SE
 from slimcore.families import family_of
-from slimui import state, urlstate
+from slimui import compare, lessons, projector, state, urlstate
 from slimui import tradeoffs as ui
 from slimui.pruning import score_delta
 from slimui.urlstate import Bool, Choice, Float, Int
@@ -68,8 +68,12 @@ budget = c3.slider(f"{metric.short.capitalize()} budget: the largest drop you ac
                         "the one the allocation is chosen on; the test split is kept out of the choice and reported "
                         "beside it.")
 URL.save()
+setting = compare.setting(URL)
+compare.toolbar("Sensitivity", setting, ui.sensitivity_presets(name), teacher)
+lessons.banner("Sensitivity", lambda: ui.sensitivity_figures(name, compare.values(setting, teacher)))
 with state.friendly_errors():
-    cfg = SE.ScanConfig(kind, settings, method, ui.GRANULARITIES[granularity], whole)
+    compare.panel("Sensitivity", setting, lambda v: ui.sensitivity_figures(name, v), teacher)
+    cfg = ui.scan_config(name, compare.values(setting, teacher))
 todo = ui.groups(name, whole)
 unit = "prune ratio" if kind == "prune" else "weight bits"
 if opts.slow and not ui.scan_started(name, cfg):   # not computed yet, by anyone: offered, not started unasked
@@ -95,9 +99,9 @@ if not grid_layout:   # rows: layers, columns: settings, cells: the score
     values = sorted(sens.setting.unique(), reverse=kind == "quantize")   # from gentle to harsh
     scores = sens.pivot(index="group", columns="setting", values="score").loc[layers, values]
     labels = [ui.setting_name(kind, v) for v in values]
-    left.plotly_chart(plots.sensitivity_heatmap(layers, labels, scores.to_numpy(), base,
-                                                f"Validation {metric.short} (%) with one layer {done} alone", unit),
-                      key="sens_heatmap")
+    heat = plots.sensitivity_heatmap(layers, labels, scores.to_numpy(), base,
+                                     f"Validation {metric.short} (%) with one layer {done} alone", unit)
+    left.plotly_chart(heat.update_layout(height=projector.height(heat.layout.height or 450)), key="sens_heatmap")
     xs, x_title = (values, unit) if kind == "quantize" else ([v * 100 for v in values], "% of its weights removed")
     right.plotly_chart(plots.line_chart(xs, {n: list(scores.loc[n]) for n in layers}, "The same, one line per layer",
                                         x_title, f"validation {metric.short}", percent=metric.percent,
@@ -108,9 +112,10 @@ if not grid_layout:   # rows: layers, columns: settings, cells: the score
                "Computed once per model and setting (one cached scan per layer).")
 else:   # rows: transformer layers, columns: kinds of Linear, cells: the drop at the one setting
     drops = SE.heat(sens)
-    left.plotly_chart(plots.drop_heatmap(drops.to_numpy(), list(drops.index), list(drops.columns),
-                                         f"Drop in {metric.short}, one group {done} alone", "layer group",
-                                         "transformer layer", f"original − {metric.short}"), key="sens_heatmap")
+    heat = plots.drop_heatmap(drops.to_numpy(), list(drops.index), list(drops.columns),
+                              f"Drop in {metric.short}, one group {done} alone", "layer group", "transformer layer",
+                              f"original − {metric.short}")
+    left.plotly_chart(heat.update_layout(height=projector.height(heat.layout.height or 450)), key="sens_heatmap")
     table = pd.DataFrame({"group": sens.group, f"drop in {metric.short}": sens.score_drop, metric.short: sens.score}
                          | ({"worst cosine": [d.worst_cosine for d in sens.detail],
                              "Spearman": [d.spearman for d in sens.detail],
