@@ -1,10 +1,12 @@
 """The command line, `python -m slimcore`: `apply` rebuilds a compressed model from a recipe, prints its figures and
-exports it; `sweep` writes the Trade-offs table as CSV. The numbers are the dashboard's: both commands call the
+exports it; `sweep` writes the Trade-offs table as CSV; `experiments` runs the Distillation page's experiments (scarce
+labels, dark knowledge, weak vs strong) and prints their table. The numbers are the dashboard's: the commands call the
 slimcore functions the pages call. Bad arguments give one line on stderr and exit code 2, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -15,6 +17,7 @@ from typing import Any, Sequence, TextIO
 
 import torch
 
+from . import experiments as E
 from . import recipe as R
 from . import tradeoffs
 from .families import family_of
@@ -178,6 +181,57 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPERIMENTS = ("scarce", "dark", "weak-strong")
+
+
+def cmd_experiments(args: argparse.Namespace) -> int:
+    sample = resolve_model(args.model, args.data)
+    if args.seeds < 2:
+        raise UsageError(f"--seeds must be at least 2 (a mean ± sd needs two), got {args.seeds}")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    bad = [p for p in (*args.labels, args.share) if not 0 < p <= 100]
+    if bad:
+        raise UsageError(f"shares of labels and data are percentages in (0, 100], got {bad[0]:g}")
+    train = dataclasses.replace(E.TRAINING, epochs=args.epochs)
+    only = tuple(dict.fromkeys(args.only or EXPERIMENTS))
+    if "dark" in only and not 0 <= args.held_out < E.classes(sample):   # before any other experiment runs
+        raise UsageError(f"--held-out must be a class of the model, 0..{E.classes(sample) - 1}; got {args.held_out}")
+    fractions = tuple(p / 100 for p in dict.fromkeys(args.labels))
+    runs = {  # experiment -> (what, students, how)
+        "scarce": (f"scarce labels: {len(fractions)} shares", 2 * args.seeds * len(fractions), lambda progress:
+                   E.scarce_curve(sample, E.ScarceConfig(seeds=args.seeds, train=train), fractions, progress)),
+        "dark": (f"dark knowledge, no {args.held_out}", 2 * args.seeds, lambda progress:
+                 E.dark_knowledge(sample, E.DarkConfig(args.held_out, args.seeds, train), progress)),
+        "weak-strong": (f"weak vs strong, {args.share:g} % of the data", len(E.ARMS) * args.seeds, lambda progress:
+                        E.weak_strong(sample, E.WeakStrongConfig(args.share / 100, args.seeds, train), progress)),
+    }
+    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for name in only:
+        what, students, run = runs[name]
+        t0 = time.perf_counter()
+        results[name] = run(Progress(f"{what}: {students} students"))
+        seconds[name] = time.perf_counter() - t0
+    flat = [r for res in results.values() for r in (res if isinstance(res, tuple) else (res,))]
+    table = [row for r in flat for row in E.rows(r)]
+    if args.json:
+        print(json.dumps({"model": args.model, "training": dataclasses.asdict(train), "seeds": args.seeds,
+                          "experiments": {k: [dataclasses.asdict(r) for r in v] if isinstance(v, tuple)
+                                          else dataclasses.asdict(v) for k, v in results.items()},
+                          "rows": table, "seconds": seconds,
+                          "published": {k: [dataclasses.asdict(r) for r in refs] for k, refs in E.PUBLISHED.items()}},
+                         indent=2))
+        return 0
+    steps = E.budget(len(family_of(sample).split(sample, "train")), train)
+    print(f"{args.model}: students {train.student:g} of the teacher's width, {steps} Adam steps each (lr {train.lr:g}, "
+          f"batch {train.batch_size}), T = {train.temperature:g}, alpha {train.alpha:g}; mean ± sample sd over "
+          f"{args.seeds} seeds, on the test split")
+    print(E.text_table(table))
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
+    return 0
+
+
 # The parser ----------------------------------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -236,6 +290,30 @@ def parser() -> argparse.ArgumentParser:
                    "classifiers)")
     s.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's)")
     s.set_defaults(run=cmd_sweep)
+
+    x = sub.add_parser("experiments", help="run the distillation experiments and print their table",
+                       description="The Distillation page's experiments, by the same functions: scarce labels "
+                       "(distilled vs scratch at each share of labels), dark knowledge (recall of a class no student "
+                       "saw) and weak vs strong (random init vs the teacher's thinned weights, on little data); "
+                       "classifiers only. Every figure: mean ± sample sd over seeds, on the test split.")
+    x.add_argument("--model", required=True, metavar="M",
+                   help=f"a classifier: one of {', '.join(list_samples('classifier'))}, or a model file")
+    x.add_argument("--data", metavar="FILE", help="data for a model file (not for sample models, which bring theirs)")
+    x.add_argument("--seeds", type=int, default=E.SEEDS, metavar="N", help=f"seeds per figure (default {E.SEEDS})")
+    x.add_argument("--only", nargs="+", choices=EXPERIMENTS, metavar="NAME",
+                   help=f"run only these: {', '.join(EXPERIMENTS)} (default: all three)")
+    x.add_argument("--labels", type=_floats, default=tuple(f * 100 for f in E.FRACTIONS), metavar="LIST",
+                   help="scarce labels: shares of the training labels, in %%, comma-separated (default: "
+                        f"{','.join(f'{f * 100:g}' for f in E.FRACTIONS)})")
+    x.add_argument("--held-out", type=int, default=E.DarkConfig().held_out, metavar="C",
+                   help=f"dark knowledge: the class held out of the training data (default {E.DarkConfig().held_out})")
+    x.add_argument("--share", type=float, default=E.WeakStrongConfig().share * 100, metavar="P",
+                   help="weak vs strong: the share of training data, in %% (default "
+                        f"{E.WeakStrongConfig().share * 100:g})")
+    x.add_argument("--epochs", type=int, default=E.TRAINING.epochs, metavar="N",
+                   help=f"epochs' worth of steps per student (default {E.TRAINING.epochs})")
+    x.add_argument("--json", action="store_true", help="print the results as JSON")
+    x.set_defaults(run=cmd_experiments, threads=None)
     return p
 
 
@@ -243,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("choose a command: apply or sweep")
+            raise UsageError("choose a command: apply or sweep, or experiments")
         if args.threads is not None:
             if args.threads < 1:
                 raise UsageError(f"--threads must be at least 1, got {args.threads}")

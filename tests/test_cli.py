@@ -341,3 +341,52 @@ def test_a_named_architecture_and_its_program_sweep_to_the_same_table(tmp_path):
     wrong = run("sweep", "--model", str(tmp_path / "weights.safetensors"), "--architecture", "resnet50", *common,
                 "--out", str(tmp_path / "x.csv"))
     assert wrong.returncode == 1 and "do not fit resnet50" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+# experiments: the Distillation page's experiments table -----------------------------------------------------------
+
+def test_experiments_prints_the_table_of_the_experiment_functions(capsys):
+    """In this process (cli.main is what `python -m slimcore` runs), on a tiny setting: the rows are those of
+    slimcore.experiments, which the page draws too; --json carries the same figures."""
+    from dataclasses import replace
+
+    from slimcore import experiments as E
+
+    args = ["experiments", "--model", "digits-cnn", "--only", "dark", "--seeds", "2", "--epochs", "1",
+            "--held-out", "7"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr()
+    expected = E.dark_knowledge(slimcore.load_sample("digits-cnn"), E.DarkConfig(7, 2, replace(E.TRAINING, epochs=1)))
+    assert E.text_table(E.rows(expected)) in out.out and "mean ± sample sd over 2 seeds" in out.out
+    assert "seconds: dark" in out.out
+    assert cli.main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["rows"] == E.rows(expected) and doc["training"]["epochs"] == 1
+    dark = doc["experiments"]["dark"]
+    assert dark["recall_distilled"]["values"] == list(expected.recall_distilled.values)
+    assert any("Hinton" in r["source"] for r in doc["published"]["dark"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--seeds", "1"), "--seeds must be at least 2"),
+    (("--held-out", "10"), "--held-out must be a class of the model, 0..9"),
+    (("--labels", "0,5"), "percentages in (0, 100], got 0"),
+    (("--share", "150"), "percentages in (0, 100], got 150"),
+    (("--only", "frob"), "invalid choice: 'frob'"),
+    (("--epochs", "0"), "--epochs must be at least 1"),
+])
+def test_bad_experiment_arguments_give_one_line_and_exit_code_2(args, message, capsys):
+    assert cli.main(["experiments", "--model", "digits-cnn", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow   # a subprocess: imports, two tiny experiments on MNIST-1D (about 10 s on 2 cores)
+def test_experiments_from_the_shell():
+    out = run("experiments", "--model", "mnist1d-cnn", "--only", "weak-strong", "scarce", "--labels", "5",
+              "--seeds", "2", "--epochs", "1")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("mnist1d-cnn: students 0.5 of the teacher's width, 55 Adam steps each")
+    assert sum("weak vs strong" in line for line in lines) == 4 and sum("scarce labels" in line for line in lines) == 3
+    assert lines[-1].startswith("seconds: weak-strong") and "scarce" in lines[-1]   # in the order asked for
