@@ -6,8 +6,9 @@ its named presets. The panel then offers:
 
 - **Presets** (mild / aggressive / breaks it) and **Reset**: buttons that set the lab's widgets (a preset names only
   what it changes; the rest go back to their defaults);
-- **Pin as A**: the current setting is kept as A — in the session and in the link (`?ab=1&a.prune_ratio=0.3`, the
-  same values the lab's own keys take), so a pinned comparison survives a reload and can be shared;
+- **Pin as A**: the current setting is kept as A — in the session and in the link (`?ab=digits-cnn&a.prune_ratio=0.3`:
+  the model it was pinned on, then the values the lab's own keys take), so a pinned comparison survives a reload and
+  can be shared. A belongs to one model: switching model drops it (the other model's settings differ);
 - while A is pinned, a table of A's figures beside the current setting's (B) with B − A, and which settings differ.
 
 Figures are `Figure`s: a label, a value and how the value is written and compared (a score in the family's metric,
@@ -26,10 +27,12 @@ import streamlit as st
 from . import urlstate
 from .safe import code
 
-PIN = "ab"           # URL marker: an A is pinned (its values follow as a.<key>, defaults left out)
+PIN = "ab"           # URL marker: an A is pinned, on this model (ab=<model>; its values follow as a.<key>, defaults
+                     # left out)
 PREFIX = "a."        # URL prefix of A's values
 SESSION = "ab_pins"  # session key: lab -> A's values
 KINDS = ("percent", "number", "bytes", "count", "ratio", "ms", "db", "text")
+NOTES = ("measured", "modelled", "counted", "computed")   # how a figure was obtained: its note starts with one
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,13 @@ class Figure:
     value: Any
     kind: str = "number"
     higher: bool | None = True
-    note: str = ""
+    note: str = "measured"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"{self.label}: unknown kind {self.kind!r}")
+        if not self.note.startswith(NOTES):
+            raise ValueError(f"{self.label}: say how the figure was obtained ({', '.join(NOTES)}), not {self.note!r}")
 
     def text(self) -> str:
         return written(self.value, self.kind)
@@ -158,9 +163,9 @@ def changes(a: Mapping[str, Any], b: Mapping[str, Any], spec: urlstate.Spec) -> 
     return out
 
 
-def _from_url(spec: urlstate.Spec) -> tuple[dict[str, Any] | None, list[str]]:
-    """A pinned in the link (or None), and what in it was ignored."""
-    if st.query_params.get(PIN) != "1":
+def _from_url(spec: urlstate.Spec, model: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """A pinned in the link for this model (or None), and what in it was ignored."""
+    if st.query_params.get(PIN) != model:
         return None, []
     pinned, ignored = {}, []
     for key, p in spec.params.items():
@@ -177,12 +182,12 @@ def _from_url(spec: urlstate.Spec) -> tuple[dict[str, Any] | None, list[str]]:
     return pinned, ignored
 
 
-def _to_url(spec: urlstate.Spec, pinned: Mapping[str, Any] | None) -> None:
+def _to_url(spec: urlstate.Spec, pinned: Mapping[str, Any] | None, model: str) -> None:
     """Write A into the link (or remove it), keeping every other key."""
     current = {k: st.query_params.get_all(k) for k in st.query_params}
     new = {k: v for k, v in current.items() if k != PIN and not k.startswith(PREFIX)}
     if pinned is not None:
-        new[PIN] = ["1"]
+        new[PIN] = [model]
         for key, p in spec.params.items():
             v = pinned.get(key, p.default)
             if p.valid(v) and p.write(v) != p.write(p.default):
@@ -192,63 +197,84 @@ def _to_url(spec: urlstate.Spec, pinned: Mapping[str, Any] | None) -> None:
         st.query_params.from_dict({k: v[0] if len(v) == 1 else v for k, v in new.items()})
 
 
-def pinned(lab: str, spec: urlstate.Spec) -> dict[str, Any] | None:
-    """This session's A for the lab: the session's, else the link's (a reload, a shared link, back/forward)."""
+def _fitted(spec: urlstate.Spec, chosen: Mapping[str, Any]) -> dict[str, Any]:
+    """A setting as this spec takes it: every key of the spec, a missing or invalid value at its default."""
+    out = {}
+    for key, p in spec.params.items():
+        v = chosen.get(key, p.default)
+        out[key] = p.fit(v) if p.valid(v) else p.default
+    return out
+
+
+def pinned(lab: str, spec: urlstate.Spec, model: str) -> dict[str, Any] | None:
+    """This session's A for the lab on this model: the session's, else the link's (a reload, a shared link,
+    back/forward). An A pinned on another model is dropped."""
     pins = st.session_state.setdefault(SESSION, {})
-    history = urlstate.history_navigation()
-    if lab not in pins or history:
-        from_url, ignored = _from_url(spec)
+    kept = pins.get(lab)
+    if kept is not None and kept[0] != model:
+        pins[lab] = kept = None
+        st.info("The setting pinned as A was for another model: it is unpinned (each model has its own settings).")
+    if lab not in pins or urlstate.history_navigation():
+        from_url, ignored = _from_url(spec, model)
         if ignored:
             st.info("Some values of the pinned setting A in the link were not taken: " + "; ".join(ignored) +
                     ". Their defaults are used.")
-        pins[lab] = from_url
-    return pins[lab]
+        pins[lab] = kept = None if from_url is None else (model, from_url)
+    return None if kept is None else _fitted(spec, kept[1])
 
 
-def _set(spec: urlstate.Spec, chosen: Mapping[str, Any], teacher: bool) -> None:
-    """Set the lab's widgets to `chosen`, the rest to their defaults (a hidden advanced key stays as it is)."""
+def _set(spec: urlstate.Spec, chosen: Mapping[str, Any], teacher: bool, keep: tuple[str, ...] = ()) -> None:
+    """Set the lab's widgets to `chosen`, the rest to their defaults except those in `keep` (a hidden advanced key
+    stays as it is)."""
     for key, p in spec.params.items():
-        if teacher and p.advanced:
+        if (teacher and p.advanced) or (key in keep and key not in chosen):
             continue
         v = chosen.get(key, p.default)
         st.session_state[key] = p.fit(v) if p.valid(v) else p.default
 
 
-def _pin(lab: str, now: dict[str, Any]) -> None:
-    st.session_state.setdefault(SESSION, {})[lab] = dict(now)
+def _pin(lab: str, model: str, now: dict[str, Any]) -> None:
+    st.session_state.setdefault(SESSION, {})[lab] = (model, dict(now))
 
 
 def _unpin(lab: str) -> None:
     st.session_state.setdefault(SESSION, {})[lab] = None
 
 
+def unpin_all() -> None:
+    """Forget every lab's A in this session (a lesson step opens its own view)."""
+    st.session_state[SESSION] = {}
+
+
 # ---------------------------------------------------------------------------------------------------- panel
 
-def toolbar(lab: str, spec: urlstate.Spec, presets: Mapping[str, Mapping[str, Any]], teacher: bool) -> None:
+def toolbar(lab: str, spec: urlstate.Spec, presets: Mapping[str, Mapping[str, Any]], teacher: bool, model: str,
+            keep: tuple[str, ...] = ()) -> None:
     """Presets, Reset and Pin as A: one click sets the lab's widgets, or keeps the current setting as A (drawn under
-    the controls; the callbacks run before the next run draws them)."""
+    the controls; the callbacks run before the next run draws them). A preset leaves the settings in `keep` as they
+    are unless it names them; Reset sets every setting to its default."""
     cols = st.columns([1] * (len(presets) + 2) + [max(1, 5 - len(presets))])
     for col, (label, chosen) in zip(cols, presets.items()):
-        col.button(label, key=f"ab_preset_{urlstate.token(label)}", on_click=_set, args=(spec, chosen, teacher),
+        col.button(label, key=f"ab_preset_{urlstate.token(label)}", on_click=_set, args=(spec, chosen, teacher, keep),
                    help="Sets: " + (", ".join(f"{k} = {v}" for k, v in chosen.items()) or "the defaults")
-                        + "; every other setting back to its default.", width="stretch")
+                        + ("; every other setting back to its default." if not keep else "."), width="stretch")
     cols[len(presets)].button("Reset", icon=":material/restart_alt:", key="ab_reset", on_click=_set,
                               args=(spec, {}, teacher), help="Every setting of this lab back to its default.",
                               width="stretch")
     cols[len(presets) + 1].button("Pin as A", icon=":material/push_pin:", key="ab_pin", on_click=_pin,
-                                  args=(lab, values(spec, teacher)), width="stretch",
+                                  args=(lab, model, values(spec, teacher)), width="stretch",
                                   help="A/B comparison: keep this setting as A, then move the controls — B (now) is "
                                        "shown beside A with the differences. A is kept in the link, so a reload or a "
                                        "shared link shows the same comparison.")
 
 
 def panel(lab: str, spec: urlstate.Spec, figures: Callable[[dict[str, Any]], Mapping[str, Figure] | None],
-          teacher: bool, now: Mapping[str, Figure] | None = None) -> None:
+          teacher: bool, model: str, now: Mapping[str, Figure] | None = None) -> None:
     """While a setting is pinned as A (toolbar's Pin as A, or the link), show A beside B (now) with the differences.
     `figures` turns a setting into its figures (None: not computed yet); `now` is B's when the page has them."""
     current = values(spec, teacher)
-    a = pinned(lab, spec)
-    _to_url(spec, a)
+    a = pinned(lab, spec, model)
+    _to_url(spec, a, model)
     if a is None:
         return
     with st.container(border=True, key="ab_panel"):
@@ -260,8 +286,12 @@ def panel(lab: str, spec: urlstate.Spec, figures: Callable[[dict[str, Any]], Map
         b1.button("Back to A", key="ab_restore", on_click=_set, args=(spec, a, teacher), width="stretch",
                   help="Set the controls to A's setting (A stays pinned).")
         b2.button("Unpin A", key="ab_unpin", on_click=_unpin, args=(lab,), width="stretch")
-        fa = figures(a)
-        fb = now if now is not None else figures(current)
+        try:
+            fa = figures(a)
+            fb = now if now is not None else figures(current)
+        except (ValueError, KeyError) as e:   # a setting this model cannot take: said here, the page goes on
+            st.warning(f"The figures of A cannot be computed on this model: {e}")
+            return
         if fa is None and fb is None:
             st.caption("Neither setting has its figures yet (a student not trained, a grid not built): they appear "
                        "here once computed.")

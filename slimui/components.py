@@ -16,6 +16,7 @@ T = TypeVar("T")
 
 NOISY = ("Some of these timings are noisy: a wide spread between runs, or the machine was busy while timing — often "
          "with the browser drawing this page on the same machine.")
+LATENCY = re.compile(r"\bms\b|speed-up|latency|IQR", re.IGNORECASE)   # a timed table's columns of timings
 RETIME_HELP = ("Timing shares this server's CPU with everything else on it (your browser too, when it runs here): a "
                "wide spread (IQR) means a noisy measurement. This times the models afresh, side by side.")
 
@@ -33,6 +34,7 @@ class Timed:
 
     def __init__(self, key: str, teacher: bool, table: bool = True) -> None:
         self.table = st.empty() if table else None
+        self.frame = pd.DataFrame()   # the table last shown
         self.note, self.warning = st.empty(), st.empty()
         self.slot = st.container()
         self.button = not teacher
@@ -51,6 +53,7 @@ class Timed:
 
     def show(self, frame: pd.DataFrame) -> None:
         """The timed table, full width."""
+        self.frame = frame
         self.table.dataframe(frame, hide_index=True, width="stretch")
 
     def explain(self, text: str, latencies: Iterable[Latency] = (), noisy: bool = False,
@@ -60,8 +63,12 @@ class Timed:
         (self.note.markdown if markdown else self.note.caption)(text)
         if noisy or any(b.noisy for b in latencies):
             if urlstate.projector() and self.table is not None:   # a lecture hall sees no figure it cannot trust
-                self.table.info("Latency is hidden in projector mode: these timings were noisy (a wide spread "
-                                "between runs, or a busy machine)." + (" Press **Time again**." if self.button else ""))
+                kept = [c for c in self.frame.columns if not LATENCY.search(str(c))]
+                with self.table.container():
+                    if kept:
+                        st.dataframe(self.frame[kept], hide_index=True, width="stretch")
+                    st.info("Latency is left out in projector mode: these timings were noisy (a wide spread between "
+                            "runs, or a busy machine)." + (" Press **Time again**." if self.button else ""))
                 self.note.empty()
             else:
                 self.warning.warning(NOISY + (" Press **Time again**." if self.button else ""))

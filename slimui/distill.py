@@ -28,7 +28,7 @@ from slimcore import text as T
 from slimcore import text_distill as TD
 from slimcore.families import Family, Score, family_of
 
-from . import cache, state, urlstate, work
+from . import cache, experiments, projector, state, urlstate, work
 from . import text as text_ui
 from .compare import Figure, values as page_values
 from .components import Timed, delta, timing_task
@@ -234,7 +234,8 @@ def _classifier_controls(s, teacher: bool) -> dict:
         Float("temperature", d.temperature, 1.0, 20.0, 0.5), Float("alpha", d.alpha, 0.0, 1.0, 0.05, advanced=True),
         Choice("student", list(D.WIDTHS), width_label(d.student)), Int("epochs", d.epochs, 1, 100, advanced=True),
         Int("seed", d.seed, 0, 10_000, advanced=True), Int("example", 0, 0, len(s.test) - 1),
-        urlstate.Bool("distill_log"))   # the probabilities' log scale
+        urlstate.Bool("distill_log"),   # the probabilities' log scale
+        *experiments.url_params(s))     # the experiments section's controls
     url.load()
     v = {}
     c1, c2, c3, c4, c5 = st.columns([2, 2, 4, 1, 1])   # the student's size: "1/2 width · 30,135 parameters", whole
@@ -298,7 +299,7 @@ def classifier_picture(s, cfg: D.DistillConfig) -> None:
                                "(its dark knowledge) show even at T = 1.")
         soft = plots.soft_targets(p1.tolist(), pt.tolist(), t, h, y, log=log)
         if urlstate.projector():   # the chart shares the screen with the slider
-            soft.update_layout(height=300)
+            soft.update_layout(height=projector.height(300))
         st.plotly_chart(soft, key="distill_soft")
     wrong = [c for c in np.argsort(-pt.numpy()) if c != y]
     st.markdown(f"**Dark knowledge** — the wrong classes as the teacher ranks them for this **{y}**: "

@@ -24,9 +24,9 @@ from typing import Any, Callable, Mapping
 import streamlit as st
 import yaml
 
-from . import urlstate
-from .compare import Figure, written
-from .safe import md
+from . import compare, urlstate
+from .compare import Figure
+from .safe import code, md, prose
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "lessons"
@@ -35,6 +35,19 @@ LABS = {"Pruning": "views/1_Pruning.py", "Quantization": "views/2_Quantization.p
         "Distillation": "views/3_Distillation.py", "Trade-offs": "views/4_Trade-offs.py",
         "Sensitivity": "views/5_Sensitivity.py"}
 MAX_BYTES = 64 * 1024      # a lesson file larger than this is not read
+# The figures each lab offers a lesson (its figures() functions; lessons/README.md lists them for teachers). A step's
+# figure and the figures its comparisons name must be the lab's.
+FIGURES = {
+    "Pruning": {"score", "nonzeros", "removed", "dense_bytes", "dense_share", "sparse_bytes", "most_removed",
+                "least_removed", "thin_bytes", "thin_share", "thin_params", "speedup_masked", "speedup_thin"},
+    "Quantization": {"score", "size_bytes", "smaller", "sqnr", "worst_sqnr", "int8_score", "int8_bytes",
+                     "int8_smaller", "int8_speedup"},
+    "Distillation": {"top_prob", "top_prob_t1", "second_prob", "entropy_bits", "score", "params", "scratch", "gain",
+                     "scarce_distilled", "scarce_scratch", "scarce_gain", "dark_recall_distilled",
+                     "dark_recall_scratch", "weak", "strong"},
+    "Trade-offs": {"configurations", "frontier", "best_bytes", "best_score", "pipeline_bytes", "pipeline_score"},
+    "Sensitivity": {"drop", "test", "bytes", "uniform_drop"},
+}
 APPLIED = "lesson_applied"    # session: the (lesson, step) whose view was last applied
 REVEALED = "lesson_revealed"  # session: the (lesson, step)s revealed
 _COMPARISON = re.compile(r"^\s*(?:(-?\d+(?:\.\d+)?)\s*\*\s*)?([a-z_][a-z0-9_]*|-?\d+(?:\.\d+)?)\s*"
@@ -87,6 +100,7 @@ class Lesson:
     model: str
     steps: tuple[Step, ...]
     source: str = ""
+    order: float = 100.0   # place on the Lessons page (then the id)
 
 
 # --------------------------------------------------------------------------------------------- reading files
@@ -101,7 +115,11 @@ def _text(data: Mapping, key: str, where: str, required: bool = True, limit: int
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value))
+    except OverflowError:   # an integer of hundreds of digits
+        ok = False
+    if not ok:
         raise LessonError(f"{what} must be a number")
     return float(value)
 
@@ -120,7 +138,15 @@ def _option(data: Any, where: str) -> Option:
                           "'score >= 0.5 * other'")
     if when is not None and (lo is not None or hi is not None):
         raise LessonError(f"{where}: an option has a range (min/max) or a comparison (when), not both")
+    if when is None and lo is None and hi is None:
+        raise LessonError(f"{where}: an option needs min, max or when (else it is always right)")
     return Option(_text(data, "label", where, limit=200), lo, hi, when)
+
+
+def _operands(when: str) -> list[str]:
+    """The figure names a comparison reads."""
+    m = _COMPARISON.match(when)
+    return [v for v in (m.group(2), m.group(5)) if v and not re.fullmatch(r"-?\d+(?:\.\d+)?", v)]
 
 
 def _step(data: Any, where: str) -> Step:
@@ -152,15 +178,20 @@ def _step(data: Any, where: str) -> Step:
                         _number(n.get("scale", 1), f"{where}: number scale"), str(n.get("unit", ""))[:12])
         if not number.lo < number.hi:
             raise LessonError(f"{where}: number min must be below max")
+        if not (number.step > 0 and number.scale > 0):
+            raise LessonError(f"{where}: number step and scale must be above 0")
     if bool(options) == (number is not None):
         raise LessonError(f"{where}: a question has either options or a number")
     figure = _text(data, "figure", where, limit=60)
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", figure):
         raise LessonError(f"{where}: 'figure' is a figure's key, like score or thin_bytes")
+    parsed = tuple(_option(o, f"{where}, option {i + 1}") for i, o in enumerate(options))
+    unknown = sorted({figure, *(k for o in parsed if o.when for k in _operands(o.when))} - FIGURES[lab])
+    if unknown:
+        raise LessonError(f"{where}: the {lab} lab has no figure {', '.join(unknown)}; its figures: "
+                          f"{', '.join(sorted(FIGURES[lab]))}")
     return Step(lab, _text(data, "title", where, limit=120), tuple(settings.items()), _text(data, "look", where),
-                _text(data, "question", where, limit=400), figure,
-                tuple(_option(o, f"{where}, option {i + 1}") for i, o in enumerate(options)), number,
-                _text(data, "explain", where))
+                _text(data, "question", where, limit=400), figure, parsed, number, _text(data, "explain", where))
 
 
 def parse(lesson_id: str, data: Any, source: str = "") -> Lesson:
@@ -174,9 +205,10 @@ def parse(lesson_id: str, data: Any, source: str = "") -> Lesson:
     steps = data.get("steps")
     if not isinstance(steps, list) or not 1 <= len(steps) <= 20:
         raise LessonError(f"{where}: 'steps' is a list of 1 to 20 steps")
+    order = _number(data.get("order", 100), f"{where}: order")
     return Lesson(lesson_id, _text(data, "title", where, limit=120), _text(data, "summary", where, limit=600),
                   _text(data, "model", where, limit=200),
-                  tuple(_step(s, f"{where}, step {i + 1}") for i, s in enumerate(steps)), source)
+                  tuple(_step(s, f"{where}, step {i + 1}") for i, s in enumerate(steps)), source, order)
 
 
 def read(path: Path) -> Lesson:
@@ -188,7 +220,7 @@ def read(path: Path) -> Lesson:
         raise LessonError(f"{path.name}: larger than {MAX_BYTES // 1024} KiB")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except Exception as e:   # YAMLError, UnicodeDecodeError, or a number too long for Python to read (ValueError)
         raise LessonError(f"{path.name}: not valid YAML ({type(e).__name__})") from None
     return parse(lesson_id, data, path.name)
 
@@ -201,17 +233,18 @@ def folders() -> list[Path]:
 def load_all() -> tuple[dict[str, Lesson], list[str]]:
     """Every lesson in the lesson folders by id (in their `order`, then by name), and the files that could not be
     read, each with why."""
-    found: dict[str, tuple[float, Lesson]] = {}
+    found: dict[str, Lesson] = {}
     problems = []
     for folder in folders():
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             try:
                 lesson = read(path)
-                order = yaml.safe_load(path.read_text(encoding="utf-8")).get("order", 100)
-                found[lesson.id] = (float(order) if isinstance(order, (int, float)) else 100.0, lesson)
-            except (LessonError, OSError) as e:
+                found[lesson.id] = lesson
+            except LessonError as e:
                 problems.append(str(e))
-    return {k: v for k, (_, v) in sorted(found.items(), key=lambda kv: (kv[1][0], kv[0]))}, problems
+            except Exception as e:   # one unreadable file never takes the others down
+                problems.append(f"{path.name}: cannot be read ({type(e).__name__})")
+    return {k: v for k, v in sorted(found.items(), key=lambda kv: (kv[1].order, kv[0]))}, problems
 
 
 @st.cache_data(show_spinner=False, ttl=5)
@@ -261,13 +294,19 @@ def right_options(step: Step, figures: Mapping[str, Figure]) -> list[int] | None
     return out
 
 
+def _raw(value: Any) -> str | list[str]:
+    """A step's setting as its link writes it (what the lab's urlstate reads)."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return ("1" if value else "0") if isinstance(value, bool) else str(value)
+
+
 def link(lesson: Lesson, index: int) -> tuple[str, dict[str, str | list[str]]]:
     """The page and query of a lesson's step (index from 0): the model, the step's settings, the lesson."""
     step = lesson.steps[index]
     query: dict[str, str | list[str]] = {"model": lesson.model}
     for key, value in step.settings:
-        query[key] = [str(v) for v in value] if isinstance(value, list) else (
-            ("1" if value else "0") if isinstance(value, bool) else str(value))
+        query[key] = _raw(value)
     return LABS[step.lab], query | {"lesson": lesson.id, "step": str(index + 1)}
 
 
@@ -289,7 +328,7 @@ def _requested() -> tuple[Lesson, int] | None:
         return None
     found, _ = lessons()
     lesson = found.get(lesson_id)
-    if lesson is None or not raw.isdigit() or not 1 <= int(raw) <= len(lesson.steps):
+    if lesson is None or not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= len(lesson.steps):
         return None
     return lesson, int(raw) - 1
 
@@ -309,33 +348,38 @@ def enter() -> None:
 
     for key in {MODEL, *urlstate.seen_keys(), *(k for k, _ in lesson.steps[index].settings)}:
         st.session_state.pop(key, None)
+    compare.unpin_all()   # a step is its own view: no A/B comparison pinned before it
 
 
-def _matches(step: Step) -> list[str]:
-    """The step's settings the controls no longer show (the student moved them)."""
+def _wanted(step: Step) -> tuple[dict[str, Any], list[str]]:
+    """The step's settings as the page's controls take them, and the names the page has no such setting for."""
     spec = urlstate.page_spec()
-    moved = []
+    wanted, unknown = {}, []
     for key, value in step.settings:
         p = spec.params.get(key)
-        if p is None:
-            moved.append(key)
-            continue
-        raw = [str(v) for v in value] if isinstance(value, list) else (
-            ("1" if value else "0") if isinstance(value, bool) else str(value))
         try:
-            wanted = p.read(raw)[0]
-        except urlstate.Invalid:
-            moved.append(key)
-            continue
-        if p.write(st.session_state.get(key, p.default)) != p.write(wanted):
-            moved.append(key)
-    return moved
+            wanted[key] = p.read(_raw(value))[0]
+        except (AttributeError, urlstate.Invalid):   # no such setting here, or a value it cannot take
+            unknown.append(key)
+    return wanted, unknown
+
+
+def _moved(wanted: Mapping[str, Any]) -> list[str]:
+    """The step's settings the controls no longer show (the student moved them)."""
+    spec = urlstate.page_spec()
+    return [k for k, v in wanted.items()
+            if spec.params[k].write(st.session_state.get(k, spec.params[k].default)) != spec.params[k].write(v)]
+
+
+def _back(wanted: Mapping[str, Any]) -> None:
+    st.session_state.update(wanted)
 
 
 def banner(lab: str, figures: Callable[[], Mapping[str, Figure] | None]) -> None:
     """The current lesson step, when the link names one on this lab: what to look at, the question, the student's
-    prediction, and once it is made, the measured answer and why. `figures` gives the lab's figures at the setting
-    shown (None: not measured yet)."""
+    prediction, and once it is revealed, the measured answer and why. Until then the page stops under the banner, so
+    the figure asked about is not on the screen before the prediction. `figures` gives the lab's figures at the
+    setting shown (None: not measured yet)."""
     asked = _requested()
     if asked is None:
         if st.query_params.get("lesson"):
@@ -346,30 +390,34 @@ def banner(lab: str, figures: Callable[[], Mapping[str, Figure] | None]) -> None
     if step.lab != lab:
         return
     n = len(lesson.steps)
+    key = (lesson.id, index)
+    done = st.session_state.setdefault(REVEALED, set())
     with st.container(border=True, key="lesson_banner"):
         st.markdown(f"🎓 **{md(lesson.title)}** · step {index + 1} of {n}: **{md(step.title)}**")
         st.progress((index + 1) / n)
-        st.markdown(step.look)
-        moved = _matches(step)
-        if moved:
-            page, query = link(lesson, index)
-            st.warning("You moved " + ", ".join(moved) + " away from this step's setting: the answer below is "
-                       "measured at the setting shown now.")
-            st.page_link(page, label="Back to the step's setting", query_params=query)
+        st.markdown(prose(step.look))
+        wanted, unknown = _wanted(step)
+        if unknown:
+            st.warning("This lesson step names settings the lab does not have here (or values it cannot take): "
+                       + ", ".join(code(k) for k in unknown) + ". Tell the lesson's author.")
+        if moved := _moved(wanted):
+            st.warning("You moved " + ", ".join(code(k) for k in moved) + " away from this step's setting: the "
+                       "answer below is measured at the setting shown now.")
+            st.button("Back to the step's setting", key="lesson_back", on_click=_back, args=(wanted,))
         widget = f"lesson_{lesson.id}_{index}"
-        st.markdown(f"**Predict first:** {step.question}")
+        st.markdown(f"**Predict first:** {prose(step.question)}")
         if step.options:
             pick = st.radio("Your prediction", range(len(step.options)), index=None, key=widget,
-                            format_func=lambda i: step.options[i].label)
+                            format_func=lambda i: md(step.options[i].label))
         else:
             num = step.number
-            pick = st.number_input(f"Your prediction{f' ({num.unit})' if num.unit else ''}", num.lo, num.hi,
-                                   value=None, step=num.step, key=widget)
-        done = st.session_state.setdefault(REVEALED, set())
+            pick = st.number_input(f"Your prediction{f' ({md(num.unit.strip())})' if num.unit else ''}", num.lo,
+                                   num.hi, value=None, step=num.step, key=widget)
         if st.button("Reveal the measured answer", key="lesson_reveal", disabled=pick is None,
                      help="Make a prediction first."):
-            done.add((lesson.id, index))
-        if (lesson.id, index) in done and pick is not None:
+            done.add(key)
+        revealed = key in done and pick is not None
+        if revealed:
             _reveal(step, pick, figures())
         nav = st.columns(3)
         if index > 0:
@@ -381,33 +429,29 @@ def banner(lab: str, figures: Callable[[], Mapping[str, Figure] | None]) -> None
         else:
             nav[1].page_link("views/6_Lessons.py", label="Lesson done: back to the lessons ✓")
         nav[2].page_link("views/6_Lessons.py", label="All lessons")
+    if not revealed:
+        st.caption("The lab's figures appear below once you have made your prediction and revealed the answer.")
+        st.stop()
 
 
 def _reveal(step: Step, pick: Any, figures: Mapping[str, Figure] | None) -> None:
     fig = (figures or {}).get(step.figure)
     right = right_options(step, figures) if figures is not None and step.options else None
     if fig is None or (step.options and right is None):
-        st.info("The answer is being measured on this page (or needs the button below, e.g. Train): it appears "
+        st.info("The answer is being measured on this page (or needs a button below, e.g. Train or Run): it appears "
                 "here as soon as it is there.")
         return
-    st.markdown(f"**Measured:** {md(fig.label)} = **{fig.text()}** ({fig.note}, at the setting shown).")
+    st.markdown(f"**Measured:** {md(fig.label)} = **{fig.text()}** ({md(fig.note)}, at the setting shown).")
     if step.options:
-        names = " / ".join(step.options[i].label for i in right) or "none of the options"
+        names = " / ".join(md(step.options[i].label) for i in right) or "none of the options"
         if pick in right:
             st.success(f"Your prediction, *{md(step.options[pick].label)}*, is right.")
         else:
-            st.error(f"Your prediction was *{md(step.options[pick].label)}*; the measurement says: *{md(names)}*.")
+            st.error(f"Your prediction was *{md(step.options[pick].label)}*; the measurement says: *{names}*.")
     else:
         num = step.number
         measured = float(fig.value) * num.scale
         off = float(pick) - measured
-        st.info(f"You predicted **{pick:g}{num.unit}**; measured **{measured:.3g}{num.unit}** "
-                f"({off:+.3g}{num.unit} off).")
-    if step.explain:
-        st.markdown(step.explain)
-
-
-def measured_text(figures: Mapping[str, Figure] | None, key: str) -> str:
-    """A figure as the reveal writes it (tests compare it with the page's metric)."""
-    fig = (figures or {}).get(key)
-    return "—" if fig is None else written(fig.value, fig.kind)
+        unit = md(num.unit)
+        st.info(f"You predicted **{pick:g}{unit}**; measured **{measured:.3g}{unit}** ({off:+.3g}{unit} off).")
+    st.markdown(prose(step.explain))

@@ -1,7 +1,7 @@
-"""Projector mode's look: large type for a lecture hall, the explanations folded away (captions hidden; the
-expanders stay folded: the figures, controls and charts stay), less padding so the main slider and the main chart
-share one screen. Pages place their main chart right after their controls when it is on
-(urlstate.projector())."""
+"""Projector mode's look: large type for a lecture hall and less padding, so the main slider and the main chart share
+one screen. The pages do the rest when it is on (urlstate.projector()): their main chart right under the controls,
+their introduction and long explanations left out (the expanders stay folded), the labels that say what is measured
+and what is modelled kept."""
 from __future__ import annotations
 
 import streamlit as st
@@ -11,7 +11,6 @@ from . import urlstate
 CSS = """
 <style>
 html { font-size: 20px; }
-[data-testid="stMain"] [data-testid="stCaptionContainer"] { display: none; }
 [data-testid="stMainBlockContainer"] { padding-top: 3.2rem; padding-bottom: 1rem; max-width: 100%; }
 [data-testid="stMain"] h1 { font-size: 1.9rem; padding-top: 0; padding-bottom: 0.2rem; }
 [data-testid="stMetricValue"] { font-size: 1.9rem; }

@@ -514,6 +514,8 @@ def figures(name: str, cfg: P.PruneConfig) -> dict[str, Figure]:
         big = family(name).timing_batches[-1]
         for key, label in (("masked", "Masked model"), ("thin", "Thin model")):
             if key in lat:
+                noisy = lat["original"][big].noisy or lat[key][big].noisy
                 out[f"speedup_{key}"] = Figure(f"{label}: speed-up at batch {big}", lat["original"][big].median_ms
-                                               / lat[key][big].median_ms, "ratio", True, "measured")
+                                               / lat[key][big].median_ms, "ratio", True,
+                                               "measured" + (", noisy: a wide spread between runs" if noisy else ""))
     return out

@@ -423,6 +423,8 @@ def real_figures(name: str) -> dict[str, Figure]:
     lat = work.done(timing(name))
     if lat is not None and label in lat:
         big = family(name).timing_batches[-1]
+        noisy = lat["fp32"][big].noisy or lat[label][big].noisy
         out["int8_speedup"] = Figure(f"Real int8: speed-up at batch {big}", lat["fp32"][big].median_ms
-                                     / lat[label][big].median_ms, "ratio", True, "measured")
+                                     / lat[label][big].median_ms, "ratio", True,
+                                     "measured" + (", noisy: a wide spread between runs" if noisy else ""))
     return out

@@ -32,3 +32,20 @@ def code(text: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_URL = re.compile(r"\S*(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)\S*")
+_DIRECTIVE = re.compile(r":(?=[a-zA-Z-]+(?:\[|/))")
+
+
+def prose(text: str) -> str:
+    """Markdown written by a teacher (a lesson's text) kept to emphasis, code and lists: images and links become their
+    text, bare addresses are shown as plain text, HTML is shown as text, and no Streamlit directive (:red[...],
+    :material/...) starts. For text meant as markdown; user values go through md() or code()."""
+    text = _IMAGE.sub(lambda m: m.group(1), str(text))
+    text = _LINK.sub(lambda m: m.group(1), text)
+    text = _URL.sub(lambda m: md(m.group()), text)
+    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    return _DIRECTIVE.sub(r"\\:", text)

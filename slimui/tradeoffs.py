@@ -477,7 +477,7 @@ def tradeoff_figures(name: str, v: dict) -> dict[str, Figure] | None:
     cfg = grid_config(name, v)
     if cfg is not None and all(work.on_disk("grid_piece", name, _piece_setting(cfg, *p)) for p in cfg.pieces()):
         frame = grid(name, cfg).dropna(subset=["score"])
-        out["configurations"] = Figure("Configurations", len(frame), "count", None, "built")
+        out["configurations"] = Figure("Configurations", len(frame), "count", None, "counted")
         out["frontier"] = Figure("On the size frontier", len(frontier(frame, "size_bytes")), "count", None, "counted")
         best = best_within(frame, base_score(name, "quick").value)
         if best is not None:
@@ -513,6 +513,11 @@ def sensitivity_presets(name: str) -> dict[str, dict]:
             "breaks it": dict(sens_budget=hi, sens_kind="quantize", sens_bits=2)}
 
 
+def nearest_uniform(alloc: Allocation):
+    """The uniform setting nearest in size to the allocated model (what the page and the A/B table set beside it)."""
+    return min(alloc.uniform, key=lambda o: abs(o.size_bytes - alloc.result.size_bytes))
+
+
 def sensitivity_figures(name: str, v: dict) -> dict[str, Figure] | None:
     """A Sensitivity setting's allocation figures when it has been computed (never computed here), else None."""
     alloc = work.find("allocation", name, (scan_config(name, v), float(v["sens_budget"])))
@@ -520,7 +525,7 @@ def sensitivity_figures(name: str, v: dict) -> dict[str, Figure] | None:
         return None
     metric = alloc.metric
     kind = "percent" if metric.percent else "number"
-    uniform = min(alloc.uniform, key=lambda o: abs(o.size_bytes - alloc.result.size_bytes))
+    uniform = nearest_uniform(alloc)
     return {"drop": Figure(f"Drop, validation ({'points' if metric.percent else metric.short})", alloc.drop, "number",
                            False, "measured"),
             "test": Figure(f"Test {metric.short}", alloc.result.test_accuracy, kind, metric.higher_is_better,

@@ -43,7 +43,7 @@ def test_the_table_puts_a_beside_b_and_marks_what_is_missing():
          "bytes": Figure("Size", 1000, "bytes", False, "modelled")}
     t = C.table(a, b)
     assert list(t.columns) == ["figure", "A", "B (now)", "B − A", "better"]
-    assert list(t.figure) == ["Accuracy (measured)", "Size (modelled)", "Old"]
+    assert list(t.figure) == ["Accuracy (measured)", "Size (modelled)", "Old (measured)"]
     row = t.iloc[0]
     assert (row.A, row["B (now)"], row["B − A"], row.better) == ("90.00%", "50.00%", "-40.00 pt", "A")
     assert t.iloc[1].A == "—" and t.iloc[1]["B − A"] == "—"

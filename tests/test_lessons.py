@@ -10,7 +10,8 @@ from slimui import lessons as L
 from slimui.compare import Figure
 
 TOPICS = ("what-pruning-removes", "per-layer-vs-global", "structured-vs-unstructured", "bits-grid-sqnr",
-          "simulated-vs-real-int8", "soft-targets-temperature", "sensitivity-mixed-precision")
+          "simulated-vs-real-int8", "soft-targets-temperature", "distillation-scarce-labels",
+          "sensitivity-mixed-precision")
 
 
 def shipped() -> dict[str, L.Lesson]:
@@ -81,6 +82,14 @@ BASE = {"title": "T", "summary": "S", "model": "digits-cnn",
         {"label": "x", "when": "__import__('os').system('id') < 1"}])), "'when' must compare"),
     (lambda d: d.update(title=""), "'title' must be a non-empty text"),
     (lambda d: d["steps"][0].pop("explain"), "'explain' must be a non-empty text"),
+    (lambda d: d["steps"][0].update(figure="accuracy"), "the Pruning lab has no figure accuracy"),
+    (lambda d: (d["steps"][0].pop("number"), d["steps"][0].update(options=[
+        {"label": "x", "when": "thin_bytes < weights"}])), "has no figure weights"),
+    (lambda d: (d["steps"][0].pop("number"), d["steps"][0].update(options=[{"label": "always"}])),
+     "needs min, max or when"),
+    (lambda d: d["steps"][0].update(number={"min": 0, "max": 1, "step": 0}), "step and scale must be above 0"),
+    (lambda d: d["steps"][0].update(number={"min": 10 ** 400, "max": 1}), "must be a number"),
+    (lambda d: d.update(order=10 ** 400), "order must be a number"),
 ])
 def test_a_broken_lesson_is_refused_with_what_is_wrong(change, message):
     data = yaml.safe_load(yaml.safe_dump(BASE))
@@ -104,7 +113,18 @@ def test_a_file_that_is_not_yaml_or_asks_for_python_objects_is_refused_without_r
 def test_a_teachers_folder_is_read_beside_the_shipped_one_and_its_broken_files_listed(tmp_path, monkeypatch):
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(BASE | {"title": "Mine"}))
     (tmp_path / "broken.yaml").write_text("title: [")
+    (tmp_path / "digits.yaml").write_text("order: " + "9" * 5000 + "\n")   # more digits than Python reads
     monkeypatch.setenv(L.ENV, str(tmp_path))
     found, problems = L.load_all()
     assert found["mine"].title == "Mine" and set(TOPICS) <= set(found)
-    assert len(problems) == 1 and problems[0].startswith("broken.yaml")
+    assert sorted(p.split(":")[0] for p in problems) == ["broken.yaml", "digits.yaml"]
+
+
+def test_a_lessons_text_keeps_emphasis_but_no_link_image_or_directive():
+    from slimui.safe import prose
+
+    text = prose("**bold** ![x](http://evil.example/x.png) [click](http://evil.example) :red-background[alarm] "
+                 "www.evil.example <img src=x>")
+    assert "**bold**" in text and "](" not in text and "![" not in text
+    assert "\\:red-background[" in text and " :red" not in text   # escaped: shown as typed, not a banner
+    assert "<img" not in text and "www.evil" not in text

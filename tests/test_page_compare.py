@@ -1,9 +1,14 @@
 """A/B comparison, presets and reset on every lab page (AppTest): pin A, move a control, and A's figures stand beside
 B's with the differences; A is in the link, so a new session opened from it shows the same comparison; a broken
 value of A in the link is reported and replaced by the default; presets and Reset set the controls."""
+import time
+
 import pytest
 
+import slimcore
 from tests.apptest_utils import app, run_link
+
+MODEL = slimcore.DEFAULT_SAMPLE
 
 # lab page, the control moved after pinning (key, value), its link value, a figure both sides have once computed
 LABS = [("views/1_Pruning.py", ("prune_ratio", 0.8), "0.8", "Test accuracy (measured)"),
@@ -29,27 +34,27 @@ def test_pin_move_and_see_a_beside_b_then_reload_from_the_link(page, moved, writ
     t = table(at)
     row = t.loc[figure]
     assert row["A"] != row["B (now)"] and row["B − A"] not in ("—", "")
-    assert at.query_params["ab"] == "1" and at.query_params[key] == written
+    assert at.query_params["ab"] == MODEL and at.query_params[key] == written
     assert "a." + key not in at.query_params   # A is the default setting: nothing but the marker
 
-    again = run_link(page, **{"ab": "1", key: written})   # the link opened in a new session
+    again = run_link(page, **{"ab": MODEL, key: written})   # the link opened in a new session
     t2 = table(again)
     assert t2.loc[figure, "A"] == row["A"] and t2.loc[figure, "B (now)"] == row["B (now)"]
 
 
 def test_a_pinned_a_in_the_link_is_read_and_a_broken_value_reported():
-    at = run_link("views/1_Pruning.py", **{"ab": "1", "a.prune_ratio": "0.3", "prune_ratio": "0.6"})
+    at = run_link("views/1_Pruning.py", **{"ab": MODEL, "a.prune_ratio": "0.3", "prune_ratio": "0.6"})
     t = table(at)
     assert t.loc["Weights removed (counted)", "A"] == "30.00%"
     assert t.loc["Weights removed (counted)", "B (now)"] == "60.00%"
     assert any("prune_ratio: 0.3 → 0.6" in m.value for m in at.markdown)
-    bad = run_link("views/1_Pruning.py", **{"ab": "1", "a.prune_ratio": "<script>", "prune_ratio": "0.6"})
+    bad = run_link("views/1_Pruning.py", **{"ab": MODEL, "a.prune_ratio": "<script>", "prune_ratio": "0.6"})
     assert any("pinned setting A" in i.value and "not a number" in i.value for i in bad.info)
     assert table(bad).loc["Weights removed (counted)", "A"] == "50.00%"   # the default
 
 
 def test_back_to_a_sets_the_controls_to_a_and_unpin_removes_it():
-    at = run_link("views/2_Quantization.py", **{"ab": "1", "a.bit_width": "3", "bit_width": "6"})
+    at = run_link("views/2_Quantization.py", **{"ab": MODEL, "a.bit_width": "3", "bit_width": "6"})
     at.button(key="ab_restore").click().run()
     assert at.slider(key="bit_width").value == 3
     at.button(key="ab_unpin").click().run()
@@ -77,6 +82,26 @@ def test_every_other_lab_pins_and_compares(page):
     assert not at.exception
     at.button(key="ab_pin").click().run()
     at.button(key="ab_preset_breaks-it").click().run()
-    assert not at.exception and at.query_params["ab"] == "1"
+    assert not at.exception and at.query_params["ab"] == MODEL
     assert any(m.value.startswith("**A/B comparison** — A is pinned") and "differs from A" in m.value
                for m in at.markdown)
+    if page != "views/3_Distillation.py":   # the grid and the allocation are computed unasked on digits-cnn
+        for _ in range(120):
+            frames = [d.value for d in at.dataframe if "B (now)" in d.value.columns]
+            if frames and (frames[0]["A"] != "—").any():
+                break
+            time.sleep(1)
+            at.run()
+        assert frames and (frames[0]["A"] != "—").any(), frames
+
+
+def test_a_pinned_a_belongs_to_its_model():
+    at = run_link("views/1_Pruning.py", **{"ab": MODEL, "a.prune_ratio": "0.3"})
+    assert [d for d in at.dataframe if "B (now)" in d.value.columns]
+    at.session_state["model_name"] = "digits-mlp"   # the sidebar's choice
+    at.run()
+    assert not at.exception and not at.error
+    assert any("pinned as A was for another model" in i.value for i in at.info)
+    assert not [d for d in at.dataframe if "B (now)" in d.value.columns] and "ab" not in at.query_params
+    other = run_link("views/1_Pruning.py", **{"ab": MODEL, "a.prune_ratio": "0.3", "model": "digits-mlp"})
+    assert not [d for d in other.dataframe if "B (now)" in d.value.columns]   # a link's A for another model

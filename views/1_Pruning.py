@@ -18,11 +18,12 @@ state.require_layers(s, "Pruning")
 name, fam = s.name, slimcore.family_of(s)
 panel = ui.panel(fam)
 st.title(panel.title)
-st.caption(panel.caption)
+if not urlstate.projector():   # projector mode: the explanations folded away
+    st.caption(panel.caption)
 with state.friendly_errors():
     cfg = panel.controls(s, teacher)
     setting = compare.setting(urlstate.page_spec(), "prune_layer", "prune_steps", "prune_epochs")
-    compare.toolbar("Pruning", setting, panel.presets, teacher)
+    compare.toolbar("Pruning", setting, panel.presets, teacher, name)
     lessons.banner("Pruning", lambda: ui.figures(name, cfg))
     with work.spinner("Pruning and measuring", "prune_report", name):
         now = ui.report(name, cfg)
@@ -68,7 +69,8 @@ if len(cols) == 6:
 st.caption(f"Sparse size is **modelled** as `{now.sparse.format}` storage ({now.sparse.detail}); the other "
            "sizes are **measured** bytes of real files.")
 with state.friendly_errors():
-    compare.panel("Pruning", setting, lambda v: ui.figures(name, panel.config(v)), teacher, ui.figures(name, cfg))
+    compare.panel("Pruning", setting, lambda v: ui.figures(name, panel.config(v)), teacher, name,
+                  ui.figures(name, cfg))
 if panel.detail is not None:
     panel.detail(name, now)
 ui.full_split(name, cfg)

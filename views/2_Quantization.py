@@ -22,10 +22,11 @@ panel = text_quant if fam.name == "encoder" else None   # the encoder's own figu
 acts = ui.activations_supported(name)
 layers = list(ui.layers(name))
 st.title("Quantization lab")
-st.caption(f"Move the bit width and watch the grid the weights of the model's {len(layers)} compressible layers are "
-           f"rounded onto, what each bit costs in {metric.short} on held-out data, and how the simulation compares "
-           "with real int8 models. Fake quantization is a **simulation**: rounded weights are still stored and "
-           "multiplied in fp32.")
+if not urlstate.projector():   # projector mode: the explanations folded away
+    st.caption(f"Move the bit width and watch the grid the weights of the model's {len(layers)} compressible layers "
+               f"are rounded onto, what each bit costs in {metric.short} on held-out data, and how the simulation "
+               "compares with real int8 models. Fake quantization is a **simulation**: rounded weights are still "
+               "stored and multiplied in fp32.")
 URL = urlstate.Spec(  # the settings kept in the link (?bit_width=4...); advanced ones are hidden in teacher mode
     Int("bit_width", 8, 1, 16), Bool("ternary"), Choice("scheme", list(ui.SCHEMES)),
     Choice("granularity", list(ui.GRANULARITIES)), Choice("quant_target", ui.TARGETS, advanced=True),
@@ -64,7 +65,7 @@ if not teacher:  # in teacher mode activations, calibration and rounding stay at
                             help="Stochastic rounding rounds up with probability equal to the fraction: unbiased on "
                                  "average, noisier per weight.")
 URL.save()
-compare.toolbar("Quantization", setting, ui.PRESETS, teacher)
+compare.toolbar("Quantization", setting, ui.PRESETS, teacher, name)
 
 with state.friendly_errors():
     cfg = ui.config(bits, ternary, scheme, granularity, target, act_bits, calibration, rounding)
@@ -109,7 +110,7 @@ cols[4].metric("Distinct values, layer", f"{err.distinct:,}",
 if panel:
     panel.quality(score, base, name)
 with state.friendly_errors():
-    compare.panel("Quantization", setting, lambda v: ui.figures(name, ui.setting_config(v)), teacher,
+    compare.panel("Quantization", setting, lambda v: ui.figures(name, ui.setting_config(v)), teacher, name,
                   ui.figures(name, cfg))
 
 st.selectbox("Layer to inspect", layers, key="quant_layer")
@@ -150,12 +151,12 @@ if line is not None:
                  f"{metric.format(line['ternary'].value)}."
                  + (f" A{cfg.activations.bits}: {cfg.activations.bits}-bit activations at every point."
                     if cfg.activations else ""))
-with right:
-    st.markdown("**Reading the figures.** SQNR (signal-to-quantization-noise ratio) rises by about 6 dB per bit: "
-                "each bit halves the grid step. Per channel, small-range channels get their own fine grid; per "
-                "tensor, the widest channel sets the step for all. Binary and ternary keep only the sign (and "
-                "zero), scaled per channel. Where the curve falls off a cliff, the model stops working: compare "
-                "2 and 3 bits across schemes.")
+if not big:   # projector mode: the explanations folded away
+    right.markdown("**Reading the figures.** SQNR (signal-to-quantization-noise ratio) rises by about 6 dB per bit: "
+                 "each bit halves the grid step. Per channel, small-range channels get their own fine grid; per "
+                 "tensor, the widest channel sets the step for all. Binary and ternary keep only the sign (and "
+                 "zero), scaled per channel. Where the curve falls off a cliff, the model stops working: compare "
+                 "2 and 3 bits across schemes.")
 
 st.subheader("Simulated vs real int8")
 timed = Timed("quant_retime", teacher)
@@ -179,8 +180,9 @@ if int8 is not None:
 if panel:
     panel.sections(name, cfg)
 
-st.subheader("How the grid is built")
-f1, f2 = st.columns(2)
+explained = st.expander("How the grid is built") if big else st.container()   # projector mode: folded away
+explained.subheader("How the grid is built")
+f1, f2 = explained.columns(2)
 with f1:
     st.markdown("**Uniform k-bit grid**: scale *s*, integer zero point *z*, integer codes *q* from q_min to q_max.")
     st.latex(r"q = \operatorname{clamp}\big(\operatorname{round}(w / s) + z,\ q_{\min},\ q_{\max}\big)")

@@ -4,18 +4,19 @@ families is the family's panel (slimui.distill.PANELS)."""
 import streamlit as st
 
 from slimui import distill as ui
-from slimui import compare, lessons, state, urlstate
+from slimui import compare, experiments, lessons, state, urlstate
 
 s, teacher = state.current()
 state.require_layers(s, "Distillation")
 panel = ui.panel(ui.family_of(s))
 st.title("Distillation lab")
-st.caption(ui.caption(s))
+if not urlstate.projector():   # projector mode: the explanations folded away
+    st.caption(ui.caption(s))
 cfg = ui.controls(s, teacher)
-setting = compare.setting(urlstate.page_spec(), "example", "distill_log")
-compare.toolbar("Distillation", setting, ui.presets(s), teacher)
+setting = compare.setting(urlstate.page_spec(), "example", "distill_log", "exp_labels", "exp_class", "exp_share")
+compare.toolbar("Distillation", setting, ui.presets(s), teacher, s.name)
 example = st.session_state.get("example", 0) if ui.family_of(s).name == "classifier" else None
-lessons.banner("Distillation", lambda: ui.figures(s, cfg, example))
+lessons.banner("Distillation", lambda: (ui.figures(s, cfg, example) or {}) | experiments.figures(s))
 key = ui.run_key(s.name, cfg)
 panel.picture(s, cfg)
 
@@ -36,10 +37,12 @@ else:
         panel.results(s, run)
     timing = ui.comparison(s, key, teacher)
 with state.friendly_errors():
-    compare.panel("Distillation", setting, lambda v: ui.figures(s, ui.setting_config(s, v), example), teacher)
+    compare.panel("Distillation", setting, lambda v: ui.figures(s, ui.setting_config(s, v), example), teacher,
+                  s.name)
 ui.kept_runs(s)
 if panel.grid:
     panel.grid(s, key)
 ui.theory(panel)
+experiments.section(s, teacher)
 if timing is not None:   # last: the timing waits until every figure is drawn
     timing()

@@ -28,11 +28,12 @@ precisions_known = TR.precisions(fam.name)
 structure = " or ".join(fam.unit_kinds.values())
 real = ", or a real int8 engine" if TR.REAL.get(fam.name) else ""
 st.title("Trade-offs")
-st.caption(f"How small and how fast can **{state.label(name)}** get before it stops being good enough? Every point is "
-           f"one configuration — a prune ratio (single weights, or whole {structure}) followed by a precision (fp32, "
-           f"fake-quantized k-bit{real}) "
-           f"— scored by its {metric.name} on {len(fam.split(s, 'quick')):,} held-out examples. The frontier joins the "
-           "configurations that nothing else beats on both axes.")
+if not urlstate.projector():   # projector mode: the explanations folded away
+    st.caption(f"How small and how fast can **{state.label(name)}** get before it stops being good enough? Every "
+               f"point is one configuration — a prune ratio (single weights, or whole {structure}) followed by a "
+               f"precision (fp32, fake-quantized k-bit{real}) — scored by its {metric.name} on "
+               f"{len(fam.split(s, 'quick')):,} held-out examples. The frontier joins the configurations that nothing "
+               "else beats on both axes.")
 URL = urlstate.Spec(  # the settings kept in the link (?tradeoff_x=macs...); advanced ones are hidden in teacher mode
     Choices("tradeoff_methods", list(methods_known), ["l1"], advanced=True), Bool("tradeoff_structured", True),
     Choices("tradeoff_ratios", list(opts.ratios), list(opts.default_ratios), advanced=True),
@@ -71,10 +72,10 @@ URL.save()
 big = urlstate.projector()
 chart_slot = st.container() if big else None   # projector mode: the main chart right under the controls
 setting = compare.setting(URL, "tradeoff_x", "tradeoff_point")
-compare.toolbar("Trade-offs", setting, ui.tradeoff_presets(name), teacher)
+compare.toolbar("Trade-offs", setting, ui.tradeoff_presets(name), teacher, name, keep=tuple(setting.params))
 lessons.banner("Trade-offs", lambda: ui.tradeoff_figures(name, compare.values(setting, teacher)))
 with state.friendly_errors():
-    compare.panel("Trade-offs", setting, lambda v: ui.tradeoff_figures(name, v), teacher)
+    compare.panel("Trade-offs", setting, lambda v: ui.tradeoff_figures(name, v), teacher, name)
 if not methods or not ratios or not precisions:
     st.info("Choose at least one pruning method, one prune ratio and one precision to sweep.")
     ui.pipeline_section(name)   # it needs no grid

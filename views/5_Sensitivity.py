@@ -25,13 +25,14 @@ where = f"{len(fam.split(s, ui.SPLIT)):,} held-out {'validation examples' if fam
 groups = fam.layer_groups(s.model)
 grid_layout = any(g.column for g in groups)   # groups laid out as (layer x kind): one setting, a 2-D heatmap
 st.title("Sensitivity lab")
-st.caption(f"Which layers can be compressed hard, and which break the model? Each group of layers "
-           f"({len(groups)} here) is compressed **alone**, the others left as they are, and the model's "
-           f"{metric.name} is measured on {where}."
-           + f" From that scan, an allocation gives every group its own setting — as much compression as your "
-             f"{metric.short} budget allows — and the allocated model is then built and **measured**."
-           + ("" if fam.name == "classifier" else " Masks and fake quantization are **simulations**: the weights stay "
-                                                  "dense fp32."))
+if not urlstate.projector():   # projector mode: the explanations folded away
+    st.caption(f"Which layers can be compressed hard, and which break the model? Each group of layers "
+               f"({len(groups)} here) is compressed **alone**, the others left as they are, and the model's "
+               f"{metric.name} is measured on {where}."
+               + f" From that scan, an allocation gives every group its own setting — as much compression as your "
+                 f"{metric.short} budget allows — and the allocated model is then built and **measured**."
+               + ("" if fam.name == "classifier" else " Masks and fake quantization are **simulations**: the weights "
+                                                      "stay dense fp32."))
 URL = urlstate.Spec(  # the settings kept in the link (?sens_budget=2...); advanced ones are hidden in teacher mode
     Choice("sens_kind", list(KINDS)), Choice("sens_method", list(P.METHODS), advanced=True),
     Choice("sens_granularity", list(ui.GRANULARITIES), advanced=True), Float("sens_budget", *ui.budget_range(metric)),
@@ -69,10 +70,10 @@ budget = c3.slider(f"{metric.short.capitalize()} budget: the largest drop you ac
                         "beside it.")
 URL.save()
 setting = compare.setting(URL)
-compare.toolbar("Sensitivity", setting, ui.sensitivity_presets(name), teacher)
+compare.toolbar("Sensitivity", setting, ui.sensitivity_presets(name), teacher, name)
 lessons.banner("Sensitivity", lambda: ui.sensitivity_figures(name, compare.values(setting, teacher)))
 with state.friendly_errors():
-    compare.panel("Sensitivity", setting, lambda v: ui.sensitivity_figures(name, v), teacher)
+    compare.panel("Sensitivity", setting, lambda v: ui.sensitivity_figures(name, v), teacher, name)
     cfg = ui.scan_config(name, compare.values(setting, teacher))
 todo = ui.groups(name, whole)
 unit = "prune ratio" if kind == "prune" else "weight bits"
@@ -144,7 +145,7 @@ if alloc is None:
     st.stop()
 if alloc.message:
     st.warning(alloc.message)
-uniform = min(alloc.uniform, key=lambda o: abs(o.size_bytes - alloc.result.size_bytes))
+uniform = ui.nearest_uniform(alloc)
 groups_set = list(alloc.result.settings)
 st.markdown("**The allocated model**, built and evaluated, beside the uniform setting of the same size:")
 m = st.columns(4)

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from slimui import lessons
-from slimui.safe import md
+from slimui.safe import code, md, prose
 
 st.title("Lessons")
 st.caption("Short guided tours of the labs. Each step opens a lab at a setting, asks you to **predict** a figure, "
@@ -16,8 +16,8 @@ if not found:
 for lesson in found.values():
     with st.container(border=True, key=f"lesson_card_{lesson.id}"):
         left, right = st.columns([4, 1])
-        left.markdown(f"**{md(lesson.title)}** · {len(lesson.steps)} steps · model `{lesson.model}`")
-        left.markdown(lesson.summary)
+        left.markdown(f"**{md(lesson.title)}** · {len(lesson.steps)} steps · model {code(lesson.model)}")
+        left.markdown(prose(lesson.summary))
         page, query = lessons.link(lesson, 0)
         right.page_link(page, label="Start ▶", query_params=query)
         left.caption(" → ".join(f"{i + 1}. {md(step.title)} ({step.lab})" for i, step in enumerate(lesson.steps)))
