@@ -162,35 +162,6 @@ def test_a_signal_is_not_made_square():
     assert {t.type for t in fig.data} == {"scatter"} and fig.layout.yaxis.scaleanchor is None
 
 
-@pytest.mark.browser
-@pytest.mark.serial
-def test_the_drawn_digit_is_square_in_a_real_browser(tmp_path):
-    """Plotly.js draws the one-example gallery (the Distillation page's) as wide as a quarter page: the image's x and
-    y axes come out the same number of pixels long."""
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, _need_browser
-
-    _need_browser()
-    from playwright.sync_api import sync_playwright
-    from plotly.offline import get_plotlyjs
-
-    s = slimcore.load_sample("digits-cnn")
-    fig = plots.example_gallery(s.test.x[:1].numpy(), [0], [0], [1.0], cols=1)
-    html = tmp_path / "gallery.html"
-    html.write_text(f"<html><head><script>{get_plotlyjs()}</script></head><body><div id=g style='width:320px'></div>"
-                    f"<script>var f = {fig.to_json()}; Plotly.newPlot('g', f.data, f.layout)"
-                    ".then(() => window.drawn = true);</script></body></html>")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.goto(html.as_uri())
-        page.wait_for_function("window.drawn === true")
-        x, y = page.evaluate("() => { const l = document.getElementById('g')._fullLayout;"
-                             " return [l.xaxis._length / (l.xaxis.range[1] - l.xaxis.range[0]),"
-                             "         l.yaxis._length / (l.yaxis.range[1] - l.yaxis.range[0])]; }")
-        browser.close()
-    assert x == pytest.approx(y, rel=0.01) and x > 5   # pixels per image pixel, alike across and down
-
-
 # --- why 1 bit can beat 2 ---------------------------------------------------------------------------------------
 
 BITS = list(range(1, 17))

@@ -30,7 +30,7 @@ def test_temperature_and_training(server, page):
     epochs.fill("2")
     epochs.press("Enter")
     wait_idle(page)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     expect(page.get_by_text("against the one trained on labels alone")).to_be_visible(timeout=120_000)
     wait_idle(page)
     expect(page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot")).to_have_count(4, timeout=BACKGROUND)

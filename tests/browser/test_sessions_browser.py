@@ -31,9 +31,13 @@ def test_two_sessions_moving_sliders_at_once_see_only_their_own(server, browser)
             wait_idle(pg)
         thumbs = [pg.get_by_role("slider").first for pg in pages]
         for step in range(max(abs(n) for *_, n in PEOPLE)):  # the two move their sliders in turns, press by press
-            for thumb, (*_, presses) in zip(thumbs, PEOPLE):
+            for pg, thumb, (*_, presses) in zip(pages, thumbs, PEOPLE):
                 if step < abs(presses):
-                    thumb.focus()
+                    try:
+                        thumb.focus()
+                    except Exception as e:   # say what the page showed instead of its slider
+                        raise AssertionError(f"no slider at press {step}: {pg.url}\n"
+                                             f"{pg.locator('[data-testid=stApp]').inner_text()[:3000]}") from e
                     thumb.press("ArrowRight" if presses > 0 else "ArrowLeft")
         for pg, (name, ratio, presses) in zip(pages, PEOPLE):
             end = ratio + presses / 100
