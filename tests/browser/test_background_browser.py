@@ -54,6 +54,8 @@ def test_a_restarted_server_serves_kept_figures_and_recomputes_a_tampered_file(b
         pages.append(ctx)
         page.goto(f"{served.url}/Pruning?model=digits-mlp")
         wait_complete(page)
+        page.wait_for_function(f"() => ({CURVE})([...document.querySelectorAll('.js-plotly-plot')]) != null",
+                               timeout=180_000)   # the curve drawn (its job done is not yet its chart drawn)
         note = page.get_by_text("Quality curve:").first.inner_text()
         return note, _curve(page)
 

@@ -5,6 +5,7 @@ view, not the one the session had."""
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from slimui import lessons as L
@@ -49,12 +50,15 @@ def test_every_step_of_the_lesson_opens_its_view_and_reveals_the_measured_figure
             wait_complete(page, BACKGROUND)   # nothing left drawing in the background: the buttons stay put
             if "Measured:" in box.inner_text():
                 break
-            if train.count() and train.is_enabled():
-                train.click()
-            elif run.count():
-                run.first.click()
-            else:
-                page.wait_for_timeout(1000)
+            try:   # a button found may be redrawn before the click lands: then look again
+                if train.count() and train.is_enabled():
+                    train.click(timeout=5_000)
+                elif run.count():
+                    run.first.click(timeout=5_000)
+                else:
+                    page.wait_for_timeout(1000)
+            except PlaywrightTimeout:
+                continue
         expect(box.get_by_text("Measured:")).to_be_visible(timeout=BACKGROUND)
         text = box.inner_text()
         assert re.search(r"Measured: .+ = [-\d.,]+ ?(%|×|KiB|MiB|B|dB)?", text), text
