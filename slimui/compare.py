@@ -269,9 +269,9 @@ def toolbar(lab: str, spec: urlstate.Spec, presets: Mapping[str, Mapping[str, An
 
 
 def panel(lab: str, spec: urlstate.Spec, figures: Callable[[dict[str, Any]], Mapping[str, Figure] | None],
-          teacher: bool, model: str, now: Mapping[str, Figure] | None = None) -> None:
+          teacher: bool, model: str) -> None:
     """While a setting is pinned as A (toolbar's Pin as A, or the link), show A beside B (now) with the differences.
-    `figures` turns a setting into its figures (None: not computed yet); `now` is B's when the page has them."""
+    `figures` turns a setting into its figures (None: not computed yet); nothing is computed while none is pinned."""
     current = values(spec, teacher)
     a = pinned(lab, spec, model)
     _to_url(spec, a, model)
@@ -288,7 +288,7 @@ def panel(lab: str, spec: urlstate.Spec, figures: Callable[[dict[str, Any]], Map
         b2.button("Unpin A", key="ab_unpin", on_click=_unpin, args=(lab,), width="stretch")
         try:
             fa = figures(a)
-            fb = now if now is not None else figures(current)
+            fb = figures(current)
         except (ValueError, KeyError) as e:   # a setting this model cannot take: said here, the page goes on
             st.warning(f"The figures of A cannot be computed on this model: {e}")
             return

@@ -67,12 +67,16 @@ def dark_config(held_out: int) -> core.DarkConfig:
     return core.DarkConfig(held_out=held_out, seeds=SEEDS, train=TRAINING)
 
 
+def _kept_task(kind: str, name: str, cfg: Any, run: Callable, what: str, students: int) -> work.Task:
+    """One experiment at one setting, run in the background and kept on disk under `kind`."""
+    return work.Task(f"exp|{kind.removeprefix('exp_')}|{name}|{cfg}", lambda progress: work.kept(
+        kind, name, cfg, lambda: run(cache.sample(name), cfg, progress)), what, kind, name,
+        guess=_guess(students, _steps(name)))
+
+
 def dark_task(name: str, held_out: int) -> work.Task:
-    cfg = dark_config(held_out)
-    return work.Task(f"exp|dark|{name}|{cfg}", lambda progress: work.kept(
-        "exp_dark", name, cfg, lambda: core.dark_knowledge(cache.sample(name), cfg, progress)),
-        f"Dark knowledge: {2 * SEEDS} students trained without a single {held_out}", "exp_dark", name,
-        guess=_guess(2 * SEEDS, _steps(name)))
+    return _kept_task("exp_dark", name, dark_config(held_out), core.dark_knowledge,
+                      f"Dark knowledge: {2 * SEEDS} students trained without a single {held_out}", 2 * SEEDS)
 
 
 def weak_strong_config(share: float) -> core.WeakStrongConfig:
@@ -80,11 +84,9 @@ def weak_strong_config(share: float) -> core.WeakStrongConfig:
 
 
 def weak_strong_task(name: str, share: float) -> work.Task:
-    cfg = weak_strong_config(share)
-    return work.Task(f"exp|weak_strong|{name}|{cfg}", lambda progress: work.kept(
-        "exp_weak_strong", name, cfg, lambda: core.weak_strong(cache.sample(name), cfg, progress)),
-        f"Weak vs strong: {len(core.ARMS) * SEEDS} students on {share * 100:g} % of the training data",
-        "exp_weak_strong", name, guess=_guess(len(core.ARMS) * SEEDS, _steps(name)))
+    return _kept_task("exp_weak_strong", name, weak_strong_config(share), core.weak_strong,
+                      f"Weak vs strong: {len(core.ARMS) * SEEDS} students on {share * 100:g} % of the training data",
+                      len(core.ARMS) * SEEDS)
 
 
 def _later(task: work.Task, kept: Callable[[], Any | None], flag: str, label: str) -> Any | None:

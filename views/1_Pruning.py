@@ -69,8 +69,7 @@ if len(cols) == 6:
 st.caption(f"Sparse size is **modelled** as `{now.sparse.format}` storage ({now.sparse.detail}); the other "
            "sizes are **measured** bytes of real files.")
 with state.friendly_errors():
-    compare.panel("Pruning", setting, lambda v: ui.figures(name, panel.config(v)), teacher, name,
-                  ui.figures(name, cfg))
+    compare.panel("Pruning", setting, lambda v: ui.figures(name, panel.config(v)), teacher, name)
 if panel.detail is not None:
     panel.detail(name, now)
 ui.full_split(name, cfg)

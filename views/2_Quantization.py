@@ -110,8 +110,7 @@ cols[4].metric("Distinct values, layer", f"{err.distinct:,}",
 if panel:
     panel.quality(score, base, name)
 with state.friendly_errors():
-    compare.panel("Quantization", setting, lambda v: ui.figures(name, ui.setting_config(v)), teacher, name,
-                  ui.figures(name, cfg))
+    compare.panel("Quantization", setting, lambda v: ui.figures(name, ui.setting_config(v)), teacher, name)
 
 st.selectbox("Layer to inspect", layers, key="quant_layer")
 shape = " × ".join(map(str, detail["shape"]))
