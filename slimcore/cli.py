@@ -19,7 +19,7 @@ import torch
 
 from . import experiments as E
 from . import recipe as R
-from . import tradeoffs
+from . import executor, tradeoffs
 from .families import family_of
 from .pruning import METHODS, SCOPES
 from .sweep import SweepError
@@ -161,9 +161,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.latency:
         tradeoffs.check_timing(fam)
     todo = cfg.pieces()
+    runner = executor.resolve(args.ray)
     t0 = time.perf_counter()
-    frame = tradeoffs.grid(sample, cfg, on_progress=Progress(f"sweep {args.model}: {len(todo)} prune settings x "
-                                                             f"{len(precisions)} precisions"))
+    where = "" if isinstance(runner, executor.InProcess) else f" on {runner.name}, {runner.workers} worker CPUs"
+    frame = tradeoffs.grid(sample, cfg, executor=runner, on_progress=Progress(
+        f"sweep {args.model}: {len(todo)} prune settings x {len(precisions)} precisions{where}"))
     if args.latency:
         frame = tradeoffs.with_latency(frame, tradeoffs.latencies(
             sample, frame, {m: tradeoffs.scores(sample, m) for m in cfg.methods}))
@@ -177,7 +179,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{len(frame)} rows ({len(todo)} prune settings x {len(precisions)} precisions; "
           f"{getattr(frame.attrs.get('metric'), 'name', fam.metric.name)} on {frame.attrs.get('examples') or '?'} "
           "examples) in "
-          f"{seconds:.1f} s" + (f" -> {out}" if out is not None else ""), file=report)
+          f"{seconds:.1f} s{where}" + (f" -> {out}" if out is not None else ""), file=report)
     return 0
 
 
@@ -289,6 +291,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--latency", action="store_true", help="also time every real fp32 model at batch 256 (slower; "
                    "classifiers)")
     s.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's)")
+    s.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="compute the grid on a Ray cluster: 'auto' (the cluster this machine is part of) or the "
+                        "head's host:port (default: in this process; pip install ray==2.60.0 first)")
     s.set_defaults(run=cmd_sweep)
 
     x = sub.add_parser("experiments", help="run the distillation experiments and print their table",
@@ -328,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         return args.run(args)
     except UploadError as e:   # a model or data file that cannot be used: the dashboard's message
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except executor.ExecutorError as e:   # no cluster at the address, Ray not installed
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     except (UsageError, SweepError, ValueError) as e:   # bad arguments, recipes or settings

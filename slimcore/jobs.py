@@ -27,6 +27,10 @@ Progress = Callable[[int, int], None]      # progress(done, total)
 VISITOR = 10   # the priority of what a visitor waits for; below it: speculative work (warm-up, prefetch)
 
 
+class Stopped(Exception):
+    """A job stopped on request (Worker.stop), raised from its progress report."""
+
+
 class Gate:
     """A readers-writer gate. Page runs pass it shared (many at once); a torch.fx trace, which patches
     torch.nn.Module.__call__ for the whole process while it runs, passes it exclusively: it waits until no other
@@ -104,6 +108,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def done(self) -> bool:
@@ -202,6 +207,21 @@ class Worker:
                 job.asked = time.monotonic()
             return job
 
+    def stop(self, key: str) -> bool:
+        """Ask a queued or running job to stop: a queued one fails at once, a running one at its next progress
+        report (what it finished and kept stays kept; on a cluster its remaining tasks are cancelled). True when
+        there was such a job."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None or job.done:
+                return False
+            job._stop.set()
+            if job.state == "queued":
+                self._queued.discard(key)
+                job.state, job.error, job.finished = "failed", "stopped before it started", time.monotonic()
+                job._done.set()
+        return True
+
     def forget(self, key: str) -> None:
         """Drop a finished job, so the next submit computes it afresh (Time again)."""
         with self._lock:
@@ -282,10 +302,14 @@ class Worker:
 
         def progress(done: int, total: int) -> None:
             job.progress = (done, total)
+            if job._stop.is_set():
+                raise Stopped(f"stopped after {done} of {total} (what was finished is kept)")
 
         try:
             job.result = job.fn(progress)
             job.state = "done"
+        except Stopped as e:
+            job.error, job.state = str(e), "failed"
         except Exception as e:   # the page says what went wrong; the next submit tries again
             log.warning("job %s failed: %s: %s", job.key, type(e).__name__, e, exc_info=not isinstance(e, ValueError))
             job.error, job.state = f"{e}" or type(e).__name__, "failed"

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .executor import Executor, InProcess
 from .families import LayerGroup, Score, Scorer, family_of
 from .pruning import METHODS, lowest, sample_scores
 from .quantization import BITS_RANGE, QuantConfig, copy_with, quantize_tensor
@@ -92,25 +93,42 @@ def scores_for(sample: Any, cfg: ScanConfig, seed: int = 0) -> dict[str, torch.T
     return sample_scores(sample, cfg.method, seed)
 
 
+def _group_rows(shared: tuple, g: LayerGroup) -> list[dict]:
+    """One group compressed alone at each setting and scored: its rows (where an executor runs it)."""
+    model, scorer, cfg, scores, base = shared
+    mods = dict(model.named_modules())
+    size = sum(mods[n].weight.numel() for n in g.layers)
+    rows = []
+    for s in cfg.values:
+        sc = scorer(variant(model, g.layers, cfg, s, scores))
+        rows.append(dict(group=g.name, row=g.row, column=g.column, layers=len(g.layers), kind=cfg.kind, setting=s,
+                         score=sc.value, score_drop=base.value - sc.value, weights=size, detail=sc.detail))
+    return rows
+
+
 def scan(model: nn.Module, groups: Sequence[LayerGroup], scorer: Scorer, cfg: ScanConfig,
          scores: dict[str, torch.Tensor] | None = None, on_progress: Progress = None,
-         base: Score | None = None) -> pd.DataFrame:
+         base: Score | None = None, executor: Executor | None = None,
+         on_group: Callable[[LayerGroup, list[dict]], None] | None = None) -> pd.DataFrame:
     """Each group compressed alone at each setting and scored: one row per (group, setting) with the score, its drop
     below the original's (in the metric's own units: a fraction of accuracy, or of mean cosine), the group's
     weights and the family's detail record. frame.attrs: base_score, metric (the family's Metric), examples. `base`:
-    the original's Score when already known (a page scanning group by group)."""
+    the original's Score when already known (a page scanning group by group). The groups are computed by `executor`
+    (default: this process, one after another; or a Ray cluster's workers), each reported as it is finished:
+    `on_group(group, rows)` and on_progress(rows done, rows in all)."""
     base = base if base is not None else scorer(model)
-    rows, total = [], len(groups) * len(cfg.values)
-    mods = dict(model.named_modules())
-    for g in groups:
-        size = sum(mods[n].weight.numel() for n in g.layers)
-        for s in cfg.values:
-            sc = scorer(variant(model, g.layers, cfg, s, scores))
-            rows.append(dict(group=g.name, row=g.row, column=g.column, layers=len(g.layers), kind=cfg.kind, setting=s,
-                             score=sc.value, score_drop=base.value - sc.value, weights=size, detail=sc.detail))
-            if on_progress is not None:
-                on_progress(len(rows), total)
-    return frame_of(rows, base)
+    groups, total, done = list(groups), len(groups) * len(cfg.values), 0
+
+    def finished(i: int, rows: list[dict]) -> None:
+        nonlocal done
+        done += len(rows)
+        if on_group is not None:
+            on_group(groups[i], rows)
+        if on_progress is not None:
+            on_progress(done, total)
+
+    per_group = (executor or InProcess()).map(_group_rows, (model, scorer, cfg, scores, base), groups, finished)
+    return frame_of([r for rows in per_group for r in rows], base)
 
 
 def frame_of(rows: list[dict], base: Any) -> pd.DataFrame:
@@ -120,12 +138,13 @@ def frame_of(rows: list[dict], base: Any) -> pd.DataFrame:
     return frame
 
 
-def scan_sample(sample: Any, cfg: ScanConfig, split: str = "validation", on_progress: Progress = None) -> pd.DataFrame:
+def scan_sample(sample: Any, cfg: ScanConfig, split: str = "validation", on_progress: Progress = None,
+                executor: Executor | None = None) -> pd.DataFrame:
     """scan() of a loaded sample of any family: its layer groups, its scorer on `split` (by default the data settings
-    are chosen on), its calibration for Taylor scores."""
+    are chosen on), its calibration for Taylor scores; in this process or on a cluster (`executor`)."""
     fam = family_of(sample)
     return scan(sample.model, fam.layer_groups(sample.model, cfg.whole), fam.scorer(sample, split), cfg,
-                scores_for(sample, cfg), on_progress)
+                scores_for(sample, cfg), on_progress, executor=executor)
 
 
 def heat(frame: pd.DataFrame, setting: float | None = None) -> pd.DataFrame:

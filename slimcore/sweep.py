@@ -36,6 +36,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .data import Dataset, Split
+from .executor import Executor
 from .families import Family, LayerGroup, Metric, Scorer, family_of, get
 from .families.classifier import ACCURACY, accuracy_scorer
 from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
@@ -583,9 +584,18 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split | Scorer, budget
                       tuple(history), metric)
 
 
-def allocate_sample(sample: Any, sens: pd.DataFrame, budget: float, **kwargs: Any) -> Allocation:
+def _allocated(shared: tuple, _item: int) -> Allocation:
+    sample, sens, budget, kwargs = shared
+    return allocate_sample(sample, sens, budget, **kwargs)
+
+
+def allocate_sample(sample: Any, sens: pd.DataFrame, budget: float, executor: Executor | None = None,
+                    **kwargs: Any) -> Allocation:
     """allocate() for a loaded sample of any family: chosen with its scorer on its validation split (an encoder's
-    quick set), reported on test; `budget` in the family's metric's units (points of accuracy; mean cosine)."""
+    quick set), reported on test; `budget` in the family's metric's units (points of accuracy; mean cosine). With an
+    `executor` (a Ray cluster) the search runs there as one task: each try depends on the one before."""
+    if executor is not None:
+        return executor.map(_allocated, (sample, sens, budget, kwargs), [0])[0]
     fam = family_of(sample)
     if kwargs.get("calibration") is None and kwargs.get("scores") is None:
         kwargs["calibration"] = calibration_batch(sample, kwargs.get("method", "l1"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from .api import prune as prune_sample
+from .executor import Executor, InProcess
 from .families import family_of, unsupported
 from .metrics import modelled_size, serialized_bytes
 from .pruning import METHODS, PruneConfig, prune_model, sample_scores
@@ -208,19 +210,46 @@ def combine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return frame
 
 
-def grid(sample: Any, cfg: GridConfig = GridConfig(), split: str = "quick",
-         on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """The whole grid of any family, piece by piece, reporting (done, total) pieces."""
+def _piece(shared: tuple, p: Piece) -> tuple[pd.DataFrame, float]:
+    """One piece of a grid where an executor runs it (this process or a cluster's worker), with its seconds."""
+    sample, cfg, split, scored = shared
+    t0 = time.perf_counter()
+    frame = piece(sample, cfg, *p, split=split, method_scores=scored.get(p[1]))
+    return frame, time.perf_counter() - t0
+
+
+def pieces(sample: Any, cfg: GridConfig, todo: Sequence[Piece] | None = None, split: str = "quick",
+           method_scores: dict[str, dict[str, torch.Tensor]] | None = None, executor: Executor | None = None,
+           on_piece: Callable[[Piece, pd.DataFrame, float], None] | None = None) -> list[pd.DataFrame]:
+    """Pieces of the grid (default: all of them, cfg.pieces()) computed by `executor` (default: this process), in
+    the order of `todo`; `on_piece(piece, frame, seconds)` is called as each one is finished, in the order they
+    finish. Weight scores are computed once here (or given, by method) and shared by every piece."""
     fam = family_of(sample)
     cfg.check(fam)
-    todo = cfg.pieces()
-    scored = {m: scores(sample, m) for m in cfg.methods}
-    frames = []
-    for i, (k, m, r) in enumerate(todo):
-        frames.append(piece(sample, cfg, k, m, r, split, scored.get(m)))
+    todo = list(cfg.pieces() if todo is None else todo)
+    scored = dict(method_scores or {})
+    scored.update({m: scores(sample, m) for m in {p[1] for p in todo} if m not in scored})
+
+    def done(i: int, result: tuple[pd.DataFrame, float]) -> None:
+        if on_piece is not None:
+            on_piece(todo[i], *result)
+
+    return [f for f, _ in (executor or InProcess()).map(_piece, (sample, cfg, split, scored), todo, done)]
+
+
+def grid(sample: Any, cfg: GridConfig = GridConfig(), split: str = "quick",
+         on_progress: Callable[[int, int], None] | None = None, executor: Executor | None = None) -> pd.DataFrame:
+    """The whole grid of any family, piece by piece (in this process, or on a cluster: `executor`), reporting
+    (done, total) pieces as they finish."""
+    total, count = len(cfg.pieces()), 0
+
+    def tick(_p: Piece, _frame: pd.DataFrame, _seconds: float) -> None:
+        nonlocal count
+        count += 1
         if on_progress is not None:
-            on_progress(i + 1, len(todo))
-    return combine(frames)
+            on_progress(count, total)
+
+    return combine(pieces(sample, cfg, split=split, executor=executor, on_piece=tick))
 
 
 def check_timing(family: Any) -> None:
@@ -259,5 +288,5 @@ def csv(frame: pd.DataFrame) -> bytes:
 
 __all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "COLUMNS", "REAL", "GridConfig", "check_timing", "precision",
            "precisions",
-           "precision_label", "bits_of", "quant", "scores", "piece", "build", "combine", "grid", "latencies",
+           "precision_label", "bits_of", "quant", "scores", "piece", "pieces", "build", "combine", "grid", "latencies",
            "with_latency", "csv"]

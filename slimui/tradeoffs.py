@@ -5,6 +5,7 @@ a cached model."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -12,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 import slimcore
-from slimcore import plots
+from slimcore import executor, plots
 from slimcore import sensitivity as SE
 from slimcore import tradeoffs as core   # the grid, its latencies and its CSV: shared with the CLI and benchmarks
 from slimcore.families import Metric, Score, Scorer, family_of
@@ -114,6 +115,15 @@ def base_score(name: str, split: str) -> Score:
     return scorer(name, split)(cache.sample(name).model)
 
 
+def where() -> None:
+    """Say so when grids, scans and allocations are computed on a Ray cluster ($SLIMLAB_RAY_ADDRESS)."""
+    address = os.environ.get(executor.ENV, "").strip()
+    if address:
+        st.caption(f"Grids, scans and allocations are computed on the Ray cluster at `{address}` "
+                   f"(${executor.ENV}); their figures are the same as in this process. Latency is timed on this "
+                   "server.")
+
+
 # The grid (computed by slimcore.tradeoffs, which `python -m slimcore sweep` calls too) ------------------------------
 
 def _piece_setting(cfg: core.GridConfig, kind: str, method: str, ratio: float) -> core.GridConfig:
@@ -121,22 +131,27 @@ def _piece_setting(cfg: core.GridConfig, kind: str, method: str, ratio: float) -
     return core.GridConfig((kind,), (method,), (ratio,), cfg.precisions, cfg.scope, cfg.per_channel)
 
 
-def piece(name: str, cfg: core.GridConfig, kind: str, method: str, ratio: float) -> pd.DataFrame:
-    """One prune setting at every precision of cfg: score on the family's quick split, size, counts, MACs (kept on
-    disk)."""
-    return work.kept("grid_piece", name, _piece_setting(cfg, kind, method, ratio), lambda: core.piece(
-        cache.sample(name), cfg, kind, method, ratio, method_scores=prune_ui.scores(name, method)))
-
-
 def grid(name: str, cfg: core.GridConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """The whole grid, piece by piece (each kept), reporting (done, total) pieces as it goes."""
+    """The whole grid: the pieces kept on disk, the others computed (in this process, or on the Ray cluster at
+    $SLIMLAB_RAY_ADDRESS) and kept as each one is finished, reporting (done, total) pieces as they come."""
     todo = cfg.pieces()
-    frames = []
-    for i, (k, m, r) in enumerate(todo):
-        frames.append(piece(name, cfg, k, m, r))
+    have = {p: work.find("grid_piece", name, _piece_setting(cfg, *p)) for p in todo}
+    missing = [p for p in todo if have[p] is None]
+    count = len(todo) - len(missing)
+
+    def kept(p: core.Piece, frame: pd.DataFrame, seconds: float) -> None:
+        nonlocal count
+        work.keep("grid_piece", name, _piece_setting(cfg, *p), frame, seconds)
+        have[p], count = frame, count + 1
         if on_progress is not None:
-            on_progress(i + 1, len(todo))
-    return core.combine(frames)
+            on_progress(count, len(todo))
+
+    if missing:
+        core.pieces(cache.sample(name), cfg, missing, executor=executor.from_env(), on_piece=kept,
+                    method_scores={m: prune_ui.scores(name, m) for m in {p[1] for p in missing}})
+    elif on_progress is not None:
+        on_progress(len(todo), len(todo))
+    return core.combine([have[p] for p in todo])
 
 
 def grid_task(name: str, cfg: core.GridConfig) -> work.Task:
@@ -333,26 +348,32 @@ def groups(name: str, whole: bool = False) -> list:
     return family_of(s).layer_groups(s.model, whole)
 
 
-def scan_group(name: str, cfg: SE.ScanConfig, index: int) -> pd.DataFrame:
-    """One layer group alone at every setting of cfg, scored on the validation data (kept on disk)."""
-    def compute() -> pd.DataFrame:
-        s = cache.sample(name)
-        g = groups(name, cfg.whole)[index]
-        scores = prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None
-        return SE.scan(s.model, [g], scorer(name, SPLIT), cfg, scores, base=base_score(name, SPLIT))
-    return work.kept("scan_group", name, (cfg, index), compute)
-
-
 def scan(name: str, cfg: SE.ScanConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Every layer group, piece by piece (each kept)."""
+    """Every layer group: those kept on disk, the others scanned (in this process, or on the Ray cluster at
+    $SLIMLAB_RAY_ADDRESS) and kept as each one is finished, reporting (done, total) groups as they come."""
     todo = groups(name, cfg.whole)
-    frames = []
-    for i in range(len(todo)):
-        frames.append(scan_group(name, cfg, i))
+    have = {i: work.find("scan_group", name, (cfg, i)) for i in range(len(todo))}
+    missing = [i for i in have if have[i] is None]
+    index = {todo[i].name: i for i in missing}
+    count = len(todo) - len(missing)
+    base = base_score(name, SPLIT)
+
+    def kept(group, rows: list[dict]) -> None:
+        nonlocal count
+        frame = SE.frame_of(rows, base)
+        work.keep("scan_group", name, (cfg, index[group.name]), frame)
+        have[index[group.name]], count = frame, count + 1
         if on_progress is not None:
-            on_progress(i + 1, len(todo))
-    frame = pd.concat(frames, ignore_index=True)
-    frame.attrs = dict(frames[0].attrs)
+            on_progress(count, len(todo))
+
+    if missing:
+        SE.scan(cache.sample(name).model, [todo[i] for i in missing], scorer(name, SPLIT), cfg,
+                prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None, base=base,
+                executor=executor.from_env(), on_group=kept)
+    elif on_progress is not None:
+        on_progress(len(todo), len(todo))
+    frame = pd.concat([have[i] for i in range(len(todo))], ignore_index=True)
+    frame.attrs = dict(have[0].attrs)
     return frame
 
 
@@ -379,7 +400,7 @@ def allocation(name: str, cfg: SE.ScanConfig, budget: float) -> Allocation:
     """The allocation under a budget (the family's metric, in its units: accuracy points; mean cosine) on the
     validation split, measured on validation and test (kept on disk)."""
     def compute() -> Allocation:
-        return allocate_sample(cache.sample(name), scan(name, cfg), budget, method=cfg.method,
+        return allocate_sample(cache.sample(name), scan(name, cfg), budget, executor.from_env(), method=cfg.method,
                                quant=core.quant(cfg.per_channel),
                                scores=prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None)
     return work.kept("allocation", name, (cfg, budget), compute)

@@ -145,8 +145,12 @@ def later(task: Task, draw: Callable[[Any], Any] | None = None) -> Any | None:
     if job.state == "done":
         return draw(job.result) if draw is not None else job.result
     if job.state == "failed":
-        st.warning(f"{task.what} failed: {job.error}")
-        if st.button("Try again", key=f"retry|{task.key}"):
+        stopped = job.error.startswith("stopped")   # on request (Stop): not a failure
+        if stopped:
+            st.info(f"{task.what}: {job.error}.", icon="⏹️")
+        else:
+            st.warning(f"{task.what} failed: {job.error}")
+        if st.button("Go on" if stopped else "Try again", key=f"retry|{task.key}"):
             submit(task, retry=True)
             st.rerun()
         return None
@@ -163,9 +167,14 @@ def pending(key: str) -> None:
         job = worker().watch(key)   # still on the screen: it goes before the jobs of pages left behind
         if job is None or job.done:
             st.rerun(scope="app")
-        if job.progress:
+        if job.progress:   # work in pieces (a grid, a scan): it can be stopped between them, keeping what is done
             done, total = job.progress
-            st.progress(done / max(total, 1), job.status())
+            bar, stop = st.columns([6, 1], vertical_alignment="bottom")
+            bar.progress(done / max(total, 1), job.status())
+            if stop.button("Stop", key=f"stop|{key}", help="Stop this work (on a cluster: its tasks are cancelled). "
+                           "The pieces already finished are kept; Try again goes on from them."):
+                worker().stop(key)
+                st.rerun(scope="app")
         else:
             st.info(job.status(), icon="⏳")
 

@@ -96,6 +96,7 @@ if opts.slow and not ui.grid_started(name, cfg):   # not computed yet, by anyone
     offer.empty()
 with state.friendly_errors():
     base = cache.baseline(name)
+    ui.where()
     frame = ui.grid_later(name, cfg)   # built in the background: None (its progress drawn) until then
     if frame is None:
         ui.pipeline_section(name)

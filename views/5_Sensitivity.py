@@ -88,6 +88,7 @@ if opts.slow and not ui.scan_started(name, cfg):   # not computed yet, by anyone
     offer.empty()
 
 with state.friendly_errors():
+    ui.where()
     sens = ui.scan_later(name, cfg)   # in the background: None (its progress drawn) until it is done
 if sens is None:
     st.stop()

@@ -31,7 +31,7 @@ def test_two_sessions_moving_sliders_at_once_see_only_their_own(server, browser)
             wait_idle(pg)
         thumbs = [pg.get_by_role("slider").first for pg in pages]
         for step in range(max(abs(n) for *_, n in PEOPLE)):  # the two move their sliders in turns, press by press
-            for pg, thumb, (*_, presses) in zip(pages, thumbs, PEOPLE):
+            for pg, thumb, (_, ratio, presses) in zip(pages, thumbs, PEOPLE):
                 if step < abs(presses):
                     try:
                         thumb.focus()
@@ -39,6 +39,10 @@ def test_two_sessions_moving_sliders_at_once_see_only_their_own(server, browser)
                         raise AssertionError(f"no slider at press {step}: {pg.url}\n"
                                              f"{pg.locator('[data-testid=stApp]').inner_text()[:3000]}") from e
                     thumb.press("ArrowRight" if presses > 0 else "ArrowLeft")
+                    # the press has landed before the next one (the page's rerun for it may still run while the
+                    # other person presses): a press sent while the slider is redrawn could otherwise be lost
+                    moved = ratio + (step + 1) * (1 if presses > 0 else -1) / 100
+                    expect(thumb).to_have_attribute("aria-valuenow", f"{moved:.2f}".rstrip("0").rstrip("."))
         for pg, (name, ratio, presses) in zip(pages, PEOPLE):
             end = ratio + presses / 100
             nonzeros, acc = _figures(name, end)

@@ -1,0 +1,244 @@
+"""Where a sweep's independent pieces run: here, one after another (the default: nothing to install or start), or on
+a Ray cluster when asked (`--ray auto|ADDRESS` on the command line, $SLIMLAB_RAY_ADDRESS for the dashboard).
+
+Every sweep (the Trade-offs grid of any family, a sensitivity scan, an allocation search) is written once as
+`executor.map(fn, shared, items, on_done)`: `fn(shared, item)` is a module-level function of slimcore that computes one
+piece from what all pieces share (the loaded sample, the grid's settings, weight scores). The in-process executor
+calls it item by item. The Ray executor puts `shared` into the cluster's object store once, sends the items in
+batches (a task computes several pieces, so a task's overhead is paid once per batch), and hands each batch's
+results to `on_done` as its task finishes, in whatever order they finish; the returned list is in item order, so the
+caller cannot tell where a piece was computed. Ray core tasks, not Ray Tune: a sweep here is a fixed list of
+deterministic evaluations with no search, early stopping or checkpoints, so tasks are all it needs.
+
+Faults: a task whose worker dies is run again by Ray (`retries` times); a piece is deterministic, so its retry gives
+the same figures, and each piece's result is taken once, from the task that finished. When the caller stops (an
+exception from `on_done`, Ctrl-C) the tasks not yet finished are cancelled on the cluster.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+ENV = "SLIMLAB_RAY_ADDRESS"           # the dashboard's cluster: "auto", or host:port of a running Ray head
+ROOT = Path(__file__).resolve().parent.parent   # on the workers' import path: slimcore and the sample data
+OnDone = Callable[[int, Any], None]   # on_done(item index, its result), as each piece is finished
+
+
+class ExecutorError(RuntimeError):
+    """The cluster cannot be used (Ray not installed, no head at the address): said in one line."""
+
+
+class Executor(Protocol):
+    name: str
+
+    @property
+    def workers(self) -> int: ...
+
+    def map(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
+            on_done: OnDone | None = None) -> list[Any]: ...
+
+
+class InProcess:
+    """Each piece in this process, one after another: today's behaviour."""
+
+    name = "in-process"
+
+    @property
+    def workers(self) -> int:
+        return 1
+
+    def map(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
+            on_done: OnDone | None = None) -> list[Any]:
+        out = []
+        for i, item in enumerate(items):
+            out.append(fn(shared, item))
+            if on_done is not None:
+                on_done(i, out[-1])
+        return out
+
+
+def cpu_name() -> str:
+    """This machine's CPU model, as /proc/cpuinfo names it (else what platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+# What a Ray worker process keeps between tasks: the shared payload of the sweeps it works on, by object id (fetched
+# and unpickled once per worker, not once per task).
+_payloads: dict[str, Any] = {}
+_payload_lock = threading.Lock()
+
+
+def _payload(box: list) -> Any:
+    import ray
+    key = box[0].hex()
+    with _payload_lock:
+        if key not in _payloads:
+            _payloads.clear()          # one sweep at a time per worker: drop the previous sweep's model
+            _payloads[key] = ray.get(box[0])
+        return _payloads[key]
+
+
+def _batch(box: list, fn: Callable[[Any, Any], Any], items: list) -> tuple[str, list]:
+    """A Ray task: several pieces of one sweep, computed one after another in a worker; returns who computed them
+    (node, process) with the results."""
+    shared = _payload(box)   # the reference is boxed in a list so that Ray does not fetch it for every task
+    return f"{platform.node()}:{os.getpid()}", [fn(shared, item) for item in items]
+
+
+def _answers(address: str, timeout: float = 5.0) -> None:
+    """An ExecutorError unless something listens at host:port (a Ray head's GCS, or a ray:// client server)."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"a Ray address is 'auto' or host:port (e.g. 127.0.0.1:6379), got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ExecutorError(f"no Ray cluster answers at {address}: {e.strerror or e}") from None
+
+
+@dataclass
+class Ray:
+    """Pieces on a Ray cluster (`address`: "auto", or host:port of a head started with `ray start --head`). The
+    cluster's workers import slimcore from this checkout (the same path on every node, as on one machine or a
+    shared filesystem) or from an installed SlimLab of the same version. `batch`: pieces per task (default: about
+    four tasks per worker CPU, so progress moves and a lost worker costs little)."""
+
+    address: str
+    batch: int | None = None
+    retries: int = 3
+    name: str = "ray"
+
+    def __post_init__(self) -> None:
+        self.name = f"ray ({self.address})"
+
+    def connect(self) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ExecutorError("Ray is not installed here: pip install ray==2.60.0 (or leave the Ray address unset "
+                                "to run in this process)") from None
+        if ray.is_initialized():
+            return
+        if self.address != "auto":
+            _answers(self.address)   # ray.init would retry an address where nothing listens for ever
+        try:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False, namespace="slimlab",
+                     runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ExecutorError(f"no Ray cluster at {self.address!r}: {line}") from None
+
+    @property
+    def workers(self) -> int:
+        import ray
+        self.connect()
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def batches(self, n: int) -> list[range]:
+        """The items' indices in the tasks' batches."""
+        size = self.batch or max(1, math.ceil(n / (4 * self.workers)))
+        return [range(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def map(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
+            on_done: OnDone | None = None) -> list[Any]:
+        import ray
+        self.connect()
+        if not items:
+            return []
+        task = ray.remote(num_cpus=1, max_retries=self.retries, retry_exceptions=False)(_batch)
+        box = [ray.put(shared)]   # once into the object store; each worker fetches it once
+        pending = {task.remote(box, fn, [items[i] for i in idx]): idx for idx in self.batches(len(items))}
+        out: list[Any] = [None] * len(items)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    idx = pending.pop(ref)
+                    _who, results = ray.get(ref)
+                    for i, result in zip(idx, results):
+                        out[i] = result
+                        if on_done is not None:
+                            on_done(i, result)
+        except BaseException:
+            for ref in pending:   # the caller stopped (Ctrl-C, a page's Stop) or a piece failed: stop the rest
+                ray.cancel(ref, force=True)
+            raise
+        return out
+
+
+class LocalCluster:
+    """A Ray head on this machine's loopback address (`cpus` worker CPUs, no dashboard) for tests and benchmarks:
+    `with LocalCluster(2) as address: ...`. It is ended by ending its own process group, never by `ray stop`, which
+    would end every cluster on the machine."""
+
+    def __init__(self, cpus: int = 2, timeout: float = 120.0) -> None:
+        self.cpus, self.timeout = cpus, timeout
+        self.address = ""
+        self._head: subprocess.Popen | None = None
+
+    def __enter__(self) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        ray_cli = Path(sys.executable).with_name("ray")
+        self._head = subprocess.Popen(
+            [str(ray_cli), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+             f"--num-cpus={self.cpus}", "--include-dashboard=false", "--disable-usage-stats"],
+            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        self.address = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                _answers(self.address, timeout=1.0)
+                return self.address
+            except ExecutorError:
+                if time.monotonic() > deadline or self._head.poll() is not None:
+                    self.__exit__()
+                    raise ExecutorError(f"the local Ray head did not start within {self.timeout:.0f} s") from None
+                time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        import ray
+        if ray.is_initialized():
+            ray.shutdown()
+        if self._head is None:
+            return
+        try:
+            os.killpg(self._head.pid, signal.SIGTERM)
+            self._head.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._head = None
+
+
+def resolve(address: str | None = None) -> Executor:
+    """The executor for a Ray address (None or "": this process; "auto" or host:port: that cluster)."""
+    address = (address or "").strip()
+    return Ray(address) if address else InProcess()
+
+
+def from_env() -> Executor:
+    """The dashboard's executor: the cluster at $SLIMLAB_RAY_ADDRESS, else this process."""
+    return resolve(os.environ.get(ENV))
+
+
+__all__ = ["ENV", "Executor", "ExecutorError", "InProcess", "Ray", "LocalCluster", "resolve", "from_env", "cpu_name"]
