@@ -164,3 +164,27 @@ def test_speculative_work_waits_for_pages_and_lets_a_visitor_go_first():
         w.submit("visitor", lambda p: order.append("visitor"), "visitor", priority=10)
         assert w.get("visitor").wait(5) and order == ["visitor"]
     assert w.get("warm").wait(5) and order == ["visitor", "warm"]
+
+
+def test_a_stopped_job_ends_at_its_next_progress_report_keeping_what_it_finished():
+    w, finished = J.Worker(inline=False), []
+    started = threading.Event()
+
+    def pieces(progress):
+        for i in range(100):
+            started.set()
+            time.sleep(0.02)
+            finished.append(i)        # what a grid keeps on disk as each piece is done
+            progress(i + 1, 100)
+        return "all"
+
+    job = w.submit("grid", pieces, "Sweeping", priority=J.VISITOR)
+    assert started.wait(5) and w.stop("grid")
+    assert job.wait(5) and job.state == "failed" and job.error.startswith("stopped after")
+    assert 1 <= len(finished) < 100 and job.result is None
+    assert not w.stop("grid")         # nothing left to stop
+    w.submit("block", lambda p: time.sleep(0.5), "Blocking", priority=J.VISITOR)   # runs: the next one waits
+    time.sleep(0.1)
+    queued = w.submit("later", lambda p: "never", "Queued", priority=0)
+    assert w.stop("later") and queued.state == "failed" and queued.error == "stopped before it started"
+    assert w.submit("grid", pieces, "Sweeping", retry=True).wait(10) and w.get("grid").result == "all"

@@ -33,16 +33,17 @@ def test_two_sessions_moving_sliders_at_once_see_only_their_own(server, browser)
         for step in range(max(abs(n) for *_, n in PEOPLE)):  # the two move their sliders in turns, press by press
             for pg, thumb, (_, ratio, presses) in zip(pages, thumbs, PEOPLE):
                 if step < abs(presses):
+                    sign = 1 if presses > 0 else -1
                     try:
                         thumb.focus()
                     except Exception as e:   # say what the page showed instead of its slider
                         raise AssertionError(f"no slider at press {step}: {pg.url}\n"
                                              f"{pg.locator('[data-testid=stApp]').inner_text()[:3000]}") from e
-                    thumb.press("ArrowRight" if presses > 0 else "ArrowLeft")
-                    # the press has landed before the next one (the page's rerun for it may still run while the
-                    # other person presses): a press sent while the slider is redrawn could otherwise be lost
-                    moved = ratio + (step + 1) * (1 if presses > 0 else -1) / 100
-                    expect(thumb).to_have_attribute("aria-valuenow", f"{moved:.2f}".rstrip("0").rstrip("."))
+                    # each press goes to a slider showing the value so far, and lands before the next one (the page's
+                    # rerun for it may still run while the other person presses): "0.31", "0.3" as JS writes numbers
+                    expect(thumb).to_have_value(str(round(ratio + step * sign / 100, 2)))
+                    thumb.press("ArrowRight" if sign > 0 else "ArrowLeft")
+                    expect(thumb).to_have_value(str(round(ratio + (step + 1) * sign / 100, 2)))
         for pg, (name, ratio, presses) in zip(pages, PEOPLE):
             end = ratio + presses / 100
             nonzeros, acc = _figures(name, end)
