@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -30,6 +33,8 @@ from slimcore import executor as X
 from slimcore import tradeoffs as T
 from slimcore.families import family_of
 
+CLI_GRID = T.GridConfig(("unstructured", "channels"), ("l1", "random", "taylor"), T.RATIOS,
+                        tuple(T.precision(b) for b in T.BITS))
 GRID = T.GridConfig(("channels",), ("l1", "random", "taylor"), T.RATIOS, tuple(T.precision(b) for b in T.BITS))
 # Compute per evaluated example, for the projection (multiply-accumulates; published architecture figures):
 # ResNet-50 at 224 x 224: 4.1 G (He et al. 2016, Table 1: 3.8e9 FLOPs counted as multiply-adds, ~4.1 G with the fc);
@@ -91,12 +96,29 @@ def main() -> None:
               f"in a 1-thread worker")
         print(f"   same frame on Ray as in process: {same}")
 
-        n = 200
-        t0 = time.perf_counter()
-        X.Ray(address, batch=1).map(_nothing, None, list(range(n)))
-        noop = (time.perf_counter() - t0) / n * ray.workers
-        print(f"\n2. Ray's overhead per task (a task that does nothing, {n} tasks on {ray.workers} workers): "
-              f"{noop * 1000:.1f} ms per task per worker")
+        cli = [sys.executable, "-m", "slimcore", "sweep", "--model", "digits-cnn", "--methods", "l1", "random",
+               "taylor", "--out", os.devnull]
+        walls: dict[str, list[float]] = {"in process": [], "--ray": []}
+        for _ in range(3):
+            for how, extra in (("in process", []), ("--ray", ["--ray", address])):
+                t0 = time.perf_counter()
+                subprocess.run(cli + extra, cwd=_util.ROOT, check=True, capture_output=True)
+                walls[how].append(time.perf_counter() - t0)
+        a, b = (statistics.median(v) for v in walls.values())
+        print(f"   the CLI end to end (python -m slimcore sweep --methods l1 random taylor: the default grid, "
+              f"unstructured and channels, {len(CLI_GRID.pieces()) * len(CLI_GRID.precisions)} rows; median of 3 "
+              f"runs, each a new process and so a cold cluster driver): in process {a:.1f} s, --ray {b:.1f} s "
+              f"({(b / a - 1) * 100:+.0f} %)")
+
+        n, noops = 200, []
+        for _ in range(3):   # the first registers the task on the cluster
+            t0 = time.perf_counter()
+            X.Ray(address, batch=1).map(_nothing, None, list(range(n)))
+            noops.append((time.perf_counter() - t0) / n * ray.workers)
+        noop = statistics.median(noops[1:])
+        print(f"\n2. Ray's overhead per task (a task that does nothing, {n} tasks on {ray.workers} workers, after a "
+              f"first round): {noop * 1000:.1f} ms per task per worker (rounds: "
+              f"{', '.join(f'{x * 1000:.1f}' for x in noops)} ms)")
     finally:
         if cluster is not None:
             cluster.__exit__()

@@ -146,6 +146,8 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    runner = executor.resolve(args.ray)
+    runner.warm()   # a cluster's workers start (seconds: they import torch) while the model is loaded here
     sample = resolve_model(args.model, args.data, args.architecture)
     fam = family_of(sample)
     out = None if args.out == "-" else Path(args.out)
@@ -161,7 +163,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.latency:
         tradeoffs.check_timing(fam)
     todo = cfg.pieces()
-    runner = executor.resolve(args.ray)
     t0 = time.perf_counter()
     where = "" if isinstance(runner, executor.InProcess) else f" on {runner.name}, {runner.workers} worker CPUs"
     frame = tradeoffs.grid(sample, cfg, executor=runner, on_progress=Progress(

@@ -41,6 +41,8 @@ class ExecutorError(RuntimeError):
 class Executor(Protocol):
     name: str
 
+    def warm(self) -> None: ...
+
     @property
     def workers(self) -> int: ...
 
@@ -52,6 +54,9 @@ class InProcess:
     """Each piece in this process, one after another: today's behaviour."""
 
     name = "in-process"
+
+    def warm(self) -> None:
+        """Nothing to start."""
 
     @property
     def workers(self) -> int:
@@ -92,6 +97,12 @@ def _payload(box: list) -> Any:
             _payloads.clear()          # one sweep at a time per worker: drop the previous sweep's model
             _payloads[key] = ray.get(box[0])
         return _payloads[key]
+
+
+def _ready() -> int:
+    """A Ray task that imports what the sweeps need (torch and slimcore take seconds to import in a new worker)."""
+    from . import sensitivity, sweep, tradeoffs  # noqa: F401
+    return os.getpid()
 
 
 def _batch(box: list, fn: Callable[[Any, Any], Any], items: list) -> tuple[str, list]:
@@ -149,6 +160,15 @@ class Ray:
         import ray
         self.connect()
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def warm(self) -> None:
+        """Start the cluster's workers now, without waiting for them: one task per worker CPU that imports what
+        the sweeps need, so that a sweep soon after finds them ready (the CLI starts them while it loads the model,
+        the dashboard when it starts)."""
+        import ray
+        self.connect()
+        task = ray.remote(num_cpus=1)(_ready)
+        self._warming = [task.remote() for _ in range(self.workers)]
 
     def batches(self, n: int) -> list[range]:
         """The items' indices in the tasks' batches."""

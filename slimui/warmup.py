@@ -18,6 +18,7 @@ import streamlit as st
 
 import slimcore
 from slimcore import distillation as D
+from slimcore import executor
 from slimcore import pruning as P
 from slimcore import sensitivity as SE
 from slimcore import text_prune as TP
@@ -148,11 +149,17 @@ class Progress:
 
 _progress: Progress | None = None
 _lock = threading.Lock()
+_cluster = False   # the cluster's workers started (once per process)
 
 
 def start(samples: list[str] | None = None) -> Progress | None:
-    """Start the warm-up once per process (later calls return its progress); None when it is not enabled()."""
-    global _progress
+    """Start the warm-up once per process (later calls return its progress); None when it is not enabled(). The
+    Ray cluster's workers at $SLIMLAB_RAY_ADDRESS are started then too, warm-up or not."""
+    global _progress, _cluster
+    with _lock:
+        if not _cluster and os.environ.get(executor.ENV, "").strip():
+            _cluster = True
+            threading.Thread(target=_start_cluster, name="slimlab-cluster", daemon=True).start()
     if not enabled():
         return None
     with _lock:
@@ -160,6 +167,15 @@ def start(samples: list[str] | None = None) -> Progress | None:
             _progress = Progress(list(samples or _order()))
             threading.Thread(target=_run, args=(_progress,), name="slimlab-warmup", daemon=True).start()
         return _progress
+
+
+def _start_cluster() -> None:
+    try:
+        runner = executor.from_env()
+        runner.warm()
+        print(f"SlimLab: sweeps run on {runner.name}, {runner.workers} worker CPUs", file=sys.stderr, flush=True)
+    except Exception as e:   # the pages say it again when a sweep is asked for
+        print(f"SlimLab: the Ray cluster cannot be used: {e}", file=sys.stderr, flush=True)
 
 
 def _order() -> list[str]:
