@@ -86,6 +86,7 @@ def cpu_name() -> str:
 # What a Ray worker process keeps between tasks: the shared payload of the sweeps it works on, by object id (fetched
 # and unpickled once per worker, not once per task).
 _payloads: dict[str, Any] = {}
+_connect_lock = threading.Lock()
 _payload_lock = threading.Lock()
 
 
@@ -144,10 +145,14 @@ class Ray:
         except ImportError:
             raise ExecutorError("Ray is not installed here: pip install ray==2.60.0 (or leave the Ray address unset "
                                 "to run in this process)") from None
-        if ray.is_initialized():
-            return
-        if self.address != "auto":
-            _answers(self.address)   # ray.init would retry an address where nothing listens for ever
+        with _connect_lock:   # the dashboard's warm-up and its worker may connect at the same time
+            if ray.is_initialized():
+                return
+            if self.address != "auto":
+                _answers(self.address)   # ray.init would retry an address where nothing listens for ever
+            self._init(ray)
+
+    def _init(self, ray: Any) -> None:
         try:
             ray.init(address=self.address, log_to_driver=False, configure_logging=False, namespace="slimlab",
                      runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})

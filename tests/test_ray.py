@@ -5,6 +5,7 @@ cancels the cluster's tasks; the CLI's --ray and the dashboard's SLIMLAB_RAY_ADD
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -160,3 +161,21 @@ def test_the_trade_offs_page_draws_the_same_with_the_cluster(cluster, fresh_resu
     page = run_page("views/4_Trade-offs.py")
     assert figures(page)["tradeoff_chart"] == here
     assert any(cluster in c.value for c in page.caption)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_cli_sweep_on_the_cluster(cluster, tmp_path):
+    out = tmp_path / "t.csv"
+    cli = subprocess.Popen([sys.executable, "-m", "slimcore", "sweep", "--model", "minilm", "--no-structured",
+                            "--ratios", "0,0.25,0.5,0.75", "--bits", "32,8,4", "--out", str(out), "--ray", cluster],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not _running_tasks() and cli.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _running_tasks(), "the sweep never ran a task on the cluster"
+    cli.send_signal(signal.SIGINT)
+    _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-2000:]
+    assert not out.exists()
+    time.sleep(2)
+    assert not _running_tasks(), "the cluster still runs the stopped sweep's tasks"
