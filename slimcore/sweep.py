@@ -36,7 +36,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .data import Dataset, Split
-from .executor import Executor
+from .executor import Executor, cpu_name
 from .families import Family, LayerGroup, Metric, Scorer, family_of, get
 from .families.classifier import ACCURACY, accuracy_scorer
 from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
@@ -329,13 +329,14 @@ def sweep(model: nn.Module, data: Dataset | Split, prune_ratios: Sequence[float]
 
 def _time(frame: pd.DataFrame, models: dict[int, nn.Module], split: Split, batch: int, repeats: int) -> pd.DataFrame:
     """Fill latency_ms for the given rows by timing their models round-robin (A B C A B C ...) on real inputs."""
-    frame = frame.copy()
+    frame, cpu = frame.copy(), cpu_name()
     lat = compare_latency({str(i): m for i, m in models.items()}, split.x[:batch], batch, repeats=repeats,
                           max_seconds=max(2.0, 0.1 * len(models)))
     for i, m in lat.items():
         frame.loc[int(i), "latency_ms"] = m.median_ms
         frame.loc[int(i), "latency_label"] = (f"measured: median of {m.repeats} runs at batch {m.batch}, "
-                                              f"{m.threads} thread(s)" + (" (noisy)" if m.noisy else ""))
+                                              f"{m.threads} thread(s), one model at a time, on {cpu}"
+                                              + (" (noisy)" if m.noisy else ""))
     return frame
 
 
