@@ -106,11 +106,10 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _batch(box: list, fn: Callable[[Any, Any], Any], items: list) -> tuple[str, list]:
-    """A Ray task: several pieces of one sweep, computed one after another in a worker; returns who computed them
-    (node, process) with the results."""
+def _batch(box: list, fn: Callable[[Any, Any], Any], items: list) -> list:
+    """A Ray task: several pieces of one sweep, computed one after another in a worker."""
     shared = _payload(box)   # the reference is boxed in a list so that Ray does not fetch it for every task
-    return f"{platform.node()}:{os.getpid()}", [fn(shared, item) for item in items]
+    return [fn(shared, item) for item in items]
 
 
 def _answers(address: str, timeout: float = 5.0) -> None:
@@ -195,7 +194,7 @@ class Ray:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     idx = pending.pop(ref)
-                    _who, results = ray.get(ref)
+                    results = ray.get(ref)
                     for i, result in zip(idx, results):
                         out[i] = result
                         if on_done is not None:
