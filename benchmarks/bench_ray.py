@@ -30,6 +30,7 @@ import _util  # noqa: F401  (puts the repository on sys.path)
 
 import slimcore
 from slimcore import executor as X
+from slimcore import metrics
 from slimcore import tradeoffs as T
 from slimcore.families import family_of
 
@@ -68,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--address", help="a running Ray head (default: start a local one with 2 CPUs)")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads in process; CPU: {X.cpu_name()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads in process; CPU: {metrics.cpu_name()}")
     s = slimcore.load_sample("digits-cnn")
     rows = len(GRID.pieces()) * len(GRID.precisions)
     print(f"\n1. The grid on digits-cnn: {len(GRID.ratios)} ratios x {len(GRID.precisions)} precisions x "

@@ -146,8 +146,11 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    runner = executor.resolve(args.ray)
-    runner.warm()   # a cluster's workers start (seconds: they import torch) while the model is loaded here
+    if args.ray is not None:
+        try:
+            executor.check_address(args.ray)
+        except executor.ExecutorError as e:
+            raise UsageError(f"--ray: {e}") from None
     sample = resolve_model(args.model, args.data, args.architecture)
     fam = family_of(sample)
     out = None if args.out == "-" else Path(args.out)
@@ -162,6 +165,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg.check(fam)   # a setting the family does not have: one line, before any work
     if args.latency:
         tradeoffs.check_timing(fam)
+    runner = executor.resolve(args.ray)
+    runner.warm()   # a cluster's workers start (seconds: they import torch) while the scores are computed here
     todo = cfg.pieces()
     t0 = time.perf_counter()
     where = "" if isinstance(runner, executor.InProcess) else f" on {runner.name}, {runner.workers} worker CPUs"

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import os
-import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ class Executor(Protocol):
     def workers(self) -> int: ...
 
     def map(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
-            on_done: OnDone | None = None) -> list[Any]: ...
+            on_done: OnDone | None = None, tick: Callable[[], None] | None = None) -> list[Any]: ...
 
 
 class InProcess:
@@ -63,24 +64,13 @@ class InProcess:
         return 1
 
     def map(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
-            on_done: OnDone | None = None) -> list[Any]:
+            on_done: OnDone | None = None, tick: Callable[[], None] | None = None) -> list[Any]:
         out = []
         for i, item in enumerate(items):
             out.append(fn(shared, item))
             if on_done is not None:
                 on_done(i, out[-1])
         return out
-
-
-def cpu_name() -> str:
-    """This machine's CPU model, as /proc/cpuinfo names it (else what platform says)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 # What a Ray worker process keeps between tasks: the shared payload of the sweeps it works on, by object id (fetched
@@ -112,11 +102,32 @@ def _batch(box: list, fn: Callable[[Any, Any], Any], items: list) -> list:
     return [fn(shared, item) for item in items]
 
 
+WAIT = 0.5   # seconds a Ray map waits for a task before it lets its caller look up (tick)
+_remote: dict[int, Any] = {}
+
+
+def _remote_batch(retries: int) -> Any:
+    """_batch as a Ray task (registered once per process and retry count)."""
+    import ray
+    if retries not in _remote:
+        _remote[retries] = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_batch)
+    return _remote[retries]
+
+
+def check_address(address: str) -> None:
+    """An ExecutorError unless `address` is "auto", host:port or ray://host:port."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit() or ("://" in address and not address.startswith("ray://")):
+        raise ExecutorError(f"a Ray address is 'auto', host:port of a head (e.g. 127.0.0.1:6379) or "
+                            f"ray://host:port of its client server, got {address!r}")
+
+
 def _answers(address: str, timeout: float = 5.0) -> None:
     """An ExecutorError unless something listens at host:port (a Ray head's GCS, or a ray:// client server)."""
+    check_address(address)
     host, _, port = address.split("://")[-1].rpartition(":")
-    if not host or not port.isdigit():
-        raise ExecutorError(f"a Ray address is 'auto' or host:port (e.g. 127.0.0.1:6379), got {address!r}")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as e:
@@ -133,10 +144,10 @@ class Ray:
     address: str
     batch: int | None = None
     retries: int = 3
-    name: str = "ray"
 
-    def __post_init__(self) -> None:
-        self.name = f"ray ({self.address})"
+    @property
+    def name(self) -> str:
+        return f"ray ({self.address})"
 
     def connect(self) -> None:
         try:
@@ -172,7 +183,8 @@ class Ray:
         import ray
         self.connect()
         task = ray.remote(num_cpus=1)(_ready)
-        self._warming = [task.remote() for _ in range(self.workers)]
+        for _ in range(self.workers):
+            task.remote()   # runs whether or not its result is ever read
 
     def batches(self, n: int) -> list[range]:
         """The items' indices in the tasks' batches."""
@@ -180,30 +192,54 @@ class Ray:
         return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
     def map(self, fn: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any],
-            on_done: OnDone | None = None) -> list[Any]:
+            on_done: OnDone | None = None, tick: Callable[[], None] | None = None) -> list[Any]:
         import ray
+        from ray.exceptions import RayTaskError
         self.connect()
         if not items:
             return []
-        task = ray.remote(num_cpus=1, max_retries=self.retries, retry_exceptions=False)(_batch)
+        task = _remote_batch(self.retries)
         box = [ray.put(shared)]   # once into the object store; each worker fetches it once
         pending = {task.remote(box, fn, [items[i] for i in idx]): idx for idx in self.batches(len(items))}
         out: list[Any] = [None] * len(items)
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT)
+                if not ready and tick is not None:
+                    tick()   # nothing finished for a while: the caller may stop (a page's Stop) meanwhile
                 for ref in ready:
                     idx = pending.pop(ref)
-                    results = ray.get(ref)
-                    for i, result in zip(idx, results):
-                        out[i] = result
+                    try:
+                        results = ray.get(ref)
+                    except RayTaskError as e:   # a piece failed on a worker: its own error, as in this process
+                        raise (e.cause if isinstance(getattr(e, "cause", None), Exception) else e) from None
+                    stop: BaseException | None = None
+                    for i, result in zip(idx, results):   # every piece of the batch is handed over, even when
+                        out[i] = result                   # the caller stops at the first (it keeps what it got)
                         if on_done is not None:
-                            on_done(i, result)
+                            try:
+                                on_done(i, result)
+                            except BaseException as e:
+                                stop = stop or e
+                    if stop is not None:
+                        raise stop
         except BaseException:
             for ref in pending:   # the caller stopped (Ctrl-C, a page's Stop) or a piece failed: stop the rest
                 ray.cancel(ref, force=True)
             raise
         return out
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct loopback ports free now."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class LocalCluster:
@@ -213,17 +249,21 @@ class LocalCluster:
 
     def __init__(self, cpus: int = 2, timeout: float = 120.0) -> None:
         self.cpus, self.timeout = cpus, timeout
-        self.address = ""
+        self.address, self._temp = "", ""
         self._head: subprocess.Popen | None = None
 
     def __enter__(self) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        ports = _free_ports(7)   # its own ports and folder: another head on the machine does not collide with it
+        port = ports[0]
+        self._temp = tempfile.mkdtemp(prefix="slimray-", dir="/tmp")   # short: Ray's socket paths live under it
         ray_cli = Path(sys.executable).with_name("ray")
         self._head = subprocess.Popen(
             [str(ray_cli), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-             f"--num-cpus={self.cpus}", "--include-dashboard=false", "--disable-usage-stats"],
+             f"--num-cpus={self.cpus}", "--include-dashboard=false", "--disable-usage-stats",
+             f"--temp-dir={self._temp}", *(f"--{flag}={p}" for flag, p in zip(
+                 ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                  "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port"),
+                 ports[1:]))],
             env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         self.address = f"127.0.0.1:{port}"
@@ -252,6 +292,7 @@ class LocalCluster:
         except ProcessLookupError:
             pass
         self._head = None
+        shutil.rmtree(self._temp, ignore_errors=True)
 
 
 def resolve(address: str | None = None) -> Executor:
@@ -260,9 +301,15 @@ def resolve(address: str | None = None) -> Executor:
     return Ray(address) if address else InProcess()
 
 
+def address_from_env() -> str:
+    """The dashboard's Ray address ($SLIMLAB_RAY_ADDRESS), "" when sweeps run in the process."""
+    return os.environ.get(ENV, "").strip()
+
+
 def from_env() -> Executor:
     """The dashboard's executor: the cluster at $SLIMLAB_RAY_ADDRESS, else this process."""
-    return resolve(os.environ.get(ENV))
+    return resolve(address_from_env())
 
 
-__all__ = ["ENV", "Executor", "ExecutorError", "InProcess", "Ray", "LocalCluster", "resolve", "from_env", "cpu_name"]
+__all__ = ["ENV", "Executor", "ExecutorError", "InProcess", "Ray", "LocalCluster", "resolve", "from_env",
+           "address_from_env", "check_address"]

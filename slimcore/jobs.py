@@ -115,6 +115,11 @@ class Job:
         return self.state in ("done", "failed")
 
     @property
+    def stopping(self) -> bool:
+        """Asked to stop, and still running (it stops at its next progress report)."""
+        return self._stop.is_set() and not self.done
+
+    @property
     def seconds(self) -> float:
         """Seconds it ran (so far)."""
         if self.started is None:
@@ -298,7 +303,10 @@ class Worker:
             self._queued.add(job.key)
 
     def _run(self, job: Job) -> None:
-        job.state, job.started = "running", time.monotonic()
+        with self._lock:   # stop() marks a job failed only while it is queued: decided under the same lock
+            if job._stop.is_set():
+                return
+            job.state, job.started = "running", time.monotonic()
 
         def progress(done: int, total: int) -> None:
             job.progress = (done, total)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import io
+import platform
 import math
 import os
 import statistics
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -93,6 +95,17 @@ def flop_macs(model: nn.Module, example: torch.Tensor) -> int:
     with counter, torch.inference_mode():
         model(example[:1])
     return int(counter.get_total_flops()) // 2
+
+
+def cpu_name() -> str:
+    """This machine's CPU model, as /proc/cpuinfo names it (else what platform says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def serialized_bytes(model: nn.Module) -> int:

@@ -8,6 +8,7 @@ weights and fake-quantized weights stay dense fp32.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -93,9 +94,10 @@ def scores_for(sample: Any, cfg: ScanConfig, seed: int = 0) -> dict[str, torch.T
     return sample_scores(sample, cfg.method, seed)
 
 
-def _group_rows(shared: tuple, g: LayerGroup) -> list[dict]:
-    """One group compressed alone at each setting and scored: its rows (where an executor runs it)."""
+def _group_rows(shared: tuple, g: LayerGroup) -> tuple[list[dict], float]:
+    """One group compressed alone at each setting and scored: its rows and seconds (where an executor runs it)."""
     model, scorer, cfg, scores, base = shared
+    t0 = time.perf_counter()
     mods = dict(model.named_modules())
     size = sum(mods[n].weight.numel() for n in g.layers)
     rows = []
@@ -103,32 +105,34 @@ def _group_rows(shared: tuple, g: LayerGroup) -> list[dict]:
         sc = scorer(variant(model, g.layers, cfg, s, scores))
         rows.append(dict(group=g.name, row=g.row, column=g.column, layers=len(g.layers), kind=cfg.kind, setting=s,
                          score=sc.value, score_drop=base.value - sc.value, weights=size, detail=sc.detail))
-    return rows
+    return rows, time.perf_counter() - t0
 
 
 def scan(model: nn.Module, groups: Sequence[LayerGroup], scorer: Scorer, cfg: ScanConfig,
          scores: dict[str, torch.Tensor] | None = None, on_progress: Progress = None,
          base: Score | None = None, executor: Executor | None = None,
-         on_group: Callable[[LayerGroup, list[dict]], None] | None = None) -> pd.DataFrame:
+         on_group: Callable[[int, list[dict], float], None] | None = None,
+         tick: Callable[[], None] | None = None) -> pd.DataFrame:
     """Each group compressed alone at each setting and scored: one row per (group, setting) with the score, its drop
     below the original's (in the metric's own units: a fraction of accuracy, or of mean cosine), the group's
     weights and the family's detail record. frame.attrs: base_score, metric (the family's Metric), examples. `base`:
     the original's Score when already known (a page scanning group by group). The groups are computed by `executor`
     (default: this process, one after another; or a Ray cluster's workers), each reported as it is finished:
-    `on_group(group, rows)` and on_progress(rows done, rows in all)."""
+    `on_group(index in groups, rows, seconds)` and on_progress(rows done, rows in all); `tick()` while a cluster
+    computes and nothing has finished for a while."""
     base = base if base is not None else scorer(model)
     groups, total, done = list(groups), len(groups) * len(cfg.values), 0
 
-    def finished(i: int, rows: list[dict]) -> None:
+    def finished(i: int, result: tuple[list[dict], float]) -> None:
         nonlocal done
-        done += len(rows)
+        done += len(result[0])
         if on_group is not None:
-            on_group(groups[i], rows)
+            on_group(i, *result)
         if on_progress is not None:
             on_progress(done, total)
 
-    per_group = (executor or InProcess()).map(_group_rows, (model, scorer, cfg, scores, base), groups, finished)
-    return frame_of([r for rows in per_group for r in rows], base)
+    per_group = (executor or InProcess()).map(_group_rows, (model, scorer, cfg, scores, base), groups, finished, tick)
+    return frame_of([r for rows, _ in per_group for r in rows], base)
 
 
 def frame_of(rows: list[dict], base: Any) -> pd.DataFrame:

@@ -36,10 +36,10 @@ from torch import nn
 from torch.func import functional_call
 
 from .data import Dataset, Split
-from .executor import Executor, cpu_name
+from .executor import Executor
 from .families import Family, LayerGroup, Metric, Scorer, family_of, get
 from .families.classifier import ACCURACY, accuracy_scorer
-from .metrics import compare_latency, layer_table, modelled_size, serialized_bytes, weight_layers
+from .metrics import compare_latency, cpu_name, layer_table, modelled_size, serialized_bytes, weight_layers
 from . import pruning as P
 from .pruning import (METHODS, PruneConfig, apply_masks, calibration_batch, masked_parameters, masks, remove_channels,
                       weight_scores)

@@ -220,10 +220,12 @@ def _piece(shared: tuple, p: Piece) -> tuple[pd.DataFrame, float]:
 
 def pieces(sample: Any, cfg: GridConfig, todo: Sequence[Piece] | None = None, split: str = "quick",
            method_scores: dict[str, dict[str, torch.Tensor]] | None = None, executor: Executor | None = None,
-           on_piece: Callable[[Piece, pd.DataFrame, float], None] | None = None) -> list[pd.DataFrame]:
+           on_piece: Callable[[Piece, pd.DataFrame, float], None] | None = None,
+           tick: Callable[[], None] | None = None) -> list[pd.DataFrame]:
     """Pieces of the grid (default: all of them, cfg.pieces()) computed by `executor` (default: this process), in
     the order of `todo`; `on_piece(piece, frame, seconds)` is called as each one is finished, in the order they
-    finish. Weight scores are computed once here (or given, by method) and shared by every piece."""
+    finish, and `tick()` while a cluster computes and nothing has finished for a while. Weight scores are computed
+    once here (or given, by method) and shared by every piece."""
     fam = family_of(sample)
     cfg.check(fam)
     todo = list(cfg.pieces() if todo is None else todo)
@@ -234,7 +236,7 @@ def pieces(sample: Any, cfg: GridConfig, todo: Sequence[Piece] | None = None, sp
         if on_piece is not None:
             on_piece(todo[i], *result)
 
-    return [f for f, _ in (executor or InProcess()).map(_piece, (sample, cfg, split, scored), todo, done)]
+    return [f for f, _ in (executor or InProcess()).map(_piece, (sample, cfg, split, scored), todo, done, tick)]
 
 
 def grid(sample: Any, cfg: GridConfig = GridConfig(), split: str = "quick",

@@ -5,7 +5,6 @@ a cached model."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -117,7 +116,7 @@ def base_score(name: str, split: str) -> Score:
 
 def where() -> None:
     """Say so when grids, scans and allocations are computed on a Ray cluster ($SLIMLAB_RAY_ADDRESS)."""
-    address = os.environ.get(executor.ENV, "").strip()
+    address = executor.address_from_env()
     if address:
         st.caption(f"Grids, scans and allocations are computed on the Ray cluster at `{address}` "
                    f"(${executor.ENV}); their figures are the same as in this process. Latency is timed on this "
@@ -131,27 +130,45 @@ def _piece_setting(cfg: core.GridConfig, kind: str, method: str, ratio: float) -
     return core.GridConfig((kind,), (method,), (ratio,), cfg.precisions, cfg.scope, cfg.per_channel)
 
 
+class _Kept:
+    """The pieces of a sweep kept on disk under (kind, name, key): those found, and the others computed by the
+    caller (in this process, or on the Ray cluster at $SLIMLAB_RAY_ADDRESS) and kept as each one is finished, with
+    (done, total) pieces reported from the start (so the page's Stop shows at once), as they come and while a
+    cluster computes (`tick`: a Stop is noticed even before the next piece is finished)."""
+
+    def __init__(self, kind: str, name: str, keys: list, on_progress: Callable[[int, int], None] | None) -> None:
+        self.kind, self.name, self.keys, self.on_progress = kind, name, keys, on_progress
+        self.have = {i: work.find(kind, name, k) for i, k in enumerate(keys)}
+        self.missing = [i for i, v in self.have.items() if v is None]
+        self.count = len(keys) - len(self.missing)
+        self.tick()
+
+    def tick(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.count, len(self.keys))
+
+    def keep(self, i: int, value: object, seconds: float = 0.0) -> None:
+        """The i-th missing piece is finished: keep it."""
+        index = self.missing[i]
+        work.keep(self.kind, self.name, self.keys[index], value, seconds)
+        self.have[index], self.count = value, self.count + 1
+        self.tick()
+
+    def values(self) -> list:
+        return [self.have[i] for i in range(len(self.keys))]
+
+
 def grid(name: str, cfg: core.GridConfig, on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """The whole grid: the pieces kept on disk, the others computed (in this process, or on the Ray cluster at
     $SLIMLAB_RAY_ADDRESS) and kept as each one is finished, reporting (done, total) pieces as they come."""
     todo = cfg.pieces()
-    have = {p: work.find("grid_piece", name, _piece_setting(cfg, *p)) for p in todo}
-    missing = [p for p in todo if have[p] is None]
-    count = len(todo) - len(missing)
-
-    def kept(p: core.Piece, frame: pd.DataFrame, seconds: float) -> None:
-        nonlocal count
-        work.keep("grid_piece", name, _piece_setting(cfg, *p), frame, seconds)
-        have[p], count = frame, count + 1
-        if on_progress is not None:
-            on_progress(count, len(todo))
-
-    if missing:
-        core.pieces(cache.sample(name), cfg, missing, executor=executor.from_env(), on_piece=kept,
+    kept = _Kept("grid_piece", name, [_piece_setting(cfg, *p) for p in todo], on_progress)
+    if kept.missing:
+        missing = [todo[i] for i in kept.missing]
+        core.pieces(cache.sample(name), cfg, missing, executor=executor.from_env(), tick=kept.tick,
+                    on_piece=lambda p, frame, seconds: kept.keep(missing.index(p), frame, seconds),
                     method_scores={m: prune_ui.scores(name, m) for m in {p[1] for p in missing}})
-    elif on_progress is not None:
-        on_progress(len(todo), len(todo))
-    return core.combine([have[p] for p in todo])
+    return core.combine(kept.values())
 
 
 def grid_task(name: str, cfg: core.GridConfig) -> work.Task:
@@ -159,7 +176,8 @@ def grid_task(name: str, cfg: core.GridConfig) -> work.Task:
     todo = len(cfg.pieces())
     return work.Task(f"grid|{name}|{cfg}", lambda progress: grid(name, cfg, progress),
                      f"Sweeping the grid: {todo} prune settings, each at {len(cfg.precisions)} precisions", "grid",
-                     name, guess=todo * (0.3 if family_of(cache.sample(name)).name == "classifier" else 3.0))
+                     name, guess=todo * (0.3 if family_of(cache.sample(name)).name == "classifier" else 3.0),
+                     stoppable=True)
 
 
 def grid_started(name: str, cfg: core.GridConfig) -> bool:
@@ -352,28 +370,16 @@ def scan(name: str, cfg: SE.ScanConfig, on_progress: Callable[[int, int], None] 
     """Every layer group: those kept on disk, the others scanned (in this process, or on the Ray cluster at
     $SLIMLAB_RAY_ADDRESS) and kept as each one is finished, reporting (done, total) groups as they come."""
     todo = groups(name, cfg.whole)
-    have = {i: work.find("scan_group", name, (cfg, i)) for i in range(len(todo))}
-    missing = [i for i in have if have[i] is None]
-    index = {todo[i].name: i for i in missing}
-    count = len(todo) - len(missing)
+    kept = _Kept("scan_group", name, [(cfg, i) for i in range(len(todo))], on_progress)
     base = base_score(name, SPLIT)
-
-    def kept(group, rows: list[dict]) -> None:
-        nonlocal count
-        frame = SE.frame_of(rows, base)
-        work.keep("scan_group", name, (cfg, index[group.name]), frame)
-        have[index[group.name]], count = frame, count + 1
-        if on_progress is not None:
-            on_progress(count, len(todo))
-
-    if missing:
-        SE.scan(cache.sample(name).model, [todo[i] for i in missing], scorer(name, SPLIT), cfg,
+    if kept.missing:
+        SE.scan(cache.sample(name).model, [todo[i] for i in kept.missing], scorer(name, SPLIT), cfg,
                 prune_ui.scores(name, cfg.method) if cfg.kind == "prune" else None, base=base,
-                executor=executor.from_env(), on_group=kept)
-    elif on_progress is not None:
-        on_progress(len(todo), len(todo))
-    frame = pd.concat([have[i] for i in range(len(todo))], ignore_index=True)
-    frame.attrs = dict(have[0].attrs)
+                executor=executor.from_env(), tick=kept.tick,
+                on_group=lambda i, rows, seconds: kept.keep(i, SE.frame_of(rows, base), seconds))
+    frames = kept.values()
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs = dict(frames[0].attrs)
     return frame
 
 
@@ -382,7 +388,8 @@ def scan_task(name: str, cfg: SE.ScanConfig) -> work.Task:
     n = len(groups(name, cfg.whole))
     return work.Task(f"scan|{name}|{cfg}", lambda progress: scan(name, cfg, progress),
                      f"Scanning the {n} groups, each at {len(cfg.values)} settings", "scan", name,
-                     guess=n * len(cfg.values) * (0.05 if family_of(cache.sample(name)).name == "classifier" else 0.5))
+                     guess=n * len(cfg.values) * (0.05 if family_of(cache.sample(name)).name == "classifier" else 0.5),
+                     stoppable=True)
 
 
 def scan_started(name: str, cfg: SE.ScanConfig) -> bool:

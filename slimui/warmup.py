@@ -157,7 +157,7 @@ def start(samples: list[str] | None = None) -> Progress | None:
     Ray cluster's workers at $SLIMLAB_RAY_ADDRESS are started then too, warm-up or not."""
     global _progress, _cluster
     with _lock:
-        if not _cluster and os.environ.get(executor.ENV, "").strip():
+        if not _cluster and executor.address_from_env():
             _cluster = True
             threading.Thread(target=_start_cluster, name="slimlab-cluster", daemon=True).start()
     if not enabled():

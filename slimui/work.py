@@ -117,6 +117,7 @@ class Task:
     name: str
     guess: float | None = None
     keep: int | None = None
+    stoppable: bool = False   # work in pieces kept as they finish (a grid, a scan): a Stop button while it runs
 
 
 def submit(task: Task, priority: int = VISITOR, retry: bool = False) -> jobs.Job:
@@ -154,11 +155,11 @@ def later(task: Task, draw: Callable[[Any], Any] | None = None) -> Any | None:
             submit(task, retry=True)
             st.rerun()
         return None
-    pending(task.key)
+    pending(task.key, task.stoppable)
     return None
 
 
-def pending(key: str) -> None:
+def pending(key: str, stoppable: bool = False) -> None:
     """The placeholder of a job that is not done: what runs, for how long, the progress, an estimate; it looks
     again every POLL seconds and reruns the page once the job is done."""
 
@@ -167,14 +168,20 @@ def pending(key: str) -> None:
         job = worker().watch(key)   # still on the screen: it goes before the jobs of pages left behind
         if job is None or job.done:
             st.rerun(scope="app")
-        if job.progress:   # work in pieces (a grid, a scan): it can be stopped between them, keeping what is done
+        if job.progress and stoppable:   # work in pieces kept as they finish: it can stop between them
             done, total = job.progress
             bar, stop = st.columns([6, 1], vertical_alignment="bottom")
-            bar.progress(done / max(total, 1), job.status())
-            if stop.button("Stop", key=f"stop|{key}", help="Stop this work (on a cluster: its tasks are cancelled). "
-                           "The pieces already finished are kept; Try again goes on from them."):
-                worker().stop(key)
-                st.rerun(scope="app")
+            if job.stopping:
+                bar.progress(done / max(total, 1), f"Stopping after the pieces under way… {job.status()}")
+            else:
+                bar.progress(done / max(total, 1), job.status())
+                if stop.button("Stop", key=f"stop|{key}", help="Stop this work (on a cluster: its tasks are "
+                               "cancelled). The pieces already finished are kept; Go on continues from them."):
+                    worker().stop(key)
+                    st.rerun(scope="app")
+        elif job.progress:
+            done, total = job.progress
+            st.progress(done / max(total, 1), job.status())
         else:
             st.info(job.status(), icon="⏳")
 

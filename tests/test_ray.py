@@ -42,6 +42,10 @@ def cluster():
         yield address
 
 
+class Enough(Exception):
+    pass
+
+
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
     assert a.attrs.keys() == b.attrs.keys()
@@ -51,7 +55,7 @@ CNN_GRID = T.GridConfig(("unstructured", "channels"), ("l1", "taylor"), (0.0, 0.
                         ("fp32", "8-bit", "2-bit"))
 
 
-def test_a_grid_on_the_cluster_equals_the_grid_in_process_and_streams(cluster, digits_cnn):
+def test_a_grid_on_the_cluster_equals_the_grid_in_process(cluster, digits_cnn):
     here = T.grid(digits_cnn, CNN_GRID)
     seen = []
     there = T.grid(digits_cnn, CNN_GRID, executor=X.Ray(cluster, batch=2),
@@ -60,6 +64,48 @@ def test_a_grid_on_the_cluster_equals_the_grid_in_process_and_streams(cluster, d
     total = len(CNN_GRID.pieces())
     assert [d for d, _ in seen] == list(range(1, total + 1)) and {t for _, t in seen} == {total}
     assert len(there) == total * len(CNN_GRID.precisions)
+
+
+def _slow_item(folder: str, item: int) -> int:
+    """A piece that takes a while and leaves a mark for each time it runs, named by its process (imported by the
+    cluster's workers)."""
+    (Path(folder) / f"{item}.{os.getpid()}.started").touch()
+    time.sleep(0.4)
+    (Path(folder) / f"{item}.{os.getpid()}").touch()
+    return item * item
+
+
+def _failing_item(_shared: object, item: int) -> int:
+    if item == 3:
+        raise ValueError("piece 3 cannot be built")
+    return item
+
+
+def test_results_stream_back_as_tasks_finish(cluster, tmp_path):
+    arrived: list[float] = []
+    t0 = time.perf_counter()
+    out = X.Ray(cluster, batch=1).map(_slow_item, str(tmp_path), list(range(8)),
+                                      lambda i, r: arrived.append(time.perf_counter() - t0))
+    assert out == [i * i for i in range(8)]
+    # 8 pieces of 0.4 s on 2 workers: the first arrive about 1.2 s before the last, not all at once at the end
+    assert arrived[-1] - arrived[0] > 0.8, arrived
+
+
+def test_a_piece_failing_on_a_worker_raises_its_own_error_here(cluster):
+    with pytest.raises(ValueError, match="^piece 3 cannot be built$"):
+        X.Ray(cluster, batch=2).map(_failing_item, None, list(range(6)))
+
+
+def test_stopping_at_a_batch_still_hands_over_its_other_pieces(cluster, tmp_path):
+    got: list[int] = []
+
+    def stop_at_first(i: int, _result: int) -> None:
+        got.append(i)
+        raise Enough
+
+    with pytest.raises(Enough):
+        X.Ray(cluster, batch=3).map(_slow_item, str(tmp_path), list(range(6)), stop_at_first)
+    assert len(got) == 3   # the whole batch that finished, though the caller stopped at its first piece
 
 
 def test_a_scan_and_an_allocation_on_the_cluster_equal_them_in_process(cluster, digits_cnn):
@@ -90,11 +136,13 @@ def test_a_worker_killed_at_half_way_loses_and_duplicates_nothing(cluster, digit
 
     def kill_at_half(done: int, total: int) -> None:
         if not killed and done >= total // 2:
-            for _ in range(100):   # a worker busy with a task: its task is lost with it and must be run again
-                busy = _running_tasks()
-                if busy:
-                    killed.append(busy[0].pid)
-                    busy[0].kill()
+            for _ in range(200):   # a worker busy with a task: its task is lost with it and must be run again
+                for proc in _running_tasks():
+                    try:
+                        proc.kill()
+                    except psutil.NoSuchProcess:   # it finished meanwhile: another one
+                        continue
+                    killed.append(proc.pid)
                     return
                 time.sleep(0.05)
 
@@ -107,15 +155,29 @@ def test_a_worker_killed_at_half_way_loses_and_duplicates_nothing(cluster, digit
     _same(T.grid(digits_cnn, cfg), there)
 
 
-class Enough(Exception):
-    pass
+def test_a_piece_whose_worker_is_killed_runs_again_and_comes_back_once(cluster, tmp_path):
+    killed: list[int] = []
 
+    def kill_one(i: int, _result: int) -> None:
+        if killed:
+            return
+        for _ in range(100):   # a piece under way now (started, not finished): kill the process running it
+            under_way = [f.name.split(".")[:2] for f in tmp_path.glob("*.started")
+                         if not (tmp_path / f.name.removesuffix(".started")).exists()]
+            for item, pid in under_way:
+                try:
+                    psutil.Process(int(pid)).kill()
+                except psutil.NoSuchProcess:
+                    continue
+                killed.append(int(item))
+                return
+            time.sleep(0.02)
 
-def _slow_item(folder: str, item: int) -> int:
-    """A piece that takes a while and leaves a mark when it has run (imported by the cluster's workers)."""
-    time.sleep(0.4)
-    (Path(folder) / str(item)).touch()
-    return item
+    out = X.Ray(cluster, batch=1).map(_slow_item, str(tmp_path), list(range(12)), kill_one)
+    assert killed, "no piece was under way when the first one came back"
+    assert out == [i * i for i in range(12)]
+    starts = [f.name.split(".")[0] for f in tmp_path.glob("*.started")]
+    assert starts.count(str(killed[0])) == 2, "the killed piece did not run again"
 
 
 def test_stopping_a_sweep_cancels_its_tasks_on_the_cluster(cluster, tmp_path):
@@ -128,7 +190,7 @@ def test_stopping_a_sweep_cancels_its_tasks_on_the_cluster(cluster, tmp_path):
     with pytest.raises(Enough):
         X.Ray(cluster, batch=1).map(_slow_item, str(tmp_path), list(range(40)), stop_after_two)
     time.sleep(3)   # what was not cancelled would go on running meanwhile (40 x 0.4 s on 2 workers: 8 s)
-    ran = len(list(tmp_path.iterdir()))
+    ran = len([f for f in tmp_path.iterdir() if f.suffix != ".started"])
     assert 2 <= ran <= 6, f"{ran} of 40 pieces ran after the sweep was stopped at 2"
 
 
@@ -151,6 +213,12 @@ def test_the_cli_says_in_one_line_when_no_cluster_answers(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "t.csv").exists()
 
 
+def test_the_cli_says_a_malformed_address_is_a_bad_argument(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "slimcore", "sweep", "--model", "digits-mlp", "--out",
+                        str(tmp_path / "t.csv"), "--ray", "http://head"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "--ray: a Ray address is 'auto', host:port" in r.stderr
+
+
 def test_the_trade_offs_page_draws_the_same_with_the_cluster(cluster, fresh_results, tmp_path, monkeypatch):
     from slimcore import store
     from slimui import work
@@ -158,7 +226,11 @@ def test_the_trade_offs_page_draws_the_same_with_the_cluster(cluster, fresh_resu
     work.use_results(store.Store(tmp_path / "on-the-cluster"))   # nothing kept: every piece computed there
     work.clear()
     monkeypatch.setenv(X.ENV, cluster)
+    maps = []
+    real_map = X.Ray.map
+    monkeypatch.setattr(X.Ray, "map", lambda self, *a, **k: maps.append(self.address) or real_map(self, *a, **k))
     page = run_page("views/4_Trade-offs.py")
+    assert maps and set(maps) == {cluster}   # the grid was computed there
     assert figures(page)["tradeoff_chart"] == here
     assert any(cluster in c.value for c in page.caption)
 

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import slimcore
-from slimcore import executor as X
+from slimcore import metrics
 from slimcore import pruning as P
 from slimcore import quantization as Q
 from tests.conftest import ROOT
@@ -154,7 +154,7 @@ def test_latency_is_measured_only_for_real_fp32_models(cnn):
                     latency_batch=64, latency_repeats=5)
     fp32, kbit = frame[frame.bits == 32], frame[frame.bits != 32]
     assert (fp32.latency_ms > 0).all() and fp32.latency_label.str.startswith("measured").all()
-    assert fp32.latency_label.str.contains(f"on {X.cpu_name()}", regex=False).all()   # where: this machine
+    assert fp32.latency_label.str.contains(f"on {metrics.cpu_name()}", regex=False).all()   # where: this machine
     assert kbit.latency_ms.isna().all() and kbit.latency_label.str.contains("fake-quantized").all()
     again = S.time_rows(cnn.model, cnn.data, frame.assign(latency_ms=math.nan), batch=64, repeats=5)
     assert (again[again.bits == 32].latency_ms > 0).all()
