@@ -264,8 +264,8 @@ class LocalCluster:
                  ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                   "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port"),
                  ports[1:]))],
-            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+            env=dict(os.environ, PYTHONPATH=str(ROOT), RAY_AUTH_MODE="disabled"), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
         self.address = f"127.0.0.1:{port}"
         deadline = time.monotonic() + self.timeout
         while True:

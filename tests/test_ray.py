@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,12 @@ from slimcore import executor as X
 from slimcore import sensitivity as SE
 from slimcore import tradeoffs as T
 from slimcore.sweep import allocate_sample
+from slimui.served import free_port
 from tests.apptest_utils import figures, run_page
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.serial   # the cluster's two workers need the machine's two cores
 ray = pytest.importorskip("ray") if os.environ.get("CI") != "true" else __import__("ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +201,7 @@ def test_the_cli_sweeps_on_the_cluster_with_the_same_csv(cluster, tmp_path):
 
 def test_the_cli_says_in_one_line_when_no_cluster_answers(tmp_path):
     r = subprocess.run([sys.executable, "-m", "slimcore", "sweep", "--model", "digits-mlp", "--ratios", "0",
-                        "--bits", "32", "--out", str(tmp_path / "t.csv"), "--ray", f"127.0.0.1:{_free_port()}"],
+                        "--bits", "32", "--out", str(tmp_path / "t.csv"), "--ray", f"127.0.0.1:{free_port()}"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "no Ray cluster answers at 127.0.0.1:" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "t.csv").exists()
