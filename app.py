@@ -3,7 +3,6 @@ picker and teacher mode — then the page chosen. Pages read the model and the t
 import streamlit as st
 
 from slimcore import jobs
-
 from slimui import lessons, projector, state, urlstate, warmup
 from slimui import text as text_ui
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,4 +47,3 @@ def start_dashboard(page: str = "app.py") -> tuple[subprocess.Popen, str, float]
             time.sleep(0.05)
 
 
-from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402  (the flags the browser tests use)

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
 from _util import ROOT  # (importing _util puts the repository on sys.path)
 
 import slimcore
-from slimcore import PruneConfig, QuantConfig
+from slimcore import PruneConfig, QuantConfig, tradeoffs
 from slimcore import recipe as R
-from slimcore import tradeoffs
 from slimcore.recipe import Int8Config, Recipe
 
 REPEATS = 3

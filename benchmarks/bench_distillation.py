@@ -10,7 +10,6 @@ import sys
 import time
 
 import torch
-
 from _util import timed
 
 import slimcore

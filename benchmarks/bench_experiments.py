@@ -13,9 +13,8 @@ import os
 import sys
 import time
 
-import torch
-
 import _util  # noqa: F401  (puts the repository on sys.path)
+import torch
 
 import slimcore
 from slimcore import experiments as E

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import _util  # noqa: F401  (puts the repository on the path)
-from slimui.served import Dashboard
-from tests.browser.helpers import PENDING, STATE   # the same page states the browser tests wait for
 
+from slimui.served import Dashboard
+from tests.browser.helpers import PENDING, STATE  # the same page states the browser tests wait for
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import torch
-
 from _util import CHROMIUM_ARGS, start_dashboard, timed
 
 import slimcore

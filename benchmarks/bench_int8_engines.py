@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 
+import _util  # noqa: F401  (puts the repository on the path)
 import torch
 from torch import nn
 
-import _util  # noqa: F401  (puts the repository on the path)
 import slimcore
 from slimcore import int8 as I
 from slimcore import ort_int8 as O

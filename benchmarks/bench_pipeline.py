@@ -10,7 +10,6 @@ import sys
 import time
 
 import torch
-
 from _util import ROOT  # noqa: F401  (puts the repository on sys.path)
 
 import slimcore

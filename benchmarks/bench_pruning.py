@@ -11,9 +11,8 @@ import statistics
 import time
 
 import torch
-from torch.nn.utils import prune as tprune
-
 from _util import timed
+from torch.nn.utils import prune as tprune
 
 import slimcore
 from slimcore import plots

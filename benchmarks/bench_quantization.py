@@ -12,7 +12,6 @@ import time
 from dataclasses import replace
 
 import torch
-
 from _util import timed
 
 import slimcore

@@ -23,10 +23,9 @@ import subprocess
 import sys
 import time
 
+import _util  # noqa: F401  (puts the repository on sys.path)
 import pandas as pd
 import torch
-
-import _util  # noqa: F401  (puts the repository on sys.path)
 
 import slimcore
 from slimcore import executor as X

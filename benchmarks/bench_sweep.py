@@ -14,9 +14,8 @@ import time
 
 import pandas as pd
 import torch
-from torch.nn.utils import prune as tprune
-
 from _util import timed  # (importing _util puts the repository on sys.path)
+from torch.nn.utils import prune as tprune
 
 import slimcore
 from slimcore import quantization as Q

@@ -9,9 +9,8 @@ from __future__ import annotations
 import time
 
 import psutil
-from playwright.sync_api import sync_playwright
-
 from _util import CHROMIUM_ARGS, start_dashboard
+from playwright.sync_api import sync_playwright
 
 PAGES = ["", "Pruning", "Quantization", "Distillation", "Trade-offs", "Sensitivity"]
 

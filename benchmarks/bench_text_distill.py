@@ -15,13 +15,12 @@ os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")   # AppTest and st.cach
 
 import numpy as np
 import torch
-
-from _util import ROOT, timed
+from _util import timed
 
 import slimcore
+from slimcore import distillation as D
 from slimcore import plots, serialized_bytes
 from slimcore import text as T
-from slimcore import distillation as D
 from slimcore import text_distill as TD
 
 METRICS = ("mean_cosine", "worst_cosine", "top1_agreement", "spearman", "paraphrase_top1")
@@ -74,7 +73,7 @@ def compare(s, r: D.DistillResult) -> None:
 
 
 def slider(s) -> None:
-    from slimui import distill as UI   # the page's own softmax; the figure from the same builder
+    from slimui import distill as UI  # the page's own softmax; the figure from the same builder
     pool = TD.training_pool(s.data.train, 0)
     idx = TD.batches(pool, 32, 0, 0)[0]
     rows = TD.similarity_logits(TD.embed_ids(s.model, tuple(pool.ids[i] for i in idx))).numpy()

@@ -12,7 +12,6 @@ import statistics
 import time
 
 import torch
-
 from _util import timed
 
 import slimcore
@@ -22,7 +21,7 @@ from slimcore import text as T
 from slimcore import text_prune as TP
 from slimcore.families import family_of
 from slimcore.families.encoder import cosine_scorer
-from slimui import pruning as page   # the page's own figure builders (its cached loaders are not used here)
+from slimui import pruning as page  # the page's own figure builders (its cached loaders are not used here)
 
 RATIOS = (0.05, 0.15, 0.35, 0.45, 0.55, 0.65, 0.85, 0.95)   # slider stops off the page's quality curve (not cached)
 CURVE, CROP = page.ENCODER.curve, page.ENCODER.crop

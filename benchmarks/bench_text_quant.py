@@ -17,16 +17,15 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from _util import timed
+from torch import nn
 
 import slimcore
 from slimcore import int8 as I
 from slimcore import plots, serialized_bytes
+from slimcore import quantization as Q
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from slimcore import quantization as Q
 from slimcore.quantization import QuantConfig
 
 warnings.filterwarnings("ignore")   # torch.ao deprecation notices (the library code silences them itself)

@@ -21,15 +21,12 @@ import time
 from pathlib import Path
 
 import psutil
-
 import torch
+from _util import CHROMIUM_ARGS, start_dashboard
 from torch import nn
 
-from _util import CHROMIUM_ARGS, start_dashboard
-
 import slimcore
-from slimcore import plots
-from slimcore import sandbox
+from slimcore import plots, sandbox
 from slimcore import upload as U
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -119,7 +116,7 @@ def browser_side(blob: bytes) -> None:
 class Peak:
     """This process's resident memory sampled every 10 ms while in the block: its peak growth over the start."""
 
-    def __enter__(self) -> "Peak":
+    def __enter__(self) -> Peak:
         self.proc, self.peak, self.stop = psutil.Process(), 0, threading.Event()
         self.start = self.proc.memory_info().rss
 

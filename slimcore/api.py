@@ -8,8 +8,9 @@ family needs no entry here.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from . import pruning as P
 from . import quantization as Q
 from . import text_quant as TQ  # noqa: F401 (registers the encoder's real int8 builder, slimcore.int8.build)
 from .families import Score, family_of, unsupported
-from .metrics import LayerInfo, Latency, compare_latency, flop_macs, layer_table, serialized_bytes
+from .metrics import Latency, LayerInfo, compare_latency, flop_macs, layer_table, serialized_bytes
 
 # ----------------------------------------------------------------------------------------------------- measure
 

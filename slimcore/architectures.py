@@ -12,8 +12,8 @@ skip wherever the shape changes, stride in the 3x3 convolution (the "v1.5" place
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

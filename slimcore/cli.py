@@ -11,19 +11,20 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 import torch
 
+from . import executor, tradeoffs
 from . import experiments as E
 from . import recipe as R
-from . import executor, tradeoffs
+from .architectures import ARCHITECTURES
 from .families import family_of
 from .pruning import METHODS, SCOPES
 from .sweep import SweepError
-from .architectures import ARCHITECTURES
 from .upload import UploadError, is_upload, load_files
 from .zoo import SampleError, list_samples, load_sample
 
@@ -114,7 +115,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     applied = R.apply(sample, recipe, timing=not args.no_latency)
     exported = None
     if args.out is not None:
-        from .export import export   # torch.onnx is imported only when exporting
+        from .export import export  # torch.onnx is imported only when exporting
         exported = export(applied, sample, args.out, formats)
     if args.json:
         out = {"recipe": recipe.to_dict(), "figures": applied.figures.to_dict()}

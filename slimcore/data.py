@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import functools
 import hmac
-import io
 import importlib.metadata
 import importlib.util
+import io
 import logging
 import os
 import tempfile
@@ -29,7 +29,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def head(self, n: int) -> "Split":
+    def head(self, n: int) -> Split:
         """The first n examples."""
         return Split(self.x[:n], self.y[:n])
 
@@ -74,7 +74,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return bunch.images, bunch.target
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits() -> Dataset:
     """UCI handwritten digits shipped in scikit-learn: 1,797 8x8 images, pixels scaled to [0, 1]; 60/20/20 split."""
     images, target = _digits_arrays()
@@ -103,7 +103,7 @@ def _trusted(path: Path, limit: int = 64 * 2**20) -> bytes | None:
     """A cache file's bytes if this installation wrote them: its signature (`<file>.mac`, an HMAC of its name and
     content with the cache folder's secret) matches. Anything else (absent, damaged, edited, copied from elsewhere,
     larger than `limit`) is None, and a present file that fails the check is removed and logged."""
-    from .store import sign   # store imports this module
+    from .store import sign  # store imports this module
 
     try:
         if path.stat().st_size > limit:
@@ -159,7 +159,7 @@ def _mnist1d_arrays() -> dict[str, np.ndarray]:
     return arrays
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mnist1d() -> Dataset:
     """MNIST-1D generated offline by the mnist1d package: 40-sample signals; its 1,000 test signals, 500 of its 4,000 train as validation."""
     a = _mnist1d_arrays()

@@ -21,8 +21,9 @@ import copy
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -283,7 +284,7 @@ def distill(sample: Any, cfg: DistillConfig | None = None, *, student: nn.Module
     family's student for cfg. Deterministic for a config. `on_batch(fraction of the run)` is called after every
     batch, `on_epoch(Epoch)` after every epoch; `should_stop()` (checked before every batch) cancels and returns
     what was done. Neither the teacher nor a given student is changed."""
-    from .families import family_of   # here, not at the top: the family modules import this one
+    from .families import family_of  # here, not at the top: the family modules import this one
 
     t_start = time.perf_counter()
     fam = family_of(sample)

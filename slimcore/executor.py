@@ -26,12 +26,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
+
+from .paths import IMPORT_ROOT
 
 ENV = "SLIMLAB_RAY_ADDRESS"           # the dashboard's cluster: "auto", or host:port of a running Ray head
-ROOT = Path(__file__).resolve().parent.parent   # on the workers' import path: slimcore and the sample data
 OnDone = Callable[[int, Any], None]   # on_done(item index, its result), as each piece is finished
 
 
@@ -165,7 +167,7 @@ class Ray:
     def _init(self, ray: Any) -> None:
         try:
             ray.init(address=self.address, log_to_driver=False, configure_logging=False, namespace="slimlab",
-                     runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+                     runtime_env={"env_vars": {"PYTHONPATH": str(IMPORT_ROOT)}})
         except (ConnectionError, RuntimeError, ValueError) as e:
             line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise ExecutorError(f"no Ray cluster at {self.address!r}: {line}") from None
@@ -264,7 +266,7 @@ class LocalCluster:
                  ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                   "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port"),
                  ports[1:]))],
-            env=dict(os.environ, PYTHONPATH=str(ROOT), RAY_AUTH_MODE="disabled"), stdout=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONPATH=str(IMPORT_ROOT), RAY_AUTH_MODE="disabled"), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
         self.address = f"127.0.0.1:{port}"
         deadline = time.monotonic() + self.timeout

@@ -3,7 +3,7 @@ figures. Every figure of ours is a mean over seeds with ± one sample sd as erro
 hover; published figures are drawn apart, in grey, and named as published reference in their own setting."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 

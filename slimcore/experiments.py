@@ -36,9 +36,10 @@ import copy
 import math
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -537,7 +538,7 @@ def rows(result: ScarceResult | DarkResult | WeakStrongResult) -> list[dict]:
         setting = f"no {c} in the {result.examples:,} training examples ({result.removed:,} removed)"
         rec = f"recall of {c} ({result.class_examples:,} test {c}s)"
         acc = f"test accuracy ({result.test_examples:,} examples)"
-        extra = "extra: bias of {c} raised (shift chosen on validation)".format(c=c)
+        extra = f"extra: bias of {c} raised (shift chosen on validation)"
         return [row("dark knowledge", setting, "distilled", rec, result.recall_distilled),
                 row("dark knowledge", setting, "scratch (labels alone)", rec, result.recall_scratch),
                 row("dark knowledge", setting, "distilled", acc, result.accuracy_distilled),

@@ -18,9 +18,10 @@ import os
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]      # progress(done, total)

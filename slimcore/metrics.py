@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import io
-import platform
 import math
 import os
+import platform
 import statistics
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
 
 import torch
 from torch import nn

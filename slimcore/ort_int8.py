@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .families import family_of
+from .paths import IMPORT_ROOT
 
 ENGINE = "onnxruntime"
 
@@ -197,7 +198,7 @@ def build_many(sample: Any, specs: list[Spec], calibration: int = 512) -> tuple[
     in one child process (a page shows them all: one export instead of one per model)."""
     fam = family_of(sample)
     convs = any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in sample.model.modules())
-    from .export import check_inputs   # the family's example batch, as every export uses (2 or more inputs)
+    from .export import check_inputs  # the family's example batch, as every export uses (2 or more inputs)
 
     example = check_inputs(sample)
     kinds = []
@@ -262,7 +263,7 @@ def made(job: Job) -> tuple[bytes, list[bytes], list[dict[str, int]]]:
             torch.save(job, folder / "job.pt")
         except Exception:  # something unpicklable (a local function in a hook): build it in this process
             return job.run()
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        env = dict(os.environ, PYTHONPATH=str(IMPORT_ROOT),
                    OMP_NUM_THREADS=str(torch.get_num_threads()))
         child = subprocess.run([sys.executable, "-m", "slimcore.ort_int8", str(folder)], env=env,
                                capture_output=True, text=True, timeout=CHILD_SECONDS)

@@ -10,8 +10,9 @@ import copy
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,7 +134,7 @@ def output_layer(model: nn.Module) -> str:
     return list(weight_layers(model))[-1]
 
 
-_COUPLED: "weakref.WeakKeyDictionary[nn.Module, Structure]" = weakref.WeakKeyDictionary()
+_COUPLED: weakref.WeakKeyDictionary[nn.Module, Structure] = weakref.WeakKeyDictionary()
 _COUPLED_LOCK = threading.Lock()
 
 

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .data import Split
 from .families.base import Score, Scorer
-from .metrics import ModelledSize, accuracy, modelled_size, weight_layers
+from .metrics import ModelledSize, weight_layers
 
 BITS_RANGE = (2, 16)          # uniform affine grids; 1 bit is binary (quantize() only)
 ROUNDINGS = ("nearest", "stochastic")
@@ -263,7 +262,7 @@ class QuantConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "QuantConfig":
+    def from_dict(cls, data: dict) -> QuantConfig:
         """A config from plain data (for example JSON, session state or a URL)."""
         d = dict(data)
         if isinstance(d.get("activations"), dict):

@@ -28,10 +28,10 @@ from torch import nn
 from . import api
 from . import families as F
 from . import int8 as I8
-from .int8 import KINDS as INT8_KINDS
-from .metrics import Latency, ModelledSize, modelled_size, serialized_bytes, size_source
 from . import pruning as P
 from . import quantization as Q
+from .int8 import KINDS as INT8_KINDS
+from .metrics import Latency, ModelledSize, modelled_size, serialized_bytes, size_source
 from .pruning import PruneConfig
 from .quantization import QuantConfig, modelled_bytes
 
@@ -66,7 +66,7 @@ class Int8Config:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @classmethod
-    def from_variant(cls, variant: I8.Int8Variant) -> "Int8Config":
+    def from_variant(cls, variant: I8.Int8Variant) -> Int8Config:
         """The recipe step of one of a family's real int8 variants (slimcore.int8.variants(sample))."""
         return cls(variant.kind, per_channel=variant.per_channel, embeddings=variant.embeddings,
                    engine=variant.engine)
@@ -105,7 +105,7 @@ class Recipe:
                              "a real int8 model from fp32 weights; both at once would quantize twice")
 
     @classmethod
-    def from_sweep_row(cls, model: str, row: Any, per_channel: bool = False) -> "Recipe":
+    def from_sweep_row(cls, model: str, row: Any, per_channel: bool = False) -> Recipe:
         """The recipe of one row of a sweep (slimcore.sweep / slimcore.tradeoffs, the Trade-offs page) of any family:
         its pruning (none at ratio 0; structured rows remove the row's unit, `prune`, as the grid does: channels by
         their L1 norm, an encoder's heads or FFN neurons by their L2 norm), then its precision: a k-bit width on the
@@ -154,7 +154,7 @@ class Recipe:
         return {"version": self.version, "model": self.model, "prune": prune, "quant": quant, "int8": int8}
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Recipe":
+    def from_dict(cls, data: Any) -> Recipe:
         """A recipe from plain data, checked strictly: ValueError naming the field on any unknown key, wrong type or
         impossible value."""
         if not isinstance(data, dict):
@@ -182,7 +182,7 @@ class Recipe:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Recipe":
+    def from_json(cls, text: str) -> Recipe:
         return cls.from_dict(json.loads(text))
 
 

@@ -19,7 +19,8 @@ import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+from .paths import IMPORT_ROOT
 
 GiB = 2**30
 
@@ -56,7 +57,7 @@ def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS,
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     from .data import cache_dir
 
-    env |= {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1",
+    env |= {"PYTHONPATH": str(IMPORT_ROOT), "OMP_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "SLIMLAB_CACHE": str(cache_dir())}   # the shipped datasets it may match a model to (HOME is a temp dir)
     with tempfile.TemporaryDirectory(prefix="slimlab-read-") as home, tempfile.TemporaryFile() as err:

@@ -9,8 +9,9 @@ weights and fake-quantized weights stay dense fp32.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 import torch

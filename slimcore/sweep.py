@@ -24,10 +24,11 @@ import math
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,14 +36,22 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from . import pruning as P
 from .data import Dataset, Split
 from .executor import Executor
 from .families import Family, LayerGroup, Metric, Scorer, family_of, get
 from .families.classifier import ACCURACY, accuracy_scorer
 from .metrics import compare_latency, cpu_name, layer_table, modelled_size, serialized_bytes, weight_layers
-from . import pruning as P
-from .pruning import (METHODS, PruneConfig, apply_masks, calibration_batch, masked_parameters, masks, remove_channels,
-                      weight_scores)
+from .pruning import (
+    METHODS,
+    PruneConfig,
+    apply_masks,
+    calibration_batch,
+    masked_parameters,
+    masks,
+    remove_channels,
+    weight_scores,
+)
 from .quantization import QuantConfig, copy_with, quantize_tensor
 
 FP32 = 32                                              # "bits" of an unquantized row

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from dataclasses import dataclass, field
-from typing import ClassVar
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -22,13 +21,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .metrics import Latency, compare_latency
+from .paths import SAMPLE_DIR
 
 NAME = "minilm"
 HEAD_DIM = 32             # minilm's: 12 heads of 32 dimensions make the hidden size 384 (a model's own: .head_dim)
 LAYER_NORM_EPS = 1e-12    # minilm's (BERT's) LayerNorm epsilon
 PAD_ID = 0
 MAX_TOKENS = 256            # sentence-transformers' max_seq_length for this model
-SENTENCES = Path(__file__).resolve().parent.parent / "sample_models" / "minilm-sentences.json"
+SENTENCES = SAMPLE_DIR / "minilm-sentences.json"
 SPLIT_SEED = 0
 TEST_GROUPS = 200            # paraphrase groups held out for evaluation (400 sentences); the rest train students
 QUICK_GROUPS = 48            # of those, the groups in the quick set (with every third contrast pair)
@@ -297,13 +297,13 @@ class TextSplit:
     def tokens(self) -> int:
         return sum(len(i) for i in self.ids)
 
-    def subset(self, n: int) -> "TextSplit":
+    def subset(self, n: int) -> TextSplit:
         """The first n sentences (whole groups come first, so pairs stay whole) and the pairs inside them."""
         n = min(n, len(self))
         return TextSplit(self.texts[:n], self.ids[:n], self.topics[:n], self.groups[:n],
                          tuple(p for p in self.pairs if p[0] < n and p[1] < n), self.tokenizer)
 
-    def head(self, n: int) -> "TextSplit":
+    def head(self, n: int) -> TextSplit:
         """The first n sentences (as data.Split.head): subset(n)."""
         return self.subset(n)
 
@@ -508,7 +508,7 @@ class TextSample:
         return self.data.test
 
 
-CARD = Path(__file__).resolve().parent.parent / "sample_models" / f"{NAME}.json"
+CARD = SAMPLE_DIR / f"{NAME}.json"
 
 
 def load_sample() -> TextSample:

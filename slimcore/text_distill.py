@@ -30,8 +30,9 @@ depend on the loss's overall scale, so alpha = 0 trains as fast either way).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -13,14 +13,15 @@ Unstructured pruning is the classifiers' rule (pruning.masks: any method and sco
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from . import text as T
 from .families import get, unsupported
-from .pruning import Masks, PruneConfig, apply_masks, masks as weight_masks, weight_scores
+from .pruning import Masks, PruneConfig, apply_masks, weight_scores
+from .pruning import masks as weight_masks
 
 KINDS = {"unstructured": "single weights (unstructured)", "ffn": "FFN neurons (structured)",
          "heads": "attention heads (structured)"}   # the Pruning page's "What to remove" on an encoder

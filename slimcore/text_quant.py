@@ -11,8 +11,8 @@ variant is a new MiniLM.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
-from typing import Callable, Collection, Iterable
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from torch import nn
 from . import int8 as int8_backend
 from . import quantization as Q
 from . import text as T
-from .metrics import Latency, ModelledSize, compare_latency
+from .metrics import Latency, compare_latency
 from .quantization import BITS_RANGE, QuantConfig, quantize
 
 CURVE_BITS = tuple(range(BITS_RANGE[0], BITS_RANGE[1] + 1))   # the bit widths of the cosine-vs-bits curve

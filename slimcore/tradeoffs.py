@@ -22,8 +22,9 @@ import importlib
 import math
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -169,7 +170,7 @@ def build(sample: Any, kind: str, ratio: float, precision: str, per_channel: boo
             return pruned, m.bytes, "modelled", f"sparse storage ({m.format}): {m.detail}"
         return pruned, float(serialized_bytes(pruned)), "measured", "torch.save of the fp32 model"
     if precision in REAL.get(fam.name, {}):
-        from . import text_quant as TQ   # the encoder's real int8 engine
+        from . import text_quant as TQ  # the encoder's real int8 engine
         q = TQ.int8_text(pruned, per_channel=True, embeddings=precision == "int8+emb").model
         table = ", word embeddings 8-bit per row" if precision == "int8+emb" else ""
         return q, float(serialized_bytes(q)), "measured", f"torch.save of the int8 model{table} (zeros stored like " \

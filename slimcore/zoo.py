@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from . import text
+from . import paths, text
 from .data import Dataset, Split, load_dataset
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+SAMPLE_DIR = paths.SAMPLE_DIR   # tests point it at a folder of their own
 RETRAIN_COMMAND = "python sample_models/train.py"
 
 
@@ -214,7 +215,7 @@ def first_line(e: Exception, limit: int = 160) -> str:
     return f"{type(e).__name__}: {line[:limit]}" if line else type(e).__name__
 
 
-def load_sample(name: str) -> "Sample | text.TextSample":
+def load_sample(name: str) -> Sample | text.TextSample:
     """Build a sample model, load its shipped weights safely (weights_only) and return it in eval mode with data and
     card. The text sample (`minilm`) comes from its installed package as a slimcore.text.TextSample."""
     if name in TEXT_SAMPLES:

@@ -18,8 +18,9 @@ None, and the table says so instead of inventing one.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pandas as pd
 import streamlit as st

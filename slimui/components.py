@@ -3,7 +3,8 @@ they are noisy, and the Time again button) and the delta of a metric against the
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st

@@ -12,8 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,8 @@ from slimcore.families import Family, Score, family_of
 
 from . import cache, experiments, projector, state, urlstate, work
 from . import text as text_ui
-from .compare import Figure, values as page_values
+from .compare import Figure
+from .compare import values as page_values
 from .components import Timed, delta, timing_task
 from .urlstate import Choice, Float, Int
 
@@ -206,7 +208,8 @@ def _encoder_controls(s, teacher: bool) -> dict:
                          help="The student keeps the teacher's first and last layers and others evenly spaced "
                               "between them, with all of its embedding tables.")
     v["temperature"] = c[1].select_slider(
-        "Temperature T of the similarity softmax", TEXT_TEMPERATURES, key="temperature", format_func=lambda t: f"{t:g}",
+        "Temperature T of the similarity softmax", TEXT_TEMPERATURES, urlstate.shown("temperature"), key="temperature",
+        format_func=lambda t: f"{t:g}",
         help="softmax(S / T) over a sentence's cosine similarities to the other sentences of its batch. Cosines "
              "lie in [-1, 1], so useful temperatures are small: at 0.1 a cosine gap of 0.3 is a 20x probability "
              "ratio; above 1 every row is close to uniform. Default 0.2: most of a sentence's mass goes to its own "
@@ -239,7 +242,7 @@ def _classifier_controls(s, teacher: bool) -> dict:
     url.load()
     v = {}
     c1, c2, c3, c4, c5 = st.columns([2, 2, 4, 1, 1])   # the student's size: "1/2 width · 30,135 parameters", whole
-    v["temperature"] = c1.slider("Temperature", 1.0, 20.0, step=0.5, key="temperature",
+    v["temperature"] = c1.slider("Temperature", 1.0, 20.0, urlstate.shown("temperature"), step=0.5, key="temperature",
                                  help="T in softmax(z / T): 1 is the teacher's ordinary output; higher is softer.")
     v["alpha"] = url.default("alpha") if teacher else c2.slider("Alpha (weight of the soft targets)", 0.0, 1.0,
                                                                 step=0.05, key="alpha")
@@ -698,7 +701,7 @@ CLASSIFIER_THEORY = (
     "training on labels.")
 
 
-def theory(p: "Panel") -> None:
+def theory(p: Panel) -> None:
     """The loss in formulas, in the family's terms, in an expander."""
     title, latex, text = p.theory
     with st.expander(title):

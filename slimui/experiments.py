@@ -9,7 +9,8 @@ Vinyals & Dean (2015) are shown beside ours in grey, named as published referenc
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import streamlit as st

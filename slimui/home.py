@@ -4,8 +4,9 @@ and a gallery of test inputs with its predictions; a sentence encoder's card and
 layer table, histogram, timing) is drawn once for every family by views/0_Home.py."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd

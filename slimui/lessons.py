@@ -17,19 +17,19 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import streamlit as st
 import yaml
 
-from . import compare, urlstate
+from . import compare, paths, urlstate
 from .compare import Figure
 from .safe import code, md, prose
 
-ROOT = Path(__file__).resolve().parent.parent
-FOLDER = ROOT / "lessons"
+FOLDER = paths.LESSONS
 ENV = "SLIMLAB_LESSONS"    # another folder of lesson files (a teacher's), read besides the shipped ones
 LABS = {"Pruning": "views/1_Pruning.py", "Quantization": "views/2_Quantization.py",
         "Distillation": "views/3_Distillation.py", "Trade-offs": "views/4_Trade-offs.py",

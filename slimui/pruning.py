@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,7 +23,7 @@ from slimcore import text as T
 from slimcore import text_prune as TP
 from slimcore.families import Family, Metric, Score, family_of
 
-from . import cache, state, urlstate, work
+from . import cache, urlstate, work
 from . import text as text_ui
 from .compare import Figure
 from .components import delta, timing_task
@@ -298,7 +299,7 @@ def _classifier_controls(s: Any, teacher: bool) -> P.PruneConfig:
         Int("prune_epochs", 2, 0, 10, advanced=True))
     url.load()
     c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-    ratio = c1.slider("Prune ratio", 0.0, 0.99, step=0.01, key="prune_ratio",
+    ratio = c1.slider("Prune ratio", 0.0, 0.99, urlstate.shown("prune_ratio"), step=0.01, key="prune_ratio",
                       help="Fraction of weights removed (unstructured), or of each layer's output channels "
                            "(structured).")
     method = c2.selectbox("Method", list(P.METHODS), format_func=P.METHODS.get, key="prune_method")
@@ -369,7 +370,7 @@ def _encoder_controls(s: Any, teacher: bool) -> P.PruneConfig:
     url.load()
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
     sizes = {g.kind: g.count for k in ("heads", "ffn") for g in family_of(s).units(s.model, k)[:1]}
-    ratio = c1.slider("Prune ratio", 0.0, 0.95, step=0.05, key="prune_ratio",
+    ratio = c1.slider("Prune ratio", 0.0, 0.95, urlstate.shown("prune_ratio"), step=0.05, key="prune_ratio",
                       help=f"The fraction removed: of the Linear layers' weights (unstructured), of the "
                            f"{sizes['ffn']} FFN neurons, or of the {sizes['heads']} attention heads per layer "
                            "(rounded to whole heads) — in every layer, or over all layers together (global).")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 import slimcore
-from slimcore import Latency, families
+from slimcore import Latency, families, ort_int8
 from slimcore import int8 as int8_backend
-from slimcore import ort_int8
 from slimcore import quantization as q
 from slimcore.api import ACTIVATION_FAMILIES
 

@@ -2,8 +2,9 @@
 error display without tracebacks."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import streamlit as st
 

@@ -5,8 +5,8 @@ a cached model."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -14,15 +14,16 @@ import streamlit as st
 import slimcore
 from slimcore import executor, plots
 from slimcore import sensitivity as SE
-from slimcore import tradeoffs as core   # the grid, its latencies and its CSV: shared with the CLI and benchmarks
+from slimcore import tradeoffs as core  # the grid, its latencies and its CSV: shared with the CLI and benchmarks
 from slimcore.families import Metric, Score, Scorer, family_of
+
 # Names come from the module itself: the package exports the function `sweep` under the module's name, so
 # `from slimcore import sweep` may give the function.
 from slimcore.sweep import FP32, Allocation, allocate_sample, pareto
 
 from . import cache, state, work
-from .compare import Figure
 from . import pruning as prune_ui
+from .compare import Figure
 
 RATIOS = core.RATIOS               # 20 prune ratios, 0 .. 0.95
 BITS = core.BITS                   # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2

@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -62,7 +63,7 @@ def seen_keys() -> set[str]:
     return set(st.session_state.get(SEEN, ()))
 
 
-def page_spec() -> "Spec":
+def page_spec() -> Spec:
     """The settings of the page now running: the Spec its controls loaded this run (a page loads one)."""
     return st.session_state[PAGE_SPEC]
 
@@ -264,6 +265,15 @@ class Choices(Choice):
 
 
 Param = Float | Int | Bool | Choice | Choices
+
+
+def shown(key: str) -> Any:
+    """What a widget seeded from the link is given as its `value=`: the value the session holds. The browser draws a
+    widget from its own copy of the state, and falls back to the widget's default when it redraws the widget without
+    that copy (seen in CI with two sessions' runs overlapping: the Pruning slider showed 0.00, its minimum, beside the
+    figures for 0.30, so the next arrow key went to 0.01). With the held value as the default, it shows that value.
+    None (the widget's own default) for a key not seeded yet."""
+    return st.session_state.get(key)
 
 
 def history_navigation() -> bool:

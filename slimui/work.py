@@ -12,9 +12,10 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -60,7 +61,7 @@ def use_results(new: store.Store) -> store.Store:
 @functools.lru_cache(maxsize=64)
 def model_hash(name: str) -> str:
     """The content hash of a model's weights (what its kept results are keyed by)."""
-    from . import cache   # cache keeps its results with kept(): imported here, not at the top
+    from . import cache  # cache keeps its results with kept(): imported here, not at the top
     return store.model_hash(cache.sample(name).model)
 
 

@@ -25,8 +25,9 @@ if "SLIMLAB_RESULTS" not in os.environ:
     import tempfile
     os.environ["SLIMLAB_RESULTS"] = tempfile.mkdtemp(prefix="slimlab-results-")
 
-import slimcore  # noqa: E402  (after the thread count: importing slimcore imports torch)
 import torch  # noqa: E402
+
+import slimcore  # noqa: E402  (after the thread count: importing slimcore imports torch)
 
 if _WORKERS > 1:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))

@@ -11,7 +11,6 @@ import slimcore
 from slimcore import families as F
 from slimcore import pruning as P
 from slimcore import quantization as Q
-from slimcore import text as T
 from slimcore import text_prune as TP
 from slimcore.data import Split
 

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 import slimcore
-from slimcore import PruneConfig, QuantConfig
-from slimcore import cli
+from slimcore import PruneConfig, QuantConfig, cli
 from slimcore import recipe as R
 from slimcore.recipe import Int8Config, Recipe
 from tests.conftest import ROOT

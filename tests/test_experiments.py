@@ -15,7 +15,6 @@ from slimcore import distillation as D
 from slimcore import experiment_plots as EP
 from slimcore import experiments as E
 from slimcore import store
-from slimcore.data import Split
 
 TINY = replace(E.TRAINING, epochs=1)   # 17 steps a student on digits
 

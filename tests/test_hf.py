@@ -11,7 +11,8 @@ from functools import lru_cache
 
 import pytest
 import torch
-from safetensors.torch import load as st_load, save as st_save
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
 import slimcore
 from slimcore import hf as H

@@ -3,8 +3,6 @@ estimates from measured durations, bounded results; and the gate that keeps fx t
 import threading
 import time
 
-import pytest
-
 from slimcore import jobs as J
 
 

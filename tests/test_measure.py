@@ -1,5 +1,4 @@
 """Measurement functions agree with hand computations and with what torch itself reports."""
-import io
 import math
 
 import pytest

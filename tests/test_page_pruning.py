@@ -92,7 +92,7 @@ def test_structured_removes_channels_and_an_emptying_ratio_warns(page):
     assert not page.exception
     mask = array(figures(page)["prune_mask"]["data"][0]["z"])
     rows = mask.reshape(20, 3, -1)  # conv1: 20 filters of 3 x 3, tiled
-    assert ((rows.min(axis=(1, 2)) == rows.max(axis=(1, 2)))).all(), "whole filters kept or removed"
+    assert (rows.min(axis=(1, 2)) == rows.max(axis=(1, 2))).all(), "whole filters kept or removed"
     page.slider(key="prune_ratio").set_value(0.99).run()
     assert not page.exception and not page.error
     warnings = " ".join(w.value for w in page.warning)

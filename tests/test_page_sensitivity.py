@@ -1,6 +1,7 @@
 """AppTest of the Sensitivity page: the heatmap and curves are slimcore's per-layer scan, the allocation shown is
 slimcore's and meets the budget the slider sets, and a budget nothing can meet is a message, not an error."""
 import importlib
+
 import numpy as np
 import pytest
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import slimcore
+from slimcore import distillation as D
 from slimcore import serialized_bytes
 from slimcore import text as T
-from slimcore import distillation as D
 from slimcore import text_distill as TD
 from tests.apptest_utils import app, array, figures, metrics, run_for_model
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 import slimcore
+from slimcore import quantization as Q
 from slimcore import serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from slimcore import quantization as Q
 from slimcore.quantization import QuantConfig
-from tests.apptest_utils import run_link, array, figures, metrics
+from tests.apptest_utils import array, figures, metrics, run_link
 
 PAGE = "views/2_Quantization.py"
 COSINE = "Mean cosine to original"

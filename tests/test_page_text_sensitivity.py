@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import slimcore
-from slimcore import text as T
 from slimcore import sensitivity as SE
-from tests.apptest_utils import run_link, array, figures
+from slimcore import text as T
+from tests.apptest_utils import array, figures, run_link
 
 pytestmark = pytest.mark.usefixtures("fresh_results")   # each test finds nothing computed before it
 

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-import torch
 
 import slimcore
 from slimcore import distillation as D

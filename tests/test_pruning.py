@@ -3,9 +3,9 @@ really removes channels, gradual pruning is deterministic, holds its zeros and c
 import copy
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
-import torch
 from torch.nn.utils import prune as tprune
 
 import slimcore

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.nn.utils import prune as torch_prune
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.nn.utils import prune as torch_prune
 
 import slimcore
 from slimcore import metrics

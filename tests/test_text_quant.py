@@ -3,20 +3,17 @@ stays close to fp32 (per channel closer than per tensor), per-group int8 really 
 shared model is never changed, and bad settings are refused with a message."""
 import copy
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 import slimcore
 from slimcore import int8 as I
+from slimcore import quantization as Q
 from slimcore import serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from slimcore import quantization as Q
-from slimcore.quantization import QuantConfig
-from slimcore.quantization import qparams
+from slimcore.quantization import QuantConfig, qparams
 
 
 @pytest.fixture(scope="module")

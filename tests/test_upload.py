@@ -279,7 +279,6 @@ def test_a_pt2_with_a_duplicate_entry_cannot_show_the_check_one_copy_and_the_loa
 
 
 def test_torchscript_code_that_would_write_files_while_loading_is_refused_however_it_is_spelled(tmp_path):
-    from typing import Tuple
 
     target = tmp_path / "written"
     target.write_bytes(bytes(16))
@@ -293,11 +292,11 @@ def test_torchscript_code_that_would_write_files_while_loading_is_refused_howeve
             return x
 
         @torch.jit.export
-        def __getstate__(self) -> Tuple[str, bool]:
+        def __getstate__(self) -> tuple[str, bool]:
             return (self.path, self.training)
 
         @torch.jit.export
-        def __setstate__(self, state: Tuple[str, bool]) -> None:
+        def __setstate__(self, state: tuple[str, bool]) -> None:
             self.path, self.training = state
             torch.from_file(self.path, True, 16, dtype=torch.uint8).fill_(65)
 

@@ -5,8 +5,8 @@ import streamlit as st
 
 import slimcore
 from slimcore import plots
-from slimcore.graph import coupled_note
 from slimcore import pruning as P
+from slimcore.graph import coupled_note
 from slimcore.recipe import Recipe
 from slimui import compare, lessons, projector, state, urlstate, work
 from slimui import pruning as ui

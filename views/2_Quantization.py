@@ -6,9 +6,8 @@ import streamlit as st
 
 from slimcore import plots
 from slimcore.recipe import Int8Config, Recipe
-from slimui import compare, lessons, projector, state, urlstate, work
+from slimui import compare, lessons, projector, state, text_quant, urlstate, work
 from slimui import quant as ui
-from slimui import text_quant
 from slimui.components import Timed, metric_slots
 from slimui.export import export_panel
 from slimui.urlstate import Bool, Choice, Int
@@ -37,7 +36,7 @@ URL.load()
 setting = compare.setting(URL, "quant_layer")
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
-bits = c1.slider("Bit width", 1, 16, key="bit_width",
+bits = c1.slider("Bit width", 1, 16, urlstate.shown("bit_width"), key="bit_width",
                  help="Bits per weight: 2 to 16 is a uniform grid of 2^k − 1 (symmetric) or 2^k (asymmetric) levels; "
                       "1 is binary, sign(w) × mean|w|.")
 ternary = c1.checkbox("Ternary weights {−a, 0, +a}", key="ternary",

@@ -3,8 +3,8 @@ demand (slimcore.distill) and kept by setting, so a setting trained once comes b
 families is the family's panel (slimui.distill.PANELS)."""
 import streamlit as st
 
-from slimui import distill as ui
 from slimui import compare, experiments, lessons, state, urlstate
+from slimui import distill as ui
 
 s, teacher = state.current()
 state.require_layers(s, "Distillation")

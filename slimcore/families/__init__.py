@@ -2,7 +2,21 @@
 
 Adding a family is one module implementing `Family` plus one `register(...)` line here.
 """
-from .base import SPLITS, Family, LayerGroup, Metric, Score, Scorer, Tuning, UnitGroup, family_of, get, register, unsupported, REGISTRY
+from .base import (
+           REGISTRY,
+           SPLITS,
+           Family,
+           LayerGroup,
+           Metric,
+           Score,
+           Scorer,
+           Tuning,
+           UnitGroup,
+           family_of,
+           get,
+           register,
+           unsupported,
+)
 from .classifier import ACCURACY, Classifier
 from .encoder import COSINE, SentenceEncoder
 

@@ -6,7 +6,8 @@ output layer; a student is the teacher with every hidden width scaled down.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -76,12 +77,12 @@ class Classifier:
 
     def prune_masks(self, model: nn.Module, cfg: Any, scores: dict[str, torch.Tensor] | None = None,
                     calibration: Any = None) -> dict[str, torch.Tensor]:
-        from .. import pruning   # every method, scope, norm, skip and override; structured: output channels
+        from .. import pruning  # every method, scope, norm, skip and override; structured: output channels
         return pruning.masks(model, cfg, calibration, scores)
 
     def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
                      ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-        from .. import pruning   # torch-pruning's dependency graph removes the channels and every input reading them
+        from .. import pruning  # torch-pruning's dependency graph removes the channels and every input reading them
         return pruning.split_channels(model, keep, example)
 
     def importance_loss(self, calibration: Split) -> Callable[[nn.Module], torch.Tensor]:

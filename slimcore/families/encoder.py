@@ -8,7 +8,8 @@ structured pruning removes attention heads or FFN neurons; a student keeps some 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,14 +88,14 @@ class SentenceEncoder:
 
     def prune_masks(self, model: nn.Module, cfg: Any, scores: dict[str, torch.Tensor] | None = None,
                     calibration: Any = None) -> dict[str, torch.Tensor]:
-        from .. import pruning, text_prune   # units: the L1/L2 norm of the scores of their rows and columns
+        from .. import pruning, text_prune  # units: the L1/L2 norm of the scores of their rows and columns
         if scores is None:
             scores = pruning.weight_scores(model, cfg.method, calibration, cfg.seed, family=self)
         return text_prune.masks(model, cfg, scores)
 
     def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
                      ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
-        from .. import text_prune   # heads and neurons sliced out of the Linear layers; the masks say it all already
+        from .. import text_prune  # heads and neurons sliced out of the Linear layers; the masks say it all already
         return text_prune.remove_units(model, unit, keep), keep
 
     def importance_loss(self, calibration: T.TextSplit) -> Callable[[nn.Module], torch.Tensor]:

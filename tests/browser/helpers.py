@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-
 # How long a test waits for what a fresh server computes in its background worker (a first chart, a grid): the tests
 # prove what is drawn; how fast it is drawn is the benchmarks' business (benchmarks/bench_browser.py). Generous, as a
 # 2-core CI machine also runs the browser and what earlier tests left in the worker.

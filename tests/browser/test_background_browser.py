@@ -31,7 +31,7 @@ def test_a_slider_move_is_answered_while_the_timing_runs(server, page):
     # The run is over, and the new setting's models are timed in the background: the page says so, it is not busy.
     expect(page.get_by_text("Timing the real models side by side")).to_be_visible()
     moved = metric(page, "Non-zero parameters")
-    page.wait_for_function(f"() => document.querySelector('[data-testid=stMain]').innerText.includes('so far')",
+    page.wait_for_function("() => document.querySelector('[data-testid=stMain]').innerText.includes('so far')",
                            timeout=60_000)   # that timing job has started
     thumb.focus()
     thumb.press("ArrowRight")      # 0.35 -> 0.40, while it runs

@@ -6,7 +6,6 @@ from playwright.sync_api import expect
 import slimcore
 from slimcore import text as T
 from slimcore import text_quant as TQ
-from slimcore import quantization as Q
 from slimcore.quantization import QuantConfig
 from tests.browser.helpers import expect_metric, wait_idle
 

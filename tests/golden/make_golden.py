@@ -32,8 +32,9 @@ import math
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -42,18 +43,18 @@ import numpy as np
 import torch
 
 import slimcore
-from slimcore.metrics import torch_threads
 from slimcore import distillation as D
 from slimcore import int8 as I8
 from slimcore import pipeline as PL
 from slimcore import pruning as P
 from slimcore import quantization as Q
+from slimcore import sensitivity as SE
 from slimcore import text as T
 from slimcore import text_distill as TD
 from slimcore import text_prune as TP
 from slimcore import text_quant as TQ
 from slimcore import tradeoffs as TR
-from slimcore import sensitivity as SE
+from slimcore.metrics import torch_threads
 from slimcore.sweep import allocate, pareto
 
 FIGURES = Path(__file__).resolve().parent / "figures.json"
@@ -77,20 +78,20 @@ THREADS = 1
 
 # ------------------------------------------------------------------------------------------------ shared inputs
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sample(name: str):
     """A sample model with its data and card (loaded once; read-only)."""
     return slimcore.load_sample(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scores(name: str, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Weight scores as the Pruning, Trade-offs and Sensitivity pages use them (train.head(256), seed 0)."""
     s = sample(name)
     return P.weight_scores(s.model, method, s.data.train.head(CALIBRATION), seed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def text_reference(quick: bool = True) -> torch.Tensor:
     """The original encoder's embeddings of the quick set (or the whole test split)."""
     s = sample(TEXT)

@@ -1,0 +1,1 @@
+"""UI glue between the Streamlit pages and slimcore: cached loaders, session-state keys, the shared sidebar."""
