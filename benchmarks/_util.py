@@ -12,6 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# headless Chromium for the browser benchmarks (the same flags as tests/browser/conftest.py and bench_browser.ARGS)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def timed(fn: Callable[[], object], repeats: int = 20, warmup: int = 1) -> dict[str, float]:
@@ -27,7 +30,7 @@ def timed(fn: Callable[[], object], repeats: int = 20, warmup: int = 1) -> dict[
     return {"median_ms": statistics.median(ts), "p95_ms": ts[min(len(ts) - 1, int(0.95 * len(ts)))], "min_ms": ts[0]}
 
 
-def start_dashboard(page: str = "app.py") -> tuple[subprocess.Popen, str, float]:
+def start_dashboard(page: str = "app.py") -> tuple[subprocess.Popen[bytes], str, float]:
     """Start `streamlit run` on a free loopback port; return the process, URL and the start time (perf_counter)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,9 +44,9 @@ def start_dashboard(page: str = "app.py") -> tuple[subprocess.Popen, str, float]
         try:
             urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
             return proc, url, t0
-        except OSError:
+        except OSError as e:
             if proc.poll() is not None or time.perf_counter() - t0 > 60:
-                raise RuntimeError("streamlit did not start")
+                raise RuntimeError("streamlit did not start") from e
             time.sleep(0.05)
 
 

@@ -15,11 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 import torch
-from _util import ROOT  # (importing _util puts the repository on sys.path)
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import ROOT
+else:
+    from _util import ROOT  # (importing _util puts the repository on sys.path)
 
 import slimcore
 from slimcore import PruneConfig, QuantConfig, tradeoffs
@@ -27,9 +33,10 @@ from slimcore import recipe as R
 from slimcore.recipe import Int8Config, Recipe
 
 REPEATS = 3
+T = TypeVar("T")
 
 
-def cli(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+def cli(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "slimcore", *args], cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
@@ -38,8 +45,8 @@ def cli(*args: str) -> tuple[float, subprocess.CompletedProcess]:
     return seconds, out
 
 
-def median(fn, repeats: int = REPEATS) -> tuple[float, list[float], object]:
-    runs, last = [], None
+def median(fn: Callable[[], tuple[float, T]], repeats: int = REPEATS) -> tuple[float, list[float], T]:
+    runs: list[float] = []
     for _ in range(repeats):
         t, last = fn()
         runs.append(t)
@@ -56,7 +63,8 @@ def main(names: list[str]) -> None:
     with tempfile.TemporaryDirectory() as d:
         for name in names:
             csv = Path(d) / f"{name}.csv"
-            wall, runs, _ = median(lambda: cli("sweep", "--model", name, "--out", str(csv)))
+            wall, runs, _ = median(
+                lambda: cli("sweep", "--model", name, "--out", str(csv)))  # noqa: B023 (called at once)
             rows = len(pd.read_csv(csv))
             s = slimcore.load_sample(name)
             tradeoffs.grid(s, tradeoffs.GridConfig(ratios=(0.0, 0.5), precisions=("fp32", "4-bit")))   # warm-up
@@ -70,7 +78,8 @@ def main(names: list[str]) -> None:
             print(f"{name:<12} CLI {wall:6.2f} s ({', '.join(f'{r:.2f}' for r in runs)}), {rows} rows, "
                   f"{rows / wall:6.1f} rows/s | in process {inproc:5.2f} s, {rows / inproc:6.1f} rows/s | "
                   f"CSV equal to the in-process table: {same}")
-            wall, runs, _ = median(lambda: cli("sweep", "--model", name, "--out", str(csv), "--latency"))
+            wall, runs, _ = median(
+                lambda: cli("sweep", "--model", name, "--out", str(csv), "--latency"))  # noqa: B023 (called at once)
             print(f"{'':<12} with --latency (every real fp32 model timed at batch 256): {wall:6.2f} s, "
                   f"{rows / wall:6.1f} rows/s")
 
@@ -97,11 +106,13 @@ def apply_recipes(name: str, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         for label, recipe in recipes_for(name).items():
             path = R.dump(recipe, Path(d) / "r.yaml")
-            quick = median(lambda: cli("apply", "--recipe", str(path), "--no-latency"), repeats)[0]
-            timed_, _, out = median(lambda: cli("apply", "--recipe", str(path), "--json"), repeats)
+            quick = median(lambda: cli("apply", "--recipe", str(path), "--no-latency"),  # noqa: B023 (called at once)
+                           repeats)[0]
+            timed_, _, out = median(lambda: cli("apply", "--recipe", str(path),  # noqa: B023 (called at once)
+                                                "--json"), repeats)
             f = json.loads(out.stdout)["figures"]
-            wall, _, out = median(lambda: cli("apply", "--recipe", str(path), "--out", str(Path(d) / "x"), "--json"),
-                                  repeats)
+            wall, _, out = median(lambda: cli("apply", "--recipe", str(path),  # noqa: B023 (called at once)
+                                              "--out", str(Path(d) / "x"), "--json"), repeats)
             files = json.loads(out.stdout)["files"]
             big = max((k for k in f if k.startswith("latency_b")), key=lambda k: int(k[len("latency_b"):]))
             print(f"{label:<29} {quick:6.2f} s no timing | {timed_:6.2f} s timed | {wall:6.2f} s timed + export "

@@ -8,9 +8,14 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import torch
-from _util import timed
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import timed
+else:
+    from _util import timed
 
 import slimcore
 from slimcore import distillation as D
@@ -22,6 +27,7 @@ LR = slimcore.families.get("classifier").distill_defaults.lr   # the page's lear
 
 def slider() -> None:
     s = slimcore.load_sample("digits-cnn")
+    assert isinstance(s, slimcore.Sample)
     logits = slimcore.predict(s.model, s.test.x)
 
     def move(t: float = 7.5) -> None:
@@ -34,6 +40,7 @@ def slider() -> None:
 
 def run(name: str, width: str, temperature: float, alpha: float, seed: int, epochs: int = 10):
     s = slimcore.load_sample(name)
+    assert isinstance(s, slimcore.Sample), f"{name} is not an image classifier"
     stamps = [time.perf_counter()]
     t0 = stamps[0]
     cfg = D.DistillConfig(temperature=temperature, alpha=alpha, epochs=epochs, lr=LR, seed=seed,

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-import _util  # noqa: F401  (puts the repository on sys.path)
 import torch
+
+if not TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    import _util  # noqa: F401  (puts the repository on sys.path)
 
 import slimcore
 from slimcore import experiments as E
@@ -32,6 +35,7 @@ def seeds(s: E.Spread) -> str:
 
 def model(name: str, n: int) -> float:
     s = slimcore.load_sample(name)
+    assert isinstance(s, slimcore.Sample), f"{name} is not an image classifier"
     t = E.TRAINING
     steps = E.budget(len(s.data.train), t)
     print(f"\n== {name}: teacher {slimcore.accuracy(s.model, s.test):.2%} on {len(s.test):,} test examples; students "

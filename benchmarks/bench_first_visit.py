@@ -12,8 +12,12 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import _util  # noqa: F401  (puts the repository on the path)
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks import _util
+else:
+    import _util  # noqa: F401  (puts the repository on the path)
 
 from slimui.served import Dashboard
 from tests.browser.helpers import PENDING, STATE  # the same page states the browser tests wait for

@@ -70,14 +70,17 @@ def stages(f: dict[str, bytes]) -> None:
     t0 = time.perf_counter()
     doc, blob = sandbox.read(data, f["npz"], U.MAX_MODEL_BYTES)
     s["confined reading process, in all"] = time.perf_counter() - t0
-    s["  of which process start and imports"] = s["confined reading process, in all"] - s["whole reader, in-process (inspect)"]
-    up = clock("server: graph model and card (assemble)", lambda: U.assemble(doc, blob, data, "resnet18.pt2", f["npz"]), s)
+    s["  of which process start and imports"] = (s["confined reading process, in all"]
+                                                 - s["whole reader, in-process (inspect)"])
+    up = clock("server: graph model and card (assemble)", lambda: U.assemble(doc, blob, data, "resnet18.pt2", f["npz"]),
+               s)
     t0 = time.perf_counter()
     U.load_upload(data, "resnet18.pt2", f["npz"], "images.npz")
     s["load_upload, end to end"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     named = U.load_upload(f["safetensors"], "resnet18.safetensors", f["npz"], "images.npz", architecture="resnet18")
     s["name + safetensors: load_upload, end to end"] = time.perf_counter() - t0
+    assert isinstance(named, slimcore.Sample)   # images with labels: a classifier
     print(f"\n1. Reading the upload (ResNet-18 .pt2, {len(data) / 2**20:.1f} MiB; data {len(f['npz']) / 2**20:.1f} MiB,"
           f" {len(up.data.train) + len(up.data.val) + len(up.data.test):,} images of 3 x 32 x 32)")
     for k, v in s.items():
@@ -95,7 +98,8 @@ def prune(up) -> None:
     took = time.perf_counter() - t0
     full_p, thin_p = (sum(p.numel() for p in m.parameters()) for m in (up.model, thin))
     print(f"\n3. Structured pruning, 50 % of channels (L1, per layer, {len(P.coupled_layers(up.model))} coupled groups"
-          f" removed together): {took:.2f} s; parameters {full_p:,} -> {thin_p:,}; output {tuple(thin(up.test.x[:2]).shape)}")
+          f" removed together): {took:.2f} s; parameters {full_p:,} -> {thin_p:,}; "
+          f"output {tuple(thin(up.test.x[:2]).shape)}")
     print(f"   {'batch':>5} {'original ms (IQR)':>20} {'thin ms (IQR)':>18} {'speed-up':>9}")
     for batch in (1, 32):
         lat = M.compare_latency({"original": up.model, "thin": thin}, up.test.x[:batch], batch=batch, threads=2,

@@ -7,9 +7,14 @@ Usage: python benchmarks/bench_home.py
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, cast
 
 import torch
-from _util import CHROMIUM_ARGS, start_dashboard, timed
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import CHROMIUM_ARGS, start_dashboard, timed
+else:
+    from _util import CHROMIUM_ARGS, start_dashboard, timed
 
 import slimcore
 from slimcore import plots
@@ -33,7 +38,8 @@ def family_picture(s) -> None:
 def home_figures(s) -> None:
     """What the home page computes for a model: its measurement and its three figures."""
     m = slimcore.measure(s)  # with timing, which the page does last
-    w = slimcore.family_of(s).layers(s.model)[m.layers[0].name].weight.detach().numpy().ravel()
+    layer = slimcore.family_of(s).layers(s.model)[m.layers[0].name]
+    w = cast(torch.Tensor, layer.weight).detach().numpy().ravel()   # a compressible (Linear or Conv) layer's
     plots.weight_histogram(w)
     plots.layer_bars([r.name for r in m.layers], [r.params for r in m.layers], "p", "p")
     family_picture(s)
@@ -50,8 +56,8 @@ def server_side() -> None:
         v = score(s.model)
         text = f"{v.metric.short} {v.metric.format(v.value)}"
         repeats = 30 if slimcore.family_of(s).name == "classifier" else 3
-        ev = timed(lambda: score(s.model), repeats=repeats)
-        fig = timed(lambda: home_figures(s), repeats=3)
+        ev = timed(lambda: score(s.model), repeats=repeats)  # noqa: B023 (called at once)
+        fig = timed(lambda: home_figures(s), repeats=3)  # noqa: B023 (called at once)
         print(f"{name:<13} {len(s.test):>6} {text:>22} {ev['median_ms']:>9.2f} ms "
               f"{ev['p95_ms']:>6.2f} ms {fig['median_ms']:>10.0f} ms   (first load incl. data {load_ms:.0f} ms)")
 
@@ -68,7 +74,8 @@ def browser_side() -> None:
             print(f"cold start: server healthy after {time.perf_counter() - t0:.2f} s")
             page.goto(url)
             page.locator("[data-testid='stMetric']").first.wait_for(timeout=60_000)
-            print(f"cold start -> first render (process start to the first figures painted): {time.perf_counter() - t0:.2f} s")
+            print(f"cold start -> first render (process start to the first figures painted): "
+                  f"{time.perf_counter() - t0:.2f} s")
             page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").nth(2).wait_for(timeout=60_000)
             print(f"cold start -> all three home charts drawn: {time.perf_counter() - t0:.2f} s")
             page.locator("[data-testid='stMetric']", has_text="Latency").locator(

@@ -18,10 +18,14 @@ For the encoder, two more measurements:
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+from unittest import mock
 
-import _util  # noqa: F401  (puts the repository on the path)
 import torch
 from torch import nn
+
+if not TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    import _util  # noqa: F401  (puts the repository on the path)
 
 import slimcore
 from slimcore import int8 as I
@@ -67,13 +71,9 @@ def reduce_range(s) -> None:
     score = family_of(s).scorer(s, "test")
     m = I.build(s, "int8 per channel").model
     seven = score(m).value
-    forward = DynamicLinear.forward
-    DynamicLinear.forward = lambda self, x: torch.ops.quantized.linear_dynamic(
-        x, self._packed_params._packed_params, reduce_range=False)
-    try:
+    with mock.patch.object(DynamicLinear, "forward", lambda self, x: torch.ops.quantized.linear_dynamic(
+            x, self._packed_params._packed_params, reduce_range=False)):   # restored on leaving the block
         eight = score(m).value
-    finally:
-        DynamicLinear.forward = forward
     print(f"\nwhy the quality differs: torch.ao int8 per channel, mean cosine {seven:.4f} with 7-bit activations "
           f"(reduce_range, what it uses) and {eight:.4f} with all 8 bits; ONNX Runtime uses 8 bits")
 

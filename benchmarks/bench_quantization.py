@@ -10,9 +10,14 @@ import statistics
 import sys
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING, cast
 
 import torch
-from _util import timed
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import timed
+else:
+    from _util import timed
 
 import slimcore
 from slimcore import int8, plots
@@ -28,7 +33,8 @@ def slider_move(s: slimcore.Sample, cfg: q.QuantConfig, layer: str) -> None:
     slimcore.accuracy(qm, s.test)
     errors = q.layer_errors(s.model, qm)
     q.modelled_bytes(s.model, cfg)
-    g = q.layer_grid(slimcore.weight_layers(s.model)[layer].weight, cfg, slimcore.weight_layers(qm)[layer].weight)
+    g = q.layer_grid(cast(torch.Tensor, slimcore.weight_layers(s.model)[layer].weight), cfg,
+                     cast(torch.Tensor, slimcore.weight_layers(qm)[layer].weight))   # a Linear or Conv layer's weights
     plots.levels_histogram(g["w"], g["levels"], note=g["note"])
     plots.quantized_histogram(g["q"])
     plots.error_histogram(g["q"] - g["w"], g["half_step"])
@@ -46,11 +52,12 @@ def slider_to_figures() -> None:
     print(f"{'model':<13} {'setting':<26} {'p50':>8} {'p95':>8} {'max':>8}")
     for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
+        assert isinstance(s, slimcore.Sample)
         layer = next(iter(slimcore.weight_layers(s.model)))
         for label, cfg in (("symmetric per tensor", q.QuantConfig()),
                            ("asymmetric per channel", q.QuantConfig(symmetric=False, per_channel=True))):
             ts = []
-            for rep in range(3):
+            for _rep in range(3):
                 for bits in range(1, 17):
                     c = replace(cfg, bits=bits)
                     t0 = time.perf_counter()
@@ -70,7 +77,8 @@ def page_reruns() -> None:
         at = app("views/2_Quantization.py")
         at.query_params["model"] = name
         at.run()
-        first, again = [], []
+        first: list[float] = []
+        again: list[float] = []
         for ts in (first, again):
             for bits in list(range(16, 0, -1)):
                 t0 = time.perf_counter()
@@ -84,43 +92,49 @@ def page_reruns() -> None:
 def fake_quant_vs_torch() -> None:
     print("\n## Fake quantization, 8-bit symmetric per channel: ours vs torch.fake_quantize_per_channel_affine "
           "(same scale and zero point; median of 50)")
-    cases = {name: [m.weight for m in slimcore.weight_layers(slimcore.load_sample(name).model).values()]
+    cases = {name: [cast(torch.Tensor, m.weight)   # Linear and Conv layers' weights
+                    for m in slimcore.weight_layers(slimcore.load_sample(name).model).values()]
              for name in slimcore.list_samples("classifier")}
     cases["one 1024 x 1024 tensor"] = [torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0))]
     print(f"{'tensors':<24} {'weights':>10} {'ours (grid + round)':>20} {'ours (round only)':>18} {'torch kernel':>13}")
     for label, ws in cases.items():
         grids = [q.qparams(w, 8, True, 0) for w in ws]
-        ours = timed(lambda: [q.fake_quantize(w, 8, True, 0) for w in ws], repeats=50)
-        round_only = timed(lambda: [q.apply_qparams(w, g) for w, g in zip(ws, grids)], repeats=50)
+        ours = timed(lambda: [q.fake_quantize(w, 8, True, 0) for w in ws], repeats=50)  # noqa: B023 (called at once)
+        round_only = timed(lambda: [q.apply_qparams(w, g) for w, g in zip(ws, grids)],  # noqa: B023 (called at once)
+                           repeats=50)
         ref = timed(lambda: [torch.fake_quantize_per_channel_affine(w, g.scale, g.zero_point, 0, g.qmin, g.qmax)
-                             for w, g in zip(ws, grids)], repeats=50)
+                             for w, g in zip(ws, grids)], repeats=50)  # noqa: B023 (called at once)
         assert all(torch.equal(q.apply_qparams(w, g), torch.fake_quantize_per_channel_affine(
             w, g.scale, g.zero_point, 0, g.qmin, g.qmax)) for w, g in zip(ws, grids))
-        print(f"{label:<24} {sum(w.numel() for w in ws):>10,} {ours['median_ms']:>17.3f} ms {round_only['median_ms']:>15.3f} ms "
-              f"{ref['median_ms']:>10.3f} ms")
+        print(f"{label:<24} {sum(w.numel() for w in ws):>10,} {ours['median_ms']:>17.3f} ms "
+              f"{round_only['median_ms']:>15.3f} ms {ref['median_ms']:>10.3f} ms")
 
 
 def curves_and_breakdown() -> None:
     print("\n## Accuracy against bit width (measured on the test split, of the fake-quantized model), and curve time")
     settings = {"sym/tensor": q.QuantConfig(), "sym/channel": q.QuantConfig(per_channel=True),
-                "asym/tensor": q.QuantConfig(symmetric=False), "asym/channel": q.QuantConfig(symmetric=False, per_channel=True)}
+                "asym/tensor": q.QuantConfig(symmetric=False),
+                "asym/channel": q.QuantConfig(symmetric=False, per_channel=True)}
     shown = (1, 2, 3, 4, 5, 6, 8, 16)
     for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
+        assert isinstance(s, slimcore.Sample)
         fp32 = slimcore.accuracy(s.model, s.test)
         print(f"\n{name}: fp32 {fp32:.2%}")
         print(f"{'setting':<13} " + " ".join(f"{('1 (bin)' if b == 1 else f'{b} bits'):>8}" for b in shown)
               + f" {'ternary':>8} {'curve time':>11}")
         for label, cfg in settings.items():
             t0 = time.perf_counter()
-            curve = {p.bits: p.value for p in q.quality_by_bits(s.model, slimcore.families.family_of(s).scorer(s), cfg, range(1, 17))}
+            curve = {p.bits: p.value for p in q.quality_by_bits(s.model, slimcore.families.family_of(s).scorer(s), cfg,
+                                                                range(1, 17))}
             tern = slimcore.accuracy(q.quantize(s.model, config=replace(cfg, ternary=True)), s.test)
             dt = (time.perf_counter() - t0) * 1000
             print(f"{label:<13} " + " ".join(f"{curve[b]:>8.2%}" for b in shown) + f" {tern:>8.2%} {dt:>8.0f} ms")
         acts = q.QuantConfig(per_channel=True, activations=q.ActivationConfig(8))
         calib = q.calibrate(s.model, s.data.train.x[:CALIBRATION])
         t0 = time.perf_counter()
-        curve = {p.bits: p.value for p in q.quality_by_bits(s.model, slimcore.families.family_of(s).scorer(s), acts, range(1, 17), calib)}
+        curve = {p.bits: p.value for p in q.quality_by_bits(s.model, slimcore.families.family_of(s).scorer(s), acts,
+                                                            range(1, 17), calib)}
         dt = (time.perf_counter() - t0) * 1000
         print(f"{'W k, A8 chan':<13} " + " ".join(f"{curve[b]:>8.2%}" for b in shown) + f" {'':>8} {dt:>8.0f} ms")
 
@@ -132,11 +146,12 @@ def real_int8() -> None:
           f"{'b1 fp32':>16} {'b1 int8':>16} {'b256 fp32':>17} {'b256 int8':>17}")
     for name in slimcore.list_samples("classifier"):
         s = slimcore.load_sample(name)
+        assert isinstance(s, slimcore.Sample)
         t0 = time.perf_counter()
         r = int8.build(s, "int8 (torch.ao)")   # the page's torch.ao row (ONNX Runtime's: bench_int8_engines.py)
         build = (time.perf_counter() - t0) * 1000
         lat = slimcore.compare_latencies({"fp32": s.model, "int8": r.model}, s.test)
-        f = lambda l: f"{l.median_ms:.3f} ({l.iqr_ms:.3f})"  # noqa: E731
+        f = lambda lt: f"{lt.median_ms:.3f} ({lt.iqr_ms:.3f})"  # noqa: E731
         print(f"{name:<13} {r.kind:<8} {build:>4.0f} ms {slimcore.accuracy(s.model, s.test):>9.2%} "
               f"{slimcore.accuracy(r.model, s.test):>9.2%} {slimcore.serialized_bytes(s.model) / 1024:>6.1f} KiB "
               f"{slimcore.serialized_bytes(r.model) / 1024:>6.1f} KiB {f(lat['fp32'][0]):>16} {f(lat['int8'][0]):>16} "

@@ -22,10 +22,15 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
-import _util  # noqa: F401  (puts the repository on sys.path)
 import pandas as pd
 import torch
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks import _util
+else:
+    import _util  # noqa: F401  (puts the repository on sys.path)
 
 import slimcore
 from slimcore import executor as X

@@ -11,11 +11,17 @@ import copy
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 import torch
-from _util import timed  # (importing _util puts the repository on sys.path)
 from torch.nn.utils import prune as tprune
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import timed
+else:
+    from _util import timed  # (importing _util puts the repository on sys.path)
 
 import slimcore
 from slimcore import quantization as Q
@@ -23,8 +29,10 @@ from slimcore import tradeoffs
 from slimcore.sensitivity import ScanConfig, scan_sample
 from slimcore.sweep import BITS, FP32, PRUNE_RATIOS, allocate, pareto, sweep
 
+T = TypeVar("T")
 
-def naive(s: slimcore.Sample, ratios, bits, row: bool = True) -> pd.DataFrame:
+
+def naive(s: slimcore.Sample, ratios: Sequence[float], bits: Sequence[int], row: bool = True) -> pd.DataFrame:
     """The straightforward loop: for every configuration, deep-copy the model, prune it with torch.nn.utils.prune
     (L1, per layer), quantize it (slimcore.quantize, another copy) and evaluate it. row=True gets the same columns as
     a sweep row the way the rest of the code base does for one model (slimcore.measure without timing: accuracy,
@@ -40,15 +48,15 @@ def naive(s: slimcore.Sample, ratios, bits, row: bool = True) -> pd.DataFrame:
                 net = Q.quantize(net, b)
             size = slimcore.modelled_size(net, b).bytes
             if row:
-                m = slimcore.measure(s, net, timing=False)
-                rows.append(dict(prune_ratio=r, bits=b, accuracy=m.accuracy, size_bytes=size, macs=m.macs,
-                                 nonzeros=m.nonzeros))
+                got = slimcore.measure(s, net, timing=False)
+                rows.append(dict(prune_ratio=r, bits=b, accuracy=got.accuracy, size_bytes=size, macs=got.macs,
+                                 nonzeros=got.nonzeros))
             else:
                 rows.append(dict(prune_ratio=r, bits=b, accuracy=slimcore.accuracy(net, s.test), size_bytes=size))
     return pd.DataFrame(rows)
 
 
-def clock(fn) -> tuple[float, object]:
+def clock(fn: Callable[[], T]) -> tuple[float, T]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
@@ -57,6 +65,7 @@ def clock(fn) -> tuple[float, object]:
 def main(name: str = "digits-cnn") -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {name}")
     s = slimcore.load_sample(name)
+    assert isinstance(s, slimcore.Sample), f"{name} is not an image classifier"
     ratios, bits = PRUNE_RATIOS, BITS
     grid = f"{len(ratios)} x {len(bits)} = {len(ratios) * len(bits)} configurations"
     sweep(s.model, s.data, ratios[:2], bits[:2])  # warm-up (first calls load kernels)
@@ -101,7 +110,7 @@ def main(name: str = "digits-cnn") -> None:
 
     print(f"\n## Sensitivity scans (each layer alone; validation split, {len(s.data.val)} examples)")
     for kind in ("prune", "quantize"):
-        t, sens = clock(lambda: scan_sample(s, ScanConfig(kind)))
+        t, sens = clock(lambda: scan_sample(s, ScanConfig(kind)))  # noqa: B023 (called at once)
         print(f"{kind:<9} {len(sens):>3} evaluations   {t:6.2f} s")
     text = slimcore.load_sample("minilm")
     t, sens = clock(lambda: scan_sample(text, ScanConfig("prune", (0.5,))))
@@ -115,7 +124,7 @@ def main(name: str = "digits-cnn") -> None:
     for kind in ("prune", "quantize"):
         sens = scan_sample(s, ScanConfig(kind))
         for budget in (0.5, 1.0, 2.0):
-            t, a = clock(lambda: allocate(s.model, sens, s.data.val, budget, s.test))
+            t, a = clock(lambda: allocate(s.model, sens, s.data.val, budget, s.test))  # noqa: B023 (called at once)
             settings = ", ".join(f"{k} {v:g}" for k, v in a.result.settings.items())
             tries = f"{a.tries} tr{'y' if a.tries == 1 else 'ies'}"
             print(f"{kind:<9} budget {budget:.1f} pt: {t * 1000:6.0f} ms, {tries}; {settings}")

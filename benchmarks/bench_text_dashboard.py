@@ -1,16 +1,22 @@
 """The dashboard with the text model: time from opening each lab on minilm to its figures, and the server's memory.
 
 Starts `streamlit run app.py` as a user would, opens every page with ?model=minilm in headless Chromium, waits until
-the page has finished running (Trade-offs and Sensitivity wait for a button press before their grids; not pressed), and reads the server process's resident memory (psutil, with its children) after each.
+the page has finished running (Trade-offs and Sensitivity wait for a button press before their grids; not pressed),
+and reads the server process's resident memory (psutil, with its children) after each.
 Target: the dashboard's memory with the text model loaded <= 2.5 GB.
 """
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import psutil
-from _util import CHROMIUM_ARGS, start_dashboard
 from playwright.sync_api import sync_playwright
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import CHROMIUM_ARGS, start_dashboard
+else:
+    from _util import CHROMIUM_ARGS, start_dashboard
 
 PAGES = ["", "Pruning", "Quantization", "Distillation", "Trade-offs", "Sensitivity"]
 

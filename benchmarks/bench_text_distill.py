@@ -10,12 +10,17 @@ import dataclasses
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, cast
 
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")   # AppTest and st.cache outside a server warn on every call
 
 import numpy as np
 import torch
-from _util import timed
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import timed
+else:
+    from _util import timed
 
 import slimcore
 from slimcore import distillation as D
@@ -61,8 +66,8 @@ def train(s, refs, cfg: D.DistillConfig) -> D.DistillResult:
 
 def compare(s, r: D.DistillResult) -> None:
     lat = T.latencies({"teacher": s.model, "student": r.student}, s.test, max_seconds=3.0)
-    print(f"\nteacher vs {len(r.student.encoder.layer)}-layer student (latency measured round-robin on real test "
-          "sentences):")
+    depth = len(cast(T.MiniLM, r.student).encoder.layer)   # a text student is a (thinner) MiniLM
+    print(f"\nteacher vs {depth}-layer student (latency measured round-robin on real test sentences):")
     for k, m in (("teacher", s.model), ("student", r.student)):
         b1, b32 = lat[k]
         print(f"  {k:<8} {D.parameters(m):>11,} parameters, {serialized_bytes(m) / 2**20:6.1f} MiB (torch.save); "
@@ -106,6 +111,7 @@ def slider(s) -> None:
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
     s = slimcore.load_sample("minilm")
+    assert isinstance(s, T.TextSample)
     refs = {"quick": T.embed(s.model, s.data.quick_set), "test": T.embed(s.model, s.test)}
     depths(s, refs)
     cfg = slimcore.families.get("encoder").distill_defaults

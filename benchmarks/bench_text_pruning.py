@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from typing import TYPE_CHECKING, cast
 
 import torch
-from _util import timed
+from torch import nn
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import timed
+else:
+    from _util import timed
 
 import slimcore
 from slimcore import plots
@@ -38,13 +44,13 @@ def slider_move(s: T.TextSample, cfg: P.PruneConfig, score, curve: list) -> floa
     rep, dense, thin = P.evaluate(s.model, cfg, score, family=fam)
     keep = fam.prune_masks(s.model, cfg)
     layer = page.ENCODER.default_layer(s, cfg)
-    w = fam.layers(s.model)[layer].weight.detach()
+    w = cast(torch.Tensor, fam.layers(s.model)[layer].weight).detach()   # a Linear layer's
     if cfg.structured:
         plots.layer_bars(list(rep.unit_removed), list(rep.unit_removed.values()), "units removed", "units")
         page.kept_map(keep, s.model, fam, cfg.unit)
     else:
         plots.layer_bars(list(rep.layer_sparsity), list(rep.layer_sparsity.values()), "weights removed", "%")
-        plots.mask_heatmap(keep[layer][:CROP[0], :CROP[1]].numpy())
+        plots.mask_heatmap((keep[layer] if CROP is None else keep[layer][:CROP[0], :CROP[1]]).numpy())
     plots.weight_histogram(w.numpy().ravel(), threshold=rep.thresholds.get(layer), after=w[keep[layer]].numpy())
     plots.line_chart(CURVE, {"mean cosine": [q.value for q in curve]}, "q", "r", "c", marker=cfg.amount)
     return rep.score.value
@@ -57,9 +63,10 @@ def slider_figures(s: T.TextSample) -> None:
     score = cosine_scorer(quick, T.embed(s.model, quick))
     t_ref = time.perf_counter() - t0
     print(f"one-off per process: original's quick-set embeddings {t_ref * 1000:.0f} ms")
-    print(f"\nslider -> all figures ready (server side: prune + embed {len(quick)} quick-set sentences + sizes + figures; "
-          "excludes the latency table, timed afterwards)")
-    print(f"{'kind':<13} {'p50':>8} {'p95':>8}   over {len(RATIOS)} ratios x 2 repeats   (quality curve: once per kind)")
+    print(f"\nslider -> all figures ready (server side: prune + embed {len(quick)} quick-set sentences + sizes + "
+          "figures; excludes the latency table, timed afterwards)")
+    print(f"{'kind':<13} {'p50':>8} {'p95':>8}   over {len(RATIOS)} ratios x 2 repeats   "
+          "(quality curve: once per kind)")
     for kind in TP.KINDS:
         t0 = time.perf_counter()
         curve = P.quality_curve(s.model, score, TP.config(0.0, kind), CURVE, family=fam)
@@ -77,10 +84,12 @@ def slider_figures(s: T.TextSample) -> None:
         cfg = TP.config(0.3, kind)
         model = TP.prune_text(s.model, cfg)
         parts[kind] = {
-            "masks": timed(lambda: fam.prune_masks(s.model, cfg), repeats=3)["median_ms"],
-            "prune": timed(lambda: TP.prune_text(s.model, cfg), repeats=3)["median_ms"],
-            "embed": timed(lambda: T.embed(model, quick), repeats=3)["median_ms"],
-            "evaluate": timed(lambda: P.evaluate(s.model, cfg, score, family=fam), repeats=3)["median_ms"]}
+            "masks": timed(lambda: fam.prune_masks(s.model, cfg),  # noqa: B023 (called at once)
+                           repeats=3)["median_ms"],
+            "prune": timed(lambda: TP.prune_text(s.model, cfg), repeats=3)["median_ms"],  # noqa: B023 (called at once)
+            "embed": timed(lambda: T.embed(model, quick), repeats=3)["median_ms"],  # noqa: B023 (called at once)
+            "evaluate": timed(lambda: P.evaluate(s.model, cfg, score, family=fam),  # noqa: B023 (called at once)
+                              repeats=3)["median_ms"]}
     print("\nwhere the time goes at ratio 0.3 (median of 3, ms; 'prune' includes the masks, 'evaluate' everything: "
           "masks, the masked and thin models, scoring, sizes):")
     for kind, d in parts.items():
@@ -89,13 +98,13 @@ def slider_figures(s: T.TextSample) -> None:
 
 def speed(s: T.TextSample) -> None:
     print("\nmeasured latency, original vs pruned at 50 %, timed side by side (round-robin) on real test sentences")
-    models = {"original": s.model} | {f"{kind} 50 %": TP.prune_text(s.model, TP.config(0.5, kind))
-                                      for kind in TP.KINDS}
+    models: dict[str, nn.Module] = {"original": s.model}
+    models |= {f"{kind} 50 %": TP.prune_text(s.model, TP.config(0.5, kind)) for kind in TP.KINDS}
     lat = slimcore.time_models(s, models, repeats=40, max_seconds=8.0)
     small, large = family_of(s).timing_batches[0], family_of(s).timing_batches[-1]
     o = lat["original"][large]
-    print(f"{'model':<18} {'params':>11} {'size MiB':>9} {f'b={small} ms':>8} {'IQR':>6} {f'b={large} ms':>8} {'IQR':>6} "
-          f"{f'speed-up b={large}':>13}")
+    print(f"{'model':<18} {'params':>11} {'size MiB':>9} {f'b={small} ms':>8} {'IQR':>6} {f'b={large} ms':>8} "
+          f"{'IQR':>6} {f'speed-up b={large}':>13}")
     for k, by in lat.items():
         m, b1, b32 = models[k], by[small], by[large]
         print(f"{k:<18} {sum(p.numel() for p in m.parameters()):>11,} {slimcore.serialized_bytes(m) / 2**20:>9.2f} "
@@ -116,6 +125,7 @@ if __name__ == "__main__":
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores at start")
     sample = slimcore.load_sample("minilm")
+    assert isinstance(sample, T.TextSample)
     slider_figures(sample)
     speed(sample)
     full_split(sample)

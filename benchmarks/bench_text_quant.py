@@ -14,11 +14,16 @@ import statistics
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
-from _util import timed
 from torch import nn
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import timed
+else:
+    from _util import timed
 
 import slimcore
 from slimcore import int8 as I
@@ -39,7 +44,7 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def fmt(lat) -> str:
@@ -54,8 +59,8 @@ def latency_table(s: T.TextSample, models: dict[str, nn.Module], threads: int, m
     finally:
         torch.set_num_threads(before)
     x = T.timing_batches(s.test, 32)
-    print(f"\n{threads} thread(s); batch 1 = one sentence of {x[1].shape[1]} tokens, batch 32 = 32 sentences padded to "
-          f"{x[32].shape[1]} tokens; round-robin, median (IQR) in ms; {load()}")
+    print(f"\n{threads} thread(s); batch 1 = one sentence of {x[1].shape[1]} tokens, batch 32 = 32 sentences padded "
+          f"to {x[32].shape[1]} tokens; round-robin, median (IQR) in ms; {load()}")
     print(f"{'model':<34} {'batch 1':>17} {'speed-up':>9} {'batch 32':>17} {'speed-up':>9} {'repeats':>8}")
     base = lat[next(iter(models))]
     for k, (b1, b32) in lat.items():
@@ -66,7 +71,8 @@ def latency_table(s: T.TextSample, models: dict[str, nn.Module], threads: int, m
 
 def real_int8(s: T.TextSample, built: dict) -> None:
     print("\n## Real dynamic int8 (torch.ao, x86 engine) against fp32")
-    print(f"{'model':<34} {'size':>10} {'':<8} {'smaller':>6}   quality on the WHOLE test split ({len(s.test)} sentences)")
+    print(f"{'model':<34} {'size':>10} {'':<8} {'smaller':>6}   quality on the WHOLE test split "
+          f"({len(s.test)} sentences)")
     ref = T.embed(s.model, s.test)
     rows = {"fp32": s.model, **{k: r.model for k, r in built.items()},
             "fake 8-bit/tensor": TQ.fake_quantized(s.model, QuantConfig(8, per_channel=False)),
@@ -102,7 +108,8 @@ def kernels(s: T.TextSample) -> None:
         for k in ks:
             i, o = map(int, k.shape.split("x"))
             gflops = 2 * k.tokens * i * o / (k.fp32.median_ms / 1000) / 1e9
-            print(f"{k.shape:<16} {k.tokens:>10} {fmt(k.fp32):>20} {gflops:>13.1f} {fmt(k.int8):>20} {k.speedup:>13.2f}x")
+            print(f"{k.shape:<16} {k.tokens:>10} {fmt(k.fp32):>20} {gflops:>13.1f} {fmt(k.int8):>20} "
+                  f"{k.speedup:>13.2f}x")
     print("(each transformer layer runs 4 Linears of 384x384 (q, k, v, attention output), one 384x1536, one 1536x384)")
 
 
@@ -125,7 +132,8 @@ def amdahl(s: T.TextSample, built: dict) -> None:
                         m(x)
             ev = prof.key_averages()
             total = sum(e.self_cpu_time_total for e in ev)
-            lin = sum(e.self_cpu_time_total for e in ev if e.key in ("aten::addmm", "aten::mm", "quantized::linear_dynamic"))
+            lin = sum(e.self_cpu_time_total for e in ev
+                      if e.key in ("aten::addmm", "aten::mm", "quantized::linear_dynamic"))
             share[k] = (total / 5 / 1000, lin / 5 / 1000)
     finally:
         torch.set_num_threads(before)
@@ -134,8 +142,8 @@ def amdahl(s: T.TextSample, built: dict) -> None:
     print(f"\n## Where batch 32 goes (torch.profiler, 1 thread, mean of 5 forwards; {load()})")
     print(f"fp32: {t32:.0f} ms per forward, of which Linear matrix products {l32:.0f} ms ({l32 / t32:.0%}); the rest "
           f"(attention, GELU, LayerNorm, embeddings, copies) {rest:.0f} ms")
-    print(f"int8 per channel: {t8:.0f} ms, of which int8 Linears {l8:.0f} ms: the Linears got {l32 / l8:.2f}x faster, the "
-          f"forward {t32 / t8:.2f}x")
+    print(f"int8 per channel: {t8:.0f} ms, of which int8 Linears {l8:.0f} ms: the Linears got {l32 / l8:.2f}x faster, "
+          f"the forward {t32 / t8:.2f}x")
     need = l32 / max(t32 / 1.8 - rest, 1e-9) if t32 / 1.8 > rest else float("inf")
     print(f"for 1.8x overall with the rest unchanged, the Linears would need to be {need:.2f}x faster")
 
@@ -143,7 +151,7 @@ def amdahl(s: T.TextSample, built: dict) -> None:
 class FusedSelfAttention(nn.Module):
     """q, k and v as ONE Linear (384 -> 1152): the same arithmetic, one matrix product, one input quantization."""
 
-    def __init__(self, sa: nn.Module) -> None:
+    def __init__(self, sa: T.SelfAttention) -> None:
         super().__init__()
         w = torch.cat([sa.query.weight, sa.key.weight, sa.value.weight])
         b = torch.cat([sa.query.bias, sa.key.bias, sa.value.bias])
@@ -164,7 +172,8 @@ class FusedSelfAttention(nn.Module):
 def fused(model: T.MiniLM) -> T.MiniLM:
     out = copy.deepcopy(model)
     for layer in out.encoder.layer:
-        layer.attention.self = FusedSelfAttention(layer.attention.self)
+        attention: nn.Module = cast(T.Layer, layer).attention   # a plain Module here: its `self` is replaced
+        attention.self = FusedSelfAttention(cast(T.SelfAttention, attention.self))
     return out.eval()
 
 
@@ -177,13 +186,16 @@ def attempts(s: T.TextSample, built: dict) -> None:
     f8 = I.dynamic_int8(f32, True).model
     q_f8 = T.evaluate(f8, quick, ref)
     print(f"fused q/k/v: fp32 embeddings equal the original's within {diff:.2e} (max abs); fused int8 per channel "
-          f"mean cosine {q_f8.mean_cosine:.4f} on the quick set (unfused {T.evaluate(built['int8 per channel'].model, quick, ref).mean_cosine:.4f})")
+          f"mean cosine {q_f8.mean_cosine:.4f} on the quick set "
+          f"(unfused {T.evaluate(built['int8 per channel'].model, quick, ref).mean_cosine:.4f})")
     before = torch.backends.quantized.engine
     torch.backends.quantized.engine = "onednn"
     try:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-        onednn = quantize_dynamic(copy.deepcopy(s.model), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8).eval()
-        print(f"onednn engine, int8 per channel: mean cosine {T.evaluate(onednn, quick, ref).mean_cosine:.4f} on the quick set")
+        onednn = quantize_dynamic(copy.deepcopy(s.model), {nn.Linear: per_channel_dynamic_qconfig},
+                                  dtype=torch.qint8).eval()
+        print(f"onednn engine, int8 per channel: mean cosine {T.evaluate(onednn, quick, ref).mean_cosine:.4f} on the "
+              "quick set")
         models = {"fp32": s.model, "fp32 fused q/k/v": f32, "int8 per channel": built["int8 per channel"].model,
                   "int8 fused q/k/v": f8, "int8 onednn engine": onednn}
         for threads in (1, torch.get_num_threads()):
@@ -201,10 +213,12 @@ def groups(s: T.TextSample) -> None:
         t0 = time.perf_counter()
         rows = TQ.group_sensitivity(s.model, split, ref, QuantConfig(4, per_channel=True))
         print(f"\n{name} ({time.perf_counter() - t0:.1f} s for 12 evaluations)")
-        print(f"{'group':<18} " + " ".join(f"{TQ.method_label(m, QuantConfig(4, per_channel=True)):>36}" for m in TQ.GROUP_METHODS))
+        print(f"{'group':<18} " + " ".join(f"{TQ.method_label(m, QuantConfig(4, per_channel=True)):>36}"
+                                           for m in TQ.GROUP_METHODS))
         for g in T.GROUPS:
             cells = [r for r in rows if r.group == g]
-            print(f"{T.GROUP_LABELS[g]:<18} " + " ".join(f"{r.drop:>18.4f} (rho {r.quality.spearman:.4f})" for r in cells))
+            print(f"{T.GROUP_LABELS[g]:<18} " + " ".join(f"{r.drop:>18.4f} (rho {r.quality.spearman:.4f})"
+                                                         for r in cells))
 
 
 def slider(s: T.TextSample) -> None:
@@ -229,10 +243,13 @@ def slider(s: T.TextSample) -> None:
               f"{pct(ts, 0.95):6.0f} ms  max {max(ts):6.0f} ms   ({load()})")
     four = QuantConfig(4, per_channel=True)
     parts = {"fake-quantize 36 weights": lambda: Q.quantized_weights(s.model, four, TQ.layers(s.model)),
-             "new encoder (copy_with)": lambda: Q.copy_with(s.model, Q.quantized_weights(s.model, four, TQ.layers(s.model))),
-             "new encoder (T.variant)": lambda: T.variant(s.model, Q.quantized_weights(s.model, four, TQ.layers(s.model))),
+             "new encoder (copy_with)": lambda: Q.copy_with(s.model,
+                                                            Q.quantized_weights(s.model, four, TQ.layers(s.model))),
+             "new encoder (T.variant)": lambda: T.variant(s.model,
+                                                          Q.quantized_weights(s.model, four, TQ.layers(s.model))),
              "embed the quick set": lambda: T.embed(s.model, quick)}
-    print("parts (median of 7): " + "; ".join(f"{k} {timed(f, repeats=7)['median_ms']:.0f} ms" for k, f in parts.items()))
+    print("parts (median of 7): " + "; ".join(f"{k} {timed(f, repeats=7)['median_ms']:.0f} ms"
+                                              for k, f in parts.items()))
 
 
 def page_reruns() -> None:
@@ -259,6 +276,7 @@ if __name__ == "__main__":
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, quantized engine "
           f"{torch.backends.quantized.engine}; {load()}")
     s = slimcore.load_sample("minilm")
+    assert isinstance(s, T.TextSample)
     built = {k: I.build(s, k) for k in INT8}  # the page's three, through the one int8 entry point
     print("\n## Latency: fp32 against int8 (T.latencies, the page's timing)")
     models = {"fp32": s.model, **{k: r.model for k, r in built.items()}}

@@ -19,11 +19,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import psutil
 import torch
-from _util import CHROMIUM_ARGS, start_dashboard
 from torch import nn
+
+if TYPE_CHECKING:  # mypy sees this folder as the package `benchmarks`; run as a script, the folder is on sys.path
+    from benchmarks._util import CHROMIUM_ARGS, start_dashboard
+else:
+    from _util import CHROMIUM_ARGS, start_dashboard
 
 import slimcore
 from slimcore import plots, sandbox
@@ -42,7 +47,8 @@ def big_model() -> nn.Module:
 def files(model: nn.Module) -> dict[str, bytes]:
     out = {}
     for label, save in [("TorchScript", lambda b: torch.jit.save(torch.jit.script(model), b)),
-                        ("torch.export", lambda b: torch.export.save(torch.export.export(model, (torch.zeros(2, 1, 8, 8),)), b))]:
+                        ("torch.export", lambda b: torch.export.save(
+                            torch.export.export(model, (torch.zeros(2, 1, 8, 8),)), b))]:
         buf = io.BytesIO()
         save(buf)
         out[label] = buf.getvalue()
@@ -63,7 +69,8 @@ def server_side(blobs: dict[str, bytes], params: int) -> None:
         m = slimcore.measure(s, timing=False)  # the home page's baseline figures
         t2 = time.perf_counter()
         layer = max(m.layers, key=lambda r: r.params).name
-        plots.weight_histogram(slimcore.weight_layers(s.model)[layer].weight.detach().numpy().ravel())
+        weight = cast(torch.Tensor, slimcore.weight_layers(s.model)[layer].weight)   # a Linear or Conv layer's
+        plots.weight_histogram(weight.detach().numpy().ravel())
         t3 = time.perf_counter()
         print(f"{label:<13} {len(blob) / 2**20:6.1f} MiB: read + rebuild + check + test accuracy {t1 - t0:5.2f} s, "
               f"baseline figures (accuracy, layer table, serialized size) {t2 - t1:5.2f} s, histogram of the "
@@ -93,7 +100,7 @@ def browser_side(blob: bytes) -> None:
                 page.locator("[data-testid='stMetric']", has_text="Parameters").filter(
                     has_text=f"{sum(p.numel() for p in big_model().parameters()):,}").wait_for(timeout=120_000)
                 first = slimcore.weight_layers(big_model())  # the histogram shows the first layer: its title names it
-                n = next(iter(first.values())).weight.numel()
+                n = cast(torch.Tensor, next(iter(first.values())).weight).numel()
                 page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot", has_text=f"{n:,} weights").wait_for(
                     timeout=120_000)
                 page.locator("[data-testid='stDataFrame']").first.wait_for(timeout=120_000)
@@ -151,7 +158,8 @@ def hostile_side() -> None:
             child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10
             print(f"  {name:<44} {len(model) + len(data or b''):>10,} B  {time.perf_counter() - t0:5.1f} s  server "
                   f"+{peak.peak / 2**20:6.1f} MiB  readers' peak so far {child:7.1f} MiB  -> {said[:110]}")
-        print(f"code executed: {'YES' if marker.exists() else 'none'} (marker folder {'created' if marker.exists() else 'never created'})")
+        print(f"code executed: {'YES' if marker.exists() else 'none'} "
+              f"(marker folder {'created' if marker.exists() else 'never created'})")
 
 
 if __name__ == "__main__":

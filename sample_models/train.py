@@ -27,7 +27,8 @@ def train(spec: zoo.SampleSpec) -> tuple[nn.Module, dict]:
     model = spec.build()
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     gen = torch.Generator().manual_seed(spec.seed)
-    best, best_state, best_epoch = -1.0, None, 0
+    best, best_epoch = -1.0, 0
+    best_state: dict[str, torch.Tensor] | None = None
     t0 = time.perf_counter()
     for epoch in range(spec.epochs):
         model.train()
@@ -43,6 +44,7 @@ def train(spec: zoo.SampleSpec) -> tuple[nn.Module, dict]:
         if val > best:
             best, best_epoch = val, epoch + 1
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert best_state is not None, "no epoch was trained"   # the first epoch beats -1
     model.load_state_dict(best_state)
     model.eval()
     card = {
@@ -54,9 +56,9 @@ def train(spec: zoo.SampleSpec) -> tuple[nn.Module, dict]:
         "parameters": sum(p.numel() for p in model.parameters()),
         "test_accuracy": accuracy(model, data.test),
         "val_accuracy": best,
-        "training": {"optimizer": "Adam", "lr": spec.lr, "weight_decay": spec.weight_decay, "batch_size": spec.batch_size,
-                     "epochs": spec.epochs, "kept_epoch": best_epoch, "seed": spec.seed, "threads": THREADS,
-                     "seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__},
+        "training": {"optimizer": "Adam", "lr": spec.lr, "weight_decay": spec.weight_decay,
+                     "batch_size": spec.batch_size, "epochs": spec.epochs, "kept_epoch": best_epoch, "seed": spec.seed,
+                     "threads": THREADS, "seconds": round(time.perf_counter() - t0, 1), "torch": torch.__version__},
         "command": f"python sample_models/train.py {spec.name}",
         "reference": spec.reference,
     }

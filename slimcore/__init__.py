@@ -44,7 +44,7 @@ from .sensitivity import ScanConfig, scan, scan_sample
 from .sweep import Allocation, Outcome, SweepError, allocate, pareto, sweep
 from .zoo import DEFAULT_SAMPLE, Sample, SampleError, list_samples, load_sample
 
-__version__ = "0.21.0"   # the package's version (pyproject.toml reads it); CHANGELOG.md says when it moves
+__version__ = "0.15.0"   # the package's version (pyproject.toml reads it); CHANGELOG.md says when it moves
 
 __all__ = [
     "__version__",

@@ -94,13 +94,15 @@ def prune(sample: Any, cfg: P.PruneConfig) -> nn.Module:
     return P.prune_model(sample.model, cfg, fam, fam.example(sample), P.calibration_batch(sample, cfg.method))
 
 
-def prune_gradually(sample: Any, cfg: P.GradualConfig, **callbacks: Callable) -> P.GradualResult:
+def prune_gradually(sample: Any, cfg: P.GradualConfig, *,
+                    on_step: Callable[[P.GradualStep, float], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> P.GradualResult:
     """Prune a copy of the sample's model along the cubic schedule, fine-tuning between steps on what its family
     trains on (pruning.gradual_prune); `on_step`, `should_stop` as there."""
     fam = family_of(sample)
     if cfg.prune.structured and cfg.prune.unit not in fam.unit_kinds:
         raise unsupported(f"structured pruning of {cfg.prune.unit!r}", fam, list(fam.unit_kinds))
-    return P.gradual_prune(sample, cfg, **callbacks)
+    return P.gradual_prune(sample, cfg, on_step, should_stop)
 
 
 # ---------------------------------------------------------------------------------------------------- quantize
@@ -117,7 +119,8 @@ def quantize(sample: Any, cfg: Q.QuantConfig) -> nn.Module:
         if fam.name not in ACTIVATION_FAMILIES:
             raise unsupported("activation quantization", fam, ["weights only (activations=None)"])
         calibration = fam.split(sample, "calibration").x[:Q.CALIBRATION]
-    return Q.quantize(sample.model, config=cfg, calibration=calibration, layers=fam.layers(sample.model))
+    model: nn.Module = sample.model
+    return Q.quantize(model, config=cfg, calibration=calibration, layers=fam.layers(model))
 
 
 # ----------------------------------------------------------------------------------------------------- distill

@@ -33,8 +33,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + skip)
+        out: torch.Tensor = self.relu(self.bn1(self.conv1(x)))   # a module's call is typed Any
+        out = self.relu(self.bn2(self.conv2(out)) + skip)
+        return out
 
 
 class Bottleneck(nn.Module):
@@ -53,9 +54,10 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out: torch.Tensor = self.relu(self.bn1(self.conv1(x)))   # a module's call is typed Any
         out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)) + skip)
+        out = self.relu(self.bn3(self.conv3(out)) + skip)
+        return out
 
 
 def _projection(inplanes: int, planes: int, stride: int) -> nn.Sequential | None:
@@ -67,6 +69,11 @@ def _projection(inplanes: int, planes: int, stride: int) -> nn.Sequential | None
 
 class ResNet(nn.Module):
     """A ResNet for images of any size (global average pooling before the classifier)."""
+
+    layer1: nn.Sequential   # the four stages, set by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], depths: tuple[int, int, int, int],
                  num_classes: int = 1000, in_channels: int = 3) -> None:
@@ -88,7 +95,8 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(self.avgpool(x), 1))   # a module's call is typed Any
+        return logits
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,8 @@ def fit(name: str, state: dict[str, torch.Tensor]) -> nn.Module:
     if missing or extra or wrong:
         parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
                 ([f"unexpected {', '.join(extra[:3])}"] if extra else []) + \
-                [f"{k} is {'x'.join(map(str, have[k]))} here, {'x'.join(map(str, want[k]))} in {name}" for k in wrong[:2]]
+                [f"{k} is {'x'.join(map(str, have[k]))} here, {'x'.join(map(str, want[k]))} in {name}"
+                 for k in wrong[:2]]
         raise ValueError(f"these weights do not fit {name} ({'; '.join(parts)})")
     model = build(name, classes, channels, seed=0)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)

@@ -11,10 +11,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import torch
 
@@ -23,6 +23,7 @@ from . import experiments as E
 from . import recipe as R
 from .architectures import ARCHITECTURES
 from .families import family_of
+from .metrics import Latency
 from .pruning import METHODS, SCOPES
 from .sweep import SweepError
 from .upload import UploadError, is_upload, load_files
@@ -76,7 +77,7 @@ class Progress:
         self.stream.flush()
 
 
-def _ms(lat) -> str:
+def _ms(lat: Latency | None) -> str:
     return f"{lat.median_ms:.3f} ms" if lat is not None else "not timed"
 
 
@@ -90,8 +91,8 @@ def figure_lines(f: R.Figures) -> list[str]:
     if f.modelled_bytes is not None:
         lines.append(f"            {f.modelled_bytes:,.0f} B modelled ({f.modelled_detail})")
     lines.append(f"parameters  {f.params:,} ({f.nonzeros:,} non-zero)")
-    if f.latencies:
-        big = f.latency_batch
+    big = f.latency_batch   # None when not timed (no latencies)
+    if big is not None:
         lines.append(f"latency     {_ms(f.latency_b1)} median at batch 1, {_ms(big)} at batch {big.batch}, "
                      f"{big.threads} thread(s), measured (original {_ms(f.base_latency_b1)} and "
                      f"{_ms(f.base_latency_batch)})" + (" — noisy" if big.noisy else ""))
@@ -207,7 +208,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     if "dark" in only and not 0 <= args.held_out < E.classes(sample):   # before any other experiment runs
         raise UsageError(f"--held-out must be a class of the model, 0..{E.classes(sample) - 1}; got {args.held_out}")
     fractions = tuple(p / 100 for p in dict.fromkeys(args.labels))
-    runs = {  # experiment -> (what, students, how)
+    runs: dict[str, tuple[str, int, Callable[[Progress], object]]] = {  # experiment -> (what, students, how)
         "scarce": (f"scarce labels: {len(fractions)} shares", 2 * args.seeds * len(fractions), lambda progress:
                    E.scarce_curve(sample, E.ScarceConfig(seeds=args.seeds, train=train), fractions, progress)),
         "dark": (f"dark knowledge, no {args.held_out}", 2 * args.seeds, lambda progress:
@@ -246,7 +247,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument raises UsageError (one line, exit 2) instead of printing the usage block."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
@@ -258,7 +259,8 @@ def parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("apply", help="build the model a recipe describes, print its figures, export it",
                        description="Apply a recipe (YAML or JSON: prune, then fake-quantize or real int8) to a model, "
-                       "print its measured figures (the family's score: test accuracy or mean cosine to the original; size in bytes, latency) and, with --out, export it "
+                       "print its measured figures (the family's score: test accuracy or mean cosine to the original; "
+                       "size in bytes, latency) and, with --out, export it "
                        "(state dict, TorchScript, ONNX) with the recipe and figures.json.")
     a.add_argument("--recipe", required=True, metavar="FILE", help="recipe file: .yaml, .yml or .json")
     a.add_argument("--model", metavar="M", help=f"the model to compress (default: the recipe's); one of {samples}")
@@ -338,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.threads < 1:
                 raise UsageError(f"--threads must be at least 1, got {args.threads}")
             torch.set_num_threads(args.threads)
-        return args.run(args)
+        run: Callable[[argparse.Namespace], int] = args.run   # the command's cmd_* function
+        return run(args)
     except UploadError as e:   # a model or data file that cannot be used: the dashboard's message
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1

@@ -95,7 +95,8 @@ def digit_images(size: int = 32, channels: int = 3) -> tuple[np.ndarray, np.ndar
 
 def cache_dir() -> Path:
     """The cache folder: $SLIMLAB_CACHE, else $XDG_CACHE_HOME/slimlab (~/.cache/slimlab)."""
-    root = os.environ.get("SLIMLAB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "slimlab")
+    root = os.environ.get("SLIMLAB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"),
+                                                           "slimlab")
     return Path(root)
 
 
@@ -154,14 +155,15 @@ def _mnist1d_arrays() -> dict[str, np.ndarray]:
     raw = make_dataset(get_dataset_args())
     arrays = {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle, a key arrays never holds
     _keep(path, buffer.getvalue())
     return arrays
 
 
 @functools.cache
 def mnist1d() -> Dataset:
-    """MNIST-1D generated offline by the mnist1d package: 40-sample signals; its 1,000 test signals, 500 of its 4,000 train as validation."""
+    """MNIST-1D generated offline by the mnist1d package: 40-sample signals; its 1,000 test signals, 500 of its 4,000
+    train as validation."""
     a = _mnist1d_arrays()
     x = a["x"].astype(np.float32)[:, None, :]
     order = np.random.default_rng(SPLIT_SEED).permutation(len(a["y"]))

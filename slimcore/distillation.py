@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -149,19 +149,21 @@ def student_architecture(teacher: str | nn.Module, width: float) -> nn.Module:
         return Mnist1dCNN(channels=_w(25, width))
     if isinstance(teacher, nn.Sequential):
         return _thin_sequential(teacher, width)
-    if getattr(teacher, "input_shape", None) is not None:   # any traceable model (a graph model, a ResNet)
-        return _thin_channels(teacher, width)
+    if not isinstance(teacher, str) and getattr(teacher, "input_shape", None) is not None:
+        return _thin_channels(teacher, width)   # any traceable model (a graph model, a ResNet)
     raise ValueError(f"no student family for {teacher if isinstance(teacher, str) else type(teacher).__name__}")
 
 
 def _thin_sequential(teacher: nn.Sequential, width: float) -> nn.Sequential:
     """A Sequential like the teacher with every hidden Linear/Conv (and the BatchNorms after them) `width` as wide."""
     weights = [n for n, m in teacher.named_children() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    layers, old, new = {}, None, None  # channels of the running activation: teacher's, student's
+    layers: dict[str, nn.Module] = {}
+    old: int | None = None  # channels of the running activation: the teacher's (old), the student's (new)
+    new: int | None = None
     for name, m in teacher.named_children():
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             size = m.in_features if isinstance(m, nn.Linear) else m.in_channels
-            if old is not None and old != new:
+            if old is not None and new is not None and old != new:
                 if size % old:
                     raise ValueError(f"cannot thin {name}: its {size} inputs are not a multiple of {old} channels")
                 size = size // old * new
@@ -170,8 +172,9 @@ def _thin_sequential(teacher: nn.Sequential, width: float) -> nn.Sequential:
             if isinstance(m, nn.Linear):
                 layers[name] = nn.Linear(size, thin, bias=m.bias is not None)
             else:
-                layers[name] = type(m)(size, thin, m.kernel_size, stride=m.stride, padding=m.padding,
-                                       dilation=m.dilation, bias=m.bias is not None)
+                conv: Callable[..., nn.Module] = type(m)   # given back its own kernel_size, stride... tuples
+                layers[name] = conv(size, thin, m.kernel_size, stride=m.stride, padding=m.padding,
+                                    dilation=m.dilation, bias=m.bias is not None)
             old, new = out, thin
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             layers[name] = type(m)(new if new is not None else m.num_features, eps=m.eps)
@@ -189,7 +192,13 @@ def _thin_channels(teacher: nn.Module, width: float) -> nn.Module:
     if width >= 1:
         return copy.deepcopy(teacher)
     keep = pruning.masks(teacher, pruning.PruneConfig(1 - width, "l1", "layer", structured=True))
-    return pruning.split_channels(teacher, keep, torch.zeros((1, *teacher.input_shape)))[0]
+    shape = cast("tuple[int, ...]", teacher.input_shape)   # a traceable model's input shape, without the batch
+    return pruning.split_channels(teacher, keep, torch.zeros((1, *shape)))[0]
+
+
+def _params(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A Linear/Conv layer's weight and bias (nn.Module's attribute lookup types them as tensors or submodules)."""
+    return cast(torch.Tensor, layer.weight), cast("torch.Tensor | None", layer.bias)
 
 
 def make_student(teacher: str | nn.Module, width: float, seed: int) -> nn.Module:
@@ -200,10 +209,11 @@ def make_student(teacher: str | nn.Module, width: float, seed: int) -> nn.Module
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in weight_layers(net).values():
-            bound = 1.0 / math.sqrt(m.weight[0].numel())  # fan_in
-            m.weight.uniform_(-bound, bound, generator=gen)
-            if m.bias is not None:
-                m.bias.uniform_(-bound, bound, generator=gen)
+            weight, bias = _params(m)
+            bound = 1.0 / math.sqrt(weight[0].numel())  # fan_in
+            weight.uniform_(-bound, bound, generator=gen)
+            if bias is not None:
+                bias.uniform_(-bound, bound, generator=gen)
         for m in net.modules():   # normalisation starts as the identity, with fresh running statistics
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm)):
                 m.reset_parameters()

@@ -42,7 +42,8 @@ class ExecutorError(RuntimeError):
 
 
 class Executor(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def warm(self) -> None: ...
 
@@ -82,7 +83,7 @@ _connect_lock = threading.Lock()
 _payload_lock = threading.Lock()
 
 
-def _payload(box: list) -> Any:
+def _payload(box: list[Any]) -> Any:
     import ray
     key = box[0].hex()
     with _payload_lock:
@@ -98,7 +99,7 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _batch(box: list, fn: Callable[[Any, Any], Any], items: list) -> list:
+def _batch(box: list[Any], fn: Callable[[Any, Any], Any], items: list[Any]) -> list[Any]:
     """A Ray task: several pieces of one sweep, computed one after another in a worker."""
     shared = _payload(box)   # the reference is boxed in a list so that Ray does not fetch it for every task
     return [fn(shared, item) for item in items]
@@ -176,7 +177,7 @@ class Ray:
     def workers(self) -> int:
         import ray
         self.connect()
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))   # type: ignore[no-untyped-call]  # ray: unannotated
 
     def warm(self) -> None:
         """Start the cluster's workers now, without waiting for them: one task per worker CPU that imports what
@@ -252,7 +253,7 @@ class LocalCluster:
     def __init__(self, cpus: int = 2, timeout: float = 120.0) -> None:
         self.cpus, self.timeout = cpus, timeout
         self.address, self._temp = "", ""
-        self._head: subprocess.Popen | None = None
+        self._head: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> str:
         ports = _free_ports(7)   # its own ports and folder: another head on the machine does not collide with it

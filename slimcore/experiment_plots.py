@@ -4,6 +4,7 @@ hover; published figures are drawn apart, in grey, and named as published refere
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -16,8 +17,9 @@ PUBLISHED_COLOR = "#9ca3af"
 LINE = "#1f2937"
 
 
-def _figure(traces: list, title: str, x: str, y: str, height: int = 360, shapes: Sequence[dict] = (),
-            annotations: Sequence[dict] = (), **layout) -> go.Figure:
+def _figure(traces: list[dict[str, Any]], title: str, x: str, y: str, height: int = 360,
+            shapes: Sequence[dict[str, Any]] = (), annotations: Sequence[dict[str, Any]] = (),
+            **layout: Any) -> go.Figure:
     """A figure in the house layout (legend below the axis title), built in one constructor call."""
     return go.Figure(data=traces, layout=dict(
         title=dict(text=title), height=height, margin=dict(l=50, r=20, t=60, b=45),
@@ -30,14 +32,15 @@ def _seeds(s: Spread) -> str:
     return ", ".join(f"{v * 100:.1f}" for v in s.values)
 
 
-def _hline(y: float, text: str, left: bool = False) -> tuple[dict, dict]:
+def _hline(y: float, text: str, left: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """A dotted horizontal line across the plot at y (in percent) and its label at the right end (or the left)."""
     return (dict(type="line", x0=0, x1=1, xref="paper", y0=y, y1=y, line=dict(color=LINE, dash="dot", width=1.2)),
             dict(x=0 if left else 1, xref="paper", y=y, text=text, showarrow=False, xanchor="left" if left else "right",
                  yanchor="bottom", font=dict(size=11)))
 
 
-def _bars(name: str, categories: Sequence[str], spreads: Sequence[Spread | None], color: str | list[str]) -> dict:
+def _bars(name: str, categories: Sequence[str], spreads: Sequence[Spread | None],
+          color: str | list[str]) -> dict[str, Any]:
     """Bars of means with ± sd error bars (one colour, or one per bar); the seeds' values in the hover."""
     return dict(type="bar", name=name, x=list(categories), marker=dict(color=color),
                 y=[None if s is None else s.mean * 100 for s in spreads],
@@ -51,7 +54,7 @@ def _bars(name: str, categories: Sequence[str], spreads: Sequence[Spread | None]
                               f"<extra>{name}</extra>")
 
 
-def _reference_bars(categories: Sequence[str], refs: Sequence[Reference | None], setting: str) -> dict:
+def _reference_bars(categories: Sequence[str], refs: Sequence[Reference | None], setting: str) -> dict[str, Any]:
     name = f"published reference: {setting}"
     return dict(type="bar", name=name, x=list(categories), y=[None if r is None else r.value * 100 for r in refs],
                 marker=dict(color=PUBLISHED_COLOR, pattern=dict(shape="/")),
@@ -67,7 +70,7 @@ def scarce_labels_chart(percents: Sequence[float], distilled: Sequence[Spread], 
     """Test accuracy of the distilled and the scratch student against the share of training labels (in percent, a log
     axis), mean ± sd with each seed as a dot; the teacher as a dotted line; published figures as grey diamonds at
     their share of data (`references`: (percent, Reference) pairs); a dashed marker at the slider's share."""
-    traces = []
+    traces: list[dict[str, Any]] = []
     for name, spreads, color in (("distilled (labels + teacher's soft targets on all inputs)", distilled, DISTILLED),
                                  ("scratch (labels alone)", scratch, SCRATCH)):
         traces.append(dict(type="scatter", mode="lines+markers", name=name, x=list(percents),

@@ -36,10 +36,10 @@ import copy
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -258,16 +258,21 @@ def train_student(student: nn.Module, labelled: Split, transfer: Transfer | None
     with torch_threads(1):
         for k in range(steps):
             il = labels[k]
-            if inputs is None:
+            if inputs is None or transfer is None:   # both None, or neither
                 loss = F.cross_entropy(net(labelled.x[il]), labelled.y[il])
             else:
                 it = inputs[k]
                 out = net(torch.cat([labelled.x[il], transfer.x[it]]))
                 loss = distill_loss(out[:len(il)], labelled.y[il], out[len(il):], transfer.logits[it], cfg).total
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward has no annotations
             opt.step()
     return net.eval().requires_grad_(False)
+
+
+def _outputs(layer: nn.Module) -> int:
+    """Output channels of a Linear/Conv layer: the rows of its weight."""
+    return cast(torch.Tensor, layer.weight).shape[0]
 
 
 def thinned_teacher(teacher: nn.Module, student: nn.Module, example: torch.Tensor) -> nn.Module:
@@ -277,7 +282,7 @@ def thinned_teacher(teacher: nn.Module, student: nn.Module, example: torch.Tenso
     unchanged."""
     mine, theirs = weight_layers(teacher), weight_layers(student)
     last = pruning.output_layer(teacher)
-    overrides = {n: (m.weight.shape[0] - theirs[n].weight.shape[0]) / m.weight.shape[0]
+    overrides = {n: (_outputs(m) - _outputs(theirs[n])) / _outputs(m)
                  for n, m in mine.items() if n in theirs and n != last}
     thin = pruning.prune(teacher, 0.0, "l1", "layer", structured=True, overrides=overrides, example=example)
     return thin.eval().requires_grad_(False)
@@ -518,10 +523,10 @@ def weak_strong(sample: Any, cfg: WeakStrongConfig = WeakStrongConfig(), on_prog
 
 # --------------------------------------------------------------------------------------------------- the table
 
-def rows(result: ScarceResult | DarkResult | WeakStrongResult) -> list[dict]:
+def rows(result: ScarceResult | DarkResult | WeakStrongResult) -> list[dict[str, str | float]]:
     """A result as table rows (the page's table, the CLI's and the benchmark's): experiment, setting, student, what
     is measured, mean and sd in percent (points), seeds, and each seed's value."""
-    def row(experiment: str, setting: str, student: str, measure: str, s: Spread) -> dict:
+    def row(experiment: str, setting: str, student: str, measure: str, s: Spread) -> dict[str, str | float]:
         return {"experiment": experiment, "setting": setting, "student": student, "measure": measure,
                 "mean, %": round(s.mean * 100, 2), "sd, points": round(s.sd * 100, 2), "seeds": s.seeds,
                 "per seed, %": ", ".join(f"{v * 100:.1f}" for v in s.values)}
@@ -555,8 +560,9 @@ def rows(result: ScarceResult | DarkResult | WeakStrongResult) -> list[dict]:
     raise TypeError(f"not an experiment result: {type(result).__name__}")
 
 
-def text_table(table: Sequence[dict], columns: Sequence[str] = ("experiment", "setting", "student", "measure",
-                                                                  "mean, %", "sd, points", "seeds")) -> str:
+def text_table(table: Sequence[Mapping[str, object]],
+               columns: Sequence[str] = ("experiment", "setting", "student", "measure", "mean, %", "sd, points",
+                                         "seeds")) -> str:
     """Rows as a plain-text table (the CLI's and the benchmark's), columns padded to their widest cell."""
     cells = [[str(c) for c in columns]] + [[str(r[c]) for c in columns] for r in table]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]

@@ -30,6 +30,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -122,7 +123,7 @@ def _diff(a: torch.Tensor, b: torch.Tensor, family: str = "classifier") -> str:
     return f"max |difference| {float((a - b).abs().max()):.2e}, {AGREEMENT.get(family, _top1)(a, b)}"
 
 
-def check_inputs(sample) -> torch.Tensor:
+def check_inputs(sample: Any) -> torch.Tensor:
     """The batch every exported file is checked on: the family's largest timing batch (real held-out inputs)."""
     inputs = family_of(sample).timing_inputs(sample)
     return inputs[max(inputs)]
@@ -133,17 +134,18 @@ def check_inputs(sample) -> torch.Tensor:
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)   # layers whose size follows the channels before them
 
 
-def layer_shapes(model: nn.Module) -> dict[str, dict]:
+def layer_shapes(model: nn.Module) -> dict[str, dict[str, Any]]:
     """What `thin` needs to rebuild a channel-pruned model: each weight layer's type, weight shape and whether it has
     a bias, and each BatchNorm's number of features (it loses the channels of the layer before it)."""
-    shapes = {n: {"type": type(m).__name__, "weight": list(m.weight.shape), "bias": m.bias is not None}
-              for n, m in weight_layers(model).items()}
+    shapes: dict[str, dict[str, Any]] = {
+        n: {"type": type(m).__name__, "weight": list(cast(torch.Tensor, m.weight).shape), "bias": m.bias is not None}
+        for n, m in weight_layers(model).items()}
     shapes |= {n: {"type": type(m).__name__, "features": m.num_features}
                for n, m in model.named_modules() if isinstance(m, _NORMS)}
     return shapes
 
 
-def _resized(m: nn.Module, spec: dict) -> nn.Module:
+def _resized(m: nn.Module, spec: dict[str, Any]) -> nn.Module:
     """A fresh layer like m with another size: weight shape (out, in, *kernel), or BatchNorm features."""
     if isinstance(m, _NORMS):
         return type(m)(spec["features"], m.eps, m.momentum, m.affine, m.track_running_stats)
@@ -155,7 +157,7 @@ def _resized(m: nn.Module, spec: dict) -> nn.Module:
     return type(m)(shape[1], shape[0], m.kernel_size, m.stride, m.padding, m.dilation, 1, bias, m.padding_mode)
 
 
-def thin(architecture: nn.Module, shapes: dict[str, dict]) -> nn.Module:
+def thin(architecture: nn.Module, shapes: dict[str, dict[str, Any]]) -> nn.Module:
     """A copy of an architecture with its weight layers (and BatchNorm layers) resized to `shapes` (from shapes.json,
     or layer_shapes of a channel-pruned model), ready for load_state_dict; the architecture given is not changed.
     Other layers that hold per-channel state are not resized."""
@@ -216,8 +218,8 @@ def _state_dict(applied: Applied, architecture: nn.Module, x: torch.Tensor, out:
     if hooks:   # activation fake quantization runs in forward hooks, which a state dict does not hold
         same = all(torch.equal(back.state_dict()[k], v) for k, v in state.items())
         check = (f"reloaded: {'identical' if same else 'DIFFERENT'} weights; the activation grid is not part of a "
-                 f"state dict (forward hooks), so the plain architecture's outputs differ ({_diff(got, want, family)}); "
-                 "TorchScript and ONNX carry it")
+                 f"state dict (forward hooks), so the plain architecture's outputs differ "
+                 f"({_diff(got, want, family)}); TorchScript and ONNX carry it")
     else:
         same = torch.equal(got, want)
         check = (f"reloaded with weights_only=True: outputs {'identical' if same else 'DIFFERENT'} on "
@@ -232,9 +234,9 @@ def _state_dict(applied: Applied, architecture: nn.Module, x: torch.Tensor, out:
 
 def _torchscript(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
     with _quiet(), torch.no_grad():
-        traced = torch.jit.trace(net, x[:2], check_trace=False)
+        traced = torch.jit.trace(net, x[:2], check_trace=False)  # type: ignore[no-untyped-call]  # torch: untyped
         traced.save(str(out / SCRIPT))
-        back = torch.jit.load(str(out / SCRIPT), map_location="cpu")
+        back = torch.jit.load(str(out / SCRIPT), map_location="cpu")  # type: ignore[no-untyped-call]  # torch: untyped
         got = predict(back, x)
     want = predict(net, x)
     same = torch.equal(got, want)
@@ -263,7 +265,7 @@ def write_onnx(net: nn.Module, x: torch.Tensor, path: str | Path, family: str = 
                           input_names=["input"], output_names=[OUTPUT_NAME.get(family, "output")])
 
 
-def _program(net: nn.Module, args: tuple, shapes: tuple) -> torch.export.ExportedProgram:
+def _program(net: nn.Module, args: tuple[Any, ...], shapes: tuple[Any, ...]) -> torch.export.ExportedProgram:
     """torch.export's program of a model. Strict mode (TorchDynamo reads the bytecode) first: it leaves other threads
     alone. Non-strict mode, which torch.onnx uses by default, patches module calls for the whole process while it
     traces: a forward pass in another thread meanwhile (another visitor's page) failed with "Unexpected key
@@ -289,7 +291,7 @@ def _onnx(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
 
 def _int8_onnx(net: nn.Module, x: torch.Tensor, out: Path, family: str) -> Artifact:
     """An ONNX Runtime int8 model's own file, written as it is and checked in a fresh onnxruntime session."""
-    (out / ONNX).write_bytes(net.onnx)
+    (out / ONNX).write_bytes(cast(bytes, net.onnx))   # an ort_int8.OrtModel: its int8 ONNX file
     got, want = onnx_outputs(out / ONNX, x), predict(net, x)
     same = torch.equal(got, want)
     check = (f"a fresh onnxruntime session on {len(x)} test inputs: outputs {'identical' if same else 'DIFFERENT'}"
@@ -320,7 +322,7 @@ def plan(recipe: Recipe) -> tuple[list[str], dict[str, str]]:
     return ["torchscript"], {"state_dict": NO_INT8_STATE, "onnx": NO_INT8_ONNX}
 
 
-def export(applied: Applied, sample, out: str | Path, formats: Sequence[str] = FORMATS) -> Exported:
+def export(applied: Applied, sample: Any, out: str | Path, formats: Sequence[str] = FORMATS) -> Exported:
     """Write an applied recipe's model into `out` (created if needed; an earlier export's files there are replaced,
     other files left alone) in each of `formats` it can take, check each file against the model on the family's
     example batch (check_inputs), and write recipe.yaml and figures.json beside them. The sample's model is the
@@ -366,7 +368,7 @@ def export(applied: Applied, sample, out: str | Path, formats: Sequence[str] = F
     return Exported(out, applied.kind, tuple(files), unavailable)
 
 
-def export_recipe(sample, recipe: Recipe, out: str | Path, timing: bool = True,
+def export_recipe(sample: Any, recipe: Recipe, out: str | Path, timing: bool = True,
                   formats: Sequence[str] = FORMATS) -> tuple[Applied, Exported]:
     """Apply a recipe to a sample's model (never changed) and export the result: (applied, exported)."""
     applied = apply(sample, recipe, timing=timing)
@@ -382,5 +384,5 @@ def archive(exported: Exported) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["FORMATS", "ONNX_TOLERANCE", "write_onnx", "plan", "Artifact", "Exported", "export", "export_recipe", "archive", "thin",
-           "load_state", "layer_shapes", "onnx_outputs", "check_inputs"]
+__all__ = ["FORMATS", "ONNX_TOLERANCE", "write_onnx", "plan", "Artifact", "Exported", "export", "export_recipe",
+           "archive", "thin", "load_state", "layer_shapes", "onnx_outputs", "check_inputs"]

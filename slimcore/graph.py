@@ -18,7 +18,7 @@ import math
 import operator
 import re
 from collections import OrderedDict
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import torch
 from torch import nn
@@ -53,7 +53,7 @@ FRIENDLY = {"aten.relu.default": F.relu, "aten.add.Tensor": operator.add, "aten.
 _DTYPES = {str(d).removeprefix("torch."): d for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16,
                                                       torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
                                                       torch.bool)}
-_ENUMS = {"layout": {"strided": torch.strided},
+_ENUMS: dict[str, dict[str, torch.layout | torch.memory_format]] = {"layout": {"strided": torch.strided},
           "memory_format": {"contiguous_format": torch.contiguous_format, "preserve_format": torch.preserve_format,
                             "channels_last": torch.channels_last}}
 
@@ -73,7 +73,7 @@ def _op_name(target: Any) -> str:
                              "SlimLab runs only ATen's tensor operations")
         return f"aten.{name}.{overload}"
     if getattr(target, "__module__", None) in ("_operator", "operator") and target.__name__ in PY_OPS:
-        return target.__name__
+        return str(target.__name__)
     raise GraphError(f"the graph calls {getattr(target, '__name__', type(target).__name__)} (control flow or a "
                      "Python function), which SlimLab does not run")
 
@@ -101,8 +101,8 @@ def _encode(a: Any, refs: dict[str, Any]) -> Any:
     raise GraphError(f"the graph passes a {type(a).__name__} argument, which SlimLab does not read")
 
 
-def _layer(name: str, args: list, weights: dict[str, torch.Tensor], fqns: list[str | None]
-           ) -> tuple[str, str, dict] | None:
+def _layer(name: str, args: list[Any], weights: dict[str, torch.Tensor], fqns: list[str | None]
+           ) -> tuple[str, str, dict[str, Any]] | None:
     """(qualified name, layer kind, arguments) when an ATen call is a standard layer on the program's own weights
     (its weight named '<layer>.weight' and the rest '<layer>.bias' / running statistics); else None."""
     def tensor(i: int) -> str | None:
@@ -194,7 +194,7 @@ def _functional(program: torch.export.ExportedProgram) -> torch.export.ExportedP
     return program
 
 
-def describe(program: torch.export.ExportedProgram) -> tuple[dict, dict[str, torch.Tensor]]:
+def describe(program: torch.export.ExportedProgram) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """An exported program as plain data: ({"inputs", "layers", "attrs", "nodes", "output", "input_shape"}, its
     tensors by qualified name). GraphError for what cannot be run as a graph here."""
     sig = program.graph_signature
@@ -212,8 +212,8 @@ def describe(program: torch.export.ExportedProgram) -> tuple[dict, dict[str, tor
         raise GraphError(f"the graph has {len(nodes):,} nodes; SlimLab reads at most {MAX_NODES:,}")
     refs: dict[str, Any] = {}
     weights: dict[str, torch.Tensor] = {}
-    layers: dict[str, list] = {}
-    out_nodes: list[list] = []
+    layers: dict[str, list[Any]] = {}
+    out_nodes: list[list[Any]] = []
     shape: list[int | None] = []
     for node in nodes:
         if node.op == "placeholder":
@@ -340,7 +340,7 @@ def _resolve(name: Any) -> Any:
     return FRIENDLY.get(name, op)
 
 
-def _decode(v: Any, nodes: list, attrs: dict[str, torch.fx.Node], depth: int = 0) -> Any:
+def _decode(v: Any, nodes: list[torch.fx.Node], attrs: dict[str, torch.fx.Node], depth: int = 0) -> Any:
     if depth > 8:
         raise GraphError("the description nests arguments too deeply")
     if v is None or isinstance(v, (bool, int)):
@@ -374,7 +374,8 @@ def _decode(v: Any, nodes: list, attrs: dict[str, torch.fx.Node], depth: int = 0
 def build(desc: Any, tensors: dict[str, torch.Tensor]) -> torch.fx.GraphModule:
     """The graph model a description names, from standard layers and ATen operations only, filled with its tensors
     (checked: known layers with plain arguments, every tensor the right shape, nothing allocated before it fits)."""
-    if not isinstance(desc, dict) or not isinstance(desc.get("nodes"), list) or not isinstance(desc.get("layers"), dict):
+    if (not isinstance(desc, dict) or not isinstance(desc.get("nodes"), list)
+            or not isinstance(desc.get("layers"), dict)):
         raise GraphError("the file could not be read (its graph description is incomplete)")
     if not desc["nodes"] or len(desc["nodes"]) > MAX_NODES or len(desc["layers"]) > MAX_NODES:
         raise GraphError("the file could not be read (its graph is empty or too large)")
@@ -449,7 +450,7 @@ def build(desc: Any, tensors: dict[str, torch.Tensor]) -> torch.fx.GraphModule:
     shape = desc.get("input_shape")
     if not (isinstance(shape, list) and len(shape) <= 6 and all(isinstance(d, int) and 0 < d < 2**20 for d in shape)):
         raise GraphError("the file could not be read (its input shape is not plain)")
-    model.input_shape = tuple(shape)
+    model.input_shape = tuple(shape)  # type: ignore[assignment]  # a plain attribute (nn.Module types tensors, modules)
     model.meta["_user_preserved_attributes"] = {"input_shape": tuple(shape)}   # kept by copy.deepcopy
     for p in model.parameters():
         p.requires_grad_(False)
@@ -474,14 +475,14 @@ def _attach(root: nn.Module, name: str, module: nn.Module | None) -> nn.Module:
     return at
 
 
-def is_graph(model: nn.Module) -> bool:
+def is_graph(model: nn.Module) -> TypeGuard[torch.fx.GraphModule]:
     return isinstance(model, torch.fx.GraphModule) and model.__class__.__name__.startswith("GraphModel")
 
 
 def operations(model: nn.Module) -> dict[str, int]:
     """How many times a graph model calls each operation that is not one of its layers, by name."""
     counts: dict[str, int] = OrderedDict()
-    for node in model.graph.nodes:
+    for node in cast(torch.fx.GraphModule, model).graph.nodes:   # a graph model (build)
         if node.op == "call_function":
             name = getattr(node.target, "__name__", str(node.target))
             name = str(node.target) if isinstance(node.target, torch._ops.OpOverload) else name
@@ -555,7 +556,7 @@ def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     memory one example's activations take (what a batch of 256 would need is 256 times that)."""
     from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
-    gm = copy.deepcopy(model)
+    gm = cast(torch.fx.GraphModule, copy.deepcopy(model))   # a graph model (build)
     with torch.inference_mode():
         ShapeProp(gm).propagate(x)
 

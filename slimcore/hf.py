@@ -34,7 +34,8 @@ from . import text as T
 KIND = "hf-encoder"
 FORMAT = "Hugging Face folder"
 MAX_ENTRIES = 2000             # entries in the zip (a model folder has a few dozen)
-SMALL = 4 * 2**20              # config.json, modules.json, pooling and sentence-transformers configs, README.md: at most
+SMALL = 4 * 2**20              # config.json, modules.json, pooling and sentence-transformers configs, README.md:
+                               # at most
 MAX_HEADER = 100 * 2**20       # a safetensors header (JSON) at most (safetensors' own limit)
 SHOWN = 3                      # names listed in a refusal
 
@@ -42,7 +43,8 @@ SHOWN = 3                      # names listed in a refusal
 LIMITS = {"vocab_size": (2, 1_000_000), "hidden_size": (1, 4096), "num_hidden_layers": (1, 48),
           "num_attention_heads": (1, 128), "intermediate_size": (1, 32768), "max_position_embeddings": (2, 16384),
           "type_vocab_size": (1, 64)}
-DEFAULTS = {"type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu"}   # BertConfig's, when a field is absent
+DEFAULTS = {"type_vocab_size": 2, "layer_norm_eps": 1e-12,
+            "hidden_act": "gelu"}   # BertConfig's, when a field is absent
 ARCHITECTURES = ("BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification",
                  "BertForTokenClassification", "BertForNextSentencePrediction", "BertForMultipleChoice",
                  "BertForQuestionAnswering")   # every one is the BERT encoder plus a head; the head is not read
@@ -99,11 +101,11 @@ def _entries(data: bytes, limit: int, need: tuple[str, ...] = ("model.safetensor
             raise FolderError("the zip has no config.json at its top or in one folder: zip the model folder "
                               "(config.json, model.safetensors, tokenizer.json)")
         prefix = tops[0] + "/"
-    for need in need:
-        if prefix + need not in files:
-            extra = " (a pytorch_model.bin is not read: pickle can run code)" if need == "model.safetensors" \
+    for name in need:
+        if prefix + name not in files:
+            extra = " (a pytorch_model.bin is not read: pickle can run code)" if name == "model.safetensors" \
                 and prefix + "pytorch_model.bin" in files else ""
-            raise FolderError(f"the folder has no {need}{extra}; it needs config.json, model.safetensors and "
+            raise FolderError(f"the folder has no {name}{extra}; it needs config.json, model.safetensors and "
                               "tokenizer.json")
     return zf, files, prefix
 
@@ -151,7 +153,7 @@ class _Reader:
 
 # ---------------------------------------------------------------------------------------------------------- config
 
-def _int(cfg: dict, key: str) -> int:
+def _int(cfg: dict[str, Any], key: str) -> int:
     v = cfg.get(key, DEFAULTS.get(key))
     lo, hi = LIMITS[key]
     if type(v) is not int:
@@ -161,7 +163,7 @@ def _int(cfg: dict, key: str) -> int:
     return v
 
 
-def check_config(cfg: Any) -> dict:
+def check_config(cfg: Any) -> dict[str, Any]:
     """The fields of a BERT config.json the encoder uses, each checked (type, range, allowed value): a new dict.
     Refuses remote code, other model types and what the encoder does not compute (another activation, relative
     positions, a decoder)."""
@@ -210,10 +212,10 @@ def check_config(cfg: Any) -> dict:
             "architectures": list(archs)}
 
 
-def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+def expected_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Every tensor the encoder of a (checked) config needs, by its name in text.MiniLM, with its shape."""
     V, H, P = config["vocab_size"], config["hidden_size"], config["max_position_embeddings"]
-    I, Tv = config["intermediate_size"], config["type_vocab_size"]
+    Im, Tv = config["intermediate_size"], config["type_vocab_size"]
     out = {"embeddings.word_embeddings.weight": (V, H), "embeddings.position_embeddings.weight": (P, H),
            "embeddings.token_type_embeddings.weight": (Tv, H),
            "embeddings.LayerNorm.weight": (H,), "embeddings.LayerNorm.bias": (H,)}
@@ -223,13 +225,13 @@ def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
             out |= {p + f"attention.self.{m}.weight": (H, H), p + f"attention.self.{m}.bias": (H,)}
         out |= {p + "attention.output.dense.weight": (H, H), p + "attention.output.dense.bias": (H,),
                 p + "attention.output.LayerNorm.weight": (H,), p + "attention.output.LayerNorm.bias": (H,),
-                p + "intermediate.dense.weight": (I, H), p + "intermediate.dense.bias": (I,),
-                p + "output.dense.weight": (H, I), p + "output.dense.bias": (H,),
+                p + "intermediate.dense.weight": (Im, H), p + "intermediate.dense.bias": (Im,),
+                p + "output.dense.weight": (H, Im), p + "output.dense.bias": (H,),
                 p + "output.LayerNorm.weight": (H,), p + "output.LayerNorm.bias": (H,)}
     return out
 
 
-def parameters(config: dict) -> int:
+def parameters(config: dict[str, Any]) -> int:
     """Parameters of the encoder of a (checked) config, by arithmetic."""
     return sum(math.prod(s) for s in expected_shapes(config).values())
 
@@ -249,7 +251,7 @@ def our_name(key: str) -> str | None:
     return k
 
 
-def _header(data: bytes) -> dict:
+def _header(data: bytes) -> dict[str, tuple[str, tuple[int, ...]]]:
     """The safetensors header (JSON) read by hand, before any tensor is made: name -> (dtype, shape)."""
     if len(data) < 8:
         raise FolderError("model.safetensors is too short to be a safetensors file")
@@ -262,7 +264,7 @@ def _header(data: bytes) -> dict:
         raise FolderError("model.safetensors has a corrupt header (not JSON)") from None
     if not isinstance(head, dict):
         raise FolderError("model.safetensors has a corrupt header (not a JSON object)")
-    out = {}
+    out: dict[str, tuple[str, tuple[int, ...]]] = {}
     for k, v in head.items():
         if k == "__metadata__":
             continue
@@ -288,7 +290,7 @@ def _names(keys: list[str]) -> dict[str, str]:
     return out
 
 
-def _check_shapes(shapes: dict[str, tuple[int, ...]], config: dict, where: str = "model.safetensors") -> None:
+def _check_shapes(shapes: dict[str, tuple[int, ...]], config: dict[str, Any], where: str = "model.safetensors") -> None:
     """Refuse missing, unexpected and wrongly shaped tensors, naming the first few."""
     want = expected_shapes(config)
     missing = [k for k in want if k not in shapes]
@@ -314,7 +316,7 @@ def _check_finite(tensors: dict[str, torch.Tensor]) -> None:
         raise FolderError(f"{len(bad)} tensor(s) hold NaN or infinite weights: {', '.join(bad[:SHOWN])}")
 
 
-def _tensors(data: bytes, config: dict) -> tuple[dict[str, torch.Tensor], str]:
+def _tensors(data: bytes, config: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
     """The encoder's tensors (float32, our names) from model.safetensors, and the file's dtype(s) in words."""
     head = _header(data)
     names = _names(list(head))
@@ -391,7 +393,8 @@ def _pooling(r: _Reader, hidden: int) -> tuple[bool, list[str], int | None]:
         if not isinstance(sb, dict):
             raise FolderError("sentence_bert_config.json must hold a JSON object")
         max_seq = sb.get("max_seq_length")
-        if max_seq is not None and (type(max_seq) is not int or not 1 <= max_seq <= LIMITS["max_position_embeddings"][1]):
+        if max_seq is not None and (type(max_seq) is not int
+                                    or not 1 <= max_seq <= LIMITS["max_position_embeddings"][1]):
             raise FolderError(f"sentence_bert_config.json: max_seq_length must be a whole number, got "
                               f"{str(max_seq)[:20]!r}")
         if sb.get("do_lower_case") is True:
@@ -401,7 +404,7 @@ def _pooling(r: _Reader, hidden: int) -> tuple[bool, list[str], int | None]:
     return normalize, notes, max_seq
 
 
-def check_tokenizer(text: Any, config: dict, max_tokens: int) -> str:
+def check_tokenizer(text: Any, config: dict[str, Any], max_tokens: int) -> str:
     """The tokenizer.json text set up as the lab uses it (no padding, truncation at max_tokens), after checking
     that Rust's `tokenizers` reads it, that it pads with id 0 (text.PAD_ID) and that its ids fit the vocabulary."""
     if not isinstance(text, str):
@@ -444,7 +447,7 @@ def _clean(s: str, limit: int = 100) -> str | None:
     return (s if len(s) <= limit else s[:limit - 1] + "…") or None
 
 
-def _name(r: _Reader, cfg: dict) -> str | None:
+def _name(r: _Reader, cfg: dict[str, Any]) -> str | None:
     """The model's name, if the folder says: README.md's first heading, else the folder's name in the zip, else the
     config's hub id (`_name_or_path` of the form owner/name)."""
     if r.has("README.md") and r.files[r.prefix + "README.md"].file_size <= SMALL:
@@ -491,10 +494,11 @@ class Logits(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=x).logits
+        logits: torch.Tensor = self.model(pixel_values=x).logits
+        return logits
 
 
-def read_image_classifier(data: bytes, limit: int) -> tuple[nn.Module, tuple[int, ...], dict]:
+def read_image_classifier(data: bytes, limit: int) -> tuple[nn.Module, tuple[int, ...], dict[str, Any]]:
     """A zipped Hugging Face image classifier folder (ViT or ResNet: config.json + model.safetensors) as a plain
     module (transformers' own class for the model_type, never remote code), loaded strictly with its weights; with
     one example's input shape and a card fragment. Runs where uploads are read (the confined process): the server
@@ -529,7 +533,8 @@ def read_image_classifier(data: bytes, limit: int) -> tuple[nn.Module, tuple[int
 
     try:
         config = transformers.AutoConfig.for_model(kind, **{k: v for k, v in raw.items()
-                                                              if k not in ("transformers_version", "_name_or_path", "model_type")})
+                                                              if k not in ("transformers_version", "_name_or_path",
+                                                                           "model_type")})
         getattr(transformers, cls_name)
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise FolderError(f"config.json does not describe a {cls_name} ({type(e).__name__}: {str(e)[:80]})") from None
@@ -558,7 +563,7 @@ def read_image_classifier(data: bytes, limit: int) -> tuple[nn.Module, tuple[int
     return Logits(model).eval(), (channels, side, side), card
 
 
-def read_folder(data: bytes, limit: int) -> tuple[dict, dict[str, torch.Tensor]]:
+def read_folder(data: bytes, limit: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Check and read a zip of a Hugging Face BERT encoder folder (at the zip's top or one folder deep): the files read
     may expand to `limit` bytes in all, and nothing is extracted before its declared size is checked; other files are
     ignored. Returns (description, tensors):
@@ -596,7 +601,7 @@ def read_folder(data: bytes, limit: int) -> tuple[dict, dict[str, torch.Tensor]]
 
 # ----------------------------------------------------------------------------------------------- in the server
 
-def check(doc: Any) -> dict:
+def check(doc: Any) -> dict[str, Any]:
     """A description (from read_folder, possibly in another process) checked again, field by field: a new dict."""
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise FolderError(f"not a description of a Hugging Face encoder (kind {KIND!r})")
@@ -621,7 +626,7 @@ def check(doc: Any) -> dict:
             "notes": list(notes)}
 
 
-def encoder(doc: dict, tensors: dict[str, torch.Tensor]) -> T.MiniLM:
+def encoder(doc: dict[str, Any], tensors: dict[str, torch.Tensor]) -> T.MiniLM:
     """The text.MiniLM of a description with the given tensors (checked again: names, shapes, float dtype, finite),
     loaded strictly; eval mode, frozen. The tensors are copied (the given dict is not kept)."""
     config = check(doc)["config"]
@@ -646,7 +651,8 @@ def encoder(doc: dict, tensors: dict[str, torch.Tensor]) -> T.MiniLM:
     return model
 
 
-def sample(doc: dict, tensors: dict[str, torch.Tensor], name: str, card_extra: dict | None = None) -> T.TextSample:
+def sample(doc: dict[str, Any], tensors: dict[str, torch.Tensor], name: str, card_extra: dict[str, Any] | None = None
+           ) -> T.TextSample:
     """The TextSample of an uploaded encoder: its encoder, the project's sentence set tokenized with its own tokenizer,
     and a card like minilm's (with `card_extra`, e.g. the file's size and hash, on top)."""
     doc = check(doc)

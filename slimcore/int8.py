@@ -18,7 +18,8 @@ The lab's default engine, DEFAULT_ENGINE, is ONNX Runtime. Measured on this proj
 torch.ao uses 7-bit activations), the classifiers' accuracy is within half a point of fp32 in both; at batch 1 it is
 faster than fp32 on every sample (torch.ao's int8 is slower than fp32 there on every classifier); at the large batch it
 is about 10 % slower than torch.ao on the encoder (its graph runs attention as separate ops where torch runs one fused
-kernel) and much slower on digits-cnn's 2-D convolutions (QLinearConv against fbgemm's); and its int8 model is a file (ONNX) that loads anywhere ONNX Runtime runs. Int8Variant's own default stays "torch", so that a recipe written before
+kernel) and much slower on digits-cnn's 2-D convolutions (QLinearConv against fbgemm's); and its int8 model is a file
+(ONNX) that loads anywhere ONNX Runtime runs. Int8Variant's own default stays "torch", so that a recipe written before
 engines could be chosen still builds what it built.
 """
 from __future__ import annotations
@@ -87,7 +88,9 @@ def _engine() -> str:
 def _dynamic(model: nn.Module) -> nn.Module:
     from torch.ao.quantization import quantize_dynamic
 
-    return quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8).eval()
+    q: nn.Module = quantize_dynamic(  # type: ignore[no-untyped-call]  # torch.ao's function has no annotations
+        copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+    return q.eval()
 
 
 def _fusable_graph(model: nn.Module) -> torch.fx.GraphModule:
@@ -98,8 +101,7 @@ def _fusable_graph(model: nn.Module) -> torch.fx.GraphModule:
     for node in list(gm.graph.nodes):
         if node.op == "call_function" and node.target is torch.relu:
             node.target = F.relu
-        elif node.op == "call_module" and isinstance(gm.get_submodule(node.target), nn.Flatten):
-            flat = gm.get_submodule(node.target)
+        elif node.op == "call_module" and isinstance(flat := gm.get_submodule(node.target), nn.Flatten):
             with gm.graph.inserting_after(node):
                 new = gm.graph.call_function(torch.flatten, (node.args[0], flat.start_dim, flat.end_dim))
             node.replace_all_uses_with(new)
@@ -153,6 +155,7 @@ def int8_model(model: nn.Module, calibration: torch.Tensor | None = None, kind: 
     with quiet():
         engine = _engine()
         if kind == "static":
+            assert calibration is not None   # static without a calibration batch was refused above
             try:
                 q = _static(model, calibration)
                 notes.append(f"Conv and Linear weights int8 per channel; activations uint8 per tensor with ranges "
@@ -193,7 +196,8 @@ def dynamic_int8(model: nn.Module, per_channel: bool = False, only: set[str] | N
     spec = {nn.Linear: qconfig} if only is None else {n: qconfig for n in only}
     with quiet():
         engine = _engine()
-        q = quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8).eval()
+        q = quantize_dynamic(  # type: ignore[no-untyped-call]  # torch.ao's function has no annotations
+            copy.deepcopy(model), spec, dtype=torch.qint8).eval()
     chosen = len(linears) if only is None else len(only)
     notes = (f"{chosen} of {len(linears)} Linear layers int8 with weights quantized "
              f"{'per output channel' if per_channel else 'per tensor'} (symmetric, codes -128..127); activations "
@@ -230,8 +234,8 @@ class Int8Variant:
 
 CALIBRATION = Q_CALIBRATION   # training inputs that calibrate static int8: the simulation's number
 
-# The real int8 models each family's Quantization lab shows, by label, ONNX Runtime's (the default engine) first: the page,
-# benchmarks and golden read this table.
+# The real int8 models each family's Quantization lab shows, by label, ONNX Runtime's (the default engine) first: the
+# page, benchmarks and golden read this table.
 _ORT = "onnxruntime"
 VARIANTS: dict[str, dict[str, Int8Variant]] = {
     "classifier": {"int8 (ONNX Runtime)": Int8Variant("auto", True, engine=_ORT),
@@ -283,7 +287,7 @@ def _onnxruntime(sample: Any, variant: Int8Variant) -> Int8Model:
     return _ort_result(*ort_int8.build(sample, variant.kind, variant.per_channel, CALIBRATION, variant.embeddings))
 
 
-def _ort_result(model: nn.Module, how: dict) -> Int8Model:
+def _ort_result(model: nn.Module, how: dict[str, Any]) -> Int8Model:
     """An ONNX Runtime int8 model and how slimcore.ort_int8 made it, as an Int8Model (its notes from the file)."""
     from . import ort_int8
 
@@ -295,7 +299,7 @@ def _has_int8_layers(model: nn.Module) -> None:
         raise ValueError("this model has no Linear or Conv layers: there is nothing for int8 kernels to run")
 
 
-def build_table(sample: Any, files: dict | None = None) -> tuple[dict[str, Int8Model], nn.Module]:
+def build_table(sample: Any, files: dict[str, Any] | None = None) -> tuple[dict[str, Int8Model], nn.Module]:
     """Every real int8 variant of the sample's family table, by label, each as `build` makes it, and the sample's
     fp32 model run by ONNX Runtime: ONNX Runtime's models all come from one export in one child process (what the
     Quantization page shows, built at once). `files`: ONNX Runtime's part as `table_files` made it before (kept on
@@ -310,7 +314,7 @@ def build_table(sample: Any, files: dict | None = None) -> tuple[dict[str, Int8M
     return {k: made[k] if k in made else build(sample, k) for k in table}, ort_int8.OrtModel(bytes(files["fp32"]))
 
 
-def table_files(sample: Any) -> dict:
+def table_files(sample: Any) -> dict[str, Any]:
     """ONNX Runtime's part of the sample's int8 table as plain data: {"labels", "int8": [file bytes], "how": [how
     each was made], "fp32": the fp32 ONNX file}, from one export in one child process."""
     from . import ort_int8

@@ -171,8 +171,8 @@ class Worker:
     def submit(self, key: str, fn: Callable[[Progress], Any], what: str, kind: str = "work", priority: int = 0,
                guess: float | None = None, keep: int | None = None, retry: bool = False) -> Job:
         """The job under `key`: the one already known (queued, running, done or failed; a failed one is tried again
-        when `retry`), or a new one. `guess` is the expected seconds until a job of its kind has been measured; at most `keep` results
-        of a kind are kept (the most recent)."""
+        when `retry`), or a new one. `guess` is the expected seconds until a job of its kind has been measured; at
+        most `keep` results of a kind are kept (the most recent)."""
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and not (retry and job.state == "failed"):

@@ -7,10 +7,11 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -63,9 +64,9 @@ def layer_table(model: nn.Module, example: tuple[int, ...] | torch.Tensor) -> li
     layers = weight_layers(model)
     macs: dict[str, int] = {}
 
-    def hook(name: str):
-        def record(mod: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-            w = mod.weight
+    def hook(name: str) -> Callable[[nn.Module, tuple[Any, ...], torch.Tensor], None]:
+        def record(mod: nn.Module, inputs: tuple[Any, ...], out: torch.Tensor) -> None:
+            w = cast(torch.Tensor, mod.weight)   # a Linear or Conv layer's (weight_layers)
             per_output = w[0].numel() if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else w.shape[1]
             macs[name] = int(out.numel() * per_output)
         return record
@@ -79,8 +80,9 @@ def layer_table(model: nn.Module, example: tuple[int, ...] | torch.Tensor) -> li
             h.remove()
     rows = []
     for name, m in layers.items():
-        tensors = [t for t in (m.weight, getattr(m, "bias", None)) if t is not None]
-        rows.append(LayerInfo(name, type(m).__name__, tuple(m.weight.shape), sum(t.numel() for t in tensors),
+        weight = cast(torch.Tensor, m.weight)   # a Linear or Conv layer's (weight_layers)
+        tensors: list[torch.Tensor] = [t for t in (weight, getattr(m, "bias", None)) if t is not None]
+        rows.append(LayerInfo(name, type(m).__name__, tuple(weight.shape), sum(t.numel() for t in tensors),
                               sum(int(torch.count_nonzero(t)) for t in tensors), macs.get(name, 0)))
     return rows
 
@@ -111,8 +113,9 @@ def cpu_name() -> str:
 def serialized_bytes(model: nn.Module) -> int:
     """Measured size: bytes of the model's state dict as written by torch.save; for a model that runs a file of its
     own (an ONNX Runtime int8 model: `file_bytes()`), that file's length."""
-    if callable(getattr(model, "file_bytes", None)):
-        return int(model.file_bytes())
+    file_bytes = getattr(model, "file_bytes", None)
+    if callable(file_bytes):
+        return int(file_bytes())
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.getbuffer().nbytes
@@ -151,7 +154,13 @@ def _matrix_bits(shape: tuple[int, ...], nnz: int, bits: int, fmt: str) -> int:
     raise ValueError(f"unknown storage format {fmt!r}; known: {', '.join(SPARSE_FORMATS)}")
 
 
-def modelled_size(model: nn.Module, bits: int = 32, fmt: str = "auto") -> ModelledSize:
+class HasStateDict(Protocol):
+    """What modelled_size reads: a model's state dict (an nn.Module, or a stand-in holding other tensors)."""
+
+    def state_dict(self) -> Mapping[str, torch.Tensor]: ...
+
+
+def modelled_size(model: HasStateDict, bits: int = 32, fmt: str = "auto") -> ModelledSize:
     """Modelled size of the weight tensors at `bits` per value in a format (or the smallest, 'auto'); biases and other
     one-dimensional tensors are counted dense at 32 bits."""
     if not 1 <= bits <= 32:

@@ -80,11 +80,11 @@ class OrtModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {self.input: x.detach().cpu().numpy()})[0])
 
-    def __getstate__(self) -> dict:   # a session cannot be pickled: the bytes can
+    def __getstate__(self) -> dict[str, Any]:   # a session cannot be pickled: the bytes can
         return {"onnx": self.onnx}
 
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["onnx"])
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        OrtModel.__init__(self, state["onnx"])
 
 
 def fp32_onnx(model: nn.Module, example: torch.Tensor, family: str = "classifier") -> bytes:
@@ -153,7 +153,7 @@ INT8_OPS = {"MatMulInteger": "int8 matrix products", "DynamicQuantizeLinear": "a
             "QuantizeLinear": "quantize", "DequantizeLinear": "dequantize"}
 
 
-def notes(how: dict) -> tuple[str, ...]:
+def notes(how: dict[str, Any]) -> tuple[str, ...]:
     """What the ONNX Runtime int8 file holds, in words, from its operator counts: what is int8, what stays fp32."""
     ops = how["ops"]
     static = how["kind"] == "static"
@@ -185,7 +185,7 @@ Spec = tuple[str, bool, bool]   # (kind: "auto", "dynamic" or "static"; per_chan
 
 
 def build(sample: Any, kind: str = "auto", per_channel: bool = True, calibration: int = 512,
-          embeddings: bool = True) -> tuple[OrtModel, dict]:
+          embeddings: bool = True) -> tuple[OrtModel, dict[str, Any]]:
     """The ONNX Runtime int8 model of a sample (its model is only read): static QDQ when it has convolutions (or
     kind="static"), dynamic otherwise; and how it was made ({"kind", "per_channel", "embeddings", "calibration",
     "fp32_bytes", "ops"}). Exported and quantized in a child process (see `made`)."""
@@ -193,7 +193,8 @@ def build(sample: Any, kind: str = "auto", per_channel: bool = True, calibration
     return built
 
 
-def build_many(sample: Any, specs: list[Spec], calibration: int = 512) -> tuple[OrtModel, list[tuple[OrtModel, dict]]]:
+def build_many(sample: Any, specs: list[Spec],
+               calibration: int = 512) -> tuple[OrtModel, list[tuple[OrtModel, dict[str, Any]]]]:
     """The sample's fp32 model in ONNX Runtime and one int8 model per spec, as `build` makes each, from one export
     in one child process (a page shows them all: one export instead of one per model)."""
     fam = family_of(sample)
@@ -234,9 +235,14 @@ class Job:
 
     def run(self) -> tuple[bytes, list[bytes], list[dict[str, int]]]:
         fp32 = lean(fp32_onnx(self.model, self.example, self.family))
-        files = [lean(static(fp32, self.calibration) if kind == "static" else dynamic(fp32, per_channel, embeddings))
+        files = [lean(static(fp32, self._calibration()) if kind == "static" else dynamic(fp32, per_channel, embeddings))
                  for kind, per_channel, embeddings in self.int8]
         return fp32, files, [ops(f) for f in files]
+
+    def _calibration(self) -> torch.Tensor:
+        if self.calibration is None:
+            raise ValueError("static int8 needs calibration inputs: this job has none")
+        return self.calibration
 
 
 def lean(onnx: bytes) -> bytes:
@@ -247,7 +253,8 @@ def lean(onnx: bytes) -> bytes:
     model = onnx_lib.load_model(io.BytesIO(onnx))
     for node in model.graph.node:
         del node.metadata_props[:]
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
 def made(job: Job) -> tuple[bytes, list[bytes], list[dict[str, int]]]:

@@ -22,7 +22,7 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ def huffman_lengths(symbols: np.ndarray, alphabet: int) -> np.ndarray:
     if len(used) == 1:
         lengths[used[0]] = 1
         return lengths
-    heap = [(int(counts[s]), i, (s,)) for i, s in enumerate(used)]
+    heap: list[tuple[int, int, tuple[int, ...]]] = [(int(counts[s]), i, (s,)) for i, s in enumerate(used)]
     heapq.heapify(heap)
     tie = len(heap)
     while len(heap) > 1:
@@ -200,8 +200,14 @@ def encode(model: nn.Module, layers: list[Layer], position_bits: int, huffman: b
         p = huffman_encode(pos, pos_len) if huffman else pack_bits(pos, position_bits)
         buf.write(struct.pack("<II", len(pos), len(p)) + p)
         if not shared:
+            if L.values is None:
+                raise ValueError("a layer without fp32 values: give every layer values (stage 2), or every layer a "
+                                 "codebook and indices (stage 3, 4)")
             buf.write(L.values.astype("<f4").tobytes())
         else:
+            if L.codebook is None or L.indices is None:
+                raise ValueError("a layer without a codebook and indices: give every layer values (stage 2), or every "
+                                 "layer a codebook and indices (stage 3, 4)")
             w = huffman_encode(L.indices, idx_len) if huffman else pack_bits(L.indices, L.bits)
             buf.write(struct.pack("<BI", L.bits, len(w)) + L.codebook.astype("<f4").tobytes() + w)
     for t in other_tensors(model, family).values():
@@ -221,7 +227,7 @@ class _Reader:
         self.off += n
         return out
 
-    def unpack(self, fmt: str) -> tuple:
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
 
 
@@ -312,9 +318,11 @@ def _finetune_codebooks(model: nn.Module, masks: dict[str, torch.Tensor], codebo
             if should_stop is not None and should_stop():
                 return {n: b.detach() for n, b in books.items()}
             params = dict(others) | {f"{n}.weight": books[n][assign[n]] * masks[n] for n in books}
-            loss = tuning.loss(lambda *x: functional_call(model, (params, buffers), x), order[i:i + batch_size])
+            # tuning.loss calls the forward function at once, in this iteration: `params` is this batch's
+            loss = tuning.loss(lambda *x: functional_call(model, (params, buffers), x),  # noqa: B023
+                               order[i:i + batch_size])
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch: Tensor.backward is not annotated
             opt.step()
     return {n: b.detach() for n, b in books.items()}
 
@@ -377,7 +385,8 @@ def deep_compression(sample: Any, prune_amount: float = 0.92, bits: int = 4, con
         return PipelineResult(tuple(stages), model, streams, True)
     net, masks = run.model, {n: m for n, m in run.masks.items()}
     layers = fam.layers(net)
-    pruned = [Layer(masks[n].numpy().ravel(), layers[n].weight.detach().numpy().ravel()[masks[n].numpy().ravel()],
+    weight = {n: cast(torch.Tensor, m.weight) for n, m in layers.items()}   # the family's compressible layers'
+    pruned = [Layer(masks[n].numpy().ravel(), weight[n].detach().numpy().ravel()[masks[n].numpy().ravel()],
                     None, None, 32) for n in layers]
     stream = encode(net, pruned, position_bits, family=fam)
     done("pruned + fine-tuned", stream, decode(stream, net, fam),
@@ -388,19 +397,19 @@ def deep_compression(sample: Any, prune_amount: float = 0.92, bits: int = 4, con
     books, assign, widths = {}, {}, {}
     for n, m in layers.items():
         widths[n] = bits if isinstance(m, nn.Linear) else conv_bits
-        kept = m.weight.detach().numpy().ravel()[masks[n].numpy().ravel()]
+        kept = weight[n].detach().numpy().ravel()[masks[n].numpy().ravel()]
         c, a = kmeans_1d(kept, 1 << widths[n])
-        full = np.zeros(m.weight.numel(), dtype=np.int64)
+        full = np.zeros(weight[n].numel(), dtype=np.int64)
         full[masks[n].numpy().ravel()] = a
         books[n] = torch.tensor(c, dtype=torch.float32)
-        assign[n] = torch.from_numpy(full).view(m.weight.shape)
+        assign[n] = torch.from_numpy(full).view(weight[n].shape)
     books = _finetune_codebooks(net, {n: masks[n].float() for n in layers}, books, assign, tuning, cluster_epochs,
                                 lr, seed, batch_size, should_stop)
     net.requires_grad_(False)
     if should_stop is not None and should_stop():
         return PipelineResult(tuple(stages), decode(streams["pruned + fine-tuned"], net, fam), streams, True)
-    shared = [Layer(masks[n].numpy().ravel(), None, books[n].numpy(), assign[n].numpy().ravel()[masks[n].numpy().ravel()],
-                    widths[n]) for n in layers]
+    shared = [Layer(masks[n].numpy().ravel(), None, books[n].numpy(),
+                    assign[n].numpy().ravel()[masks[n].numpy().ravel()], widths[n]) for n in layers]
     stream = encode(net, shared, position_bits, family=fam)
     done("weight sharing", stream, decode(stream, net, fam),
          f"k-means: {bits}-bit indices for Linear, {conv_bits}-bit for conv, centroids fine-tuned "

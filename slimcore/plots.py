@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -54,20 +55,22 @@ def _wrap_words(text: str, width: int) -> str:
     return "<br>".join(lines) or text
 
 
-def _figure(traces: list, title: str, x: str, y: str, height: int = 320, shapes: Sequence[dict] = (),
-            annotations: Sequence[dict] = (), **layout) -> go.Figure:
+def _figure(traces: list[Any], title: str, x: str, y: str, height: int = 320, shapes: Sequence[dict[str, Any]] = (),
+            annotations: Sequence[dict[str, Any]] = (), **layout: Any) -> go.Figure:
     """A figure with the house layout, built in one constructor call: Plotly's update_layout / add_vline
     validate as they go and cost ~5 ms each, which a slider move would pay every time."""
     title, lines = _wrap_title(title)
     return go.Figure(data=traces, layout=dict(
-        title=dict(text=title), height=height + 18 * (lines - 1), margin=dict(l=50, r=20, t=50 + 18 * (lines - 1), b=45),
+        title=dict(text=title), height=height + 18 * (lines - 1),
+        margin=dict(l=50, r=20, t=50 + 18 * (lines - 1), b=45),
         legend=layout.pop("legend", dict(orientation="h", y=-0.3)),   # at -0.25 it ran into the x axis's title
         bargap=0.02, shapes=list(shapes), annotations=list(annotations),
-        xaxis=dict(title=dict(text=x), **layout.pop("xaxis", {})), yaxis=dict(title=dict(text=y), **layout.pop("yaxis", {})),
+        xaxis=dict(title=dict(text=x), **layout.pop("xaxis", {})),
+        yaxis=dict(title=dict(text=y), **layout.pop("yaxis", {})),
         **layout))
 
 
-def _vline(x: float, color: str = DARK, dash: str = "dash") -> dict:
+def _vline(x: float, color: str = DARK, dash: str = "dash") -> dict[str, Any]:
     return dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", line=dict(color=color, dash=dash, width=1.5))
 
 
@@ -137,7 +140,7 @@ def example_gallery(inputs: np.ndarray, labels: Sequence[int], preds: Sequence[i
     fig.update_yaxes(showticklabels=False)
     fig.update_annotations(font_size=11)
     # square pixels: each image's y axis scaled to its x axis, the image shrunk inside its cell (not stretched to it)
-    square = {}
+    square: dict[str, dict[str, Any]] = {}
     for trace in fig.data:
         if trace.type == "heatmap":   # trace.xaxis "x3" is laid out by layout.xaxis3
             square["xaxis" + trace.xaxis[1:]] = dict(constrain="domain")
@@ -193,8 +196,8 @@ def accuracy_curve(x: Sequence[float], y: Sequence[float], current: tuple[float,
                    yaxis=dict(range=[0, 101], ticksuffix=" %"))
 
 
-def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], title: str, x_title: str, y_title: str,
-               percent: bool = False, marker: float | None = None, height: int = 300) -> go.Figure:
+def line_chart(x: Sequence[float], series: Mapping[str, Sequence[float | None]], title: str, x_title: str,
+               y_title: str, percent: bool = False, marker: float | None = None, height: int = 300) -> go.Figure:
     """Named lines over a shared x (epochs, temperatures, ...); fractions drawn as % when `percent`; an optional
     vertical marker at the current setting."""
     colors = [KEPT, "#16a34a", REMOVED, "#9333ea", "#ea580c"]
@@ -203,7 +206,8 @@ def line_chart(x: Sequence[float], series: dict[str, Sequence[float]], title: st
                    name=name, line=dict(color=colors[i % len(colors)]),
                    hovertemplate="%{x}: %{y:.3g}" + (" %" if percent else "") + f"<extra>{name}</extra>")
               for i, (name, ys) in enumerate(series.items())]
-    return _figure(traces, title, x_title, y_title, height=height, shapes=[_vline(marker)] if marker is not None else [],
+    return _figure(traces, title, x_title, y_title, height=height,
+                   shapes=[_vline(marker)] if marker is not None else [],
                    yaxis=dict(ticksuffix=" %") if percent else {})
 
 
@@ -248,8 +252,8 @@ SERIES = [KEPT, "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#ca8a04", "#db2777"
 FRONTIER = "#111827"
 
 
-def tradeoff_scatter(x: Sequence[float], accuracy: Sequence[float], names: Sequence[str], groups: Sequence[str],
-                     labels: Sequence[str], frontier: Sequence[int], chosen: int | None = None,
+def tradeoff_scatter(x: Sequence[float] | np.ndarray, accuracy: Sequence[float], names: Sequence[str],
+                     groups: Sequence[str], labels: Sequence[str], frontier: Sequence[int], chosen: int | None = None,
                      title: str = "Accuracy against size", x_title: str = "size", x_unit: str = "",
                      log_x: bool = True, reference: float | None = None, notes: Sequence[str] | None = None,
                      height: int = 460, y_title: str = "test accuracy", percent: bool = True) -> go.Figure:
@@ -319,7 +323,7 @@ def pipeline_waterfall(names: Sequence[str], sizes: Sequence[float], scores: Seq
                    yaxis=dict(range=[0, sizes[0] * 1.08] if sizes else None))
 
 
-def grouped_bars(categories: Sequence[str], series: dict[str, Sequence[float]], title: str, x_title: str,
+def grouped_bars(categories: Sequence[str], series: Mapping[str, Sequence[float | None]], title: str, x_title: str,
                  y_title: str, log_y: bool = False, text_format: str = "{:.3g}", height: int = 340,
                  hover: str = "%{x}: %{y:.4g}", colors: Sequence[str] | None = None) -> go.Figure:
     """Bars side by side per category, one colour per named series (for example ours against a published
@@ -392,12 +396,14 @@ def quantized_histogram(values: np.ndarray, title: str = "Quantized values", max
     distinct, counts = np.unique(values, return_counts=True)
     if len(distinct) <= max_bars:
         gaps = np.diff(distinct)
-        width = float(gaps.min()) * 0.8 if gaps.size else (max(abs(float(distinct[0])) * 0.1, 1e-3) if distinct.size else 1.0)
+        width = float(gaps.min()) * 0.8 if gaps.size else (max(abs(float(distinct[0])) * 0.1, 1e-3) if distinct.size
+                                                           else 1.0)
         bar = go.Bar(x=distinct, y=counts, width=width, marker_color=REMOVED, name="quantized",
                      hovertemplate="%{x:.4g}: %{y:,} weights<extra></extra>")
     else:
         centers, c = _hist(values, 80)
-        bar = go.Bar(x=centers, y=c, marker_color=REMOVED, name="quantized", hovertemplate="%{x:.4g}: %{y:,}<extra></extra>")
+        bar = go.Bar(x=centers, y=c, marker_color=REMOVED, name="quantized",
+                     hovertemplate="%{x:.4g}: %{y:,}<extra></extra>")
     n = len(distinct)
     return _figure([bar], f"{title}: {n:,} distinct value{'s' if n != 1 else ''}", "quantized weight value", "count")
 
@@ -483,7 +489,7 @@ TWO_BIT_GRID = {   # what a 2-bit grid is, by scheme (None: not known), for the 
 BEATS_BY = 0.01   # binary must score this much (a percentage point) above 2 bits for the note: not a tie at chance
 
 
-def _binary_note(bits: Sequence[int], acc: Sequence[float], symmetric: bool | None) -> dict | None:
+def _binary_note(bits: Sequence[int], acc: Sequence[float], symmetric: bool | None) -> dict[str, Any] | None:
     """An arrow to the 2-bit point saying why 1 bit (binary, scaled) scores above it, when the curve says so; None
     otherwise. The box sits low, from the first bit width after which the curve stays above it (high if none)."""
     at = {int(b): float(a) for b, a in zip(bits, acc)}
@@ -520,8 +526,8 @@ def drop_heatmap(z: np.ndarray, rows: Sequence[str], cols: Sequence[str], title:
     finite = z[np.isfinite(z)]
     top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     text = [["" if not np.isfinite(v) else text_format.format(v) for v in row] for row in z]
-    heat = dict(type="heatmap", z=np.where(np.isfinite(z), z, None).tolist(), x=list(cols), y=list(rows), zmin=0,
-                zmax=top, colorscale="Reds", text=text, texttemplate="%{text}", textfont=dict(size=12),
+    heat = dict(type="heatmap", z=np.where(np.isfinite(z), z, np.array(None)).tolist(), x=list(cols), y=list(rows),
+                zmin=0, zmax=top, colorscale="Reds", text=text, texttemplate="%{text}", textfont=dict(size=12),
                 colorbar=dict(title=dict(text=colorbar)), xgap=2, ygap=2,
                 hovertemplate="%{y}, %{x}: %{text}<extra></extra>")
     return _figure([heat], title, x_title, y_title, height=max(300, 48 * len(rows) + 140),

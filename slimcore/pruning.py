@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -44,7 +44,8 @@ class PruneConfig:
     skip: tuple[str, ...] = ()       # layers left untouched
     overrides: tuple[tuple[str, float], ...] = ()  # (layer, amount) pairs pruned at their own ratio
     seed: int = 0                    # for "random"
-    unit: str = "channels"           # structured: the kind of unit removed (a family's unit_kinds: channels; heads, ffn)
+    unit: str = "channels"           # structured: the kind of unit removed (a family's unit_kinds: channels;
+                                     # heads, ffn)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.amount < 1.0:
@@ -60,6 +61,17 @@ class PruneConfig:
                 raise ValueError(f"prune ratio for {layer} must be in [0, 1), got {amount}")
 
 
+def _weight(layer: nn.Module) -> torch.Tensor:
+    """A compressible layer's weight (Family.layers: Linear/Conv layers; nn.Module's attribute lookup types it as a
+    tensor or a submodule)."""
+    return cast(torch.Tensor, layer.weight)
+
+
+def _bias(layer: nn.Module) -> torch.Tensor | None:
+    """A compressible layer's bias, None when it has none."""
+    return cast("torch.Tensor | None", layer.bias)
+
+
 def weight_scores(model: nn.Module, method: str, calibration: Split | None = None, seed: int = 0,
                   family: Family | None = None) -> dict[str, torch.Tensor]:
     """Importance of every weight of the family's compressible layers (higher = more important), shaped like the
@@ -68,10 +80,10 @@ def weight_scores(model: nn.Module, method: str, calibration: Split | None = Non
     family = family if family is not None else get("classifier")
     layers = family.layers(model)
     if method == "l1":
-        return {n: m.weight.detach().abs() for n, m in layers.items()}
+        return {n: _weight(m).detach().abs() for n, m in layers.items()}
     if method == "random":
         gen = torch.Generator().manual_seed(seed)
-        return {n: torch.rand(m.weight.shape, generator=gen) for n, m in layers.items()}
+        return {n: torch.rand(_weight(m).shape, generator=gen) for n, m in layers.items()}
     if method == "taylor":
         if calibration is None or len(calibration) == 0:
             raise ValueError("Taylor importance needs a calibration batch")
@@ -79,23 +91,24 @@ def weight_scores(model: nn.Module, method: str, calibration: Split | None = Non
         net = copy.deepcopy(model)  # functional_call swaps tensors into the module it runs: never the shared one
         params = {k: v.detach().requires_grad_(True) for k, v in net.named_parameters()}
         buffers = dict(net.named_buffers())
-        value = loss(lambda *x: functional_call(net, (params, buffers), x))
+        # The loss only calls its model: a functional call of the private copy stands in for it.
+        value = loss(lambda *x: functional_call(net, (params, buffers), x))  # type: ignore[arg-type]
         names = [f"{n}.weight" for n in layers]
         grads = torch.autograd.grad(value, [params[k] for k in names])
         return {n: (params[k].detach() * g).abs() for n, k, g in zip(layers, names, grads)}
     raise ValueError(f"unknown pruning method {method!r}; known: {', '.join(METHODS)}")
 
 
-def calibration_batch(sample: object, method: str) -> object | None:
+def calibration_batch(sample: Any, method: str) -> Any:
     """The batch a method's weight scores need on a loaded sample of any family: Taylor, the first CALIBRATION
-    examples of the family's calibration split; the other methods none."""
+    examples of the family's calibration split (in the family's split type, Family.split); the other methods none."""
     if method != "taylor":
         return None
     fam = family_of(sample)
     return fam.split(sample, "calibration").head(CALIBRATION)
 
 
-def sample_scores(sample: object, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
+def sample_scores(sample: Any, method: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """weight_scores of a loaded sample's model with its family's layers and loss (the Pruning lab's, the grid's,
     the sensitivity scan's and the allocation's)."""
     return weight_scores(sample.model, method, calibration_batch(sample, method), seed, family=family_of(sample))
@@ -118,11 +131,13 @@ def lowest(scores: torch.Tensor, amount: float) -> torch.Tensor:
 
 def _channel_scores(scores: torch.Tensor, norm: int) -> torch.Tensor:
     """One score per output channel: the L1 or L2 norm of its weights' scores."""
-    return scores.reshape(scores.shape[0], -1).norm(p=norm, dim=1)
+    channel: torch.Tensor = scores.reshape(scores.shape[0], -1).norm(p=norm, dim=1)   # Tensor.norm: not annotated
+    return channel
 
 
 def _keep_channels(channel: torch.Tensor, amount: float) -> torch.Tensor:
-    """Keep-mask over channels keeping the n - round(amount * n) highest, as torch.nn.utils.prune's LnStructured does."""
+    """Keep-mask over channels keeping the n - round(amount * n) highest, as torch.nn.utils.prune's LnStructured
+    does."""
     n = channel.numel()
     keep = torch.zeros(n, dtype=torch.bool)
     keep[torch.topk(channel, k=n - round(amount * n), largest=True).indices] = True
@@ -175,7 +190,7 @@ def structure(model: nn.Module) -> Structure:
                 outs.append(n)
             elif isinstance(module, nn.modules.batchnorm._BatchNorm) and n is not None and n not in bns:
                 bns.append(n)
-        if len(outs) > 1 and len({int(layers[n].weight.shape[0]) for n in outs}) == 1:
+        if len(outs) > 1 and len({int(_weight(layers[n]).shape[0]) for n in outs}) == 1:
             found.append(tuple(sorted(outs, key=list(layers).index)))
         for n in outs:
             norms[n] = tuple(bns)
@@ -193,11 +208,11 @@ def _locked(model: nn.Module, coupled: tuple[tuple[str, ...], ...], x: torch.Ten
     last = list(layers)[-1]
     tied = {n for g in coupled for n in g}
     units = [g for g in coupled if last not in g] + [(n,) for n in layers if n not in tied and n != last]
-    units = [u for u in units if all(int(layers[n].weight.shape[0]) > 1 for n in u)]
+    units = [u for u in units if all(int(_weight(layers[n]).shape[0]) > 1 for n in u)]
     followers = {n for g in coupled for n in g[1:]}
 
     def works(chosen: list[tuple[str, ...]]) -> bool:
-        keep = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in layers.items()}
+        keep = {n: torch.ones_like(_weight(m), dtype=torch.bool) for n, m in layers.items()}
         for u in chosen:
             for n in u:
                 keep[n][0] = False
@@ -260,7 +275,9 @@ def masks(model: nn.Module, cfg: PruneConfig, calibration: Split | None = None,
     def unit_channels(u: tuple[str, ...]) -> torch.Tensor:
         if len(u) == 1:
             return _channel_scores(scores[u[0]], cfg.norm)
-        return sum(_channel_scores(scores[n], cfg.norm) / scores[n][0].numel() ** (1 / cfg.norm) for n in u)
+        pooled_scores: torch.Tensor = sum(_channel_scores(scores[n], cfg.norm) / scores[n][0].numel() ** (1 / cfg.norm)
+                                          for n in u)
+        return pooled_scores
 
     def set_channels(u: tuple[str, ...], keep: torch.Tensor) -> None:
         for n in u:
@@ -316,7 +333,7 @@ def apply_masks(model: nn.Module, keep: Masks, structured: bool = False) -> nn.M
     return new.eval()
 
 
-def _dependency_graph(model: nn.Module, example: torch.Tensor):
+def _dependency_graph(model: nn.Module, example: torch.Tensor) -> Any:
     """torch-pruning's dependency graph of a model (a copy of ours: tracing needs gradients switched on)."""
     import torch_pruning as tp
 
@@ -325,7 +342,8 @@ def _dependency_graph(model: nn.Module, example: torch.Tensor):
         return tp.DependencyGraph().build_dependency(model, example_inputs=example[:1], verbose=False)
 
 
-def _channel_groups(model: nn.Module, keep: Masks, example: torch.Tensor, followers: set[str] | None = None):
+def _channel_groups(model: nn.Module, keep: Masks, example: torch.Tensor, followers: set[str] | None = None
+                    ) -> tuple[nn.Module, dict[str, nn.Module], list[Any]]:
     """A copy of the model, its weight layers, and for every layer losing channels the torch-pruning group that
     removes them (the layer's output channels and every input that reads them)."""
     import torch_pruning as tp
@@ -515,10 +533,10 @@ def evaluate(model: nn.Module, cfg: PruneConfig, scorer: Scorer | Split, *, fami
     thin_figures = None if thin is None else Thin(
         scorer(thin), sum(p.numel() for p in thin.parameters()),
         sum(int(torch.count_nonzero(p)) for p in thin.parameters()), serialized_bytes(thin),
-        {n: tuple(m.weight.shape) for n, m in family.layers(thin).items()},
+        {n: tuple(_weight(m).shape) for n, m in family.layers(thin).items()},
         {g.where: g.count for g in family.units(thin, structured.unit)})
     unit_removed, notes = {}, []
-    if cfg.structured and thin is not None:
+    if cfg.structured and thin_figures is not None:   # there is a thin model
         before = {g.where: g.count for g in family.units(model, cfg.unit)}
         unit_removed = {w: 1.0 - thin_figures.units[w] / n for w, n in before.items()}
         gone = [w for w, n in thin_figures.units.items() if n == 0]
@@ -602,7 +620,7 @@ def gradual_prune(sample: Any, cfg: GradualConfig, on_step: Callable[[GradualSte
     for p in params:
         p.requires_grad_(True)
     calib = fam.split(sample, "calibration").head(CALIBRATION)
-    keep: Masks = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in fam.layers(net).items()}
+    keep: Masks = {n: torch.ones_like(_weight(m), dtype=torch.bool) for n, m in fam.layers(net).items()}
     done: list[GradualStep] = []
     opt = torch.optim.Adam(params, lr=cfg.lr)
     for t, amount in enumerate(cubic_schedule(cfg.prune.amount, cfg.steps), start=1):
@@ -622,7 +640,7 @@ def gradual_prune(sample: Any, cfg: GradualConfig, on_step: Callable[[GradualSte
                     return GradualResult(net.eval(), keep, tuple(done), True)
                 loss = tuning.loss(net, order[i:i + cfg.batch_size])
                 opt.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward has no annotations
                 opt.step()
                 _hold(net, keep, cfg.prune.structured, fam)
         net.eval()
@@ -640,14 +658,15 @@ def _hold(net: nn.Module, keep: Masks, structured: bool, family: Family) -> None
     layers = family.layers(net)
     with torch.no_grad():
         for n, m in keep.items():
-            layers[n].weight.mul_(m)
-            if structured and layers[n].bias is not None:
-                layers[n].bias.mul_(channel_keep(m))
+            _weight(layers[n]).mul_(m)
+            bias = _bias(layers[n])
+            if structured and bias is not None:
+                bias.mul_(channel_keep(m))
 
 
 def threshold(model: nn.Module, keep: Masks, layer: str) -> float | None:
     """The largest |w| removed from a layer (the magnitude cut), or None if nothing was removed."""
-    w = model.get_submodule(layer).weight.detach()
+    w = _weight(model.get_submodule(layer)).detach()
     removed = w[~keep[layer]].abs()
     return float(removed.max()) if removed.numel() else None
 
@@ -657,6 +676,8 @@ def layer_sparsity(keep: Masks) -> dict[str, float]:
     return {n: 1.0 - float(m.float().mean()) for n, m in keep.items()}
 
 
-__all__ = ["METHODS", "SCOPES", "SHORT", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult", "weight_scores",
-           "calibration_batch", "sample_scores", "masks", "masked_parameters", "apply_masks", "remove_channels", "effective_masks", "split_channels", "prune", "sparsity", "layer_sparsity",
-           "prune_model", "quality_curve", "Thin", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune", "threshold", "output_layer", "channel_keep"]
+__all__ = ["METHODS", "SCOPES", "SHORT", "PruneConfig", "GradualConfig", "GradualStep", "GradualResult",
+           "weight_scores", "calibration_batch", "sample_scores", "masks", "masked_parameters", "apply_masks",
+           "remove_channels", "effective_masks", "split_channels", "prune", "sparsity", "layer_sparsity",
+           "prune_model", "quality_curve", "Thin", "PruneReport", "evaluate", "cubic_schedule", "gradual_prune",
+           "threshold", "output_layer", "channel_keep"]

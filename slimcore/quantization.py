@@ -21,6 +21,7 @@ import copy
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ CALIBRATIONS = ("minmax", "percentile")
 CALIBRATION = 512             # training inputs that calibrate activation ranges (the labs and recipes alike)
 TERNARY_THRESHOLD = 0.7       # ternary: zero out |w| <= 0.7 * mean|w| (Li & Liu 2016, "Ternary weight networks")
 _TINY = torch.finfo(torch.float32).tiny  # a scale floor that keeps 1 / scale finite
+M = TypeVar("M", bound=nn.Module)
 
 
 def check_bits(bits: int, low: int = BITS_RANGE[0], high: int = BITS_RANGE[1], what: str = "bits") -> None:
@@ -134,7 +136,8 @@ def qparams(tensor: torch.Tensor, bits: int, symmetric: bool = True, axis: int |
 
 def apply_qparams(tensor: torch.Tensor, qp: QParams, rounding: str = "nearest",
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Fake-quantize a tensor onto a given grid: (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point) * scale."""
+    """Fake-quantize a tensor onto a given grid: (clamp(round(x / scale) + zero_point, qmin, qmax) - zero_point)
+    * scale."""
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
     x = tensor.detach().float()
@@ -257,12 +260,12 @@ class QuantConfig:
             raise ValueError("skip must be a sequence of layer names")
         object.__setattr__(self, "skip", tuple(self.skip))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready): the inverse of from_dict."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> QuantConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> QuantConfig:
         """A config from plain data (for example JSON, session state or a URL)."""
         d = dict(data)
         if isinstance(d.get("activations"), dict):
@@ -309,7 +312,7 @@ def weight_qparams(w: torch.Tensor, cfg: QuantConfig) -> QParams | None:
     return qparams(w, cfg.bits, cfg.symmetric, _axis(cfg))
 
 
-def layer_grid(w: torch.Tensor, cfg: QuantConfig, quantized: torch.Tensor | None = None) -> dict:
+def layer_grid(w: torch.Tensor, cfg: QuantConfig, quantized: torch.Tensor | None = None) -> dict[str, Any]:
     """What the labs draw of one layer under cfg: its fp32 weights "w" and quantized weights "q" (flattened; pass the
     model's own `quantized` tensor when stochastic rounding drew it), the grid "levels" (per channel: the widest
     channel's, said in "note"), half the largest grid step "half_step" (None for binary and ternary) and "shape"."""
@@ -326,7 +329,13 @@ def layer_grid(w: torch.Tensor, cfg: QuantConfig, quantized: torch.Tensor | None
             "half_step": None if qp is None else float(qp.scale.max()) / 2, "note": note, "shape": tuple(w.shape)}
 
 
-def _targets(model: nn.Module, skip: Iterable[str], layers: Mapping[str, nn.Module] | None = None) -> dict[str, nn.Module]:
+def _weight(layer: nn.Module) -> torch.Tensor:
+    """A Linear/Conv layer's weight (nn.Module's attribute lookup types it as a tensor or a submodule)."""
+    return cast(torch.Tensor, layer.weight)
+
+
+def _targets(model: nn.Module, skip: Iterable[str],
+             layers: Mapping[str, nn.Module] | None = None) -> dict[str, nn.Module]:
     layers = weight_layers(model) if layers is None else dict(layers)
     if not layers:
         raise ValueError("this model has no Linear or Conv layers: there are no weights to quantize")
@@ -334,7 +343,7 @@ def _targets(model: nn.Module, skip: Iterable[str], layers: Mapping[str, nn.Modu
     if unknown:
         raise ValueError(f"cannot skip unknown layer(s) {', '.join(unknown)}; layers with weights: {', '.join(layers)}")
     for name, m in layers.items():
-        _check_finite(m.weight, f"the weights of layer {name!r}")
+        _check_finite(_weight(m), f"the weights of layer {name!r}")
     return {n: m for n, m in layers.items() if n not in skip}
 
 
@@ -344,10 +353,10 @@ def quantized_weights(model: nn.Module, cfg: QuantConfig,
     (a model family's compressible layers, or a chosen few of them; default every Linear/Conv), less cfg.skip.
     The model is only read."""
     gen = torch.Generator().manual_seed(cfg.seed) if cfg.rounding == "stochastic" else None
-    return {f"{n}.weight": quantize_tensor(m.weight, cfg, gen) for n, m in _targets(model, cfg.skip, layers).items()}
+    return {f"{n}.weight": quantize_tensor(_weight(m), cfg, gen) for n, m in _targets(model, cfg.skip, layers).items()}
 
 
-def copy_with(model: nn.Module, new: dict[str, torch.Tensor]) -> nn.Module:
+def copy_with(model: M, new: dict[str, torch.Tensor]) -> M:
     """A deep copy of model whose named parameters are replaced by new tensors (the old ones are never copied)."""
     params = dict(model.named_parameters())
     memo = {id(params[n]): nn.Parameter(t, requires_grad=params[n].requires_grad) for n, t in new.items()}
@@ -367,8 +376,8 @@ def calibrate(model: nn.Module, x: torch.Tensor, method: str = "minmax", percent
     probe = copy.deepcopy(model)  # hooks go on a copy: the given (possibly shared) model is never touched
     seen: dict[str, list[torch.Tensor]] = {}
 
-    def observe(name: str):
-        def hook(mod: nn.Module, args: tuple) -> None:
+    def observe(name: str) -> Callable[[nn.Module, tuple[Any, ...]], None]:
+        def hook(mod: nn.Module, args: tuple[Any, ...]) -> None:
             seen.setdefault(name, []).append(args[0].detach().reshape(-1))
         return hook
 
@@ -387,22 +396,23 @@ def calibrate(model: nn.Module, x: torch.Tensor, method: str = "minmax", percent
     return ranges
 
 
-def _activation_hook(qp: QParams):
-    def hook(mod: nn.Module, args: tuple) -> tuple:
+def _activation_hook(qp: QParams) -> Callable[[nn.Module, tuple[Any, ...]], tuple[Any, ...]]:
+    def hook(mod: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
         return (apply_qparams(args[0], qp), *args[1:])
     return hook
 
 
 def activation_qparams(ranges: Ranges, act: ActivationConfig) -> dict[str, QParams]:
     """The per-tensor grid of each layer's input from its calibrated range."""
-    return {n: qparams_from_range(torch.tensor(lo), torch.tensor(hi), act.bits, act.symmetric) for n, (lo, hi) in ranges.items()}
+    return {n: qparams_from_range(torch.tensor(lo), torch.tensor(hi), act.bits, act.symmetric)
+            for n, (lo, hi) in ranges.items()}
 
 
-def quantize(model: nn.Module, bits: int = 8, symmetric: bool = True, per_channel: bool = False,
+def quantize(model: M, bits: int = 8, symmetric: bool = True, per_channel: bool = False,
              rounding: str = "nearest", ternary: bool = False, skip: Sequence[str] = (),
              activations: ActivationConfig | None = None, calibration: torch.Tensor | Ranges | None = None,
              seed: int = 0, config: QuantConfig | None = None,
-             layers: Mapping[str, nn.Module] | None = None) -> nn.Module:
+             layers: Mapping[str, nn.Module] | None = None) -> M:
     """A new model whose Linear/Conv weights (or those of the given `layers`: a model family's compressible layers,
     or a few of them) are fake-quantized (bits=1: binary; ternary=True: ternary); biases stay fp32. With
     `activations`, each quantized layer's input is fake-quantized too, on ranges from `calibration` (a batch of
@@ -458,7 +468,7 @@ def layer_errors(model: nn.Module, quantized: nn.Module | dict[str, torch.Tensor
     `layers` of the model (a family's compressible layers; default every Linear/Conv)."""
     layers = weight_layers(model) if layers is None else layers
     new = quantized if isinstance(quantized, dict) else dict(quantized.named_parameters())
-    return [layer_error(n, m.weight, new.get(f"{n}.weight", m.weight)) for n, m in layers.items()]
+    return [layer_error(n, _weight(m), new.get(f"{n}.weight", _weight(m))) for n, m in layers.items()]
 
 
 @dataclass(frozen=True)
@@ -497,7 +507,8 @@ def _others(model: nn.Module, cfg: QuantConfig, targets: Mapping[str, nn.Module]
     kinds = [("biases", any(getattr(m, "bias", None) is not None for m in targets.values())),
              ("layers left out", bool(cfg.skip)),
              ("embedding tables", any(isinstance(m, nn.Embedding) for m in model.modules())),
-             ("norm layers", any(isinstance(m, (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.modules()))]
+             ("norm layers", any(isinstance(m, (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d))
+                                 for m in model.modules()))]
     return ", ".join(k for k, present in kinds if present) or "none"
 
 
@@ -507,9 +518,9 @@ def modelled_bytes(model: nn.Module, cfg: QuantConfig, layers: Mapping[str, nn.M
     asymmetric) per tensor or output channel; every other value (biases, layers left out, embedding tables, norms)
     at 32 bits."""
     targets = _targets(model, cfg.skip, layers)
-    weights = sum(m.weight.numel() for m in targets.values())
+    weights = sum(_weight(m).numel() for m in targets.values())
     rest = sum(t.numel() for t in model.state_dict().values() if t.is_floating_point()) - weights
-    grids = sum(m.weight.shape[0] if cfg.per_channel else 1 for m in targets.values())
+    grids = sum(_weight(m).shape[0] if cfg.per_channel else 1 for m in targets.values())
     per_grid = 4 if (cfg.symmetric or cfg.ternary or cfg.bits == 1) else 8
     wb = cfg.weight_bits
     detail = (f"{weights:,} weights at {wb} bits" + (" (ternary: 3 levels in 2 bits)" if cfg.ternary else "")

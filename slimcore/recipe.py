@@ -5,9 +5,9 @@ A recipe names the model it was made for and up to three steps, applied in this 
 weights, or whole units of the model's family — channels of a classifier, attention heads or FFN neurons of a sentence
 encoder), then either fake-quantize the weights to k bits (slimcore.quantize: a simulation, fp32 numbers on a k-bit
 grid) or build a real int8 model (torch.ao kernels). Every step goes through the family-generic slimcore entry points
-and the model is scored by its family (accuracy for classifiers, mean cosine to the original for encoders). Loading is strict: an unknown key, a value of the wrong
-type or an impossible value raises ValueError with one line naming the field, e.g. "prune.amount: prune ratio must be
-in [0, 1), got 1.5".
+and the model is scored by its family (accuracy for classifiers, mean cosine to the original for encoders). Loading is
+strict: an unknown key, a value of the wrong type or an impossible value raises ValueError with one line naming the
+field, e.g. "prune.amount: prune ratio must be in [0, 1), got 1.5".
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
@@ -142,7 +142,7 @@ class Recipe:
 
     # Plain data ------------------------------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data (YAML/JSON-ready, lists not tuples): the inverse of from_dict."""
         prune = None
         if self.prune is not None:
@@ -165,7 +165,8 @@ class Recipe:
         if unknown:
             raise ValueError(f"{unknown[0]}: unknown setting; a recipe has {', '.join(known)}")
         if "version" not in data:
-            raise ValueError(f"version: missing; this slimcore reads recipe format {FORMAT} (write `version: {FORMAT}`)")
+            raise ValueError(f"version: missing; this slimcore reads recipe format {FORMAT} "
+                             f"(write `version: {FORMAT}`)")
         version = _value(data["version"], int, "version")
         if version != FORMAT:
             raise ValueError(f"version: this is recipe format {version}; this slimcore reads format {FORMAT}")
@@ -237,7 +238,7 @@ def _value(v: Any, hint: Any, where: str) -> Any:
         raise ValueError(f"{where}: expected a mapping of layer name to ratio, got {_kind(v)}")
     if typing.get_origin(hint) in (typing.Union, types.UnionType):   # an optional value, or a nested optional section
         inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
-        if dataclasses.is_dataclass(inner):
+        if isinstance(inner, type) and dataclasses.is_dataclass(inner):
             return _section(inner, v, where)
         return None if v is None else _value(v, inner, where)
     raise TypeError(f"{where}: no conversion for {hint!r}")  # a field type this reader does not know: a bug here
@@ -364,7 +365,8 @@ class Figures:
     base_size_bytes: int
     base_latencies: dict[int, Latency] | None
     notes: tuple[str, ...] = ()
-    detail: dict = field(default_factory=dict, compare=False)   # the family's detail figures (encoders: agreement...)
+    # the family's detail figures (encoders: agreement...)
+    detail: dict[str, Any] = field(default_factory=dict, compare=False)
     size_source: str = "torch.save of the state dict"           # what size_bytes measured (slimcore.metrics)
 
     @property
@@ -393,7 +395,7 @@ class Figures:
     def base_latency_batch(self) -> Latency | None:
         return self.base_latencies[max(self.base_latencies)] if self.base_latencies else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data: the score with its metric; latencies as latency_b<batch> (as before: latency_b1, latency_b256
         for classifiers); a classifier's score is also written under its old names, accuracy and base_accuracy."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("latencies", "base_latencies")}
@@ -436,7 +438,7 @@ def _quantized_size(model: nn.Module, cfg: QuantConfig, pruned: bool, layers: di
         return modelled_bytes(model, cfg, layers)
     names = [n for n in layers if n not in cfg.skip]
     m = modelled_size(model, cfg.weight_bits)
-    grids = sum(layers[n].weight.shape[0] if cfg.per_channel else 1 for n in names)
+    grids = sum(cast(torch.Tensor, layers[n].weight).shape[0] if cfg.per_channel else 1 for n in names)
     extra = grids * (4 if cfg.symmetric or cfg.bits == 1 or cfg.ternary else 8)
     return ModelledSize(m.bytes + extra, m.format, cfg.weight_bits, f"{m.detail}; + {extra:,} B of scales")
 
@@ -446,7 +448,8 @@ def _with(sample: Any, model: nn.Module) -> Any:
     return dataclasses.replace(sample, model=model)
 
 
-def _pruned(sample: Any, cfg: PruneConfig) -> tuple[nn.Module, str, dict, dict, ModelledSize | None, list[str]]:
+def _pruned(sample: Any, cfg: PruneConfig) -> tuple[nn.Module, str, dict[str, tuple[int, ...]], dict[str, list[int]],
+                                                     ModelledSize | None, list[str]]:
     """slimcore.prune on the sample: (model, kind, layer shapes, units left, modelled size, notes)."""
     fam = F.family_of(sample)
     if cfg.structured and cfg.unit not in fam.unit_kinds:
@@ -460,7 +463,7 @@ def _pruned(sample: Any, cfg: PruneConfig) -> tuple[nn.Module, str, dict, dict, 
     layers = fam.layers(net)
     notes = []
     if cfg.structured:
-        shapes = {n: tuple(m.weight.shape) for n, m in layers.items()}
+        shapes = {n: tuple(cast(torch.Tensor, m.weight).shape) for n, m in layers.items()}
         units = {cfg.unit: [g.count for g in fam.units(net, cfg.unit)]}
         if cfg.unit == "channels":
             notes.append("weight shapes now " + ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in shapes.items()))
@@ -468,11 +471,12 @@ def _pruned(sample: Any, cfg: PruneConfig) -> tuple[nn.Module, str, dict, dict, 
             notes.append(f"{unit_words(cfg.unit)} per layer now {'/'.join(map(str, units[cfg.unit]))} (of "
                          f"{'/'.join(str(g.count) for g in fam.units(sample.model, cfg.unit))})")
         return net, kind, shapes, units, None, notes
-    weights = sum(m.weight.numel() for m in layers.values())
-    removed = weights - sum(int(torch.count_nonzero(m.weight)) for m in layers.values())
+    weight = {n: cast(torch.Tensor, m.weight) for n, m in layers.items()}   # Linear (or Conv) layers' weights
+    weights = sum(w.numel() for w in weight.values())
+    removed = weights - sum(int(torch.count_nonzero(w)) for w in weight.values())
     notes.append(f"{removed:,} of {weights:,} weights of the compressed layers removed; torch.save stores the zeros, "
                  "so the measured size is the original's: the modelled size is the sparse one")
-    emptied = [n for n, m in layers.items() if not m.weight.any()]
+    emptied = [n for n, w in weight.items() if not w.any()]
     if emptied:
         notes.append(f"every weight of {', '.join(emptied)} removed: the model can only guess")
     return net, kind, {}, {}, modelled_size(net), notes
@@ -486,7 +490,9 @@ def apply(sample: Any, recipe: Recipe, timing: bool = True, max_seconds: float =
     fam = F.family_of(sample)
     model = sample.model
     notes: list[str] = []
-    net, kind, shapes, units = model, "fp32", {}, {}
+    net, kind = model, "fp32"
+    shapes: dict[str, tuple[int, ...]] = {}
+    units: dict[str, list[int]] = {}
     modelled: ModelledSize | None = None
     if recipe.prune is not None:
         net, kind, shapes, units, modelled, more = _pruned(sample, recipe.prune)
@@ -516,7 +522,7 @@ def apply(sample: Any, recipe: Recipe, timing: bool = True, max_seconds: float =
         lat = api.time_models(sample, {"original": model, "compressed": net}, max_seconds=max_seconds)
     scorer = fam.scorer(sample, "test")
     got, base = scorer(net), scorer(model)
-    detail = asdict(got.detail) if dataclasses.is_dataclass(got.detail) else {}
+    detail = asdict(got.detail) if dataclasses.is_dataclass(got.detail) and not isinstance(got.detail, type) else {}
     figures = Figures(
         recipe.model, kind, got.metric, got.value, got.examples, sum(p.numel() for p in counted.parameters()),
         sum(int(torch.count_nonzero(p)) for p in counted.parameters()), serialized_bytes(net),

@@ -10,6 +10,7 @@ user's file. The server kills the reader when it runs out of wall time; a reader
 that says which. The command line reads files the same way."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass
+from typing import Any, NoReturn, cast
 
 from .paths import IMPORT_ROOT
 
@@ -47,7 +49,7 @@ class SandboxError(ValueError):
 
 
 def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS,
-         architecture: str | None = None) -> tuple[dict, bytes]:
+         architecture: str | None = None) -> tuple[dict[str, Any], bytes]:
     """Read an upload in a confined process: (its description, the tensors as safetensors bytes). Raises
     slimcore.upload.UploadError for a file that cannot be used (the reader's own message, or the limit it hit)."""
     from .upload import UploadError
@@ -63,6 +65,8 @@ def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS,
     with tempfile.TemporaryDirectory(prefix="slimlab-read-") as home, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([sys.executable, "-m", "slimcore.sandbox"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err, cwd=home, env=env | {"HOME": home})
+        assert proc.stdin is not None   # stdin=PIPE
+        stdin, stdout = proc.stdin, cast(io.BufferedReader, proc.stdout)   # stdout=PIPE, buffered: it has read1
         killed = threading.Event()
 
         def kill() -> None:
@@ -74,8 +78,8 @@ def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS,
 
         def feed() -> None:
             try:
-                proc.stdin.write(header + b"\n" + model + (data or b""))
-                proc.stdin.close()
+                stdin.write(header + b"\n" + model + (data or b""))
+                stdin.close()
             except OSError:   # it stopped reading (a limit, or it refused the file early)
                 pass
 
@@ -83,7 +87,7 @@ def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS,
         feeder.start()
         out = bytearray()
         try:
-            while chunk := proc.stdout.read1(1 << 20):
+            while chunk := stdout.read1(1 << 20):
                 out += chunk
                 if len(out) > limits.output:
                     kill()
@@ -147,15 +151,15 @@ def _confine(limits: Limits) -> None:
         pass
     import socket
 
-    def refused(*args, **kwargs):
+    def refused(*args: object, **kwargs: object) -> NoReturn:
         raise OSError("no network while reading an upload")
 
     socket.socket = refused          # type: ignore[assignment, misc]
-    socket.create_connection = refused   # type: ignore[assignment]
-    socket.getaddrinfo = refused     # type: ignore[assignment]
+    socket.create_connection = refused
+    socket.getaddrinfo = refused
 
 
-def _answer(doc: dict, blob: bytes = b"") -> None:
+def _answer(doc: dict[str, Any], blob: bytes = b"") -> None:
     payload = json.dumps(doc).encode()
     sys.stdout.buffer.write(struct.pack("<Q", len(payload)) + payload + blob)
     sys.stdout.buffer.flush()

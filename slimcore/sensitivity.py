@@ -95,7 +95,7 @@ def scores_for(sample: Any, cfg: ScanConfig, seed: int = 0) -> dict[str, torch.T
     return sample_scores(sample, cfg.method, seed)
 
 
-def _group_rows(shared: tuple, g: LayerGroup) -> tuple[list[dict], float]:
+def _group_rows(shared: tuple[Any, ...], g: LayerGroup) -> tuple[list[dict[str, Any]], float]:
     """One group compressed alone at each setting and scored: its rows and seconds (where an executor runs it)."""
     model, scorer, cfg, scores, base = shared
     t0 = time.perf_counter()
@@ -112,7 +112,7 @@ def _group_rows(shared: tuple, g: LayerGroup) -> tuple[list[dict], float]:
 def scan(model: nn.Module, groups: Sequence[LayerGroup], scorer: Scorer, cfg: ScanConfig,
          scores: dict[str, torch.Tensor] | None = None, on_progress: Progress = None,
          base: Score | None = None, executor: Executor | None = None,
-         on_group: Callable[[int, list[dict], float], None] | None = None,
+         on_group: Callable[[int, list[dict[str, Any]], float], None] | None = None,
          tick: Callable[[], None] | None = None) -> pd.DataFrame:
     """Each group compressed alone at each setting and scored: one row per (group, setting) with the score, its drop
     below the original's (in the metric's own units: a fraction of accuracy, or of mean cosine), the group's
@@ -124,7 +124,7 @@ def scan(model: nn.Module, groups: Sequence[LayerGroup], scorer: Scorer, cfg: Sc
     base = base if base is not None else scorer(model)
     groups, total, done = list(groups), len(groups) * len(cfg.values), 0
 
-    def finished(i: int, result: tuple[list[dict], float]) -> None:
+    def finished(i: int, result: tuple[list[dict[str, Any]], float]) -> None:
         nonlocal done
         done += len(result[0])
         if on_group is not None:
@@ -136,7 +136,7 @@ def scan(model: nn.Module, groups: Sequence[LayerGroup], scorer: Scorer, cfg: Sc
     return frame_of([r for rows, _ in per_group for r in rows], base)
 
 
-def frame_of(rows: list[dict], base: Any) -> pd.DataFrame:
+def frame_of(rows: list[dict[str, Any]], base: Any) -> pd.DataFrame:
     """Scan rows (computed here, or in cached pieces by a page) as the tidy frame, with the original's Score."""
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame.attrs.update(base_score=base.value, metric=base.metric, examples=base.examples)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -122,14 +122,14 @@ def encode(value: Any) -> Any:
     raise StoreError(f"a {type(value).__name__} cannot be kept on disk")
 
 
-def _array(a: np.ndarray) -> dict:
+def _array(a: np.ndarray) -> dict[str, Any]:
     if str(a.dtype) not in ARRAY_DTYPES:
         raise StoreError(f"arrays of {a.dtype} are not kept")
     return {"dtype": str(a.dtype), "shape": list(a.shape),
             "bytes": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()}
 
 
-def _unarray(d: dict) -> np.ndarray:
+def _unarray(d: dict[str, Any]) -> np.ndarray:
     dtype, shape = d["dtype"], tuple(int(n) for n in d["shape"])
     if dtype not in ARRAY_DTYPES:
         raise StoreError(f"arrays of {dtype} are not read")
@@ -179,7 +179,7 @@ def _hashable(key: Any) -> Any:
     return key
 
 
-def _record(name: str, fields: dict) -> Any:
+def _record(name: str, fields: dict[str, Any]) -> Any:
     module, _, qualname = name.partition(":")
     if not module.startswith("slimcore.") or not qualname.isidentifier():
         raise StoreError(f"{name} is not a slimcore record")
@@ -225,7 +225,7 @@ class Store:
         self._lock = threading.Lock()
         self._secret: bytes | None = None
         self.rejected = 0   # files found but not trusted (damaged, foreign or of another key), since start
-        self._sources: dict[Path, tuple[bool, dict]] = {}   # per file: (read from disk, its provenance)
+        self._sources: dict[Path, tuple[bool, dict[str, Any]]] = {}   # per file: (read from disk, its provenance)
 
     def secret(self) -> bytes:
         """The key the files are signed with: made once per cache folder, readable by its owner only."""
@@ -235,19 +235,19 @@ class Store:
             return self._secret
 
     @staticmethod
-    def key(kind: str, model: str, setting: Any) -> dict:
+    def key(kind: str, model: str, setting: Any) -> dict[str, Any]:
         """What decides a result: its kind, the model's content hash, the full setting and the code version."""
         return {"kind": kind, "model": model, "setting": encode(setting), "code": code_version()}
 
-    def path(self, key: dict) -> Path:
+    def path(self, key: dict[str, Any]) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:40]
         safe = "".join(ch for ch in key["kind"] if ch.isalnum() or ch in "-_")[:40]
         return self.root / f"{safe}-{digest}.json"
 
-    def _mac(self, body: dict) -> str:
+    def _mac(self, body: dict[str, Any]) -> str:
         return hmac.new(self.secret(), json.dumps(body, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
-    def get(self, kind: str, model: str, setting: Any) -> tuple[Any, dict] | None:
+    def get(self, kind: str, model: str, setting: Any) -> tuple[Any, dict[str, Any]] | None:
         """(value, provenance) kept for this key, or None: absent, or not to be trusted (then it is removed)."""
         key = self.key(kind, model, setting)
         path = self.path(key)
@@ -296,7 +296,7 @@ class Store:
         hit = self.get(kind, model, setting)
         if hit is not None:
             self._sources[path] = (True, hit[1])
-            return hit[0]
+            return cast(T, hit[0])   # decoded from a file written for this key: what compute returned then
         start = time.perf_counter()
         value = compute()
         seconds = time.perf_counter() - start
@@ -304,7 +304,7 @@ class Store:
             self._sources[path] = (False, {"seconds": round(seconds, 3)})
         return value
 
-    def source(self, kind: str, model: str, setting: Any) -> tuple[bool, dict] | None:
+    def source(self, kind: str, model: str, setting: Any) -> tuple[bool, dict[str, Any]] | None:
         """Where this process's last cached() of a key got it: (True, provenance) when read from disk, (False,
         {seconds}) when computed here; None when it has not asked for it."""
         return self._sources.get(self.path(self.key(kind, model, setting)))

@@ -24,11 +24,11 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -113,7 +113,9 @@ class _Evaluator:
         try:
             if slot[0] is not model:   # a new architecture (a channel-pruned model): copy it once for this worker
                 slot[:] = [model, copy.deepcopy(model)]
-            return self._accuracy(slot[1], params)
+            net = slot[1]
+            assert net is not None   # the copy, made with slot[0] (which is `model`, never None, here)
+            return self._accuracy(net, params)
         finally:
             self.slots.put(slot)
 
@@ -220,7 +222,7 @@ def _check_grid(prune_ratios: Sequence[float], bits: Sequence[int], methods: Seq
 # The sweep ---------------------------------------------------------------------------------------------------------
 
 def _figures(evaluate: _Evaluator, net: nn.Module, params: Params, bits: int, quant: QuantConfig, layers: list[str],
-             measured: bool, same_as: Future | dict | None = None) -> dict:
+             measured: bool, same_as: Future[dict[str, Any]] | dict[str, Any] | None = None) -> dict[str, Any]:
     """The measured and modelled figures of one configuration: parameters `params` of `net`, at `bits`. `same_as`
     is the (future) figures of a configuration with exactly the same parameters, whose accuracy is reused."""
     if measured:
@@ -266,11 +268,12 @@ def sweep(model: nn.Module, data: Dataset | Split, prune_ratios: Sequence[float]
     evaluate = _Evaluator(split, workers)
     unpruned = 0.0 in prune_ratios    # the same model for every method and kind: one set of rows
     total = len(bits) * ((len(prune_ratios) - unpruned) * len(methods) * len(structured) + unpruned)
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     timed: dict[int, nn.Module] = {}           # row index -> the real fp32 model to time
     cancelled = False
 
-    def collect(common: dict, figures: list[dict | Future], real: nn.Module | None) -> None:
+    def collect(common: dict[str, Any], figures: list[dict[str, Any] | Future[dict[str, Any]]],
+                real: nn.Module | None) -> None:
         for b, fig in zip(bits, figures):
             fig = fig.result() if isinstance(fig, Future) else fig
             if latency and b == FP32 and real is not None:
@@ -286,9 +289,11 @@ def sweep(model: nn.Module, data: Dataset | Split, prune_ratios: Sequence[float]
     settings = [(m, st, r) for m in methods for st in structured for r in prune_ratios
                 if r or (m, st) == (methods[0], structured[0])]
     scored: dict[str, dict[str, torch.Tensor]] = dict(scores or {})
-    last: dict[tuple, tuple[Params, Future | dict]] = {}   # the previous ratio's parameters and figures, per bits
+    # the previous ratio's parameters and figures, per (method, structured, bits)
+    last: dict[tuple[str, bool, int], tuple[Params, Future[dict[str, Any]] | dict[str, Any]]] = {}
     with _parallel(workers) as pool:
-        pending: deque = deque()   # settings whose bit widths are being evaluated: one runs ahead of collection
+        # settings whose bit widths are being evaluated: one runs ahead of collection
+        pending: deque[tuple[dict[str, Any], list[dict[str, Any] | Future[dict[str, Any]]], nn.Module | None]] = deque()
         for method, struct, ratio in settings:
             if should_stop is not None and should_stop():
                 cancelled = True
@@ -300,6 +305,7 @@ def sweep(model: nn.Module, data: Dataset | Split, prune_ratios: Sequence[float]
                 scored[method] = weight_scores(model, method, calib)
             keep = masks(model, PruneConfig(ratio, method, scope, struct), scores=scored[method])
             common = dict(method=method, structured=struct, scope=scope, prune_ratio=ratio)
+            real: nn.Module | None   # the real fp32 model of this setting, when one is built
             if struct:
                 try:
                     net = remove_channels(model, keep, split.x[:1])
@@ -349,7 +355,7 @@ def _time(frame: pd.DataFrame, models: dict[int, nn.Module], split: Split, batch
     return frame
 
 
-def fp32_model(model: nn.Module, row: pd.Series | dict, example: torch.Tensor,
+def fp32_model(model: nn.Module, row: pd.Series | dict[str, Any], example: torch.Tensor,
                scores: dict[str, torch.Tensor] | None = None, calibration: Split | None = None) -> nn.Module:
     """The real fp32 model of a sweep row's pruning: channel-pruned (structured) or masked dense (unstructured)."""
     cfg = PruneConfig(float(row["prune_ratio"]), row["method"], row["scope"], bool(row["structured"]))
@@ -358,7 +364,7 @@ def fp32_model(model: nn.Module, row: pd.Series | dict, example: torch.Tensor,
 
 
 def time_rows(model: nn.Module, data: Dataset | Split, frame: pd.DataFrame, batch: int = 256, repeats: int = 10,
-              scores: dict[str, dict[str, torch.Tensor]] | None = None) -> pd.DataFrame:
+              scores: Mapping[str, dict[str, torch.Tensor] | None] | None = None) -> pd.DataFrame:
     """A copy of a sweep frame with the latency of every fp32 row measured (its real model rebuilt and timed
     round-robin with the others) and every k-bit row labelled as not timed."""
     split, calib = _splits(data, None)
@@ -386,7 +392,8 @@ def pareto(frame: pd.DataFrame, x: str, y: str, minimize_x: bool = True, maximiz
     a = valid[x].to_numpy(float) * (1 if minimize_x else -1)   # both objectives as "smaller is better"
     b = valid[y].to_numpy(float) * (-1 if maximize_y else 1)
     order = np.lexsort((b, a))
-    keep, best, i = [], math.inf, 0
+    keep: list[int] = []
+    best, i = math.inf, 0
     while i < len(order):
         j = i
         while j < len(order) and a[order[j]] == a[order[i]]:
@@ -525,27 +532,27 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split | Scorer, budget
                          f"{metric.short}: scan and allocate with the same family's scorer")
     per = metric.steps(n)                   # integer cost steps per unit of the metric
     base_acc, base_test = first.value, (on_test(model).value if on_test is not None else None)
-    numel = {l: m.weight.numel() for l, m in layers.items()}
-    sizes = {g: sum(numel[l] for l in grp.layers) for g, grp in groups.items()}
+    numel = {ln: cast(torch.Tensor, m.weight).numel() for ln, m in layers.items()}
+    sizes = {g: sum(numel[ln] for ln in grp.layers) for g, grp in groups.items()}
     full = FP32 if kind == "quantize" else 0.0
 
     def build(settings: dict[str, float]) -> tuple[Params, int, int, float, str]:
         if kind == "prune":
-            cfg = PruneConfig(0.0, method, "layer", overrides=tuple((l, float(r)) for g, r in settings.items() if r
-                                                                    for l in groups[g].layers))
+            cfg = PruneConfig(0.0, method, "layer", overrides=tuple((ln, float(r)) for g, r in settings.items() if r
+                                                                    for ln in groups[g].layers))
             keep = masks(model, cfg, scores=scores)
             params = masked_parameters(model, keep)
-            kept = sum(int(keep[l].sum()) for l in layers)
+            kept = sum(int(keep[ln].sum()) for ln in layers)
             m = modelled_size(_State(_state(model, params)), FP32)
             return params, kept, kept * FP32, m.bytes, f"modelled: {m.detail}"
         params = dict(base)
         for g, b in settings.items():
             if b != FP32:
                 params = _quantized(params, groups[g].layers, None, replace(quant, bits=int(b)))
-        bits = {l: int(b) for g, b in settings.items() for l in groups[g].layers}
-        wbits = sum(numel[l] * bits.get(l, FP32) for l in layers)
-        other = sum(v.numel() * 4 for k, v in model.state_dict().items() if k not in {f"{l}.weight" for l in layers})
-        q = [l for l in layers if bits.get(l, FP32) != FP32]
+        bits = {ln: int(b) for g, b in settings.items() for ln in groups[g].layers}
+        wbits = sum(numel[ln] * bits.get(ln, FP32) for ln in layers)
+        other = sum(v.numel() * 4 for k, v in model.state_dict().items() if k not in {f"{ln}.weight" for ln in layers})
+        q = [ln for ln in layers if bits.get(ln, FP32) != FP32]
         grids = _grid_bytes(model, quant, q) if q else 0
         return (params, sum(numel.values()), wbits, wbits / 8 + other + grids,
                 f"modelled: each layer's weights densely at its bit width, biases fp32, {grids:,} B of scales")
@@ -594,7 +601,7 @@ def allocate(model: nn.Module, sens: pd.DataFrame, split: Split | Scorer, budget
                       tuple(history), metric)
 
 
-def _allocated(shared: tuple, _item: int) -> Allocation:
+def _allocated(shared: tuple[Any, ...], _item: int) -> Allocation:
     sample, sens, budget, kwargs = shared
     return allocate_sample(sample, sens, budget, **kwargs)
 
@@ -605,7 +612,8 @@ def allocate_sample(sample: Any, sens: pd.DataFrame, budget: float, executor: Ex
     quick set), reported on test; `budget` in the family's metric's units (points of accuracy; mean cosine). With an
     `executor` (a Ray cluster) the search runs there as one task: each try depends on the one before."""
     if executor is not None:
-        return executor.map(_allocated, (sample, sens, budget, kwargs), [0])[0]
+        allocation: Allocation = executor.map(_allocated, (sample, sens, budget, kwargs), [0])[0]
+        return allocation
     fam = family_of(sample)
     if kwargs.get("calibration") is None and kwargs.get("scores") is None:
         kwargs["calibration"] = calibration_batch(sample, kwargs.get("method", "l1"))
@@ -619,15 +627,15 @@ def _uniform(kind: str, settings: dict[str, float], sizes: dict[str, int],
     (prune), or the whole bit widths just below and above the same total of weight bits (quantize)."""
     total = sum(sizes.values())
     if kind == "prune":
-        removed = sum(round(float(r) * sizes[l]) for l, r in settings.items())
+        removed = sum(round(float(r) * sizes[ln]) for ln, r in settings.items())
         ratio = min(removed / total, 0.999)
-        return (outcome(f"uniform {ratio:.3f} per layer", {l: ratio for l in sizes}),)
-    mean = sum(sizes[l] * int(settings[l]) for l in sizes) / total
+        return (outcome(f"uniform {ratio:.3f} per layer", {ln: ratio for ln in sizes}),)
+    mean = sum(sizes[ln] * int(settings[ln]) for ln in sizes) / total
     widths = sorted({math.floor(mean + 1e-9), math.ceil(mean - 1e-9)})
     widths = [b if b <= 16 else FP32 for b in widths]   # no 17..31-bit grids: above 16 bits compare with fp32
     widths = sorted(set(b if b >= 2 else 2 for b in widths))
     return tuple(outcome(f"uniform {b if b != FP32 else 'fp32'}{'-bit' if b != FP32 else ''} "
-                         f"({'same' if b == mean else 'fewer' if b < mean else 'more'} bits)", {l: b for l in sizes})
+                         f"({'same' if b == mean else 'fewer' if b < mean else 'more'} bits)", {ln: b for ln in sizes})
                  for b in widths)
 
 

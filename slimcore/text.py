@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 
 from .metrics import Latency, compare_latency
 from .paths import SAMPLE_DIR
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 NAME = "minilm"
 HEAD_DIM = 32             # minilm's: 12 heads of 32 dimensions make the hidden size 384 (a model's own: .head_dim)
@@ -58,6 +61,7 @@ class SelfAttention(nn.Module):
     def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         b, n, _ = h.shape
         d = self.head_dim
+        q: torch.Tensor   # a Linear's output
         q, k, v = self.query(h), self.key(h), self.value(h)
         heads = q.shape[-1] // d
         if heads == 0:  # every head removed: the layer adds nothing but the output bias
@@ -76,7 +80,8 @@ class AddNorm(nn.Module):
         self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(x) + residual)
+        out: torch.Tensor = self.LayerNorm(self.dense(x) + residual)
+        return out
 
 
 class Attention(nn.Module):
@@ -104,7 +109,8 @@ class Layer(nn.Module):
 
     def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         h = self.attention.output(self.attention.self(h, keep), h)
-        return self.output(F.gelu(self.intermediate.dense(h)), h)
+        out: torch.Tensor = self.output(F.gelu(self.intermediate.dense(h)), h)
+        return out
 
 
 class Embeddings(nn.Module):
@@ -119,7 +125,8 @@ class Embeddings(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         pos = torch.arange(ids.shape[1], device=ids.device)
         e = self.word_embeddings(ids) + self.position_embeddings(pos)[None] + self.token_type_embeddings.weight[0]
-        return self.LayerNorm(e)
+        out: torch.Tensor = self.LayerNorm(e)
+        return out
 
 
 class Encoder(nn.Module):
@@ -155,13 +162,17 @@ class MiniLM(nn.Module):
 
     def shape(self) -> dict[str, list[int]]:
         """Heads and FFN neurons per layer (read from the weights, so it is right after structured pruning)."""
-        return {"heads": [_out(l.attention.self.query) // self.head_dim for l in self.encoder.layer],
-                "ffn": [_out(l.intermediate.dense) for l in self.encoder.layer]}
+        layers = cast(list[Layer], list(self.encoder.layer))   # a ModuleList's items are typed as Module
+        return {"heads": [_out(layer.attention.self.query) // self.head_dim for layer in layers],
+                "ffn": [_out(layer.intermediate.dense) for layer in layers]}
 
 
 def _out(lin: nn.Module) -> int:
     w = getattr(lin, "weight", None)
-    return int(w().shape[0] if callable(w) else w.shape[0]) if w is not None else int(lin.out_features)
+    if w is None:
+        out_features: Any = lin.out_features   # whatever layer it is now, looked up by name
+        return int(out_features)
+    return int(w().shape[0] if callable(w) else w.shape[0])
 
 
 # The four kinds of Linear layer in every transformer layer, by the end of their dotted name.
@@ -235,7 +246,8 @@ def load_model() -> MiniLM:
     try:
         state = load_file(str(path))
     except (OSError, RuntimeError, ValueError) as e:
-        raise _Error(f"the {PACKAGE} weights at {path} cannot be read ({type(e).__name__}); reinstall the package") from None
+        raise _Error(f"the {PACKAGE} weights at {path} cannot be read ({type(e).__name__}); reinstall the "
+                     "package") from None
     state = {k: v for k, v in state.items() if not k.startswith("pooler.") and k != "embeddings.position_ids"}
     model = MiniLM()
     model.load_state_dict(state)
@@ -246,7 +258,7 @@ def load_model() -> MiniLM:
 
 
 @lru_cache(maxsize=1)
-def tokenizer():
+def tokenizer() -> Tokenizer:
     """The model's WordPiece tokenizer (lower-casing), truncating at 256 tokens, no padding."""
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
@@ -256,7 +268,7 @@ def tokenizer():
 
 
 @lru_cache(maxsize=4)
-def tokenizer_from(text: str):
+def tokenizer_from(text: str) -> Tokenizer:
     """A tokenizer from the text of a tokenizer.json, used as that text sets it up (padding, truncation): Rust's
     `tokenizers` reads it as data, no code runs. slimcore.hf prepares an upload's (no padding, its truncation)."""
     from tokenizers import Tokenizer
@@ -324,8 +336,9 @@ class TextData:
         return self.test.subset(self.quick)
 
 
-def _check(raw: dict) -> None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), list) or not isinstance(raw.get("contrast"), list):
+def _check(raw: Any) -> None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), list) \
+            or not isinstance(raw.get("contrast"), list):
         raise _Error(f"{SENTENCES.name} must hold 'groups' and 'contrast' lists")
     for part in ("groups", "contrast"):
         for g in raw[part]:
@@ -336,6 +349,7 @@ def _check(raw: dict) -> None:
 
 def _split(items: list[tuple[str, list[str], str]], seed: int, tokenizer_json: str | None = None) -> TextSplit:
     """Sentences of whole groups in the given order, with paraphrase, contrast and unrelated pairs."""
+    texts: list[str]
     texts, topics, groups, pairs, starts = [], [], [], [], []
     for g, (topic, sentences, kind) in enumerate(items):
         start = len(texts)
@@ -500,7 +514,7 @@ class TextSample:
     name: str
     model: MiniLM
     data: TextData
-    card: dict = field(hash=False)
+    card: dict[str, Any] = field(hash=False)
     kind: ClassVar[str] = "text"
 
     @property

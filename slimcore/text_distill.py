@@ -210,6 +210,8 @@ def embed_ids(model: nn.Module, ids: tuple[tuple[int, ...], ...], batch_size: in
         e = model(T.pad([list(ids[i]) for i in idx])).float()
         out = torch.empty(len(ids), e.shape[-1]) if out is None else out
         out[idx] = e
+    if out is None:   # no batch ran: the embedding width is unknown
+        raise ValueError("no token-id lists to embed")
     return out
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -107,10 +108,16 @@ def _keep_global(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]
 
 # --------------------------------------------------------------------------------------------------------- masks
 
+def _linear(m: nn.Module) -> nn.Linear:
+    """One of T.linear_layers (typed as plain Modules)."""
+    return cast(nn.Linear, m)
+
+
 def _unit_masks(model: T.MiniLM, unit: str, keep: list[torch.Tensor]) -> Masks:
     """Keep-masks on the original shapes that keeping only these heads or neurons amounts to."""
     out: Masks = {}
-    for i, (layer, kept) in enumerate(zip(model.encoder.layer, keep)):
+    for i, (module, kept) in enumerate(zip(model.encoder.layer, keep)):
+        layer = cast(T.Layer, module)   # a ModuleList yields plain Modules
         p = f"encoder.layer.{i}."
         if unit == "ffn":
             mask = torch.zeros(layer.intermediate.dense.out_features, dtype=torch.bool)
@@ -126,7 +133,7 @@ def _unit_masks(model: T.MiniLM, unit: str, keep: list[torch.Tensor]) -> Masks:
                 out[p + f"attention.self.{m}"] = dims[:, None].expand_as(w).clone()
             out[p + "attention.output.dense"] = dims[None, :].expand_as(layer.attention.output.dense.weight).clone()
     layers = T.linear_layers(model)
-    return {n: out[n] if n in out else torch.ones(m.weight.shape, dtype=torch.bool) for n, m in layers.items()}
+    return {n: out[n] if n in out else torch.ones(_linear(m).weight.shape, dtype=torch.bool) for n, m in layers.items()}
 
 
 def masks(model: T.MiniLM, cfg: PruneConfig, scores: dict[str, torch.Tensor] | None = None) -> Masks:
@@ -172,7 +179,8 @@ def build(like: T.MiniLM, state: dict[str, torch.Tensor]) -> T.MiniLM:
         module, _, attr = k.rpartition(".")
         setattr(out.get_submodule(module), attr, nn.Parameter(v, requires_grad=False))
     for m in T.linear_layers(out).values():
-        m.out_features, m.in_features = m.weight.shape
+        lin = _linear(m)
+        lin.out_features, lin.in_features = lin.weight.shape
     return out.eval()
 
 
@@ -184,7 +192,7 @@ def remove_units(model: T.MiniLM, unit: str, keep: Masks) -> T.MiniLM:
     for i, kept in enumerate(kept_units(model, unit, keep)):
         pre = f"encoder.layer.{i}."
         if unit == "ffn":
-            rows = ("intermediate.dense.weight", "intermediate.dense.bias")
+            rows: tuple[str, ...] = ("intermediate.dense.weight", "intermediate.dense.bias")
             columns = ("output.dense.weight",)
         else:
             d = model.head_dim
@@ -198,7 +206,12 @@ def remove_units(model: T.MiniLM, unit: str, keep: Masks) -> T.MiniLM:
 def prune_text(model: T.MiniLM, cfg: PruneConfig) -> T.MiniLM:
     """A pruned copy of the encoder (the given one is never changed): masked (unstructured) or thinner (units)."""
     keep = masks(model, cfg)
-    return remove_units(model, cfg.unit, keep) if cfg.structured else apply_masks(model, keep)
+    return remove_units(model, cfg.unit, keep) if cfg.structured else _encoder(apply_masks(model, keep))
+
+
+def _encoder(m: nn.Module) -> T.MiniLM:
+    """A copy of an encoder, typed as one (pruning.apply_masks returns a deep copy of the model it is given)."""
+    return cast(T.MiniLM, m)
 
 
 # --------------------------------------------------------------------------------------------------- measurement

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ def select(model: nn.Module, groups: Iterable[str] | None = None, layers: Iterab
         names = [n for n in names if T.group_of(n) in groups]
     if layers is not None:
         layers = set(layers)
-        depth = len(model.encoder.layer)
+        depth = len(cast(T.MiniLM, model).encoder.layer)
         if not layers <= set(range(depth)):
             raise ValueError(f"transformer layers are numbered 0 to {depth - 1}, got {sorted(layers)}")
         names = [n for n in names if T.layer_index(n) in layers]
@@ -66,12 +67,17 @@ def fake_quantized(model: T.MiniLM, cfg: QuantConfig, only: Collection[str] | No
     return quantize(model, config=cfg, layers=layers(model, only)).eval()
 
 
-def layer_grid(model: nn.Module, layer: str, cfg: QuantConfig) -> dict:
+def layer_grid(model: nn.Module, layer: str, cfg: QuantConfig) -> dict[str, Any]:
     """One Linear layer's fp32 weights, quantized weights and the grid levels (per channel: the widest channel's)."""
     linears = T.linear_layers(model)
     if layer not in linears:
         raise ValueError(f"{layer!r} is not an encoder Linear layer; known: {', '.join(list(linears)[:3])}, …")
-    return Q.layer_grid(linears[layer].weight, cfg)
+    return Q.layer_grid(_linear(linears[layer]).weight, cfg)
+
+
+def _linear(m: nn.Module) -> nn.Linear:
+    """One of T.linear_layers (typed as plain Modules) of an fp32 encoder."""
+    return cast(nn.Linear, m)
 
 
 # -------------------------------------------------------------------------------------------------- real int8
@@ -91,9 +97,10 @@ def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None
         return r
     from torch.ao.quantization import float_qparams_weight_only_qconfig, quantize_dynamic
 
-    rows, width = r.model.get_submodule(WORD_TABLE).weight.shape
+    rows, width = cast(nn.Embedding, r.model.get_submodule(WORD_TABLE)).weight.shape
     with int8_backend.quiet():  # r.model is our own fresh copy: quantized in place
-        quantize_dynamic(r.model, {WORD_TABLE: float_qparams_weight_only_qconfig}, inplace=True)
+        quantize_dynamic(  # type: ignore[no-untyped-call]  # torch.ao's function has no annotations
+            r.model, {WORD_TABLE: float_qparams_weight_only_qconfig}, inplace=True)
     note = (f"The word-embedding table ({rows:,} x {width}) is stored in 8 bits too: one byte per weight, with a "
             "float scale and offset for each row (quint8, weight-only); a lookup dequantizes the rows it needs. The "
             "position and token-type tables stay fp32.")
@@ -101,7 +108,7 @@ def int8_text(model: T.MiniLM, per_channel: bool, groups: Collection[str] | None
 
 
 @int8_backend.builds("encoder")
-def _int8_encoder(sample, variant: int8_backend.Int8Variant) -> int8_backend.Int8Model:
+def _int8_encoder(sample: Any, variant: int8_backend.Int8Variant) -> int8_backend.Int8Model:
     """slimcore.int8.build for sentence encoders: dynamic int8 of every encoder Linear (static has no encoder path)."""
     if variant.kind == "static":
         raise ValueError("static int8 is not available for sentence encoders; supported: dynamic")
@@ -192,16 +199,17 @@ def kernel_times(model: T.MiniLM, tokens: Iterable[int], per_channel: bool = Tru
         raise ValueError(f"engine must be one of {', '.join(int8_backend.ENGINES)}, got {engine!r}")
     out = []
     gen = torch.Generator().manual_seed(seed)
-    for group, end in SHAPES.items():
+    for _group, end in SHAPES.items():
         name = f"encoder.layer.0.{end}"
-        lin = T.linear_layers(model)[name]
+        lin = _linear(T.linear_layers(model)[name])
         fp32 = nn.Sequential(nn.Linear(lin.in_features, lin.out_features)).eval()
         fp32[0].load_state_dict(lin.state_dict())
         if engine == "onnxruntime":
             from . import ort_int8
 
             example = torch.zeros(2, lin.in_features)
-            q = ort_int8.OrtModel(ort_int8.dynamic(ort_int8.fp32_onnx(fp32, example), per_channel, embeddings=False))
+            q: nn.Module = ort_int8.OrtModel(ort_int8.dynamic(ort_int8.fp32_onnx(fp32, example), per_channel,
+                                                              embeddings=False))
         else:
             q = int8_backend.dynamic_int8(fp32, per_channel).model
         for n in tokens:

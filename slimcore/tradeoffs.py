@@ -22,9 +22,9 @@ import importlib
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import torch
@@ -39,11 +39,11 @@ from .quantization import QuantConfig, modelled_bytes, quantize
 
 _sweep = importlib.import_module(".sweep", __package__)  # the module: the package exports the function `sweep`
 
-RATIOS = _sweep.PRUNE_RATIOS     # 20 prune ratios, 0 .. 0.95
-BITS = _sweep.BITS               # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2
-FP32 = _sweep.FP32
-CALIBRATION = _sweep.CALIBRATION  # training examples Taylor scores are computed on
-COLUMNS = _sweep.COLUMNS
+RATIOS: tuple[float, ...] = _sweep.PRUNE_RATIOS     # 20 prune ratios, 0 .. 0.95
+BITS: tuple[int, ...] = _sweep.BITS                 # 7 bit widths: fp32, 16, 8, 6, 4, 3, 2
+FP32: int = _sweep.FP32
+CALIBRATION: int = _sweep.CALIBRATION  # training examples Taylor scores are computed on
+COLUMNS: list[str] = _sweep.COLUMNS
 # Real int8 precisions (a real engine, measured), by family: key -> what it is. "k-bit" precisions are fake (simulated).
 REAL = {"encoder": {"int8": "real int8 (torch.ao, dynamic, per channel)",
                     "int8+emb": "real int8 (torch.ao, per channel), word embeddings 8-bit too"}}
@@ -53,7 +53,7 @@ Piece = tuple[str, str, float]   # (prune kind: "unstructured" or a unit kind, m
 
 def precision(bits: int) -> str:
     """A bit width as a precision: 32 -> "fp32", k -> "k-bit" (fake quantization)."""
-    return _sweep.precision(bits)
+    return str(_sweep.precision(bits))
 
 
 def precisions(family: str) -> tuple[str, ...]:
@@ -171,7 +171,8 @@ def build(sample: Any, kind: str, ratio: float, precision: str, per_channel: boo
         return pruned, float(serialized_bytes(pruned)), "measured", "torch.save of the fp32 model"
     if precision in REAL.get(fam.name, {}):
         from . import text_quant as TQ  # the encoder's real int8 engine
-        q = TQ.int8_text(pruned, per_channel=True, embeddings=precision == "int8+emb").model
+        from .text import MiniLM
+        q = TQ.int8_text(cast(MiniLM, pruned), per_channel=True, embeddings=precision == "int8+emb").model
         table = ", word embeddings 8-bit per row" if precision == "int8+emb" else ""
         return q, float(serialized_bytes(q)), "measured", f"torch.save of the int8 model{table} (zeros stored like " \
                                                           "any weight)"
@@ -211,7 +212,7 @@ def combine(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return frame
 
 
-def _piece(shared: tuple, p: Piece) -> tuple[pd.DataFrame, float]:
+def _piece(shared: tuple[Any, ...], p: Piece) -> tuple[pd.DataFrame, float]:
     """One piece of a grid where an executor runs it (this process or a cluster's worker), with its seconds."""
     sample, cfg, split, scored = shared
     t0 = time.perf_counter()
@@ -220,7 +221,8 @@ def _piece(shared: tuple, p: Piece) -> tuple[pd.DataFrame, float]:
 
 
 def pieces(sample: Any, cfg: GridConfig, todo: Sequence[Piece] | None = None, split: str = "quick",
-           method_scores: dict[str, dict[str, torch.Tensor]] | None = None, executor: Executor | None = None,
+           method_scores: Mapping[str, dict[str, torch.Tensor] | None] | None = None,
+           executor: Executor | None = None,
            on_piece: Callable[[Piece, pd.DataFrame, float], None] | None = None,
            tick: Callable[[], None] | None = None) -> list[pd.DataFrame]:
     """Pieces of the grid (default: all of them, cfg.pieces()) computed by `executor` (default: this process), in
@@ -263,7 +265,8 @@ def check_timing(family: Any) -> None:
 
 
 def latencies(sample: Any, frame: pd.DataFrame,
-              method_scores: dict[str, dict[str, torch.Tensor]] | None = None) -> dict[str, tuple[float, str]]:
+              method_scores: Mapping[str, dict[str, torch.Tensor] | None] | None = None
+              ) -> dict[str, tuple[float, str]]:
     """Latency at batch 256 of every real fp32 model of a classifier's grid (masked or channel-pruned), rebuilt and
     timed round-robin: {configuration name: (median ms, label)}. Encoders time one point at a time."""
     check_timing(family_of(sample))
@@ -286,7 +289,8 @@ def with_latency(frame: pd.DataFrame, timed: dict[str, tuple[float, str]] | None
 def csv(frame: pd.DataFrame) -> bytes:
     """The raw grid rows as CSV (sizes in bytes, the score as the family writes it, labels beside the numbers; the
     detail records left out)."""
-    return frame.drop(columns=["detail"], errors="ignore").to_csv(index=False).encode()
+    text: str = frame.drop(columns=["detail"], errors="ignore").to_csv(index=False)
+    return text.encode()
 
 
 __all__ = ["RATIOS", "BITS", "FP32", "CALIBRATION", "COLUMNS", "REAL", "GridConfig", "check_timing", "precision",

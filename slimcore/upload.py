@@ -1,10 +1,12 @@
-"""Your own model in: read an uploaded model file and evaluation data safely, without ever running Python code from them.
+"""Your own model in: read an uploaded model file and evaluation data safely, without ever running Python code from
+them.
 
 Accepted model files:
 - a state dict of one of the sample architectures, saved by torch.save (read with weights_only=True) or as safetensors;
 - a TorchScript archive (torch.jit.save): TorchScript code runs in PyTorch's own interpreter, never as Python;
 - a torch.export program (.pt2, torch.export.save). torch.export.load unpickles parts of the archive with
-  weights_only switched off (full pickle), so every such part is checked first and an archive holding anything but plain tensors is refused.
+  weights_only switched off (full pickle), so every such part is checked first and an archive holding anything but
+  plain tensors is refused.
 
 A TorchScript or exported model is rebuilt as a plain nn.Sequential of standard layers from its graph (Linear, Conv,
 BatchNorm, activations, pooling, flatten), and the rebuilt model must give the same outputs as the file's own program:
@@ -37,6 +39,7 @@ from torch import nn
 from . import graph as G
 from .data import Dataset, Split, load_dataset, split_arrays
 from .metrics import accuracy, weight_layers
+from .text import TextSample
 from .zoo import SAMPLES, Sample, first_line
 
 # A file above this is refused before it is read. Decimal megabytes, as the browser counts them: Streamlit's upload
@@ -57,7 +60,8 @@ class UploadError(ValueError):
 def display_name(filename: str | None, limit: int = 120) -> str:
     """A file name as given, whole (slashes included: a name is never cut at one), without control characters and
     bidirectional overrides, at most `limit` characters. Plain text: a page escapes it (slimui.safe) to show it."""
-    name = "".join(ch for ch in unicodedata.normalize("NFC", filename or "") if unicodedata.category(ch)[0] != "C").strip()
+    name = "".join(ch for ch in unicodedata.normalize("NFC", filename or "")
+                   if unicodedata.category(ch)[0] != "C").strip()
     name = name or "unnamed file"
     return name if len(name) <= limit else name[:limit - 1] + "…"
 
@@ -282,8 +286,8 @@ _TORCH_CALLS = {
     "Tensor", "device", "dtype"}
 # The methods it may call on its values and submodules (a layer's forward, PyTorch's own input checks, activations):
 # a method such as weight.new_ones(20000, 20000) or .matmul would run on the weights while the archive loads.
-_METHOD_CALLS = {"forward", "forward1", "_conv_forward", "_check_input_dim", "relu", "silu", "gelu", "sigmoid", "tanh", "size",
-                 "dim", "view", "reshape", "flatten", "contiguous", "append", "format", "__getitem__"}
+_METHOD_CALLS = {"forward", "forward1", "_conv_forward", "_check_input_dim", "relu", "silu", "gelu", "sigmoid", "tanh",
+                 "size", "dim", "view", "reshape", "flatten", "contiguous", "append", "format", "__getitem__"}
 _BUILTIN_CALLS = {"annotate", "unchecked_cast", "getattr", "hasattr", "isinstance", "range", "len", "int", "float",
                   "bool", "str", "list", "tuple", "min", "max", "abs", "uninitialized", "print"}
 
@@ -392,7 +396,8 @@ def _slots(name: str, vals: list[Any]) -> tuple[list[torch.Tensor | None], list[
 
 
 def _torchscript_ops(module: torch.jit.ScriptModule) -> list[_Op]:
-    """The ops of a frozen TorchScript module's forward, in order; raises UploadError on anything not a straight line."""
+    """The ops of a frozen TorchScript module's forward, in order; raises UploadError on anything not a straight
+    line."""
     try:
         frozen = torch.jit.freeze(module.eval())
     except Exception as e:  # freezing checks the module is a plain forward over attributes
@@ -441,10 +446,13 @@ def _torchscript_ops(module: torch.jit.ScriptModule) -> list[_Op]:
         if name == "_convolution":  # what torch.jit.trace records for a convolution
             if rest[3]:
                 raise UploadError(f"layer {label} is a transposed convolution, which SlimLab does not support")
-            name, rest = f"conv{tensors[0].ndim - 2}d", [rest[0], rest[1], rest[2], rest[5]]
+            weight = tensors[0]
+            assert weight is not None   # _slots refuses a convolution without its weight
+            name, rest = f"conv{weight.ndim - 2}d", [rest[0], rest[1], rest[2], rest[5]]
         if name in ("view", "reshape"):
             shape = rest[0]
-            if not (isinstance(shape, list) and len(shape) == 2 and shape[1] == -1 and shape[0] == ("size", current, 0)):
+            if not (isinstance(shape, list) and len(shape) == 2 and shape[1] == -1
+                    and shape[0] == ("size", current, 0)):
                 raise UploadError(f"the model reshapes activations with {name}({shape}); only flattening to "
                                   "(batch, -1) is supported")
             name, rest = "flatten", [1, -1]
@@ -507,12 +515,12 @@ def _exported_ops(ep: torch.export.ExportedProgram) -> tuple[list[_Op], tuple[in
             name, rest = "flatten", [1, -1]
         ops.append(_Op(name, tensors, rest, label, getattr(out, "ndim", None)))
         current = node
-    if current is None:
+    if current is None or shape is None:
         raise UploadError("the exported program takes no input")
     return ops, shape
 
 
-def _arg(args: list, i: int, default: Any) -> Any:
+def _arg(args: list[Any], i: int, default: Any) -> Any:
     return args[i] if len(args) > i and args[i] is not None else default
 
 
@@ -522,10 +530,12 @@ def _pair(v: Any) -> Any:
 
 def _module(op: _Op, spatial: int) -> nn.Module:
     """One standard layer equal to an op, holding copies of its weights."""
-    k, t, a = op.kind, op.tensors, op.args
+    k, a = op.kind, op.args
+    t: list[Any] = op.tensors   # by position, as the op lays them out (_slots: a weighted op has its weight)
     want = {"linear": 2, "conv1d": 3, "conv2d": 4, "batch_norm": 1, "_native_batch_norm_legit_no_training": 1}
     if k in want and (t[0].ndim != want[k] or any(x is not None and x.ndim != 1 for x in t[1:])):
         raise UploadError(f"layer {op.label or k} has weights of an unexpected shape for {k}")
+    m: nn.Module
     if k == "linear":
         w, b = t[0], t[1] if len(t) > 1 else None
         m = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
@@ -535,33 +545,34 @@ def _module(op: _Op, spatial: int) -> nn.Module:
         if groups != 1:
             raise UploadError(f"layer {op.label or k} is a grouped convolution (groups={groups}), which SlimLab does "
                               "not support")
-        cls = nn.Conv1d if k == "conv1d" else nn.Conv2d
-        m = cls(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=_pair(_arg(a, 0, 1)), padding=_pair(_arg(a, 1, 0)),
-                dilation=_pair(_arg(a, 2, 1)), bias=b is not None)
+        conv = nn.Conv1d if k == "conv1d" else nn.Conv2d
+        m = conv(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=_pair(_arg(a, 0, 1)), padding=_pair(_arg(a, 1, 0)),
+                 dilation=_pair(_arg(a, 2, 1)), bias=b is not None)
     elif k in ("batch_norm", "_native_batch_norm_legit_no_training"):
         w, b, mean, var = t[:4]
         eps = a[-2] if k == "batch_norm" else a[-1]
         m = (nn.BatchNorm2d if spatial == 2 else nn.BatchNorm1d)(mean.shape[0], eps=float(eps))
-        m.running_mean.copy_(mean)
-        m.running_var.copy_(var)
+        m.get_buffer("running_mean").copy_(mean)
+        m.get_buffer("running_var").copy_(var)
         if w is None or b is None:
             raise UploadError(f"batch norm {op.label} has no affine weights, which SlimLab does not support")
     elif k in ("relu", "tanh", "sigmoid", "silu"):
-        return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}[k]()
+        activation: type[nn.Module] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU}[k]
+        return activation()
     elif k == "gelu":
         return nn.GELU(approximate=_arg(a, 0, "none"))
     elif k == "leaky_relu":
         return nn.LeakyReLU(float(_arg(a, 0, 0.01)))
     elif k in ("max_pool1d", "max_pool2d"):
         kernel = _pair(a[0])
-        cls = nn.MaxPool1d if k == "max_pool1d" else nn.MaxPool2d
-        return cls(kernel, stride=_pair(_arg(a, 1, None) or kernel), padding=_pair(_arg(a, 2, 0)),
-                   dilation=_pair(_arg(a, 3, 1)), ceil_mode=bool(_arg(a, 4, False)))
+        max_pool = nn.MaxPool1d if k == "max_pool1d" else nn.MaxPool2d
+        return max_pool(kernel, stride=_pair(_arg(a, 1, None) or kernel), padding=_pair(_arg(a, 2, 0)),
+                        dilation=_pair(_arg(a, 3, 1)), ceil_mode=bool(_arg(a, 4, False)))
     elif k in ("avg_pool1d", "avg_pool2d"):
         kernel = _pair(a[0])
-        cls = nn.AvgPool1d if k == "avg_pool1d" else nn.AvgPool2d
-        return cls(kernel, stride=_pair(_arg(a, 1, None) or kernel), padding=_pair(_arg(a, 2, 0)),
-                   ceil_mode=bool(_arg(a, 3, False)), count_include_pad=bool(_arg(a, 4, True)))
+        avg_pool = nn.AvgPool1d if k == "avg_pool1d" else nn.AvgPool2d
+        return avg_pool(kernel, stride=_pair(_arg(a, 1, None) or kernel), padding=_pair(_arg(a, 2, 0)),
+                        ceil_mode=bool(_arg(a, 3, False)), count_include_pad=bool(_arg(a, 4, True)))
     elif k in ("adaptive_avg_pool1d", "adaptive_avg_pool2d"):
         return (nn.AdaptiveAvgPool1d if k.endswith("1d") else nn.AdaptiveAvgPool2d)(_pair(a[0]))
     elif k == "flatten":
@@ -574,9 +585,9 @@ def _module(op: _Op, spatial: int) -> nn.Module:
         raise UploadError(f"the model uses the operation {k!r}, which SlimLab does not support; supported layers: "
                           + ", ".join(SUPPORTED))
     with torch.no_grad():
-        m.weight.copy_(t[0])
+        m.get_parameter("weight").copy_(t[0])
         if getattr(m, "bias", None) is not None:
-            m.bias.copy_(t[1])
+            m.get_parameter("bias").copy_(t[1])
     return m
 
 
@@ -629,7 +640,8 @@ class ReadModel:
     original: Callable[[torch.Tensor], torch.Tensor] | None  # the file's own program, to check the rebuild against
     input_shape: tuple[int, ...] | None  # one example's shape, when the file says
     batch: int | None = None     # the batch size an exported program was specialised to, if it was
-    graph: dict | None = None    # a graph model's description (slimcore.graph), handed to the server as plain data
+    graph: dict[str, Any] | None = None   # a graph model's description (slimcore.graph), handed to the server as
+                                          # plain data
 
 
 def _fit_sample(state: dict[str, torch.Tensor]) -> tuple[str, nn.Module]:
@@ -683,7 +695,8 @@ def read_model(data: bytes, limit: int = MAX_MODEL_BYTES, architecture: str | No
     if kind == "torchscript":
         _check_torchscript(data)
         try:
-            program = torch.jit.load(io.BytesIO(data), map_location="cpu")
+            # torch.jit.load has no annotations
+            program = torch.jit.load(io.BytesIO(data), map_location="cpu")  # type: ignore[no-untyped-call]
         except Exception as e:  # truncated archive, unknown ops, newer format
             raise UploadError(f"the TorchScript archive could not be loaded: it is truncated, corrupt or from an "
                               f"incompatible PyTorch ({_short(e)})") from None
@@ -825,7 +838,7 @@ def _check_finite_weights(model: nn.Module) -> None:
             raise UploadError(f"{name} holds {bad:,} NaN or infinite values: the model cannot be evaluated")
 
 
-def _outputs(model: Callable, x: torch.Tensor) -> torch.Tensor | None:
+def _outputs(model: Callable[[torch.Tensor], Any], x: torch.Tensor) -> torch.Tensor | None:
     try:
         with torch.no_grad():
             out = model(x)
@@ -905,7 +918,7 @@ def is_upload(name: str) -> bool:
 
 def load_upload(model_bytes: bytes, filename: str | None = None, data_bytes: bytes | None = None,
                 data_filename: str | None = None, limit: int = MAX_MODEL_BYTES,
-                budget: int | None = None, architecture: str | None = None) -> Sample:
+                budget: int | None = None, architecture: str | None = None) -> Sample | TextSample:
     """An uploaded model (and optional .npz data) as a Sample every lab can use; UploadError says what is wrong.
     The files are read in a confined process (slimcore.sandbox); this process only rebuilds standard layers from the
     plain description it hands back. `budget`: the most bytes the model and data may take in memory here."""
@@ -923,7 +936,7 @@ def load_upload(model_bytes: bytes, filename: str | None = None, data_bytes: byt
 
 
 def inspect(model_bytes: bytes, data_bytes: bytes | None, limit: int = MAX_MODEL_BYTES,
-            architecture: str | None = None) -> tuple[dict, bytes]:
+            architecture: str | None = None) -> tuple[dict[str, Any], bytes]:
     """Read and check an upload here (the confined reading process does: slimcore.sandbox): its description as
     plain data, and its tensors (the model's state, the uploaded data) as safetensors bytes. A named architecture's
     model is exported on an example of the data and handed over as a graph model, as a .pt2 of it would be."""
@@ -992,10 +1005,11 @@ def _check_activations(model: nn.Module, x: torch.Tensor) -> None:
     if per * LARGEST_BATCH > ACTIVATIONS:
         raise UploadError(f"the model's activations take {per / 2**20:,.0f} MiB per example; a batch of "
                           f"{LARGEST_BATCH} (the labs time models at that batch) would need "
-                          f"{per * LARGEST_BATCH / 2**30:,.1f} GiB, beyond the {ACTIVATIONS / 2**30:g} GiB a model may use here")
+                          f"{per * LARGEST_BATCH / 2**30:,.1f} GiB, beyond the {ACTIVATIONS / 2**30:g} GiB a model "
+                          "may use here")
 
 
-def _hf_folder(model_bytes: bytes, data_bytes: bytes | None, limit: int) -> tuple[dict, bytes]:
+def _hf_folder(model_bytes: bytes, data_bytes: bytes | None, limit: int) -> tuple[dict[str, Any], bytes]:
     """A zipped Hugging Face model folder (slimcore.hf: BERT-family sentence encoders) read here: its description as
     plain data and its weights; it is evaluated on the project's sentence set, tokenized by its own tokenizer."""
     from safetensors.torch import save
@@ -1032,14 +1046,14 @@ _LAYERS: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
 }
 
 
-def describe(model: nn.Sequential) -> list[list]:
+def describe(model: nn.Module) -> list[list[Any]]:
     """A rebuilt model as plain data: [name, layer type, {argument: value}] per layer."""
     out = []
     for name, m in model.named_children():
         kind = type(m).__name__
         if kind not in _LAYERS:
             raise UploadError(f"layer {name} is a {kind}, which SlimLab does not rebuild")
-        args = {}
+        args: dict[str, Any] = {}
         for a in _LAYERS[kind][1]:
             v = getattr(m, a)
             args[a] = (v is not None) if a == "bias" else list(v) if isinstance(v, tuple) else v
@@ -1077,8 +1091,9 @@ def rebuild(layers: Any, state: dict[str, torch.Tensor]) -> nn.Sequential:
     return model.eval()
 
 
-def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = None,
-             data_bytes: bytes | None = None, budget: int | None = None, architecture: str | None = None) -> Sample:
+def assemble(doc: dict[str, Any], blob: bytes, model_bytes: bytes, filename: str | None = None,
+             data_bytes: bytes | None = None, budget: int | None = None, architecture: str | None = None
+             ) -> Sample | TextSample:
     """A Sample from what the reading process handed back (slimcore.sandbox): the model rebuilt from standard layers
     (or a sample architecture) and its tensors, the data chosen, the card measured here."""
     from safetensors.torch import load
@@ -1100,6 +1115,7 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
         except hf.FolderError as e:
             raise UploadError(str(e)) from None
     arch = doc.get("architecture")
+    model: nn.Module
     if doc.get("graph") is not None:
         try:
             model = G.build(doc["graph"], state)
@@ -1120,13 +1136,16 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
     if doc.get("data") == "uploaded":
         if "data.x" not in tensors or "data.y" not in tensors:
             raise UploadError("the file could not be read (its data went missing)")
-        data, source = _uploaded_dataset(Split(tensors["data.x"].float(), tensors["data.y"].long()), classes), "uploaded"
+        data = _uploaded_dataset(Split(tensors["data.x"].float(), tensors["data.y"].long()), classes)
+        source = "uploaded"
     elif doc.get("data") in ("digits", "mnist1d"):
         data, source = load_dataset(doc["data"]), "shipped"
     else:
         raise UploadError("the file could not be read (no data to evaluate it on)")
     if isinstance(model, nn.Sequential):   # a rebuilt chain: its input shape lets structured pruning read its
-        model.input_shape = tuple(data.input_shape)   # BatchNorms (zeroed with the channels they follow)
+        # BatchNorms (zeroed with the channels they follow); a plain attribute, where nn.Module's __setattr__ is
+        # typed for tensors and modules only
+        model.input_shape = tuple(data.input_shape)  # type: ignore[assignment]
     fmt = str(doc.get("format", ""))
     shown = display_name(filename)
     layers = weight_layers(model)
@@ -1153,7 +1172,7 @@ def assemble(doc: dict, blob: bytes, model_bytes: bytes, filename: str | None = 
 
 
 def load_files(model_path: str, data_path: str | None = None, limit: int = MAX_MODEL_BYTES,
-               architecture: str | None = None) -> Sample:
+               architecture: str | None = None) -> Sample | TextSample:
     """load_upload for files on disk (the command line): the same checks, and sizes checked before reading."""
     from pathlib import Path
 

@@ -5,7 +5,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -29,7 +29,8 @@ class DigitsMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.fc1(self.flatten(x)))
-        return self.fc3(torch.relu(self.fc2(x)))
+        logits: torch.Tensor = self.fc3(torch.relu(self.fc2(x)))
+        return logits
 
 
 class DigitsCNN(nn.Module):
@@ -47,7 +48,8 @@ class DigitsCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(torch.relu(self.conv1(x)))
         x = self.pool(torch.relu(self.conv2(x)))
-        return self.fc2(torch.relu(self.fc1(self.flatten(x))))
+        logits: torch.Tensor = self.fc2(torch.relu(self.fc1(self.flatten(x))))
+        return logits
 
 
 class BasicBlock(nn.Module):
@@ -90,7 +92,8 @@ class DigitsResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.bn(self.conv(x)))
         x = self.layer2(self.layer1(x))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(self.pool(x), 1))
+        return logits
 
 
 class Mnist1dMLP(nn.Module):
@@ -105,7 +108,8 @@ class Mnist1dMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.fc1(self.flatten(x)))
-        return self.fc3(torch.relu(self.fc2(x)))
+        logits: torch.Tensor = self.fc3(torch.relu(self.fc2(x)))
+        return logits
 
 
 class Mnist1dCNN(nn.Module):
@@ -123,7 +127,8 @@ class Mnist1dCNN(nn.Module):
         x = torch.relu(self.conv1(x))
         x = torch.relu(self.conv2(x))
         x = torch.relu(self.conv3(x))
-        return self.fc(self.flatten(x))
+        logits: torch.Tensor = self.fc(self.flatten(x))
+        return logits
 
 
 @dataclass(frozen=True)
@@ -152,13 +157,15 @@ SAMPLES: dict[str, SampleSpec] = {
                    epochs=60, lr=1e-3, batch_size=32, weight_decay=1e-4,
                    reference="LeNet-5 on MNIST (28x28): 0.80 % error (Han et al. 2015); not the same data"),
         SampleSpec("digits-resnet", "digits", DigitsResNet,
-                   "small ResNet for 8x8 inputs: stem conv 16, 2 basic blocks of 16, 2 of 32 (stride 2, 1x1 projection), "
-                   "average pool, fc 10", epochs=60, lr=3e-3, batch_size=32, weight_decay=1e-4,
-                   reference="ResNet-20 on CIFAR-10 (32x32 colour): 8.75 % error (He et al. 2016); not the same data"),
-        SampleSpec("mnist1d-mlp", "mnist1d", Mnist1dMLP, "MNIST-1D paper's MLP baseline, 40-100-100-10", epochs=150, lr=1e-2,
-                   reference="MNIST-1D paper: MLP 68 % test accuracy (Greydanus 2020)"),
-        SampleSpec("mnist1d-cnn", "mnist1d", Mnist1dCNN, "MNIST-1D paper's CNN baseline, 3 x conv1d(25) + linear", epochs=150,
-                   lr=1e-2, batch_size=32, reference="MNIST-1D paper: CNN 94 % test accuracy (Greydanus 2020)"),
+                   "small ResNet for 8x8 inputs: stem conv 16, 2 basic blocks of 16, 2 of 32 (stride 2, 1x1 "
+                   "projection), average pool, fc 10", epochs=60, lr=3e-3, batch_size=32, weight_decay=1e-4,
+                   reference="ResNet-20 on CIFAR-10 (32x32 colour): 8.75 % error (He et al. 2016); not the same "
+                             "data"),
+        SampleSpec("mnist1d-mlp", "mnist1d", Mnist1dMLP, "MNIST-1D paper's MLP baseline, 40-100-100-10", epochs=150,
+                   lr=1e-2, reference="MNIST-1D paper: MLP 68 % test accuracy (Greydanus 2020)"),
+        SampleSpec("mnist1d-cnn", "mnist1d", Mnist1dCNN, "MNIST-1D paper's CNN baseline, 3 x conv1d(25) + linear",
+                   epochs=150, lr=1e-2, batch_size=32,
+                   reference="MNIST-1D paper: CNN 94 % test accuracy (Greydanus 2020)"),
     )
 }
 DEFAULT_SAMPLE = "digits-cnn"
@@ -175,7 +182,7 @@ class Sample:
     name: str
     model: nn.Module
     data: Dataset
-    card: dict = field(hash=False)
+    card: dict[str, Any] = field(hash=False)
     kind: ClassVar[str] = "classifier"
 
     @property
@@ -232,11 +239,13 @@ def load_sample(name: str) -> Sample | text.TextSample:
     except FileNotFoundError:
         raise SampleError(f"weights file {wpath} is missing; {hint}") from None
     except Exception as e:  # truncated, corrupt, or holding objects other than tensors
-        raise SampleError(f"weights file {wpath} is not a readable PyTorch state dict ({first_line(e)}); {hint}") from None
+        raise SampleError(f"weights file {wpath} is not a readable PyTorch state dict ({first_line(e)}); "
+                          f"{hint}") from None
     try:
         model.load_state_dict(state)
     except Exception as e:  # another architecture's weights, or not a dict of tensors at all
-        raise SampleError(f"weights file {wpath} does not fit {name}'s architecture ({first_line(e)}); {hint}") from None
+        raise SampleError(f"weights file {wpath} does not fit {name}'s architecture ({first_line(e)}); "
+                          f"{hint}") from None
     try:
         card = json.loads(cpath.read_text())
     except (OSError, ValueError) as e:

@@ -3,23 +3,28 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import cast
 
 import numpy as np
 import streamlit as st
+import torch
+from torch import nn
 
 import slimcore
 from slimcore import Sample, SampleError
 from slimcore import upload as U
 from slimcore.families import family_of
+from slimcore.text import TextSample
 
 UPLOADS_KEPT = 8  # uploaded models kept in memory (the oldest go first); each is named by a hash of its bytes
 # Bytes every session's uploads may take in memory together (their weights and data tensors, as expanded, not as
 # compressed in the file): a new upload makes room by dropping the oldest; one larger than this is refused.
 UPLOAD_BUDGET = 600 * 10**6
+AnySample = Sample | TextSample   # a classifier sample or a sentence encoder (slimcore.text): see text_sample()
 
 
 @st.cache_resource(show_spinner="Loading model…")
-def _sample(name: str) -> Sample:
+def _sample(name: str) -> AnySample:
     return slimcore.load_sample(name)
 
 
@@ -29,7 +34,8 @@ class UploadStore:
     most `budget` bytes of them all together (their card's memory_bytes: weights and data as held in memory)."""
 
     def __init__(self, budget: int = UPLOAD_BUDGET) -> None:
-        self._lock, self._items = threading.Lock(), OrderedDict()
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, AnySample] = OrderedDict()
         self.budget = budget
 
     def held(self) -> int:
@@ -37,13 +43,13 @@ class UploadStore:
         with self._lock:
             return sum(_bytes(s) for s in self._items.values())
 
-    def get(self, name: str) -> Sample | None:
+    def get(self, name: str) -> AnySample | None:
         with self._lock:
             if name in self._items:
                 self._items.move_to_end(name)
             return self._items.get(name)
 
-    def put(self, s: Sample) -> None:
+    def put(self, s: AnySample) -> None:
         with self._lock:
             self._items[s.name] = s
             self._items.move_to_end(s.name)
@@ -52,7 +58,7 @@ class UploadStore:
                 self._items.popitem(last=False)   # the oldest first; the newest always stays (it fits: see add_upload)
 
 
-def _bytes(s: Sample) -> int:
+def _bytes(s: AnySample) -> int:
     return int(s.card.get("memory_bytes", 0))
 
 
@@ -62,7 +68,7 @@ def uploads() -> UploadStore:
 
 
 def add_upload(model: bytes, filename: str | None, data: bytes | None = None, data_filename: str | None = None,
-               architecture: str | None = None) -> Sample:
+               architecture: str | None = None) -> AnySample:
     """Read an upload (slimcore.load_upload: never unpickles code) and keep it; raises slimcore.upload.UploadError.
     `architecture`: the named architecture (slimcore.architectures) a state dict holds weights for."""
     name = U.upload_name(model, data, architecture)
@@ -73,7 +79,7 @@ def add_upload(model: bytes, filename: str | None, data: bytes | None = None, da
     return s
 
 
-def sample(name: str) -> Sample:
+def sample(name: str) -> AnySample:
     """A model with its data and card, shared (read-only) by every session: a shipped sample (loaded once per
     process), or an upload still kept in memory."""
     if U.is_upload(name):
@@ -83,6 +89,26 @@ def sample(name: str) -> Sample:
                               "its place): upload it again on the home page")
         return s
     return _sample(name)
+
+
+def text_sample(name: str) -> TextSample:
+    """sample() where the caller knows the model is a sentence encoder (the text labs' code)."""
+    s = sample(name)
+    assert isinstance(s, TextSample), f"{name} is not a sentence encoder"
+    return s
+
+
+def classifier_sample(name: str) -> Sample:
+    """sample() where the caller knows the model is a classifier (its data has inputs x and labels y)."""
+    s = sample(name)
+    assert isinstance(s, Sample), f"{name} is not a classifier"
+    return s
+
+
+def weight(layer: nn.Module) -> torch.Tensor:
+    """A compressible layer's weight (Family.layers: Linear/Conv layers; nn.Module's attribute lookup types it as a
+    tensor or a submodule)."""
+    return cast(torch.Tensor, layer.weight)
 
 
 @st.cache_data(show_spinner="Measuring baseline…")
@@ -102,7 +128,7 @@ def baseline_latency(name: str) -> dict[int, slimcore.Latency]:
 @st.cache_data(show_spinner=False)
 def examples(name: str, n: int = 12) -> dict:
     """The first n test inputs with labels, predictions and confidences."""
-    s = sample(name)
+    s = classifier_sample(name)
     x, y = s.test.x[:n], s.test.y[:n]
     probs = slimcore.predict(s.model, x).softmax(1)
     conf, pred = probs.max(1)
@@ -113,4 +139,4 @@ def examples(name: str, n: int = 12) -> dict:
 def layer_weights(name: str, layer: str) -> np.ndarray:
     """A copy of one compressible layer's weights (its family's layers) as a flat numpy array."""
     s = sample(name)
-    return family_of(s).layers(s.model)[layer].weight.detach().numpy().ravel().copy()
+    return weight(family_of(s).layers(s.model)[layer]).detach().numpy().ravel().copy()

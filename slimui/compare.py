@@ -39,8 +39,8 @@ NOTES = ("measured", "modelled", "counted", "computed")   # how a figure was obt
 @dataclass(frozen=True)
 class Figure:
     """One figure a lab shows for a setting. kind: percent (a fraction written as %, compared in points), number (4
-    places), bytes, count, ratio (x), ms, db (decibels), text (compared as same/different). `higher` says which way is better
-    (None: neither); `note` says how it was obtained (measured, modelled, counted)."""
+    places), bytes, count, ratio (x), ms, db (decibels), text (compared as same/different). `higher` says which way is
+    better (None: neither); `note` says how it was obtained (measured, modelled, counted)."""
 
     label: str
     value: Any
@@ -128,6 +128,7 @@ def table(a: Mapping[str, Figure] | None, b: Mapping[str, Figure] | None) -> pd.
     for key in labels:
         fa, fb = (a or {}).get(key), (b or {}).get(key)
         fig = fb or fa
+        assert fig is not None   # the key is one of a's or b's
         va, vb = (fa.value if fa else None), (fb.value if fb else None)
         rows.append({"figure": fig.label + (f" ({fig.note})" if fig.note else ""), "A": written(va, fig.kind),
                      "B (now)": written(vb, fig.kind), "B − A": difference(va, vb, fig.kind),

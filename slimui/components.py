@@ -55,6 +55,7 @@ class Timed:
     def show(self, frame: pd.DataFrame) -> None:
         """The timed table, full width."""
         self.frame = frame
+        assert self.table is not None, "Timed(table=False) has no table to show"
         self.table.dataframe(frame, hide_index=True, width="stretch")
 
     def explain(self, text: str, latencies: Iterable[Latency] = (), noisy: bool = False,

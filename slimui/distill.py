@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -259,13 +259,12 @@ def width_label(share: float) -> str:
     return next((w for w, v in D.WIDTHS.items() if v == share), f"{share:g}")
 
 
-def controls(s, teacher: bool) -> D.DistillConfig | None:
+def controls(s, teacher: bool) -> D.DistillConfig:
     """The family's settings (kept in the link; the advanced ones hidden in teacher mode) as a DistillConfig: what
     the family's controls leave out is its default."""
     panel(family_of(s)).controls(s, teacher)   # draws the widgets, keeps the link
-    with state.friendly_errors():
+    with state.friendly_errors():   # on an error it stops the page run
         return setting_config(s, page_values(urlstate.page_spec(), teacher))
-    return None
 
 
 def _encoder_estimate(s, cfg: D.DistillConfig) -> str:
@@ -279,7 +278,7 @@ def _encoder_estimate(s, cfg: D.DistillConfig) -> str:
 @st.cache_data(show_spinner=False)
 def teacher_logits(name: str) -> torch.Tensor:
     """The teacher's logits on its test split."""
-    s = cache.sample(name)
+    s = cache.classifier_sample(name)
     return slimcore.predict(s.model, s.test.x)
 
 
@@ -316,14 +315,15 @@ def classifier_picture(s, cfg: D.DistillConfig) -> None:
 
 @st.cache_data(show_spinner=False)
 def teacher_card(name: str) -> dict:
-    m = cache.sample(name).model
+    m = cache.text_sample(name).model
     return {"layers": len(m.encoder.layer), "parameters": D.parameters(m), "bytes": text_ui.size_bytes(name)}
 
 
 @st.cache_data(show_spinner=False)
 def student_card(name: str, share: float) -> dict:
     """The untrained encoder student's architecture, counts, measured size and quality on the quick set."""
-    m, teacher = untrained(name, share), cache.sample(name).model
+    # an encoder's student is an encoder too
+    m, teacher = cast(T.MiniLM, untrained(name, share)), cache.text_sample(name).model
     return {"architecture": T.architecture(m), "layers": len(m.encoder.layer),
             "kept": TD.kept_layers(len(teacher.encoder.layer), len(m.encoder.layer)),
             "parameters": D.parameters(m), "bytes": slimcore.serialized_bytes(m),
@@ -333,7 +333,7 @@ def student_card(name: str, share: float) -> dict:
 @st.cache_data(show_spinner=False, max_entries=16)
 def first_batch(name: str, seed: int, batch_size: int) -> dict:
     """The first training batch of a run (sentences, variants, group) and the teacher's similarity rows for it."""
-    s = cache.sample(name)
+    s = cache.text_sample(name)
     pool = TD.training_pool(s.data.train, seed)
     idx = TD.batches(pool, batch_size, seed, 0)[0]
     emb = TD.embed_ids(s.model, tuple(pool.ids[i] for i in idx))
@@ -354,7 +354,9 @@ def trained_rows(key: RunKey) -> np.ndarray:
     """The same rows for a setting's trained student (call only once its run is kept)."""
     cfg = key.cfg
     ids = first_batch(key.teacher, cfg.seed, cfg.batch_size)["ids"]
-    return TD.similarity_logits(TD.embed_ids(store().get(key).student, ids)).numpy()
+    run = store().get(key)
+    assert run is not None, "trained_rows: the run is not kept"
+    return TD.similarity_logits(TD.embed_ids(run.student, ids)).numpy()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -438,11 +440,12 @@ def encoder_picture(s, cfg: D.DistillConfig) -> None:
                       f"{sum(r != 'other' for r in rel)} of the {len(others)} other sentences are variants of the "
                       "anchor or its paraphrase; the rest come from other paraphrase groups.")
     right.metric("T² · KL, untrained student", f"{cfg.temperature ** 2 * kl_div(p_t, p_s):.4f}",
-                 help="T² · KL(teacher ‖ untrained student): this anchor's term of the similarity loss before training (KL in nats, times T²).")
+                 help="T² · KL(teacher ‖ untrained student): this anchor's term of the similarity loss before "
+                      "training (KL in nats, times T²).")
     if p_tr is not None:
         right.metric("T² · KL, trained student", f"{cfg.temperature ** 2 * kl_div(p_t, p_tr):.4f}",
-                     help="T² · KL(teacher ‖ trained student): the same term for the student trained at this setting (on the train split, which this "
-                          "batch comes from).")
+                     help="T² · KL(teacher ‖ trained student): the same term for the student trained at this "
+                          "setting (on the train split, which this batch comes from).")
     left.dataframe(pd.DataFrame([{"#": n + 1, "sentence": b["texts"][others[k]], "is": RELATION[rel[k]],
                                   "cosine (teacher)": round(float(b["teacher"][anchor][k]), 3),
                                   "teacher, %": round(float(p_t[k]) * 100, 2),
@@ -494,9 +497,9 @@ def live(bar, slot, fam: Family, label: str, start: float, share: float, epochs:
         seen.append(e)
         bar.progress(start + e.epoch / epochs * share,
                      f"{label}: epoch {e.epoch}/{epochs}, {fam.metric.short} {fam.metric.format(e.score.value)}")
-        series = {"held out": [r.score.value for r in seen]}
-        if seen[0].train_score is not None:
-            series["train"] = [r.train_score.value for r in seen]
+        series: dict[str, Sequence[float]] = {"held out": [r.score.value for r in seen]}
+        if seen[0].train_score is not None:   # then every epoch has one
+            series["train"] = [r.train_score.value for r in seen if r.train_score is not None]
         slot.plotly_chart(plots.line_chart([r.epoch for r in seen], series, f"{label}: {fam.metric.short} while "
                                            "training", "epoch", fam.metric.short, percent=fam.metric.percent),
                           key=f"distill_live_{label}_{e.epoch}")
@@ -529,11 +532,12 @@ def curves(s, run: Run, baseline: Run | None) -> None:
         f"{hard} (weight {1 - cfg.alpha:g})": [(1 - cfg.alpha) * e.hard for e in h], "total": [e.loss for e in h]},
         "Loss parts per epoch (mean over the epoch's batches, weighted)", "epoch", "loss"), key="distill_loss")
     ep = [0] + [e.epoch for e in h]
-    series = {"distilled: held out": [run.result.before.value] + [e.score.value for e in h]}
+    series: dict[str, Sequence[float | None]] = {
+        "distilled: held out": [run.result.before.value] + [e.score.value for e in h]}
     if baseline is not None:
         series["scratch: held out"] = [baseline.result.before.value] + [e.score.value for e in baseline.history]
     if h and h[0].train_score is not None:
-        series["distilled: train"] = [None] + [e.train_score.value for e in h]
+        series["distilled: train"] = [None] + [e.train_score.value for e in h if e.train_score is not None]
     series |= p.extra_curves(run)
     held = p.held_out
     b.plotly_chart(plots.line_chart(ep, series, f"{fam.metric.short.capitalize()} per epoch on the {held} "
@@ -558,9 +562,10 @@ def compare(key: RunKey) -> tuple[list[dict], bool]:
         runs["student from scratch"] = store().get(scratch_key(key))
     if any(r is None for r in runs.values()):
         raise ValueError("these students are no longer kept (the store holds the most recent runs): press Train")
-    models = {"teacher": s.model} | {k: r.student for k, r in runs.items()}
+    kept = {k: r for k, r in runs.items() if r is not None}   # every one of them
+    models = {"teacher": s.model} | {k: r.student for k, r in kept.items()}
     lat = slimcore.time_models(s, models, max_seconds=p.timing_seconds)
-    scores = {"teacher": test_scorer(key.teacher)(s.model)} | {k: r.test for k, r in runs.items()}
+    scores = {"teacher": test_scorer(key.teacher)(s.model)} | {k: r.test for k, r in kept.items()}
     m = fam.metric
     column = f"{m.name}, %" if m.percent else m.name
     rows = []
@@ -581,6 +586,7 @@ def comparison(s, key: RunKey, teacher: bool) -> Callable[[], None]:
     """The timed comparison table's place (drawn now) and the step that times the models and fills it, for the page
     to call once everything else is drawn."""
     timed = Timed("distill_retime", teacher)
+    assert timed.table is not None   # a Timed with its table
     timed.table.caption("Teacher and student side by side: timed once the rest of the page is drawn…")
     return lambda: _fill(s, key, timed)
 
@@ -597,7 +603,8 @@ def _show(s, timed: Timed, rows: list[dict], noisy: bool) -> None:
     fam = family_of(s)
     timed.show(pd.DataFrame(rows))
     by = {r["model"]: r for r in rows}
-    column = next(k for k in by["teacher"] if k != "model")   # the score, the first figure (a set's order is the hash's)
+    # the score, the first figure (a set's order is the hash's)
+    column = next(k for k in by["teacher"] if k != "model")
     how = (f"Sizes are measured (torch.save); latency is measured side by side on this server's CPU (median of timed "
            f"runs after warm-up, batch {' and '.join(map(str, fam.timing_batches))}).")
     if panel(fam).scratch:
@@ -710,7 +717,8 @@ def theory(p: Panel) -> None:
 
 
 def _encoder_columns(model: nn.Module, score: Score) -> dict:
-    return {"layers": len(model.encoder.layer), "paraphrase top-1, %": round(score.detail.paraphrase_top1 * 100, 1)}
+    return {"layers": len(cast(T.MiniLM, model).encoder.layer),   # an encoder's student is an encoder
+            "paraphrase top-1, %": round(score.detail.paraphrase_top1 * 100, 1)}
 
 
 def _encoder_curves(run: Run) -> dict:

@@ -4,8 +4,9 @@ knowledge, weak vs strong — a tab each, for classifiers.
 Every result is a pure function of (model, setting): it is computed by the server's background worker (slimui.work),
 never in a page run, and kept on disk per setting (each share of labels apart), so a result computed once, by anyone,
 comes back at once. A setting nobody has computed waits for a click (from ten seconds to a minute and a half of the
-worker's time, with five seeds); after that click, other positions of the same tab's controls start by themselves. The published figures of Hinton,
-Vinyals & Dean (2015) are shown beside ours in grey, named as published reference in their setting.
+worker's time, with five seeds); after that click, other positions of the same tab's controls start by themselves.
+The published figures of Hinton, Vinyals & Dean (2015) are shown beside ours in grey, named as published reference in
+their setting.
 """
 from __future__ import annotations
 
@@ -53,8 +54,11 @@ def scarce_task(name: str, fractions: tuple[float, ...]) -> work.Task:
         per, out = 2 * SEEDS, []
         for i, f in enumerate(fractions):
             cfg = scarce_config(f)
-            out.append(work.kept("exp_scarce", name, cfg, lambda cfg=cfg, i=i: core.scarce_labels(
-                cache.sample(name), cfg, lambda done, _: progress(per * i + done, per * len(fractions)))))
+
+            def run(cfg: core.ScarceConfig = cfg, i: int = i) -> core.ScarceResult:
+                return core.scarce_labels(cache.sample(name), cfg,
+                                          lambda done, _: progress(per * i + done, per * len(fractions)))
+            out.append(work.kept("exp_scarce", name, cfg, run))
         return tuple(out)
 
     todo = [f for f in fractions if not work.on_disk("exp_scarce", name, scarce_config(f))]
@@ -181,7 +185,8 @@ def dark_tab(s, teacher: bool) -> None:
     """How often the distilled student recognises a class it never saw, against the scratch student."""
     name = s.name
     classes = _classes(name)
-    held = st.selectbox("Class held out of the training data", list(range(classes)), key="exp_class", help="Every training example of this class is removed: neither student "
+    held = st.selectbox("Class held out of the training data", list(range(classes)), key="exp_class",
+                        help="Every training example of this class is removed: neither student "
                         "ever sees one. The distilled student only sees the teacher's soft targets on the other "
                         "classes' inputs, where the teacher gives this class a little probability.")
     task = dark_task(name, int(held))
@@ -248,7 +253,8 @@ def figures(s) -> dict[str, Figure]:
     lesson step reveals."""
     if family_of(s).name != "classifier":
         return {}
-    name, out = s.name, {}
+    name = s.name
+    out: dict[str, Figure] = {}
     pct = int(st.session_state.get("exp_labels", 5))
     at = work.find("exp_scarce", name, scarce_config(pct / 100))
     if at is not None:

@@ -40,14 +40,17 @@ def export_panel(name: str, recipe: Recipe, choices: dict[str, Recipe] | None = 
     text = recipe.to_json()
     digest = hashlib.sha1(text.encode()).hexdigest()[:10]
     formats, missing = E.plan(recipe)
-    st.caption(f"{recipe.describe(state.label(name))}. The zip holds the model as {', '.join(NAMES[f] for f in formats)}, each loaded "
-               "back and checked against the model, with `recipe.yaml` and the measured figures (`figures.json`); "
-               "it is built when you press the button (a few seconds).")
+    st.caption(f"{recipe.describe(state.label(name))}. The zip holds the model as "
+               f"{', '.join(NAMES[f] for f in formats)}, each loaded back and checked against the model, with "
+               "`recipe.yaml` and the measured figures (`figures.json`); it is built when you press the button (a "
+               "few seconds).")
     left, right = (st.container(), st.container()) if narrow else st.columns([1, 2])
     left.download_button("Download model (zip)", lambda: bundle(name, text), file_name=f"slimlab-{name}-{digest}.zip",
-                         mime="application/zip", key=f"export_zip_{digest}", on_click="ignore", icon=":material/download:")
-    model = " --model YOUR_MODEL_FILE" + (" --data YOUR_DATA.npz" if cache.sample(name).data.name == "upload" else "") \
-        if U.is_upload(name) else ""  # the CLI reads the file itself: an upload's name means nothing outside this server
+                         mime="application/zip", key=f"export_zip_{digest}", on_click="ignore",
+                         icon=":material/download:")
+    # the CLI reads the file itself: an upload's name means nothing outside this server
+    model = (" --model YOUR_MODEL_FILE" + (" --data YOUR_DATA.npz" if cache.sample(name).data.name == "upload" else "")
+             if U.is_upload(name) else "")
     right.code(f"python -m slimcore apply --recipe recipe.yaml{model} --out export", language="bash", wrap_lines=True)
     for fmt, why in missing.items():
         st.caption(f"No {NAMES[fmt]} file: {why}.")

@@ -70,7 +70,7 @@ def encoder_card(s: Any) -> None:
 @st.cache_data(show_spinner="Embedding the held-out sentences…")
 def neighbours(name: str) -> dict:
     """Cosine similarities among the first sentences of the test split, and each one's nearest neighbour in it."""
-    s = cache.sample(name)
+    s = cache.text_sample(name)
     sp = s.test
     emb = T.embed(s.model, sp)
     sim = (emb[:SHOWN] @ emb[:SHOWN].T).numpy()

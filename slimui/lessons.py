@@ -146,6 +146,7 @@ def _option(data: Any, where: str) -> Option:
 def _operands(when: str) -> list[str]:
     """The figure names a comparison reads."""
     m = _COMPARISON.match(when)
+    assert m is not None   # _option checked it
     return [v for v in (m.group(2), m.group(5)) if v and not re.fullmatch(r"-?\d+(?:\.\d+)?", v)]
 
 
@@ -186,9 +187,9 @@ def _step(data: Any, where: str) -> Step:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", figure):
         raise LessonError(f"{where}: 'figure' is a figure's key, like score or thin_bytes")
     parsed = tuple(_option(o, f"{where}, option {i + 1}") for i, o in enumerate(options))
-    unknown = sorted({figure, *(k for o in parsed if o.when for k in _operands(o.when))} - FIGURES[lab])
-    if unknown:
-        raise LessonError(f"{where}: the {lab} lab has no figure {', '.join(unknown)}; its figures: "
+    not_figures = sorted({figure, *(k for o in parsed if o.when for k in _operands(o.when))} - FIGURES[lab])
+    if not_figures:
+        raise LessonError(f"{where}: the {lab} lab has no figure {', '.join(not_figures)}; its figures: "
                           f"{', '.join(sorted(FIGURES[lab]))}")
     return Step(lab, _text(data, "title", where, limit=120), tuple(settings.items()), _text(data, "look", where),
                 _text(data, "question", where, limit=400), figure, parsed, number, _text(data, "explain", where))
@@ -357,9 +358,12 @@ def _wanted(step: Step) -> tuple[dict[str, Any], list[str]]:
     wanted, unknown = {}, []
     for key, value in step.settings:
         p = spec.params.get(key)
+        if p is None:   # no such setting here
+            unknown.append(key)
+            continue
         try:
             wanted[key] = p.read(_raw(value))[0]
-        except (AttributeError, urlstate.Invalid):   # no such setting here, or a value it cannot take
+        except (AttributeError, TypeError, urlstate.Invalid):   # a value it cannot take (a list for one value)
             unknown.append(key)
     return wanted, unknown
 
@@ -406,11 +410,13 @@ def banner(lab: str, figures: Callable[[], Mapping[str, Figure] | None]) -> None
             st.button("Back to the step's setting", key="lesson_back", on_click=_back, args=(wanted,))
         widget = f"lesson_{lesson.id}_{index}"
         st.markdown(f"**Predict first:** {prose(step.question)}")
+        pick: float | None   # an option's index, or the number predicted
         if step.options:
             pick = st.radio("Your prediction", range(len(step.options)), index=None, key=widget,
                             format_func=lambda i: md(step.options[i].label))
         else:
             num = step.number
+            assert num is not None   # a step without options has a number (parse checks)
             pick = st.number_input(f"Your prediction{f' ({md(num.unit.strip())})' if num.unit else ''}", num.lo,
                                    num.hi, value=None, step=num.step, key=widget)
         if st.button("Reveal the measured answer", key="lesson_reveal", disabled=pick is None,
@@ -443,6 +449,7 @@ def _reveal(step: Step, pick: Any, figures: Mapping[str, Figure] | None) -> None
         return
     st.markdown(f"**Measured:** {md(fig.label)} = **{fig.text()}** ({md(fig.note)}, at the setting shown).")
     if step.options:
+        assert right is not None   # returned above when it is None
         names = " / ".join(md(step.options[i].label) for i in right) or "none of the options"
         if pick in right:
             st.success(f"Your prediction, *{md(step.options[pick].label)}*, is right.")
@@ -450,6 +457,7 @@ def _reveal(step: Step, pick: Any, figures: Mapping[str, Figure] | None) -> None
             st.error(f"Your prediction was *{md(step.options[pick].label)}*; the measurement says: *{names}*.")
     else:
         num = step.number
+        assert num is not None   # a step without options has a number (parse checks)
         measured = float(fig.value) * num.scale
         off = float(pick) - measured
         unit = md(num.unit)

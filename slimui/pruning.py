@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import slimcore
-from slimcore import Latency, plots
+from slimcore import Latency, jobs, plots
 from slimcore import pruning as P
 from slimcore import text as T
 from slimcore import text_prune as TP
@@ -83,7 +83,10 @@ def positions(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
     work: the warm-up's)."""
     for r in ratios:
         c = replace(cfg, amount=r)
-        work.kept("prune_report", name, c, lambda c=c: _evaluate(name, c)[0])
+
+        def compute(c: P.PruneConfig = c) -> P.PruneReport:
+            return _evaluate(name, c)[0]
+        work.kept("prune_report", name, c, compute)
 
 
 def prefetch(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
@@ -96,9 +99,12 @@ def prefetch(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> None:
     for r in sorted(ratios, key=lambda r: abs(r - cfg.amount)):
         c = replace(cfg, amount=r)
         if c != cfg and not work.on_disk("prune_report", name, c):
-            work.submit(work.Task(f"prune_prefetch|{name}|{c}", lambda progress, c=c: work.kept(
-                "prune_report", name, c, lambda: _evaluate(name, c)[0]),   # its figures only: no models kept
-                "Preparing another slider position", "prune_prefetch", name, keep=64), priority=work.PREFETCH)
+            def fetch(progress: jobs.Progress, c: P.PruneConfig = c) -> P.PruneReport:   # c: run later, bound now
+                return work.kept("prune_report", name, c,
+                                 lambda: _evaluate(name, c)[0])   # its figures only: no models kept
+            work.submit(work.Task(f"prune_prefetch|{name}|{c}", fetch,
+                                  "Preparing another slider position", "prune_prefetch", name, keep=64),
+                        priority=work.PREFETCH)
 
 
 def positions_task(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> work.Task:
@@ -143,7 +149,7 @@ def masks(name: str, cfg: P.PruneConfig) -> P.Masks:
 def layer(name: str, cfg: P.PruneConfig, layer_name: str, crop: tuple[int, int] | None = None) -> dict:
     """One layer's kept weights, its mask (or its top-left `crop` corner), the share removed and the magnitude cut."""
     model = cache.sample(name).model
-    w = family(name).layers(model)[layer_name].weight.detach()
+    w = cache.weight(family(name).layers(model)[layer_name]).detach()
     keep = masks(name, cfg)[layer_name]
     mask = keep if crop is None else keep[:crop[0], :crop[1]]
     return {"after": w[keep].numpy().copy(), "mask": mask.numpy().copy(), "shape": tuple(w.shape),
@@ -152,7 +158,7 @@ def layer(name: str, cfg: P.PruneConfig, layer_name: str, crop: tuple[int, int] 
 
 @st.cache_data(show_spinner=False)
 def weights(name: str, layer_name: str) -> np.ndarray:
-    return family(name).layers(cache.sample(name).model)[layer_name].weight.detach().numpy().ravel().copy()
+    return cache.weight(family(name).layers(cache.sample(name).model)[layer_name]).detach().numpy().ravel().copy()
 
 
 def curve(name: str, cfg: P.PruneConfig, ratios: tuple[float, ...]) -> list[Score] | None:
@@ -302,7 +308,7 @@ def _classifier_controls(s: Any, teacher: bool) -> P.PruneConfig:
     ratio = c1.slider("Prune ratio", 0.0, 0.99, urlstate.shown("prune_ratio"), step=0.01, key="prune_ratio",
                       help="Fraction of weights removed (unstructured), or of each layer's output channels "
                            "(structured).")
-    method = c2.selectbox("Method", list(P.METHODS), format_func=P.METHODS.get, key="prune_method")
+    method = c2.selectbox("Method", list(P.METHODS), format_func=lambda m: P.METHODS[m], key="prune_method")
     scope = c3.radio("Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="prune_scope", horizontal=True,
                      help="Per layer: every layer loses the same fraction. Global: one ranking over all layers.")
     structured = c4.toggle("Structured", key="prune_structured",
@@ -326,7 +332,8 @@ def _classifier_picture(name: str, cfg: P.PruneConfig, layer_name: str, view: di
 
 def _classifier_curve(name: str, cfg: P.PruneConfig, rep: P.PruneReport, qs: list[Score], base: float) -> go.Figure:
     run = tuned(name, cfg)
-    extra = {"gradual + fine-tuned": ([t.amount for t in run], [t.score for t in run])} if run else None
+    extra: dict[str, tuple[Sequence[float], Sequence[float]]] | None = (
+        {"gradual + fine-tuned": ([t.amount for t in run], [t.score for t in run])} if run else None)
     return plots.accuracy_curve(CLASSIFIER.curve, [q.value for q in qs], (cfg.amount, rep.score.value),
                                 f"Accuracy against prune ratio ({P.METHODS[cfg.method]}, {P.SCOPES[cfg.scope]}"
                                 f"{', structured' if cfg.structured else ''})", reference=base, extra=extra)
@@ -377,7 +384,7 @@ def _encoder_controls(s: Any, teacher: bool) -> P.PruneConfig:
     kind = c2.radio("What to remove", list(TP.KINDS), format_func=TP.KINDS.get, key="prune_kind",
                     horizontal=True, help="Single weights are masked (set to zero, tensors keep their shape); "
                                           "neurons and heads are removed for real (smaller Linear layers).")
-    method = c3.selectbox("Method", list(P.METHODS), format_func=P.METHODS.get, key="prune_method",
+    method = c3.selectbox("Method", list(P.METHODS), format_func=lambda m: P.METHODS[m], key="prune_method",
                           help="How weights are scored; a unit's score is the norm of its weights' scores. Taylor "
                                "differentiates the paraphrase ranking loss on the training sentences.")
     scope = c4.radio("Scope", list(P.SCOPES), format_func=P.SCOPES.get, key="prune_scope", horizontal=True,
@@ -402,7 +409,7 @@ def _encoder_config(v: dict) -> P.PruneConfig:
 
 def kept_map(keep: P.Masks, model: nn.Module, fam: Family, unit: str) -> go.Figure:
     """The map of the heads or FFN neurons each transformer layer keeps (also drawn by the benchmark)."""
-    kept = TP.kept_units(model, unit, keep)
+    kept = TP.kept_units(cast(T.MiniLM, model), unit, keep)   # an encoder (what has heads and FFN neurons)
     grid = np.zeros((len(kept), max(g.count for g in fam.units(model, unit))), dtype=bool)
     for i, k in enumerate(kept):
         grid[i, k.numpy()] = True
@@ -478,9 +485,11 @@ def full_split(name: str, cfg: P.PruneConfig) -> None:
     if st.button(f"Measure on the whole test split ({len(test)} sentences)", key="text_prune_full_button"):
         bar = st.progress(0.0, "Embedding the whole test split with the pruned encoder…")
         _, dense, thin = result(name, cfg)
-        done[key] = TP.evaluate_in_parts(thin if cfg.structured and thin is not None else dense, test,
-                                         text_ui.reference(name, False),
-                                         on_part=lambda i, k: bar.progress(i / k, f"part {i} of {k} embedded"))
+
+        def on_part(i: int, k: int) -> None:
+            bar.progress(i / k, f"part {i} of {k} embedded")
+        pruned = cast(T.MiniLM, thin if cfg.structured and thin is not None else dense)   # a pruned encoder
+        done[key] = TP.evaluate_in_parts(pruned, test, text_ui.reference(name, False), on_part=on_part)
         bar.empty()
     if key in done:
         st.markdown(f"**The whole test split** ({text_ui.where(name, False)}), this setting:")

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -156,7 +157,7 @@ def layer_detail(name: str, cfg_key: str, layer: str) -> dict:
     model, known = cache.sample(name).model, layers(name)
     if layer not in known:
         raise ValueError(f"layer {layer!r} has no weights to quantize; layers with weights: {', '.join(known)}")
-    return q.layer_grid(known[layer].weight, cfg, q.quantized_weights(model, cfg, known)[f"{layer}.weight"])
+    return q.layer_grid(cache.weight(known[layer]), cfg, q.quantized_weights(model, cfg, known)[f"{layer}.weight"])
 
 
 def curve(name: str, cfg_key: str) -> dict | None:
@@ -265,7 +266,8 @@ def int8_all(name: str) -> dict | None:
 
 
 def int8_task(name: str) -> work.Task:
-    return work.Task(f"int8|{name}", lambda progress: {k: int8_figures(name, k) for k in [ORT_FP32, *int8_labels(name)]},
+    return work.Task(f"int8|{name}",
+                     lambda progress: {k: int8_figures(name, k) for k in [ORT_FP32, *int8_labels(name)]},
                      "Building the real int8 models (once per model)", "int8", name,
                      guess=4.0 if family(name).name == "classifier" else 30.0)
 
@@ -380,8 +382,9 @@ def engines_note(name: str, int8: dict, lat: dict | None) -> str:
 
 # ------------------------------------------------------------------------------------ settings and figures
 
-PRESETS = {"mild": dict(bit_width=6, granularity="per channel"), "aggressive": dict(bit_width=4, granularity="per channel"),
-           "breaks it": dict(bit_width=2)}
+PRESETS: dict[str, dict[str, Any]] = {"mild": dict(bit_width=6, granularity="per channel"),
+                                      "aggressive": dict(bit_width=4, granularity="per channel"),
+                                      "breaks it": dict(bit_width=2)}
 
 
 def setting_config(v: dict) -> q.QuantConfig:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import streamlit as st
 
 import slimcore
-from slimcore import Sample, SampleError
+from slimcore import SampleError
 from slimcore import upload as U
 
 from . import cache, urlstate
@@ -25,7 +25,7 @@ def current_model() -> str:
     """The chosen model name: session state, else a valid ?model= in the URL (a sample, or an upload still on the
     server), else the default."""
     if MODEL not in st.session_state:
-        wanted = st.query_params.get("model")
+        wanted = st.query_params.get("model") or ""   # "": no model asked for
         kept = U.is_upload(wanted) and cache.uploads().get(wanted) is not None
         if kept:
             my_uploads()[wanted] = "uploaded model (shared link)"  # not the uploader's file name: that is theirs
@@ -58,7 +58,7 @@ def _on_pick() -> None:
     choose(st.session_state[MODEL_WIDGET])
 
 
-def sidebar() -> Sample:
+def sidebar() -> cache.AnySample:
     """Draw the model picker and the model's headline in the sidebar; return the loaded (read-only) sample."""
     name = current_model()
     if note := st.session_state.pop(MODEL_NOTE, None):   # the link's model was not taken: said once
@@ -79,13 +79,14 @@ def sidebar() -> Sample:
             st.sidebar.caption(f"**{name}** · pretrained sentence encoder · {s.card['architecture']} · "
                                f"{s.card['parameters']:,} parameters · evaluated on {len(s.test)} held-out sentences")
         else:
-            st.sidebar.caption(f"**{md(my_uploads().get(name, name))}** · {s.card['architecture']} · {s.card['parameters']:,} parameters · "
-                               f"test accuracy {s.card['test_accuracy']:.2%} on {len(s.test)} held-out examples")
+            st.sidebar.caption(f"**{md(my_uploads().get(name, name))}** · {s.card['architecture']} · "
+                               f"{s.card['parameters']:,} parameters · test accuracy {s.card['test_accuracy']:.2%} on "
+                               f"{len(s.test)} held-out examples")
         return s
     st.stop()
 
 
-def require_layers(s: Sample, lab: str) -> None:
+def require_layers(s: cache.AnySample, lab: str) -> None:
     """Stop a lab's page, with the reason, for a model it cannot work on (one without Linear or Conv layers)."""
     if not slimcore.family_of(s).layers(s.model):
         from slimcore.graph import NO_LAYERS
@@ -97,7 +98,7 @@ def require_layers(s: Sample, lab: str) -> None:
 class Frame(NamedTuple):
     """What a page reads from the frame app.py draws around it: the chosen model and whether teacher mode is on."""
 
-    sample: Sample   # loaded, shared and read-only
+    sample: cache.AnySample   # loaded, shared and read-only
     teacher: bool
 
 

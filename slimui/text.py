@@ -19,7 +19,7 @@ def is_text(s) -> bool:
 
 def split(name: str, quick: bool = True) -> T.TextSplit:
     """The quick set (the sliders' held-out sentences) or the whole test split."""
-    s = cache.sample(name)
+    s = cache.text_sample(name)
     return s.data.quick_set if quick else s.test
 
 
@@ -62,16 +62,16 @@ def show_quality(q: T.TextQuality, base: T.TextQuality, name: str, quick: bool =
     cols = cols if cols is not None else metric_slots(5)
     on = where(name, quick)
     cols[0].metric("Mean cosine to original", f"{q.mean_cosine:.4f}",
-                   help=f"Measured: cosine similarity of each compressed embedding to the original's, averaged over {on}. "
-                        "1 means unchanged.")
+                   help=f"Measured: cosine similarity of each compressed embedding to the original's, averaged "
+                        f"over {on}. 1 means unchanged.")
     cols[1].metric("Worst cosine", f"{q.worst_cosine:.4f}",
                    help=f"Measured: the lowest of those cosines, for: “{q.worst_sentence[:160]}”")
     cols[2].metric("Neighbour agreement", f"{q.top1_agreement:.1%}",
                    help=f"Measured: top-1 neighbour agreement, how often a sentence's nearest neighbour (by cosine, "
                         f"among {q.sentences}) is the same sentence as under the original encoder.")
     cols[3].metric("Pair-rank Spearman", f"{q.spearman:.4f}",
-                   help=f"Measured: Spearman rank correlation of the {q.pairs} pair similarities (paraphrase, contrast, "
-                        "unrelated) with the original's. 1 means every pair keeps its rank.")
+                   help=f"Measured: Spearman rank correlation of the {q.pairs} pair similarities (paraphrase, "
+                        "contrast, unrelated) with the original's. 1 means every pair keeps its rank.")
     cols[4].metric("Paraphrase found (top-1)", f"{q.paraphrase_top1:.1%}",
                    **delta((q.paraphrase_top1 - base.paraphrase_top1) * 100, "{:+.1f} pt"),
                    help="Measured against ground truth: how often a sentence's nearest neighbour is its own paraphrase "

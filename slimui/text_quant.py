@@ -5,6 +5,7 @@ is the most sensitive, and the figures on the whole test split. Everything else 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pandas as pd
 import streamlit as st
@@ -51,13 +52,13 @@ def quality(score: Score, base: Score, name: str) -> None:
 def kernels(name: str) -> list[TQ.KernelTime]:
     """The three Linear shapes timed alone, fp32 against int8, at batch 1's and batch 32's token counts."""
     x = T.timing_batches(ui.split(name, False), 32)
-    return TQ.kernel_times(cache.sample(name).model, [x[1].numel(), x[32].numel()], max_seconds=0.5)
+    return TQ.kernel_times(cache.text_sample(name).model, [x[1].numel(), x[32].numel()], max_seconds=0.5)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def group_piece(name: str, group: str, method: str, bits: int, per_channel: bool) -> T.TextQuality:
     """One layer group quantized alone (real int8 or fake k-bit), measured on the quick set."""
-    model = TQ.group_variant(cache.sample(name).model, group, method, QuantConfig(bits, per_channel=per_channel))
+    model = TQ.group_variant(cache.text_sample(name).model, group, method, QuantConfig(bits, per_channel=per_channel))
     return T.evaluate(model, ui.split(name), ui.reference(name))
 
 
@@ -99,8 +100,8 @@ def why(timed: Timed, name: str, lat: dict) -> None:
     one = lat["fp32"][small]
     text = (f"Latency measured on this server's CPU ({one.threads} thread(s)), fp32 and int8 timed round-robin: "
             f"batch {small} is one median-length sentence ({x[small].shape[1]} tokens), batch {large} is {large} "
-            f"sentences padded to {x[large].shape[1]} tokens. torch.ao's int8 per channel is **{b1:.2f}×** as fast as fp32 at "
-            f"batch {small} and **{b32:.2f}×** at batch {large}. ")
+            f"sentences padded to {x[large].shape[1]} tokens. torch.ao's int8 per channel is **{b1:.2f}×** as fast "
+            f"as fp32 at batch {small} and **{b32:.2f}×** at batch {large}. ")
     text += (f"Batch {small} gains more here. " if b1 > b32 else
              f"This time batch {small} did not gain more than batch {large}, as it usually does on this machine: "
              "small timings suffer most from a busy CPU. ")
@@ -140,7 +141,8 @@ def _groups_section(name: str, cfg: QuantConfig) -> None:
         return
     frame = groups(name, *done)
     left, right = st.columns([3, 2])
-    series = {m: list(frame[frame.method == m]["drop in mean cosine"]) for m in dict.fromkeys(frame.method)}
+    series: dict[str, Sequence[float]] = {m: list(frame[frame.method == m]["drop in mean cosine"])
+                                          for m in dict.fromkeys(frame.method)}
     left.plotly_chart(plots.grouped_bars([T.GROUP_LABELS[g] for g in T.GROUPS], series,
                                          f"Drop in mean cosine with one group quantized alone (bits {done[0]})",
                                          "layer group (alone)", "1 − mean cosine", text_format="{:.4f}"),
@@ -148,8 +150,9 @@ def _groups_section(name: str, cfg: QuantConfig) -> None:
     right.dataframe(frame.style.format({"drop in mean cosine": "{:.4f}", "mean cosine": "{:.4f}", "Spearman": "{:.4f}",
                                         "top-1 agreement": "{:.1%}"}), hide_index=True, height=460)
     worst = frame.loc[frame.groupby("method")["drop in mean cosine"].idxmax()]
-    st.caption("Measured most sensitive group: " + "; ".join(f"{r.method}: **{r.group}** (drop {r['drop in mean cosine']:.4f})"
-                                                           for _, r in worst.iterrows()) + ".")
+    st.caption("Measured most sensitive group: "
+               + "; ".join(f"{r.method}: **{r.group}** (drop {r['drop in mean cosine']:.4f})"
+                           for _, r in worst.iterrows()) + ".")
 
 
 def _full_split_section(name: str, cfg: QuantConfig) -> None:

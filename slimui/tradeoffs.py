@@ -312,7 +312,7 @@ def pipeline_section(name: str) -> None:
     beside the published ones. Independent of the grid: the page draws it whether or not the grid is built."""
     s = cache.sample(name)
     fam, opts = family_of(s), choices(name)
-    metric, pipe, (unit, scale) = fam.metric, opts.pipeline, opts.size_unit
+    metric, pipe = fam.metric, opts.pipeline
     st.subheader(f"Deep Compression, stage by stage, on {state.label(name)}")
     st.caption(f"Prune with fine-tuning → share weights by k-means → Huffman-code (Han, Mao & Dally 2016), on the "
                f"model's compressible layers ({len(fam.layers(s.model))} of them); everything else is stored fp32. "

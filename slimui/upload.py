@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from slimcore import Sample
 from slimcore import architectures as A
 from slimcore import graph as G
 from slimcore import upload as U
@@ -63,7 +62,7 @@ def upload_form() -> None:
         st.error(st.session_state[ERROR])
 
 
-def upload_card(s: Sample) -> None:
+def upload_card(s: cache.AnySample) -> None:
     """What an uploaded model is: its file, format, how it was read and what it is evaluated on."""
     if getattr(s, "kind", "") == "text":
         return encoder_card(s)
@@ -96,7 +95,8 @@ def upload_card(s: Sample) -> None:
 
 
 def encoder_card(s) -> None:
-    """An uploaded sentence encoder (a Hugging Face folder): its file, what was read from it, what it is evaluated on."""
+    """An uploaded sentence encoder (a Hugging Face folder): its file, what was read from it, what it is evaluated
+    on."""
     card, sent = s.card, s.card["sentences"]
     st.subheader(f"{state.md(state.my_uploads().get(s.name, 'uploaded model'))} (your upload)")
     c1, c2 = st.columns([3, 2])

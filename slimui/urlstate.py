@@ -85,11 +85,15 @@ def _bool(raw: str) -> bool:
     raise Invalid("not 1 or 0")
 
 
-class _Param:
-    """Shared behaviour: `read` parses a URL value (or raises Invalid), `valid` checks a session value, `write`
-    formats one for the URL. Subclasses are frozen dataclasses with `key`, `default` and `advanced`."""
+class Param:
+    """A URL-backed setting, as a Spec uses it: `read` parses a URL value (or raises Invalid), `valid` checks a
+    session value, `write` formats one for the URL. Subclasses are frozen dataclasses with `key`, `default` and
+    `advanced`."""
 
     multi = False  # True: the key may repeat in the URL (?k=a&k=b), read as a list
+    key: str       # the fields every subclass declares (as dataclass fields)
+    default: Any
+    advanced: bool
 
     def read(self, raw: Any) -> tuple[Any, str | None]:
         """The value for a URL value, and a remark when it was adjusted (None when taken as written)."""
@@ -107,7 +111,7 @@ class _Param:
 
 
 @dataclass(frozen=True)
-class Float(_Param):
+class Float(Param):
     """A slider of floats in [lo, hi] on a grid of `step`; written rounded to the step."""
 
     key: str
@@ -123,7 +127,9 @@ class Float(_Param):
 
     @property
     def _places(self) -> int:
-        return max(0, -Decimal(str(self.step)).as_tuple().exponent)
+        exponent = Decimal(str(self.step)).as_tuple().exponent
+        assert isinstance(exponent, int)   # a finite step: 'n', 'N', 'F' only for NaN and infinity
+        return max(0, -exponent)
 
     def read(self, raw: str) -> tuple[float, str | None]:
         try:
@@ -138,7 +144,7 @@ class Float(_Param):
 
     def valid(self, value: Any) -> bool:
         return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-                and self.lo - 1e-9 <= value <= self.hi + 1e-9)
+                and self.lo - 1e-9 <= float(value) <= self.hi + 1e-9)
 
     def write(self, value: float) -> str:
         text = f"{round(float(value), self._places) + 0.0:.{self._places}f}"   # + 0.0: no "-0"
@@ -149,7 +155,7 @@ class Float(_Param):
 
 
 @dataclass(frozen=True)
-class Int(_Param):
+class Int(Param):
     """A whole number in [lo, hi] (number input, integer slider)."""
 
     key: str
@@ -172,14 +178,14 @@ class Int(_Param):
         return v, None
 
     def valid(self, value: Any) -> bool:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and self.lo <= value <= self.hi
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool) and self.lo <= int(value) <= self.hi
 
     def write(self, value: int) -> str:
         return str(int(value))
 
 
 @dataclass(frozen=True)
-class Bool(_Param):
+class Bool(Param):
     """A checkbox or toggle; written as 1 or 0 (true/false, yes/no, on/off are read too)."""
 
     key: str
@@ -197,14 +203,32 @@ class Bool(_Param):
 
 
 @dataclass(frozen=True)
-class Choice(_Param):
-    """One of `options` (selectbox, radio, select slider); the default is the first option unless given. In the URL
-    an option is its token ('per-channel'); the option's own text is read too."""
+class _Options(Param):
+    """Shared by Choice and Choices: the options, found from their text or URL token."""
 
     key: str
     options: Sequence[Any]
     default: Any = None
     advanced: bool = False
+
+    def _find(self, raw: str) -> Any:
+        for o in self.options:
+            if raw == str(o) or raw.strip().lower() == token(o):
+                return o
+        shown = ", ".join(token(o) for o in self.options[:8]) + (", …" if len(self.options) > 8 else "")
+        raise Invalid(f"not one of {shown}")
+
+    def _option(self, value: Any) -> bool:
+        try:
+            return value in self.options
+        except (TypeError, ValueError):  # e.g. an array compared element-wise
+            return False
+
+
+@dataclass(frozen=True)
+class Choice(_Options):
+    """One of `options` (selectbox, radio, select slider); the default is the first option unless given. In the URL
+    an option is its token ('per-channel'); the option's own text is read too."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
@@ -217,28 +241,18 @@ class Choice(_Param):
         if len({token(o) for o in self.options}) < len(self.options):
             raise ValueError(f"{self.key}: two options have the same URL token")
 
-    def _find(self, raw: str) -> Any:
-        for o in self.options:
-            if raw == str(o) or raw.strip().lower() == token(o):
-                return o
-        shown = ", ".join(token(o) for o in self.options[:8]) + (", …" if len(self.options) > 8 else "")
-        raise Invalid(f"not one of {shown}")
-
     def read(self, raw: str) -> tuple[Any, str | None]:
         return self._find(raw), None
 
     def valid(self, value: Any) -> bool:
-        try:
-            return value in self.options
-        except (TypeError, ValueError):  # e.g. an array compared element-wise
-            return False
+        return self._option(value)
 
     def write(self, value: Any) -> str:
         return token(value)
 
 
 @dataclass(frozen=True)
-class Choices(Choice):
+class Choices(_Options):
     """Any of `options`, in the order chosen (multiselect); repeated in the URL (?k=a&k=b), empty as ?k=."""
 
     default: Any = ()
@@ -252,19 +266,16 @@ class Choices(Choice):
         if len({token(o) for o in self.options}) < len(self.options):
             raise ValueError(f"{self.key}: two options have the same URL token")
 
-    def read(self, raw: list[str]) -> tuple[list, str | None]:
+    def read(self, raw: list[str]) -> tuple[list[Any], str | None]:
         chosen = [self._find(r) for r in raw if r != ""]
         unique = list(dict.fromkeys(chosen))
         return unique, ("repeated choices dropped" if len(unique) < len(chosen) else None)
 
     def valid(self, value: Any) -> bool:
-        return isinstance(value, (list, tuple)) and all(Choice.valid(self, v) for v in value)
+        return isinstance(value, (list, tuple)) and all(self._option(v) for v in value)
 
-    def write(self, value: Sequence) -> list[str]:
+    def write(self, value: Sequence[Any]) -> list[str]:
         return [token(v) for v in value] or [""]
-
-
-Param = Float | Int | Bool | Choice | Choices
 
 
 def shown(key: str) -> Any:

@@ -67,7 +67,8 @@ def distill_default(name: str) -> D.DistillConfig:
     d = family_of(s).distill_defaults
     if family_of(s).name == "encoder":
         from slimcore import text_distill as TD
-        return replace(d, student=TD.share(s.model, TD.student_layers(s.model, d.student)))
+        model = cache.text_sample(name).model
+        return replace(d, student=TD.share(model, TD.student_layers(model, d.student)))
     return d
 
 
@@ -127,7 +128,12 @@ def _jobs(name: str) -> list[tuple[str, Callable[[], object]]]:
         amount, bits = opts.pipeline.amount, opts.pipeline.default_bits
         tasks += [("allocation", lambda: trade_ui.allocation_task(name, scan, budget)),
                   ("Deep Compression", lambda: trade_ui.pipeline_task(name, amount, bits))]
-    return [(what, lambda task=task: work.submit(task(), priority=WARM)) for what, task in tasks]
+    return [(what, _submitting(task)) for what, task in tasks]
+
+
+def _submitting(task: Callable[[], work.Task]) -> Callable[[], object]:
+    """A warm-up step: submit the task (made when the step runs) at the warm-up's priority."""
+    return lambda: work.submit(task(), priority=WARM)
 
 
 @dataclass

@@ -2,10 +2,10 @@
 worker (slimcore.jobs), shown when they are ready.
 
 A page part's slow work is a `Task` (its key, its work, what it is in words): the page and the warm-up submit the
-same task, so they share one job. `later(task)` draws its result when it is there; until then a placeholder says what is being computed, for how
-long so far and how long it is expected to take (from measured times), and polls (a fragment, so only it reruns)
-until the job is done, then reruns the page once to draw it. The page run itself never waits for the job: a slider
-move is answered by what depends on it, and the slow parts follow."""
+same task, so they share one job. `later(task)` draws its result when it is there; until then a placeholder says
+what is being computed, for how long so far and how long it is expected to take (from measured times), and polls (a
+fragment, so only it reruns) until the job is done, then reruns the page once to draw it. The page run itself never
+waits for the job: a slider move is answered by what depends on it, and the slow parts follow."""
 from __future__ import annotations
 
 import functools

@@ -55,7 +55,10 @@ def run_for_model(page: str, name: str) -> AppTest:
     return at
 
 
-def run_link(page: str, timeout: float = 900, **query: str) -> AppTest:
+LINK_TIMEOUT = 900   # seconds for a page run opened by a link (run_link)
+
+
+def run_link(page: str, timeout: float = LINK_TIMEOUT, **query: str) -> AppTest:
     """A page run once as a link would open it (?key=value...), checked to have drawn without errors."""
     at = app(page, timeout=timeout)
     for k, v in query.items():

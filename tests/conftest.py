@@ -28,11 +28,26 @@ if "SLIMLAB_RESULTS" not in os.environ:
 import torch  # noqa: E402
 
 import slimcore  # noqa: E402  (after the thread count: importing slimcore imports torch)
+from slimcore.text import TextSample  # noqa: E402
 
 if _WORKERS > 1:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_classifier(name: str) -> slimcore.Sample:
+    """slimcore.load_sample of a classifier sample, typed as one (load_sample's type covers the text sample too)."""
+    s = slimcore.load_sample(name)
+    assert isinstance(s, slimcore.Sample), name
+    return s
+
+
+def load_text() -> TextSample:
+    """slimcore.load_sample("minilm"), typed as the text sample it is."""
+    s = slimcore.load_sample("minilm")
+    assert isinstance(s, TextSample)
+    return s
 
 # Hypothesis: the profile decides how many examples a property test tries (tests set no max_examples of their own).
 # "ci" tries at least as many as any test used to ask for; "dev" a handful, so the fast tier stays fast.
@@ -92,12 +107,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session", params=slimcore.list_samples("classifier"))
 def sample(request) -> slimcore.Sample:
     """Each shipped sample model in turn (tests must not change it)."""
-    return slimcore.load_sample(request.param)
+    return load_classifier(request.param)
 
 
 @pytest.fixture(scope="session")
 def digits_cnn() -> slimcore.Sample:
-    return slimcore.load_sample("digits-cnn")
+    return load_classifier("digits-cnn")
 
 
 @pytest.fixture

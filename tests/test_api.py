@@ -53,7 +53,7 @@ def test_measure_scores_an_encoder_against_its_own_embeddings(minilm):
 def test_timing_uses_the_family_batches(minilm, digits_cnn):
     assert set(slimcore.time_models(digits_cnn, {"m": digits_cnn.model}, repeats=5, max_seconds=0.05)["m"]) == {1, 256}
     lat = slimcore.time_models(minilm, {"m": minilm.model}, repeats=5, max_seconds=0.05)["m"]
-    assert {b: l.batch for b, l in lat.items()} == {1: 1, 32: 32}
+    assert {b: t.batch for b, t in lat.items()} == {1: 1, 32: 32}
 
 
 def test_prune_is_the_family_code_on_both(digits_cnn, minilm):

@@ -30,4 +30,5 @@ def test_no_unsafe_torch_load_outside_tests():
 
 def test_pages_are_thin():
     for page in [ROOT / "app.py", *sorted((ROOT / "views").glob("*.py"))]:
-        assert len(page.read_text().splitlines()) <= 250, f"{page.name} is over 250 lines: move logic to slimcore/slimui"
+        assert len(page.read_text().splitlines()) <= 250, \
+            f"{page.name} is over 250 lines: move logic to slimcore/slimui"

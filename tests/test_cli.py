@@ -139,7 +139,8 @@ def test_apply_and_sweep_on_a_model_file_with_data(tmp_path):
 def test_apply_prints_the_pruning_labs_figures(recipes):
     from slimui import pruning as page
 
-    for file, cfg in (("taylor.yaml", PruneConfig(0.5, "taylor")), ("channels.json", PruneConfig(0.5, structured=True))):
+    for file, cfg in (("taylor.yaml", PruneConfig(0.5, "taylor")),
+                      ("channels.json", PruneConfig(0.5, structured=True))):
         report, _, _ = page.result("digits-cnn", cfg)       # what the Pruning page shows for this setting
         out = run("apply", "--recipe", str(recipes / file), "--no-latency")
         assert out.returncode == 0 and out.stderr == "", out.stderr

@@ -206,8 +206,8 @@ def _chain(norm) -> torch.nn.Module:
 def test_channel_pruned_chains_with_batchnorm_reload(samples, tmp_path):
     s = samples["digits-cnn"]
     net = _chain(torch.nn.BatchNorm1d)
-    applied, exported = E.export_recipe(replace(s, model=net), Recipe("chain", PruneConfig(0.5, structured=True)), tmp_path,
-                                        timing=False)
+    applied, exported = E.export_recipe(replace(s, model=net), Recipe("chain", PruneConfig(0.5, structured=True)),
+                                        tmp_path, timing=False)
     assert all(f.ok for f in exported.files)
     shapes = json.loads((tmp_path / "shapes.json").read_text())["layers"]
     assert shapes["1"] == {"type": "BatchNorm2d", "features": 4} and shapes["5"]["features"] == 16
@@ -295,7 +295,8 @@ def test_a_ffn_pruned_encoder_exports_and_reloads_every_way(minilm, tmp_path):
     x = E.check_inputs(minilm)
     want = applied.model(x)
     shapes = json.loads((tmp_path / "shapes.json").read_text())
-    assert shapes["units"] == {"ffn": applied.model.shape()["ffn"]} and shapes["layers"] == E.layer_shapes(applied.model)
+    assert shapes["units"] == {"ffn": applied.model.shape()["ffn"]} \
+        and shapes["layers"] == E.layer_shapes(applied.model)
     assert torch.equal(E.load_state(minilm.model, tmp_path)(x), want)   # thin architecture + weights_only state dict
     assert torch.equal(torch.jit.load(str(tmp_path / "model.torchscript.pt"))(x), want)
     sess = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -22,6 +22,7 @@ from slimcore import text as T
 from slimcore import text_distill as TD
 from slimcore import text_prune as TP
 from slimcore.families import family_of
+from tests.conftest import load_text
 
 LIMIT = 200 * 10**6     # the upload limit the dashboard uses (decimal MB)
 SMALL_LIMIT = 50 * 10**6
@@ -39,7 +40,7 @@ def zip_of(files: dict[str, bytes], folder: str = "", method: int = zipfile.ZIP_
 
 @pytest.fixture(scope="module")
 def minilm() -> T.TextSample:
-    return slimcore.load_sample("minilm")
+    return load_text()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,8 @@ def test_quantization_labs_give_identical_figures_on_both(up, minilm):
     fam = family_of(up)
     quick_up, quick_mini = fam.scorer(up, "quick"), fam.scorer(minilm, "quick")
     _same_score(quick_up(up.model), quick_mini(minilm.model))
-    fq_up, fq_mini = (Q.quantize(m, bits=4, per_channel=True, layers=T.linear_layers(m)) for m in (up.model, minilm.model))
+    fq_up, fq_mini = (Q.quantize(m, bits=4, per_channel=True, layers=T.linear_layers(m))
+                      for m in (up.model, minilm.model))
     _same_score(quick_up(fq_up), quick_mini(fq_mini))
     variant = next(k for k, v in I8.variants(up).items() if v.engine == "torch" and v.per_channel)
     q_up, q_mini = I8.build(up, variant), I8.build(minilm, variant)
@@ -141,7 +143,8 @@ def small_files(config: dict | None = None, state: dict | None = None, **extra: 
     tok = (T.model_dir() / "tokenizer.json").read_bytes()
     files = {"config.json": json.dumps(SMALL if config is None else config).encode(),
              "model.safetensors": st_save(_small_state() if state is None else state), "tokenizer.json": tok,
-             "modules.json": json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+             "modules.json": json.dumps([{"idx": 0, "name": "0", "path": "",
+                                          "type": "sentence_transformers.models.Transformer"},
                                          {"idx": 1, "name": "1", "path": "1_Pooling",
                                           "type": "sentence_transformers.models.Pooling"}]).encode(),
              "1_Pooling/config.json": json.dumps({"word_embedding_dimension": 64, "pooling_mode_mean_tokens": True,
@@ -181,7 +184,8 @@ def test_a_smaller_bert_runs_through_the_family_and_head_removal(small):
     assert thin.encoder.layer[0].attention.output.dense.weight.shape == (64, 32)
     # Removing the heads equals switching their attention-output columns off in the dense model.
     dense = T.variant(m, {f"encoder.layer.{i}.attention.output.dense.weight":
-                          m.encoder.layer[i].attention.output.dense.weight * keep[f"encoder.layer.{i}.attention.output.dense"]
+                          m.encoder.layer[i].attention.output.dense.weight
+                          * keep[f"encoder.layer.{i}.attention.output.dense"]
                           for i in range(2)})
     x = fam.example(small)
     assert torch.allclose(thin(x), dense(x), atol=1e-5)
@@ -289,7 +293,8 @@ HOSTILE = {
     "max pooling with the mean": ({"1_Pooling/config.json": _pooling(pooling_mode_mean_tokens=True,
                                                                      pooling_mode_max_tokens=True)}, "pooling by"),
     "a Dense module": ({"modules.json": json.dumps([{"path": "", "type": "sentence_transformers.models.Transformer"},
-                                                    {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                                                    {"path": "1_Pooling",
+                                                     "type": "sentence_transformers.models.Pooling"},
                                                     {"path": "2_Dense", "type": "sentence_transformers.models.Dense"}]
                                                    ).encode()}, "Dense"),
 }
@@ -362,7 +367,8 @@ def test_a_zip_whose_declared_size_lies_is_refused():
 
 
 def test_a_folder_one_level_deep_and_unrelated_files_are_accepted():
-    extra = {"onnx/model.onnx": b"\0" * 10, "__MACOSX/._config.json": b"x", "README.md": b"---\nx: 1\n---\n# Tiny BERT\n"}
+    extra = {"onnx/model.onnx": b"\0" * 10, "__MACOSX/._config.json": b"x",
+             "README.md": b"---\nx: 1\n---\n# Tiny BERT\n"}
     doc, _ = H.read_folder(zip_of(small_files(**extra), "tiny-bert/"), SMALL_LIMIT)
     assert doc["name"] == "Tiny BERT"
     doc, _ = H.read_folder(zip_of(small_files(), "tiny-bert/"), SMALL_LIMIT)

@@ -58,7 +58,8 @@ def test_comparisons_read_the_figures():
 def test_the_right_option_is_the_one_the_measurement_falls_in():
     step = L.parse("t", {"title": "T", "summary": "S", "model": "m", "steps": [{
         "lab": "Pruning", "title": "t", "look": "l", "question": "q", "figure": "score", "explain": "e", "options": [
-        {"label": "high", "min": 0.9}, {"label": "mid", "min": 0.5, "max": 0.9}, {"label": "low", "max": 0.5}]}]}).steps[0]
+        {"label": "high", "min": 0.9}, {"label": "mid", "min": 0.5, "max": 0.9},
+        {"label": "low", "max": 0.5}]}]}).steps[0]
     assert L.right_options(step, figs(score=0.8969)) == [1]
     assert L.right_options(step, figs(score=0.9)) == [0]
     assert L.right_options(step, figs(score=0.1)) == [2]

@@ -23,10 +23,11 @@ def _section(name: str, teacher: bool) -> None:
 def _encoder() -> None:
     import types
 
-    from slimcore.text import TextData
+    from slimcore.text import TextData, TextSplit
     from slimui import experiments
 
-    experiments.section(types.SimpleNamespace(name="an encoder", data=TextData(None, None, "")), False)
+    empty = TextSplit((), (), (), (), ())
+    experiments.section(types.SimpleNamespace(name="an encoder", data=TextData(empty, empty, "")), False)
 
 
 def section(teacher: bool = False) -> AppTest:
@@ -44,7 +45,7 @@ def tiny(monkeypatch, fresh_results):
 
 
 def text(at: AppTest) -> str:
-    return " ".join(e.value for kind in ("markdown", "caption", "info") for e in at.get(kind))
+    return " ".join(e.value for elements in (at.markdown, at.caption, at.info) for e in elements)
 
 
 def test_nothing_is_trained_until_asked(tiny):

@@ -12,6 +12,7 @@ from slimcore.families import get
 from slimcore.families.encoder import cosine_scorer
 from slimui.pruning import size
 from tests.apptest_utils import app, array, figures, metrics, run_for_model, run_page
+from tests.conftest import load_text
 
 PAGE = "views/1_Pruning.py"
 
@@ -149,7 +150,7 @@ ENC = get("encoder")
 
 @pytest.fixture(scope="module")
 def s() -> T.TextSample:
-    return slimcore.load_sample("minilm")
+    return load_text()
 
 
 @pytest.fixture(scope="module")

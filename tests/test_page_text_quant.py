@@ -10,7 +10,7 @@ from slimcore import serialized_bytes
 from slimcore import text as T
 from slimcore import text_quant as TQ
 from slimcore.quantization import QuantConfig
-from tests.apptest_utils import array, figures, metrics, run_link
+from tests.apptest_utils import LINK_TIMEOUT, array, figures, metrics, run_link
 
 PAGE = "views/2_Quantization.py"
 COSINE = "Mean cosine to original"
@@ -27,7 +27,7 @@ def ref(s):
 
 
 def open_page(**query: str):
-    return run_link(PAGE, model="minilm", **query)
+    return run_link(PAGE, LINK_TIMEOUT, model="minilm", **query)   # timeout given: no query key can be it
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,8 @@ def test_default_view_shows_simulated_quality_modelled_size_and_the_int8_table(p
     assert shown["Mean cosine (simulated)"] == shown[COSINE]   # the family's headline, then its detail figures
     assert set(figures(page)) == {"q_levels", "q_values", "q_error", "q_sqnr", "q_curve"}
     assert levels_name(page).startswith("255 quantization levels") and marker(page) == 8
-    assert shown["Size at 8-bit (modelled)"] == f"{Q.modelled_bytes(s.model, QuantConfig(8, per_channel=False), TQ.layers(s.model)).bytes / 2**20:,.1f} MiB"
+    size = Q.modelled_bytes(s.model, QuantConfig(8, per_channel=False), TQ.layers(s.model))
+    assert shown["Size at 8-bit (modelled)"] == f"{size.bytes / 2**20:,.1f} MiB"
     assert any("Fake quantization: simulated" in m.value for m in page.markdown)
     assert any("activation quantization is not available for sentence encoders" in c.value for c in page.caption)
     table = page.dataframe[0].value.set_index("model")

@@ -8,7 +8,7 @@ import pytest
 import slimcore
 from slimcore import sensitivity as SE
 from slimcore import text as T
-from tests.apptest_utils import array, figures, run_link
+from tests.apptest_utils import LINK_TIMEOUT, array, figures, run_link
 
 pytestmark = pytest.mark.usefixtures("fresh_results")   # each test finds nothing computed before it
 
@@ -16,7 +16,7 @@ PAGE = "views/5_Sensitivity.py"
 
 
 def open_page(**query: str):
-    return run_link(PAGE, model="minilm", **query)
+    return run_link(PAGE, LINK_TIMEOUT, model="minilm", **query)   # timeout given: no query key can be it
 
 
 def heat(at) -> np.ndarray:

@@ -91,7 +91,9 @@ def test_uploaded_data_is_used_and_a_bad_file_changes_nothing(mlp_file):
     np.savez(buf, x=s.data.val.x.numpy(), y=s.data.val.y.numpy())
     at = _upload(at, mlp_file, "mlp.pt", buf.getvalue())
     good = at.session_state["model_name"]
-    assert "your data" in at.markdown[1].value and f"{len(s.data.val) - round(0.1 * len(s.data.val)) - round(0.3 * len(s.data.val)):,} train" in at.markdown[1].value
+    n = len(s.data.val)
+    assert "your data" in at.markdown[1].value \
+        and f"{n - round(0.1 * n) - round(0.3 * n):,} train" in at.markdown[1].value
     before = metrics(at)
     for blob, name, words in [(b"", "empty.pt", "empty"), (rng.bytes(5000), "noise.bin", "not a PyTorch model"),
                               (mlp_file[:len(mlp_file) // 2], "half.pt", "truncated or corrupt")]:

@@ -57,14 +57,15 @@ def result():
 def test_pipeline_stages_shrink_and_sizes_are_the_streams(result):
     s, res, seen = result
     assert list(res.stages) == seen
-    assert [st.name for st in res.stages] == ["original (fp32)", "pruned + fine-tuned", "weight sharing", "Huffman coded"]
+    assert [st.name for st in res.stages] == ["original (fp32)", "pruned + fine-tuned", "weight sharing",
+                                              "Huffman coded"]
     sizes = [st.bytes for st in res.stages]
     assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4
     assert sizes[0] == slimcore.serialized_bytes(s.model)
-    for st in res.stages[1:]:
-        assert st.bytes == len(res.streams[st.name]) and st.label == "measured"
-        assert st.ratio == pytest.approx(sizes[0] / st.bytes)
-        assert st.score == slimcore.accuracy(PL.decode(res.streams[st.name], s.model), s.test)
+    for stage in res.stages[1:]:
+        assert stage.bytes == len(res.streams[stage.name]) and stage.label == "measured"
+        assert stage.ratio == pytest.approx(sizes[0] / stage.bytes)
+        assert stage.score == slimcore.accuracy(PL.decode(res.streams[stage.name], s.model), s.test)
 
 
 def test_pipeline_meets_the_targets_on_digits_mlp(result):
@@ -130,11 +131,11 @@ def test_deep_compression_on_the_encoder_measures_its_streams():
     test = fam.scorer(s, "test")
     assert res.stages[0].score == 1.0
     decoded = {}
-    for st in res.stages[1:]:
-        assert st.bytes == len(res.streams[st.name]) and st.label == "measured" > "" and tables < st.bytes
-        decoded[st.name] = PL.decode(res.streams[st.name], s.model, fam)
-        assert st.score == test(decoded[st.name]).value
-        assert "embeddings.word_embeddings.weight" in st.detail and "stay fp32" in st.detail
+    for stage in res.stages[1:]:
+        assert stage.bytes == len(res.streams[stage.name]) and stage.label == "measured" > "" and tables < stage.bytes
+        decoded[stage.name] = PL.decode(res.streams[stage.name], s.model, fam)
+        assert stage.score == test(decoded[stage.name]).value
+        assert "embeddings.word_embeddings.weight" in stage.detail and "stay fp32" in stage.detail
     for k, v in s.model.state_dict().items():   # the embedding tables come back exactly (fp32)
         if k.startswith("embeddings."):
             assert torch.equal(decoded["Huffman coded"].state_dict()[k], v), k

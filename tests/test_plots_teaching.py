@@ -11,6 +11,7 @@ from slimcore import distillation as D
 from slimcore import plots
 from slimcore import pruning as P
 from tests.apptest_utils import array, figures, run_page
+from tests.conftest import load_classifier
 
 
 def _counts(trace) -> np.ndarray:
@@ -82,7 +83,7 @@ def test_the_histogram_and_the_mask_use_the_same_two_colours():
 # --- the teacher's probabilities on a log axis ------------------------------------------------------------------
 
 def _soft(log: bool, p1=None):
-    s = slimcore.load_sample(slimcore.DEFAULT_SAMPLE)
+    s = load_classifier(slimcore.DEFAULT_SAMPLE)
     logits = slimcore.predict(s.model, s.test.x[:1])[0]
     p1 = D.soften(logits, 1.0) if p1 is None else p1
     pt = D.soften(logits, 4.0)

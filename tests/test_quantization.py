@@ -1,5 +1,6 @@
 """Simulated quantization: our grids agree bit for bit with PyTorch's fake-quantization kernels, keep the promised
 properties (levels, error bound, idempotence, ~6 dB per bit), and never touch the model they are given."""
+import dataclasses
 import json
 import math
 import subprocess
@@ -362,7 +363,8 @@ def test_eight_bit_per_channel_is_within_half_a_point_of_fp32(sample):
 
 def test_quality_by_bits_is_one_quantized_model_per_bit_width(digits_cnn):
     cfg = q.QuantConfig(per_channel=True)
-    curve = q.quality_by_bits(digits_cnn.model, slimcore.families.family_of(digits_cnn).scorer(digits_cnn), cfg, [2, 4, 16])
+    curve = q.quality_by_bits(digits_cnn.model, slimcore.families.family_of(digits_cnn).scorer(digits_cnn), cfg,
+                              [2, 4, 16])
     assert [p.bits for p in curve] == [2, 4, 16]
     assert curve[1].value == slimcore.accuracy(q.quantize(digits_cnn.model, 4, per_channel=True), digits_cnn.test)
     assert curve[2].value == pytest.approx(slimcore.accuracy(digits_cnn.model, digits_cnn.test), abs=0.003)
@@ -379,19 +381,19 @@ def test_config_is_validated_plain_data():
     for bad in (dict(bits=1), dict(method="mean"), dict(percentile=20)):
         with pytest.raises(ValueError):
             q.ActivationConfig(**bad)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.bits = 3  # frozen
 
 
 def test_modelled_size_counts_codes_scales_and_fp32_biases(digits_cnn):
     m = digits_cnn.model
     layers = slimcore.weight_layers(m)
-    weights = sum(l.weight.numel() for l in layers.values())
-    biases = sum(l.bias.numel() for l in layers.values())
+    weights = sum(lyr.weight.numel() for lyr in layers.values())
+    biases = sum(lyr.bias.numel() for lyr in layers.values())
     s8 = q.modelled_bytes(m, q.QuantConfig(bits=8))
     assert s8.bytes == weights + biases * 4 + 4 * len(layers)
     pc = q.modelled_bytes(m, q.QuantConfig(bits=4, per_channel=True, symmetric=False))
-    assert pc.bytes == weights / 2 + biases * 4 + 8 * sum(l.weight.shape[0] for l in layers.values())
+    assert pc.bytes == weights / 2 + biases * 4 + 8 * sum(lyr.weight.shape[0] for lyr in layers.values())
     assert q.modelled_bytes(m, q.QuantConfig(ternary=True)).value_bits == 2
     assert s8.label == "modelled"
 

@@ -12,13 +12,14 @@ import slimcore
 from slimcore import distillation as D
 from slimcore import int8
 from slimcore.zoo import BasicBlock, DigitsResNet
+from tests.conftest import load_classifier
 
 NAME = "digits-resnet"
 
 
 @pytest.fixture(scope="module")
 def resnet() -> slimcore.Sample:
-    return slimcore.load_sample(NAME)
+    return load_classifier(NAME)
 
 
 def residual_adds(model: nn.Module) -> list[torch.fx.Node]:

@@ -11,11 +11,12 @@ import torch
 import slimcore
 from slimcore import text as T
 from slimcore import zoo
+from tests.conftest import load_text
 
 
 @pytest.fixture(scope="module")
 def sample() -> T.TextSample:
-    return slimcore.load_sample("minilm")
+    return load_text()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,8 @@ def test_quality_of_the_original_is_perfect_and_noise_lowers_it(sample):
     same = T.quality(ref, ref, sp)
     assert same.mean_cosine == pytest.approx(1, abs=1e-6) and same.top1_agreement == 1
     assert same.spearman == pytest.approx(1.0, abs=1e-12)   # scipy's rho of identical vectors: 1 - 2e-16
-    noisy = torch.nn.functional.normalize(ref + 0.08 * torch.randn(ref.shape, generator=torch.Generator().manual_seed(0)), dim=1)
+    noise = 0.08 * torch.randn(ref.shape, generator=torch.Generator().manual_seed(0))
+    noisy = torch.nn.functional.normalize(ref + noise, dim=1)
     q = T.quality(noisy, ref, sp)
     assert 0.5 < q.mean_cosine < 0.99 and q.worst_cosine < q.mean_cosine and q.spearman < 1 and q.top1_agreement < 1
     assert q.worst_sentence in sp.texts and q.sentences == len(sp) and q.pairs == len(sp.pairs)

@@ -13,6 +13,7 @@ from slimcore import text as T
 from slimcore import text_prune as TP
 from slimcore.families import get
 from slimcore.families.encoder import cosine_scorer
+from tests.conftest import load_text
 
 ENC = get("encoder")
 
@@ -21,7 +22,7 @@ FEW = 40   # sentences embedded by the equivalence tests (the quick set's first 
 
 @pytest.fixture(scope="module")
 def s() -> T.TextSample:
-    return slimcore.load_sample("minilm")
+    return load_text()
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,8 @@ def _zeroed(model: T.MiniLM, kind: str, keep: list[torch.Tensor]) -> T.MiniLM:
     q/k would not remove a head: softmax of zeros is uniform attention)."""
     new = copy.deepcopy(model)
     with torch.no_grad():
-        for i, (layer, kept) in enumerate(zip(new.encoder.layer, keep)):
+        for _i, (layer, kept) in enumerate(zip(new.encoder.layer, keep)):
+            assert isinstance(layer, T.Layer)
             if kind == "ffn":
                 gone = torch.ones(layer.intermediate.dense.out_features, dtype=torch.bool)
                 gone[kept] = False
@@ -125,7 +127,6 @@ def test_global_units_rank_every_layer_together_and_keep_one_per_layer(s, unit, 
     total = sum(x.numel() for x in scores)
     assert all(len(k) >= 1 for k in kept)
     assert sum(len(k) for k in kept) == max(total - round(0.9 * total), len(kept))
-    flat_kept = torch.cat([sc[k] for sc, k in zip(scores, kept)])
     gone = torch.cat([sc[[i for i in range(sc.numel()) if i not in set(k.tolist())]] for sc, k in zip(scores, kept)])
     best = {i: int(sc.argmax()) for i, sc in enumerate(scores)}
     others = torch.cat([sc[[i for i in k.tolist() if i != best[j]]] for j, (sc, k) in enumerate(zip(scores, kept))])
@@ -221,7 +222,7 @@ def test_removing_heads_equals_zeroing_their_output_columns(s, few, ref, ratio):
 def test_the_lowest_scored_units_go_and_masks_show_whole_rows_and_columns(s):
     for kind, scores in (("ffn", TP.neuron_scores(s.model)), ("heads", TP.head_scores(s.model))):
         keep, kept_units = _plan(s.model, TP.config(0.5, kind))
-        for i, (kept, sc) in enumerate(zip(kept_units, scores)):
+        for _i, (kept, sc) in enumerate(zip(kept_units, scores)):
             gone = torch.ones(sc.numel(), dtype=torch.bool)
             gone[kept] = False
             assert int(gone.sum()) == round(0.5 * sc.numel())

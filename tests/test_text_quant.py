@@ -48,7 +48,8 @@ LAYER = "encoder.layer.3.intermediate.dense"
 @pytest.mark.parametrize("bits,symmetric", [(8, True), (4, True), (8, False), (3, False)])
 def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_tensor(s, bits, symmetric):
     w = T.linear_layers(s.model)[LAYER].weight.detach()
-    ours = Q.quantized_weights(s.model, QuantConfig(bits, per_channel=False, symmetric=symmetric), TQ.layers(s.model, [LAYER]))[f"{LAYER}.weight"]
+    ours = Q.quantized_weights(s.model, QuantConfig(bits, per_channel=False, symmetric=symmetric),
+                               TQ.layers(s.model, [LAYER]))[f"{LAYER}.weight"]
     qp = qparams(w, bits, symmetric)
     if symmetric:  # the grid itself, written out: max|w| over 2^(k-1) - 1 codes, zero point 0
         assert float(qp.scale) == pytest.approx(float(w.abs().max()) / (2 ** (bits - 1) - 1), rel=1e-6)
@@ -60,7 +61,8 @@ def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_tensor(s, bits, 
 @pytest.mark.parametrize("bits,symmetric", [(8, True), (4, True), (6, False)])
 def test_fake_quantization_of_a_text_linear_equals_pytorchs_per_channel(s, bits, symmetric):
     w = T.linear_layers(s.model)[LAYER].weight.detach()
-    ours = Q.quantized_weights(s.model, QuantConfig(bits, per_channel=True, symmetric=symmetric), TQ.layers(s.model, [LAYER]))[f"{LAYER}.weight"]
+    ours = Q.quantized_weights(s.model, QuantConfig(bits, per_channel=True, symmetric=symmetric),
+                               TQ.layers(s.model, [LAYER]))[f"{LAYER}.weight"]
     qp = qparams(w, bits, symmetric, axis=0)
     assert qp.scale.shape == (w.shape[0],)
     theirs = torch.fake_quantize_per_channel_affine(w, qp.scale, qp.zero_point, 0, qp.qmin, qp.qmax)

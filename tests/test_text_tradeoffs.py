@@ -33,7 +33,8 @@ def test_points_and_validation(s):
         with pytest.raises(ValueError):
             TR.GridConfig(**bad)
     fam = slimcore.family_of(s)
-    for bad, what in (({"kinds": ("channels",)}, "pruning 'channels'"), ({"methods": ("obs",)}, "pruning method 'obs'")):
+    for bad, what in (({"kinds": ("channels",)}, "pruning 'channels'"),
+                      ({"methods": ("obs",)}, "pruning method 'obs'")):
         with pytest.raises(ValueError, match=what):
             TR.GridConfig(**bad).check(fam)
     with pytest.raises(ValueError, match="real engine"):   # a classifier has no real int8 point in the grid

@@ -35,8 +35,8 @@ curve_slot = st.container() if big else None   # projector mode: the main chart 
 
 if now.emptied:
     st.warning(f"At this ratio every weight of {', '.join(now.emptied)} is removed: "
-               f"{'that layer' if len(now.emptied) == 1 else 'those layers'} now output a constant, whatever the input, "
-               "and the model can only guess. Lower the ratio, or prune per layer.")
+               f"{'that layer' if len(now.emptied) == 1 else 'those layers'} now output a constant, whatever the "
+               "input, and the model can only guess. Lower the ratio, or prune per layer.")
 for note in now.notes:
     st.warning(note)
 if now.thin_note:
@@ -61,7 +61,7 @@ if now.thin is not None:
                    help=f"The model with {unit} removed for real at ratio {cfg.amount:.2f}: torch.save of it, "
                         f"{now.thin.params:,} parameters, {metric.short} {metric.format(now.thin.score.value)}; "
                         f"{unit} kept per layer: {' / '.join(map(str, now.thin.units.values()))}.")
-if len(cols) == 6:
+if len(cols) == 6 and now.thin is not None:   # (six: a thin model)
     kept, total = list(now.thin.units.values()), [g.count for g in fam.units(s.model, cfg.unit)]
     cols[5].metric("Kept per layer", f"{kept[0]} of {total[0]} {unit}" if len(set(kept)) == len(set(total)) == 1
                    else f"{' / '.join(map(str, kept))} of {' / '.join(map(str, total))}",
@@ -76,12 +76,12 @@ ui.full_split(name, cfg)
 
 left, right = st.columns(2)
 with left:
-    total = {g.where: g.count for g in fam.units(s.model, cfg.unit)} if cfg.structured else {}
-    if now.unit_removed and len(set(total.values())) == 1:   # units of one size everywhere: count them
-        st.plotly_chart(plots.layer_bars(list(now.unit_removed), [round(v * total[w]) for w, v in
+    counts = {g.where: g.count for g in fam.units(s.model, cfg.unit)} if cfg.structured else {}
+    if now.unit_removed and len(set(counts.values())) == 1:   # units of one size everywhere: count them
+        st.plotly_chart(plots.layer_bars(list(now.unit_removed), [round(v * counts[w]) for w, v in
                                                                   now.unit_removed.items()],
                                          f"{ui.sentence(unit)} removed per layer",
-                                         f"{unit} removed (of {max(total.values())})"), key="prune_layers")
+                                         f"{unit} removed (of {max(counts.values())})"), key="prune_layers")
     else:
         st.plotly_chart(plots.layer_bars([panel.short(n) for n in now.layer_sparsity],
                                          [v * 100 for v in now.layer_sparsity.values()],
@@ -118,8 +118,9 @@ if qs is not None:
     if big:
         fig.update_layout(height=projector.height(420))
     curve_slot.plotly_chart(fig, key="prune_curve")
-    curve_slot.caption(f"One-shot (no fine-tuning), measured at ratios {', '.join(map(str, panel.curve))}; computed once per "
-               f"model and method, then cached. Current ratio: {metric.short} {metric.format(now.score.value)}.")
+    curve_slot.caption(f"One-shot (no fine-tuning), measured at ratios {', '.join(map(str, panel.curve))}; computed "
+               f"once per model and method, then cached. Current ratio: {metric.short} "
+               f"{metric.format(now.score.value)}.")
 
 st.subheader("What it buys: the real models, timed")
 timed = Timed("prune_retime", teacher)
@@ -132,6 +133,7 @@ def timing_table(lat: dict) -> None:
         rows.append(("masked (dense kernels, zeros kept)", "masked", now.params, now.nonzeros, now.size_bytes,
                      now.score.value))
     if "thin" in lat:
+        assert now.thin is not None   # a thin model timed: the report has its figures
         rows.append((f"{unit} removed ({'this setting' if cfg.structured else 'structured, same ratio'})", "thin",
                      now.thin.params, now.thin.nonzeros, now.thin.size_bytes, now.thin.score.value))
     timed.show(pd.DataFrame([{
@@ -148,6 +150,7 @@ def timing_table(lat: dict) -> None:
         parts.append(f"the masked model runs at **{speed['masked']:.2f}x** the original's speed — dense kernels "
                      "multiply the zeros too: no real speed-up is expected")
     if "thin" in speed:
+        assert now.thin is not None
         parts.append(f"the model with {unit} removed runs at **{speed['thin']:.2f}x** "
                      f"({' / '.join(map(str, now.thin.units.values()))} {unit} kept per layer: it is really smaller)")
     timed.explain(f"At batch {large} " + ", while ".join(parts) + ". Latency (b = batch size, in ms): median of up to "

@@ -207,6 +207,7 @@ with f2:
 
 
 def timing_table(lat: dict) -> None:
+    assert int8 is not None   # timed once the int8 models are built
     timed.show(ui.int8_table(name, *sim, int8, lat, detail_cols))
     engines.markdown(ui.engines_note(name, int8, lat))
     if panel:

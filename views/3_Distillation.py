@@ -32,6 +32,7 @@ timing = None
 if not done:
     st.info(ui.untrained_note(s, cfg))
 else:
+    assert run is not None   # done
     ui.curves(s, run, baseline)
     if panel.results:
         panel.results(s, run)

@@ -47,7 +47,7 @@ URL.load()
 
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
 methods = URL.default("tradeoff_methods") if teacher or len(methods_known) == 1 else c1.multiselect(
-    "Pruning methods", list(methods_known), format_func=P.METHODS.get, key="tradeoff_methods", wrap=True)
+    "Pruning methods", list(methods_known), format_func=lambda m: P.METHODS[m], key="tradeoff_methods", wrap=True)
 structured = c2.toggle("Structured too", key="tradeoff_structured",
                        help=f"Add models with whole {structure} removed (structured: the tensors really shrink).")
 scope = URL.default("tradeoff_scope") if teacher else c3.radio(
@@ -83,6 +83,7 @@ if not methods or not ratios or not precisions:
 
 with state.friendly_errors():
     cfg = ui.grid_config(name, compare.values(setting, teacher))
+assert cfg is not None   # None: nothing to sweep, and the page stopped above
 todo = cfg.pieces()
 if opts.slow and not ui.grid_started(name, cfg):   # not computed yet, by anyone: offered, not started unasked
     offer = st.empty()  # the offer goes away once taken: the build's progress replaces it
@@ -153,15 +154,15 @@ with right:
                     delta_color="off", delta_arrow="off", help="Multiply-accumulates per example, as dense kernels "
                     "compute them: every MAC of a masked layer, fewer when channels are removed.")
     if "latency" in opts.axes:
-        lat = "not timed" if math.isnan(row.latency_ms) else f"{row.latency_ms:.3f} ms"
-        d[1].metric("Latency (measured)", lat, help="At batch 256. " + (row.latency_label or "Choose the latency "
+        latency = "not timed" if math.isnan(row.latency_ms) else f"{row.latency_ms:.3f} ms"
+        d[1].metric("Latency (measured)", latency, help="At batch 256. " + (row.latency_label or "Choose the latency "
                     "axis to time the real fp32 models."))
     st.caption(f"Non-zero weights: {row.nonzeros:,} · {row.size_rule}.")
     b1, b2 = st.columns(2)
     recipe = Recipe.from_sweep_row(name, row, ui.GRANULARITIES[granularity])
     if b1.button("Open in Pruning", key="tradeoff_to_pruning", width="stretch", disabled=recipe.prune is None,
                  help="Sets the Pruning lab's ratio, method, scope and what is removed to this configuration."
-                 if recipe.prune is not None else "This configuration prunes nothing."):
+                 if recipe.prune is not None else "This configuration prunes nothing.") and recipe.prune is not None:
         st.session_state.update(prune_ui.panel(fam).settings(recipe.prune))
         st.switch_page("views/1_Pruning.py")
     if b2.button("Open in Quantization", key="tradeoff_to_quant", width="stretch",
@@ -198,7 +199,7 @@ else:
     st.caption("MACs are counted from the layer shapes: dense kernels compute every multiply-accumulate of a masked "
                "layer, zeros included, so only removing channels lowers them. Quantization leaves them as they are.")
 if fam.name == "encoder":   # what the encoder's sizes bunch up above: its word-embedding table
-    table_w = s.model.embeddings.word_embeddings.weight
+    table_w = cache.text_sample(name).model.embeddings.word_embeddings.weight
     real_emb = "int8+emb" in set(frame.precision)
     st.caption(f"About half of the original's {base.size_bytes / 2**20:.1f} MiB is the word-embedding table "
                f"({table_w.shape[0]:,} x {table_w.shape[1]}), which neither pruning nor quantizing the Linear layers "
@@ -216,15 +217,15 @@ asked = st.session_state.setdefault("tradeoff_point_timed", [])
 if st.button("Time this point against the original", key="tradeoff_time") and (name, point) not in asked:
     asked.append((name, point))
 if (name, point) in asked:
-    lat = ui.point_latency_later(name, *point)   # timed in the background: None (a placeholder) until then
-    if lat is not None:
+    point_lat = ui.point_latency_later(name, *point)   # timed in the background: None (a placeholder) until then
+    if point_lat is not None:
         st.dataframe(pd.DataFrame([{"model": k} | {f"batch {b}, ms": round(v.median_ms, 3) for b, v in per.items()}
                                    | {f"batch {b} IQR, ms": round(v.iqr_ms, 3) for b, v in per.items()}
-                                   for k, per in lat.items()]), hide_index=True)
-        big = max(fam.timing_batches)
-        st.caption(f"Measured on this server's CPU, round-robin, on real held-out inputs. Speed-up at batch {big}: "
-                   f"{lat['original'][big].median_ms / lat['point'][big].median_ms:.2f}x. Masked weights and fake "
-                   "quantization run the same dense fp32 kernels as the original.")
+                                   for k, per in point_lat.items()]), hide_index=True)
+        largest = max(fam.timing_batches)
+        st.caption(f"Measured on this server's CPU, round-robin, on real held-out inputs. Speed-up at batch {largest}: "
+                   f"{point_lat['original'][largest].median_ms / point_lat['point'][largest].median_ms:.2f}x. Masked "
+                   "weights and fake quantization run the same dense fp32 kernels as the original.")
 
 st.subheader("Every experiment")
 st.dataframe(ui.table(frame, on_size_front, metric, opts.size_unit), hide_index=True, width="stretch", height=320)

@@ -2,6 +2,8 @@
 layer x kind of Linear) cells, or whole kinds) compressed alone — pruned or fake-quantized — and scored by the
 family's metric; then a per-group allocation that meets a budget of that metric (accuracy points, or mean cosine),
 measured against a uniform setting of the same size."""
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -43,12 +45,14 @@ c1, c2, c3 = st.columns([2, 2, 3])
 kind = c1.radio("Compress one group at a time by", list(KINDS), format_func=KINDS.get, key="sens_kind",
                 horizontal=True)
 method = URL.default("sens_method") if teacher else c2.selectbox(
-    "Pruning method", list(P.METHODS), format_func=P.METHODS.get, key="sens_method", disabled=kind != "prune",
+    "Pruning method", list(P.METHODS), format_func=lambda m: P.METHODS[m], key="sens_method", disabled=kind != "prune",
     help="Unstructured, within the layer: its lowest-scored weights go.")
+assert method is not None   # a selectbox with options always has one chosen
 granularity = URL.default("sens_granularity") if teacher else c2.radio(
     "Quantization grid", list(ui.GRANULARITIES), key="sens_granularity", horizontal=True, disabled=kind != "quantize",
     help="Symmetric k-bit grid, one scale per tensor or per channel.")
-settings, whole = (), False
+settings: tuple[float, ...] = ()
+whole = False
 if grid_layout:   # one setting at a time: every cell is one evaluation of a slow model
     if kind == "prune":
         settings = (round(float(c3.slider("Prune ratio (each layer of the group)", 0.05, 0.95, step=0.05,
@@ -149,12 +153,15 @@ if alloc.message:
 uniform = ui.nearest_uniform(alloc)
 groups_set = list(alloc.result.settings)
 st.markdown("**The allocated model**, built and evaluated, beside the uniform setting of the same size:")
+assert alloc.result.test_accuracy is not None and alloc.base_test_accuracy is not None   # measured on test too
 m = st.columns(4)
 m[0].metric("Drop, validation (measured)", ui.drop_text(metric, alloc.drop),
-            f"budget {budget:.1f} pt" if metric.percent else f"budget {budget:.3f}", delta_color="off", delta_arrow="off",
+            f"budget {budget:.1f} pt" if metric.percent else f"budget {budget:.3f}", delta_color="off",
+            delta_arrow="off",
             help=f"The allocated model built and evaluated: {metric.format(alloc.result.accuracy)} against "
-                 f"{metric.format(alloc.base_accuracy)}. The plan predicted {ui.drop_text(metric, alloc.predicted_drop)}"
-                 f" (per-group drops added up); {alloc.tries} plan(s) measured until one met the budget.")
+                 f"{metric.format(alloc.base_accuracy)}. The plan predicted "
+                 f"{ui.drop_text(metric, alloc.predicted_drop)} (per-group drops added up); {alloc.tries} plan(s) "
+                 "measured until one met the budget.")
 m[1].metric(f"Test {metric.short} (measured)", metric.format(alloc.result.test_accuracy),
             **score_delta(metric, alloc.result.test_accuracy, alloc.base_test_accuracy),
             help=f"Held-out test split, never used to choose; original {metric.format(alloc.base_test_accuracy)}.")
@@ -167,6 +174,7 @@ m[3].metric("Uniform, same size: drop", ui.drop_text(metric, (alloc.base_accurac
                  + ("the same number of weights removed, spread evenly over the layers." if kind == "prune" else
                     "the whole bit width next to the allocation's mean bits per weight."))
 left, right = st.columns([3, 2])
+series: dict[str, Sequence[float]]
 if kind == "prune":
     series = {o.name: [o.settings[n] * 100 for n in groups_set] for o in (alloc.result, *alloc.uniform)}
     axis_title, fmt = "% of the layer's weights removed", "{:.0f} %"

@@ -23,5 +23,5 @@ from .encoder import COSINE, SentenceEncoder
 register(SentenceEncoder())
 register(Classifier())
 
-__all__ = ["SPLITS", "Family", "LayerGroup", "Metric", "Score", "Scorer", "Tuning", "UnitGroup", "family_of", "get", "register", "unsupported",
-           "REGISTRY", "ACCURACY", "COSINE", "Classifier", "SentenceEncoder"]
+__all__ = ["SPLITS", "Family", "LayerGroup", "Metric", "Score", "Scorer", "Tuning", "UnitGroup", "family_of", "get",
+           "register", "unsupported", "REGISTRY", "ACCURACY", "COSINE", "Classifier", "SentenceEncoder"]

@@ -92,7 +92,9 @@ class Tuning:
     the Deep Compression pipeline take batches of `examples` training examples by index."""
 
     examples: int                                           # training examples, indexed 0..examples-1
-    loss: Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (model, batch indices) -> the batch's mean loss
+    # (model, batch indices) -> the batch's mean loss; the model is only called, so a function standing in for it
+    # (Deep Compression's forward through shared weights) fits too
+    loss: Callable[[Callable[..., torch.Tensor], torch.Tensor], torch.Tensor]
     parameters: Callable[[nn.Module], list[nn.Parameter]]   # which of a model's parameters learn
 
 
@@ -148,11 +150,12 @@ class Family(Protocol):
         gradient-based scores need. What the family lacks: a one-line ValueError (families.unsupported)."""
         ...
 
-    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
+    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor | None
                      ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         """A new, smaller model without the units of a kind that structured keep-masks drop (really removed: the
         tensors shrink), and the masks extended to everything the removal takes (e.g. the next layer's inputs).
-        `example`: one input batch, to trace the model where the family needs it. A ValueError when it cannot."""
+        `example`: one input batch, to trace the model where the family needs it (a ValueError when it needs one and
+        has None). A ValueError when it cannot."""
         ...
 
     def importance_loss(self, calibration: Any) -> Callable[[nn.Module], torch.Tensor]:

@@ -6,15 +6,15 @@ output layer; a student is the teacher with every hidden width scaled down.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .. import distillation as D
-from ..data import Split
+from ..data import Dataset, Split
 from ..metrics import accuracy, predict, weight_layers
 from .base import LayerGroup, Metric, Score, Scorer, Tuning, UnitGroup, unsupported
 
@@ -34,8 +34,8 @@ class Classifier:
     name = "classifier"
     label = "classifiers"
     metric = ACCURACY
-    unit_kinds = {"channels": "output channels (conv filters, neurons)"}
-    timing_batches = (1, 256)
+    unit_kinds: Mapping[str, str] = {"channels": "output channels (conv filters, neurons)"}
+    timing_batches: tuple[int, ...] = (1, 256)
     distill_defaults = D.DistillConfig()   # T 4, alpha 0.5, 10 epochs of Adam at 1e-2, batches of 64, 1/2 width
 
     def owns(self, sample: Any) -> bool:
@@ -43,7 +43,7 @@ class Classifier:
         return isinstance(getattr(data, "test", None), Split)
 
     def split(self, sample: Any, which: str) -> Split:
-        data = sample.data
+        data: Dataset = sample.data
         if which in ("train", "calibration"):   # calibration batches are drawn from the head of the train split
             return data.train
         if which == "validation":
@@ -60,7 +60,8 @@ class Classifier:
         return {1: x[:1], 256: x}
 
     def example(self, sample: Any) -> torch.Tensor:
-        return sample.data.test.x[:1]
+        data: Dataset = sample.data
+        return data.test.x[:1]
 
     def layers(self, model: nn.Module) -> dict[str, nn.Module]:
         return weight_layers(model)
@@ -70,7 +71,8 @@ class Classifier:
             raise unsupported(f"removing {kind}", self, list(self.unit_kinds))
         layers = weight_layers(model)
         last = list(layers)[-1] if layers else None   # its outputs are the model's outputs: never removed
-        return [UnitGroup("channels", n, int(m.weight.shape[0])) for n, m in layers.items() if n != last]
+        return [UnitGroup("channels", n, int(cast(torch.Tensor, m.weight).shape[0]))   # a Linear/Conv layer's
+                for n, m in layers.items() if n != last]
 
     def layer_groups(self, model: nn.Module, whole: bool = False) -> list[LayerGroup]:
         return [LayerGroup(n, (n,), n) for n in weight_layers(model)]   # one layer each; `whole` changes nothing
@@ -80,9 +82,11 @@ class Classifier:
         from .. import pruning  # every method, scope, norm, skip and override; structured: output channels
         return pruning.masks(model, cfg, calibration, scores)
 
-    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
+    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor | None
                      ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         from .. import pruning  # torch-pruning's dependency graph removes the channels and every input reading them
+        if example is None:
+            raise ValueError("removing channels needs an example input to trace the model")
         return pruning.split_channels(model, keep, example)
 
     def importance_loss(self, calibration: Split) -> Callable[[nn.Module], torch.Tensor]:
@@ -100,6 +104,8 @@ class Classifier:
 
     def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor, labels: torch.Tensor | None,
                      cfg: D.DistillConfig) -> D.LossParts:
+        if labels is None:   # a classifier's lesson always gives them (D.Lesson.labels)
+            raise ValueError("a classifier's distillation loss needs the labels")
         return D.classifier_loss(student_out, teacher_out, labels, cfg)
 
     def distill_lesson(self, sample: Any, cfg: D.DistillConfig) -> D.Lesson:

@@ -8,8 +8,8 @@ structured pruning removes attention heads or FFN neurons; a student keeps some 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -34,21 +34,26 @@ def cosine_scorer(split: T.TextSplit, reference: torch.Tensor, original: nn.Modu
     return score
 
 
+def _encoder(model: nn.Module) -> T.MiniLM:
+    """The family's model as what it is: a text.MiniLM (slimcore.text and slimcore.hf build no other encoder)."""
+    return cast(T.MiniLM, model)
+
+
 class SentenceEncoder:
     """Sentence set, mean cosine to the original, encoder Linears, heads and FFN neurons."""
 
     name = "encoder"
     label = "sentence encoders"
     metric = COSINE
-    unit_kinds = {"heads": "attention heads", "ffn": "FFN neurons"}
-    timing_batches = (1, 32)
+    unit_kinds: Mapping[str, str] = {"heads": "attention heads", "ffn": "FFN neurons"}
+    timing_batches: tuple[int, ...] = (1, 32)
     distill_defaults = TD.DEFAULTS   # T 0.2 (cosines are in [-1, 1]), 3 epochs of AdamW at 1e-4, half the layers
 
     def owns(self, sample: Any) -> bool:
         return isinstance(getattr(sample, "data", None), T.TextData)
 
     def split(self, sample: Any, which: str) -> T.TextSplit:
-        data = sample.data
+        data: T.TextData = sample.data
         if which in ("train", "calibration"):
             return data.train
         if which == "test":
@@ -73,7 +78,7 @@ class SentenceEncoder:
     def units(self, model: nn.Module, kind: str) -> list[UnitGroup]:
         if kind not in self.unit_kinds:
             raise unsupported(f"removing {kind}", self, list(self.unit_kinds))
-        shape = model.shape()
+        shape = _encoder(model).shape()
         where = "attention" if kind == "heads" else "intermediate"
         return [UnitGroup(kind, f"encoder.layer.{i}.{where}", n) for i, n in enumerate(shape[kind])]
 
@@ -82,21 +87,22 @@ class SentenceEncoder:
         if whole:
             return [LayerGroup(f"{T.GROUP_LABELS[g]} (all layers)", tuple(n for n in names if T.group_of(n) == g),
                                "all layers", T.GROUP_LABELS[g]) for g in T.GROUPS]
+        depth = len(_encoder(model).encoder.layer)
         return [LayerGroup(f"layer {i} · {T.GROUP_LABELS[g]}",
                            tuple(n for n in names if T.group_of(n) == g and T.layer_index(n) == i), f"layer {i}",
-                           T.GROUP_LABELS[g]) for i in range(len(model.encoder.layer)) for g in T.GROUPS]
+                           T.GROUP_LABELS[g]) for i in range(depth) for g in T.GROUPS]
 
     def prune_masks(self, model: nn.Module, cfg: Any, scores: dict[str, torch.Tensor] | None = None,
                     calibration: Any = None) -> dict[str, torch.Tensor]:
         from .. import pruning, text_prune  # units: the L1/L2 norm of the scores of their rows and columns
         if scores is None:
             scores = pruning.weight_scores(model, cfg.method, calibration, cfg.seed, family=self)
-        return text_prune.masks(model, cfg, scores)
+        return text_prune.masks(_encoder(model), cfg, scores)
 
-    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor
+    def remove_units(self, model: nn.Module, unit: str, keep: dict[str, torch.Tensor], example: torch.Tensor | None
                      ) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         from .. import text_prune  # heads and neurons sliced out of the Linear layers; the masks say it all already
-        return text_prune.remove_units(model, unit, keep), keep
+        return text_prune.remove_units(_encoder(model), unit, keep), keep
 
     def importance_loss(self, calibration: T.TextSplit) -> Callable[[nn.Module], torch.Tensor]:
         return lambda net: T.paraphrase_loss(net, calibration)   # at the original, MSE to itself has no gradient
@@ -109,7 +115,7 @@ class SentenceEncoder:
                       lambda net: [p for n, p in net.named_parameters() if n.startswith("encoder.")])
 
     def student(self, teacher: nn.Module, cfg: D.DistillConfig) -> nn.Module:
-        return TD.student(teacher, cfg)   # cfg.student of the transformer layers, copied from the teacher
+        return TD.student(_encoder(teacher), cfg)   # cfg.student of the transformer layers, copied from the teacher
 
     def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor, labels: torch.Tensor | None,
                      cfg: D.DistillConfig) -> D.LossParts:

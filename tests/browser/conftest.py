@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slimui.served import Dashboard
+from slimui.served import ROOT, Dashboard
 
 CHROMIUM = Path(os.environ.get("SLIMLAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -22,13 +22,14 @@ def _need_browser() -> None:
     pytest.skip(message)
 
 
-def Served(results: Path, warmup: bool = False, **env: str) -> Dashboard:
+def Served(results: Path, warmup: bool = False, cwd: Path = ROOT, **env: str) -> Dashboard:
     """The dashboard served as a user starts it (`python -m slimui`) with its own result cache folder, slow work in
     the background worker. No speculative slider positions on a test server: on 2 cores they starve the next tests'
-    pages. `warmup`: whether it warms up (the tests decide what is computed: no, by default)."""
+    pages. `warmup`: whether it warms up (the tests decide what is computed: no, by default); `cwd`: the folder it is
+    started in (default: the checkout, whose slimui it then runs)."""
     _need_browser()
     try:
-        return Dashboard(results, warmup=warmup, prefetch=False, env=env)
+        return Dashboard(results, warmup=warmup, prefetch=False, env=env, cwd=cwd)
     except RuntimeError as e:
         pytest.fail(str(e))
 

@@ -6,6 +6,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from slimui.served import Dashboard
 from tests.browser.conftest import Served
 from tests.browser.helpers import PENDING, STATE, metric, wait_complete
 
@@ -48,7 +49,7 @@ def test_a_restarted_server_serves_kept_figures_and_recomputes_a_tampered_file(b
     results = tmp_path / "results"
     pages = []
 
-    def visit(served: Served) -> tuple[str, list[float]]:
+    def visit(served: Dashboard) -> tuple[str, list[float]]:
         ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
         page = ctx.new_page()
         pages.append(ctx)

@@ -21,6 +21,7 @@ def predict(page, step: L.Step) -> None:
     if step.options:
         box.locator("[data-testid='stRadio']").get_by_text(step.options[0].label, exact=True).click()
     else:
+        assert step.number is not None   # a step without options asks for a number
         field = box.locator("[data-testid='stNumberInput'] input")
         field.fill(f"{step.number.lo:g}")
         field.press("Enter")
@@ -69,7 +70,7 @@ def test_every_step_of_the_lesson_opens_its_view_and_reveals_the_measured_figure
 
 
 def test_a_lesson_followed_by_its_links_sets_each_steps_view(server, page):
-    lesson = FOUND["per-layer-vs-global"]
+    assert "per-layer-vs-global" in FOUND   # the lesson followed below
     page.goto(f"{server}/Pruning?model=digits-cnn&prune_ratio=0.3&prune_method=random")   # the session's own view
     wait_idle(page)
     page.locator("[data-testid='stSidebarNav']").get_by_role("link", name=re.compile("Lessons")).click()  # in-app
@@ -86,5 +87,6 @@ def test_a_lesson_followed_by_its_links_sets_each_steps_view(server, page):
     expect(box).to_contain_text("step 2 of 4", timeout=60_000)
     wait_idle(page)
     assert "prune_scope=global" in page.url
-    expect(page.locator("[data-testid='stRadio']", has_text="Scope").locator("input[type=radio]").nth(1)).to_be_checked()
+    expect(page.locator("[data-testid='stRadio']", has_text="Scope")
+           .locator("input[type=radio]").nth(1)).to_be_checked()
     assert "away from this step's setting" not in box.inner_text()

@@ -3,9 +3,9 @@ model, and each sees only the figures of their own model and ratio."""
 import pytest
 from playwright.sync_api import expect
 
-import slimcore
 from slimcore import pruning as P
 from tests.browser.helpers import expect_metric, wait_idle
+from tests.conftest import load_classifier
 
 pytestmark = pytest.mark.browser
 
@@ -13,7 +13,7 @@ PEOPLE = [("digits-mlp", 0.30, +25), ("digits-cnn", 0.70, -25)]  # model, ratio 
 
 
 def _figures(name: str, ratio: float) -> tuple[str, str]:
-    s = slimcore.load_sample(name)
+    s = load_classifier(name)
     r = P.evaluate(s.model, P.PruneConfig(round(ratio, 2)), s.test)[0]
     return f"{r.nonzeros:,}", f"{r.score.value:.2%}"
 

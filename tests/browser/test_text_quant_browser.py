@@ -26,7 +26,8 @@ def wait_for_grid(page, levels: str, bits: int) -> None:
 def test_bits_slider_moves_the_grid_and_the_measured_cosine(server, page):
     s = slimcore.load_sample("minilm")
     ref = T.embed(s.model, s.data.quick_set)
-    want = {b: f"{T.evaluate(TQ.fake_quantized(s.model, QuantConfig(b, per_channel=False)), s.data.quick_set, ref).mean_cosine:.4f}"
+    want = {b: format(T.evaluate(TQ.fake_quantized(s.model, QuantConfig(b, per_channel=False)), s.data.quick_set,
+                                 ref).mean_cosine, ".4f")
             for b in (8, 7)}
 
     page.goto(f"{server}/Quantization?model=minilm")

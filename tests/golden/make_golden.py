@@ -105,6 +105,13 @@ def digest(t: torch.Tensor | np.ndarray) -> str:
                           ).hexdigest()[:20]
 
 
+def param(layer: torch.nn.Module, name: str = "weight") -> torch.Tensor:
+    """A layer's weight (or bias) tensor; typed, where `layer.weight` of an nn.Module is a Tensor or a Module."""
+    p = getattr(layer, name)
+    assert isinstance(p, torch.Tensor), name
+    return p
+
+
 def no_seconds(detail: str) -> str:
     """A detail string without its trailing timing ("...; 1.2 s"), which is not deterministic."""
     return re.sub(r"; [0-9.]+ s$", "", detail)
@@ -248,7 +255,7 @@ def quantization_classifier(name: str) -> dict:
             "errors": {e.name: {"numel": e.numel, "mse": e.mse, "max_abs": e.max_abs, "sqnr_db": e.sqnr_db,
                                 "distinct": e.distinct} for e in Q.layer_errors(s.model, qm)},
             "size": modelled(Q.modelled_bytes(s.model, cfg)),
-            "grid": {n: _levels(m.weight.detach(), cfg) for n, m in layers.items()},
+            "grid": {n: _levels(param(m).detach(), cfg) for n, m in layers.items()},
             "weights": {n: digest(w) for n, w in qw.items()},
         }
     curves = {}
@@ -274,8 +281,8 @@ def quantization_classifier(name: str) -> dict:
     for int_bits, frac_bits in ((0, 7), (2, 5), (1, 14)):
         per = {}
         for n, m in layers.items():
-            fq = Q.fixed_point(m.weight.detach(), int_bits, frac_bits)
-            per[n] = {"sqnr_db": Q.sqnr_db(m.weight, fq), "distinct": int(torch.unique(fq).numel()),
+            fq = Q.fixed_point(param(m).detach(), int_bits, frac_bits)
+            per[n] = {"sqnr_db": Q.sqnr_db(param(m), fq), "distinct": int(torch.unique(fq).numel()),
                       "digest": digest(fq)}
         out["fixed_point"][f"Q{int_bits}.{frac_bits}"] = per
     return out
@@ -297,7 +304,7 @@ def distillation_classifier(name: str) -> dict:
     out: dict[str, Any] = {"teacher_logits_digest": digest(logits), "teacher_params": sum(
         p.numel() for p in s.model.parameters())}
     for i in (0, 1, 7):
-        ex = {"label": int(s.test.y[i]), "pred": int(logits[i].argmax())}
+        ex: dict[str, Any] = {"label": int(s.test.y[i]), "pred": int(logits[i].argmax())}
         for t in (1.0, 4.0, 20.0):
             p = D.soften(logits[i], t)
             ex[f"T{t:g}"] = {"probs": p.tolist(), "entropy_bits": float(D.entropy_bits(p))}
@@ -315,10 +322,13 @@ def distillation_classifier(name: str) -> dict:
         out[f"loss/T{t:g}-alpha{alpha:g}{'' if t2 else '-noT2'}"] = {
             "total": float(parts.total), "soft": float(parts.soft), "hard": float(parts.hard)}
     res = slimcore.distill(s, cfg)   # T 4, alpha 0.5, seed 0 (the defaults), a fresh 1/4-width student
+    epochs = {}
+    for e in res.history:
+        assert e.train_score is not None   # a classifier's epochs score the training examples too
+        epochs[f"epoch{e.epoch}"] = {"soft_loss": e.soft, "hard_loss": e.hard, "loss": e.loss,
+                                     "train_accuracy": e.train_score.value, "val_accuracy": e.score.value}
     out["train/width0.25-T4-alpha0.5-2epochs"] = {
-        **{f"epoch{e.epoch}": {"soft_loss": e.soft, "hard_loss": e.hard, "loss": e.loss,
-                               "train_accuracy": e.train_score.value, "val_accuracy": e.score.value}
-           for e in res.history},
+        **epochs,
         "test_accuracy": slimcore.accuracy(res.student, s.test),
         "size_bytes": slimcore.serialized_bytes(res.student)}
     return out
@@ -356,7 +366,8 @@ def _scan(frame) -> dict:
     base = frame.attrs["base_score"]
     return {"base_accuracy": base, "settings": settings,
             "accuracy": {n: [float(v) for v in g.score] for n, g in frame.groupby("group", sort=False)},
-            "drop_points": {n: [float((base - v) * 100) for v in g.score] for n, g in frame.groupby("group", sort=False)},
+            "drop_points": {n: [float((base - v) * 100) for v in g.score]
+                            for n, g in frame.groupby("group", sort=False)},
             "weights": {n: int(g.weights.iloc[0]) for n, g in frame.groupby("group", sort=False)}}
 
 
@@ -416,8 +427,8 @@ def home_text() -> dict:
         if n.startswith("embeddings.") and p.dim() == 2:
             rows[n] = {"group": "embeddings", "shape": list(p.shape), "params": p.numel()}
     for n, lin in T.linear_layers(s.model).items():
-        rows[n] = {"group": T.GROUP_LABELS[T.group_of(n)], "shape": list(lin.weight.shape),
-                   "params": lin.weight.numel() + lin.bias.numel()}
+        rows[n] = {"group": T.GROUP_LABELS[T.group_of(n)], "shape": list(param(lin).shape),
+                   "params": param(lin).numel() + param(lin, "bias").numel()}
     near = T.nearest(full)
     return {
         "card": {"architecture": s.card["architecture"], "parameters": s.card["parameters"],
@@ -433,9 +444,10 @@ def home_text() -> dict:
     }
 
 
-def _text_prune_report(rep: P.PruneReport, model: torch.nn.Module) -> dict:
+def _text_prune_report(rep: P.PruneReport, model: torch.nn.Module | None) -> dict:
     """The text lab's figures of a PruneReport: those of the thin encoder when units were removed."""
     fig = rep.thin if rep.cfg.structured else rep
+    assert fig is not None and isinstance(model, T.MiniLM)   # whole heads or neurons: a thin encoder was measured
     removed = ({f"layer {i}": v for i, v in enumerate(rep.unit_removed.values())} if rep.cfg.structured else
                {n: int((~m).sum()) / m.numel() for n, m in text_masks(rep.cfg).items()})
     return {"quality": quality(fig.score.detail), "params": fig.params, "nonzeros": fig.nonzeros,
@@ -492,7 +504,8 @@ def quantization_text() -> dict:
             grid = TQ.layer_grid(s.model, "encoder.layer.5.output.dense", cfg)
             lv = grid["levels"].tolist()
             out[f"fake/{bits}bit-{g}"] = {
-                "describe": cfg.describe(), "quality": quality(q), "size": modelled(Q.modelled_bytes(s.model, cfg, TQ.layers(s.model))),
+                "describe": cfg.describe(), "quality": quality(q),
+                "size": modelled(Q.modelled_bytes(s.model, cfg, TQ.layers(s.model))),
                 "grid": {"count": len(lv), "levels": lv if len(lv) <= 16 else [lv[0], lv[1], lv[-2], lv[-1]],
                          "note": grid["note"], "half_step": grid["half_step"], "q_digest": digest(grid["q"]),
                          "shape": list(grid["shape"])}}
@@ -503,7 +516,7 @@ def quantization_text() -> dict:
         out[f"int8/{label}"] = {"quality": quality(T.evaluate(r.model, quick, ref)),
                                 "size_bytes": slimcore.serialized_bytes(r.model), "notes": " ".join(r.notes),
                                 "engine": r.engine, "kind": r.kind}
-    linear = sum(lin.weight.numel() for lin in T.linear_layers(s.model).values())
+    linear = sum(param(lin).numel() for lin in T.linear_layers(s.model).values())
     out["linear_weights"] = linear
     return out
 
@@ -523,7 +536,8 @@ def sensitivity_text() -> dict:
     # cells of the generic scan (slimcore.sensitivity): (config, setting, transformer layer, group); the keys keep the
     # old CellConfig's fields (kind, ratio 0.5 and 4 bits by default)
     cells = [(SE.ScanConfig("prune"), 0.5, 0, "qkv"), (SE.ScanConfig("prune"), 0.5, 5, "ffn_out"),
-             (SE.ScanConfig("quantize"), 4, 0, "ffn_in"), (SE.ScanConfig("quantize", per_channel=True), 3, 3, "attn_out")]
+             (SE.ScanConfig("quantize"), 4, 0, "ffn_in"),
+             (SE.ScanConfig("quantize", per_channel=True), 3, 3, "attn_out")]
     groups = {(g.row, g.column): g for g in slimcore.family_of(s).layer_groups(model)}
     scorer = slimcore.family_of(s).scorer(s, "validation")   # the quick set, reference embeddings as text_reference
     rows = []
@@ -600,7 +614,8 @@ def distillation_text() -> dict:
                                   "student3": TD.similarity_distribution(student_emb, t)[anchor].tolist()}
     # the keys keep the text lab's old alpha (the weight of the embedding MSE); alpha is now the soft term's weight
     for t, alpha in ((0.2, 0.5), (0.05, 0.0), (1.0, 1.0), (2.0, 0.3)):
-        parts = TD.distill_loss(student_emb, teacher_emb, None, dataclasses.replace(dflt, temperature=t, alpha=1 - alpha))
+        parts = TD.distill_loss(student_emb, teacher_emb, None,
+                                dataclasses.replace(dflt, temperature=t, alpha=1 - alpha))
         out[f"loss/T{t:g}-alpha{alpha:g}"] = {"total": float(parts.total), "embedding": float(parts.hard),
                                                "kl": float(parts.soft)}
     cfg = dataclasses.replace(dflt, student=TD.share(s.model, 1), epochs=1)   # 1 layer; the page's other defaults

@@ -1,1 +1,0 @@
-"""UI glue between the Streamlit pages and slimcore: cached loaders, session-state keys, the shared sidebar."""
