@@ -19,7 +19,7 @@ from . import distillation as D
 from . import pruning as P
 from . import quantization as Q
 from . import text_quant as TQ  # noqa: F401 (registers the encoder's real int8 builder, slimcore.int8.build)
-from .families import Score, family_of, unsupported
+from .families import Score, Scorer, Tuning, family_of, unsupported
 from .metrics import Latency, LayerInfo, compare_latency, flop_macs, layer_table, serialized_bytes
 
 # ----------------------------------------------------------------------------------------------------- measure
@@ -96,13 +96,14 @@ def prune(sample: Any, cfg: P.PruneConfig) -> nn.Module:
 
 def prune_gradually(sample: Any, cfg: P.GradualConfig, *,
                     on_step: Callable[[P.GradualStep, float], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> P.GradualResult:
+                    should_stop: Callable[[], bool] | None = None, tuning: Tuning | None = None,
+                    scorers: tuple[Scorer, Scorer] | None = None) -> P.GradualResult:
     """Prune a copy of the sample's model along the cubic schedule, fine-tuning between steps on what its family
-    trains on (pruning.gradual_prune); `on_step`, `should_stop` as there."""
+    trains on (pruning.gradual_prune); `on_step`, `should_stop`, `tuning` and `scorers` as there."""
     fam = family_of(sample)
     if cfg.prune.structured and cfg.prune.unit not in fam.unit_kinds:
         raise unsupported(f"structured pruning of {cfg.prune.unit!r}", fam, list(fam.unit_kinds))
-    return P.gradual_prune(sample, cfg, on_step, should_stop)
+    return P.gradual_prune(sample, cfg, on_step, should_stop, tuning=tuning, scorers=scorers)
 
 
 # ---------------------------------------------------------------------------------------------------- quantize

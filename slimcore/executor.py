@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .paths import IMPORT_ROOT
+from .paths import child_env
 
 ENV = "SLIMLAB_RAY_ADDRESS"           # the dashboard's cluster: "auto", or host:port of a running Ray head
 OnDone = Callable[[int, Any], None]   # on_done(item index, its result), as each piece is finished
@@ -168,7 +168,7 @@ class Ray:
     def _init(self, ray: Any) -> None:
         try:
             ray.init(address=self.address, log_to_driver=False, configure_logging=False, namespace="slimlab",
-                     runtime_env={"env_vars": {"PYTHONPATH": str(IMPORT_ROOT)}})
+                     runtime_env={"env_vars": child_env()})
         except (ConnectionError, RuntimeError, ValueError) as e:
             line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise ExecutorError(f"no Ray cluster at {self.address!r}: {line}") from None
@@ -267,7 +267,7 @@ class LocalCluster:
                  ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
                   "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port"),
                  ports[1:]))],
-            env=dict(os.environ, PYTHONPATH=str(IMPORT_ROOT), RAY_AUTH_MODE="disabled"), stdout=subprocess.DEVNULL,
+            env=dict(os.environ, **child_env(), RAY_AUTH_MODE="disabled"), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True)
         self.address = f"127.0.0.1:{port}"
         deadline = time.monotonic() + self.timeout

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from .families import family_of
-from .paths import IMPORT_ROOT
+from .paths import child_env
 
 ENGINE = "onnxruntime"
 
@@ -270,7 +270,7 @@ def made(job: Job) -> tuple[bytes, list[bytes], list[dict[str, int]]]:
             torch.save(job, folder / "job.pt")
         except Exception:  # something unpicklable (a local function in a hook): build it in this process
             return job.run()
-        env = dict(os.environ, PYTHONPATH=str(IMPORT_ROOT),
+        env = dict(os.environ, **child_env(),
                    OMP_NUM_THREADS=str(torch.get_num_threads()))
         child = subprocess.run([sys.executable, "-m", "slimcore.ort_int8", str(folder)], env=env,
                                capture_output=True, text=True, timeout=CHILD_SECONDS)

@@ -12,6 +12,24 @@ def _first_dir(*candidates: Path) -> Path:
 
 
 SAMPLE_DIR = _first_dir(_HERE / "sample_models", _HERE.parent / "sample_models")
-# The folder that holds the slimcore package: what a worker process (a Ray task, the sandbox) needs on its import
-# path to import slimcore, installed or in a checkout.
-IMPORT_ROOT = _HERE.parent
+
+
+def _site_dirs() -> set[Path]:
+    import site
+    import sysconfig
+
+    dirs = [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_path("purelib"),
+            sysconfig.get_path("platlib")]
+    return {Path(d).resolve() for d in dirs if d}
+
+
+# What a child process (the upload sandbox, ONNX Runtime's builder, a Ray worker) needs on its PYTHONPATH to import
+# this slimcore: the checkout's root (or whatever folder slimcore sits in outside site-packages); None when slimcore
+# is installed in a site-packages folder, which the child's interpreter finds by itself (put on PYTHONPATH, it would
+# come before the standard library).
+IMPORT_ROOT: Path | None = None if _HERE.parent in _site_dirs() else _HERE.parent
+
+
+def child_env() -> dict[str, str]:
+    """The environment variables a child process needs to import this slimcore ({} when installed)."""
+    return {} if IMPORT_ROOT is None else {"PYTHONPATH": str(IMPORT_ROOT)}

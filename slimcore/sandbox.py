@@ -22,7 +22,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any, NoReturn, cast
 
-from .paths import IMPORT_ROOT
+from .paths import child_env
 
 GiB = 2**30
 
@@ -59,7 +59,7 @@ def read(model: bytes, data: bytes | None, limit: int, limits: Limits = LIMITS,
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     from .data import cache_dir
 
-    env |= {"PYTHONPATH": str(IMPORT_ROOT), "OMP_NUM_THREADS": "1",
+    env |= child_env() | {"OMP_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "SLIMLAB_CACHE": str(cache_dir())}   # the shipped datasets it may match a model to (HOME is a temp dir)
     with tempfile.TemporaryDirectory(prefix="slimlab-read-") as home, tempfile.TemporaryFile() as err:

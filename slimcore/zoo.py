@@ -14,7 +14,7 @@ from . import paths, text
 from .data import Dataset, Split, load_dataset
 
 SAMPLE_DIR = paths.SAMPLE_DIR   # tests point it at a folder of their own
-RETRAIN_COMMAND = "python sample_models/train.py"
+RETRAIN_COMMAND = "python sample_models/train.py"   # from a SlimLab checkout (an installed package: reinstall it)
 
 
 class DigitsMLP(nn.Module):
@@ -233,7 +233,7 @@ def load_sample(name: str) -> Sample | text.TextSample:
     s = spec(name)
     model = s.build()
     wpath, cpath = weights_path(name), card_path(name)
-    hint = f"regenerate it with `{RETRAIN_COMMAND}`"
+    hint = f"regenerate it with `{RETRAIN_COMMAND}` in a SlimLab checkout, or reinstall the package"
     try:
         state = torch.load(wpath, map_location="cpu", weights_only=True)
     except FileNotFoundError:

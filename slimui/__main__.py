@@ -5,9 +5,9 @@ them.
     slimlab [--cache DIR] [--port N] [streamlit options...]
 
 --cache DIR keeps the datasets and computed results in DIR (default: $SLIMLAB_CACHE, else ~/.cache/slimlab); --port
-is short for --server.port (default 8501). Every other option goes to `streamlit run` unchanged, for example
---server.address 0.0.0.0 or --server.headless true. The dashboard's own Streamlit settings (.streamlit/config.toml
-beside app.py) are read wherever the command is started from."""
+is short for --server.port (default 8501, Streamlit's, or STREAMLIT_SERVER_PORT). Every other option goes to
+`streamlit run` unchanged, for example --server.address 0.0.0.0 or --server.headless true. The dashboard's own
+Streamlit settings (.streamlit/config.toml beside app.py) are read wherever the command is started from."""
 from __future__ import annotations
 
 import argparse
@@ -35,7 +35,7 @@ def _warm_up_when_served(timeout: float = 60.0) -> None:
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Our own options, and the rest (Streamlit's) in the order given. --port/--server.port default to 8501."""
+    """Our own options, and the rest (Streamlit's) in the order given."""
     parser = argparse.ArgumentParser(
         prog="slimlab", description="Serve the SlimLab dashboard. Options not listed here go to `streamlit run` "
                                     "(see `streamlit run --help`), e.g. --server.address 0.0.0.0.")
@@ -47,10 +47,10 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if ours.port is not None:
         if not 0 < ours.port < 65536:
             parser.error(f"--port {ours.port}: a port is a number from 1 to 65535")
+        if any(a == "--server.port" or a.startswith("--server.port=") for a in rest):
+            parser.error("give the port once: --port or --server.port")
         rest = ["--server.port", str(ours.port), *rest]
-    elif not any(a == "--server.port" or a.startswith("--server.port=") for a in rest):
-        rest = ["--server.port", str(DEFAULT_PORT), *rest]
-    return ours, rest
+    return ours, rest   # no port given: Streamlit's own (8501, or STREAMLIT_SERVER_PORT / server.port in a config)
 
 
 def main(argv: list[str] | None = None) -> None:

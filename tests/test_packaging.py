@@ -76,16 +76,17 @@ def test_the_installed_package_runs_outside_the_checkout_and_sweeps_as_the_clone
     assert sweep(elsewhere, env) == sweep(ROOT, clone_env)
 
 
-def test_slimlab_serves_on_8501_unless_told_and_passes_streamlit_options_through():
+def test_slimlab_passes_streamlit_options_through_and_leaves_the_default_port_to_streamlit():
     ours, rest = slimlab.parse([])
-    assert rest == ["--server.port", "8501"] and ours.cache is None
+    assert rest == [] and ours.cache is None   # 8501, or STREAMLIT_SERVER_PORT / a config's server.port
     assert slimlab.parse(["--port", "8777", "--server.headless", "true"])[1] == [
         "--server.port", "8777", "--server.headless", "true"]
     assert slimlab.parse(["--server.port", "8777"])[1] == ["--server.port", "8777"]
     assert slimlab.parse(["--server.port=8777"])[1] == ["--server.port=8777"]
 
 
-@pytest.mark.parametrize("argv", [["--port", "0"], ["--port", "http"], ["--port", "70000"]])
+@pytest.mark.parametrize("argv", [["--port", "0"], ["--port", "http"], ["--port", "70000"],
+                                  ["--port", "8777", "--server.port", "8000"]])
 def test_slimlab_refuses_a_port_that_is_not_one(argv, capsys):
     with pytest.raises(SystemExit) as e:
         slimlab.parse(argv)
@@ -101,7 +102,7 @@ def test_slimlab_cache_option_sets_the_cache_folder_and_runs_the_installed_app(m
     slimlab.main(["--cache", str(tmp_path / "new" / "cache"), "--server.headless", "true"])
     assert os.environ["SLIMLAB_CACHE"] == str((tmp_path / "new" / "cache").resolve())
     assert (tmp_path / "new" / "cache").is_dir()
-    assert seen["argv"] == ["streamlit", "run", str(slimlab.APP), "--server.port", "8501", "--server.headless", "true"]
+    assert seen["argv"] == ["streamlit", "run", str(slimlab.APP), "--server.headless", "true"]
 
 
 def test_slimlab_says_in_one_line_when_the_cache_folder_cannot_be_made(monkeypatch, tmp_path):

@@ -150,10 +150,12 @@ def test_onnx_runtime_int8_wraps_the_residual_adds_in_quantize_nodes(resnet):
 
 @pytest.mark.slow
 def test_retraining_reproduces_the_shipped_weights(resnet):
-    """sample_models/train.py is deterministic (one thread): training again gives the shipped tensors bit for bit."""
+    """sample_models/train.py is deterministic (one thread): training again gives the shipped tensors bit for bit, on
+    the kind of CPU they were trained on. On another (an Intel Xeon with AVX-512 here: other kernels, other last bits,
+    amplified by 40 epochs) the recipe must still give as good a model: test accuracy within one point."""
     import importlib.util
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, recording_cpu
 
     spec = importlib.util.spec_from_file_location("train_samples", ROOT / "sample_models" / "train.py")
     train = importlib.util.module_from_spec(spec)
@@ -167,5 +169,9 @@ def test_retraining_reproduces_the_shipped_weights(resnet):
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
     shipped = resnet.model.state_dict()
-    assert all(torch.equal(v, shipped[k]) for k, v in model.state_dict().items())
-    assert card["test_accuracy"] == resnet.card["test_accuracy"]
+    if recording_cpu():
+        assert all(torch.equal(v, shipped[k]) for k, v in model.state_dict().items())
+        assert card["test_accuracy"] == resnet.card["test_accuracy"]
+    else:
+        assert set(model.state_dict()) == set(shipped)
+        assert abs(slimcore.accuracy(model, resnet.test) - resnet.card["test_accuracy"]) <= 0.01
